@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/push/server"
+)
+
+type serveOptions struct {
+	addr          string
+	store         string
+	history       int
+	historyAge    time.Duration
+	presenceGrace time.Duration
+	longPollWait  time.Duration
+	heartbeat     time.Duration
+	writeTimeout  time.Duration
+	maxText       int
+	maxLag        int
+	logLevel      string
+	shutdownWait  time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server",
+		Example: `  pushd serve
+  pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.store, "store", "memory", "event store: memory")
+	f.IntVar(&o.history, "history", 10000, "events kept per stream")
+	f.DurationVar(&o.historyAge, "history-age", 0, "drop events older than this (0: keep by count only)")
+	f.DurationVar(&o.presenceGrace, "presence-grace", 5*time.Second, "how long a user stays present after their last connection closes")
+	f.DurationVar(&o.longPollWait, "long-poll-wait", 25*time.Second, "longest wait of one long poll")
+	f.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "SSE heartbeat comment and WebSocket ping interval")
+	f.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "a subscriber that takes longer to accept one write is dropped (and resumes)")
+	f.IntVar(&o.maxText, "max-text", 4096, "longest message text in bytes")
+	f.IntVar(&o.maxLag, "max-lag", 4096, "events a live subscriber may fall behind before it is told to reconnect")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	return cmd
+}
+
+func (o *serveOptions) run(ctx context.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.store != "memory" {
+		return fmt.Errorf("--store %q: only memory is available", o.store)
+	}
+	if o.history < 1 {
+		return fmt.Errorf("--history %d: keep at least 1 event per stream", o.history)
+	}
+	srv, err := server.New(server.Config{
+		History:       o.history,
+		HistoryAge:    o.historyAge,
+		PresenceGrace: o.presenceGrace,
+		LongPollWait:  o.longPollWait,
+		Heartbeat:     o.heartbeat,
+		WriteTimeout:  o.writeTimeout,
+		MaxTextBytes:  o.maxText,
+		MaxLag:        o.maxLag,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "history", o.history)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: telling clients to reconnect")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
+	defer cancel()
+	// Stop accepting first, then end the subscriptions; Shutdown waits for
+	// plain requests, srv.Shutdown for the streams (hijacked ones too).
+	hsDone := make(chan error, 1)
+	go func() { hsDone <- hs.Shutdown(sctx) }()
+	serr := srv.Shutdown(sctx)
+	herr := <-hsDone
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("serve", "err", err)
+	}
+	if err := errors.Join(serr, herr); err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

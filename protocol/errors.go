@@ -1,0 +1,44 @@
+package protocol
+
+import "fmt"
+
+// Error codes of the error body. Clients branch on the code, people read the
+// message.
+const (
+	CodeInvalidJSON      = "invalid_json"       // 400: body is not valid JSON, has unknown fields or wrong types
+	CodeInvalidName      = "invalid_name"       // 400: room or user name outside [A-Za-z0-9._-]{1,64}
+	CodeInvalidCursor    = "invalid_cursor"     // 400: since= or Last-Event-ID is not a cursor
+	CodeInvalidParam     = "invalid_param"      // 400: a query parameter or field has a bad value
+	CodeEmptyText        = "empty_text"         // 400: message text is empty
+	CodeTextTooLong      = "text_too_long"      // 413: message text over the limit
+	CodeBodyTooLarge     = "body_too_large"     // 413: request body over the limit
+	CodeUnsupportedMedia = "unsupported_media"  // 415: body is not application/json
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeNotFound         = "not_found"          // 404
+	CodeConflict         = "conflict"           // 409: the request does not fit the resource's state
+	CodeUnavailable      = "unavailable"        // 503: the server cannot take it now; retry
+	CodeInternal         = "internal"           // 500: a server fault, never a client mistake
+)
+
+// ErrorBody is the JSON body of every 4xx and 5xx answer:
+// {"error":{"code":"<slug>","message":"<text>"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is an error answer as a Go error, used by clients.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // one of the Code* constants
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
+}

@@ -1,0 +1,97 @@
+package protocol
+
+import "time"
+
+// Type is the kind of an event.
+type Type string
+
+// The event types. Login, logout and message happen in rooms; progress on the
+// tasks stream; reset is sent by the server, never stored, to say that the
+// client may have missed events and should refetch any state it keeps.
+const (
+	TypeLogin    Type = "login"
+	TypeLogout   Type = "logout"
+	TypeMessage  Type = "message"
+	TypeProgress Type = "progress"
+	TypeReset    Type = "reset"
+)
+
+// Reset reasons, carried in Event.Reason of a reset event.
+const (
+	// ResetEpochChanged: the cursor's epoch is not the stream's, so the
+	// history it refers to is gone (for example the server restarted on a
+	// memory store).
+	ResetEpochChanged = "epoch_changed"
+	// ResetRetention: events after the cursor were dropped by retention.
+	ResetRetention = "history_truncated"
+	// ResetCursorAhead: the cursor names a seq the stream never reached.
+	ResetCursorAhead = "cursor_ahead"
+)
+
+// TasksStream is the name of the stream that carries every task's progress.
+const TasksStream = "tasks"
+
+// RoomStream returns the stream name of a chat room: "room/<name>".
+func RoomStream(room string) string { return "room/" + room }
+
+// Event is one entry of a stream's log, identical on every transport.
+//
+// Seq rises by one per event within a stream and Epoch changes whenever the
+// stream's history is lost; together they form the event's Cursor. Fields
+// that do not apply to a type are left out of the JSON.
+type Event struct {
+	Seq    uint64    `json:"seq"`
+	Epoch  string    `json:"epoch"`
+	Stream string    `json:"stream"`
+	Type   Type      `json:"type"`
+	Time   time.Time `json:"time"`
+	User   string    `json:"user,omitempty"`
+	Text   string    `json:"text,omitempty"`
+	// Reason says why a reset was sent (one of the Reset* constants).
+	Reason string `json:"reason,omitempty"`
+	// Task is the state of a task after a change, on progress events.
+	Task *Task `json:"task,omitempty"`
+}
+
+// Cursor returns the position of e in its stream.
+func (e *Event) Cursor() Cursor { return Cursor{Epoch: e.Epoch, Seq: e.Seq} }
+
+// Poll is the body of a long-poll or short-poll answer.
+type Poll struct {
+	Events []Event `json:"events"`
+	// Cursor is where the next poll continues: pass it back as ?since=.
+	Cursor string `json:"cursor"`
+}
+
+// Presence is the body of GET /v1/rooms/{room}/presence.
+type Presence struct {
+	Users []string `json:"users"`
+}
+
+// PublishRequest is the body of POST /v1/rooms/{room}/messages.
+type PublishRequest struct {
+	User string `json:"user"`
+	Text string `json:"text"`
+}
+
+// Close reasons: why the server ended a subscription. They are sent as the
+// reason of a WebSocket close frame and in the "close" event of SSE.
+const (
+	CloseSlowConsumer = "slow_consumer"
+	CloseShutdown     = "server_shutdown"
+)
+
+// WebSocket close codes used by the server besides the standard ones.
+const (
+	// CloseCodeServiceRestart (1012, standard) means the server is going
+	// away for a restart: reconnect with the last cursor.
+	CloseCodeServiceRestart = 1012
+	// CloseCodeSlowConsumer means the subscriber fell too far behind; it
+	// should reconnect with its last cursor and will lose nothing.
+	CloseCodeSlowConsumer = 4008
+)
+
+// BatchSubprotocol is the WebSocket subprotocol in which one message may
+// carry several events, separated by "\n". Without it, every message is
+// exactly one event.
+const BatchSubprotocol = "pushd.batch.v1"

@@ -1,0 +1,36 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrBadName is returned (wrapped) by ValidateName.
+var ErrBadName = errors.New("bad name")
+
+// MaxNameLen is the longest room or user name.
+const MaxNameLen = 64
+
+// ValidateName checks a room or user name: 1 to 64 of [A-Za-z0-9._-].
+// what names the thing in the error ("room", "user").
+func ValidateName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: %s name is empty; use 1 to %d of A-Z a-z 0-9 . _ -", ErrBadName, what, MaxNameLen)
+	}
+	if len(name) > MaxNameLen || !nameChars(name) {
+		return fmt.Errorf("%w: %s name %q: use 1 to %d of A-Z a-z 0-9 . _ -", ErrBadName, what, clip(name), MaxNameLen)
+	}
+	return nil
+}
+
+func nameChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,36 @@
+package protocol
+
+import "time"
+
+// TaskState is where a task is in its life.
+type TaskState string
+
+// Task states. Queued and running are live; the others are final.
+const (
+	TaskQueued    TaskState = "queued"
+	TaskRunning   TaskState = "running"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+	TaskCancelled TaskState = "cancelled"
+)
+
+// Final reports whether s is an end state.
+func (s TaskState) Final() bool {
+	return s == TaskSucceeded || s == TaskFailed || s == TaskCancelled
+}
+
+// Task is a background task as the API and progress events show it.
+type Task struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	Name       string     `json:"name"`
+	State      TaskState  `json:"state"`
+	Done       int64      `json:"done"`
+	Total      int64      `json:"total"`
+	Percent    float64    `json:"percent"`
+	Message    string     `json:"message,omitempty"`
+	ETASeconds *float64   `json:"eta_seconds,omitempty"`
+	Created    time.Time  `json:"created"`
+	Started    *time.Time `json:"started,omitempty"`
+	Finished   *time.Time `json:"finished,omitempty"`
+}

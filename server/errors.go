@@ -1,0 +1,96 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/pushd/push/protocol"
+)
+
+// apiError is an error answer: an HTTP status, a code from protocol and a
+// message a person can act on.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// writeError writes err as the JSON error body. Errors that are not an
+// apiError are server faults: they are logged and answered with a 500 that
+// does not leak details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
+	}
+	writeJSON(w, ae.status, protocol.ErrorBody{Error: protocol.ErrorDetail{Code: ae.code, Message: ae.message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error: encode answer"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decodeJSON reads a JSON request body into v: application/json only, at
+// most the body limit, no unknown fields, nothing after the value.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || mt != "application/json" {
+		return errorf(http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia,
+			"the body must be JSON with Content-Type: application/json (got %q)", ct)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, s.cfg.MaxBodyBytes)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
+	} else if !errors.Is(err, io.EOF) {
+		return jsonError(err, s.cfg.MaxBodyBytes)
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 or 413 that says what is wrong.
+func jsonError(err error, limit int64) *apiError {
+	var maxErr *http.MaxBytesError
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &maxErr):
+		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
+	case errors.As(err, &syntaxErr):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.As(err, &typeErr):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case errors.Is(err, io.EOF):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is empty; send a JSON object")
+	default:
+		// Unknown fields and truncated bodies: the decoder's text says which.
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "invalid JSON body: %v", err)
+	}
+}

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/pushd/push/protocol"
+)
+
+// eventsTarget is what a subscribe request asks for.
+type eventsTarget struct {
+	stream string
+	filter string // one task's id, on /v1/tasks/{id}/events
+	room   string // set for rooms: presence applies
+	user   string // join the room's presence while connected
+}
+
+// serveEvents picks the transport from the request: a WebSocket upgrade,
+// SSE for Accept: text/event-stream, long polling for anything else.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
+	switch {
+	case isWebSocket(r):
+		return s.serveWS(w, r, t)
+	case acceptsEventStream(r):
+		return s.serveSSE(w, r, t)
+	default:
+		return s.serveLongPoll(w, r, t)
+	}
+}
+
+func isWebSocket(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// since returns the requested start cursor: SSE's Last-Event-ID header if
+// sseHeader and present (a reconnecting EventSource sends it with the
+// original URL), else ?since=; nil for neither.
+func since(r *http.Request, sseHeader bool) (*protocol.Cursor, error) {
+	raw, what := r.URL.Query().Get("since"), "since"
+	if sseHeader {
+		if id := r.Header.Get("Last-Event-ID"); id != "" {
+			raw, what = id, "Last-Event-ID"
+		}
+	}
+	if raw == "" {
+		if r.URL.Query().Has("since") {
+			return nil, errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "since is empty: give a cursor (<epoch>:<seq> or <seq>), or leave it out to start at the live end")
+		}
+		return nil, nil
+	}
+	c, err := protocol.ParseCursor(raw)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "%s: %v", what, err)
+	}
+	return &c, nil
+}
+
+// open validates the request's cursor and opens a subscription, answering
+// errors before any transport has started.
+func (s *Server) open(ctx context.Context, r *http.Request, t eventsTarget, sseHeader bool, max int) (*subscription, error) {
+	c, err := since(r, sseHeader)
+	if err != nil {
+		return nil, err
+	}
+	return s.hub.subscribe(ctx, t.stream, c, t.filter, max)
+}
+
+// join puts the request's user into the room's presence; the returned func
+// takes them out again.
+func (s *Server) join(ctx context.Context, t eventsTarget) (leave func(), err error) {
+	if t.room == "" || t.user == "" {
+		return func() {}, nil
+	}
+	err = s.presence.join(ctx, t.room, t.user)
+	return func() { s.presence.leave(t.room, t.user) }, err
+}

@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Errors a subscription ends with; transports turn them into close reasons.
+var (
+	// ErrShutdown: the server is shutting down; the client should reconnect.
+	ErrShutdown = errors.New("server shutting down")
+	// ErrSlowConsumer: the subscriber fell more than the allowed number of
+	// events behind the head of its stream.
+	ErrSlowConsumer = errors.New("slow consumer")
+	// errIdle: nothing happened before the caller's timer fired.
+	errIdle = errors.New("idle")
+)
+
+// Hub fans events out from the stores to subscribers. It keeps, per stream,
+// the most recent events already encoded (the tail) and a channel that is
+// closed and replaced whenever the stream grows, so one publish wakes every
+// waiting subscriber without the publisher touching any of them.
+type Hub struct {
+	store    Store
+	tailSize int
+	maxLag   int
+	log      *slog.Logger
+	done     chan struct{} // closed by Shutdown
+
+	mu      sync.Mutex
+	streams map[string]*stream
+	closed  bool
+}
+
+func newHub(store Store, tailSize, maxLag int, log *slog.Logger) *Hub {
+	return &Hub{store: store, tailSize: tailSize, maxLag: maxLag, log: log,
+		done: make(chan struct{}), streams: make(map[string]*stream)}
+}
+
+// shutdown makes every subscription end with ErrShutdown.
+func (h *Hub) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+}
+
+// stream returns the named stream, loading its position from the store the
+// first time.
+func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
+	h.mu.Lock()
+	s, ok := h.streams[name]
+	h.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	info, err := h.store.Info(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", name, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s, ok = h.streams[name]; ok {
+		return s, nil
+	}
+	s = &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
+		ring: make([]*entry, 8), notify: make(chan struct{})}
+	h.streams[name] = s
+	return s, nil
+}
+
+// Publish appends ev to the named stream and returns it as stored. When
+// Publish returns nil the event is in the store and every subscriber will
+// receive it. Concurrent publishes to one stream are grouped into one store
+// append.
+func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
+	s, err := h.stream(ctx, name)
+	if err != nil {
+		return protocol.Event{}, err
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	return s.publish(ctx, ev)
+}
+
+// stream is one stream's position and encoded tail.
+type stream struct {
+	hub  *Hub
+	name string
+
+	mu        sync.RWMutex
+	epoch     string
+	last      uint64   // newest seq
+	ring      []*entry // the tail: seq s at ring[s&(len-1)], len a power of two
+	ringFirst uint64   // oldest seq in ring; last+1 when it is empty
+	notify    chan struct{}
+	open      *batch // publishes waiting for the next store append
+	flushing  bool   // a store append is under way
+}
+
+// batch is a group of publishes that go to the store in one append.
+type batch struct {
+	events []protocol.Event
+	turn   chan struct{} // closed when the batch's leader may flush it
+	done   chan struct{} // closed when out and err are set
+	out    []protocol.Event
+	err    error
+}
+
+// publish adds ev to the open batch. The publisher that opened the batch
+// leads it: it waits until no other append is under way, closes the batch
+// to newcomers and appends it; the others wait for the result. So appends
+// to a stream are serial and in order, and a busy stream gets large
+// batches.
+func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event, error) {
+	s.mu.Lock()
+	b := s.open
+	if b == nil {
+		b = &batch{turn: make(chan struct{}), done: make(chan struct{})}
+		s.open = b
+	}
+	i := len(b.events)
+	b.events = append(b.events, ev)
+	if i > 0 {
+		s.mu.Unlock()
+		select {
+		case <-b.done:
+			if b.err != nil {
+				return protocol.Event{}, b.err
+			}
+			return b.out[i], nil
+		case <-ctx.Done():
+			return protocol.Event{}, ctx.Err()
+		}
+	}
+	if s.flushing {
+		s.mu.Unlock()
+		<-b.turn // the append under way hands over when it is done
+		s.mu.Lock()
+	}
+	s.flushing = true
+	s.open = nil
+	s.mu.Unlock()
+
+	s.flush(context.WithoutCancel(ctx), b)
+
+	s.mu.Lock()
+	if s.open != nil {
+		close(s.open.turn)
+	} else {
+		s.flushing = false
+	}
+	s.mu.Unlock()
+	if b.err != nil {
+		return protocol.Event{}, b.err
+	}
+	return b.out[0], nil
+}
+
+// flush appends b to the store and adds the stored events to the tail.
+func (s *stream) flush(ctx context.Context, b *batch) {
+	defer close(b.done)
+	out, err := s.hub.store.Append(ctx, s.name, b.events)
+	if err != nil {
+		b.err = fmt.Errorf("append to %s: %w", s.name, err)
+		return
+	}
+	entries := make([]*entry, len(out))
+	for i := range out {
+		if entries[i], err = encodeEntry(&out[i]); err != nil {
+			// The events are stored; subscribers will read them from the store.
+			s.hub.log.Error("encode event", "stream", s.name, "err", err)
+			entries = entries[:i]
+			break
+		}
+	}
+	b.out = out
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(out) > 0 && out[0].Epoch != s.epoch {
+		// The store lost the stream's history; start the tail anew.
+		s.epoch = out[0].Epoch
+		clear(s.ring)
+		s.ringFirst = out[0].Seq
+	}
+	for _, e := range entries {
+		s.push(e)
+	}
+	if n := len(out); n > 0 {
+		s.last = out[n-1].Seq
+		if len(entries) < n {
+			// Subscribers read the unencodable events from the store instead.
+			s.ringFirst = s.last + 1
+			clear(s.ring)
+		}
+	}
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// push adds e, the event after s.last, to the tail, growing the ring up to
+// the hub's tail size and then overwriting the oldest. s.mu is held.
+func (s *stream) push(e *entry) {
+	n := uint64(len(s.ring))
+	if s.ringFirst <= e.seq-1 && e.seq-s.ringFirst == n {
+		if int(n) < s.hub.tailSize {
+			grown := make([]*entry, 2*n)
+			for seq := s.ringFirst; seq < e.seq; seq++ {
+				grown[seq&(2*n-1)] = s.ring[seq&(n-1)]
+			}
+			s.ring, n = grown, 2*n
+		} else {
+			s.ring[s.ringFirst&(n-1)] = nil
+			s.ringFirst++
+		}
+	}
+	if s.ringFirst > e.seq {
+		s.ringFirst = e.seq
+	}
+	s.ring[e.seq&(n-1)] = e
+	s.last = e.seq
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// maxPollEvents is the most events one poll answer holds.
+const maxPollEvents = 1000
+
+// serveLongPoll answers with the events after ?since= as soon as there is
+// at least one, or with none when ?wait= runs out. wait=0 is a short poll.
+func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
+	wait, err := s.pollWait(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	sub, err := s.open(ctx, r, t, false, maxPollEvents)
+	if err != nil {
+		return err
+	}
+	sub.unbounded = true // each poll reads from the log; there is no queue to overflow
+	if !s.begin() {
+		return errShuttingDown
+	}
+	defer s.end()
+	leave, err := s.join(ctx, t)
+	defer leave()
+	if err != nil {
+		return err
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	batch, err := sub.next(ctx, timer.C)
+	switch {
+	case err == nil, errors.Is(err, errIdle), errors.Is(err, ErrShutdown):
+	case ctx.Err() != nil:
+		return nil // the client has gone
+	default:
+		return err
+	}
+	size := 32
+	for _, e := range batch {
+		size += len(e.json()) + 1
+	}
+	body := make([]byte, 0, size+64)
+	body = append(body, `{"events":[`...)
+	for i, e := range batch {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, e.json()...)
+	}
+	body = append(body, `],"cursor":"`...)
+	body = append(body, sub.Cursor().String()...)
+	body = append(body, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+	return nil
+}
+
+// pollWait parses ?wait= (a Go duration or whole seconds), capped at the
+// server's limit; absent means the limit.
+func (s *Server) pollWait(r *http.Request) (time.Duration, error) {
+	raw := r.URL.Query().Get("wait")
+	if raw == "" {
+		return s.cfg.LongPollWait, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		n, nerr := strconv.ParseUint(raw, 10, 32)
+		if nerr != nil {
+			return 0, errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: give a duration such as 25s or 500ms, or whole seconds", raw)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: must not be negative", raw)
+	}
+	return min(d, s.cfg.LongPollWait), nil
+}

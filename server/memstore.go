@@ -1,0 +1,159 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// MemoryStore keeps every stream's log in memory, up to a number of events
+// and an age per stream. It forgets everything when the process ends, so
+// each stream gets a fresh epoch per MemoryStore: a client resuming with a
+// cursor from an earlier process gets a reset.
+type MemoryStore struct {
+	maxEvents int
+	maxAge    time.Duration
+
+	mu      sync.RWMutex
+	streams map[string]*memLog
+	closed  bool
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+type memLog struct {
+	mu     sync.RWMutex
+	epoch  string
+	first  uint64 // seq of events[0]
+	events []protocol.Event
+}
+
+// NewMemoryStore returns a store that keeps at most maxEvents events per
+// stream (0: unbounded) and none older than maxAge (0: no age limit).
+func NewMemoryStore(maxEvents int, maxAge time.Duration) *MemoryStore {
+	return &MemoryStore{maxEvents: maxEvents, maxAge: maxAge, streams: make(map[string]*memLog)}
+}
+
+func (m *MemoryStore) log(stream string) (*memLog, error) {
+	m.mu.RLock()
+	l, ok := m.streams[stream]
+	closed := m.closed
+	m.mu.RUnlock()
+	if closed {
+		return nil, ErrStoreClosed
+	}
+	if ok {
+		return l, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok = m.streams[stream]; !ok {
+		l = &memLog{epoch: newEpoch(), first: 1}
+		m.streams[stream] = l
+	}
+	return l, nil
+}
+
+// Append implements Store.
+func (m *MemoryStore) Append(_ context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+	l, err := m.log(stream)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.first + uint64(len(l.events))
+	for i := range events {
+		events[i].Stream, events[i].Epoch, events[i].Seq = stream, l.epoch, next+uint64(i)
+	}
+	l.events = append(l.events, events...)
+	m.trim(l)
+	return events, nil
+}
+
+// trim drops what retention no longer allows. It keeps the slice's backing
+// array bounded by copying down once half of it is dead.
+func (m *MemoryStore) trim(l *memLog) {
+	drop := 0
+	if m.maxEvents > 0 && len(l.events) > m.maxEvents {
+		drop = len(l.events) - m.maxEvents
+	}
+	if m.maxAge > 0 {
+		cutoff := time.Now().Add(-m.maxAge)
+		for drop < len(l.events) && l.events[drop].Time.Before(cutoff) {
+			drop++
+		}
+	}
+	if drop == 0 {
+		return
+	}
+	l.first += uint64(drop)
+	rest := l.events[drop:]
+	if len(rest) < cap(l.events)/2 {
+		l.events = append(make([]protocol.Event, 0, max(2*len(rest), 16)), rest...)
+	} else {
+		clear(l.events[:drop])
+		l.events = rest
+	}
+}
+
+// Read implements Store.
+func (m *MemoryStore) Read(_ context.Context, stream string, after uint64, limit int) ([]protocol.Event, StreamInfo, error) {
+	l, err := m.log(stream)
+	if err != nil {
+		return nil, StreamInfo{}, err
+	}
+	if m.maxAge > 0 {
+		l.mu.Lock()
+		m.trim(l)
+		l.mu.Unlock()
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	info := l.info()
+	start := max(after+1, l.first)
+	if start > info.Last || limit <= 0 {
+		return nil, info, nil
+	}
+	i := int(start - l.first)
+	j := min(len(l.events), i+limit)
+	return append([]protocol.Event(nil), l.events[i:j]...), info, nil
+}
+
+// Info implements Store.
+func (m *MemoryStore) Info(_ context.Context, stream string) (StreamInfo, error) {
+	l, err := m.log(stream)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.info(), nil
+}
+
+func (l *memLog) info() StreamInfo {
+	return StreamInfo{Epoch: l.epoch, First: l.first, Last: l.first + uint64(len(l.events)) - 1}
+}
+
+// Close implements Store.
+func (m *MemoryStore) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.streams = nil
+	return nil
+}
+
+// newEpoch returns a fresh random epoch: 12 characters of [a-z2-7].
+func newEpoch() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b[:])
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/pushd/push/protocol"
+)
+
+// roomName returns the validated {room} of the request path.
+func roomName(r *http.Request) (string, error) {
+	room := r.PathValue("room")
+	if err := protocol.ValidateName("room", room); err != nil {
+		return "", errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+	}
+	return room, nil
+}
+
+func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error {
+	room, err := roomName(r)
+	if err != nil {
+		return err
+	}
+	user := r.URL.Query().Get("user")
+	if user != "" || r.URL.Query().Has("user") {
+		if err := protocol.ValidateName("user", user); err != nil {
+			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+		}
+	}
+	return s.serveEvents(w, r, eventsTarget{stream: protocol.RoomStream(room), room: room, user: user})
+}
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
+	room, err := roomName(r)
+	if err != nil {
+		return err
+	}
+	var req protocol.PublishRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := protocol.ValidateName("user", req.User); err != nil {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+	}
+	switch {
+	case req.Text == "":
+		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty; send {\"user\":\"...\",\"text\":\"...\"} with some text")
+	case len(req.Text) > s.cfg.MaxTextBytes:
+		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
+	case !utf8.ValidString(req.Text):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the message text is not valid UTF-8")
+	}
+	ev, err := s.hub.Publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, ev)
+	return nil
+}
+
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
+	room, err := roomName(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.Presence{Users: s.presence.users(room)})
+	return nil
+}

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Server is pushd's HTTP API: subscribe, publish, presence and health. It
+// is an http.Handler; Shutdown ends its subscriptions.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     Store
+	ownsStore bool
+	hub       *Hub
+	presence  *presence
+	mux       *http.ServeMux
+
+	mu      sync.Mutex
+	closing bool
+	active  int           // running subscription handlers, including hijacked WebSockets
+	drained chan struct{} // closed when closing and active reaches 0
+}
+
+// errShuttingDown refuses new subscriptions during Shutdown.
+var errShuttingDown = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
+
+// begin counts a subscription handler in; false once Shutdown has begun.
+func (s *Server) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.active++
+	return true
+}
+
+// end counts a subscription handler out.
+func (s *Server) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active--; s.closing && s.active == 0 {
+		close(s.drained)
+	}
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{})}
+	if s.store == nil {
+		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
+		s.ownsStore = true
+	}
+	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Logger)
+	s.presence = newPresence(s.hub, cfg.PresenceGrace)
+	s.mux = http.NewServeMux()
+	s.routes()
+	return s, nil
+}
+
+// Hub returns the server's hub, for programs that embed pushd and publish
+// from Go.
+func (s *Server) Hub() *Hub { return s.hub }
+
+func (s *Server) routes() {
+	s.handle("/healthz", map[string]handlerFunc{http.MethodGet: s.handleHealth})
+	s.handle("/v1/rooms/{room}/events", map[string]handlerFunc{http.MethodGet: s.handleRoomEvents})
+	s.handle("/v1/rooms/{room}/messages", map[string]handlerFunc{http.MethodPost: s.handlePublish})
+	s.handle("/v1/rooms/{room}/presence", map[string]handlerFunc{http.MethodGet: s.handlePresence})
+	s.mux.Handle("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
+	}))
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers a path with one handler per method, answering other
+// methods with 405 and an Allow header.
+func (s *Server) handle(pattern string, byMethod map[string]handlerFunc) {
+	methods := slices.Sorted(maps.Keys(byMethod))
+	if _, ok := byMethod[http.MethodGet]; ok {
+		methods = append(methods, http.MethodHead)
+	}
+	allow := strings.Join(methods, ", ")
+	s.mux.Handle(pattern, s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		h, ok := byMethod[method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			return errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
+		}
+		return h(w, r)
+	}))
+}
+
+// adapt turns a handlerFunc into an http.Handler that writes its error and
+// turns a panic into a 500, so no panic reaches a client's connection.
+func (s *Server) adapt(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Shutdown tells every subscriber to reconnect (WebSocket close 1012, SSE
+// close event, empty long-poll answer) and waits for their handlers to
+// finish, or for ctx. It does not stop an http.Server; do that too.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		if s.active == 0 {
+			close(s.drained)
+		}
+	}
+	s.mu.Unlock()
+	s.hub.shutdown()
+	s.presence.stop()
+	var err error
+	select {
+	case <-s.drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: subscribers still connected: %w", ctx.Err())
+	}
+	if s.ownsStore {
+		if cerr := s.store.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}

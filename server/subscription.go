@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// subscription is one subscriber's position in a stream. It holds no queue
+// of its own: the stream's tail (and behind it the store) is the queue, and
+// the subscription is a cursor into it, so a publisher never waits for it
+// and a subscriber that falls behind catches up from the log.
+//
+// A subscription is used by one goroutine, the transport that owns it.
+type subscription struct {
+	st     *stream
+	epoch  string
+	cursor uint64 // the last seq handed to the transport or skipped by the filter
+	filter string // when set, only entries with this key are handed out
+	max    int    // entries per batch
+	live   bool   // has caught up with the head at least once
+	// unbounded exempts the subscription from the lag limit (long polls
+	// read from the log and hold nothing between polls).
+	unbounded bool
+	reset     *protocol.Event
+	buf       []*entry // reused between batches
+}
+
+// subscribe opens a subscription to the named stream after since (nil: at
+// the live end). If since cannot be honoured exactly, the first batch
+// starts with a reset event.
+func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor, filter string, max int) (*subscription, error) {
+	st, err := h.stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sub := &subscription{st: st, filter: filter, max: max}
+	st.mu.RLock()
+	sub.epoch, sub.cursor = st.epoch, st.last
+	st.mu.RUnlock()
+	if since == nil {
+		return sub, nil
+	}
+	switch {
+	case since.Epoch != "" && since.Epoch != sub.epoch:
+		return sub, sub.resetTo(ctx, protocol.ResetEpochChanged)
+	case since.Seq > sub.cursor:
+		return sub, sub.resetTo(ctx, protocol.ResetCursorAhead)
+	}
+	sub.cursor = since.Seq
+	return sub, nil
+}
+
+// resetTo moves the subscription to just before the oldest event the store
+// holds and queues a reset event that says so.
+func (sub *subscription) resetTo(ctx context.Context, reason string) error {
+	info, err := sub.st.hub.store.Info(ctx, sub.st.name)
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", sub.st.name, err)
+	}
+	sub.epoch, sub.cursor = info.Epoch, info.First-1
+	sub.reset = &protocol.Event{Seq: sub.cursor, Epoch: sub.epoch, Stream: sub.st.name,
+		Type: protocol.TypeReset, Time: time.Now().UTC(), Reason: reason}
+	return nil
+}
+
+// Cursor returns the position after the last event handed out.
+func (sub *subscription) Cursor() protocol.Cursor {
+	return protocol.Cursor{Epoch: sub.epoch, Seq: sub.cursor}
+}
+
+// next returns the next batch of entries after the cursor and moves the
+// cursor past them. It blocks until there is at least one, ctx is done
+// (ctx.Err()), the hub shuts down (ErrShutdown), or idle fires (errIdle).
+// The returned slice is valid until the next call.
+func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*entry, error) {
+	h := sub.st.hub
+	sub.buf = sub.buf[:0]
+	for {
+		if sub.reset != nil {
+			e, err := encodeEntry(sub.reset)
+			sub.reset = nil
+			if err != nil {
+				return nil, err
+			}
+			sub.buf = append(sub.buf, e)
+		}
+		st := sub.st
+		st.mu.RLock()
+		if st.epoch != sub.epoch {
+			st.mu.RUnlock()
+			if err := sub.resetTo(ctx, protocol.ResetEpochChanged); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		notify, last := st.notify, st.last
+		if sub.cursor < last && len(sub.buf) < sub.max {
+			if sub.live && !sub.unbounded && last-sub.cursor > uint64(h.maxLag) {
+				st.mu.RUnlock()
+				return nil, ErrSlowConsumer
+			}
+			if sub.cursor+1 >= st.ringFirst {
+				mask := uint64(len(st.ring) - 1)
+				for seq := sub.cursor + 1; seq <= last && len(sub.buf) < sub.max; seq++ {
+					e := st.ring[seq&mask]
+					sub.cursor = seq
+					if sub.filter == "" || e.key == sub.filter {
+						sub.buf = append(sub.buf, e)
+					}
+				}
+				st.mu.RUnlock()
+				continue
+			}
+			st.mu.RUnlock()
+			if err := sub.catchUp(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		st.mu.RUnlock()
+		if len(sub.buf) > 0 {
+			return sub.buf, nil
+		}
+		sub.live = true
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-h.done:
+			return nil, ErrShutdown
+		case <-idle:
+			return nil, errIdle
+		}
+	}
+}
+
+// catchUp appends the next events from the store to sub.buf, for a
+// subscriber behind the tail. A gap before the store's first event becomes
+// a reset.
+func (sub *subscription) catchUp(ctx context.Context) error {
+	st := sub.st
+	events, info, err := st.hub.store.Read(ctx, st.name, sub.cursor, sub.max-len(sub.buf))
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", st.name, err)
+	}
+	if info.Epoch != sub.epoch {
+		return sub.resetTo(ctx, protocol.ResetEpochChanged)
+	}
+	if sub.cursor+1 < info.First {
+		return sub.resetTo(ctx, protocol.ResetRetention)
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("read stream %s: store has nothing after seq %d but the stream is at %d", st.name, sub.cursor, info.Last)
+	}
+	for i := range events {
+		sub.cursor = events[i].Seq
+		if sub.filter != "" && (events[i].Task == nil || events[i].Task.ID != sub.filter) {
+			continue
+		}
+		e, err := encodeEntry(&events[i])
+		if err != nil {
+			return err
+		}
+		sub.buf = append(sub.buf, e)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+)
+
+// wsBatch is how many events one WebSocket write takes at most.
+const wsBatch = 128
+
+// serveWS streams events over a WebSocket: one text message per event, or
+// with the batch subprotocol several per message. The client sends nothing;
+// a reader goroutine answers pings and notices the close.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
+	sub, err := s.open(r.Context(), r, t, false, wsBatch)
+	if err != nil {
+		return err
+	}
+	if !s.begin() {
+		return errShuttingDown
+	}
+	defer s.end()
+	leave, err := s.join(r.Context(), t)
+	defer leave()
+	if err != nil {
+		return err
+	}
+
+	hw := &hijackRecorder{ResponseWriter: w}
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.BatchSubprotocol}})
+	if err != nil {
+		return nil // Accept has answered the request
+	}
+	// Writes get deadlines on the raw connection, so they need no context
+	// (and allocate nothing); the reader goroutine owns ctx.
+	ctx := c.CloseRead(context.Background())
+	batching := c.Subprotocol() == protocol.BatchSubprotocol
+	var buf []byte
+	idle := time.NewTimer(s.cfg.Heartbeat)
+	defer idle.Stop()
+	for {
+		batch, err := sub.next(ctx, idle.C)
+		hw.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		switch {
+		case err == nil:
+			if batching {
+				buf = buf[:0]
+				for i, e := range batch {
+					if i > 0 {
+						buf = append(buf, '\n')
+					}
+					buf = append(buf, e.json()...)
+				}
+				err = c.Write(context.Background(), websocket.MessageText, buf)
+			} else {
+				for _, e := range batch {
+					if err = c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
+						break
+					}
+				}
+			}
+		case errors.Is(err, errIdle):
+			pctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err = c.Ping(pctx)
+			cancel()
+		case errors.Is(err, ErrSlowConsumer):
+			_ = c.Close(protocol.CloseCodeSlowConsumer, protocol.CloseSlowConsumer+": reconnect with your last cursor, nothing is lost")
+			return nil
+		case errors.Is(err, ErrShutdown):
+			_ = c.Close(protocol.CloseCodeServiceRestart, protocol.CloseShutdown)
+			return nil
+		default:
+			if ctx.Err() == nil {
+				s.log.Error("websocket subscription", "stream", t.stream, "err", err)
+				_ = c.Close(websocket.StatusInternalError, "internal error; reconnect with your last cursor")
+				return nil
+			}
+		}
+		if err != nil {
+			_ = c.CloseNow()
+			return nil
+		}
+		idle.Reset(s.cfg.Heartbeat)
+	}
+}
+
+// hijackRecorder keeps the connection that websocket.Accept hijacks, so the
+// server can set write deadlines on it directly.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	c, brw, err := hj.Hijack()
+	h.conn = c
+	return c, brw, err
+}
