@@ -34,3 +34,19 @@ type Task struct {
 	Started    *time.Time `json:"started,omitempty"`
 	Finished   *time.Time `json:"finished,omitempty"`
 }
+
+// TaskList is the body of GET /v1/tasks: newest first.
+type TaskList struct {
+	Tasks []Task `json:"tasks"`
+}
+
+// ProgressReport is the body of POST /v1/tasks/{id}/progress, by which an
+// external task reports how far it got. Give Done (of Total) or Percent;
+// State "succeeded" or "failed" ends the task.
+type ProgressReport struct {
+	Done    *int64    `json:"done,omitempty"`
+	Total   *int64    `json:"total,omitempty"`
+	Percent *float64  `json:"percent,omitempty"`
+	Message *string   `json:"message,omitempty"`
+	State   TaskState `json:"state,omitempty"`
+}

@@ -42,6 +42,8 @@ type Config struct {
 	// TailSize is how many recent events per stream the hub keeps encoded
 	// in memory (default 4,096); older ones are read from the store.
 	TailSize int
+	// Tasks sets up the background task runner.
+	Tasks TaskConfig
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -22,6 +23,7 @@ type Server struct {
 	ownsStore bool
 	hub       *Hub
 	presence  *presence
+	tasks     *Tasks
 	mux       *http.ServeMux
 
 	mu      sync.Mutex
@@ -63,6 +65,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Logger)
 	s.presence = newPresence(s.hub, cfg.PresenceGrace)
+	s.tasks = newTasks(s.hub, cfg.Tasks, cfg.Logger)
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil
@@ -72,11 +75,21 @@ func New(cfg Config) (*Server, error) {
 // from Go.
 func (s *Server) Hub() *Hub { return s.hub }
 
+// Tasks returns the server's task runner, for programs that embed pushd
+// and register their own task kinds (see RegisterKind).
+func (s *Server) Tasks() *Tasks { return s.tasks }
+
 func (s *Server) routes() {
 	s.handle("/healthz", map[string]handlerFunc{http.MethodGet: s.handleHealth})
 	s.handle("/v1/rooms/{room}/events", map[string]handlerFunc{http.MethodGet: s.handleRoomEvents})
 	s.handle("/v1/rooms/{room}/messages", map[string]handlerFunc{http.MethodPost: s.handlePublish})
 	s.handle("/v1/rooms/{room}/presence", map[string]handlerFunc{http.MethodGet: s.handlePresence})
+	s.handle("/v1/tasks", map[string]handlerFunc{http.MethodGet: s.handleListTasks, http.MethodPost: s.handleStartTask})
+	s.handle("/v1/tasks/events", map[string]handlerFunc{http.MethodGet: s.handleTasksEvents})
+	s.handle("/v1/tasks/{id}", map[string]handlerFunc{http.MethodGet: s.handleGetTask})
+	s.handle("/v1/tasks/{id}/events", map[string]handlerFunc{http.MethodGet: s.handleTaskEvents})
+	s.handle("/v1/tasks/{id}/progress", map[string]handlerFunc{http.MethodPost: s.handleTaskProgress})
+	s.handle("/v1/tasks/{id}/cancel", map[string]handlerFunc{http.MethodPost: s.handleCancelTask})
 	s.mux.Handle("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
 	}))
@@ -129,10 +142,12 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Shutdown tells every subscriber to reconnect (WebSocket close 1012, SSE
-// close event, empty long-poll answer) and waits for their handlers to
-// finish, or for ctx. It does not stop an http.Server; do that too.
+// Shutdown cancels running tasks (their final events go out first), then
+// tells every subscriber to reconnect (WebSocket close 1012, SSE close
+// event, empty long-poll answer) and waits for their handlers to finish,
+// or for ctx. It does not stop an http.Server; do that too.
 func (s *Server) Shutdown(ctx context.Context) error {
+	terr := s.tasks.Shutdown(ctx)
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
@@ -143,11 +158,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.hub.shutdown()
 	s.presence.stop()
-	var err error
+	err := terr
 	select {
 	case <-s.drained:
 	case <-ctx.Done():
-		err = fmt.Errorf("shutdown: subscribers still connected: %w", ctx.Err())
+		err = errors.Join(err, fmt.Errorf("shutdown: subscribers still connected: %w", ctx.Err()))
 	}
 	if s.ownsStore {
 		if cerr := s.store.Close(); cerr != nil && err == nil {

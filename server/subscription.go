@@ -130,7 +130,14 @@ func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*en
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-h.done:
-			return nil, ErrShutdown
+			// Deliver what was published before the shutdown first (the
+			// final events of cancelled tasks), then end.
+			st.mu.RLock()
+			behind := sub.cursor < st.last
+			st.mu.RUnlock()
+			if !behind {
+				return nil, ErrShutdown
+			}
 		case <-idle:
 			return nil, errIdle
 		}

@@ -1,0 +1,312 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pushd/push/protocol"
+)
+
+// task is one background task. Its mutex orders the task's changes and the
+// events that announce them, so watchers never see it go backwards.
+type task struct {
+	ts       *Tasks
+	run      func(ctx context.Context, r *Reporter) error
+	external bool
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	reports  chan error // external: signalled when a report ended the task
+
+	mu         sync.Mutex
+	snap       protocol.Task
+	finishedAt time.Time
+	lastPub    time.Time   // when the last progress event went out
+	pending    *time.Timer // a coalesced progress event waiting to go out
+	stall      *time.Timer // external: fails the task when reports stop
+	rateFrom   time.Time   // start of the rate window, for the ETA
+	rateDone   float64     // progress (in percent) at rateFrom
+}
+
+// runTask runs the task on its own goroutine until it ends, and turns its
+// outcome (return value, panic, cancellation) into the final state.
+func (t *task) runTask() {
+	defer t.ts.wg.Done()
+	heldSlot := !t.external
+	if err := context.Cause(t.ctx); err != nil {
+		t.finishWithCause(err)
+		t.ts.ended(t, heldSlot)
+		return
+	}
+	t.mu.Lock()
+	now := time.Now().UTC()
+	t.snap.State = protocol.TaskRunning
+	t.snap.Started = &now
+	t.rateFrom = now
+	if t.external {
+		t.stall = time.AfterFunc(t.ts.cfg.StallTimeout, func() { t.cancel(errTaskStalled) })
+	}
+	t.publishLocked(t.ctx, true)
+	t.mu.Unlock()
+
+	err := t.call()
+	switch cause := context.Cause(t.ctx); {
+	case err == nil && cause == nil:
+		t.finish(context.Background(), protocol.TaskSucceeded, "")
+	case cause != nil:
+		t.finishWithCause(cause)
+	default:
+		t.finish(context.Background(), protocol.TaskFailed, err.Error())
+	}
+	t.ts.ended(t, heldSlot)
+}
+
+// call runs the kind's function, turning a panic into an error.
+func (t *task) call() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			t.ts.log.Error("task panicked", "task", t.snap.ID, "kind", t.snap.Kind, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("task panicked: %v", v)
+		}
+	}()
+	if t.external {
+		select {
+		case err := <-t.reports:
+			return err
+		case <-t.ctx.Done():
+			return context.Cause(t.ctx)
+		}
+	}
+	return t.run(t.ctx, &Reporter{t: t})
+}
+
+// finishWithCause ends a task whose context was cancelled, saying why.
+func (t *task) finishWithCause(cause error) {
+	switch {
+	case errors.Is(cause, errTaskStalled):
+		t.finish(context.Background(), protocol.TaskFailed, fmt.Sprintf("stalled: no progress report for %s", t.ts.cfg.StallTimeout))
+	case errors.Is(cause, ErrTaskShutdown):
+		t.finish(context.Background(), protocol.TaskCancelled, ErrTaskShutdown.Error())
+	default:
+		t.finish(context.Background(), protocol.TaskCancelled, "cancelled on request")
+	}
+}
+
+// finish moves the task to a final state and publishes it at once. It
+// reports false if the task had already ended.
+func (t *task) finish(ctx context.Context, state protocol.TaskState, message string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.snap.State.Final() {
+		return false
+	}
+	now := time.Now().UTC()
+	t.snap.State = state
+	if message != "" || state != protocol.TaskSucceeded {
+		t.snap.Message = message
+	}
+	if state == protocol.TaskSucceeded {
+		t.snap.Percent = 100
+		if t.snap.Total > 0 {
+			t.snap.Done = t.snap.Total
+		}
+	}
+	t.snap.Finished = &now
+	t.finishedAt = now
+	if t.stall != nil {
+		t.stall.Stop()
+	}
+	t.publishLocked(ctx, true)
+	return true
+}
+
+// publishLocked sends the task's state on the tasks stream: at once when
+// force (a state change), else at most once per MinInterval, the latest
+// state winning. t.mu is held.
+func (t *task) publishLocked(ctx context.Context, force bool) {
+	now := time.Now()
+	if !force {
+		if wait := t.ts.cfg.MinInterval - now.Sub(t.lastPub); wait > 0 {
+			if t.pending == nil {
+				t.pending = time.AfterFunc(wait, t.flushPending)
+			}
+			return
+		}
+	}
+	if t.pending != nil {
+		t.pending.Stop()
+		t.pending = nil
+	}
+	t.lastPub = now
+	view := t.view(now)
+	if _, err := t.ts.hub.Publish(context.WithoutCancel(ctx), protocol.TasksStream, protocol.Event{Type: protocol.TypeProgress, Task: &view}); err != nil {
+		t.ts.log.Error("publish task progress", "task", t.snap.ID, "err", err)
+	}
+}
+
+// flushPending sends a coalesced progress event.
+func (t *task) flushPending() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending == nil || t.snap.State.Final() {
+		return
+	}
+	t.pending = nil
+	t.publishLocked(context.Background(), true)
+}
+
+// view returns the task as clients see it, with its ETA. t.mu is held.
+func (t *task) view(now time.Time) protocol.Task {
+	v := t.snap
+	v.ETASeconds = nil
+	if v.State == protocol.TaskRunning && v.Percent > t.rateDone && v.Percent < 100 {
+		elapsed := now.Sub(t.rateFrom).Seconds()
+		if elapsed > 0 {
+			rate := (v.Percent - t.rateDone) / elapsed // percent per second
+			eta := math.Round((100-v.Percent)/rate*10) / 10
+			v.ETASeconds = &eta
+		}
+	}
+	return v
+}
+
+// progress records done of total and/or percent, never going backwards.
+// t.mu is held.
+func (t *task) progressLocked(done, total *int64, percent *float64, message *string) {
+	if total != nil && *total >= 0 {
+		t.snap.Total = *total
+	}
+	if done != nil && *done > t.snap.Done {
+		t.snap.Done = *done
+		if t.snap.Total > 0 && t.snap.Done > t.snap.Total {
+			t.snap.Done = t.snap.Total
+		}
+	}
+	p := t.snap.Percent
+	if percent != nil {
+		p = *percent
+	} else if t.snap.Total > 0 {
+		p = float64(t.snap.Done) / float64(t.snap.Total) * 100
+	}
+	p = math.Round(min(max(p, 0), 100)*100) / 100
+	if p > t.snap.Percent {
+		t.snap.Percent = p
+	}
+	if message != nil {
+		t.snap.Message = *message
+	}
+}
+
+// report applies an external task's report: progress, or a final state.
+func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
+	if err := checkReport(rep); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if t.snap.State.Final() {
+		state := t.snap.State
+		t.mu.Unlock()
+		return fmt.Errorf("%w: task %s is %s and takes no more reports", ErrTaskFinished, t.snap.ID, state)
+	}
+	if rep.Done != nil && *rep.Done < t.snap.Done {
+		done := t.snap.Done
+		t.mu.Unlock()
+		return errorf(http.StatusConflict, protocol.CodeConflict, "done %d is below the %d already reported; progress never goes backwards", *rep.Done, done)
+	}
+	if rep.Percent != nil && *rep.Percent < t.snap.Percent {
+		pct := t.snap.Percent
+		t.mu.Unlock()
+		return errorf(http.StatusConflict, protocol.CodeConflict, "percent %g is below the %g already reported; progress never goes backwards", *rep.Percent, pct)
+	}
+	t.progressLocked(rep.Done, rep.Total, rep.Percent, rep.Message)
+	if t.stall != nil {
+		t.stall.Reset(t.ts.cfg.StallTimeout)
+	}
+	if rep.State == "" {
+		t.publishLocked(ctx, false)
+		t.mu.Unlock()
+		return nil
+	}
+	t.mu.Unlock()
+	msg := ""
+	if rep.Message != nil {
+		msg = *rep.Message
+	}
+	if rep.State == protocol.TaskFailed && msg == "" {
+		msg = "failed"
+	}
+	t.finish(ctx, rep.State, msg)
+	select {
+	case t.reports <- nil: // let the task's goroutine end
+	default:
+	}
+	return nil
+}
+
+// checkReport validates a report's values before anything changes.
+func checkReport(rep protocol.ProgressReport) error {
+	switch {
+	case rep.Done != nil && *rep.Done < 0:
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "done must be 0 or more, not %d", *rep.Done)
+	case rep.Total != nil && *rep.Total < 0:
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "total must be 0 or more, not %d", *rep.Total)
+	case rep.Percent != nil && (*rep.Percent < 0 || *rep.Percent > 100 || math.IsNaN(*rep.Percent)):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "percent must be from 0 to 100, not %g", *rep.Percent)
+	case rep.Message != nil && (len(*rep.Message) > 1024 || !utf8.ValidString(*rep.Message)):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "message must be valid UTF-8 of at most 1024 bytes")
+	}
+	switch rep.State {
+	case "", protocol.TaskSucceeded, protocol.TaskFailed:
+	default:
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "state %q: a report may only end a task with \"succeeded\" or \"failed\" (cancel with POST /v1/tasks/{id}/cancel)", rep.State)
+	}
+	if rep.Done == nil && rep.Percent == nil && rep.Total == nil && rep.Message == nil && rep.State == "" {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "empty report: give done (of total), percent, message or state")
+	}
+	return nil
+}
+
+// Reporter is how a task's function reports progress. Its methods are safe
+// to call from the task's goroutine; progress never goes backwards, and
+// reports faster than watchers need are coalesced.
+type Reporter struct {
+	t *task
+}
+
+// SetTotal sets how many units of work the task has.
+func (r *Reporter) SetTotal(total int64) {
+	r.t.mu.Lock()
+	defer r.t.mu.Unlock()
+	r.t.progressLocked(nil, &total, nil, nil)
+	r.t.publishLocked(r.t.ctx, false)
+}
+
+// Progress reports done units of the total, with an optional message.
+func (r *Reporter) Progress(done int64, message string) {
+	r.t.mu.Lock()
+	defer r.t.mu.Unlock()
+	var msg *string
+	if message != "" {
+		msg = &message
+	}
+	r.t.progressLocked(&done, nil, nil, msg)
+	r.t.publishLocked(r.t.ctx, false)
+}
+
+// Percent reports progress as a percentage, for work not counted in units.
+func (r *Reporter) Percent(percent float64, message string) {
+	r.t.mu.Lock()
+	defer r.t.mu.Unlock()
+	var msg *string
+	if message != "" {
+		msg = &message
+	}
+	r.t.progressLocked(nil, nil, &percent, msg)
+	r.t.publishLocked(r.t.ctx, false)
+}

@@ -1,0 +1,370 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Why a task's context was cancelled, as its cause.
+var (
+	// ErrTaskCancelled: someone asked for the task to be cancelled.
+	ErrTaskCancelled = errors.New("cancelled on request")
+	// ErrTaskShutdown: the server is shutting down.
+	ErrTaskShutdown = errors.New("server shutting down")
+	// errTaskStalled: an external task reported nothing for too long.
+	errTaskStalled = errors.New("stalled")
+)
+
+// Errors callers of the task API branch on.
+var (
+	ErrTaskNotFound = errors.New("task not found")
+	ErrTaskFinished = errors.New("task already finished")
+	ErrUnknownKind  = errors.New("unknown task kind")
+	errBadParams    = errors.New("bad task params")
+)
+
+// TaskConfig sets up the task runner; zero fields take the defaults.
+type TaskConfig struct {
+	// MaxRunning is how many tasks run at once (default 64); the rest queue.
+	MaxRunning int
+	// StallTimeout fails an external task that reports nothing for this
+	// long (default 10 min).
+	StallTimeout time.Duration
+	// KeepFinished and KeepFor bound how many finished tasks are kept, and
+	// for how long (defaults 1,000 and 24 h); older ones are forgotten.
+	KeepFinished int
+	KeepFor      time.Duration
+	// MinInterval is the least time between two progress events of one
+	// task (default 100 ms, so at most 10 per second); state changes are
+	// always sent at once.
+	MinInterval time.Duration
+}
+
+func (c TaskConfig) withDefaults() TaskConfig {
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = 64
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 10 * time.Minute
+	}
+	if c.KeepFinished <= 0 {
+		c.KeepFinished = 1000
+	}
+	if c.KeepFor <= 0 {
+		c.KeepFor = 24 * time.Hour
+	}
+	if c.MinInterval <= 0 {
+		c.MinInterval = 100 * time.Millisecond
+	}
+	return c
+}
+
+// Tasks runs background tasks and publishes their progress on the tasks
+// stream. A task belongs to no connection: it runs on its own goroutine
+// under a context that only Cancel and Shutdown cancel.
+type Tasks struct {
+	cfg TaskConfig
+	hub *Hub
+	log *slog.Logger
+
+	kindsMu sync.RWMutex
+	kinds   map[string]kind
+
+	mu       sync.Mutex
+	tasks    map[string]*task
+	finished []*task // oldest first, for forgetting
+	running  int     // tasks holding a run slot
+	queue    []*task // waiting for a slot, oldest first
+	closing  bool
+	wg       sync.WaitGroup // task goroutines
+}
+
+// kind is a registered task kind: parse checks a start request's params
+// and returns what the task needs to run.
+type kind struct {
+	parse    func(params json.RawMessage) (parsedTask, error)
+	external bool // reports through the HTTP API and needs no run slot
+}
+
+// parsedTask is a start request's params made ready to run.
+type parsedTask struct {
+	run   func(ctx context.Context, r *Reporter) error // nil for external tasks
+	total int64                                        // known at start, if any
+}
+
+func newTasks(hub *Hub, cfg TaskConfig, log *slog.Logger) *Tasks {
+	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
+	RegisterKind(ts, "demo", runDemo)
+	ts.kinds["external"] = kind{parse: parseExternal, external: true}
+	return ts
+}
+
+// RegisterKind makes a task kind available to POST /v1/tasks under name.
+// A start request's fields other than "kind" and "name" are decoded into P
+// (unknown fields refused); if P has a Validate() error method it is called
+// too, so bad params get a 400 before anything runs. run is called on the
+// task's own goroutine; it reports through r and ends the task by
+// returning: nil succeeds, an error fails it with the error's text, and a
+// cancelled ctx cancels it. A panic in run fails the task, not the server.
+func RegisterKind[P any](ts *Tasks, name string, run func(ctx context.Context, params P, r *Reporter) error) {
+	parse := func(raw json.RawMessage) (parsedTask, error) {
+		var p P
+		if err := decodeParams(raw, &p); err != nil {
+			return parsedTask{}, err
+		}
+		if v, ok := any(&p).(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return parsedTask{}, err
+			}
+		}
+		return parsedTask{run: func(ctx context.Context, r *Reporter) error { return run(ctx, p, r) }}, nil
+	}
+	ts.kindsMu.Lock()
+	defer ts.kindsMu.Unlock()
+	ts.kinds[name] = kind{parse: parse}
+}
+
+// Start creates a task of the given kind and runs it, or queues it when
+// MaxRunning tasks are running. params are the kind's parameters as JSON.
+func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.RawMessage) (protocol.Task, error) {
+	ts.kindsMu.RLock()
+	k, ok := ts.kinds[kindName]
+	ts.kindsMu.RUnlock()
+	if !ok {
+		return protocol.Task{}, fmt.Errorf("%w %q; known kinds: %s", ErrUnknownKind, kindName, ts.kindNames())
+	}
+	parsed, err := k.parse(params)
+	if err != nil {
+		return protocol.Task{}, fmt.Errorf("%w: %w", errBadParams, err)
+	}
+	if name == "" {
+		name = kindName
+	}
+	now := time.Now().UTC()
+	t := &task{ts: ts, run: parsed.run, external: k.external, snap: protocol.Task{
+		ID: "t" + newEpoch(), Kind: kindName, Name: name, State: protocol.TaskQueued, Created: now, Total: parsed.total,
+	}}
+	t.ctx, t.cancel = context.WithCancelCause(context.Background())
+	if t.external {
+		t.reports = make(chan error, 1)
+	}
+
+	ts.mu.Lock()
+	if ts.closing {
+		ts.mu.Unlock()
+		return protocol.Task{}, ErrTaskShutdown
+	}
+	ts.tasks[t.snap.ID] = t
+	start := t.external || ts.running < ts.cfg.MaxRunning
+	if start && !t.external {
+		ts.running++
+	}
+	if !start {
+		ts.queue = append(ts.queue, t)
+	}
+	ts.wg.Add(1)
+	t.mu.Lock() // publish the queued state before the task can change
+	ts.mu.Unlock()
+	t.publishLocked(ctx, true)
+	snap := t.snap
+	t.mu.Unlock()
+	if start {
+		go t.runTask()
+	}
+	return snap, nil
+}
+
+func (ts *Tasks) kindNames() string {
+	ts.kindsMu.RLock()
+	defer ts.kindsMu.RUnlock()
+	var names []string
+	for n := range ts.kinds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return fmt.Sprint(names)
+}
+
+// Get returns a task's current state.
+func (ts *Tasks) Get(id string) (protocol.Task, error) {
+	t, err := ts.lookup(id)
+	if err != nil {
+		return protocol.Task{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.view(time.Now()), nil
+}
+
+// List returns every task still kept, newest first.
+func (ts *Tasks) List() []protocol.Task {
+	ts.mu.Lock()
+	ts.forgetLocked(time.Now())
+	all := make([]*task, 0, len(ts.tasks))
+	for _, t := range ts.tasks {
+		all = append(all, t)
+	}
+	ts.mu.Unlock()
+	now := time.Now()
+	out := make([]protocol.Task, 0, len(all))
+	for _, t := range all {
+		t.mu.Lock()
+		out = append(out, t.view(now))
+		t.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b protocol.Task) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return -compareStrings(a.ID, b.ID)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Cancel asks a task to stop. A queued task is cancelled at once; a running
+// one when its function sees its context cancelled. Cancelling a finished
+// task is ErrTaskFinished.
+func (ts *Tasks) Cancel(ctx context.Context, id string) (protocol.Task, error) {
+	t, err := ts.lookup(id)
+	if err != nil {
+		return protocol.Task{}, err
+	}
+	t.mu.Lock()
+	if t.snap.State.Final() {
+		snap := t.snap
+		t.mu.Unlock()
+		return snap, fmt.Errorf("%w: task %s is %s", ErrTaskFinished, id, snap.State)
+	}
+	queued := t.snap.State == protocol.TaskQueued && !t.external
+	t.mu.Unlock()
+	t.cancel(ErrTaskCancelled)
+	if queued && ts.dequeue(t) {
+		t.finish(ctx, protocol.TaskCancelled, "cancelled before it started")
+		ts.ended(t, false)
+		ts.wg.Done()
+	}
+	return ts.Get(id)
+}
+
+// Report applies an external task's progress report.
+func (ts *Tasks) Report(ctx context.Context, id string, rep protocol.ProgressReport) (protocol.Task, error) {
+	t, err := ts.lookup(id)
+	if err != nil {
+		return protocol.Task{}, err
+	}
+	if !t.external {
+		return protocol.Task{}, &apiError{status: 409, code: protocol.CodeConflict,
+			message: fmt.Sprintf("task %s is of kind %s, which reports its own progress; only external tasks take reports", id, t.snap.Kind)}
+	}
+	if err := t.report(ctx, rep); err != nil {
+		return protocol.Task{}, err
+	}
+	return ts.Get(id)
+}
+
+func (ts *Tasks) lookup(id string) (*task, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t, ok := ts.tasks[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s (finished tasks are kept for %s, at most %d of them)", ErrTaskNotFound, id, ts.cfg.KeepFor, ts.cfg.KeepFinished)
+	}
+	return t, nil
+}
+
+// dequeue removes t from the queue; false if it was not there (it started).
+func (ts *Tasks) dequeue(t *task) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	i := slices.Index(ts.queue, t)
+	if i < 0 {
+		return false
+	}
+	ts.queue = slices.Delete(ts.queue, i, i+1)
+	return true
+}
+
+// ended is called once per task after its final event: it frees the run
+// slot, starts the next queued task and forgets old finished ones.
+func (ts *Tasks) ended(t *task, heldSlot bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.finished = append(ts.finished, t)
+	if heldSlot {
+		ts.running--
+		for len(ts.queue) > 0 && ts.running < ts.cfg.MaxRunning && !ts.closing {
+			next := ts.queue[0]
+			ts.queue = ts.queue[1:]
+			ts.running++
+			go next.runTask()
+		}
+	}
+	ts.forgetLocked(time.Now())
+}
+
+// forgetLocked drops finished tasks beyond KeepFinished or older than KeepFor.
+func (ts *Tasks) forgetLocked(now time.Time) {
+	drop := 0
+	if n := len(ts.finished) - ts.cfg.KeepFinished; n > 0 {
+		drop = n
+	}
+	for drop < len(ts.finished) && now.Sub(ts.finished[drop].finishedAt) > ts.cfg.KeepFor {
+		drop++
+	}
+	for _, t := range ts.finished[:drop] {
+		delete(ts.tasks, t.snap.ID)
+	}
+	ts.finished = slices.Delete(ts.finished, 0, drop)
+}
+
+// Shutdown cancels every live task with the message "server shutting
+// down" and waits until their final events are published, or ctx ends.
+func (ts *Tasks) Shutdown(ctx context.Context) error {
+	ts.mu.Lock()
+	ts.closing = true
+	queue := ts.queue
+	ts.queue = nil
+	live := make([]*task, 0, len(ts.tasks))
+	for _, t := range ts.tasks {
+		live = append(live, t)
+	}
+	ts.mu.Unlock()
+	for _, t := range queue {
+		t.cancel(ErrTaskShutdown)
+		t.finish(ctx, protocol.TaskCancelled, ErrTaskShutdown.Error())
+		ts.ended(t, false)
+		ts.wg.Done()
+	}
+	for _, t := range live {
+		t.cancel(ErrTaskShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		ts.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tasks still running: %w", ctx.Err())
+	}
+}

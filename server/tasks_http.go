@@ -1,0 +1,133 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pushd/push/protocol"
+)
+
+// taskError maps the task API's errors onto answers.
+func taskError(err error) error {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, ErrTaskNotFound):
+		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
+	case errors.Is(err, ErrTaskFinished):
+		return errorf(http.StatusConflict, protocol.CodeConflict, "%v", err)
+	case errors.Is(err, ErrUnknownKind), errors.Is(err, errBadParams):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	case errors.Is(err, ErrTaskShutdown):
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
+	}
+	return err
+}
+
+func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
+	var body map[string]json.RawMessage
+	if err := s.decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body == nil {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object such as {\"kind\":\"demo\",\"name\":\"try\"}")
+	}
+	var kind, name string
+	if err := takeString(body, "kind", &kind); err != nil {
+		return err
+	}
+	if kind == "" {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "kind is required, e.g. {\"kind\":\"demo\"} or {\"kind\":\"external\"}")
+	}
+	if err := takeString(body, "name", &name); err != nil {
+		return err
+	}
+	if err := checkTaskName(name); err != nil {
+		return err
+	}
+	params, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	t, err := s.tasks.Start(r.Context(), kind, name, params)
+	if err != nil {
+		return taskError(err)
+	}
+	w.Header().Set("Location", "/v1/tasks/"+t.ID)
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+// takeString removes a string field from body into dst.
+func takeString(body map[string]json.RawMessage, field string, dst *string) error {
+	raw, ok := body[field]
+	if !ok {
+		return nil
+	}
+	delete(body, field)
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON string", field)
+	}
+	return nil
+}
+
+// checkTaskName allows any printable text of at most 200 bytes.
+func checkTaskName(name string) error {
+	if len(name) > 200 || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "name must be printable UTF-8 text of at most 200 bytes")
+	}
+	return nil
+}
+
+func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: s.tasks.List()})
+	return nil
+}
+
+func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.tasks.Get(r.PathValue("id"))
+	if err != nil {
+		return taskError(err)
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return taskError(err)
+	}
+	writeJSON(w, http.StatusAccepted, t)
+	return nil
+}
+
+func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) error {
+	var rep protocol.ProgressReport
+	if err := s.decodeJSON(w, r, &rep); err != nil {
+		return err
+	}
+	t, err := s.tasks.Report(r.Context(), r.PathValue("id"), rep)
+	if err != nil {
+		return taskError(err)
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error {
+	return s.serveEvents(w, r, eventsTarget{stream: protocol.TasksStream})
+}
+
+func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := s.tasks.Get(id); err != nil {
+		return taskError(err)
+	}
+	return s.serveEvents(w, r, eventsTarget{stream: protocol.TasksStream, filter: id})
+}
