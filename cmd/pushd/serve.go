@@ -28,6 +28,11 @@ type serveOptions struct {
 	maxLag        int
 	logLevel      string
 	shutdownWait  time.Duration
+	maxTasks      int
+	taskStall     time.Duration
+	keepTasks     int
+	keepTasksFor  time.Duration
+	pprofAddr     string
 }
 
 func newServeCmd() *cobra.Command {
@@ -53,6 +58,11 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "a subscriber that takes longer to accept one write is dropped (and resumes)")
 	f.IntVar(&o.maxText, "max-text", 4096, "longest message text in bytes")
 	f.IntVar(&o.maxLag, "max-lag", 4096, "events a live subscriber may fall behind before it is told to reconnect")
+	f.IntVar(&o.maxTasks, "max-tasks", 64, "background tasks running at once; the rest queue")
+	f.DurationVar(&o.taskStall, "task-stall-timeout", 10*time.Minute, "an external task that reports nothing for this long fails as stalled")
+	f.IntVar(&o.keepTasks, "keep-tasks", 1000, "finished tasks kept for GET /v1/tasks")
+	f.DurationVar(&o.keepTasksFor, "keep-tasks-for", 24*time.Hour, "how long finished tasks are kept")
+	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	return cmd
@@ -79,10 +89,23 @@ func (o *serveOptions) run(ctx context.Context) error {
 		WriteTimeout:  o.writeTimeout,
 		MaxTextBytes:  o.maxText,
 		MaxLag:        o.maxLag,
-		Logger:        log,
+		Tasks: server.TaskConfig{
+			MaxRunning:   o.maxTasks,
+			StallTimeout: o.taskStall,
+			KeepFinished: o.keepTasks,
+			KeepFor:      o.keepTasksFor,
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err
+	}
+	if o.pprofAddr != "" {
+		stopProfiles, err := servePprof(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
