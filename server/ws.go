@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -61,10 +62,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 				}
 				err = c.Write(context.Background(), websocket.MessageText, buf)
 			} else {
+				// One message per event, but all of them in one system call.
+				hw.out.cork()
 				for _, e := range batch {
 					if err = c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
 						break
 					}
+				}
+				if uerr := hw.out.uncork(); err == nil {
+					err = uerr
 				}
 			}
 		case errors.Is(err, errIdle):
@@ -93,10 +99,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 }
 
 // hijackRecorder keeps the connection that websocket.Accept hijacks, so the
-// server can set write deadlines on it directly.
+// server can set write deadlines on it directly, and gives the WebSocket
+// small buffers and a corkable writer: the client sends next to nothing, and
+// several messages can leave in one system call.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
+	out  *corkWriter
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -105,6 +114,65 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("connection cannot be hijacked")
 	}
 	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
 	h.conn = c
-	return c, brw, err
+	h.out = &corkWriter{conn: c}
+	r := brw.Reader
+	if r.Buffered() == 0 {
+		r = bufio.NewReaderSize(c, wsReadBuffer)
+	}
+	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(h.out, wsWriteBuffer)), nil
+}
+
+// Buffer sizes of a WebSocket connection. Reads are control frames; writes
+// pass through to corkWriter, which gathers a batch.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 512
+)
+
+// corkWriter passes writes through to conn, except between cork and uncork,
+// when it gathers them to send in one write. The buffer is pooled, so an
+// idle connection holds none.
+type corkWriter struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	corked bool
+	buf    *[]byte
+}
+
+var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (w *corkWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.corked {
+		return w.conn.Write(p)
+	}
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
+}
+
+func (w *corkWriter) cork() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = true
+	w.buf = corkPool.Get().(*[]byte)
+}
+
+// uncork sends what was gathered. The lock is held across the write so a
+// pong written meanwhile by the reader goroutine keeps its place.
+func (w *corkWriter) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = false
+	_, err := w.conn.Write(*w.buf)
+	if cap(*w.buf) <= 256<<10 {
+		*w.buf = (*w.buf)[:0]
+		corkPool.Put(w.buf)
+	}
+	w.buf = nil
+	return err
 }
