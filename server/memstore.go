@@ -51,7 +51,7 @@ func (m *MemoryStore) log(stream string) (*memLog, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if l, ok = m.streams[stream]; !ok {
-		l = &memLog{epoch: newEpoch(), first: 1}
+		l = &memLog{epoch: NewEpoch(), first: 1}
 		m.streams[stream] = l
 	}
 	return l, nil
@@ -147,8 +147,9 @@ func (m *MemoryStore) Close() error {
 	return nil
 }
 
-// newEpoch returns a fresh random epoch: 12 characters of [a-z2-7].
-func newEpoch() string {
+// NewEpoch returns a fresh random epoch: 12 characters of [a-z2-7]. Stores
+// give a stream a new one whenever its history starts anew.
+func NewEpoch() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
 	var b [12]byte
 	_, _ = rand.Read(b[:])

@@ -150,7 +150,7 @@ func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.R
 	}
 	now := time.Now().UTC()
 	t := &task{ts: ts, run: parsed.run, external: k.external, snap: protocol.Task{
-		ID: "t" + newEpoch(), Kind: kindName, Name: name, State: protocol.TaskQueued, Created: now, Total: parsed.total,
+		ID: "t" + NewEpoch(), Kind: kindName, Name: name, State: protocol.TaskQueued, Created: now, Total: parsed.total,
 	}}
 	t.ctx, t.cancel = context.WithCancelCause(context.Background())
 	if t.external {

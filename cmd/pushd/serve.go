@@ -13,11 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/boltstore"
 )
 
 type serveOptions struct {
 	addr          string
 	store         string
+	dataDir       string
 	history       int
 	historyAge    time.Duration
 	presenceGrace time.Duration
@@ -49,7 +51,8 @@ func newServeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	f.StringVar(&o.store, "store", "memory", "event store: memory")
+	f.StringVar(&o.store, "store", "bolt", "event store: bolt (durable, in --data) or memory (forgets everything on exit)")
+	f.StringVar(&o.dataDir, "data", "pushd-data", "data directory of the bolt store")
 	f.IntVar(&o.history, "history", 10000, "events kept per stream")
 	f.DurationVar(&o.historyAge, "history-age", 0, "drop events older than this (0: keep by count only)")
 	f.DurationVar(&o.presenceGrace, "presence-grace", 5*time.Second, "how long a user stays present after their last connection closes")
@@ -74,13 +77,24 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if o.store != "memory" {
-		return fmt.Errorf("--store %q: only memory is available", o.store)
-	}
 	if o.history < 1 {
 		return fmt.Errorf("--history %d: keep at least 1 event per stream", o.history)
 	}
+	var store server.Store
+	switch o.store {
+	case "memory":
+	case "bolt":
+		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.history, MaxAge: o.historyAge})
+		if err != nil {
+			return err
+		}
+		defer bs.Close()
+		store = bs
+	default:
+		return fmt.Errorf("--store %q: use bolt or memory", o.store)
+	}
 	srv, err := server.New(server.Config{
+		Store:         store,
 		History:       o.history,
 		HistoryAge:    o.historyAge,
 		PresenceGrace: o.presenceGrace,
@@ -117,7 +131,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "history", o.history)
+	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.history)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -143,4 +157,12 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// dataDirFor names the data directory in logs, or "-" for the memory store.
+func (o *serveOptions) dataDirFor() string {
+	if o.store != "bolt" {
+		return "-"
+	}
+	return o.dataDir
 }

@@ -1,0 +1,297 @@
+// Package boltstore is pushd's durable event store: every stream's log in
+// one bbolt file, fsynced before an append returns, so an acknowledged
+// event survives a crash. Epochs are stored too, so cursors stay valid
+// across restarts.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// FormatVersion is the layout of the data file this code reads and writes.
+// A file of another version is refused, never rewritten.
+const FormatVersion = "1"
+
+// FileName is the data file inside the data directory.
+const FileName = "pushd.db"
+
+// ErrFormat is returned (wrapped) by Open for a data file this version of
+// pushd cannot read.
+var ErrFormat = errors.New("unsupported data format")
+
+// Bucket layout:
+//
+//	meta                       format = "1"
+//	streams/<stream name>/     epoch, last (8-byte big-endian seq)
+//	streams/<stream name>/events/<seq (8 bytes)> = <time (8 bytes, unix nanos)><event JSON>
+var (
+	bucketMeta    = []byte("meta")
+	bucketStreams = []byte("streams")
+	bucketEvents  = []byte("events")
+	keyFormat     = []byte("format")
+	keyEpoch      = []byte("epoch")
+	keyLast       = []byte("last")
+)
+
+// Store is a server.Store on a bbolt file.
+type Store struct {
+	db        *bolt.DB
+	maxEvents int
+	maxAge    time.Duration
+}
+
+var _ server.Store = (*Store)(nil)
+
+// Options bound the history kept per stream.
+type Options struct {
+	// MaxEvents is how many events a stream keeps (0: unbounded).
+	MaxEvents int
+	// MaxAge drops events older than this (0: no age limit).
+	MaxAge time.Duration
+}
+
+// Open opens (or creates) the store in dir. It refuses a file written in
+// another format, and a directory another process holds.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("open store %s: the data file is locked by another process (is another pushd running on it?)", path)
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+		return nil, fmt.Errorf("open store %s: %w: not a pushd data file, or corrupt (%v); move it away to start afresh", path, ErrFormat, err)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if k, _ := tx.Cursor().First(); k != nil {
+				return fmt.Errorf("%w: the file holds data but no pushd format version; it is not a pushd data file", ErrFormat)
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, []byte(FormatVersion)); err != nil {
+				return err
+			}
+		}
+		if v := meta.Get(keyFormat); string(v) != FormatVersion {
+			return fmt.Errorf("%w: the file has format version %q and this pushd reads %q; use the pushd that wrote it, or move the file away", ErrFormat, v, FormatVersion)
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketStreams)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db: db, maxEvents: opts.MaxEvents, maxAge: opts.MaxAge}, nil
+}
+
+// Close implements server.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB returns the underlying database, for other durable state of the server
+// (task records) to live in the same file.
+func (s *Store) DB() *bolt.DB { return s.db }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// streamBucket returns the stream's bucket, creating it with a fresh epoch
+// when create is set (nil otherwise if it does not exist).
+func streamBucket(tx *bolt.Tx, stream string, create bool) (*bolt.Bucket, error) {
+	streams := tx.Bucket(bucketStreams)
+	b := streams.Bucket([]byte(stream))
+	if b != nil || !create {
+		return b, nil
+	}
+	b, err := streams.CreateBucket([]byte(stream))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.CreateBucket(bucketEvents); err != nil {
+		return nil, err
+	}
+	if err := b.Put(keyEpoch, []byte(server.NewEpoch())); err != nil {
+		return nil, err
+	}
+	return b, b.Put(keyLast, seqKey(0))
+}
+
+func info(b *bolt.Bucket) server.StreamInfo {
+	last := binary.BigEndian.Uint64(b.Get(keyLast))
+	in := server.StreamInfo{Epoch: string(b.Get(keyEpoch)), First: last + 1, Last: last}
+	if k, _ := b.Bucket(bucketEvents).Cursor().First(); k != nil {
+		in.First = binary.BigEndian.Uint64(k)
+	}
+	return in
+}
+
+// Append implements server.Store: one transaction, fsynced before it
+// returns.
+func (s *Store) Append(_ context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+	var out []protocol.Event
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = append(out[:0], events...)
+		b, err := streamBucket(tx, stream, true)
+		if err != nil {
+			return err
+		}
+		in := info(b)
+		evb := b.Bucket(bucketEvents)
+		var val []byte
+		for i := range out {
+			out[i].Stream, out[i].Epoch, out[i].Seq = stream, in.Epoch, in.Last+1+uint64(i)
+			js, err := json.Marshal(&out[i])
+			if err != nil {
+				return fmt.Errorf("encode event: %w", err)
+			}
+			val = binary.BigEndian.AppendUint64(val[:0], uint64(out[i].Time.UnixNano()))
+			val = append(val, js...)
+			if err := evb.Put(seqKey(out[i].Seq), val); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(keyLast, seqKey(in.Last+uint64(len(out)))); err != nil {
+			return err
+		}
+		return s.trim(evb, in.Last+uint64(len(out)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return out, nil
+}
+
+// trim deletes what retention no longer allows, oldest first. Seqs are
+// contiguous from the first key to last, so the count needs no scan.
+func (s *Store) trim(evb *bolt.Bucket, last uint64) error {
+	c := evb.Cursor()
+	k, v := c.First()
+	if k == nil {
+		return nil
+	}
+	drop := uint64(0)
+	if n := last - binary.BigEndian.Uint64(k) + 1; s.maxEvents > 0 && n > uint64(s.maxEvents) {
+		drop = n - uint64(s.maxEvents)
+	}
+	cutoff := s.cutoff()
+	for ; k != nil; k, v = c.First() {
+		old := cutoff != 0 && recordTime(v) < cutoff
+		if drop == 0 && !old {
+			break
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		if drop > 0 {
+			drop--
+		}
+	}
+	return nil
+}
+
+// cutoff is the unix-nano time before which events are too old, or 0.
+func (s *Store) cutoff() int64 {
+	if s.maxAge <= 0 {
+		return 0
+	}
+	return time.Now().Add(-s.maxAge).UnixNano()
+}
+
+// recordTime is the time stored in front of an event's JSON.
+func recordTime(v []byte) int64 {
+	if len(v) < 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// Read implements server.Store.
+func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo, error) {
+	var events []protocol.Event
+	var in server.StreamInfo
+	expired := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, _ := streamBucket(tx, stream, false)
+		if b == nil {
+			return nil
+		}
+		in = info(b)
+		c := b.Bucket(bucketEvents).Cursor()
+		if k, v := c.First(); k != nil && recordTime(v) < s.cutoff() {
+			expired = true // age retention applies even to a stream nobody writes to
+			return nil
+		}
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(events) < limit; k, v = c.Next() {
+			var ev protocol.Event
+			if len(v) < 8 {
+				return fmt.Errorf("event %d: %w: short record", binary.BigEndian.Uint64(k), ErrFormat)
+			}
+			if err := json.Unmarshal(v[8:], &ev); err != nil {
+				return fmt.Errorf("event %d: %w: %v", binary.BigEndian.Uint64(k), ErrFormat, err)
+			}
+			events = append(events, ev)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, server.StreamInfo{}, fmt.Errorf("read %s: %w", stream, err)
+	case expired:
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			b, _ := streamBucket(tx, stream, false)
+			return s.trim(b.Bucket(bucketEvents), info(b).Last)
+		}); err != nil {
+			return nil, server.StreamInfo{}, fmt.Errorf("trim %s: %w", stream, err)
+		}
+		return s.Read(ctx, stream, after, limit)
+	case in.Epoch == "":
+		in, err = s.Info(ctx, stream)
+		return nil, in, err
+	}
+	return events, in, nil
+}
+
+// Info implements server.Store. A stream read for the first time is
+// created, so that its epoch is fixed from then on.
+func (s *Store) Info(_ context.Context, stream string) (server.StreamInfo, error) {
+	var in server.StreamInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b, _ := streamBucket(tx, stream, false); b != nil {
+			in = info(b)
+		}
+		return nil
+	})
+	if err != nil || in.Epoch != "" {
+		return in, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := streamBucket(tx, stream, true)
+		if err == nil {
+			in = info(b)
+		}
+		return err
+	})
+	if err != nil {
+		return in, fmt.Errorf("info %s: %w", stream, err)
+	}
+	return in, nil
+}

@@ -1,0 +1,154 @@
+package boltstore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/boltstore"
+	"github.com/pushd/push/server/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store {
+		s, err := boltstore.Open(t.TempDir(), boltstore.Options{MaxEvents: maxEvents, MaxAge: maxAge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestReopenKeepsEventsAndEpoch(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := boltstore.Open(dir, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Append(ctx, "room/a", []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "kept", Time: time.Now().UTC()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = boltstore.Open(dir, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evs, in, err := s.Read(ctx, "room/a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Text != "kept" || in.Epoch != stored[0].Epoch || evs[0].Epoch != stored[0].Epoch {
+		t.Fatalf("after reopen: events %+v, info %+v; want the one event in epoch %s", evs, in, stored[0].Epoch)
+	}
+}
+
+func TestRefusesForeignFiles(t *testing.T) {
+	t.Run("corrupt", func(t *testing.T) {
+		dir := t.TempDir()
+		junk := []byte(strings.Repeat("not a database ", 2000))
+		if err := os.WriteFile(filepath.Join(dir, boltstore.FileName), junk, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := boltstore.Open(dir, boltstore.Options{})
+		if !errors.Is(err, boltstore.ErrFormat) || !strings.Contains(err.Error(), "not a pushd data file") {
+			t.Fatalf("Open of a corrupt file: %v; want ErrFormat saying it is not a pushd data file", err)
+		}
+		after, _ := os.ReadFile(filepath.Join(dir, boltstore.FileName))
+		if string(after) != string(junk) {
+			t.Fatal("the corrupt file was changed")
+		}
+	})
+	t.Run("newer format", func(t *testing.T) {
+		dir := t.TempDir()
+		writeBolt(t, dir, func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("meta"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("format"), []byte("99"))
+		})
+		_, err := boltstore.Open(dir, boltstore.Options{})
+		if !errors.Is(err, boltstore.ErrFormat) || !strings.Contains(err.Error(), `"99"`) {
+			t.Fatalf("Open of format 99: %v; want ErrFormat naming the version", err)
+		}
+	})
+	t.Run("another program's bolt file", func(t *testing.T) {
+		dir := t.TempDir()
+		writeBolt(t, dir, func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucket([]byte("users"))
+			return err
+		})
+		_, err := boltstore.Open(dir, boltstore.Options{})
+		if !errors.Is(err, boltstore.ErrFormat) {
+			t.Fatalf("Open of a foreign bolt file: %v; want ErrFormat", err)
+		}
+	})
+	t.Run("locked", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := boltstore.Open(dir, boltstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = boltstore.Open(dir, boltstore.Options{})
+		if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+			t.Fatalf("second Open: %v; want a locked error", err)
+		}
+	})
+}
+
+func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, boltstore.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, parallel := range []int{1, 64} {
+		b.Run(map[int]string{1: "publishers=1", 64: "publishers=64"}[parallel], func(b *testing.B) {
+			s, err := boltstore.Open(b.TempDir(), boltstore.Options{MaxEvents: 10000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			srv, err := server.New(server.Config{Store: s})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Shutdown(context.Background())
+			hub := srv.Hub()
+			b.SetParallelism(parallel)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := hub.Publish(context.Background(), "room/bench", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: "hello"}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

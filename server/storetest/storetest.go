@@ -1,0 +1,159 @@
+// Package storetest checks that a server.Store keeps the contract the hub
+// relies on. Every store implementation runs it from its own tests.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// Factory opens a fresh, empty store that keeps at most maxEvents events
+// per stream (0: unbounded) and none older than maxAge (0: no limit). The
+// factory registers the store's cleanup with t.
+type Factory func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store
+
+// Run runs the conformance tests against stores made by open.
+func Run(t *testing.T, open Factory) {
+	ctx := context.Background()
+	msg := func(text string) protocol.Event {
+		return protocol.Event{Type: protocol.TypeMessage, Time: time.Now().UTC(), User: "u", Text: text}
+	}
+
+	t.Run("fresh stream", func(t *testing.T) {
+		s := open(t, 0, 0)
+		in, err := s.Info(ctx, "room/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Epoch == "" || in.Last != 0 || in.First != 1 {
+			t.Fatalf("Info of a fresh stream = %+v, want an epoch, Last 0, First 1", in)
+		}
+		again, _ := s.Info(ctx, "room/a")
+		if again.Epoch != in.Epoch {
+			t.Fatalf("epoch changed between two Info calls: %q then %q", in.Epoch, again.Epoch)
+		}
+		evs, in2, err := s.Read(ctx, "room/a", 0, 10)
+		if err != nil || len(evs) != 0 || in2.Epoch != in.Epoch {
+			t.Fatalf("Read of a fresh stream = %v, %+v, %v", evs, in2, err)
+		}
+	})
+
+	t.Run("append assigns seqs in order", func(t *testing.T) {
+		s := open(t, 0, 0)
+		first, err := s.Append(ctx, "room/a", []protocol.Event{msg("1"), msg("2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := s.Append(ctx, "room/a", []protocol.Event{msg("3")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := append(first, second...)
+		in, _ := s.Info(ctx, "room/a")
+		for i, ev := range all {
+			if ev.Seq != uint64(i+1) || ev.Stream != "room/a" || ev.Epoch != in.Epoch || ev.Text != fmt.Sprint(i+1) {
+				t.Fatalf("event %d = %+v, want seq %d in room/a, epoch %s", i, ev, i+1, in.Epoch)
+			}
+		}
+		if in.First != 1 || in.Last != 3 {
+			t.Fatalf("Info = %+v, want First 1 Last 3", in)
+		}
+		other, _ := s.Append(ctx, "room/b", []protocol.Event{msg("x")})
+		if other[0].Seq != 1 {
+			t.Fatalf("another stream's first seq = %d, want 1", other[0].Seq)
+		}
+	})
+
+	t.Run("read after cursor with limit", func(t *testing.T) {
+		s := open(t, 0, 0)
+		for i := range 10 {
+			if _, err := s.Append(ctx, "tasks", []protocol.Event{msg(fmt.Sprint(i + 1))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs, in, err := s.Read(ctx, "tasks", 4, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || evs[0].Seq != 5 || evs[2].Seq != 7 || in.Last != 10 {
+			t.Fatalf("Read(after 4, limit 3) = %d events from %v, info %+v", len(evs), seqs(evs), in)
+		}
+		evs, _, _ = s.Read(ctx, "tasks", 10, 3)
+		if len(evs) != 0 {
+			t.Fatalf("Read after the last = %v, want none", seqs(evs))
+		}
+	})
+
+	t.Run("retention by count", func(t *testing.T) {
+		s := open(t, 3, 0)
+		for i := range 5 {
+			if _, err := s.Append(ctx, "room/a", []protocol.Event{msg(fmt.Sprint(i + 1))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evs, in, err := s.Read(ctx, "room/a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.First != 3 || in.Last != 5 || len(evs) != 3 || evs[0].Seq != 3 {
+			t.Fatalf("after 5 appends keeping 3: info %+v, events %v", in, seqs(evs))
+		}
+	})
+
+	t.Run("retention by age", func(t *testing.T) {
+		s := open(t, 0, time.Hour)
+		old := msg("old")
+		old.Time = time.Now().Add(-2 * time.Hour)
+		if _, err := s.Append(ctx, "room/a", []protocol.Event{old, old}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, "room/a", []protocol.Event{msg("new")}); err != nil {
+			t.Fatal(err)
+		}
+		evs, in, err := s.Read(ctx, "room/a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.First != 3 || len(evs) != 1 || evs[0].Text != "new" {
+			t.Fatalf("after age retention: info %+v, events %v", in, seqs(evs))
+		}
+	})
+
+	t.Run("concurrent streams", func(t *testing.T) {
+		s := open(t, 0, 0)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 25 {
+					if _, err := s.Append(ctx, fmt.Sprintf("room/%d", w), []protocol.Event{msg(fmt.Sprint(i))}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for w := range 4 {
+			evs, _, err := s.Read(ctx, fmt.Sprintf("room/%d", w), 0, 100)
+			if err != nil || len(evs) != 25 || evs[24].Seq != 25 {
+				t.Fatalf("room/%d: %d events, err %v", w, len(evs), err)
+			}
+		}
+	})
+}
+
+func seqs(evs []protocol.Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Seq
+	}
+	return out
+}
