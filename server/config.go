@@ -44,6 +44,8 @@ type Config struct {
 	TailSize int
 	// Tasks sets up the background task runner.
 	Tasks TaskConfig
+	// TaskStore keeps task records across restarts (nil: in memory only).
+	TaskStore TaskStore
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 }

@@ -65,7 +65,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Logger)
 	s.presence = newPresence(s.hub, cfg.PresenceGrace)
-	s.tasks = newTasks(s.hub, cfg.Tasks, cfg.Logger)
+	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s.tasks = tasks
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil

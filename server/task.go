@@ -52,7 +52,7 @@ func (t *task) runTask() {
 	if t.external {
 		t.stall = time.AfterFunc(t.ts.cfg.StallTimeout, func() { t.cancel(errTaskStalled) })
 	}
-	t.publishLocked(t.ctx, true)
+	t.changedLocked(t.ctx)
 	t.mu.Unlock()
 
 	err := t.call()
@@ -122,8 +122,15 @@ func (t *task) finish(ctx context.Context, state protocol.TaskState, message str
 	if t.stall != nil {
 		t.stall.Stop()
 	}
-	t.publishLocked(ctx, true)
+	t.changedLocked(ctx)
 	return true
+}
+
+// changedLocked records a change of state and announces it at once. t.mu
+// is held.
+func (t *task) changedLocked(ctx context.Context) {
+	t.ts.save(ctx, t.view(time.Now()))
+	t.publishLocked(ctx, true)
 }
 
 // publishLocked sends the task's state on the tasks stream: at once when

@@ -71,9 +71,10 @@ func (c TaskConfig) withDefaults() TaskConfig {
 // stream. A task belongs to no connection: it runs on its own goroutine
 // under a context that only Cancel and Shutdown cancel.
 type Tasks struct {
-	cfg TaskConfig
-	hub *Hub
-	log *slog.Logger
+	cfg   TaskConfig
+	hub   *Hub
+	store TaskStore // nil: tasks are kept in memory only
+	log   *slog.Logger
 
 	kindsMu sync.RWMutex
 	kinds   map[string]kind
@@ -100,11 +101,66 @@ type parsedTask struct {
 	total int64                                        // known at start, if any
 }
 
-func newTasks(hub *Hub, cfg TaskConfig, log *slog.Logger) *Tasks {
-	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
+// TaskStore keeps task records across restarts, so that finished tasks can
+// still be listed and a task interrupted by a crash is reported as such.
+type TaskStore interface {
+	// SaveTask stores the task's record, replacing any earlier one.
+	SaveTask(ctx context.Context, t protocol.Task) error
+	// DeleteTask forgets a task.
+	DeleteTask(ctx context.Context, id string) error
+	// LoadTasks returns every stored record.
+	LoadTasks(ctx context.Context) ([]protocol.Task, error)
+}
+
+func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, log *slog.Logger) (*Tasks, error) {
+	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, store: store, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
 	RegisterKind(ts, "demo", runDemo)
 	ts.kinds["external"] = kind{parse: parseExternal, external: true}
-	return ts
+	if err := ts.load(ctx); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// load brings back the stored tasks. One that had not ended was running in
+// a process that died: it ends now as failed, and watchers are told.
+func (ts *Tasks) load(ctx context.Context) error {
+	if ts.store == nil {
+		return nil
+	}
+	records, err := ts.store.LoadTasks(ctx)
+	if err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	slices.SortFunc(records, func(a, b protocol.Task) int { return a.Created.Compare(b.Created) })
+	for _, rec := range records {
+		t := &task{ts: ts, snap: rec, external: rec.Kind == "external"}
+		t.ctx, t.cancel = context.WithCancelCause(context.Background())
+		t.cancel(ErrTaskShutdown)
+		ts.tasks[rec.ID] = t
+		if !rec.State.Final() {
+			t.finish(ctx, protocol.TaskFailed, "interrupted by server restart")
+		}
+		t.finishedAt = t.snap.Created
+		if t.snap.Finished != nil {
+			t.finishedAt = *t.snap.Finished
+		}
+		ts.finished = append(ts.finished, t)
+	}
+	slices.SortFunc(ts.finished, func(a, b *task) int { return a.finishedAt.Compare(b.finishedAt) })
+	ts.forgetLocked(time.Now())
+	return nil
+}
+
+// save stores a task's record, if there is a task store. A failure is
+// logged: the task goes on, it is only the record that may be stale.
+func (ts *Tasks) save(ctx context.Context, snap protocol.Task) {
+	if ts.store == nil {
+		return
+	}
+	if err := ts.store.SaveTask(context.WithoutCancel(ctx), snap); err != nil {
+		ts.log.Error("save task", "task", snap.ID, "err", err)
+	}
 }
 
 // RegisterKind makes a task kind available to POST /v1/tasks under name.
@@ -173,7 +229,7 @@ func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.R
 	ts.wg.Add(1)
 	t.mu.Lock() // publish the queued state before the task can change
 	ts.mu.Unlock()
-	t.publishLocked(ctx, true)
+	t.changedLocked(ctx)
 	snap := t.snap
 	t.mu.Unlock()
 	if start {
@@ -331,6 +387,11 @@ func (ts *Tasks) forgetLocked(now time.Time) {
 	}
 	for _, t := range ts.finished[:drop] {
 		delete(ts.tasks, t.snap.ID)
+		if ts.store != nil {
+			if err := ts.store.DeleteTask(context.Background(), t.snap.ID); err != nil {
+				ts.log.Error("forget task", "task", t.snap.ID, "err", err)
+			}
+		}
 	}
 	ts.finished = slices.Delete(ts.finished, 0, drop)
 }

@@ -81,6 +81,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return fmt.Errorf("--history %d: keep at least 1 event per stream", o.history)
 	}
 	var store server.Store
+	var taskStore server.TaskStore
 	switch o.store {
 	case "memory":
 	case "bolt":
@@ -89,12 +90,13 @@ func (o *serveOptions) run(ctx context.Context) error {
 			return err
 		}
 		defer bs.Close()
-		store = bs
+		store, taskStore = bs, bs
 	default:
 		return fmt.Errorf("--store %q: use bolt or memory", o.store)
 	}
 	srv, err := server.New(server.Config{
 		Store:         store,
+		TaskStore:     taskStore,
 		History:       o.history,
 		HistoryAge:    o.historyAge,
 		PresenceGrace: o.presenceGrace,
