@@ -156,14 +156,15 @@ func (s *Store) Append(_ context.Context, stream string, events []protocol.Event
 		}
 		in := info(b)
 		evb := b.Bucket(bucketEvents)
-		var val []byte
 		for i := range out {
 			out[i].Stream, out[i].Epoch, out[i].Seq = stream, in.Epoch, in.Last+1+uint64(i)
 			js, err := json.Marshal(&out[i])
 			if err != nil {
 				return fmt.Errorf("encode event: %w", err)
 			}
-			val = binary.BigEndian.AppendUint64(val[:0], uint64(out[i].Time.UnixNano()))
+			// bolt keeps the value until the commit: one buffer per event.
+			val := make([]byte, 8, 8+len(js))
+			binary.BigEndian.PutUint64(val, uint64(out[i].Time.UnixNano()))
 			val = append(val, js...)
 			if err := evb.Put(seqKey(out[i].Seq), val); err != nil {
 				return err
