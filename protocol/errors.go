@@ -14,6 +14,8 @@ const (
 	CodeBodyTooLarge     = "body_too_large"     // 413: request body over the limit
 	CodeUnsupportedMedia = "unsupported_media"  // 415: body is not application/json
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeUnauthorized     = "unauthorized"       // 401: no token, or one that is expired or not valid here
+	CodeForbidden        = "forbidden"          // 403: a valid token that does not allow this
 	CodeNotFound         = "not_found"          // 404
 	CodeConflict         = "conflict"           // 409: the request does not fit the resource's state
 	CodeUnavailable      = "unavailable"        // 503: the server cannot take it now; retry

@@ -42,6 +42,13 @@ type Config struct {
 	// TailSize is how many recent events per stream the hub keeps encoded
 	// in memory (default 4,096); older ones are read from the store.
 	TailSize int
+	// AuthSecret, when set, makes every request need a token signed with
+	// it (see Claims and MintToken); empty runs the server open.
+	AuthSecret []byte
+	// AllowOrigins lists the browser origins, besides the server's own, whose
+	// pages may use the server (WebSocket and CORS): host patterns such as
+	// "app.example.com" or "*.example.com", or "https://app.example.com".
+	AllowOrigins []string
 	// Tasks sets up the background task runner.
 	Tasks TaskConfig
 	// TaskStore keeps task records across restarts (nil: in memory only).

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -22,24 +23,26 @@ type entry struct {
 // json returns the event's JSON, without a trailing newline.
 func (e *entry) json() []byte { return e.frame[e.data : len(e.frame)-2] }
 
-// encodeEntry encodes ev into an entry.
+// encodeEntry encodes ev into an entry: the frame is built in one buffer,
+// the JSON written straight into it.
 func encodeEntry(ev *protocol.Event) (*entry, error) {
-	js, err := json.Marshal(ev)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(len(ev.Text) + len(ev.Epoch) + 256)
+	buf.WriteString("id: ")
+	buf.WriteString(ev.Epoch)
+	buf.WriteByte(':')
+	buf.Write(strconv.AppendUint(buf.AvailableBuffer(), ev.Seq, 10))
+	buf.WriteString("\nevent: ")
+	buf.WriteString(string(ev.Type))
+	buf.WriteString("\ndata: ")
+	data := buf.Len()
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil { // ends the JSON with "\n"
 		return nil, fmt.Errorf("encode event %s:%d: %w", ev.Stream, ev.Seq, err)
 	}
-	frame := make([]byte, 0, len(js)+len(ev.Epoch)+len(ev.Type)+48)
-	frame = append(frame, "id: "...)
-	frame = append(frame, ev.Epoch...)
-	frame = append(frame, ':')
-	frame = strconv.AppendUint(frame, ev.Seq, 10)
-	frame = append(frame, "\nevent: "...)
-	frame = append(frame, ev.Type...)
-	frame = append(frame, "\ndata: "...)
-	data := len(frame)
-	frame = append(frame, js...)
-	frame = append(frame, "\n\n"...)
-	e := &entry{seq: ev.Seq, frame: frame, data: data}
+	buf.WriteByte('\n')
+	e := &entry{seq: ev.Seq, frame: buf.Bytes(), data: data}
 	if ev.Task != nil {
 		e.key = ev.Task.ID
 		e.final = ev.Task.State.Final()

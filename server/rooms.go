@@ -27,6 +27,9 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
 	}
+	if _, err := s.roomAccess(r, room, user, false); err != nil {
+		return err
+	}
 	return s.serveEvents(w, r, eventsTarget{stream: protocol.RoomStream(room), room: room, user: user})
 }
 
@@ -35,12 +38,23 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	actor, err := s.roomAccess(r, room, "", true)
+	if err != nil {
+		return err
+	}
 	var req protocol.PublishRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if err := protocol.ValidateName("user", req.User); err != nil {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+	switch {
+	case actor == "":
+		if err := protocol.ValidateName("user", req.User); err != nil {
+			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+		}
+	case req.User != "" && req.User != actor:
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot post as %s", actor, req.User)
+	default:
+		req.User = actor
 	}
 	switch {
 	case req.Text == "":
@@ -61,6 +75,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
 	room, err := roomName(r)
 	if err != nil {
+		return err
+	}
+	if _, err := s.roomAccess(r, room, "", false); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, protocol.Presence{Users: s.presence.users(room)})

@@ -144,7 +144,12 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.checkOrigin(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Shutdown cancels running tasks (their final events go out first), then
 // tells every subscriber to reconnect (WebSocket close 1012, SSE close

@@ -30,6 +30,9 @@ func taskError(err error) error {
 }
 
 func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, true); err != nil {
+		return err
+	}
 	var body map[string]json.RawMessage
 	if err := s.decodeJSON(w, r, &body); err != nil {
 		return err
@@ -85,11 +88,17 @@ func checkTaskName(name string) error {
 }
 
 func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, false); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: s.tasks.List()})
 	return nil
 }
 
 func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, false); err != nil {
+		return err
+	}
 	t, err := s.tasks.Get(r.PathValue("id"))
 	if err != nil {
 		return taskError(err)
@@ -99,6 +108,9 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, true); err != nil {
+		return err
+	}
 	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return taskError(err)
@@ -108,6 +120,9 @@ func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, true); err != nil {
+		return err
+	}
 	var rep protocol.ProgressReport
 	if err := s.decodeJSON(w, r, &rep); err != nil {
 		return err
@@ -121,10 +136,16 @@ func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, false); err != nil {
+		return err
+	}
 	return s.serveEvents(w, r, eventsTarget{stream: protocol.TasksStream})
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
+	if err := s.taskAccess(r, false); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	if _, err := s.tasks.Get(id); err != nil {
 		return taskError(err)

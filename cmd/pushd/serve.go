@@ -35,6 +35,9 @@ type serveOptions struct {
 	keepTasks     int
 	keepTasksFor  time.Duration
 	pprofAddr     string
+	auth          authOptions
+	insecureOpen  bool
+	allowOrigins  []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -66,6 +69,9 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.keepTasks, "keep-tasks", 1000, "finished tasks kept for GET /v1/tasks")
 	f.DurationVar(&o.keepTasksFor, "keep-tasks-for", 24*time.Hour, "how long finished tasks are kept")
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	o.auth.addFlags(f)
+	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
+	f.StringSliceVar(&o.allowOrigins, "allow-origin", nil, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	return cmd
@@ -77,6 +83,16 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	secret, err := o.auth.secret()
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 {
+		if !o.insecureOpen && !isLoopback(o.addr) {
+			return fmt.Errorf("refusing to listen on %s without authentication: give --auth-secret or --auth-secret-file, listen on 127.0.0.1, or pass --insecure-open", o.addr)
+		}
+		log.Warn("running open: no --auth-secret, so anyone who can reach the server can read and post anything")
+	}
 	if o.history < 1 {
 		return fmt.Errorf("--history %d: keep at least 1 event per stream", o.history)
 	}
@@ -95,6 +111,8 @@ func (o *serveOptions) run(ctx context.Context) error {
 		return fmt.Errorf("--store %q: use bolt or memory", o.store)
 	}
 	srv, err := server.New(server.Config{
+		AuthSecret:    secret,
+		AllowOrigins:  o.allowOrigins,
 		Store:         store,
 		TaskStore:     taskStore,
 		History:       o.history,
@@ -167,4 +185,17 @@ func (o *serveOptions) dataDirFor() string {
 		return "-"
 	}
 	return o.dataDir
+}
+
+// isLoopback reports whether a listen address stays on this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Claims are what a pushd token grants its holder. Tokens are HS256 JWTs
+// signed with the server's secret; sub is the user.
+type Claims struct {
+	// Rooms lists the rooms the user may join, read and (with Publish) post
+	// to: names, or patterns with * and ? (path.Match), such as "dev-*".
+	Rooms []string `json:"rooms,omitempty"`
+	// Publish allows posting messages to those rooms.
+	Publish bool `json:"publish,omitempty"`
+	// Tasks allows starting, reporting on and cancelling tasks. Anyone
+	// with a valid token may watch them.
+	Tasks bool `json:"tasks,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// MintToken signs a token for user with the given grants, valid for ttl.
+func MintToken(secret []byte, user string, rooms []string, publish, tasks bool, ttl time.Duration) (string, error) {
+	if len(secret) < 16 {
+		return "", errors.New("the secret must be at least 16 bytes")
+	}
+	if err := protocol.ValidateName("user", user); err != nil {
+		return "", err
+	}
+	for _, r := range rooms {
+		if _, err := path.Match(r, ""); err != nil {
+			return "", fmt.Errorf("room pattern %q: %w", r, err)
+		}
+	}
+	if ttl <= 0 {
+		return "", errors.New("the token's lifetime must be positive")
+	}
+	now := time.Now()
+	claims := Claims{Rooms: rooms, Publish: publish, Tasks: tasks, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: user, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+// identity is who made a request, from a verified token; nil when the
+// server runs without authentication.
+type identity struct {
+	user   string
+	claims *Claims
+}
+
+// parseToken verifies a token and returns its claims.
+func parseToken(secret []byte, raw string) (*Claims, error) {
+	var claims Claims
+	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.ValidateName("user", claims.Subject); err != nil {
+		return nil, fmt.Errorf("token subject: %w", err)
+	}
+	return &claims, nil
+}
+
+// authenticate returns the request's identity: nil without authentication,
+// else from "Authorization: Bearer <token>" or ?token= (for browsers'
+// EventSource and WebSocket, which cannot set headers).
+func (s *Server) authenticate(r *http.Request) (*identity, error) {
+	if len(s.cfg.AuthSecret) == 0 {
+		return nil, nil
+	}
+	raw := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the Authorization header must be \"Bearer <token>\"")
+		}
+		raw = strings.TrimSpace(tok)
+	} else {
+		raw = r.URL.Query().Get("token")
+	}
+	if raw == "" {
+		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "this server needs a token: send \"Authorization: Bearer <token>\" or ?token=<token> (pushd token mints one)")
+	}
+	claims, err := parseToken(s.cfg.AuthSecret, raw)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token has expired; get a new one")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is malformed; pass it whole, as pushd token printed it")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token was not signed by this server's secret")
+	case err != nil:
+		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is not valid for this server: %v", err)
+	}
+	return &identity{user: claims.Subject, claims: claims}, nil
+}
+
+// mayJoin reports whether id may use room.
+func (id *identity) mayJoin(room string) bool {
+	if id == nil {
+		return true
+	}
+	for _, pattern := range id.claims.Rooms {
+		if ok, _ := path.Match(pattern, room); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// roomAccess checks that the request may use room (and publish there, if
+// publish), and returns the user it acts as: the token's subject, or the
+// claimed name when the server runs open. A claimed name that is not the
+// token's subject is refused.
+func (s *Server) roomAccess(r *http.Request, room, claimed string, publish bool) (string, error) {
+	id, err := s.authenticate(r)
+	if err != nil || id == nil {
+		return claimed, err
+	}
+	if !id.mayJoin(room) {
+		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s (the token allows %s)", id.user, room, strings.Join(id.claims.Rooms, ", "))
+	}
+	if publish && !id.claims.Publish {
+		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may read room %s but not post; ask for a token with publish", id.user, room)
+	}
+	if claimed != "" && claimed != id.user {
+		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot act as %s", id.user, claimed)
+	}
+	return id.user, nil
+}
+
+// taskAccess checks that the request may watch tasks, or with change also
+// start, report on and cancel them.
+func (s *Server) taskAccess(r *http.Request, change bool) error {
+	id, err := s.authenticate(r)
+	if err != nil || id == nil {
+		return err
+	}
+	if change && !id.claims.Tasks {
+		return errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may watch tasks but not start, report on or cancel them; ask for a token with tasks", id.user)
+	}
+	return nil
+}
