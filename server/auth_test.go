@@ -1,0 +1,208 @@
+package server_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+var authSecret = []byte("a-test-secret-of-32-bytes-length")
+
+// authServer starts a server that needs tokens signed with authSecret.
+func authServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	cfg.AuthSecret = authSecret
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Shutdown(t.Context())
+		ts.Close()
+	})
+	return ts.URL
+}
+
+func mint(t *testing.T, user string, rooms []string, publish, tasks bool) string {
+	t.Helper()
+	tok, err := server.MintToken(authSecret, user, rooms, publish, tasks, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// call makes a request and returns the status and the decoded error code
+// ("" for a success).
+func call(t *testing.T, method, url, token, body string, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode < 400 {
+		return resp.StatusCode, ""
+	}
+	var e protocol.ErrorBody
+	if err := json.Unmarshal(b, &e); err != nil || e.Error.Message == "" {
+		t.Fatalf("%s %s: %d with body %q; want the JSON error body", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, e.Error.Code
+}
+
+func TestAuth(t *testing.T) {
+	base := authServer(t, server.Config{})
+	alice := mint(t, "alice", []string{"lobby", "dev-*"}, true, false)
+	reader := mint(t, "rita", []string{"lobby"}, false, false)
+	tasker := mint(t, "tom", nil, false, true)
+	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, server.Claims{RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))}}).SignedString(authSecret)
+	foreign, _ := server.MintToken([]byte("another-secret-of-enough-length"), "alice", []string{"*"}, true, true, time.Hour)
+	noneAlg := jwt.NewWithClaims(jwt.SigningMethodNone, server.Claims{Rooms: []string{"*"}, Publish: true, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
+	unsigned, _ := noneAlg.SignedString(jwt.UnsafeAllowNoneSignatureType)
+
+	msg := `{"text":"hi"}`
+	tests := []struct {
+		name, method, path, token, body string
+		header                          []string
+		status                          int
+		code                            string
+	}{
+		{"no token", "GET", "/v1/rooms/lobby/presence", "", "", nil, 401, protocol.CodeUnauthorized},
+		{"expired", "GET", "/v1/rooms/lobby/presence", expired, "", nil, 401, protocol.CodeUnauthorized},
+		{"other secret", "GET", "/v1/rooms/lobby/presence", foreign, "", nil, 401, protocol.CodeUnauthorized},
+		{"alg none", "GET", "/v1/rooms/lobby/presence", unsigned, "", nil, 401, protocol.CodeUnauthorized},
+		{"garbage", "GET", "/v1/rooms/lobby/presence", "not.a.token", "", nil, 401, protocol.CodeUnauthorized},
+		{"basic auth", "GET", "/v1/rooms/lobby/presence", "", "", []string{"Authorization", "Basic YTpi"}, 401, protocol.CodeUnauthorized},
+		{"allowed room", "GET", "/v1/rooms/lobby/presence", alice, "", nil, 200, ""},
+		{"pattern room", "GET", "/v1/rooms/dev-backend/presence", alice, "", nil, 200, ""},
+		{"other room", "GET", "/v1/rooms/secret/presence", alice, "", nil, 403, protocol.CodeForbidden},
+		{"token in query", "GET", "/v1/rooms/lobby/events?wait=0&token=" + alice, "", "", nil, 200, ""},
+		{"subscribe as another user", "GET", "/v1/rooms/lobby/events?wait=0&user=bob", alice, "", nil, 403, protocol.CodeForbidden},
+		{"subscribe as self", "GET", "/v1/rooms/lobby/events?wait=0&user=alice", alice, "", nil, 200, ""},
+		{"publish", "POST", "/v1/rooms/lobby/messages", alice, msg, nil, 201, ""},
+		{"publish as another", "POST", "/v1/rooms/lobby/messages", alice, `{"user":"bob","text":"hi"}`, nil, 403, protocol.CodeForbidden},
+		{"publish without grant", "POST", "/v1/rooms/lobby/messages", reader, msg, nil, 403, protocol.CodeForbidden},
+		{"watch tasks", "GET", "/v1/tasks", reader, "", nil, 200, ""},
+		{"start task without grant", "POST", "/v1/tasks", alice, `{"kind":"demo","total":1,"interval":"1ms"}`, nil, 403, protocol.CodeForbidden},
+		{"start task", "POST", "/v1/tasks", tasker, `{"kind":"demo","total":1,"interval":"1ms"}`, nil, 201, ""},
+		{"health needs no token", "GET", "/healthz", "", "", nil, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, code := call(t, tc.method, base+tc.path, tc.token, tc.body, tc.header...)
+			if status != tc.status || code != tc.code {
+				t.Fatalf("%s %s: %d %q; want %d %q", tc.method, tc.path, status, code, tc.status, tc.code)
+			}
+		})
+	}
+
+	// The posted message is alice's, whatever the body said.
+	resp, err := http.Get(base + "/v1/rooms/lobby/events?since=0&wait=0&token=" + alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var poll protocol.Poll
+	if err := json.NewDecoder(resp.Body).Decode(&poll); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, ev := range poll.Events {
+		if ev.Type == protocol.TypeMessage {
+			texts = append(texts, ev.User+":"+ev.Text)
+		}
+	}
+	if strings.Join(texts, ",") != "alice:hi" {
+		t.Fatalf("messages in lobby = %v; want only alice:hi (refused requests change nothing)", texts)
+	}
+}
+
+func TestMintTokenRefusesBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret []byte
+		user   string
+		rooms  []string
+		ttl    time.Duration
+	}{
+		{"short secret", []byte("short"), "alice", nil, time.Hour},
+		{"bad user", authSecret, "al ice", nil, time.Hour},
+		{"bad pattern", authSecret, "alice", []string{"[x"}, time.Hour},
+		{"no lifetime", authSecret, "alice", nil, 0},
+	} {
+		if _, err := server.MintToken(tc.secret, tc.user, tc.rooms, false, false, tc.ttl); err == nil {
+			t.Errorf("%s: MintToken succeeded; want an error", tc.name)
+		}
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	srv, err := server.New(server.Config{AllowOrigins: []string{"*.example.com", "https://app.example.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		_ = srv.Shutdown(t.Context())
+		ts.Close()
+	})
+	own := "http://" + strings.TrimPrefix(ts.URL, "http://")
+	for _, tc := range []struct {
+		origin string
+		status int
+	}{
+		{"", 200},
+		{own, 200},
+		{"https://chat.example.com", 200},
+		{"https://app.example.org", 200},
+		{"http://app.example.org", 403},
+		{"https://evil.example.net", 403},
+		{"null", 403},
+	} {
+		var hdr []string
+		if tc.origin != "" {
+			hdr = []string{"Origin", tc.origin}
+		}
+		status, _ := call(t, "GET", ts.URL+"/v1/rooms/lobby/presence", "", "", hdr...)
+		if status != tc.status {
+			t.Errorf("Origin %q: %d; want %d", tc.origin, status, tc.status)
+		}
+	}
+	// A preflight from an allowed origin gets the CORS answer.
+	req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/v1/rooms/lobby/messages", nil)
+	req.Header.Set("Origin", "https://chat.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.com" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
