@@ -18,6 +18,7 @@ const (
 	CodeForbidden        = "forbidden"          // 403: a valid token that does not allow this
 	CodeNotFound         = "not_found"          // 404
 	CodeConflict         = "conflict"           // 409: the request does not fit the resource's state
+	CodeRateLimited      = "rate_limited"       // 429: too many requests or connections; see Retry-After
 	CodeUnavailable      = "unavailable"        // 503: the server cannot take it now; retry
 	CodeInternal         = "internal"           // 500: a server fault, never a client mistake
 )

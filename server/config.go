@@ -49,6 +49,8 @@ type Config struct {
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// Limits bound what one client may take.
+	Limits Limits
 	// Tasks sets up the background task runner.
 	Tasks TaskConfig
 	// TaskStore keeps task records across restarts (nil: in memory only).
@@ -91,6 +93,7 @@ func (c Config) withDefaults() Config {
 		size *= 2
 	}
 	c.TailSize = size
+	c.Limits = c.Limits.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

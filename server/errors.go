@@ -31,7 +31,14 @@ func errorf(status int, code, format string, args ...any) *apiError {
 // does not leak details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, ErrTooManyStreams):
+		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms as it may (%d); try an existing room", s.cfg.Limits.MaxStreams)
+	case errors.Is(err, ErrStoreClosed), errors.Is(err, ErrShutdown):
+		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
+	}
+	if ae == nil {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
 	}

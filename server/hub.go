@@ -18,6 +18,8 @@ var (
 	// ErrSlowConsumer: the subscriber fell more than the allowed number of
 	// events behind the head of its stream.
 	ErrSlowConsumer = errors.New("slow consumer")
+	// ErrTooManyStreams: the server holds as many streams as it may.
+	ErrTooManyStreams = errors.New("too many streams")
 	// errIdle: nothing happened before the caller's timer fired.
 	errIdle = errors.New("idle")
 )
@@ -27,19 +29,20 @@ var (
 // closed and replaced whenever the stream grows, so one publish wakes every
 // waiting subscriber without the publisher touching any of them.
 type Hub struct {
-	store    Store
-	tailSize int
-	maxLag   int
-	log      *slog.Logger
-	done     chan struct{} // closed by Shutdown
+	store      Store
+	tailSize   int
+	maxLag     int
+	maxStreams int
+	log        *slog.Logger
+	done       chan struct{} // closed by Shutdown
 
 	mu      sync.Mutex
 	streams map[string]*stream
 	closed  bool
 }
 
-func newHub(store Store, tailSize, maxLag int, log *slog.Logger) *Hub {
-	return &Hub{store: store, tailSize: tailSize, maxLag: maxLag, log: log,
+func newHub(store Store, tailSize, maxLag, maxStreams int, log *slog.Logger) *Hub {
+	return &Hub{store: store, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
 		done: make(chan struct{}), streams: make(map[string]*stream)}
 }
 
@@ -70,6 +73,9 @@ func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
 	defer h.mu.Unlock()
 	if s, ok = h.streams[name]; ok {
 		return s, nil
+	}
+	if h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
+		return nil, fmt.Errorf("open stream %s: %w (%d)", name, ErrTooManyStreams, h.maxStreams)
 	}
 	s = &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
 		ring: make([]*entry, 8), notify: make(chan struct{})}

@@ -29,6 +29,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 		return errShuttingDown
 	}
 	defer s.end()
+	release, err := s.admit(w, r, t.user, true)
+	if err != nil {
+		return err
+	}
+	defer release()
 	leave, err := s.join(ctx, t)
 	defer leave()
 	if err != nil {

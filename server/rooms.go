@@ -64,6 +64,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case !utf8.ValidString(req.Text):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the message text is not valid UTF-8")
 	}
+	if err := s.allowPublish(w, req.User); err != nil {
+		return err
+	}
 	ev, err := s.hub.Publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
@@ -25,6 +26,11 @@ type Server struct {
 	presence  *presence
 	tasks     *Tasks
 	mux       *http.ServeMux
+
+	conns     counter // open WebSocket and SSE subscriptions per address
+	polls     counter // waiting long polls per address
+	userConns counter // open subscriptions per user
+	publishes *limiters
 
 	mu      sync.Mutex
 	closing bool
@@ -63,7 +69,8 @@ func New(cfg Config) (*Server, error) {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
 		s.ownsStore = true
 	}
-	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Logger)
+	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
+	s.newLimiters()
 	s.presence = newPresence(s.hub, cfg.PresenceGrace)
 	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.Logger)
 	if err != nil {
@@ -137,6 +144,9 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 				s.writeError(w, r, fmt.Errorf("panic: %v", v))
 			}
 		}()
+		// Every answer must be written within the write timeout; streams
+		// set their own deadline per write.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

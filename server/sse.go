@@ -24,6 +24,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 		return errShuttingDown
 	}
 	defer s.end()
+	release, err := s.admit(w, r, t.user, false)
+	if err != nil {
+		return err
+	}
+	defer release()
 	leave, err := s.join(ctx, t)
 	defer leave()
 	if err != nil {

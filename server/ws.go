@@ -29,6 +29,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 		return errShuttingDown
 	}
 	defer s.end()
+	release, err := s.admit(w, r, t.user, false)
+	if err != nil {
+		return err
+	}
+	defer release()
 	leave, err := s.join(r.Context(), t)
 	defer leave()
 	if err != nil {
@@ -44,6 +49,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err != nil {
 		return nil // Accept has answered the request
 	}
+	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Writes get deadlines on the raw connection, so they need no context
 	// (and allocate nothing); the reader goroutine owns ctx.
 	ctx := c.CloseRead(context.Background())

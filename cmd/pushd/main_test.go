@@ -158,7 +158,7 @@ func poll(t *testing.T, url string) protocol.Poll {
 
 func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
 	data := t.TempDir()
-	p := startPushd(t, "--data", data)
+	p := startPushd(t, "--data", data, "--publish-rate", "0")
 	var acked []protocol.Event
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -178,7 +178,7 @@ func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
 	old := poll(t, p.url+"/v1/rooms/durable/events?since=0&wait=0")
 	p.kill(t)
 
-	p = startPushd(t, "--data", data)
+	p = startPushd(t, "--data", data, "--publish-rate", "0")
 	after := poll(t, p.url+"/v1/rooms/durable/events?since=0&wait=0")
 	if len(after.Events) != len(acked) {
 		t.Fatalf("after SIGKILL and restart: %d events, want the %d acknowledged", len(after.Events), len(acked))

@@ -38,6 +38,11 @@ type serveOptions struct {
 	auth          authOptions
 	insecureOpen  bool
 	allowOrigins  []string
+	limits        server.Limits
+	maxBody       int64
+	maxHeader     int
+	readTimeout   time.Duration
+	idleTimeout   time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -72,6 +77,17 @@ func newServeCmd() *cobra.Command {
 	o.auth.addFlags(f)
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
 	f.StringSliceVar(&o.allowOrigins, "allow-origin", nil, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
+	f.Float64Var(&o.limits.PublishRate, "publish-rate", 20, "messages one user may post per second (0: no limit)")
+	f.IntVar(&o.limits.PublishBurst, "publish-burst", 40, "messages one user may post at once")
+	f.IntVar(&o.limits.ConnsPerIP, "max-conns-per-ip", 512, "open WebSocket and SSE subscriptions per client address (0: no limit)")
+	f.IntVar(&o.limits.ConnsPerUser, "max-conns-per-user", 64, "open WebSocket and SSE subscriptions per user (0: no limit)")
+	f.IntVar(&o.limits.LongPollsPerIP, "max-long-polls-per-ip", 256, "waiting long polls per client address (0: no limit)")
+	f.IntVar(&o.limits.MaxStreams, "max-rooms", 100000, "rooms (and other streams) the server keeps")
+	f.Int64Var(&o.limits.WSReadLimit, "ws-read-limit", 4096, "largest WebSocket message a client may send, in bytes")
+	f.Int64Var(&o.maxBody, "max-body", 64<<10, "largest request body, in bytes")
+	f.IntVar(&o.maxHeader, "max-header-bytes", 16<<10, "largest request header, in bytes")
+	f.DurationVar(&o.readTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request header")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	return cmd
@@ -123,6 +139,8 @@ func (o *serveOptions) run(ctx context.Context) error {
 		WriteTimeout:  o.writeTimeout,
 		MaxTextBytes:  o.maxText,
 		MaxLag:        o.maxLag,
+		MaxBodyBytes:  o.maxBody,
+		Limits:        o.limits,
 		Tasks: server.TaskConfig{
 			MaxRunning:   o.maxTasks,
 			StallTimeout: o.taskStall,
@@ -147,8 +165,9 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 	hs := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: o.readTimeout,
+		IdleTimeout:       o.idleTimeout,
+		MaxHeaderBytes:    o.maxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.history)

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Limits bound what one client can take from the server. For the rate and
+// the per-client counts, zero or less means no limit (pushd serve sets them
+// by default); MaxStreams and WSReadLimit have defaults.
+type Limits struct {
+	// PublishRate is how many messages one user may post per second,
+	// PublishBurst how many at once (default: as many as PublishRate).
+	PublishRate  float64
+	PublishBurst int
+	// ConnsPerIP and ConnsPerUser bound open WebSocket and SSE
+	// subscriptions.
+	ConnsPerIP   int
+	ConnsPerUser int
+	// LongPollsPerIP bounds long polls waiting at once from one address.
+	LongPollsPerIP int
+	// MaxStreams bounds the rooms (and other streams) the server keeps
+	// (default 100,000).
+	MaxStreams int
+	// WSReadLimit is the largest WebSocket message a client may send
+	// (default 4 KiB; clients have nothing to say but control frames).
+	WSReadLimit int64
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.PublishBurst <= 0 {
+		l.PublishBurst = max(1, int(math.Ceil(l.PublishRate)))
+	}
+	if l.MaxStreams <= 0 {
+		l.MaxStreams = 100_000
+	}
+	if l.WSReadLimit <= 0 {
+		l.WSReadLimit = 4 << 10
+	}
+	return l
+}
+
+// counter counts open things per key, up to a maximum.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire counts one more for key; false, counting nothing, at max (zero
+// or less is no limit).
+func (c *counter) acquire(key string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = make(map[string]int)
+	}
+	if max > 0 && c.n[key] >= max {
+		return false
+	}
+	c.n[key]++
+	return true
+}
+
+func (c *counter) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key]--; c.n[key] <= 0 {
+		delete(c.n, key)
+	}
+}
+
+// limiters hands out one token bucket per user, forgetting idle ones.
+type limiters struct {
+	mu      sync.Mutex
+	every   rate.Limit
+	burst   int
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+// allow takes a token for key, or says how long until one is free.
+func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buckets == nil {
+		l.buckets = make(map[string]*bucket)
+	}
+	if now.Sub(l.swept) > time.Minute {
+		for k, b := range l.buckets {
+			if now.Sub(b.used) > time.Minute {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b, ok := l.buckets[key]
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
+		l.buckets[key] = b
+	}
+	b.used = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// clientIP is the address the request came from.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// tooMany is a 429 with Retry-After.
+func tooMany(w http.ResponseWriter, retry time.Duration, format string, args ...any) error {
+	secs := int(math.Ceil(retry.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...)
+}
+
+// allowPublish applies the per-user publish rate.
+func (s *Server) allowPublish(w http.ResponseWriter, user string) error {
+	if s.cfg.Limits.PublishRate <= 0 {
+		return nil
+	}
+	if ok, wait := s.publishes.allow(user, time.Now()); !ok {
+		return tooMany(w, wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// admit counts a subscription against the per-address and per-user limits;
+// the returned func releases it.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, user string, longPoll bool) (func(), error) {
+	ip := clientIP(r)
+	byIP, maxIP, what := &s.conns, s.cfg.Limits.ConnsPerIP, "open subscriptions"
+	if longPoll {
+		byIP, maxIP, what = &s.polls, s.cfg.Limits.LongPollsPerIP, "waiting long polls"
+	}
+	if !byIP.acquire(ip, maxIP) {
+		return nil, tooMany(w, time.Second, "%s has %d %s, the most one address may have; close some", ip, maxIP, what)
+	}
+	if user == "" || longPoll {
+		return func() { byIP.release(ip) }, nil
+	}
+	if !s.userConns.acquire(user, s.cfg.Limits.ConnsPerUser) {
+		byIP.release(ip)
+		return nil, tooMany(w, time.Second, "user %s has %d open subscriptions, the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
+	}
+	return func() {
+		s.userConns.release(user)
+		byIP.release(ip)
+	}, nil
+}
+
+func (s *Server) newLimiters() {
+	s.publishes = &limiters{every: rate.Limit(s.cfg.Limits.PublishRate), burst: s.cfg.Limits.PublishBurst}
+}

@@ -1,0 +1,124 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+func limitServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		_ = srv.Shutdown(context.Background())
+		ts.Close()
+	})
+	return ts.URL
+}
+
+func TestPublishRateLimit(t *testing.T) {
+	base := limitServer(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 3}})
+	post := func(user string) *http.Response {
+		resp, err := http.Post(base+"/v1/rooms/lobby/messages", "application/json", strings.NewReader(`{"user":"`+user+`","text":"hi"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 3 {
+		if resp := post("alice"); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("post %d within the burst: %d", i, resp.StatusCode)
+		}
+	}
+	resp := post("alice")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("post over the burst: %d; want 429", resp.StatusCode)
+	}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || secs < 1 {
+		t.Fatalf("Retry-After = %q; want whole seconds", resp.Header.Get("Retry-After"))
+	}
+	if status, code := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`); status != 429 || code != protocol.CodeRateLimited {
+		t.Fatalf("post over the burst: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
+	}
+	if resp := post("bob"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("another user's post: %d; the limit is per user", resp.StatusCode)
+	}
+	status, code := call(t, "GET", base+"/v1/rooms/lobby/events?since=0&wait=0", "", "")
+	if status != 200 || code != "" {
+		t.Fatalf("poll: %d %s", status, code)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	base := limitServer(t, server.Config{Limits: server.Limits{ConnsPerIP: 3, ConnsPerUser: 2}})
+	ws := "ws" + strings.TrimPrefix(base, "http")
+	ctx := t.Context()
+	dial := func(user string) (*websocket.Conn, int) {
+		c, resp, err := websocket.Dial(ctx, ws+"/v1/rooms/lobby/events?user="+user, nil)
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		return c, http.StatusSwitchingProtocols
+	}
+	if _, st := dial("alice"); st != 101 {
+		t.Fatalf("first of alice: %d", st)
+	}
+	a2, st := dial("alice")
+	if st != 101 {
+		t.Fatalf("second of alice: %d", st)
+	}
+	if _, st := dial("alice"); st != http.StatusTooManyRequests {
+		t.Fatalf("third of alice: %d; want 429 (2 per user)", st)
+	}
+	if _, st := dial("bob"); st != 101 {
+		t.Fatalf("bob: %d", st)
+	}
+	if _, st := dial("carol"); st != http.StatusTooManyRequests {
+		t.Fatalf("a fourth from one address: %d; want 429 (3 per address)", st)
+	}
+	// Closing one frees its place.
+	a2.Close(websocket.StatusNormalClosure, "")
+	checkForLimits(t, func() bool {
+		c, _, err := websocket.Dial(ctx, ws+"/v1/rooms/lobby/events?user=carol", nil)
+		if err != nil {
+			return false
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		return true
+	})
+	status, code := call(t, "GET", base+"/v1/rooms/lobby/presence", "", "")
+	if status != 200 || code != "" {
+		t.Fatalf("presence: %d %s", status, code)
+	}
+}
+
+// checkForLimits polls cond for up to 5 s.
+func checkForLimits(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met")
+}
