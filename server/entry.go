@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
@@ -18,6 +19,9 @@ type entry struct {
 	frame []byte // "id: <epoch>:<seq>\nevent: <type>\ndata: <json>\n\n"
 	data  int    // offset of the JSON in frame
 	final bool   // a progress event whose task reached an end state
+	// published is when the hub appended the event, for the delivery
+	// latency metric; zero for events read back from the store.
+	published time.Time
 }
 
 // json returns the event's JSON, without a trailing newline.

@@ -42,6 +42,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
 	}
+	s.metrics.rejected.WithLabelValues(ae.code).Inc()
 	writeJSON(w, ae.status, protocol.ErrorBody{Error: protocol.ErrorDetail{Code: ae.code, Message: ae.message}})
 }
 

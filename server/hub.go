@@ -35,6 +35,8 @@ type Hub struct {
 	maxStreams int
 	log        *slog.Logger
 	done       chan struct{} // closed by Shutdown
+	// onPublish, if set, is told how many events each append added.
+	onPublish func(n int)
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -181,6 +183,7 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 		return
 	}
 	entries := make([]*entry, len(out))
+	now := time.Now()
 	for i := range out {
 		if entries[i], err = encodeEntry(&out[i]); err != nil {
 			// The events are stored; subscribers will read them from the store.
@@ -188,6 +191,10 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 			entries = entries[:i]
 			break
 		}
+		entries[i].published = now
+	}
+	if s.hub.onPublish != nil {
+		s.hub.onPublish(len(out))
 	}
 	b.out = out
 	s.mu.Lock()

@@ -34,6 +34,9 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 		return err
 	}
 	defer release()
+	gauge := s.metrics.connGauges[transportLongPoll]
+	gauge.Inc()
+	defer gauge.Dec()
 	leave, err := s.join(ctx, t)
 	defer leave()
 	if err != nil {
@@ -67,7 +70,9 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	body = append(body, "\"}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(body)
+	if _, err := w.Write(body); err == nil {
+		s.metrics.wrote(transportLongPoll, batch, time.Now())
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ type Server struct {
 	polls     counter // waiting long polls per address
 	userConns counter // open subscriptions per user
 	publishes *limiters
+	metrics   *metrics
 
 	mu      sync.Mutex
 	closing bool
@@ -77,6 +78,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.tasks = tasks
+	s.metrics = newMetrics(tasks)
+	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil
@@ -92,6 +95,8 @@ func (s *Server) Tasks() *Tasks { return s.tasks }
 
 func (s *Server) routes() {
 	s.handle("/healthz", map[string]handlerFunc{http.MethodGet: s.handleHealth})
+	s.handle("/readyz", map[string]handlerFunc{http.MethodGet: s.handleReady})
+	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.handle("/v1/rooms/{room}/events", map[string]handlerFunc{http.MethodGet: s.handleRoomEvents})
 	s.handle("/v1/rooms/{room}/messages", map[string]handlerFunc{http.MethodPost: s.handlePublish})
 	s.handle("/v1/rooms/{room}/presence", map[string]handlerFunc{http.MethodGet: s.handlePresence})
@@ -189,6 +194,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// handleReady answers 200 while the server takes new work, 503 once it is
+// shutting down, so a load balancer sends clients elsewhere.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return errShuttingDown
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {

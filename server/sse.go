@@ -29,6 +29,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 		return err
 	}
 	defer release()
+	gauge := s.metrics.connGauges[transportSSE]
+	gauge.Inc()
+	defer gauge.Dec()
 	leave, err := s.join(ctx, t)
 	defer leave()
 	if err != nil {
@@ -61,11 +64,13 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 					return nil
 				}
 			}
+			s.metrics.wrote(transportSSE, batch, time.Now())
 		case errors.Is(err, errIdle):
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
 				return nil
 			}
 		case errors.Is(err, ErrSlowConsumer):
+			s.metrics.slowDrops.Inc()
 			_, _ = io.WriteString(w, "event: close\ndata: {\"reason\":\""+protocol.CloseSlowConsumer+"\",\"message\":\"you fell too far behind; reconnect with your last event id, nothing is lost\"}\n\n")
 			_ = rc.Flush()
 			return nil

@@ -34,6 +34,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 		return err
 	}
 	defer release()
+	gauge := s.metrics.connGauges[transportWS]
+	gauge.Inc()
+	defer gauge.Dec()
 	leave, err := s.join(r.Context(), t)
 	defer leave()
 	if err != nil {
@@ -83,11 +86,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 					err = uerr
 				}
 			}
+			if err == nil {
+				s.metrics.wrote(transportWS, batch, time.Now())
+			}
 		case errors.Is(err, errIdle):
 			pctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 			err = c.Ping(pctx)
 			cancel()
 		case errors.Is(err, ErrSlowConsumer):
+			s.metrics.slowDrops.Inc()
 			_ = c.Close(protocol.CloseCodeSlowConsumer, protocol.CloseSlowConsumer+": reconnect with your last cursor, nothing is lost")
 			return nil
 		case errors.Is(err, ErrShutdown):

@@ -1,0 +1,70 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pushd/push/server"
+)
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestMetricsAndReadiness(t *testing.T) {
+	srv, err := server.New(server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	base := ts.URL
+
+	if status, _ := call(t, "GET", base+"/readyz", "", ""); status != 200 {
+		t.Fatalf("readyz: %d", status)
+	}
+	for range 2 {
+		if status, _ := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"a","text":"hi"}`); status != 201 {
+			t.Fatalf("publish: %d", status)
+		}
+	}
+	if status, _ := call(t, "GET", base+"/v1/rooms/lobby/events?since=0&wait=0", "", ""); status != 200 {
+		t.Fatalf("poll: %d", status)
+	}
+	call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"a","text":""}`)
+	call(t, "POST", base+"/v1/tasks", "", `{"kind":"nope"}`)
+
+	text := scrape(t, base)
+	for _, want := range []string{
+		"pushd_events_published_total 2",
+		`pushd_events_delivered_total{transport="longpoll"} 2`,
+		`pushd_requests_rejected_total{reason="empty_text"} 1`,
+		`pushd_requests_rejected_total{reason="invalid_param"} 1`,
+		`pushd_connections{transport="ws"} 0`,
+		"pushd_delivery_latency_seconds_count 1",
+		`pushd_tasks{state="running"} 0`,
+		"pushd_slow_consumer_drops_total 0",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if status, code := call(t, "GET", base+"/readyz", "", ""); status != 503 || code != "unavailable" {
+		t.Fatalf("readyz during shutdown: %d %s; want 503 unavailable", status, code)
+	}
+}
