@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -55,7 +56,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Writes get deadlines on the raw connection, so they need no context
 	// (and allocate nothing); the reader goroutine owns ctx.
-	ctx := c.CloseRead(context.Background())
+	ctx := readAndDiscard(c)
 	batching := c.Subprotocol() == protocol.BatchSubprotocol
 	var buf []byte
 	idle := time.NewTimer(s.cfg.Heartbeat)
@@ -113,6 +114,26 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 		}
 		idle.Reset(s.cfg.Heartbeat)
 	}
+}
+
+// readAndDiscard starts the connection's reader: it answers pings, takes
+// the client's close, and drops any message the client sends (the protocol
+// ignores them). The returned context ends when the connection does.
+func readAndDiscard(c *websocket.Conn) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		for {
+			_, r, err := c.Reader(ctx)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+		}
+	}()
+	return ctx
 }
 
 // hijackRecorder keeps the connection that websocket.Accept hijacks, so the

@@ -1,0 +1,99 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// FuzzToken sends arbitrary text as a bearer token: it is refused with 401
+// and the error body, never accepted and never a crash.
+func FuzzToken(f *testing.F) {
+	good, err := server.MintToken(authSecret, "alice", []string{"*"}, true, true, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{"", "x", "a.b.c", good[:len(good)-2] + "xx", good + ".", strings.Repeat("A", 5000),
+		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsInJvb21zIjpbIioiXSwiZXhwIjo5OTk5OTk5OTk5fQ.",
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIvLi4vIiwiZXhwIjo5OTk5OTk5OTk5fQ.sig"} {
+		f.Add(seed)
+	}
+	srv, err := server.New(server.Config{AuthSecret: authSecret})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		req := httptest.NewRequest(http.MethodGet, "/v1/rooms/lobby/presence", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if token == good {
+			return
+		}
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), `"code":"`+protocol.CodeUnauthorized+`"`) {
+			t.Fatalf("token %q: %d %s; want 401 unauthorized", token, rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// FuzzWebSocketFromClient writes arbitrary bytes to a subscribed WebSocket,
+// as a misbehaving client would: the server may close that connection, but
+// it never crashes and keeps serving others.
+func FuzzWebSocketFromClient(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0x81, 0x85, 1, 2, 3, 4, 'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4, 'o' ^ 1}, // a masked text message
+		{0x89, 0x80, 0, 0, 0, 0},                                     // a ping
+		{0x88, 0x82, 0, 0, 0, 0, 3, 232},                             // a close
+		{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // a huge length
+		{0x01, 0x00}, // unmasked, fragmented
+		{0xff, 0xff, 0xff},
+	} {
+		f.Add(seed)
+	}
+	srv, err := server.New(server.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	f.Cleanup(func() {
+		ts.CloseClientConnections()
+		_ = srv.Shutdown(context.Background())
+		ts.Close()
+	})
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	f.Fuzz(func(t *testing.T, frames []byte) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Write([]byte("GET /v1/rooms/fuzz/events HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		_, _ = c.Write(frames)
+		// The server still serves: a publish goes through.
+		post, err := http.Post(ts.URL+"/v1/rooms/fuzz/messages", "application/json", strings.NewReader(`{"user":"f","text":"still here"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		post.Body.Close()
+		if post.StatusCode != http.StatusCreated {
+			t.Fatalf("publish after %x: %d", frames, post.StatusCode)
+		}
+	})
+}
