@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -56,6 +57,9 @@ func (h *Hub) shutdown() {
 		h.closed = true
 		close(h.done)
 	}
+	for _, s := range h.streams {
+		s.wakeWaiters()
+	}
 }
 
 // stream returns the named stream, loading its position from the store the
@@ -81,6 +85,7 @@ func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
 	}
 	s = &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
 		ring: make([]*entry, 8), notify: make(chan struct{})}
+	s.published.Store(info.Last)
 	h.streams[name] = s
 	return s, nil
 }
@@ -104,6 +109,14 @@ func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (prot
 type stream struct {
 	hub  *Hub
 	name string
+
+	// published mirrors last for parking subscribers, which check it under
+	// waitMu: an append stores it before it takes the waiters, so a
+	// subscriber either sees the new events or is woken for them.
+	published atomic.Uint64
+	waitMu    sync.Mutex
+	waiters   map[waker]struct{} // parked subscribers, woken by the next append
+	spare     map[waker]struct{} // the other map, swapped in while waking
 
 	mu        sync.RWMutex
 	epoch     string
@@ -160,6 +173,7 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 	s.mu.Unlock()
 
 	s.flush(context.WithoutCancel(ctx), b)
+	s.wakeWaiters()
 
 	s.mu.Lock()
 	if s.open != nil {
@@ -216,8 +230,29 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 			clear(s.ring)
 		}
 	}
+	s.published.Store(s.last)
 	close(s.notify)
 	s.notify = make(chan struct{})
+}
+
+// waker is a subscriber with no goroutine of its own while it waits: the
+// stream calls wake, which must not block, when it has news.
+type waker interface{ wake() }
+
+// wakeWaiters wakes and forgets the parked subscribers. It runs after every
+// append, outside s.mu.
+func (s *stream) wakeWaiters() {
+	s.waitMu.Lock()
+	waiters := s.waiters
+	s.waiters = s.spare
+	s.waitMu.Unlock()
+	for w := range waiters {
+		w.wake()
+	}
+	clear(waiters)
+	s.waitMu.Lock()
+	s.spare = waiters
+	s.waitMu.Unlock()
 }
 
 // push adds e, the event after s.last, to the tail, growing the ring up to

@@ -77,13 +77,46 @@ func (sub *subscription) Cursor() protocol.Cursor {
 // The returned slice is valid until the next call.
 func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*entry, error) {
 	h := sub.st.hub
+	for {
+		batch, notify, err := sub.collect(ctx)
+		if err != nil || len(batch) > 0 {
+			return batch, err
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-h.done:
+			// Deliver what was published before the shutdown first (the
+			// final events of cancelled tasks), then end.
+			if !sub.behind() {
+				return nil, ErrShutdown
+			}
+		case <-idle:
+			return nil, errIdle
+		}
+	}
+}
+
+// behind reports whether the stream has events after the cursor.
+func (sub *subscription) behind() bool {
+	sub.st.mu.RLock()
+	defer sub.st.mu.RUnlock()
+	return sub.cursor < sub.st.last || sub.epoch != sub.st.epoch
+}
+
+// collect returns what is available after the cursor without waiting, and
+// moves the cursor past it. With nothing to hand out it returns an empty
+// batch and the channel the stream's next publish closes.
+func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}, error) {
+	h := sub.st.hub
 	sub.buf = sub.buf[:0]
 	for {
 		if sub.reset != nil {
 			e, err := encodeEntry(sub.reset)
 			sub.reset = nil
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			sub.buf = append(sub.buf, e)
 		}
@@ -92,7 +125,7 @@ func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*en
 		if st.epoch != sub.epoch {
 			st.mu.RUnlock()
 			if err := sub.resetTo(ctx, protocol.ResetEpochChanged); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -100,7 +133,7 @@ func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*en
 		if sub.cursor < last && len(sub.buf) < sub.max {
 			if sub.live && !sub.unbounded && last-sub.cursor > uint64(h.maxLag) {
 				st.mu.RUnlock()
-				return nil, ErrSlowConsumer
+				return nil, nil, ErrSlowConsumer
 			}
 			if sub.cursor+1 >= st.ringFirst {
 				mask := uint64(len(st.ring) - 1)
@@ -116,32 +149,40 @@ func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*en
 			}
 			st.mu.RUnlock()
 			if err := sub.catchUp(ctx); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
 		st.mu.RUnlock()
-		if len(sub.buf) > 0 {
-			return sub.buf, nil
+		if len(sub.buf) == 0 {
+			sub.live = true
 		}
-		sub.live = true
-		select {
-		case <-notify:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-h.done:
-			// Deliver what was published before the shutdown first (the
-			// final events of cancelled tasks), then end.
-			st.mu.RLock()
-			behind := sub.cursor < st.last
-			st.mu.RUnlock()
-			if !behind {
-				return nil, ErrShutdown
-			}
-		case <-idle:
-			return nil, errIdle
-		}
+		return sub.buf, notify, nil
 	}
+}
+
+// park registers w to be woken by the stream's next publish, if the
+// subscription is caught up; false means there is more to collect now.
+func (sub *subscription) park(w waker) bool {
+	st := sub.st
+	st.waitMu.Lock()
+	defer st.waitMu.Unlock()
+	if sub.cursor != st.published.Load() || sub.reset != nil {
+		return false
+	}
+	if st.waiters == nil {
+		st.waiters = make(map[waker]struct{})
+	}
+	st.waiters[w] = struct{}{}
+	return true
+}
+
+// unpark forgets w.
+func (sub *subscription) unpark(w waker) {
+	st := sub.st
+	st.waitMu.Lock()
+	defer st.waitMu.Unlock()
+	delete(st.waiters, w)
 }
 
 // catchUp appends the next events from the store to sub.buf, for a

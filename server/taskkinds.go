@@ -78,7 +78,7 @@ type externalParams struct {
 func parseExternal(raw json.RawMessage) (parsedTask, error) {
 	var p externalParams
 	if err := decodeParams(raw, &p); err != nil {
-		return parsedTask{}, err
+		return parsedTask{}, fmt.Errorf("%w: %w", errParamsJSON, err)
 	}
 	if p.Total < 0 {
 		return parsedTask{}, fmt.Errorf("total must be 0 or more, not %d", p.Total)

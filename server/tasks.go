@@ -29,6 +29,7 @@ var (
 	ErrTaskFinished = errors.New("task already finished")
 	ErrUnknownKind  = errors.New("unknown task kind")
 	errBadParams    = errors.New("bad task params")
+	errParamsJSON   = errors.New("task params")
 )
 
 // TaskConfig sets up the task runner; zero fields take the defaults.
@@ -174,7 +175,7 @@ func RegisterKind[P any](ts *Tasks, name string, run func(ctx context.Context, p
 	parse := func(raw json.RawMessage) (parsedTask, error) {
 		var p P
 		if err := decodeParams(raw, &p); err != nil {
-			return parsedTask{}, err
+			return parsedTask{}, fmt.Errorf("%w: %w", errParamsJSON, err)
 		}
 		if v, ok := any(&p).(interface{ Validate() error }); ok {
 			if err := v.Validate(); err != nil {
@@ -198,6 +199,9 @@ func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.R
 		return protocol.Task{}, fmt.Errorf("%w %q; known kinds: %s", ErrUnknownKind, kindName, ts.kindNames())
 	}
 	parsed, err := k.parse(params)
+	if errors.Is(err, errParamsJSON) {
+		return protocol.Task{}, err
+	}
 	if err != nil {
 		return protocol.Task{}, fmt.Errorf("%w: %w", errBadParams, err)
 	}
@@ -339,6 +343,7 @@ func (ts *Tasks) Report(ctx context.Context, id string, rep protocol.ProgressRep
 func (ts *Tasks) lookup(id string) (*task, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.forgetLocked(time.Now())
 	t, ok := ts.tasks[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s (finished tasks are kept for %s, at most %d of them)", ErrTaskNotFound, id, ts.cfg.KeepFor, ts.cfg.KeepFinished)

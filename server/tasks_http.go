@@ -21,6 +21,8 @@ func taskError(err error) error {
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, ErrTaskFinished):
 		return errorf(http.StatusConflict, protocol.CodeConflict, "%v", err)
+	case errors.Is(err, errParamsJSON):
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
 	case errors.Is(err, ErrUnknownKind), errors.Is(err, errBadParams):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
 	case errors.Is(err, ErrTaskShutdown):

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -21,6 +22,11 @@ const wsBatch = 128
 // serveWS streams events over a WebSocket: one text message per event, or
 // with the batch subprotocol several per message. The client sends nothing;
 // a reader goroutine answers pings and notices the close.
+//
+// A WebSocket subscriber has no writer goroutine while it waits: the
+// handler returns once the connection is set up, and a wsWriter runs on a
+// goroutine of its own only while there is something to send (events, a
+// ping, a close), so an idle connection costs its reader and some memory.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
 	sub, err := s.open(r.Context(), r, t, false, wsBatch)
 	if err != nil {
@@ -29,18 +35,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if !s.begin() {
 		return errShuttingDown
 	}
-	defer s.end()
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cleanups = append(cleanups, s.end)
 	release, err := s.admit(w, r, t.user, false)
 	if err != nil {
+		cleanup()
 		return err
 	}
-	defer release()
 	gauge := s.metrics.connGauges[transportWS]
 	gauge.Inc()
-	defer gauge.Dec()
+	cleanups = append(cleanups, release, gauge.Dec)
 	leave, err := s.join(r.Context(), t)
-	defer leave()
+	cleanups = append(cleanups, leave)
 	if err != nil {
+		cleanup()
 		return err
 	}
 
@@ -51,68 +64,178 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
+		cleanup()
 		return nil // Accept has answered the request
 	}
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
-	// Writes get deadlines on the raw connection, so they need no context
-	// (and allocate nothing); the reader goroutine owns ctx.
-	ctx := readAndDiscard(c)
-	batching := c.Subprotocol() == protocol.BatchSubprotocol
-	var buf []byte
-	idle := time.NewTimer(s.cfg.Heartbeat)
-	defer idle.Stop()
+	// Keep the connection, not the finished request and response.
+	ww := &wsWriter{s: s, sub: sub, c: c, conn: hw.conn, out: hw.out, stream: t.stream, cleanup: cleanup,
+		batching: c.Subprotocol() == protocol.BatchSubprotocol}
+	ww.ctx = readAndDiscard(c)
+	context.AfterFunc(ww.ctx, ww.wake) // the client went away: end
+	ww.heartbeat = time.AfterFunc(s.cfg.Heartbeat, func() {
+		ww.pingDue.Store(true)
+		ww.wake()
+	})
+	ww.wake()
+	return nil
+}
+
+// wsWriter sends a WebSocket subscriber its events. At most one goroutine
+// runs it at a time (running); it parks itself on the stream when it has
+// caught up and is woken by the next publish, its heartbeat timer, the
+// shutdown or the end of the connection.
+type wsWriter struct {
+	s        *Server
+	sub      *subscription
+	c        *websocket.Conn
+	conn     net.Conn        // the raw connection, for write deadlines
+	out      *corkWriter     // what c writes to
+	ctx      context.Context // ends with the connection
+	stream   string
+	batching bool
+	buf      []byte // batch message, reused
+	cleanup  func()
+
+	heartbeat *time.Timer
+	pingDue   atomic.Bool
+
+	mu      sync.Mutex
+	running bool // a goroutine is in run
+	again   bool // woken while running: look once more before parking
+	done    bool
+}
+
+// wake makes sure a goroutine looks at the subscriber. It never blocks.
+func (w *wsWriter) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.done:
+	case w.running:
+		w.again = true
+	default:
+		w.running = true
+		go w.run()
+	}
+}
+
+// run sends what there is to send, then parks or ends.
+func (w *wsWriter) run() {
 	for {
-		batch, err := sub.next(ctx, idle.C)
-		hw.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if end := w.step(); end {
+			w.finish()
+			return
+		}
+		if !w.sub.park(w) {
+			continue
+		}
+		w.mu.Lock()
+		if w.again {
+			w.again = false
+			w.mu.Unlock()
+			continue
+		}
+		w.running = false
+		w.mu.Unlock()
+		return
+	}
+}
+
+// step writes everything available, a ping if one is due, or the close the
+// situation calls for. It returns true when the connection is to end.
+func (w *wsWriter) step() (end bool) {
+	s, c := w.s, w.c
+	for {
+		if w.ctx.Err() != nil {
+			return true
+		}
+		batch, _, err := w.sub.collect(w.ctx)
+		w.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		switch {
-		case err == nil:
-			if batching {
-				buf = buf[:0]
-				for i, e := range batch {
-					if i > 0 {
-						buf = append(buf, '\n')
-					}
-					buf = append(buf, e.json()...)
-				}
-				err = c.Write(context.Background(), websocket.MessageText, buf)
-			} else {
-				// One message per event, but all of them in one system call.
-				hw.out.cork()
-				for _, e := range batch {
-					if err = c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
-						break
-					}
-				}
-				if uerr := hw.out.uncork(); err == nil {
-					err = uerr
-				}
+		case err == nil && len(batch) > 0:
+			if err := w.write(batch); err != nil {
+				return true
 			}
-			if err == nil {
-				s.metrics.wrote(transportWS, batch, time.Now())
-			}
-		case errors.Is(err, errIdle):
-			pctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-			err = c.Ping(pctx)
+			s.metrics.wrote(transportWS, batch, time.Now())
+			w.heartbeat.Reset(s.cfg.Heartbeat)
+			continue
+		case err == nil && hubDone(s.hub):
+			_ = c.Close(protocol.CloseCodeServiceRestart, protocol.CloseShutdown)
+			return true
+		case err == nil && w.pingDue.Swap(false):
+			pctx, cancel := context.WithTimeout(w.ctx, s.cfg.WriteTimeout)
+			err := c.Ping(pctx)
 			cancel()
+			if err != nil {
+				return true
+			}
+			w.heartbeat.Reset(s.cfg.Heartbeat)
+			continue
+		case err == nil:
+			return false // caught up: park
 		case errors.Is(err, ErrSlowConsumer):
 			s.metrics.slowDrops.Inc()
 			_ = c.Close(protocol.CloseCodeSlowConsumer, protocol.CloseSlowConsumer+": reconnect with your last cursor, nothing is lost")
-			return nil
-		case errors.Is(err, ErrShutdown):
-			_ = c.Close(protocol.CloseCodeServiceRestart, protocol.CloseShutdown)
-			return nil
+			return true
 		default:
-			if ctx.Err() == nil {
-				s.log.Error("websocket subscription", "stream", t.stream, "err", err)
+			if w.ctx.Err() == nil {
+				s.log.Error("websocket subscription", "stream", w.stream, "err", err)
 				_ = c.Close(websocket.StatusInternalError, "internal error; reconnect with your last cursor")
-				return nil
 			}
+			return true
 		}
-		if err != nil {
-			_ = c.CloseNow()
-			return nil
+	}
+}
+
+// write sends a batch: one message per event in one system call, or one
+// message for all with the batch subprotocol.
+func (w *wsWriter) write(batch []*entry) error {
+	if w.batching {
+		w.buf = w.buf[:0]
+		for i, e := range batch {
+			if i > 0 {
+				w.buf = append(w.buf, '\n')
+			}
+			w.buf = append(w.buf, e.json()...)
 		}
-		idle.Reset(s.cfg.Heartbeat)
+		err := w.c.Write(context.Background(), websocket.MessageText, w.buf)
+		if cap(w.buf) > 64<<10 {
+			w.buf = nil // an idle connection keeps no large buffer
+		}
+		return err
+	}
+	w.out.cork()
+	var err error
+	for _, e := range batch {
+		if err = w.c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
+			break
+		}
+	}
+	if uerr := w.out.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// finish closes the connection and releases what the subscriber held.
+func (w *wsWriter) finish() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	w.sub.unpark(w)
+	w.heartbeat.Stop()
+	_ = w.c.CloseNow()
+	w.cleanup()
+}
+
+// hubDone reports whether the hub is shutting down.
+func hubDone(h *Hub) bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
 	}
 }
 
