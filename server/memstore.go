@@ -129,6 +129,11 @@ func (m *MemoryStore) Info(_ context.Context, stream string) (StreamInfo, error)
 	if err != nil {
 		return StreamInfo{}, err
 	}
+	if m.maxAge > 0 {
+		l.mu.Lock()
+		m.trim(l)
+		l.mu.Unlock()
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.info(), nil

@@ -48,6 +48,16 @@ func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor
 		return sub, sub.resetTo(ctx, protocol.ResetEpochChanged)
 	case since.Seq > sub.cursor:
 		return sub, sub.resetTo(ctx, protocol.ResetCursorAhead)
+	case since.Seq < sub.cursor:
+		// Retention is the store's: the tail may still hold events the
+		// store has dropped, and a resume from before them is a reset.
+		info, err := h.store.Info(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", name, err)
+		}
+		if since.Seq+1 < info.First {
+			return sub, sub.resetTo(ctx, protocol.ResetRetention)
+		}
 	}
 	sub.cursor = since.Seq
 	return sub, nil
