@@ -16,8 +16,12 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// wsBatch is how many events one WebSocket write takes at most.
-const wsBatch = 128
+// wsBatch is how many events one WebSocket write takes at most, and
+// wsBatchBytes how large one message of the batch subprotocol grows.
+const (
+	wsBatch      = 128
+	wsBatchBytes = 64 << 10
+)
 
 // serveWS streams events over a WebSocket: one text message per event, or
 // with the batch subprotocol several per message. The client sends nothing;
@@ -188,28 +192,39 @@ func (w *wsWriter) step() (end bool) {
 	}
 }
 
-// write sends a batch: one message per event in one system call, or one
-// message for all with the batch subprotocol.
+// write sends a batch in one system call: one message per event, or with
+// the batch subprotocol as few messages as the size bound allows.
 func (w *wsWriter) write(batch []*entry) error {
-	if w.batching {
-		w.buf = w.buf[:0]
-		for i, e := range batch {
-			if i > 0 {
-				w.buf = append(w.buf, '\n')
-			}
-			w.buf = append(w.buf, e.json()...)
-		}
-		err := w.c.Write(context.Background(), websocket.MessageText, w.buf)
-		if cap(w.buf) > 64<<10 {
-			w.buf = nil // an idle connection keeps no large buffer
-		}
-		return err
-	}
 	w.out.cork()
 	var err error
-	for _, e := range batch {
-		if err = w.c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
-			break
+	if w.batching {
+		// Events joined by "\n", in messages of at most wsBatchBytes
+		// (an event larger than that goes alone).
+		w.buf = w.buf[:0]
+		for _, e := range batch {
+			js := e.json()
+			if len(w.buf) > 0 && len(w.buf)+1+len(js) > wsBatchBytes {
+				if err = w.c.Write(context.Background(), websocket.MessageText, w.buf); err != nil {
+					break
+				}
+				w.buf = w.buf[:0]
+			}
+			if len(w.buf) > 0 {
+				w.buf = append(w.buf, '\n')
+			}
+			w.buf = append(w.buf, js...)
+		}
+		if err == nil {
+			err = w.c.Write(context.Background(), websocket.MessageText, w.buf)
+		}
+		if cap(w.buf) > wsBatchBytes {
+			w.buf = nil // an idle connection keeps no large buffer
+		}
+	} else {
+		for _, e := range batch {
+			if err = w.c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
+				break
+			}
 		}
 	}
 	if uerr := w.out.uncork(); err == nil {
