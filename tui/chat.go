@@ -1,0 +1,521 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/spinner"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pushd/push/protocol"
+)
+
+// ChatConn is the chat screen's link to the server.
+type ChatConn interface {
+	// Updates carries the room's events, the tasks stream's events, and
+	// both subscriptions' connection state changes. The model reads it
+	// until it is closed; the implementation closes it when it is done.
+	Updates() <-chan Update
+	// Send publishes text to the room as the user.
+	Send(ctx context.Context, text string) error
+	// Presence returns who is in the room.
+	Presence(ctx context.Context) ([]string, error)
+	// Tasks returns the tasks the server keeps, newest first.
+	Tasks(ctx context.Context) ([]protocol.Task, error)
+}
+
+// ChatConfig sets up a ChatModel.
+type ChatConfig struct {
+	Conn   ChatConn
+	Server string // shown in the header
+	Room   string
+	User   string
+	// Transport is the transport asked for ("auto", "ws", ...), shown until
+	// a connection says which one it uses.
+	Transport string
+	Styles    *Styles
+	// Scrollback is how many lines the message pane keeps (default
+	// DefaultScrollback).
+	Scrollback int
+	// Location is the time zone of message times (default local).
+	Location *time.Location
+	// Now is the clock (default time.Now); tests fix it.
+	Now func() time.Time
+	// Timeout bounds each request to the server (default 10 s).
+	Timeout time.Duration
+}
+
+func (c *ChatConfig) defaults() {
+	if c.Styles == nil {
+		c.Styles = PlainStyles()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Transport == "" {
+		c.Transport = "auto"
+	}
+}
+
+// ChatModel is the chat screen: header, messages, who is here, the live
+// tasks, and the input line.
+type ChatModel struct {
+	cfg      ChatConfig
+	st       *Styles
+	keys     ChatKeys
+	width    int
+	height   int
+	conn     connInfo // the room's subscription
+	wasUp    bool     // the room has been connected at least once
+	pane     MessagePane
+	people   PresenceList
+	input    InputLine
+	tasks    TaskSet
+	taskGen  int
+	strip    TaskStrip
+	spin     spinner.Model
+	spinning bool
+	help     help.Model
+	seen     dedupe
+	sending  string // the text being sent, "" when none
+	sendErr  string
+	closed   bool
+	quitting bool
+}
+
+// sentMsg is the answer to a send.
+type sentMsg struct {
+	text string
+	err  error
+}
+
+// TasksMsg is the answer to a task listing. Gen tells answers to old
+// listings apart from the latest.
+type TasksMsg struct {
+	Gen   int
+	Tasks []protocol.Task
+	Err   error
+}
+
+// NewChatModel returns the chat screen for cfg.
+func NewChatModel(cfg ChatConfig) *ChatModel {
+	cfg.defaults()
+	st := cfg.Styles
+	m := &ChatModel{
+		cfg:    cfg,
+		st:     st,
+		keys:   DefaultChatKeys(),
+		pane:   NewMessagePane(st, cfg.Scrollback, cfg.Location),
+		people: NewPresenceList(st, cfg.User),
+		input:  NewInputLine(st, "message #"+cfg.Room+"  (/help for commands)"),
+		tasks:  NewTaskSet(),
+		strip:  NewTaskStrip(st),
+		spin:   spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent)),
+		help:   st.help(),
+		seen:   dedupe{},
+	}
+	m.conn.set(Status{Stream: protocol.RoomStream(cfg.Room), State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
+	m.pane.add(paneEntry{kind: kindSystem, at: cfg.Now(),
+		text: fmt.Sprintf("joining #%s as %s; type and press enter to send, /help for commands", cfg.Room, cfg.User)})
+	return m
+}
+
+// Init starts reading updates and fetches presence and the tasks.
+func (m *ChatModel) Init() tea.Cmd {
+	return tea.Batch(
+		waitForUpdates(m.cfg.Conn.Updates()),
+		m.fetchPresence(),
+		m.fetchTasks(),
+		m.animate(),
+	)
+}
+
+// fetchPresence begins a presence fetch.
+func (m *ChatModel) fetchPresence() tea.Cmd {
+	gen := m.people.startFetch()
+	conn, timeout := m.cfg.Conn, m.cfg.Timeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		users, err := conn.Presence(ctx)
+		return PresenceMsg{Gen: gen, Users: users, Err: err}
+	}
+}
+
+// fetchTasks begins a task listing.
+func (m *ChatModel) fetchTasks() tea.Cmd {
+	m.taskGen++
+	return listTasks(m.cfg.Conn.Tasks, m.taskGen, m.cfg.Timeout)
+}
+
+// listTasks returns a command that lists the tasks.
+func listTasks(list func(context.Context) ([]protocol.Task, error), gen int, timeout time.Duration) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		ts, err := list(ctx)
+		return TasksMsg{Gen: gen, Tasks: ts, Err: err}
+	}
+}
+
+// animate starts the spinner when something needs it and it is not
+// already turning.
+func (m *ChatModel) animate() tea.Cmd {
+	if m.spinning || !(m.conn.busy() || len(m.tasks.Live()) > 0) {
+		return nil
+	}
+	m.spinning = true
+	return m.spin.Tick
+}
+
+// Update implements tea.Model.
+func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.setSize(msg.Width, msg.Height)
+		return m, nil
+	case tea.KeyMsg:
+		return m, m.onKey(msg)
+	case tea.MouseMsg:
+		var cmd tea.Cmd
+		m.pane, cmd = m.pane.Update(msg)
+		return m, cmd
+	case UpdatesMsg:
+		cmds := m.apply(msg.Updates)
+		if m.people.retryDue(m.cfg.Now()) {
+			cmds = append(cmds, m.fetchPresence())
+		}
+		if msg.Closed {
+			m.closed = true
+			m.conn.set(Status{Stream: m.conn.Stream, State: StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
+		} else {
+			cmds = append(cmds, waitForUpdates(m.cfg.Conn.Updates()))
+		}
+		cmds = append(cmds, m.animate())
+		return m, tea.Batch(cmds...)
+	case PresenceMsg:
+		m.people.set(msg, m.cfg.Now())
+		return m, nil
+	case TasksMsg:
+		if msg.Gen == m.taskGen && msg.Err == nil {
+			m.tasks.Replace(msg.Tasks)
+			m.layout()
+		}
+		return m, m.animate()
+	case sentMsg:
+		m.sending = ""
+		if msg.err != nil {
+			m.sendErr = "not sent: " + errText(msg.err) + " (enter to retry)"
+		} else if m.input.Value() == msg.text {
+			m.input.Reset()
+		}
+		m.layout()
+		return m, nil
+	case spinner.TickMsg:
+		if !(m.conn.busy() || len(m.tasks.Live()) > 0) {
+			m.spinning = false
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return m, cmd
+}
+
+// onKey handles a key press.
+func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
+	switch {
+	case key.Matches(k, m.keys.Quit):
+		m.quitting = true
+		return tea.Quit
+	case key.Matches(k, m.keys.Send):
+		return m.submit()
+	case key.Matches(k, m.pane.vp.KeyMap.PageUp, m.pane.vp.KeyMap.PageDown):
+		var cmd tea.Cmd
+		m.pane, cmd = m.pane.Update(k)
+		return cmd
+	}
+	before := m.input.Value()
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(k)
+	if m.sendErr != "" && m.input.Value() != before {
+		m.sendErr = ""
+		m.layout()
+	}
+	return cmd
+}
+
+// submit handles Enter: a command, or a message to send.
+func (m *ChatModel) submit() tea.Cmd {
+	text := strings.TrimSpace(m.input.Value())
+	if text == "" || m.sending != "" {
+		return nil
+	}
+	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
+		m.input.Remember(text)
+		m.input.Reset()
+		return m.command(text)
+	}
+	if strings.HasPrefix(text, "//") {
+		text = text[1:] // "//x" sends "/x"
+	}
+	m.input.Remember(m.input.Value())
+	m.sending = m.input.Value()
+	m.sendErr = ""
+	m.layout()
+	conn, timeout, sent := m.cfg.Conn, m.cfg.Timeout, m.sending
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return sentMsg{text: sent, err: conn.Send(ctx, text)}
+	}
+}
+
+// command runs a slash command.
+func (m *ChatModel) command(line string) tea.Cmd {
+	name, _, _ := strings.Cut(line, " ")
+	now := m.cfg.Now()
+	switch name {
+	case "/quit", "/exit", "/q":
+		m.quitting = true
+		return tea.Quit
+	case "/users", "/who":
+		users := m.people.Users()
+		text := fmt.Sprintf("here (%d): %s", len(users), strings.Join(users, ", "))
+		if len(users) == 0 {
+			text = "nobody is here yet"
+		}
+		m.pane.add(paneEntry{kind: kindSystem, at: now, text: text})
+	case "/help", "/?":
+		m.pane.add(
+			paneEntry{kind: kindSystem, at: now, text: "commands: /users who is here · /clear clear the screen · /help this help · /quit leave"},
+			paneEntry{kind: kindSystem, at: now, text: "keys: enter send · ↑/↓ history · pgup/pgdn or mouse wheel scroll · esc or ctrl+c quit · start a line with // to send a /"},
+		)
+	case "/clear":
+		m.pane.Clear()
+	default:
+		m.pane.add(paneEntry{kind: kindError, at: now, text: fmt.Sprintf("unknown command %s; try /help", name)})
+	}
+	return nil
+}
+
+// apply applies a batch of updates in order.
+func (m *ChatModel) apply(us []Update) []tea.Cmd {
+	var cmds []tea.Cmd
+	var lines []paneEntry
+	room := protocol.RoomStream(m.cfg.Room)
+	tasksChanged := false
+	for _, u := range us {
+		if s := u.Status; s != nil {
+			if s.Stream == protocol.TasksStream {
+				continue // the strip shows tasks; the header shows the room
+			}
+			now := m.cfg.Now()
+			switch {
+			case s.State == StateReconnecting && m.conn.State == StateConnected:
+				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost (" + errText(s.Err) + "); reconnecting, nothing will be missed"})
+			case s.State == StateConnected && m.wasUp && m.conn.State != StateConnected:
+				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
+			case s.State == StateClosed:
+				lines = append(lines, paneEntry{kind: kindError, at: now, text: "connection closed: " + errText(s.Err)})
+			}
+			if s.State == StateConnected {
+				m.wasUp = true
+			}
+			m.conn.set(*s, now)
+			continue
+		}
+		e := u.Event
+		if e == nil || !m.seen.fresh(e) {
+			continue
+		}
+		switch {
+		case e.Stream == protocol.TasksStream:
+			switch e.Type {
+			case protocol.TypeProgress:
+				if e.Task != nil {
+					m.tasks.Apply(*e.Task, e.Time)
+					tasksChanged = true
+				}
+			case protocol.TypeReset:
+				cmds = append(cmds, m.fetchTasks())
+			}
+		case e.Stream == room:
+			switch e.Type {
+			case protocol.TypeMessage:
+				lines = append(lines, paneEntry{kind: kindMessage, at: e.Time, user: e.User, text: e.Text})
+			case protocol.TypeLogin:
+				m.people.apply(e.User, true)
+				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "→ " + e.User + " joined"})
+			case protocol.TypeLogout:
+				m.people.apply(e.User, false)
+				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "← " + e.User + " left"})
+			case protocol.TypeReset:
+				now := m.cfg.Now()
+				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "⟳ " + resetText(e.Reason)})
+				m.conn.noteReset(e.Reason, now)
+				cmds = append(cmds, m.fetchPresence())
+			}
+		}
+	}
+	m.pane.add(lines...)
+	if tasksChanged {
+		m.layout()
+	}
+	return cmds
+}
+
+// resetText explains a reset to a person.
+func resetText(reason string) string {
+	switch reason {
+	case protocol.ResetEpochChanged:
+		return "reset: the server restarted without its history, so messages sent while you were away may be missing"
+	case protocol.ResetRetention:
+		return "reset: the server had already dropped some events you missed"
+	case protocol.ResetCursorAhead:
+		return "reset: the server's history is older than what you had seen"
+	}
+	return "reset: the server could not resume exactly where you were (" + reason + ")"
+}
+
+// errText is an error's message, or "unknown error".
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// setSize lays the screen out for a new terminal size.
+func (m *ChatModel) setSize(w, h int) {
+	m.width, m.height = w, h
+	m.help.Width = w
+	m.layout()
+}
+
+// sideWidth is the width of the presence list (0: hidden when narrow).
+func (m *ChatModel) sideWidth() int {
+	if m.width < 60 {
+		return 0
+	}
+	return min(max(16, m.width/5), 24)
+}
+
+// paneHeight is what is left for messages after the fixed lines.
+func (m *ChatModel) paneHeight() int {
+	fixed := 1 + 1 + 1 + 1 + 1 // header, top rule, bottom rule, input, help
+	fixed += m.strip.Height(m.tasks.Live())
+	if m.sendErr != "" {
+		fixed++
+	}
+	return max(m.height-fixed, 1)
+}
+
+// layout gives each component its size.
+func (m *ChatModel) layout() {
+	if m.width == 0 {
+		return
+	}
+	side := m.sideWidth()
+	paneW := m.width
+	if side > 0 {
+		paneW = m.width - side - 3 // " │ "
+	}
+	h := m.paneHeight()
+	m.pane.SetSize(paneW, h)
+	m.people.SetSize(side, h)
+	m.strip.SetSize(m.width, 0)
+	m.input.SetSize(m.width, 1)
+}
+
+// View implements tea.Model.
+func (m *ChatModel) View() string {
+	if m.quitting || m.width == 0 {
+		return ""
+	}
+	st := m.st
+	now := m.cfg.Now()
+	var b strings.Builder
+	left := st.Title.Render("#"+clean(m.cfg.Room, false)) + " " + st.User(m.cfg.User).Render(m.cfg.User) + st.Dim.Render(" @ "+m.cfg.Server)
+	b.WriteString(headerLine(m.width, left, m.conn.view(st, now, m.spin.View())))
+	b.WriteByte('\n')
+	side := m.sideWidth()
+	paneW := m.width
+	if side > 0 {
+		paneW = m.width - side - 3
+	}
+	b.WriteString(m.rule(paneW, side, "┬", ""))
+	b.WriteByte('\n')
+	paneLines := strings.Split(m.pane.View(), "\n")
+	var sideLines []string
+	if side > 0 {
+		sideLines = strings.Split(m.people.View(), "\n")
+	}
+	for i, l := range paneLines {
+		b.WriteString(pad(l, paneW))
+		if side > 0 {
+			b.WriteString(st.Border.Render(" │ "))
+			if i < len(sideLines) {
+				b.WriteString(sideLines[i])
+			}
+		}
+		b.WriteByte('\n')
+	}
+	marker := ""
+	if n := m.pane.Unseen(); n > 0 {
+		marker = fmt.Sprintf(" ↓ %d new (pgdn) ", n)
+	}
+	b.WriteString(m.rule(paneW, side, "┴", marker))
+	b.WriteByte('\n')
+	if live := m.tasks.Live(); len(live) > 0 {
+		b.WriteString(m.strip.View(live, m.spin.View()))
+		b.WriteByte('\n')
+	}
+	if m.sendErr != "" {
+		b.WriteString(pad(st.Error.Render("✗ "+m.sendErr), m.width))
+		b.WriteByte('\n')
+	}
+	in := m.input.View()
+	if m.sending != "" {
+		in = pad(in, m.width-10) + st.Dim.Render(" sending…")
+	}
+	b.WriteString(pad(in, m.width))
+	b.WriteByte('\n')
+	b.WriteString(pad(m.help.View(m.keys), m.width))
+	return b.String()
+}
+
+// rule draws a horizontal line across the screen, joining the side list's
+// border with joint, with marker (if any) near its right end.
+func (m *ChatModel) rule(paneW, side int, joint, marker string) string {
+	st := m.st
+	var line string
+	if marker != "" && paneW > len([]rune(marker))+4 {
+		mw := len([]rune(marker))
+		line = st.Border.Render(strings.Repeat("─", paneW-mw-2)) + st.Accent.Render(marker) + st.Border.Render("──")
+	} else {
+		line = st.Border.Render(strings.Repeat("─", paneW))
+	}
+	if side > 0 {
+		line += st.Border.Render("─" + joint + strings.Repeat("─", side+1))
+	}
+	return line
+}
+
+// Result says why the screen ended: nil when the user quit.
+func (m *ChatModel) Result() error {
+	if m.closed && !m.quitting {
+		return ErrClosed
+	}
+	return nil
+}

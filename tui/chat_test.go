@@ -1,0 +1,549 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/pushd/push/protocol"
+)
+
+// newChat returns a chat screen of w×h on conn, its presence fetched as
+// alice and bob, connected over ws.
+func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
+	t.Helper()
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: conn, Server: "http://127.0.0.1:8080", Room: "lobby", User: "alice",
+		Transport: "auto", Location: time.UTC, Now: c.Now})
+	m.Init()
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m, c
+}
+
+// connect brings a chat screen to connected with alice and bob present.
+func connect(m *ChatModel) {
+	m.Update(updates(status("room/lobby", StateConnected, "ws"), status("tasks", StateConnected, "ws")))
+	m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice", "bob"}})
+	m.Update(TasksMsg{Gen: m.taskGen})
+}
+
+func TestChatScreen(t *testing.T) {
+	const w, h = 80, 20
+	conversation := func(m *ChatModel) {
+		connect(m)
+		m.Update(updates(
+			roomEv(1, protocol.TypeLogin, "carol", ""),
+			roomEv(2, protocol.TypeMessage, "bob", "hello everyone, this message is long enough that it has to wrap onto a second line of the pane"),
+			roomEv(3, protocol.TypeMessage, "alice", "hi bob"),
+			roomEv(4, protocol.TypeMessage, "carol", "multi\nline"),
+			roomEv(5, protocol.TypeLogout, "carol", ""),
+		))
+	}
+	cases := []struct {
+		name  string
+		w, h  int
+		setup func(m *ChatModel, c *clock, conn *fakeConn)
+	}{
+		{"connecting", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {}},
+		{"conversation", w, h, func(m *ChatModel, c *clock, conn *fakeConn) { conversation(m) }},
+		{"reconnecting", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			conversation(m)
+			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws",
+				Attempt: 2, RetryIn: 4 * time.Second, Err: fmt.Errorf("connection refused")}}))
+			c.Advance(1500 * time.Millisecond) // the countdown shows 3s
+		}},
+		{"reset", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			conversation(m)
+			m.Update(updates(
+				Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: fmt.Errorf("EOF")}},
+				status("room/lobby", StateConnected, "sse"),
+				resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged),
+			))
+			m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
+		}},
+		{"tasks", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			conversation(m)
+			m.Update(updates(
+				taskEv(1, t0.Add(2*time.Second), task("t1", "build-42", protocol.TaskRunning, 40, 100, 0)),
+				taskEv(2, t0.Add(2*time.Second), task("t2", "queued-job", protocol.TaskQueued, 0, 10, 1)),
+				taskEv(3, t0.Add(2*time.Second), task("t3", "done-job", protocol.TaskSucceeded, 10, 10, 1)),
+			))
+		}},
+		{"scrolled", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			connect(m)
+			var us []Update
+			for i := uint64(1); i <= 30; i++ {
+				us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("message %d", i)))
+			}
+			m.Update(updates(us...))
+			m.Update(keyMsg("pgup"))
+			m.Update(updates(roomEv(31, protocol.TypeMessage, "carol", "new one"), roomEv(32, protocol.TypeMessage, "bob", "and another")))
+		}},
+		{"send_error", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			conversation(m)
+			conn.sendErr = fmt.Errorf("cannot reach the server")
+			typeText(m, "are you there?")
+			_, cmd := m.Update(keyMsg("enter"))
+			m.Update(cmd())
+		}},
+		{"narrow", 44, 16, func(m *ChatModel, c *clock, conn *fakeConn) { conversation(m) }},
+		{"closed", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
+			conversation(m)
+			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateClosed, Err: fmt.Errorf("room name refused")}}))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := newFakeConn()
+			m, c := newChat(t, conn, tc.w, tc.h)
+			tc.setup(m, c, conn)
+			requireGolden(t, m.View(), tc.w, tc.h)
+		})
+	}
+}
+
+func TestChatEvents(t *testing.T) {
+	t.Run("message", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "hello")))
+		contains(t, m.View(), "08:30:01 bob", "hello")
+	})
+	t.Run("login and logout keep presence", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(roomEv(1, protocol.TypeLogin, "carol", "")))
+		if got := strings.Join(m.people.Users(), ","); got != "alice,bob,carol" {
+			t.Fatalf("after login: %s", got)
+		}
+		contains(t, m.View(), "→ carol joined", "Here (3)")
+		m.Update(updates(roomEv(2, protocol.TypeLogout, "bob", "")))
+		if got := strings.Join(m.people.Users(), ","); got != "alice,carol" {
+			t.Fatalf("after logout: %s", got)
+		}
+		contains(t, m.View(), "← bob left", "Here (2)")
+	})
+	t.Run("events during a presence fetch are applied on top of it", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		gen := m.people.gen
+		m.Update(updates(roomEv(1, protocol.TypeLogin, "dave", ""), roomEv(2, protocol.TypeLogout, "bob", "")))
+		m.Update(PresenceMsg{Gen: gen, Users: []string{"alice", "bob"}})
+		if got := strings.Join(m.people.Users(), ","); got != "alice,dave" {
+			t.Fatalf("users = %s, want alice,dave", got)
+		}
+	})
+	t.Run("an old presence answer is ignored", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(PresenceMsg{Gen: m.people.gen - 1, Users: []string{"zed"}})
+		if got := strings.Join(m.people.Users(), ","); got != "alice,bob" {
+			t.Fatalf("users = %s", got)
+		}
+	})
+	t.Run("reset refetches presence and says so", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		gen := m.people.gen
+		_, cmd := m.Update(updates(resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged)))
+		if cmd == nil || m.people.gen != gen+1 {
+			t.Fatalf("no presence refetch after a reset (gen %d -> %d)", gen, m.people.gen)
+		}
+		v := m.View()
+		contains(t, v, "⟳ reset: the server restarted", "· reset")
+		m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"zed"}})
+		if got := strings.Join(m.people.Users(), ","); got != "zed" {
+			t.Fatalf("users = %s, want zed", got)
+		}
+	})
+	t.Run("reset reasons", func(t *testing.T) {
+		for _, r := range []string{protocol.ResetEpochChanged, protocol.ResetRetention, protocol.ResetCursorAhead, "other"} {
+			if resetText(r) == "" {
+				t.Errorf("no text for %s", r)
+			}
+		}
+	})
+	t.Run("the reset note leaves the header after a while", func(t *testing.T) {
+		m, c := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged)))
+		header := strings.Split(m.View(), "\n")[0]
+		contains(t, header, "reset")
+		c.Advance(resetShownFor)
+		header = strings.Split(m.View(), "\n")[0]
+		lacks(t, header, "reset")
+	})
+	t.Run("duplicates are dropped", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "once"), roomEv(1, protocol.TypeMessage, "bob", "once")))
+		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "once")))
+		if n := strings.Count(m.View(), "once"); n != 1 {
+			t.Fatalf("message shown %d times", n)
+		}
+		// A new epoch after a reset starts again from low seqs.
+		m.Update(updates(resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged),
+			Update{Event: &protocol.Event{Seq: 1, Epoch: "ep2", Stream: "room/lobby", Type: protocol.TypeMessage, Time: t0, User: "bob", Text: "after reset"}}))
+		contains(t, m.View(), "after reset")
+	})
+	t.Run("connection lost and back", func(t *testing.T) {
+		m, c := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: 2 * time.Second, Err: errBoom}}))
+		v := m.View()
+		contains(t, v, "reconnecting in 2s, try 1", "connection lost (boom)")
+		c.Advance(2 * time.Second)
+		contains(t, m.View(), "reconnecting now, try 1")
+		m.Update(updates(status("room/lobby", StateConnected, "longpoll")))
+		v = m.View()
+		contains(t, v, "● connected · longpoll", "reconnected over longpoll")
+	})
+	t.Run("the tasks stream's state does not change the header", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(Update{Status: &Status{Stream: "tasks", State: StateReconnecting, RetryIn: time.Second}}))
+		contains(t, strings.Split(m.View(), "\n")[0], "● connected · ws")
+	})
+	t.Run("progress shows live tasks in a strip", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		before := m.pane.height
+		m.Update(updates(taskEv(1, t0.Add(time.Second), task("t1", "build", protocol.TaskRunning, 10, 100, 0))))
+		contains(t, m.View(), "build", " 10%", "10/100")
+		if m.pane.height != before-1 {
+			t.Fatalf("pane height %d, want %d", m.pane.height, before-1)
+		}
+		m.Update(updates(taskEv(2, t0.Add(2*time.Second), task("t1", "build", protocol.TaskSucceeded, 100, 100, 0))))
+		lacks(t, m.View(), "build")
+		if m.pane.height != before {
+			t.Fatalf("pane height %d after the task ended, want %d", m.pane.height, before)
+		}
+	})
+	t.Run("a tasks reset relists the tasks", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(taskEv(1, t0, task("t1", "old", protocol.TaskRunning, 1, 10, 0))))
+		gen := m.taskGen
+		m.Update(updates(resetEv("tasks", "ep2", 0, protocol.ResetEpochChanged)))
+		if m.taskGen != gen+1 {
+			t.Fatal("no task listing after a reset")
+		}
+		m.Update(TasksMsg{Gen: m.taskGen, Tasks: []protocol.Task{task("t2", "fresh", protocol.TaskRunning, 1, 10, 0)}})
+		v := m.View()
+		contains(t, v, "fresh")
+		lacks(t, v, "old")
+	})
+	t.Run("closed channel", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		_, cmd := m.Update(UpdatesMsg{Closed: true})
+		contains(t, m.View(), "✗ closed")
+		if cmd != nil {
+			if _, ok := cmd().(UpdatesMsg); ok {
+				t.Fatal("the feed was re-armed after the channel closed")
+			}
+		}
+		if m.Result() != ErrClosed {
+			t.Fatalf("Result = %v", m.Result())
+		}
+	})
+	t.Run("escape codes in messages are not drawn", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "\x1b[2Jclear\x1b]0;title\x07 me\tnow\x00")))
+		v := m.View()
+		lacks(t, v, "\x1b", "\x07", "\x00")
+		contains(t, v, "clear me    now")
+	})
+	t.Run("presence fetch fails, then is retried", func(t *testing.T) {
+		m, c := newChat(t, newFakeConn(), 80, 20)
+		m.Update(PresenceMsg{Gen: m.people.gen, Err: errBoom})
+		contains(t, m.View(), "could not load")
+		gen := m.people.gen
+		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "x")))
+		if m.people.gen != gen {
+			t.Fatal("retried at once")
+		}
+		c.Advance(retryAfter)
+		m.Update(updates(roomEv(2, protocol.TypeMessage, "bob", "y")))
+		if m.people.gen != gen+1 {
+			t.Fatal("not retried after the wait")
+		}
+	})
+}
+
+func TestChatKeys(t *testing.T) {
+	t.Run("enter sends and clears the line", func(t *testing.T) {
+		conn := newFakeConn()
+		m, _ := newChat(t, conn, 80, 20)
+		connect(m)
+		typeText(m, "hello there")
+		_, cmd := m.Update(keyMsg("enter"))
+		if cmd == nil {
+			t.Fatal("enter returned no command")
+		}
+		contains(t, m.View(), "sending…")
+		m.Update(cmd())
+		if got := strings.Join(conn.sent, "|"); got != "hello there" {
+			t.Fatalf("sent %q", got)
+		}
+		if m.input.Value() != "" {
+			t.Fatalf("input still %q", m.input.Value())
+		}
+		lacks(t, m.View(), "sending…")
+	})
+	t.Run("empty enter does nothing", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		typeText(m, "   ")
+		if _, cmd := m.Update(keyMsg("enter")); cmd != nil {
+			t.Fatal("blank line sent")
+		}
+	})
+	t.Run("enter while sending waits", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		typeText(m, "one")
+		m.Update(keyMsg("enter"))
+		if _, cmd := m.Update(keyMsg("enter")); cmd != nil {
+			t.Fatal("sent twice")
+		}
+	})
+	t.Run("a failed send stays in the input", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = errBoom
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "keep me")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		if m.input.Value() != "keep me" {
+			t.Fatalf("input = %q", m.input.Value())
+		}
+		contains(t, m.View(), "✗ not sent: boom (enter to retry)")
+		// Retrying works once the server is back.
+		conn.sendErr = nil
+		_, cmd = m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		if len(conn.sent) != 1 || conn.sent[0] != "keep me" || m.input.Value() != "" {
+			t.Fatalf("retry: sent %v, input %q", conn.sent, m.input.Value())
+		}
+		lacks(t, m.View(), "not sent")
+	})
+	t.Run("editing clears the send error", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = errBoom
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "x")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		typeText(m, "y")
+		lacks(t, m.View(), "not sent")
+	})
+	t.Run("text typed while sending is kept", func(t *testing.T) {
+		conn := newFakeConn()
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "first")
+		_, cmd := m.Update(keyMsg("enter"))
+		typeText(m, "+")
+		m.Update(cmd())
+		if m.input.Value() != "first+" {
+			t.Fatalf("input = %q", m.input.Value())
+		}
+	})
+	t.Run("up and down walk the history", func(t *testing.T) {
+		conn := newFakeConn()
+		m, _ := newChat(t, conn, 80, 20)
+		for _, s := range []string{"one", "two"} {
+			typeText(m, s)
+			_, cmd := m.Update(keyMsg("enter"))
+			m.Update(cmd())
+		}
+		typeText(m, "draft")
+		steps := []struct{ key, want string }{
+			{"up", "two"}, {"up", "one"}, {"up", "one"}, {"down", "two"}, {"down", "draft"}, {"down", "draft"},
+		}
+		for _, s := range steps {
+			m.Update(keyMsg(s.key))
+			if got := m.input.Value(); got != s.want {
+				t.Fatalf("after %s: %q, want %q", s.key, got, s.want)
+			}
+		}
+	})
+	t.Run("pgup and pgdn scroll; new lines while scrolled up are counted", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		var us []Update
+		for i := uint64(1); i <= 40; i++ {
+			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
+		}
+		m.Update(updates(us...))
+		contains(t, m.View(), "line 40")
+		m.Update(keyMsg("pgup"))
+		lacks(t, m.View(), "line 40")
+		m.Update(updates(roomEv(41, protocol.TypeMessage, "bob", "line 41")))
+		contains(t, m.View(), "↓ 1 new")
+		m.Update(keyMsg("pgdown"))
+		m.Update(keyMsg("pgdown"))
+		v := m.View()
+		contains(t, v, "line 41")
+		lacks(t, v, "new (pgdn)")
+		// At the bottom, new lines keep it there.
+		m.Update(updates(roomEv(42, protocol.TypeMessage, "bob", "line 42")))
+		contains(t, m.View(), "line 42")
+	})
+	t.Run("mouse wheel scrolls", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		var us []Update
+		for i := uint64(1); i <= 40; i++ {
+			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
+		}
+		m.Update(updates(us...))
+		m.Update(tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
+		if m.pane.AtBottom() {
+			t.Fatal("wheel up did not scroll")
+		}
+		for range 5 {
+			m.Update(tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+		}
+		if !m.pane.AtBottom() {
+			t.Fatal("wheel down did not come back")
+		}
+	})
+	for _, k := range []string{"esc", "ctrl+c"} {
+		t.Run(k+" quits", func(t *testing.T) {
+			m, _ := newChat(t, newFakeConn(), 80, 20)
+			_, cmd := m.Update(keyMsg(k))
+			if !isQuit(cmd) {
+				t.Fatal("did not quit")
+			}
+			if m.View() != "" || m.Result() != nil {
+				t.Fatalf("after quit: view %q, result %v", m.View(), m.Result())
+			}
+		})
+	}
+}
+
+func TestChatCommands(t *testing.T) {
+	run := func(t *testing.T, line string) (*ChatModel, *fakeConn, tea.Cmd) {
+		conn := newFakeConn()
+		m, _ := newChat(t, conn, 100, 20)
+		connect(m)
+		typeText(m, line)
+		_, cmd := m.Update(keyMsg("enter"))
+		return m, conn, cmd
+	}
+	t.Run("/quit", func(t *testing.T) {
+		_, _, cmd := run(t, "/quit")
+		if !isQuit(cmd) {
+			t.Fatal("did not quit")
+		}
+	})
+	t.Run("/users", func(t *testing.T) {
+		m, conn, _ := run(t, "/users")
+		contains(t, m.View(), "here (2): alice, bob")
+		if len(conn.sent) != 0 || m.input.Value() != "" {
+			t.Fatal("a command was sent or left in the input")
+		}
+	})
+	t.Run("/help", func(t *testing.T) {
+		m, _, _ := run(t, "/help")
+		contains(t, m.View(), "commands: /users", "keys: enter send")
+	})
+	t.Run("/clear", func(t *testing.T) {
+		m, _, _ := run(t, "/clear")
+		if m.pane.Len() != 0 {
+			t.Fatalf("%d lines left", m.pane.Len())
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		m, _, _ := run(t, "/frobnicate now")
+		contains(t, m.View(), "unknown command /frobnicate; try /help")
+	})
+	t.Run("// sends a slash", func(t *testing.T) {
+		m, conn, cmd := run(t, "//shrug")
+		m.Update(cmd())
+		if len(conn.sent) != 1 || conn.sent[0] != "/shrug" {
+			t.Fatalf("sent %v", conn.sent)
+		}
+	})
+	t.Run("commands go into the history", func(t *testing.T) {
+		m, _, _ := run(t, "/users")
+		m.Update(keyMsg("up"))
+		if m.input.Value() != "/users" {
+			t.Fatalf("input = %q", m.input.Value())
+		}
+	})
+}
+
+func TestChatResize(t *testing.T) {
+	m, _ := newChat(t, newFakeConn(), 80, 20)
+	connect(m)
+	m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", strings.Repeat("word ", 30))))
+	for _, size := range [][2]int{{120, 30}, {50, 12}, {30, 8}, {80, 20}} {
+		m.Update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		v := m.View()
+		lines := strings.Split(v, "\n")
+		if len(lines) != size[1] {
+			t.Fatalf("%v: %d lines", size, len(lines))
+		}
+		for i, l := range lines {
+			if w := lipgloss.Width(l); w != size[0] {
+				t.Fatalf("%v: line %d is %d wide: %q", size, i, w, l)
+			}
+		}
+	}
+}
+
+func TestChatBurst(t *testing.T) {
+	conn := newFakeConn()
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Now: c.Now})
+	m.Init()
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
+	var us []Update
+	for i := uint64(1); i <= 5000; i++ {
+		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("burst %d", i)))
+	}
+	m.Update(updates(us[:2500]...))
+	m.Update(updates(us[2500:]...))
+	if got := m.pane.Len(); got != 500 {
+		t.Fatalf("pane keeps %d lines, want the scrollback of 500", got)
+	}
+	v := m.View()
+	contains(t, v, "burst 5000")
+	if !m.pane.AtBottom() {
+		t.Fatal("not at the bottom after a burst")
+	}
+	// Scrolled up, the view stays on the same lines while old ones drop.
+	m.Update(keyMsg("pgup"))
+	top := strings.Split(m.pane.View(), "\n")[0]
+	m.Update(updates(roomEv(5001, protocol.TypeMessage, "bob", "burst 5001")))
+	if got := strings.Split(m.pane.View(), "\n")[0]; got != top {
+		t.Fatalf("view moved from %q to %q", top, got)
+	}
+}
+
+func TestWaitForUpdatesBatches(t *testing.T) {
+	ch := make(chan Update, 10)
+	for i := range 5 {
+		ch <- roomEv(uint64(i+1), protocol.TypeMessage, "bob", "x")
+	}
+	msg := waitForUpdates(ch)().(UpdatesMsg)
+	if len(msg.Updates) != 5 || msg.Closed {
+		t.Fatalf("got %d updates, closed %v; want 5 in one message", len(msg.Updates), msg.Closed)
+	}
+	ch <- roomEv(6, protocol.TypeMessage, "bob", "x")
+	close(ch)
+	msg = waitForUpdates(ch)().(UpdatesMsg)
+	if len(msg.Updates) != 1 || !msg.Closed {
+		t.Fatalf("got %d updates, closed %v; want 1 and closed", len(msg.Updates), msg.Closed)
+	}
+	msg = waitForUpdates(ch)().(UpdatesMsg)
+	if len(msg.Updates) != 0 || !msg.Closed {
+		t.Fatalf("after close: %+v", msg)
+	}
+	if waitForUpdates(nil) != nil {
+		t.Fatal("a nil channel gave a command")
+	}
+}

@@ -1,0 +1,119 @@
+package tui
+
+import (
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Update is one thing that happened on a connection: an event of a stream
+// the model follows, or a change of a subscription's connection state.
+// Exactly one of Event and Status is set.
+type Update struct {
+	Event  *protocol.Event
+	Status *Status
+}
+
+// ConnState is where a subscription's connection is.
+type ConnState int
+
+// Connection states.
+const (
+	// StateConnecting: the first connection is being made.
+	StateConnecting ConnState = iota
+	// StateConnected: events flow.
+	StateConnected
+	// StateReconnecting: the connection dropped; the next try is RetryIn
+	// away. Nothing is lost: the subscription resumes from its cursor.
+	StateReconnecting
+	// StateClosed: the subscription ended for good (Err says why).
+	StateClosed
+)
+
+// String names the state as the header shows it.
+func (s ConnState) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// Status is a change of a subscription's connection state.
+type Status struct {
+	// Stream is the subscription's stream ("room/lobby", "tasks").
+	Stream string
+	State  ConnState
+	// Transport is the transport in use (connected) or being tried.
+	Transport string
+	// Attempt is the number of the coming try (reconnecting), from 1.
+	Attempt int
+	// RetryIn is the wait before that try (reconnecting).
+	RetryIn time.Duration
+	// Err says why the connection dropped or closed.
+	Err error
+}
+
+// UpdatesMsg carries every update that was queued when the feed command
+// ran, oldest first, so a burst is applied as one Update.
+type UpdatesMsg struct {
+	Updates []Update
+	// Closed is set when the channel was closed after these updates.
+	Closed bool
+}
+
+// maxBatch bounds one UpdatesMsg, so a flood still lets keys through.
+const maxBatch = 4096
+
+// waitForUpdates returns a command that waits for the next update on ch,
+// then takes whatever else is already queued (up to maxBatch) without
+// waiting, and returns them as one UpdatesMsg. The model runs it again after
+// each UpdatesMsg that is not Closed. A nil channel never delivers.
+func waitForUpdates(ch <-chan Update) tea.Cmd {
+	if ch == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		u, ok := <-ch
+		if !ok {
+			return UpdatesMsg{Closed: true}
+		}
+		batch := []Update{u}
+		for len(batch) < maxBatch {
+			select {
+			case u, ok := <-ch:
+				if !ok {
+					return UpdatesMsg{Updates: batch, Closed: true}
+				}
+				batch = append(batch, u)
+			default:
+				return UpdatesMsg{Updates: batch}
+			}
+		}
+		return UpdatesMsg{Updates: batch}
+	}
+}
+
+// dedupe drops events a model has already applied: it remembers the cursor
+// of the last event per stream and lets through only events after it in the
+// same epoch, or events of a new epoch. The client already resumes without
+// duplicates; this keeps the screen right even if a transport repeats one.
+type dedupe map[string]protocol.Cursor
+
+// fresh reports whether e is new, and remembers it if so.
+func (d dedupe) fresh(e *protocol.Event) bool {
+	last, seen := d[e.Stream]
+	if seen && e.Type != protocol.TypeReset && e.Epoch == last.Epoch && e.Seq <= last.Seq {
+		return false
+	}
+	d[e.Stream] = e.Cursor()
+	return true
+}

@@ -1,0 +1,288 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/spinner"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pushd/push/protocol"
+)
+
+// ErrClosed is the result of a screen whose connection ended for good
+// before it was done.
+var ErrClosed = errors.New("the connection to the server closed")
+
+// ErrStopped is the result of following a task when the user stopped
+// watching before it ended.
+var ErrStopped = errors.New("stopped watching before the task ended")
+
+// FollowConn is the single-task view's link to the server.
+type FollowConn interface {
+	// Updates carries the task's progress events and the connection state
+	// changes; the implementation closes it when it is done.
+	Updates() <-chan Update
+	// Task returns the task as it is now.
+	Task(ctx context.Context) (protocol.Task, error)
+	// Cancel cancels the task.
+	Cancel(ctx context.Context) (protocol.Task, error)
+}
+
+// FollowConfig sets up a FollowModel.
+type FollowConfig struct {
+	Conn      FollowConn
+	TaskID    string
+	Server    string
+	Transport string
+	Styles    *Styles
+	Now       func() time.Time
+	Timeout   time.Duration
+}
+
+// FollowModel follows one task until it ends, then quits; Result says how
+// it ended. It draws a few lines in place, not the whole screen, so what it
+// showed last stays in the terminal.
+type FollowModel struct {
+	cfg      FollowConfig
+	st       *Styles
+	keys     FollowKeys
+	width    int
+	conn     connInfo
+	tasks    TaskSet
+	bars     bars
+	spin     spinner.Model
+	spinning bool
+	help     help.Model
+	seen     dedupe
+	note     string
+	err      error // a fatal error: the task could not be read
+	closed   bool
+	stopped  bool
+	done     bool
+}
+
+// taskMsg is the answer to fetching the task.
+type taskMsg struct {
+	task protocol.Task
+	err  error
+}
+
+// cancelledMsg is the answer to cancelling the task.
+type cancelledMsg struct {
+	task protocol.Task
+	err  error
+}
+
+// NewFollowModel returns the view following cfg.TaskID.
+func NewFollowModel(cfg FollowConfig) *FollowModel {
+	if cfg.Styles == nil {
+		cfg.Styles = PlainStyles()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Transport == "" {
+		cfg.Transport = "auto"
+	}
+	st := cfg.Styles
+	m := &FollowModel{
+		cfg:   cfg,
+		st:    st,
+		keys:  DefaultFollowKeys(),
+		tasks: NewTaskSet(),
+		bars:  newBars(st),
+		spin:  spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent)),
+		help:  st.help(),
+		seen:  dedupe{},
+		width: 80,
+	}
+	m.conn.set(Status{Stream: protocol.TasksStream, State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
+	return m
+}
+
+// Init starts reading updates and fetches the task.
+func (m *FollowModel) Init() tea.Cmd {
+	conn, timeout := m.cfg.Conn, m.cfg.Timeout
+	fetch := func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		t, err := conn.Task(ctx)
+		return taskMsg{t, err}
+	}
+	m.spinning = true
+	return tea.Batch(waitForUpdates(conn.Updates()), fetch, m.spin.Tick)
+}
+
+// task returns the followed task, if known.
+func (m *FollowModel) task() (*TaskView, bool) {
+	return m.tasks.Get(m.cfg.TaskID)
+}
+
+// finish quits once the task is in a final state.
+func (m *FollowModel) finish() tea.Cmd {
+	if v, ok := m.task(); ok && v.State.Final() && !m.done {
+		m.done = true
+		return tea.Quit
+	}
+	return nil
+}
+
+// Update implements tea.Model.
+func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width = min(msg.Width, 100)
+		m.help.Width = m.width
+		return m, nil
+	case tea.KeyMsg:
+		switch {
+		case key.Matches(msg, m.keys.Quit):
+			m.stopped = true
+			return m, tea.Quit
+		case key.Matches(msg, m.keys.Cancel):
+			if v, ok := m.task(); ok && v.State.Final() {
+				return m, nil
+			}
+			m.note = "cancelling…"
+			conn, timeout := m.cfg.Conn, m.cfg.Timeout
+			return m, func() tea.Msg {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				t, err := conn.Cancel(ctx)
+				return cancelledMsg{t, err}
+			}
+		}
+		return m, nil
+	case UpdatesMsg:
+		for _, u := range msg.Updates {
+			if u.Status != nil {
+				m.conn.set(*u.Status, m.cfg.Now())
+				continue
+			}
+			e := u.Event
+			if e == nil || !m.seen.fresh(e) {
+				continue
+			}
+			if e.Type == protocol.TypeProgress && e.Task != nil && e.Task.ID == m.cfg.TaskID {
+				m.tasks.Apply(*e.Task, e.Time)
+			}
+		}
+		if cmd := m.finish(); cmd != nil {
+			return m, cmd
+		}
+		if msg.Closed {
+			m.closed = true
+			return m, tea.Quit
+		}
+		return m, waitForUpdates(m.cfg.Conn.Updates())
+	case taskMsg:
+		if msg.err != nil {
+			m.err = msg.err
+			return m, tea.Quit
+		}
+		if _, ok := m.task(); !ok || msg.task.State.Final() {
+			m.tasks.Apply(msg.task, time.Time{})
+		}
+		return m, m.finish()
+	case cancelledMsg:
+		if msg.err != nil {
+			m.note = "cancel: " + errText(msg.err)
+		} else {
+			m.note = ""
+		}
+		return m, nil
+	case spinner.TickMsg:
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// Result returns the task as it ended, or why following it stopped first
+// (ErrStopped, ErrClosed, or the error reading the task).
+func (m *FollowModel) Result() (protocol.Task, error) {
+	v, ok := m.task()
+	switch {
+	case ok && v.State.Final():
+		return v.Task, nil
+	case m.err != nil:
+		return protocol.Task{}, m.err
+	case m.stopped:
+		if ok {
+			return v.Task, ErrStopped
+		}
+		return protocol.Task{}, ErrStopped
+	}
+	if ok {
+		return v.Task, ErrClosed
+	}
+	return protocol.Task{}, ErrClosed
+}
+
+// View implements tea.Model.
+func (m *FollowModel) View() string {
+	st := m.st
+	if m.err != nil {
+		return ""
+	}
+	v, ok := m.task()
+	if !ok {
+		return headerLine(m.width, st.Dim.Render(m.spin.View()+" looking up task "+m.cfg.TaskID+"…"), m.conn.view(st, m.cfg.Now(), m.spin.View())) + "\n"
+	}
+	var lines []string
+	left := st.Accent.Render(taskName(&v.Task)) + st.Dim.Render(" · "+v.ID+" · "+v.Kind)
+	right := ""
+	if !v.State.Final() {
+		right = m.conn.view(st, m.cfg.Now(), m.spin.View())
+	}
+	lines = append(lines, headerLine(m.width, left, right))
+
+	state := st.TaskState(v.State).Render(pad(stateIcon(v.State, m.spin.View())+" "+string(v.State), colState))
+	eta := ""
+	if d, ok := v.ETA(); ok {
+		eta = "eta " + fmtDuration(d)
+	} else if d, ok := v.Took(); ok {
+		eta = "took " + fmtDuration(d)
+	}
+	nums := " " + fmtPercent(v.Fraction()) + "  " + fmtCount(v.Done, v.Total) + "  " + fmtRate(v.Rate())
+	if eta != "" {
+		nums += "  " + eta
+	}
+	barW := max(m.width-colState-1-len([]rune(nums)), 10)
+	lines = append(lines, state+" "+m.bars.view(v.Fraction(), barW, v.State)+st.Dim.Render(nums))
+	msg := clean(v.Message, false)
+	switch {
+	case m.note != "":
+		lines = append(lines, st.Warn.Render(m.note))
+	case msg != "":
+		lines = append(lines, st.Dim.Render(msg))
+	}
+	if v.State.Final() {
+		lines = append(lines, m.summary(v))
+	} else if !m.stopped {
+		lines = append(lines, m.help.View(m.keys))
+	}
+	for i, l := range lines {
+		lines[i] = pad(l, m.width)
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// summary is the last line once the task ended: "✓ build succeeded in 5.0s".
+func (m *FollowModel) summary(v *TaskView) string {
+	text := fmt.Sprintf("%s %s %s", stateIcon(v.State, ""), taskName(&v.Task), v.State)
+	if d, ok := v.Took(); ok {
+		text += " after " + fmtDuration(d)
+	}
+	return m.st.TaskState(v.State).Bold(true).Render(text)
+}

@@ -1,0 +1,230 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
+
+	"github.com/pushd/push/protocol"
+)
+
+// t0 is the fixed "now" of every test.
+var t0 = time.Date(2026, 11, 23, 8, 30, 0, 0, time.UTC)
+
+// clock is a settable test clock.
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time          { return c.now }
+func (c *clock) Advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// fakeConn implements ChatConn, TaskConn and FollowConn with values.
+type fakeConn struct {
+	ch chan Update
+
+	mu        sync.Mutex
+	sent      []string
+	sendErr   error
+	users     []string
+	presences int
+	tasks     []protocol.Task
+	listings  int
+	started   []protocol.Task
+	cancelled []string
+	task      protocol.Task
+	taskErr   error
+}
+
+func newFakeConn() *fakeConn { return &fakeConn{ch: make(chan Update, 1024)} }
+
+func (f *fakeConn) Updates() <-chan Update { return f.ch }
+
+func (f *fakeConn) Send(_ context.Context, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sendErr != nil {
+		return f.sendErr
+	}
+	f.sent = append(f.sent, text)
+	return nil
+}
+
+func (f *fakeConn) Presence(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.presences++
+	return append([]string(nil), f.users...), nil
+}
+
+func (f *fakeConn) Tasks(context.Context) ([]protocol.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listings++
+	return append([]protocol.Task(nil), f.tasks...), nil
+}
+
+func (f *fakeConn) StartDemo(context.Context) (protocol.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := protocol.Task{ID: "t9", Kind: "demo", Name: "demo-9", State: protocol.TaskQueued, Total: 100, Created: t0.Add(time.Hour)}
+	f.started = append(f.started, t)
+	return t, nil
+}
+
+func (f *fakeConn) Cancel(_ context.Context, id string) (protocol.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = append(f.cancelled, id)
+	return protocol.Task{ID: id, State: protocol.TaskRunning}, nil
+}
+
+func (f *fakeConn) Task(context.Context) (protocol.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.task, f.taskErr
+}
+
+// followConn adapts fakeConn to FollowConn (whose Cancel takes no id).
+type followConn struct{ *fakeConn }
+
+func (f followConn) Cancel(ctx context.Context) (protocol.Task, error) {
+	return f.fakeConn.Cancel(ctx, f.task.ID)
+}
+
+// calls reads a counter under the lock.
+func (f *fakeConn) calls(read func() int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return read()
+}
+
+var errBoom = errors.New("boom")
+
+// Event builders.
+
+func roomEv(seq uint64, typ protocol.Type, user, text string) Update {
+	return Update{Event: &protocol.Event{Seq: seq, Epoch: "ep1", Stream: "room/lobby", Type: typ,
+		Time: t0.Add(time.Duration(seq) * time.Second), User: user, Text: text}}
+}
+
+func resetEv(stream, epoch string, seq uint64, reason string) Update {
+	return Update{Event: &protocol.Event{Seq: seq, Epoch: epoch, Stream: stream, Type: protocol.TypeReset, Time: t0, Reason: reason}}
+}
+
+func status(stream string, st ConnState, transport string) Update {
+	return Update{Status: &Status{Stream: stream, State: st, Transport: transport}}
+}
+
+func taskEv(seq uint64, at time.Time, t protocol.Task) Update {
+	return Update{Event: &protocol.Event{Seq: seq, Epoch: "ep1", Stream: protocol.TasksStream, Type: protocol.TypeProgress, Time: at, Task: &t}}
+}
+
+// task returns a task created at t0+created seconds, started then.
+func task(id, name string, state protocol.TaskState, done, total int64, created int) protocol.Task {
+	c := t0.Add(time.Duration(created) * time.Second)
+	t := protocol.Task{ID: id, Kind: "demo", Name: name, State: state, Done: done, Total: total, Created: c}
+	if state != protocol.TaskQueued {
+		t.Started = &c
+	}
+	if total > 0 {
+		t.Percent = float64(done) * 100 / float64(total)
+	}
+	if state.Final() {
+		f := c.Add(5 * time.Second)
+		t.Finished = &f
+	}
+	return t
+}
+
+func updates(us ...Update) UpdatesMsg { return UpdatesMsg{Updates: us} }
+
+// Keys.
+
+func keyMsg(k string) tea.KeyMsg {
+	switch k {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "ctrl+c":
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
+	case "up":
+		return tea.KeyMsg{Type: tea.KeyUp}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "pgup":
+		return tea.KeyMsg{Type: tea.KeyPgUp}
+	case "pgdown":
+		return tea.KeyMsg{Type: tea.KeyPgDown}
+	case "home":
+		return tea.KeyMsg{Type: tea.KeyHome}
+	case "end":
+		return tea.KeyMsg{Type: tea.KeyEnd}
+	case "backspace":
+		return tea.KeyMsg{Type: tea.KeyBackspace}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+}
+
+// typeText sends each rune of s as a key press.
+func typeText(m tea.Model, s string) {
+	for _, r := range s {
+		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+// isQuit reports whether cmd is tea.Quit.
+func isQuit(cmd tea.Cmd) bool {
+	if cmd == nil {
+		return false
+	}
+	_, ok := cmd().(tea.QuitMsg)
+	return ok
+}
+
+// requireGolden checks a full-screen view: exactly h lines of exactly w
+// cells, then its text against testdata/<test>.golden (-update rewrites
+// it). Trailing spaces are trimmed in the file, so it reads well.
+func requireGolden(t *testing.T, view string, w, h int) {
+	t.Helper()
+	lines := strings.Split(view, "\n")
+	if h > 0 && len(lines) != h {
+		t.Errorf("view has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if got := lipgloss.Width(l); got > w || (h > 0 && got != w) {
+			t.Errorf("line %d is %d cells wide, want %d: %q", i, got, w, l)
+		}
+		if strings.Contains(l, "\x1b") {
+			t.Errorf("line %d has escape codes: %q", i, l)
+		}
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	golden.RequireEqual(t, []byte(strings.Join(lines, "\n")+"\n"))
+}
+
+// contains fails unless view has every one of wants.
+func contains(t *testing.T, view string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(view, w) {
+			t.Errorf("view lacks %q:\n%s", w, view)
+		}
+	}
+}
+
+// lacks fails if view has any of bad.
+func lacks(t *testing.T, view string, bad ...string) {
+	t.Helper()
+	for _, b := range bad {
+		if strings.Contains(view, b) {
+			t.Errorf("view has %q:\n%s", b, view)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package tui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// ChatKeys are the chat screen's keys. Typing goes to the input line, so
+// the screen's own keys are ones that type nothing.
+type ChatKeys struct {
+	Send    key.Binding
+	History key.Binding
+	Scroll  key.Binding
+	Quit    key.Binding
+	Help    key.Binding // shown only: /help is typed
+}
+
+// DefaultChatKeys returns the chat screen's keys.
+func DefaultChatKeys() ChatKeys {
+	return ChatKeys{
+		Send:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
+		History: DefaultInputKeys().Older,
+		Scroll:  DefaultMessagePaneKeys().PageUp,
+		Quit:    key.NewBinding(key.WithKeys("ctrl+c", "esc"), key.WithHelp("esc", "quit")),
+		Help:    key.NewBinding(key.WithKeys("/"), key.WithHelp("/help", "commands")),
+	}
+}
+
+// ShortHelp implements help.KeyMap.
+func (k ChatKeys) ShortHelp() []key.Binding {
+	return []key.Binding{k.Send, k.History, k.Scroll, k.Help, k.Quit}
+}
+
+// FullHelp implements help.KeyMap.
+func (k ChatKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
+
+// WatchKeys are the task list's keys.
+type WatchKeys struct {
+	Up       key.Binding
+	Down     key.Binding
+	PageUp   key.Binding
+	PageDown key.Binding
+	Top      key.Binding
+	Bottom   key.Binding
+	Cancel   key.Binding
+	New      key.Binding
+	Help     key.Binding
+	Quit     key.Binding
+}
+
+// DefaultWatchKeys returns the task list's keys.
+func DefaultWatchKeys() WatchKeys {
+	return WatchKeys{
+		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/↓", "select")),
+		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down")),
+		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "newest")),
+		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "oldest")),
+		Cancel:   key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cancel")),
+		New:      key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "new demo")),
+		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "more")),
+		Quit:     key.NewBinding(key.WithKeys("q", "esc", "ctrl+c"), key.WithHelp("q", "quit")),
+	}
+}
+
+// ShortHelp implements help.KeyMap.
+func (k WatchKeys) ShortHelp() []key.Binding {
+	return []key.Binding{k.Up, k.Cancel, k.New, k.Quit, k.Help}
+}
+
+// FullHelp implements help.KeyMap.
+func (k WatchKeys) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Up, k.Down, k.PageUp, k.PageDown},
+		{k.Top, k.Bottom},
+		{k.Cancel, k.New},
+		{k.Help, k.Quit},
+	}
+}
+
+// FollowKeys are the single-task view's keys.
+type FollowKeys struct {
+	Cancel key.Binding
+	Quit   key.Binding
+}
+
+// DefaultFollowKeys returns the single-task view's keys.
+func DefaultFollowKeys() FollowKeys {
+	return FollowKeys{
+		Cancel: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cancel task")),
+		Quit:   key.NewBinding(key.WithKeys("q", "esc", "ctrl+c"), key.WithHelp("q", "stop watching")),
+	}
+}
+
+// ShortHelp implements help.KeyMap.
+func (k FollowKeys) ShortHelp() []key.Binding { return []key.Binding{k.Cancel, k.Quit} }
+
+// FullHelp implements help.KeyMap.
+func (k FollowKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }

@@ -1,0 +1,240 @@
+package tui
+
+import (
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/viewport"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// DefaultScrollback is how many lines the message pane keeps by default.
+const DefaultScrollback = 10000
+
+// lineKind is what a line of the message pane says.
+type lineKind int
+
+const (
+	kindMessage lineKind = iota // someone said something
+	kindSystem                  // login, logout, reset, command output
+	kindError                   // something went wrong
+)
+
+// paneEntry is one line of the pane before wrapping.
+type paneEntry struct {
+	kind lineKind
+	at   time.Time
+	user string
+	text string
+	rows int // screen lines it took when last drawn
+}
+
+// MessagePane is the scrolling list of messages and system lines of the
+// chat screen, on a viewport. New lines keep it at the bottom unless the
+// reader has scrolled up; then it counts them (Unseen) instead. It keeps at
+// most its scrollback in entries and drops the oldest.
+type MessagePane struct {
+	vp      viewport.Model
+	st      *Styles
+	loc     *time.Location
+	max     int
+	entries []paneEntry
+	rows    []string // the rendered lines of entries, in order
+	nameW   int      // width of the user column
+	unseen  int
+	width   int
+	height  int
+}
+
+// MessagePaneKeys are the pane's keys; other keys belong to the input line.
+type MessagePaneKeys struct {
+	PageUp   key.Binding
+	PageDown key.Binding
+}
+
+// DefaultMessagePaneKeys returns PgUp and PgDn.
+func DefaultMessagePaneKeys() MessagePaneKeys {
+	return MessagePaneKeys{
+		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup/pgdn", "scroll")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "scroll down")),
+	}
+}
+
+// NewMessagePane returns a pane keeping scrollback entries (0 means
+// DefaultScrollback), showing times in loc (nil means local time).
+func NewMessagePane(st *Styles, scrollback int, loc *time.Location) MessagePane {
+	if scrollback <= 0 {
+		scrollback = DefaultScrollback
+	}
+	if loc == nil {
+		loc = time.Local
+	}
+	keys := DefaultMessagePaneKeys()
+	vp := viewport.New(0, 0)
+	vp.KeyMap = viewport.KeyMap{PageUp: keys.PageUp, PageDown: keys.PageDown}
+	vp.MouseWheelDelta = 3
+	return MessagePane{vp: vp, st: st, loc: loc, max: scrollback, nameW: 4}
+}
+
+// SetSize sets the pane's width and height and redraws every line.
+func (p *MessagePane) SetSize(w, h int) {
+	bottom := p.vp.AtBottom()
+	p.width, p.height = max(w, 0), max(h, 0)
+	p.vp.Width, p.vp.Height = p.width, p.height
+	p.rerender()
+	if bottom {
+		p.vp.GotoBottom()
+	}
+}
+
+// Len returns how many entries the pane holds.
+func (p *MessagePane) Len() int { return len(p.entries) }
+
+// Unseen returns how many messages arrived while the reader was scrolled up.
+func (p *MessagePane) Unseen() int { return p.unseen }
+
+// AtBottom reports whether the last line is in view.
+func (p *MessagePane) AtBottom() bool { return p.vp.AtBottom() }
+
+// Clear removes every line.
+func (p *MessagePane) Clear() {
+	p.entries, p.rows, p.unseen = nil, nil, 0
+	p.vp.SetContent("")
+	p.vp.GotoTop()
+}
+
+// add appends entries, drops the oldest beyond the scrollback, and follows
+// the bottom unless the reader scrolled up.
+func (p *MessagePane) add(es ...paneEntry) {
+	if len(es) == 0 {
+		return
+	}
+	follow := p.vp.AtBottom()
+	widen := false
+	for i := range es {
+		es[i].user = clean(es[i].user, false)
+		es[i].text = clean(es[i].text, true)
+		if w := min(ansi.StringWidth(es[i].user), maxNameW); es[i].kind == kindMessage && w > p.nameW {
+			p.nameW, widen = w, true
+		}
+	}
+	// A burst larger than the scrollback only needs its tail drawn.
+	if len(es) > p.max {
+		es = es[len(es)-p.max:]
+	}
+	for i := range es {
+		if es[i].kind == kindMessage && !follow {
+			p.unseen++
+		}
+	}
+	p.entries = append(p.entries, es...)
+	removed := 0
+	if over := len(p.entries) - p.max; over > 0 {
+		for _, e := range p.entries[:over] {
+			removed += e.rows
+		}
+		p.entries = p.entries[over:] // append reallocates, so the dropped ones are freed
+	}
+	if widen {
+		p.rerender()
+	} else {
+		if removed > 0 {
+			p.rows = p.rows[min(removed, len(p.rows)):]
+		}
+		for i := len(p.entries) - len(es); i < len(p.entries); i++ {
+			lines := p.render(&p.entries[i])
+			p.rows = append(p.rows, lines...)
+		}
+		p.vp.SetContent(strings.Join(p.rows, "\n"))
+	}
+	if follow {
+		p.vp.GotoBottom()
+	} else if removed > 0 {
+		p.vp.SetYOffset(p.vp.YOffset - removed)
+	}
+}
+
+// rerender draws every entry again (after a resize or a wider name).
+func (p *MessagePane) rerender() {
+	p.rows = p.rows[:0]
+	for i := range p.entries {
+		p.rows = append(p.rows, p.render(&p.entries[i])...)
+	}
+	p.vp.SetContent(strings.Join(p.rows, "\n"))
+}
+
+// maxNameW bounds the user column; longer names are cut with "…".
+const maxNameW = 16
+
+// timeW is the width of "15:04:05".
+const timeW = 8
+
+// render draws one entry at the pane's width: the time, the user in their
+// colour, then the text wrapped under itself.
+func (p *MessagePane) render(e *paneEntry) []string {
+	st := p.st
+	stamp := st.Dim.Render(e.at.In(p.loc).Format("15:04:05"))
+	textW := p.width - timeW - 1 - p.nameW - 1
+	var first, indent string
+	if textW >= 12 {
+		name := ""
+		if e.kind == kindMessage {
+			name = st.User(e.user).Render(ansi.Truncate(e.user, p.nameW, "…"))
+		}
+		first = stamp + " " + name + strings.Repeat(" ", p.nameW-lipgloss.Width(name)) + " "
+		indent = strings.Repeat(" ", timeW+1+p.nameW+1)
+	} else {
+		// Too narrow for columns: "15:04 alice: text", wrapped flush left.
+		textW = max(p.width, 1)
+		first = ""
+		if e.kind == kindMessage {
+			first = st.User(e.user).Render(e.user) + ": "
+		}
+	}
+	style := st.Text
+	switch e.kind {
+	case kindSystem:
+		style = st.System
+	case kindError:
+		style = st.Error
+	}
+	var out []string
+	firstW := textW
+	if indent == "" {
+		firstW = max(textW-lipgloss.Width(first), 1)
+	}
+	for pi, para := range strings.Split(e.text, "\n") {
+		limit := textW
+		if pi == 0 {
+			limit = firstW
+		}
+		wrapped := strings.Split(ansi.Wrap(para, limit, ""), "\n")
+		for wi, w := range wrapped {
+			if pi == 0 && wi == 0 {
+				out = append(out, first+style.Render(w))
+				continue
+			}
+			out = append(out, indent+style.Render(w))
+		}
+	}
+	e.rows = len(out)
+	return out
+}
+
+// Update scrolls on PgUp, PgDn and the mouse wheel.
+func (p MessagePane) Update(msg tea.Msg) (MessagePane, tea.Cmd) {
+	var cmd tea.Cmd
+	p.vp, cmd = p.vp.Update(msg)
+	if p.vp.AtBottom() {
+		p.unseen = 0
+	}
+	return p, cmd
+}
+
+// View draws the visible lines, exactly the pane's size.
+func (p MessagePane) View() string {
+	return p.vp.View()
+}
