@@ -79,6 +79,7 @@ type PublishRequest struct {
 const (
 	CloseSlowConsumer = "slow_consumer"
 	CloseShutdown     = "server_shutdown"
+	CloseInternal     = "internal_error"
 )
 
 // WebSocket close codes used by the server besides the standard ones.

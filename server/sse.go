@@ -1,9 +1,14 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -12,46 +17,120 @@ import (
 // sseBatch is how many events one SSE write takes at most.
 const sseBatch = 128
 
-// serveSSE streams events as Server-Sent Events. Each batch of queued
-// events goes out in one flush; frames were encoded once for everyone.
+// serveSSE streams events as Server-Sent Events. On HTTP/1.1 the server
+// takes the connection over: it writes the response head itself, ends the
+// body by closing the connection, and lets a pusher write frames (encoded
+// once for everyone) with no goroutine of its own while idle. Where the
+// connection cannot be taken over (HTTP/2), the handler streams instead.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
-	ctx := r.Context()
-	sub, err := s.open(ctx, r, t, true, sseBatch)
+	sub, err := s.open(r.Context(), r, t, true, sseBatch)
 	if err != nil {
 		return err
 	}
-	if !s.begin() {
-		return errShuttingDown
-	}
-	defer s.end()
-	release, err := s.admit(w, r, t.user, false)
+	cleanup, err := s.setUp(w, r, t, transportSSE)
 	if err != nil {
 		return err
 	}
-	defer release()
-	gauge := s.metrics.connGauges[transportSSE]
-	gauge.Inc()
-	defer gauge.Dec()
-	leave, err := s.join(ctx, t)
-	defer leave()
-	if err != nil {
-		return err
-	}
-
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		defer cleanup()
+		s.streamSSE(w, r, sub, t)
+		return nil
+	}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Connection", "close")
+	_ = h.Write(&head)
+	head.WriteString("\r\nretry: 2000\n\n")
+	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if _, err := conn.Write(head.Bytes()); err != nil {
+		conn.Close()
+		cleanup()
+		return nil
+	}
+	s.startPusher(readUntilClosed(conn), sub, &sseSink{conn: conn}, conn, transportSSE, t.stream, cleanup)
+	return nil
+}
+
+// readUntilClosed reads and drops what the client sends on a taken-over
+// connection (nothing, normally); the returned context ends when the
+// connection does.
+func readUntilClosed(conn net.Conn) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		var b [64]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return ctx
+}
+
+// sseSink writes SSE frames straight to the connection.
+type sseSink struct {
+	conn net.Conn
+}
+
+// ssePool holds the buffers a batch of frames is gathered in, so an idle
+// connection holds none.
+var ssePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// send writes a batch of frames in one system call.
+func (k *sseSink) send(batch []*entry) error {
+	bp := ssePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, e := range batch {
+		b = append(b, e.frame...)
+	}
+	_, err := k.conn.Write(b)
+	if cap(b) <= 256<<10 {
+		*bp = b[:0]
+		ssePool.Put(bp)
+	}
+	return err
+}
+
+func (k *sseSink) ping(context.Context) error {
+	_, err := io.WriteString(k.conn, ": heartbeat\n\n")
+	return err
+}
+
+// end sends a close event (without an id, so Last-Event-ID stays) and
+// closes the connection.
+func (k *sseSink) end(reason, message string) {
+	_, _ = k.conn.Write(closeFrame(reason, message))
+	_ = k.conn.Close()
+}
+
+func (k *sseSink) closeNow() { _ = k.conn.Close() }
+
+// closeFrame is the SSE frame that says why the server ends a stream.
+func closeFrame(reason, message string) []byte {
+	js, _ := marshal(map[string]string{"reason": reason, "message": message})
+	return []byte("event: close\ndata: " + strings.TrimSpace(string(js)) + "\n\n")
+}
+
+// streamSSE serves SSE on the handler's goroutine, for connections that
+// cannot be taken over.
+func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscription, t eventsTarget) {
+	ctx := r.Context()
+	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if _, err := io.WriteString(w, "retry: 2000\n\n"); err != nil {
-		return nil
+		return
 	}
 	if err := rc.Flush(); err != nil {
-		return nil
+		return
 	}
-
 	idle := time.NewTimer(s.cfg.Heartbeat)
 	defer idle.Stop()
 	for {
@@ -61,31 +140,31 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 		case err == nil:
 			for _, e := range batch {
 				if _, err := w.Write(e.frame); err != nil {
-					return nil
+					return
 				}
 			}
 			s.metrics.wrote(transportSSE, batch, time.Now())
 		case errors.Is(err, errIdle):
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-				return nil
+				return
 			}
 		case errors.Is(err, ErrSlowConsumer):
 			s.metrics.slowDrops.Inc()
-			_, _ = io.WriteString(w, "event: close\ndata: {\"reason\":\""+protocol.CloseSlowConsumer+"\",\"message\":\"you fell too far behind; reconnect with your last event id, nothing is lost\"}\n\n")
+			_, _ = w.Write(closeFrame(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last event id, nothing is lost"))
 			_ = rc.Flush()
-			return nil
+			return
 		case errors.Is(err, ErrShutdown):
-			_, _ = io.WriteString(w, "event: close\ndata: {\"reason\":\""+protocol.CloseShutdown+"\",\"message\":\"the server is restarting; reconnect with your last event id\"}\n\n")
+			_, _ = w.Write(closeFrame(protocol.CloseShutdown, "the server is restarting; reconnect with your last event id"))
 			_ = rc.Flush()
-			return nil
+			return
 		default:
 			if ctx.Err() == nil {
 				s.log.Error("sse subscription", "stream", t.stream, "err", err)
 			}
-			return nil
+			return
 		}
 		if err := rc.Flush(); err != nil {
-			return nil
+			return
 		}
 		idle.Reset(s.cfg.Heartbeat)
 	}

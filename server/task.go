@@ -45,6 +45,12 @@ func (t *task) runTask() {
 		return
 	}
 	t.mu.Lock()
+	if t.snap.State.Final() {
+		// Ended before it ran: an external task's final report came first.
+		t.mu.Unlock()
+		t.ts.ended(t, heldSlot)
+		return
+	}
 	now := time.Now().UTC()
 	t.snap.State = protocol.TaskRunning
 	t.snap.Started = &now

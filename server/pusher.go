@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// sink is how one streaming transport (WebSocket, SSE) sends to one
+// subscriber; everything else about a subscriber is the pusher's.
+type sink interface {
+	// send writes a batch of events, in one system call where it can.
+	send(batch []*entry) error
+	// ping keeps an idle connection alive.
+	ping(ctx context.Context) error
+	// end tells the client why the stream ends and closes the connection.
+	end(reason, message string)
+	// closeNow drops the connection.
+	closeNow()
+}
+
+// pusher sends a streaming subscriber its events. It has no goroutine
+// while the subscriber waits: at most one goroutine runs it at a time,
+// and only while there is something to send (events, a ping, an end). When
+// it has caught up it parks on the stream, and the next publish, its
+// heartbeat timer, the shutdown or the end of the connection wakes it. So
+// an idle connection costs its reader goroutine and a little memory.
+type pusher struct {
+	s         *Server
+	sub       *subscription
+	sink      sink
+	conn      net.Conn        // the raw connection, for write deadlines
+	ctx       context.Context // ends with the connection
+	transport string
+	stream    string
+	cleanup   func() // releases what the subscription holds; called once, at the end
+
+	heartbeat *time.Timer
+	pingDue   atomic.Bool
+
+	mu      sync.Mutex
+	running bool // a goroutine is in run
+	again   bool // woken while running: look once more before parking
+	done    bool
+}
+
+// startPusher runs a subscriber on an upgraded connection. ctx must end
+// when the connection does.
+func (s *Server) startPusher(ctx context.Context, sub *subscription, sk sink, conn net.Conn, transport, stream string, cleanup func()) {
+	p := &pusher{s: s, sub: sub, sink: sk, conn: conn, ctx: ctx, transport: transport, stream: stream, cleanup: cleanup}
+	context.AfterFunc(ctx, p.wake) // the client went away: end
+	p.heartbeat = time.AfterFunc(s.cfg.Heartbeat, func() {
+		p.pingDue.Store(true)
+		p.wake()
+	})
+	p.wake()
+}
+
+// wake makes sure a goroutine looks at the subscriber. It never blocks.
+func (p *pusher) wake() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.done:
+	case p.running:
+		p.again = true
+	default:
+		p.running = true
+		go p.run()
+	}
+}
+
+// run sends what there is to send, then parks or ends.
+func (p *pusher) run() {
+	for {
+		if end := p.step(); end {
+			p.finish()
+			return
+		}
+		if !p.sub.park(p) {
+			continue
+		}
+		p.mu.Lock()
+		if p.again {
+			p.again = false
+			p.mu.Unlock()
+			continue
+		}
+		p.running = false
+		p.mu.Unlock()
+		return
+	}
+}
+
+// step writes everything available, a ping if one is due, or the end the
+// situation calls for. It returns true when the connection is to end.
+func (p *pusher) step() (end bool) {
+	s := p.s
+	for {
+		if p.ctx.Err() != nil {
+			return true
+		}
+		batch, _, err := p.sub.collect(p.ctx)
+		_ = p.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		switch {
+		case err == nil && len(batch) > 0:
+			if err := p.sink.send(batch); err != nil {
+				return true
+			}
+			s.metrics.wrote(p.transport, batch, time.Now())
+			p.heartbeat.Reset(s.cfg.Heartbeat)
+			continue
+		case err == nil && hubDone(s.hub):
+			p.sink.end(protocol.CloseShutdown, "the server is restarting; reconnect with your last cursor")
+			return true
+		case err == nil && p.pingDue.Swap(false):
+			pctx, cancel := context.WithTimeout(p.ctx, s.cfg.WriteTimeout)
+			err := p.sink.ping(pctx)
+			cancel()
+			if err != nil {
+				return true
+			}
+			p.heartbeat.Reset(s.cfg.Heartbeat)
+			continue
+		case err == nil:
+			return false // caught up: park
+		case errors.Is(err, ErrSlowConsumer):
+			s.metrics.slowDrops.Inc()
+			p.sink.end(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last cursor, nothing is lost")
+			return true
+		default:
+			if p.ctx.Err() == nil {
+				s.log.Error("subscription", "transport", p.transport, "stream", p.stream, "err", err)
+				p.sink.end(protocol.CloseInternal, "internal error; reconnect with your last cursor")
+			}
+			return true
+		}
+	}
+}
+
+// finish closes the connection and releases what the subscriber held.
+func (p *pusher) finish() {
+	p.mu.Lock()
+	p.done = true
+	p.mu.Unlock()
+	p.sub.unpark(p)
+	p.heartbeat.Stop()
+	p.sink.closeNow()
+	p.cleanup()
+}
+
+// hubDone reports whether the hub is shutting down.
+func hubDone(h *Hub) bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// setUp does what every streaming subscription needs before its transport
+// starts: the shutdown count, the per-client limits, the connection gauge
+// and presence. On success the returned cleanup undoes it all; on error it
+// has been undone already.
+func (s *Server) setUp(w http.ResponseWriter, r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
+	if !s.begin() {
+		return nil, errShuttingDown
+	}
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	undo = append(undo, s.end)
+	release, err := s.admit(w, r, t.user, transport == transportLongPoll)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	gauge := s.metrics.connGauges[transport]
+	gauge.Inc()
+	undo = append(undo, release, gauge.Dec)
+	leave, err := s.join(r.Context(), t)
+	undo = append(undo, leave)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	return cleanup, nil
+}
