@@ -1,0 +1,503 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// The task API over HTTP: start, list, get, cancel, external reports, and
+// the errors of each. The runner's behaviour as watchers see it is in
+// tasks_test.go, with the helpers.
+
+// taskWantError checks an error answer: the status, and the JSON error body
+// with the code and a message.
+func taskWantError(t *testing.T, status int, body []byte, wantStatus int, wantCode string) {
+	t.Helper()
+	var eb protocol.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Message == "" {
+		t.Errorf("answer %d %q is not the JSON error body (want %d %s)", status, body, wantStatus, wantCode)
+		return
+	}
+	if status != wantStatus || eb.Error.Code != wantCode {
+		t.Errorf("answer %d %s %q; want %d %s", status, eb.Error.Code, eb.Error.Message, wantStatus, wantCode)
+	}
+}
+
+// taskSnapshot is what a refused request must leave as it was: the tasks,
+// their states, and the tasks stream.
+func (ts *taskServer) taskSnapshot() string {
+	ts.t.Helper()
+	list := ts.listTasks()
+	for i := range list {
+		list[i].ETASeconds = nil
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return string(b) + " at " + ts.cursor()
+}
+
+func TestTaskStartAnswer(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	status, header, body := ts.do(http.MethodPost, "/v1/tasks", `{"kind":"external","name":"nightly backup","total":7}`)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /v1/tasks: %d %s; want 201", status, body)
+	}
+	var task protocol.Task
+	if err := json.Unmarshal(body, &task); err != nil {
+		t.Fatalf("answer %q: %v", body, err)
+	}
+	if ct := header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q; want application/json", ct)
+	}
+	if loc := header.Get("Location"); loc != "/v1/tasks/"+task.ID {
+		t.Errorf("Location %q; want /v1/tasks/%s", loc, task.ID)
+	}
+	if task.Kind != "external" || task.Name != "nightly backup" || task.State != protocol.TaskQueued ||
+		task.Total != 7 || task.Created.IsZero() || task.Started != nil || task.Finished != nil {
+		t.Errorf("start answered %+v; want a queued external task \"nightly backup\" of 7, created, not started", task)
+	}
+	if got := ts.getTask(task.ID); got.ID != task.ID || got.Kind != "external" || got.Total != 7 {
+		t.Errorf("GET shows %s; want the task just started", taskString(got))
+	}
+}
+
+func TestTaskExternalReports(t *testing.T) {
+	for _, tr := range taskTransports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			ts := startTaskServer(t, server.Config{})
+			task := ts.startTask(`{"kind":"external","name":"copy","total":10}`)
+			w := ts.watch(tr, "/v1/tasks/"+task.ID+"/events?since=0")
+			ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+
+			steps := []struct {
+				report string
+				check  func(protocol.Task) bool
+			}{
+				{`{"done":3,"message":"copying"}`, func(tk protocol.Task) bool {
+					return tk.Done == 3 && tk.Percent == 30 && tk.Message == "copying" && tk.State == protocol.TaskRunning
+				}},
+				{`{"percent":50}`, func(tk protocol.Task) bool { return tk.Done == 3 && tk.Percent == 50 && tk.Message == "copying" }},
+				{`{"message":"halfway"}`, func(tk protocol.Task) bool { return tk.Percent == 50 && tk.Message == "halfway" }},
+				{`{"total":20}`, func(tk protocol.Task) bool { return tk.Total == 20 && tk.Percent == 50 }},
+				{`{"done":12}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Total == 20 && tk.Percent == 60 }},
+				{`{"done":12,"message":"same done again"}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Message == "same done again" }},
+			}
+			for _, s := range steps {
+				if got := ts.report(task.ID, s.report); !s.check(got) {
+					t.Errorf("report %s answered %s", s.report, taskString(got))
+				}
+			}
+			w.waitFor("done 12", func(evs []protocol.Event) bool {
+				return taskSeen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
+			})
+
+			// Going backwards is a conflict, and changes nothing.
+			before := ts.taskSnapshot()
+			for _, rep := range []string{`{"done":11}`, `{"percent":59}`, `{"done":2,"message":"rewound"}`} {
+				status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
+				taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+			}
+			if after := ts.taskSnapshot(); after != before {
+				t.Errorf("refused reports changed the tasks:\n%s\nbecame\n%s", before, after)
+			}
+
+			got := ts.report(task.ID, `{"state":"succeeded","message":"all done"}`)
+			if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
+				t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", taskString(got))
+			}
+			final := w.waitFinal(task.ID)
+			taskCheckSameTask(t, ts.getTask(task.ID), final)
+			evs, _, _ := w.seen()
+			taskCheckOrder(t, evs)
+
+			// A finished task takes no more reports, and cannot be cancelled.
+			before = ts.taskSnapshot()
+			for _, rep := range []string{`{"done":20}`, `{"message":"late"}`, `{"state":"failed"}`} {
+				status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
+				taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+			}
+			status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/cancel", "")
+			taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+			if after := ts.taskSnapshot(); after != before {
+				t.Errorf("refused requests changed the tasks:\n%s\nbecame\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestTaskExternalEnds(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	w := ts.watch("sse", "/v1/tasks/events?since=0")
+	cases := []struct {
+		name, report string
+		state        protocol.TaskState
+		message      string
+	}{
+		{"failed with a message", `{"done":2,"state":"failed","message":"disk full"}`, protocol.TaskFailed, "disk full"},
+		{"failed without one", `{"state":"failed"}`, protocol.TaskFailed, "failed"},
+		{"succeeded without progress", `{"state":"succeeded"}`, protocol.TaskSucceeded, ""},
+		{"cancelled", "", protocol.TaskCancelled, "cancelled on request"},
+	}
+	for _, c := range cases {
+		task := ts.startTask(`{"kind":"external","total":5}`)
+		ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+		if c.report == "" {
+			ts.cancelTask(task.ID)
+		} else {
+			ts.report(task.ID, c.report)
+		}
+		final := w.waitFinal(task.ID)
+		if final.State != c.state || final.Message != c.message {
+			t.Errorf("%s: ended %s; want %s %q", c.name, taskString(final), c.state, c.message)
+		}
+		if c.state == protocol.TaskSucceeded && (final.Done != 5 || final.Percent != 100) {
+			t.Errorf("%s: ended %s; want 5/5", c.name, taskString(final))
+		}
+		taskCheckSameTask(t, ts.getTask(task.ID), final)
+	}
+	evs, _, _ := w.seen()
+	taskCheckOrder(t, evs)
+}
+
+func TestTaskStartBadRequests(t *testing.T) {
+	ts := startTaskServer(t, server.Config{MaxBodyBytes: 1024})
+	ts.startTask(`{"kind":"external","name":"already here"}`)
+	cases := []struct {
+		name        string
+		body        string
+		contentType string // "" for application/json
+		status      int
+		code        string
+	}{
+		{"unknown kind", `{"kind":"nope"}`, "", 400, protocol.CodeInvalidParam},
+		{"no kind", `{"name":"x"}`, "", 400, protocol.CodeInvalidParam},
+		{"empty kind", `{"kind":""}`, "", 400, protocol.CodeInvalidParam},
+		{"kind not a string", `{"kind":5}`, "", 400, protocol.CodeInvalidJSON},
+		{"name not a string", `{"kind":"demo","name":["x"]}`, "", 400, protocol.CodeInvalidJSON},
+		{"name with a control character", `{"kind":"demo","name":"a\u0007b"}`, "", 400, protocol.CodeInvalidParam},
+		{"name too long", `{"kind":"demo","name":"` + strings.Repeat("n", 201) + `"}`, "", 400, protocol.CodeInvalidParam},
+		// PROTOCOL.md: unknown fields and wrong types are invalid_json.
+		{"param of the wrong type", `{"kind":"demo","total":"ten"}`, "", 400, protocol.CodeInvalidJSON},
+		{"interval of the wrong type", `{"kind":"demo","interval":50}`, "", 400, protocol.CodeInvalidJSON},
+		{"unknown param", `{"kind":"demo","speed":2}`, "", 400, protocol.CodeInvalidJSON},
+		{"unknown external param", `{"kind":"external","steps":3}`, "", 400, protocol.CodeInvalidJSON},
+		{"total below 1", `{"kind":"demo","total":-1}`, "", 400, protocol.CodeInvalidParam},
+		{"total too large", `{"kind":"demo","total":1000001}`, "", 400, protocol.CodeInvalidParam},
+		{"interval not a duration", `{"kind":"demo","interval":"soon"}`, "", 400, protocol.CodeInvalidParam},
+		{"interval too short", `{"kind":"demo","interval":"1ns"}`, "", 400, protocol.CodeInvalidParam},
+		{"interval zero", `{"kind":"demo","interval":"0s"}`, "", 400, protocol.CodeInvalidParam},
+		{"interval too long", `{"kind":"demo","interval":"2h"}`, "", 400, protocol.CodeInvalidParam},
+		{"fail_at negative", `{"kind":"demo","total":10,"fail_at":-1}`, "", 400, protocol.CodeInvalidParam},
+		{"fail_at past total", `{"kind":"demo","total":10,"fail_at":11}`, "", 400, protocol.CodeInvalidParam},
+		{"external total negative", `{"kind":"external","total":-1}`, "", 400, protocol.CodeInvalidParam},
+		{"not JSON", `kind=demo`, "", 400, protocol.CodeInvalidJSON},
+		{"truncated JSON", `{"kind":"demo"`, "", 400, protocol.CodeInvalidJSON},
+		{"an array", `[{"kind":"demo"}]`, "", 400, protocol.CodeInvalidJSON},
+		{"null", `null`, "", 400, protocol.CodeInvalidJSON},
+		{"trailing data", `{"kind":"demo"} {"kind":"demo"}`, "", 400, protocol.CodeInvalidJSON},
+		{"empty body", ``, "", 400, protocol.CodeInvalidJSON},
+		{"text/plain", `{"kind":"demo"}`, "text/plain", 415, protocol.CodeUnsupportedMedia},
+		{"no content type", `{"kind":"demo"}`, "none", 415, protocol.CodeUnsupportedMedia},
+		{"body too large", `{"kind":"demo","name":"` + strings.Repeat("n", 2000) + `"}`, "", 413, protocol.CodeBodyTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := ts.taskSnapshot()
+			ct := "application/json"
+			switch c.contentType {
+			case "none":
+				ct = ""
+			case "":
+			default:
+				ct = c.contentType
+			}
+			status, _, body := ts.do(http.MethodPost, "/v1/tasks", c.body, "Content-Type", ct)
+			taskWantError(t, status, body, c.status, c.code)
+			if after := ts.taskSnapshot(); after != before {
+				t.Errorf("a refused start changed the tasks:\n%s\nbecame\n%s", before, after)
+			}
+		})
+	}
+	status, _, body := ts.do(http.MethodPost, "/v1/tasks", `{"kind":"nope"}`)
+	if status == http.StatusBadRequest && (!strings.Contains(string(body), "demo") || !strings.Contains(string(body), "external")) {
+		t.Errorf("the answer to an unknown kind does not list the known ones: %s", body)
+	}
+}
+
+func TestTaskReportBadRequests(t *testing.T) {
+	ts := startTaskServer(t, server.Config{MaxBodyBytes: 4096})
+	task := ts.startTask(`{"kind":"external","total":10}`)
+	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	ts.report(task.ID, `{"done":5,"message":"half"}`)
+	ts.waitQuiet(task.ID, "done 5", func(tk protocol.Task) bool { return tk.Done == 5 })
+
+	cases := []struct {
+		name        string
+		body        string
+		contentType string
+		status      int
+		code        string
+	}{
+		{"done negative", `{"done":-1}`, "", 400, protocol.CodeInvalidParam},
+		{"total negative", `{"total":-1}`, "", 400, protocol.CodeInvalidParam},
+		{"percent over 100", `{"percent":101}`, "", 400, protocol.CodeInvalidParam},
+		{"percent negative", `{"percent":-0.5}`, "", 400, protocol.CodeInvalidParam},
+		{"state cancelled", `{"state":"cancelled"}`, "", 400, protocol.CodeInvalidParam},
+		{"state running", `{"state":"running"}`, "", 400, protocol.CodeInvalidParam},
+		{"state unknown", `{"state":"done"}`, "", 400, protocol.CodeInvalidParam},
+		{"empty report", `{}`, "", 400, protocol.CodeInvalidParam},
+		{"message too long", `{"message":"` + strings.Repeat("m", 1025) + `"}`, "", 400, protocol.CodeInvalidParam},
+		{"bad value beside an end", `{"done":-1,"state":"succeeded"}`, "", 400, protocol.CodeInvalidParam},
+		{"bad value beside good ones", `{"done":6,"message":"more","percent":200}`, "", 400, protocol.CodeInvalidParam},
+		{"done of the wrong type", `{"done":"six"}`, "", 400, protocol.CodeInvalidJSON},
+		{"unknown field", `{"dones":6}`, "", 400, protocol.CodeInvalidJSON},
+		{"not JSON", `done=6`, "", 400, protocol.CodeInvalidJSON},
+		{"trailing data", `{"done":6} {"done":7}`, "", 400, protocol.CodeInvalidJSON},
+		{"text/plain", `{"done":6}`, "text/plain", 415, protocol.CodeUnsupportedMedia},
+		{"body too large", `{"message":"` + strings.Repeat("m", 5000) + `"}`, "", 413, protocol.CodeBodyTooLarge},
+		{"done going back", `{"done":4}`, "", 409, protocol.CodeConflict},
+		{"percent going back", `{"percent":40}`, "", 409, protocol.CodeConflict},
+		{"done going back with an end", `{"done":4,"state":"succeeded"}`, "", 409, protocol.CodeConflict},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := ts.taskSnapshot()
+			ct := "application/json"
+			if c.contentType != "" {
+				ct = c.contentType
+			}
+			status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", c.body, "Content-Type", ct)
+			taskWantError(t, status, body, c.status, c.code)
+			if after := ts.taskSnapshot(); after != before {
+				t.Errorf("a refused report changed the tasks:\n%s\nbecame\n%s", before, after)
+			}
+		})
+	}
+
+	t.Run("a task that reports its own progress", func(t *testing.T) {
+		demo := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
+		ts.waitTask(demo.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+		ts.waitQuiet(demo.ID, "its total", func(tk protocol.Task) bool { return tk.Total == 3 })
+		before := ts.taskSnapshot()
+		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+demo.ID+"/progress", `{"done":2}`)
+		taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+		if after := ts.taskSnapshot(); after != before {
+			t.Errorf("a refused report changed the tasks:\n%s\nbecame\n%s", before, after)
+		}
+		ts.cancelTask(demo.ID)
+	})
+}
+
+func TestTaskWrongMethod(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	task := ts.startTask(`{"kind":"external"}`)
+	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	cases := []struct {
+		method, path, allow string
+	}{
+		{http.MethodPut, "/v1/tasks", "GET, POST, HEAD"},
+		{http.MethodDelete, "/v1/tasks", "GET, POST, HEAD"},
+		{http.MethodDelete, "/v1/tasks/" + task.ID, "GET, HEAD"},
+		{http.MethodPost, "/v1/tasks/" + task.ID, "GET, HEAD"},
+		{http.MethodGet, "/v1/tasks/" + task.ID + "/cancel", "POST"},
+		{http.MethodDelete, "/v1/tasks/" + task.ID + "/cancel", "POST"},
+		{http.MethodGet, "/v1/tasks/" + task.ID + "/progress", "POST"},
+		{http.MethodPut, "/v1/tasks/" + task.ID + "/progress", "POST"},
+		{http.MethodPost, "/v1/tasks/events", "GET, HEAD"},
+		{http.MethodPost, "/v1/tasks/" + task.ID + "/events", "GET, HEAD"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+strings.ReplaceAll(c.path, task.ID, "{id}"), func(t *testing.T) {
+			before := ts.taskSnapshot()
+			body := ""
+			if c.method != http.MethodGet && c.method != http.MethodDelete {
+				body = `{"kind":"demo","done":1}`
+			}
+			status, header, answer := ts.do(c.method, c.path, body)
+			taskWantError(t, status, answer, http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed)
+			if got := header.Get("Allow"); got != c.allow {
+				t.Errorf("Allow %q; want %q", got, c.allow)
+			}
+			if after := ts.taskSnapshot(); after != before {
+				t.Errorf("a refused request changed the tasks:\n%s\nbecame\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestTaskUnknownID(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	const id = "tnosuchtask"
+	cases := []struct {
+		method, path, body string
+		header             []string
+	}{
+		{http.MethodGet, "/v1/tasks/" + id, "", nil},
+		{http.MethodPost, "/v1/tasks/" + id + "/cancel", "", nil},
+		{http.MethodPost, "/v1/tasks/" + id + "/progress", `{"done":1}`, nil},
+		{http.MethodGet, "/v1/tasks/" + id + "/events?since=0&wait=0", "", nil},
+		{http.MethodGet, "/v1/tasks/" + id + "/events?since=0", "", []string{"Accept", "text/event-stream"}},
+		{http.MethodGet, "/v1/tasks/" + id + "/nothing", "", nil},
+	}
+	before := ts.taskSnapshot()
+	for _, c := range cases {
+		status, _, body := ts.do(c.method, c.path, c.body, c.header...)
+		taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), taskWait)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/v1/tasks/"+id+"/events?since=0", nil)
+	if err == nil {
+		c.CloseNow()
+		t.Error("a WebSocket to the events of an unknown task was accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a WebSocket to the events of an unknown task: %v; want 404", err)
+	}
+	if after := ts.taskSnapshot(); after != before {
+		t.Errorf("requests for an unknown task changed the tasks:\n%s\nbecame\n%s", before, after)
+	}
+}
+
+func TestTaskListNewestFirst(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	var want []string
+	for i := range 4 {
+		kind := `"kind":"external"`
+		if i == 1 {
+			kind = `"kind":"demo","total":1,"interval":"1ms"`
+		}
+		task := ts.startTask(fmt.Sprintf(`{%s,"name":"task %d"}`, kind, i))
+		want = append([]string{task.ID}, want...)
+	}
+	list := ts.listTasks()
+	var got []string
+	for i, tk := range list {
+		got = append(got, tk.ID)
+		if i > 0 && tk.Created.After(list[i-1].Created) {
+			t.Errorf("task %s created %v comes after %s created %v", tk.ID, tk.Created, list[i-1].ID, list[i-1].Created)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("GET /v1/tasks lists %v; want newest first %v", got, want)
+	}
+}
+
+// taskWaitGone polls GET /v1/tasks/{id} until it answers 404 with the error
+// body, for at most wait; false if it still knows the task.
+func (ts *taskServer) taskWaitGone(id string, wait time.Duration) bool {
+	ts.t.Helper()
+	var status int
+	var body []byte
+	if !taskPoll(wait, func() bool {
+		status, _, body = ts.do(http.MethodGet, "/v1/tasks/"+id, "")
+		return status != http.StatusOK
+	}) {
+		return false
+	}
+	taskWantError(ts.t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+	return true
+}
+
+func TestTaskKeepFinished(t *testing.T) {
+	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
+	live := ts.startTask(`{"kind":"external","name":"live"}`)
+	var ids []string
+	for i := range 3 {
+		task := ts.startTask(fmt.Sprintf(`{"kind":"demo","name":"done %d","total":1,"interval":"1ms"}`, i))
+		ts.waitTask(task.ID, "succeeded", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
+		ids = append(ids, task.ID)
+	}
+	if !ts.taskWaitGone(ids[0], taskWait) {
+		t.Fatalf("with KeepFinished 2 and three finished tasks, the oldest is still there")
+	}
+	var got []string
+	for _, tk := range ts.listTasks() {
+		got = append(got, tk.ID)
+	}
+	if want := []string{ids[2], ids[1], live.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("GET /v1/tasks lists %v; want the two newest finished tasks and the live one %v", got, want)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/v1/tasks/" + ids[0] + "/cancel", ""},
+		{http.MethodGet, "/v1/tasks/" + ids[0] + "/events?since=0&wait=0", ""},
+	} {
+		status, _, body := ts.do(c.method, c.path, c.body)
+		taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+	}
+	if got := ts.getTask(live.ID); got.State != protocol.TaskRunning {
+		t.Errorf("the live task is %s; want running", taskString(got))
+	}
+}
+
+func TestTaskKeepFor(t *testing.T) {
+	const keepFor = 30 * time.Millisecond
+	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFor: keepFor}})
+	live := ts.startTask(`{"kind":"external","name":"live"}`)
+	task := ts.startTask(`{"kind":"demo","total":1,"interval":"1ms"}`)
+	ts.waitTask(task.ID, "succeeded", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
+
+	// Nothing else happens on the server: the task must still be forgotten.
+	if !ts.taskWaitGone(task.ID, 2*time.Second) {
+		t.Errorf("GET /v1/tasks/%s still answers 200 two seconds after the task finished, with KeepFor %s", task.ID, keepFor)
+	}
+	for _, tk := range ts.listTasks() {
+		if tk.ID == task.ID {
+			t.Errorf("GET /v1/tasks still lists %s, finished longer than KeepFor %s ago", task.ID, keepFor)
+		}
+	}
+	status, _, body := ts.do(http.MethodGet, "/v1/tasks/"+task.ID, "")
+	taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+	if got := ts.getTask(live.ID); got.State != protocol.TaskRunning {
+		t.Errorf("the live task is %s; KeepFor forgets only finished tasks", taskString(got))
+	}
+}
+
+func TestTaskExternalTotalBelowDone(t *testing.T) {
+	// A report may lower the total below what is already done. Whatever the
+	// server makes of it, done must never go back, and never exceed a known
+	// total.
+	ts := startTaskServer(t, server.Config{})
+	task := ts.startTask(`{"kind":"external","total":10}`)
+	w := ts.watch("ws", "/v1/tasks/"+task.ID+"/events?since=0")
+	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	ts.report(task.ID, `{"done":8}`)
+	for _, rep := range []string{`{"total":5}`, `{"done":9}`} {
+		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
+		if status != http.StatusOK {
+			// Refusing is fine, with the error body.
+			var eb protocol.ErrorBody
+			if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" || status < 400 || status >= 500 {
+				t.Errorf("report %s: %d %s; want 200 or a 4xx error body", rep, status, body)
+			}
+		}
+		got := ts.getTask(task.ID)
+		if got.Done < 8 {
+			t.Errorf("after report %s (answered %d) the task is %s: done went back below the 8 already done", rep, status, taskString(got))
+		}
+		if got.Total > 0 && got.Done > got.Total {
+			t.Errorf("after report %s (answered %d) the task is %s: done is above the total", rep, status, taskString(got))
+		}
+	}
+	ts.report(task.ID, `{"state":"succeeded"}`)
+	w.waitFinal(task.ID)
+	evs, _, _ := w.seen()
+	taskCheckOrder(t, evs)
+	for _, tk := range taskOf(evs, task.ID) {
+		if tk.Total > 0 && tk.Done > tk.Total {
+			t.Errorf("a watcher saw done above the total: %s", taskString(tk))
+		}
+	}
+}
