@@ -1,0 +1,40 @@
+// Package client is the Go client of pushd: it follows streams over
+// WebSocket, Server-Sent Events or long polling, resumes after every drop
+// without losing or repeating an event, publishes to rooms and drives
+// background tasks. PROTOCOL.md at the repository root is the wire contract
+// it implements.
+//
+// Start with New, which takes the server's base URL and options (the user
+// to act as, a bearer token, an *http.Client, a logger):
+//
+//	c, err := client.New("http://127.0.0.1:8080", client.WithUser("alice"))
+//
+// Then either call the request helpers (Publish, Presence, Cursor, Poll,
+// StartTask, GetTask, ListTasks, CancelTask, ReportProgress), each one
+// request bounded by its context and the client's request timeout, or
+// follow a stream with Subscribe:
+//
+//	sub := c.Subscribe(ctx, client.Room("lobby"), client.SubscribeOptions{})
+//	defer sub.Close()
+//	for ev := range sub.Events() {
+//		// ev is a protocol.Event; a reset event means "refetch derived state"
+//	}
+//	// sub.Err() says why it ended
+//
+// A Subscription owns one goroutine that connects, reads, reconnects with
+// exponential backoff and full jitter, and resumes from the cursor of the
+// last event it handed over; it drops duplicates, so every event reaches the
+// caller once, in order. Its Events channel is bounded and the goroutine
+// waits on it: a slow reader costs nothing but delay, because the
+// subscription resumes from its cursor. Connection state changes
+// (connecting, connected, reconnecting, closed) arrive on States or through
+// SubscribeOptions.OnState. Close, or cancelling the context given to
+// Subscribe, stops it and leaves no goroutine behind.
+//
+// FollowTask combines a subscription to one task's events with GetTask and
+// returns when the task reaches a final state.
+//
+// Errors the server answers with are *protocol.Error values (HTTP status,
+// code and message), wrapped with the operation that failed; use errors.As
+// to read them.
+package client

@@ -1,0 +1,63 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// maxPollEvents is the most events the server puts in one poll answer; a
+// full answer means more may be waiting.
+const maxPollEvents = 1000
+
+// runPoll polls until a poll fails: long polls (t TransportLongPoll, each
+// waiting up to wait) back to back, or short polls (TransportPoll, wait 0)
+// every PollInterval. Each answer's cursor is where the next one continues.
+func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, wait time.Duration) error {
+	for {
+		start := time.Now()
+		var p protocol.Poll
+		err := s.c.poll(ctx, s.stream, PollOptions{Since: s.pos.String(), Wait: wait, User: s.opts.User}, &p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+		next, err := protocol.ParseCursor(p.Cursor)
+		if err != nil {
+			return fmt.Errorf("%s: server sent %w", t, err)
+		}
+		if !sess.opened {
+			sess.open(t)
+		}
+		for _, ev := range p.Events {
+			if err := sess.deliver(ctx, ev, nil); err != nil {
+				return err
+			}
+		}
+		// Every event up to the answer's cursor has been handed over (a
+		// one-task stream's cursor may be past its last event).
+		s.setPos(next)
+		var pause time.Duration
+		switch {
+		case len(p.Events) >= maxPollEvents:
+			// More are waiting: ask again at once.
+		case t == TransportPoll:
+			pause = s.opts.PollInterval
+		case len(p.Events) == 0 && time.Since(start) < wait/2:
+			// An empty answer long before the wait ran out: the server is
+			// going away, or something on the way does not hold requests.
+			// Do not spin.
+			pause = s.opts.PollInterval
+		}
+		if pause > 0 {
+			timer := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			case <-timer.C:
+			}
+		}
+	}
+}

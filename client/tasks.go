@@ -1,0 +1,172 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/pushd/push/protocol"
+)
+
+// TaskSpec is what StartTask asks the server to run.
+type TaskSpec struct {
+	// Kind is the kind of work, one the server knows: "demo", "external",
+	// or one a program embedding the server registered.
+	Kind string
+	// Name is a label for people (printable text, at most 200 bytes).
+	Name string
+	// Params are the kind's own parameters, sent beside kind and name in
+	// one JSON object; for "demo": {"total": 100, "interval": "50ms"}.
+	// They must not use the keys "kind" and "name".
+	Params map[string]any
+}
+
+// StartTask starts a background task and returns it as created (usually
+// queued). Follow it with FollowTask or a subscription to Task(id).
+func (c *Client) StartTask(ctx context.Context, spec TaskSpec) (*protocol.Task, error) {
+	body := make(map[string]any, len(spec.Params)+2)
+	for k, v := range spec.Params {
+		if k == "kind" || k == "name" {
+			return nil, fmt.Errorf("start %s task: Params must not hold %q; use TaskSpec.%s", spec.Kind, k, map[string]string{"kind": "Kind", "name": "Name"}[k])
+		}
+		body[k] = v
+	}
+	body["kind"] = spec.Kind
+	if spec.Name != "" {
+		body["name"] = spec.Name
+	}
+	var t protocol.Task
+	if err := c.do(ctx, http.MethodPost, "/v1/tasks", nil, body, 0, http.StatusCreated, &t); err != nil {
+		return nil, fmt.Errorf("start %s task: %w", spec.Kind, err)
+	}
+	return &t, nil
+}
+
+// GetTask returns the task with that id as it is now.
+func (c *Client) GetTask(ctx context.Context, id string) (*protocol.Task, error) {
+	var t protocol.Task
+	if err := c.do(ctx, http.MethodGet, taskPath(id), nil, nil, 0, http.StatusOK, &t); err != nil {
+		return nil, fmt.Errorf("get task %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+// ListTasks returns every task the server keeps, newest first.
+func (c *Client) ListTasks(ctx context.Context) ([]protocol.Task, error) {
+	var l protocol.TaskList
+	if err := c.do(ctx, http.MethodGet, "/v1/tasks", nil, nil, 0, http.StatusOK, &l); err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	if l.Tasks == nil {
+		l.Tasks = []protocol.Task{}
+	}
+	return l.Tasks, nil
+}
+
+// CancelTask asks the server to cancel a task and returns it as the
+// server accepted the request (the state "cancelled" follows on the tasks
+// stream once the work has stopped). Cancelling a finished task is a
+// *protocol.Error with code conflict.
+func (c *Client) CancelTask(ctx context.Context, id string) (*protocol.Task, error) {
+	var t protocol.Task
+	if err := c.do(ctx, http.MethodPost, taskPath(id)+"/cancel", nil, nil, 0, http.StatusAccepted, &t); err != nil {
+		return nil, fmt.Errorf("cancel task %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+// Progress is a progress report of an external task (see ReportProgress).
+// Nil and empty fields are left out.
+type Progress struct {
+	// Done is the work done so far, of Total.
+	Done *int64
+	// Total changes the amount of work, when it was not known at the start.
+	Total *int64
+	// Percent is progress as a percentage, for work not counted in steps.
+	Percent *float64
+	// Message says what is happening now.
+	Message string
+	// State protocol.TaskSucceeded or protocol.TaskFailed ends the task.
+	State protocol.TaskState
+}
+
+// ReportProgress reports how far an external task got and returns the
+// task after the report.
+func (c *Client) ReportProgress(ctx context.Context, id string, p Progress) (*protocol.Task, error) {
+	rep := protocol.ProgressReport{Done: p.Done, Total: p.Total, Percent: p.Percent, State: p.State}
+	if p.Message != "" {
+		rep.Message = &p.Message
+	}
+	var t protocol.Task
+	if err := c.do(ctx, http.MethodPost, taskPath(id)+"/progress", nil, rep, 0, http.StatusOK, &t); err != nil {
+		return nil, fmt.Errorf("report progress of task %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+func taskPath(id string) string { return "/v1/tasks/" + url.PathEscape(id) }
+
+// FollowOptions configure FollowTask.
+type FollowOptions struct {
+	// SubscribeOptions configure the subscription to the task's events;
+	// Since is ignored (FollowTask starts at "now").
+	SubscribeOptions
+	// OnProgress, if set, is called with every state of the task seen,
+	// oldest first, on the goroutine that called FollowTask.
+	OnProgress func(protocol.Task)
+}
+
+// FollowTask waits until the task reaches a final state (succeeded,
+// failed, cancelled) and returns it. It takes the task's cursor first and
+// then the task itself, so an end that happens in between is seen either
+// way; after a reset on the stream it fetches the task again, since events
+// may have been missed. If ctx ends first, it returns the last state seen
+// and the context's error.
+func (c *Client) FollowTask(ctx context.Context, id string, opts FollowOptions) (protocol.Task, error) {
+	cur, err := c.Cursor(ctx, Task(id))
+	if err != nil {
+		return protocol.Task{}, fmt.Errorf("follow task %s: %w", id, err)
+	}
+	t, err := c.GetTask(ctx, id)
+	if err != nil {
+		return protocol.Task{}, fmt.Errorf("follow task %s: %w", id, err)
+	}
+	last := *t
+	if opts.OnProgress != nil {
+		opts.OnProgress(last)
+	}
+	if last.State.Final() {
+		return last, nil
+	}
+	sopts := opts.SubscribeOptions
+	sopts.Since = cur.String()
+	sub := c.Subscribe(ctx, Task(id), sopts)
+	defer sub.Close()
+	for ev := range sub.Events() {
+		var next *protocol.Task
+		switch {
+		case ev.Type == protocol.TypeReset:
+			if next, err = c.GetTask(ctx, id); err != nil {
+				return last, fmt.Errorf("follow task %s: after a reset: %w", id, err)
+			}
+		case ev.Task != nil && ev.Task.ID == id:
+			next = ev.Task
+		default:
+			continue
+		}
+		last = *next
+		if opts.OnProgress != nil {
+			opts.OnProgress(last)
+		}
+		if last.State.Final() {
+			return last, nil
+		}
+	}
+	err = sub.Err()
+	if err == nil {
+		err = errors.New("subscription closed")
+	}
+	return last, fmt.Errorf("follow task %s: %w", id, err)
+}
