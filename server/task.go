@@ -193,13 +193,15 @@ func (t *task) view(now time.Time) protocol.Task {
 // t.mu is held.
 func (t *task) progressLocked(done, total *int64, percent *float64, message *string) {
 	if total != nil && *total >= 0 {
-		t.snap.Total = *total
+		// A total below the work already done would take done backwards.
+		t.snap.Total = max(*total, t.snap.Done)
 	}
-	if done != nil && *done > t.snap.Done {
-		t.snap.Done = *done
-		if t.snap.Total > 0 && t.snap.Done > t.snap.Total {
-			t.snap.Done = t.snap.Total
+	if done != nil {
+		d := *done
+		if t.snap.Total > 0 {
+			d = min(d, t.snap.Total)
 		}
+		t.snap.Done = max(t.snap.Done, d)
 	}
 	p := t.snap.Percent
 	if percent != nil {
@@ -231,6 +233,11 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 		done := t.snap.Done
 		t.mu.Unlock()
 		return errorf(http.StatusConflict, protocol.CodeConflict, "done %d is below the %d already reported; progress never goes backwards", *rep.Done, done)
+	}
+	if rep.Total != nil && *rep.Total < t.snap.Done {
+		done := t.snap.Done
+		t.mu.Unlock()
+		return errorf(http.StatusConflict, protocol.CodeConflict, "total %d is below the %d already done; progress never goes backwards", *rep.Total, done)
 	}
 	if rep.Percent != nil && *rep.Percent < t.snap.Percent {
 		pct := t.snap.Percent
