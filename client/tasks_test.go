@@ -1,0 +1,251 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.Task {
+	t.Helper()
+	task, err := c.StartTask(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("StartTask: %v", err)
+	}
+	return task
+}
+
+// progressLog records what FollowTask reports.
+type progressLog struct {
+	mu    sync.Mutex
+	tasks []protocol.Task
+}
+
+func (l *progressLog) add(t protocol.Task) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tasks = append(l.tasks, t)
+}
+
+func (l *progressLog) all() []protocol.Task {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]protocol.Task(nil), l.tasks...)
+}
+
+func followCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestFollowTaskUntilItSucceeds(t *testing.T) {
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Millisecond}}, nil)
+			c := newClient(t, s, "alice")
+			task := startTask(t, c, client.TaskSpec{Kind: "demo", Name: "count to five", Params: map[string]any{"total": 5, "interval": "20ms"}})
+			if task.ID == "" || task.Kind != "demo" || task.Name != "count to five" || task.State.Final() {
+				t.Fatalf("StartTask = %+v", task)
+			}
+			var seen progressLog
+			opts := client.FollowOptions{SubscribeOptions: tc.opts, OnProgress: seen.add}
+			final, err := c.FollowTask(followCtx(t), task.ID, opts)
+			if err != nil {
+				t.Fatalf("FollowTask: %v", err)
+			}
+			if final.ID != task.ID || final.State != protocol.TaskSucceeded || final.Done != 5 || final.Total != 5 || final.Finished == nil {
+				t.Fatalf("final %+v", final)
+			}
+			all := seen.all()
+			if len(all) < 2 || all[len(all)-1].State != protocol.TaskSucceeded {
+				t.Fatalf("progress seen: %+v", all)
+			}
+			for i := 1; i < len(all); i++ {
+				if all[i].Done < all[i-1].Done {
+					t.Fatalf("progress went back: %d after %d", all[i].Done, all[i-1].Done)
+				}
+			}
+		})
+	}
+}
+
+func TestFollowTaskThatFails(t *testing.T) {
+	s := startServer(t, server.Config{}, nil)
+	c := newClient(t, s, "alice")
+	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 10, "interval": "5ms", "fail_at": 3}})
+	final, err := c.FollowTask(followCtx(t), task.ID, client.FollowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.State != protocol.TaskFailed || !strings.Contains(final.Message, "step 3") {
+		t.Fatalf("final %+v, want failed at step 3", final)
+	}
+}
+
+func TestFollowTaskAlreadyFinished(t *testing.T) {
+	s := startServer(t, server.Config{}, nil)
+	c := newClient(t, s, "alice")
+	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 1, "interval": "1ms"}})
+	ctx := followCtx(t)
+	waitFor(t, waitTimeout, "the task to end", func() bool {
+		got, err := c.GetTask(ctx, task.ID)
+		return err == nil && got.State.Final()
+	})
+	final, err := c.FollowTask(ctx, task.ID, client.FollowOptions{})
+	if err != nil || final.State != protocol.TaskSucceeded {
+		t.Fatalf("FollowTask = %+v, %v", final, err)
+	}
+}
+
+func TestCancelTask(t *testing.T) {
+	s := startServer(t, server.Config{}, nil)
+	c := newClient(t, s, "alice")
+	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 100000, "interval": "10ms"}})
+	ctx := followCtx(t)
+
+	type result struct {
+		task protocol.Task
+		err  error
+	}
+	done := make(chan result, 1)
+	running := make(chan struct{})
+	var once sync.Once
+	go func() {
+		final, err := c.FollowTask(ctx, task.ID, client.FollowOptions{OnProgress: func(t protocol.Task) {
+			if t.State == protocol.TaskRunning {
+				once.Do(func() { close(running) })
+			}
+		}})
+		done <- result{final, err}
+	}()
+	select {
+	case <-running:
+	case <-ctx.Done():
+		t.Fatal("the task never ran")
+	}
+	got, err := c.CancelTask(ctx, task.ID)
+	if err != nil || got.ID != task.ID {
+		t.Fatalf("CancelTask = %+v, %v", got, err)
+	}
+	r := <-done
+	if r.err != nil || r.task.State != protocol.TaskCancelled {
+		t.Fatalf("FollowTask after cancel = %+v, %v", r.task, r.err)
+	}
+	_, err = c.CancelTask(ctx, task.ID)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Status != http.StatusConflict || pe.Code != protocol.CodeConflict {
+		t.Fatalf("cancelling a finished task: %v, want 409 conflict", err)
+	}
+}
+
+func TestFollowTaskEndsWithItsContext(t *testing.T) {
+	s := startServer(t, server.Config{}, nil)
+	c := newClient(t, s, "alice")
+	task := startTask(t, c, client.TaskSpec{Kind: "external"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		// Cancelled once following has begun: the subscription ends with it.
+		_, err := c.FollowTask(ctx, task.ID, client.FollowOptions{OnProgress: func(protocol.Task) { cancel() }})
+		done <- err
+	}()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("FollowTask = %v, want context.Canceled", err)
+	}
+}
+
+func TestExternalTaskReportsProgress(t *testing.T) {
+	s := startServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Millisecond}}, nil)
+	c := newClient(t, s, "alice")
+	ctx := followCtx(t)
+	task := startTask(t, c, client.TaskSpec{Kind: "external", Name: "backup", Params: map[string]any{"total": 3}})
+
+	sub := subscribe(t, c, client.Task(task.ID), client.SubscribeOptions{Since: "0"})
+	followed := make(chan protocol.Task, 1)
+	go func() {
+		final, _ := c.FollowTask(ctx, task.ID, client.FollowOptions{})
+		followed <- final
+	}()
+
+	waitFor(t, waitTimeout, "the task to run", func() bool {
+		got, err := c.GetTask(ctx, task.ID)
+		return err == nil && got.State == protocol.TaskRunning
+	})
+	for i := int64(1); i <= 3; i++ {
+		got, err := c.ReportProgress(ctx, task.ID, client.Progress{Done: &i, Message: "copied one"})
+		if err != nil {
+			t.Fatalf("ReportProgress(%d): %v", i, err)
+		}
+		if got.Done != i || got.Message != "copied one" {
+			t.Fatalf("after report %d: %+v", i, got)
+		}
+	}
+	got, err := c.ReportProgress(ctx, task.ID, client.Progress{State: protocol.TaskSucceeded})
+	if err != nil || got.State != protocol.TaskSucceeded {
+		t.Fatalf("final report: %+v, %v", got, err)
+	}
+	if final := <-followed; final.State != protocol.TaskSucceeded || final.Done != 3 {
+		t.Fatalf("FollowTask = %+v", final)
+	}
+
+	// The subscription to the one task saw it through, in order.
+	var last protocol.Task
+	for last.State != protocol.TaskSucceeded {
+		ev := recv(t, sub)
+		if ev.Type != protocol.TypeProgress || ev.Task == nil || ev.Task.ID != task.ID || ev.Stream != protocol.TasksStream {
+			t.Fatalf("event %+v", ev)
+		}
+		if ev.Task.Done < last.Done {
+			t.Fatalf("done went from %d to %d", last.Done, ev.Task.Done)
+		}
+		last = *ev.Task
+	}
+
+	list, err := c.ListTasks(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != task.ID || list[0].Name != "backup" {
+		t.Fatalf("ListTasks = %+v, %v", list, err)
+	}
+	one, err := c.GetTask(ctx, task.ID)
+	if err != nil || one.State != protocol.TaskSucceeded {
+		t.Fatalf("GetTask = %+v, %v", one, err)
+	}
+
+	pct := 50.0
+	_, err = c.ReportProgress(ctx, task.ID, client.Progress{Percent: &pct})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeConflict {
+		t.Fatalf("report on a finished task: %v, want conflict", err)
+	}
+}
+
+func TestStartTaskErrors(t *testing.T) {
+	s := startServer(t, server.Config{}, nil)
+	c := newClient(t, s, "alice")
+	ctx := context.Background()
+	_, err := c.StartTask(ctx, client.TaskSpec{Kind: "no-such-kind"})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidParam || !strings.HasPrefix(err.Error(), "start no-such-kind task: ") {
+		t.Fatalf("unknown kind: %v, want invalid_param", err)
+	}
+	_, err = c.StartTask(ctx, client.TaskSpec{Kind: "demo", Params: map[string]any{"kind": "other"}})
+	if err == nil || errors.As(err, &pe) {
+		t.Fatalf("params with kind: %v, want a local error", err)
+	}
+	if list, err := c.ListTasks(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("ListTasks after refusals = %+v, %v; want none", list, err)
+	}
+	_, err = c.FollowTask(ctx, "nope", client.FollowOptions{})
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeNotFound {
+		t.Fatalf("FollowTask of an unknown task: %v, want not_found", err)
+	}
+}
