@@ -323,7 +323,7 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			now := m.cfg.Now()
 			switch {
 			case s.State == StateReconnecting && m.conn.State == StateConnected:
-				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost (" + errText(s.Err) + "); reconnecting, nothing will be missed"})
+				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost (" + errText(s.Err) + "); reconnecting"})
 			case s.State == StateConnected && m.wasUp && m.conn.State != StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
 			case s.State == StateClosed:

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/tui"
+)
+
+type chatOptions struct {
+	room       string
+	history    int
+	scrollback int
+}
+
+func newChatCmd(a *app, g *globalOptions) *cobra.Command {
+	o := &chatOptions{}
+	cmd := &cobra.Command{
+		Use:   "chat",
+		Short: "Join a chat room: talk, and see who comes and goes",
+		Long: `Join a chat room as --user. On a terminal it draws the room: messages,
+who is here, running tasks, and a line to type in (Enter sends; /help lists
+the commands; Esc or Ctrl+C leaves).
+
+Not on a terminal, or with --plain or --json, it prints one line per event
+of the room and sends every line read from standard input.`,
+		Example: `  pushtui chat
+  pushtui chat --room ops --user alice --transport sse
+  pushtui chat --room ops --plain | grep deploy
+  tail -f build.log | pushtui chat --room ci --user ci-bot --plain`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), a, g)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.room, "room", "r", "lobby", "the room to join")
+	f.IntVar(&o.history, "history", 20, "show this many of the room's latest events on joining (0: only new ones)")
+	f.IntVar(&o.scrollback, "scrollback", tui.DefaultScrollback, "lines the screen keeps for scrolling back")
+	return cmd
+}
+
+func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
+	if err := g.needUser(); err != nil {
+		return err
+	}
+	if err := protocol.ValidateName("room", o.room); err != nil {
+		return usageErr(fmt.Errorf("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen))
+	}
+	if o.history < 0 || o.scrollback < 0 {
+		return usageErr(fmt.Errorf("--history and --scrollback cannot be negative"))
+	}
+	tr, err := g.transportOpt()
+	if err != nil {
+		return err
+	}
+	c, err := g.client(a)
+	if err != nil {
+		return err
+	}
+	// One request first: a server that is not there, or refuses us, is a
+	// one-line error rather than a screen that keeps reconnecting.
+	if _, err := c.Presence(ctx, o.room); err != nil {
+		return err
+	}
+	since, err := historySince(ctx, c, client.Room(o.room), o.history)
+	if err != nil {
+		return err
+	}
+	room := subSpec{client.Room(o.room), client.SubscribeOptions{Transport: tr, Since: since, User: g.user}}
+	if !g.screen(a) {
+		return o.runPlain(ctx, a, g, c, room)
+	}
+	f := startFeed(ctx, c, room, subSpec{client.Tasks(), client.SubscribeOptions{Transport: tr}})
+	defer f.Close()
+	m := tui.NewChatModel(tui.ChatConfig{
+		Conn:       &chatConn{feed: f, c: c, room: o.room},
+		Server:     c.BaseURL(),
+		Room:       o.room,
+		User:       g.user,
+		Transport:  string(tr),
+		Styles:     g.styles(a),
+		Scrollback: o.scrollback,
+		Timeout:    requestTimeout,
+	})
+	_, err = a.program(ctx, m, tea.WithAltScreen(), tea.WithMouseCellMotion()).Run()
+	if err := screenErr(ctx, err); err != nil {
+		return err
+	}
+	if m.Result() != nil {
+		if err := f.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPlain prints the room's events and sends the lines of standard input,
+// until interrupted or the server refuses the subscription.
+func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c *client.Client, room subSpec) error {
+	f := startFeed(ctx, c, room)
+	defer f.Close()
+	p := a.printer(g)
+	go o.sendLines(ctx, a, c)
+	for u := range f.Updates() {
+		p.update(u)
+		if p.err != nil {
+			return nil // nobody reads any more (a closed pipe): done
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return f.Err()
+}
+
+// sendLines sends each non-empty line of standard input to the room. It
+// stops at the end of input; a failed send is reported on standard error.
+func (o *chatOptions) sendLines(ctx context.Context, a *app, c *client.Client) {
+	sc := bufio.NewScanner(a.in)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		text := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		if _, err := c.Publish(ctx, o.room, text); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, c.BaseURL()))
+		}
+	}
+}

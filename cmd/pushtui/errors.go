@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailed      = 1   // an error, or a followed task that failed or was cancelled
+	exitUsage       = 2   // bad flags or arguments
+	exitInterrupted = 130 // stopped by Ctrl+C (or q) before the end
+)
+
+// exitError ends the program with code, printing msg (if any) first.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageError is a mistake on the command line.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &usageError{err} }
+
+// exitCode prints err as one line (when there is something to say) and
+// returns the program's exit code for it.
+func exitCode(err error, server string, print func(string)) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			print(ee.msg)
+		}
+		return ee.code
+	}
+	var ue *usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		print(err.Error() + " (see pushtui --help)")
+		return exitUsage
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupted
+	}
+	print(explain(err, server))
+	return exitFailed
+}
+
+// isCobraUsage recognises cobra's own argument errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// explain turns an error into one line that says what went wrong and what
+// to do about it.
+func explain(err error, server string) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return explainAnswer(pe, err, server)
+	}
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("cannot reach pushd at %s: connection refused; start it with \"pushd serve\", or point --server (or PUSH_SERVER) at it", server)
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot find the host of %s (%s); check --server (or PUSH_SERVER)", server, dnsErr.Err)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fmt.Sprintf("pushd at %s did not answer in time; check that it is running and reachable", server)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Sprintf("cannot talk to pushd at %s: %v; check --server (or PUSH_SERVER)", server, ue.Err)
+	}
+	return err.Error()
+}
+
+// explainAnswer explains an error answer from the server.
+func explainAnswer(pe *protocol.Error, err error, server string) string {
+	msg := strings.TrimSuffix(pe.Message, ".")
+	switch {
+	case pe.Status == http.StatusUnauthorized:
+		return fmt.Sprintf("%s: %s; pass --token (or set PUSH_TOKEN)", server, msg)
+	case pe.Status == http.StatusTooManyRequests:
+		if d := client.RetryAfter(err); d > 0 {
+			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(1e9))
+		}
+		return fmt.Sprintf("the server is busy (%s); try again in a moment", msg)
+	case pe.Code == "" && pe.Status == http.StatusNotFound:
+		return fmt.Sprintf("%s does not look like pushd (404 for an API path); check --server", server)
+	case pe.Code == "":
+		return fmt.Sprintf("unexpected answer from %s: %s; is --server pushd?", server, msg)
+	}
+	return msg
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/tui"
+)
+
+// defaultServer is where pushd serve listens by default.
+const defaultServer = "http://127.0.0.1:8080"
+
+// requestTimeout bounds each request pushtui makes (not subscriptions).
+const requestTimeout = 10 * time.Second
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	server    string
+	transport string
+	user      string
+	token     string
+	noColor   bool
+	plain     bool
+	json      bool
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	o := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "pushtui",
+		Short: "A terminal client for pushd: chat rooms and live background tasks",
+		Long: `pushtui is the terminal client of pushd: join a chat room and talk, see who
+comes and goes, and watch background tasks progress live, over WebSocket,
+Server-Sent Events or HTTP polling. It resumes after every dropped
+connection without missing or repeating an event.
+
+On a terminal it draws a screen; piped, or with --plain or --json, it prints
+one line per event instead, for scripts.`,
+		Example: `  pushtui chat --room lobby
+  pushtui watch-progress
+  pushtui watch-progress --task "$(pushtui task start --name build)"
+  pushtui send --room lobby "deploy finished"
+  pushtui chat --room ops --json | jq -r .text`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Plain "pushtui" prints help rather than failing.
+		Args: cobra.NoArgs,
+	}
+	root.SetIn(a.in)
+	root.SetOut(a.out)
+	root.SetErr(a.errOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+
+	f := root.PersistentFlags()
+	f.StringVar(&o.server, "server", envOr(a.getenv("PUSH_SERVER"), defaultServer), "pushd's address (env PUSH_SERVER)")
+	f.StringVar(&o.transport, "transport", "auto", "how to receive events: ws, sse, longpoll, poll, or auto (ws, falling back to sse, then longpoll)")
+	f.StringVar(&o.user, "user", a.getenv("USER"), "who you are in rooms (default $USER)")
+	f.StringVar(&o.token, "token", a.getenv("PUSH_TOKEN"), "bearer token for servers that need one (env PUSH_TOKEN; pushd token mints one)")
+	f.BoolVar(&o.noColor, "no-color", a.getenv("NO_COLOR") != "", "draw without colours (also when NO_COLOR is set)")
+	f.BoolVar(&o.plain, "plain", false, "print one line per event instead of drawing a screen (the default when output is not a terminal)")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per event or result")
+	_ = root.RegisterFlagCompletionFunc("transport", cobra.FixedCompletions(
+		[]string{"auto\tws, then sse, then longpoll", "ws\tWebSocket", "sse\tServer-Sent Events", "longpoll\tHTTP long polling", "poll\tHTTP short polling"},
+		cobra.ShellCompDirectiveNoFileComp))
+	root.MarkFlagsMutuallyExclusive("plain", "json")
+
+	root.AddCommand(
+		newChatCmd(a, o),
+		newWatchProgressCmd(a, o),
+		newSendCmd(a, o),
+		newTaskCmd(a, o),
+	)
+	return root
+}
+
+// envOr returns v, or def when v is empty.
+func envOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// client returns a client for the server the flags name.
+func (o *globalOptions) client(a *app) (*client.Client, error) {
+	server := strings.TrimSpace(o.server)
+	if server == "" {
+		return nil, usageErr(fmt.Errorf("--server is empty; give pushd's address, such as %s", defaultServer))
+	}
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	opts := []client.Option{client.WithHTTPClient(a.hc), client.WithRequestTimeout(requestTimeout)}
+	if o.user != "" {
+		opts = append(opts, client.WithUser(o.user))
+	}
+	if o.token != "" {
+		opts = append(opts, client.WithToken(o.token))
+	}
+	a.server = server
+	c, err := client.New(server, opts...)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--server %q: give an address such as %s", o.server, defaultServer))
+	}
+	return c, nil
+}
+
+// transportOpt returns the --transport flag as the client's type.
+func (o *globalOptions) transportOpt() (client.Transport, error) {
+	t, err := client.ParseTransport(o.transport)
+	if err != nil {
+		return "", usageErr(fmt.Errorf("--transport %q: use auto, ws, sse, longpoll or poll", o.transport))
+	}
+	return t, nil
+}
+
+// needUser checks --user for commands that act as someone.
+func (o *globalOptions) needUser() error {
+	if o.user == "" {
+		return usageErr(fmt.Errorf("no user name: pass --user NAME (USER is not set)"))
+	}
+	if err := protocol.ValidateName("user", o.user); err != nil {
+		return usageErr(fmt.Errorf("--user %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.user, protocol.MaxNameLen))
+	}
+	return nil
+}
+
+// screen reports whether to draw a screen rather than print lines.
+func (o *globalOptions) screen(a *app) bool {
+	return !o.plain && !o.json && a.interactive()
+}
+
+// styles returns the screens' styles: plain with --no-color or NO_COLOR.
+func (o *globalOptions) styles(a *app) *tui.Styles {
+	if o.noColor || a.getenv("NO_COLOR") != "" {
+		return tui.PlainStyles()
+	}
+	return tui.NewStyles(lipgloss.NewRenderer(a.out))
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/tui"
+)
+
+func newTaskCmd(a *app, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "task",
+		Short: "Start, cancel, list and report on background tasks (for scripts)",
+		Long: `Drive pushd's background tasks from scripts. Each command prints one line
+per task (--json: one JSON object per task); "task start" prints just the
+new task's ID, so it composes:
+
+  id=$(pushtui task start --name nightly --total 500)
+  pushtui watch-progress --task "$id"`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(
+		newTaskStartCmd(a, g),
+		newTaskCancelCmd(a, g),
+		newTaskListCmd(a, g),
+		newTaskGetCmd(a, g),
+		newTaskReportCmd(a, g),
+	)
+	return cmd
+}
+
+type taskStartOptions struct {
+	kind     string
+	name     string
+	total    int64
+	interval time.Duration
+	failAt   int64
+}
+
+func newTaskStartCmd(a *app, g *globalOptions) *cobra.Command {
+	o := &taskStartOptions{}
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start a task and print its ID",
+		Long: `Start a background task and print its ID. The demo kind is simulated work
+(--total steps of --interval each, failing at --fail-at if given); the
+external kind is work done elsewhere that reports with "task report".`,
+		Example: `  pushtui task start --name try-it
+  pushtui task start --name flaky --total 20 --fail-at 12
+  pushtui task start --kind external --name backup --total 40`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd, a, g)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kind, "kind", "demo", "kind of work: demo, external, or one the server registered")
+	f.StringVar(&o.name, "name", "", "a name for people (default: the kind and the time)")
+	f.Int64Var(&o.total, "total", 100, "units of work (demo: steps; external: what reports count to)")
+	f.DurationVar(&o.interval, "interval", 50*time.Millisecond, "demo: time per step")
+	f.Int64Var(&o.failAt, "fail-at", 0, "demo: fail at this step")
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"demo", "external"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) error {
+	c, err := g.client(a)
+	if err != nil {
+		return err
+	}
+	spec := client.TaskSpec{Kind: o.kind, Name: o.name, Params: map[string]any{}}
+	if spec.Name == "" {
+		spec.Name = o.kind + "-" + a.now().Format("150405")
+	}
+	f := cmd.Flags()
+	if f.Changed("total") || o.kind == "demo" {
+		spec.Params["total"] = o.total
+	}
+	if f.Changed("interval") || o.kind == "demo" {
+		spec.Params["interval"] = o.interval.String()
+	}
+	if f.Changed("fail-at") {
+		spec.Params["fail_at"] = o.failAt
+	}
+	t, err := c.StartTask(cmd.Context(), spec)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		a.printer(g).task(t)
+		return nil
+	}
+	fmt.Fprintln(a.out, t.ID)
+	return nil
+}
+
+func newTaskCancelCmd(a *app, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:               "cancel ID...",
+		Short:             "Cancel tasks",
+		Example:           `  pushtui task cancel t42`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeTaskIDs(a, g, true),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			c, err := g.client(a)
+			if err != nil {
+				return err
+			}
+			p := a.printer(g)
+			for _, id := range ids {
+				t, err := c.CancelTask(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				p.task(t)
+			}
+			return nil
+		},
+	}
+}
+
+func newTaskGetCmd(a *app, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get ID",
+		Short:             "Show one task",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTaskIDs(a, g, false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(a)
+			if err != nil {
+				return err
+			}
+			t, err := c.GetTask(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			a.printer(g).task(t)
+			return nil
+		},
+	}
+}
+
+func newTaskListCmd(a *app, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the tasks, newest first",
+		Long: `List the tasks the server keeps, newest first: a table on a terminal, one
+line per task when piped or with --plain, one JSON object per task with
+--json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client(a)
+			if err != nil {
+				return err
+			}
+			ts, err := c.ListTasks(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json || g.plain || !a.interactive() {
+				p := a.printer(g)
+				for i := range ts {
+					p.task(&ts[i])
+				}
+				return nil
+			}
+			return writeTaskTable(a, ts)
+		},
+	}
+}
+
+// writeTaskTable prints tasks as a table for people.
+func writeTaskTable(a *app, ts []protocol.Task) error {
+	if len(ts) == 0 {
+		fmt.Fprintln(a.out, "no tasks; start one with: pushtui task start")
+		return nil
+	}
+	w := tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tSTATE\tPROGRESS\tDONE/TOTAL\tCREATED")
+	now := a.now()
+	for i := range ts {
+		t := &ts[i]
+		v := tui.TaskView{Task: *t}
+		count := fmt.Sprint(t.Done)
+		if t.Total > 0 {
+			count = fmt.Sprintf("%d/%d", t.Done, t.Total)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%3.0f%%\t%s\t%s ago\n", t.ID, oneLine(t.Name), t.State, v.Fraction()*100, count,
+			now.Sub(t.Created).Round(time.Second))
+	}
+	return w.Flush()
+}
+
+// oneLine keeps a name on its line in a table.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+type taskReportOptions struct {
+	done    int64
+	total   int64
+	percent float64
+	message string
+	state   string
+}
+
+func newTaskReportCmd(a *app, g *globalOptions) *cobra.Command {
+	o := &taskReportOptions{}
+	cmd := &cobra.Command{
+		Use:   "report ID",
+		Short: "Report progress of an external task",
+		Long: `Report how far an external task got: --done (of --total) or --percent, an
+optional --message, and finally --state succeeded or --state failed.`,
+		Example: `  pushtui task report t42 --done 7 --message "copied 7 files"
+  pushtui task report t42 --state succeeded`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTaskIDs(a, g, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, a, g, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&o.done, "done", 0, "units of work done so far")
+	f.Int64Var(&o.total, "total", 0, "units of work in all (when it was not known at the start)")
+	f.Float64Var(&o.percent, "percent", 0, "progress as a percentage, for work not counted in units")
+	f.StringVar(&o.message, "message", "", "what is happening now")
+	f.StringVar(&o.state, "state", "", "succeeded or failed: ends the task")
+	_ = cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions([]string{"succeeded", "failed"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (o *taskReportOptions) run(cmd *cobra.Command, a *app, g *globalOptions, id string) error {
+	f := cmd.Flags()
+	var p client.Progress
+	if f.Changed("done") {
+		p.Done = &o.done
+	}
+	if f.Changed("total") {
+		p.Total = &o.total
+	}
+	if f.Changed("percent") {
+		p.Percent = &o.percent
+	}
+	p.Message = o.message
+	switch protocol.TaskState(o.state) {
+	case "":
+	case protocol.TaskSucceeded, protocol.TaskFailed:
+		p.State = protocol.TaskState(o.state)
+	default:
+		return usageErr(fmt.Errorf("--state %q: use succeeded or failed", o.state))
+	}
+	if p.Done == nil && p.Total == nil && p.Percent == nil && p.Message == "" && p.State == "" {
+		return usageErr(fmt.Errorf("nothing to report: give --done, --total, --percent, --message or --state"))
+	}
+	c, err := g.client(a)
+	if err != nil {
+		return err
+	}
+	t, err := c.ReportProgress(cmd.Context(), id, p)
+	if err != nil {
+		return err
+	}
+	a.printer(g).task(t)
+	return nil
+}
+
+// completeTaskIDs completes task IDs from the server, the name as the
+// description; liveOnly offers only queued and running tasks.
+func completeTaskIDs(a *app, g *globalOptions, liveOnly bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		c, err := g.client(a)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+		defer cancel()
+		ts, err := c.ListTasks(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, t := range ts {
+			if liveOnly && t.State.Final() {
+				continue
+			}
+			out = append(out, t.ID+"\t"+oneLine(t.Name)+" ("+string(t.State)+")")
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
