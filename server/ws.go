@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -51,54 +52,66 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	return nil
 }
 
-// wsSink sends events as WebSocket messages. Writes need no context (and
-// allocate nothing): the pusher sets deadlines on the raw connection.
+// wsSink sends events as WebSocket messages. The pusher sets deadlines on
+// the raw connection.
 type wsSink struct {
 	c        *websocket.Conn
-	out      *corkWriter // what c writes to
+	out      *connWriter // what c writes to; send writes to it too
 	batching bool
-	buf      []byte // batch message, reused
 }
 
 // send writes a batch in one system call: one message per event, or with
-// the batch subprotocol as few messages as the size bound allows.
+// the batch subprotocol as few messages as the size bound allows. The
+// frames are built here, straight around the shared encoded events (a
+// server's frames are not masked), and go out through the same writer as
+// the library's control frames, whole frames at a time, so they never
+// interleave with a pong.
 func (k *wsSink) send(batch []*entry) error {
-	k.out.cork()
-	var err error
+	bp := framePool.Get().(*[]byte)
+	b := (*bp)[:0]
 	if k.batching {
-		// Events joined by "\n", in messages of at most wsBatchBytes
-		// (an event larger than that goes alone).
-		k.buf = k.buf[:0]
-		for _, e := range batch {
-			js := e.json()
-			if len(k.buf) > 0 && len(k.buf)+1+len(js) > wsBatchBytes {
-				if err = k.c.Write(context.Background(), websocket.MessageText, k.buf); err != nil {
-					break
+		// Events joined by "\n", in messages of at most wsBatchBytes (an
+		// event larger than that goes alone).
+		for i := 0; i < len(batch); {
+			n, j := len(batch[i].json()), i+1
+			for ; j < len(batch) && n+1+len(batch[j].json()) <= wsBatchBytes; j++ {
+				n += 1 + len(batch[j].json())
+			}
+			b = appendFrameHeader(b, n)
+			for x := i; x < j; x++ {
+				if x > i {
+					b = append(b, '\n')
 				}
-				k.buf = k.buf[:0]
+				b = append(b, batch[x].json()...)
 			}
-			if len(k.buf) > 0 {
-				k.buf = append(k.buf, '\n')
-			}
-			k.buf = append(k.buf, js...)
-		}
-		if err == nil {
-			err = k.c.Write(context.Background(), websocket.MessageText, k.buf)
-		}
-		if cap(k.buf) > wsBatchBytes {
-			k.buf = nil // an idle connection keeps no large buffer
+			i = j
 		}
 	} else {
 		for _, e := range batch {
-			if err = k.c.Write(context.Background(), websocket.MessageText, e.json()); err != nil {
-				break
-			}
+			b = appendFrameHeader(b, len(e.json()))
+			b = append(b, e.json()...)
 		}
 	}
-	if uerr := k.out.uncork(); err == nil {
-		err = uerr
+	_, err := k.out.Write(b)
+	if cap(b) <= 256<<10 {
+		*bp = b[:0]
+		framePool.Put(bp)
 	}
 	return err
+}
+
+// appendFrameHeader appends the header of an unmasked, final text frame of
+// n bytes (RFC 6455, section 5.2).
+func appendFrameHeader(b []byte, n int) []byte {
+	const finText = 0x81
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n < 1<<16:
+		return append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
 }
 
 func (k *wsSink) ping(ctx context.Context) error { return k.c.Ping(ctx) }
@@ -138,13 +151,13 @@ func readAndDiscard(c *websocket.Conn) context.Context {
 }
 
 // hijackRecorder keeps the connection that websocket.Accept hijacks, so the
-// server can set write deadlines on it directly, and gives the WebSocket
-// small buffers and a corkable writer: the client sends next to nothing, and
-// several messages can leave in one system call.
+// server can set write deadlines on it and write frames to it directly, and
+// gives the library small buffers: the client sends next to nothing, and
+// the server's batches do not go through them.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
-	out  *corkWriter
+	out  *connWriter
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -157,7 +170,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = c
-	h.out = &corkWriter{conn: c}
+	h.out = &connWriter{conn: c}
 	r := brw.Reader
 	if r.Buffered() == 0 {
 		r = bufio.NewReaderSize(c, wsReadBuffer)
@@ -165,53 +178,27 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(h.out, wsWriteBuffer)), nil
 }
 
-// Buffer sizes of a WebSocket connection. Reads are control frames; writes
-// pass through to corkWriter, which gathers a batch.
+// Buffer sizes of a WebSocket connection: reads are control frames, and
+// the library writes only control frames.
 const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 512
 )
 
-// corkWriter passes writes through to conn, except between cork and uncork,
-// when it gathers them to send in one write. The buffer is pooled, so an
-// idle connection holds none.
-type corkWriter struct {
-	mu     sync.Mutex
-	conn   net.Conn
-	corked bool
-	buf    *[]byte
+// connWriter is what the WebSocket library writes its frames to, and the
+// sink writes its batches to: one write at a time, so that frames never
+// interleave.
+type connWriter struct {
+	mu   sync.Mutex
+	conn net.Conn
 }
 
-var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// framePool holds the buffers a batch of frames is built in, so an idle
+// connection holds none.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func (w *corkWriter) Write(p []byte) (int, error) {
+func (w *connWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.corked {
-		return w.conn.Write(p)
-	}
-	*w.buf = append(*w.buf, p...)
-	return len(p), nil
-}
-
-func (w *corkWriter) cork() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.corked = true
-	w.buf = corkPool.Get().(*[]byte)
-}
-
-// uncork sends what was gathered. The lock is held across the write so a
-// pong written meanwhile by the reader goroutine keeps its place.
-func (w *corkWriter) uncork() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.corked = false
-	_, err := w.conn.Write(*w.buf)
-	if cap(*w.buf) <= 256<<10 {
-		*w.buf = (*w.buf)[:0]
-		corkPool.Put(w.buf)
-	}
-	w.buf = nil
-	return err
+	return w.conn.Write(p)
 }
