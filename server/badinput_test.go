@@ -1,0 +1,201 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// Every bad request gets its documented status, code and JSON error body,
+// and changes nothing: the stream's cursor stays where it was.
+func TestBadInputAnswers(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	p.publish(t, "lobby", "alice", "before")
+
+	const (
+		msgs   = "/v1/rooms/lobby/messages"
+		events = "/v1/rooms/lobby/events"
+		js     = "application/json"
+	)
+	long := strings.Repeat("a", 65)
+	wsHeaders := []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+	sse := []string{"Accept", "text/event-stream"}
+	tests := []struct {
+		name, method, path, ctype, body string
+		header                          []string
+		status                          int
+		code                            string
+		allow                           string // the Allow header of a 405
+	}{
+		// Bodies.
+		{"malformed JSON", "POST", msgs, js, `{"user":"a","text":`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"not JSON at all", "POST", msgs, js, `user=a&text=hi`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"unclosed object", "POST", msgs, js, `{"user":"a","text":"hi"`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"empty body", "POST", msgs, js, ``, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"unknown field", "POST", msgs, js, `{"user":"a","text":"hi","room":"x"}`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"wrong type of text", "POST", msgs, js, `{"user":"a","text":5}`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"wrong type of user", "POST", msgs, js, `{"user":["a"],"text":"hi"}`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"an array", "POST", msgs, js, `[{"user":"a","text":"hi"}]`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"a string", "POST", msgs, js, `"hi"`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"trailing object", "POST", msgs, js, `{"user":"a","text":"hi"}{}`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"trailing garbage", "POST", msgs, js, `{"user":"a","text":"hi"} x`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"trailing bracket", "POST", msgs, js, `{"user":"a","text":"hi"}]`, nil, 400, protocol.CodeInvalidJSON, ""},
+		{"trailing second value", "POST", msgs, js, `{"user":"a","text":"hi"} 1`, nil, 400, protocol.CodeInvalidJSON, ""},
+		// Names.
+		{"room of 65 chars", "POST", "/v1/rooms/" + long + "/messages", js, `{"user":"a","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"room a/b", "POST", "/v1/rooms/a%2Fb/messages", js, `{"user":"a","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"room with a space", "POST", "/v1/rooms/a%20b/messages", js, `{"user":"a","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"room not ASCII", "POST", "/v1/rooms/l%C3%B6bby/messages", js, `{"user":"a","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"subscribe to room a/b", "GET", "/v1/rooms/a%2Fb/events?wait=0", "", "", nil, 400, protocol.CodeInvalidName, ""},
+		{"presence of room of 65", "GET", "/v1/rooms/" + long + "/presence", "", "", nil, 400, protocol.CodeInvalidName, ""},
+		{"user of 65 chars", "POST", msgs, js, `{"user":"` + long + `","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"user a/b", "POST", msgs, js, `{"user":"a/b","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"no user", "POST", msgs, js, `{"text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
+		{"null body", "POST", msgs, js, `null`, nil, 400, protocol.CodeInvalidName, ""},
+		{"subscribe as user a/b", "GET", events + "?wait=0&user=a%2Fb", "", "", nil, 400, protocol.CodeInvalidName, ""},
+		{"subscribe as user of 65", "GET", events + "?user=" + long, "", "", wsHeaders, 400, protocol.CodeInvalidName, ""},
+		{"subscribe as empty user", "GET", events + "?wait=0&user=", "", "", nil, 400, protocol.CodeInvalidName, ""},
+		// Texts and sizes.
+		{"empty text", "POST", msgs, js, `{"user":"a","text":""}`, nil, 400, protocol.CodeEmptyText, ""},
+		{"no text", "POST", msgs, js, `{"user":"a"}`, nil, 400, protocol.CodeEmptyText, ""},
+		{"text over 4 KiB", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("x", 4097) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},
+		{"text over 4 KiB in runes", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("é", 2049) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},
+		{"body over the limit", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413, protocol.CodeBodyTooLarge, ""},
+		{"body over the limit in whitespace", "POST", msgs, js, `{"user":"a","text":"x"}` + strings.Repeat(" ", 70<<10), nil, 413, protocol.CodeBodyTooLarge, ""},
+		// Cursors.
+		{"since x:y", "GET", events + "?wait=0&since=x:y", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since words", "GET", events + "?wait=0&since=latest", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since negative", "GET", events + "?wait=0&since=-1", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since plus", "GET", events + "?wait=0&since=%2B1", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since empty", "GET", events + "?wait=0&since=", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since without epoch", "GET", events + "?wait=0&since=:5", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since without seq", "GET", events + "?wait=0&since=abc:", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since fraction", "GET", events + "?wait=0&since=1.5", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since overflow", "GET", events + "?wait=0&since=18446744073709551616", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since epoch with a slash", "GET", events + "?wait=0&since=a%2Fb:1", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since epoch of 65", "GET", events + "?wait=0&since=" + long + ":1", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since two colons", "GET", events + "?wait=0&since=a:1:2", "", "", nil, 400, protocol.CodeInvalidCursor, ""},
+		{"since on SSE", "GET", events + "?since=x", "", "", sse, 400, protocol.CodeInvalidCursor, ""},
+		{"since on WebSocket", "GET", events + "?since=x", "", "", wsHeaders, 400, protocol.CodeInvalidCursor, ""},
+		{"Last-Event-ID", "GET", events + "?since=0", "", "", append([]string{"Last-Event-ID", "x:y"}, sse...), 400, protocol.CodeInvalidCursor, ""},
+		{"bad since with a user", "GET", events + "?since=x&user=alice", "", "", sse, 400, protocol.CodeInvalidCursor, ""},
+		// Other parameters.
+		{"wait words", "GET", events + "?wait=soon", "", "", nil, 400, protocol.CodeInvalidParam, ""},
+		{"wait negative", "GET", events + "?wait=-1s", "", "", nil, 400, protocol.CodeInvalidParam, ""},
+		{"wait fraction without unit", "GET", events + "?wait=1.5", "", "", nil, 400, protocol.CodeInvalidParam, ""},
+		{"wait with a user", "GET", events + "?since=0&wait=x&user=alice", "", "", nil, 400, protocol.CodeInvalidParam, ""},
+		// Methods.
+		{"GET messages", "GET", msgs, "", "", nil, 405, protocol.CodeMethodNotAllowed, "POST"},
+		{"DELETE messages", "DELETE", msgs, "", "", nil, 405, protocol.CodeMethodNotAllowed, "POST"},
+		{"PUT messages", "PUT", msgs, js, `{"user":"a","text":"hi"}`, nil, 405, protocol.CodeMethodNotAllowed, "POST"},
+		{"POST events", "POST", events, js, `{"user":"a","text":"hi"}`, nil, 405, protocol.CodeMethodNotAllowed, "GET, HEAD"},
+		{"POST presence", "POST", "/v1/rooms/lobby/presence", js, `{}`, nil, 405, protocol.CodeMethodNotAllowed, "GET, HEAD"},
+		{"DELETE healthz", "DELETE", "/healthz", "", "", nil, 405, protocol.CodeMethodNotAllowed, "GET, HEAD"},
+		// Media types.
+		{"text/plain", "POST", msgs, "text/plain", `{"user":"a","text":"hi"}`, nil, 415, protocol.CodeUnsupportedMedia, ""},
+		{"no content type", "POST", msgs, "", `{"user":"a","text":"hi"}`, nil, 415, protocol.CodeUnsupportedMedia, ""},
+		{"form", "POST", msgs, "application/x-www-form-urlencoded", `user=a&text=hi`, nil, 415, protocol.CodeUnsupportedMedia, ""},
+		{"json-ish", "POST", msgs, "application/jsonx", `{"user":"a","text":"hi"}`, nil, 415, protocol.CodeUnsupportedMedia, ""},
+		{"broken media type", "POST", msgs, "application/json; charset", `{"user":"a","text":"hi"}`, nil, 415, protocol.CodeUnsupportedMedia, ""},
+		// Paths.
+		{"unknown path", "GET", "/v1/nope", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"root", "GET", "/", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"a room alone", "GET", "/v1/rooms/lobby", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"below events", "GET", events + "/more", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"POST unknown path", "POST", "/v1/rooms/lobby/message", js, `{"user":"a","text":"hi"}`, nil, 404, protocol.CodeNotFound, ""},
+		{"no version", "GET", "/rooms/lobby/events", "", "", nil, 404, protocol.CodeNotFound, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.head(t, "lobby")
+			status, hdr, body := p.do(t, tc.method, tc.path, tc.ctype, tc.body, tc.header...)
+			if status != tc.status {
+				t.Fatalf("%s %s: %d %s; want %d %s", tc.method, tc.path, status, body, tc.status, tc.code)
+			}
+			checkErrorBody(t, hdr, body, tc.code)
+			if tc.allow != "" && hdr.Get("Allow") != tc.allow {
+				t.Fatalf("Allow: %q; want %q", hdr.Get("Allow"), tc.allow)
+			}
+			if after := p.head(t, "lobby"); after != before {
+				t.Fatalf("the stream moved from %s to %s; a refused request must change nothing", before, after)
+			}
+			if got := p.presence(t, "lobby"); len(got) != 0 {
+				t.Fatalf("present after a refused request: %q", got)
+			}
+		})
+	}
+}
+
+// Requests at the edge of the limits are accepted.
+func TestPublishLimitsAccepted(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	for _, tc := range []struct{ name, ctype, body, text string }{
+		{"text of exactly 4 KiB", "application/json", `{"user":"a","text":"` + strings.Repeat("x", 4096) + `"}`, strings.Repeat("x", 4096)},
+		{"charset parameter", "application/json; charset=utf-8", `{"user":"a","text":"hi"}`, "hi"},
+		{"upper-case media type", "Application/JSON", `{"user":"a","text":"hi"}`, "hi"},
+		{"trailing whitespace", "application/json", "{\"user\":\"a\",\"text\":\"hi\"}\n\r\n\t ", "hi"},
+		{"escapes", "application/json", `{"user":"a","text":"\u003cb\u003e \"q\" \ud83d\ude00"}`, `<b> "q" 😀`},
+		{"user of 64", "application/json", `{"user":"` + strings.Repeat("u", 64) + `","text":"hi"}`, "hi"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := p.do(t, "POST", "/v1/rooms/lobby/messages", tc.ctype, tc.body)
+			if status != http.StatusCreated {
+				t.Fatalf("%d %s; want 201", status, body)
+			}
+			if ev := checkEventJSON(t, body); ev.Text != tc.text {
+				t.Fatalf("stored text %q; want %q", ev.Text, tc.text)
+			}
+		})
+	}
+	// A room name of 64 characters works.
+	p.publish(t, strings.Repeat("r", 64), "a", "hi")
+}
+
+// do makes a request and returns the answer.
+func (p *pushd) do(t testing.TB, method, path, ctype, body string, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, p.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+// checkErrorBody checks an error answer: JSON, exactly
+// {"error":{"code":...,"message":...}}, the code wanted, a message.
+func checkErrorBody(t testing.TB, hdr http.Header, body []byte, code string) {
+	t.Helper()
+	if ct := hdr.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error answer Content-Type %q; want application/json", ct)
+	}
+	var e protocol.ErrorBody
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("error body %s: %v", body, err)
+	}
+	if e.Error.Code != code || e.Error.Message == "" {
+		t.Fatalf("error body %s; want code %s and a message", body, code)
+	}
+}

@@ -1,0 +1,172 @@
+package server_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// presenceEvents returns a room's login and logout events as "login alice".
+func presenceEvents(t testing.TB, p *pushd, room string) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range p.history(t, room) {
+		switch ev.Type {
+		case protocol.TypeLogin, protocol.TypeLogout:
+			out = append(out, string(ev.Type)+" "+ev.User)
+		case protocol.TypeMessage:
+			out = append(out, "message "+ev.Text)
+		}
+	}
+	return out
+}
+
+func wantPresence(t testing.TB, p *pushd, room string, want ...string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if got := p.presence(t, room); !slices.Equal(got, want) {
+		t.Fatalf("presence in %s = %q; want %q", room, got, want)
+	}
+}
+
+func wantPresenceEvents(t testing.TB, p *pushd, room string, want ...string) {
+	t.Helper()
+	if got := presenceEvents(t, p, room); !slices.Equal(got, want) {
+		t.Fatalf("events of %s = %q; want %q", room, got, want)
+	}
+}
+
+// Two connections of one user log in once; the user logs out only when the
+// last has closed and the grace period has passed.
+func TestPresenceTwoConnectionsOneLogin(t *testing.T) {
+	p := startPushd(t, server.Config{PresenceGrace: 200 * time.Millisecond})
+	ws := p.subscribe(t, kindWS, "lobby", subOpts{user: "alice"})
+	sse := p.subscribe(t, kindSSE, "lobby", subOpts{user: "alice"})
+	wantPresence(t, p, "lobby", "alice")
+	p.publish(t, "lobby", "bob", "one")
+	wantPresenceEvents(t, p, "lobby", "login alice", "message one")
+
+	// Closing one of the two changes nothing, however long we wait: the
+	// second connection keeps alice in.
+	ws.close()
+	p.waitGauge(t, "ws", 0)
+	p.publish(t, "lobby", "bob", "two")
+	wantPresence(t, p, "lobby", "alice")
+	wantPresenceEvents(t, p, "lobby", "login alice", "message one", "message two")
+
+	sse.close()
+	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+		if got := p.presence(t, "lobby"); len(got) != 0 {
+			return fmt.Errorf("present: %q", got)
+		}
+		return nil
+	})
+	wantPresenceEvents(t, p, "lobby", "login alice", "message one", "message two", "logout alice")
+}
+
+// A user whose connection drops and comes back within the grace period
+// neither logs out nor logs in again.
+func TestPresenceReconnectWithinGraceDoesNotFlap(t *testing.T) {
+	for _, kind := range []string{kindWS, kindSSE} {
+		t.Run(kind, func(t *testing.T) {
+			p := startPushd(t, server.Config{PresenceGrace: time.Minute})
+			sub := p.subscribe(t, kind, "lobby", subOpts{user: "alice"})
+			sub.close()
+			// The server has seen the connection end (and started the
+			// grace period) once the connection is no longer counted.
+			p.waitGauge(t, transportOf(kind), 0)
+			wantPresence(t, p, "lobby", "alice")
+			p.subscribe(t, kind, "lobby", subOpts{user: "alice"})
+			p.publish(t, "lobby", "bob", "marker")
+			wantPresence(t, p, "lobby", "alice")
+			wantPresenceEvents(t, p, "lobby", "login alice", "message marker")
+		})
+	}
+}
+
+// After the grace period without a connection the user logs out, once.
+func TestPresenceLogoutAfterGrace(t *testing.T) {
+	p := startPushd(t, server.Config{PresenceGrace: 200 * time.Millisecond})
+	watcher := p.subscribe(t, kindWS, "lobby", subOpts{since: "0"})
+	alice := p.subscribe(t, kindWS, "lobby", subOpts{user: "alice"})
+	bob := p.subscribe(t, kindSSE, "lobby", subOpts{user: "bob"})
+	alice.close()
+	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"bob"}) {
+			return fmt.Errorf("present: %q; want bob alone", got)
+		}
+		return nil
+	})
+	bob.close()
+	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+		if got := p.presence(t, "lobby"); len(got) != 0 {
+			return fmt.Errorf("present: %q; want nobody", got)
+		}
+		return nil
+	})
+	var got []string
+	for len(got) < 4 {
+		ev := watcher.next(t)
+		got = append(got, string(ev.Type)+" "+ev.User)
+	}
+	if want := []string{"login alice", "login bob", "logout alice", "logout bob"}; !slices.Equal(got, want) {
+		t.Fatalf("watcher saw %q; want %q", got, want)
+	}
+	wantPresenceEvents(t, p, "lobby", "login alice", "login bob", "logout alice", "logout bob")
+}
+
+// A long-poll client with user= is present while it keeps polling, without
+// a login per poll.
+func TestPresenceLongPollUser(t *testing.T) {
+	p := startPushd(t, server.Config{PresenceGrace: time.Minute})
+	head := p.head(t, "lobby")
+	done := make(chan struct{})
+	var evs []protocol.Event
+	var cur string
+	go func() {
+		defer close(done)
+		evs, cur = p.poll(goTB{t}, "lobby", "user=carol&wait=20s&since="+head.String())
+	}()
+	checkFor(t, readTimeout, 5*time.Millisecond, func() error {
+		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"carol"}) {
+			return fmt.Errorf("present: %q; want carol", got)
+		}
+		return nil
+	})
+	<-done // its own login ends the wait
+	if len(evs) != 1 || evs[0].Type != protocol.TypeLogin || evs[0].User != "carol" {
+		t.Fatalf("the poll got %s; want carol's login", summary(evs))
+	}
+	// Between polls, and on the next poll, carol stays; no second login.
+	wantPresence(t, p, "lobby", "carol")
+	p.publish(t, "lobby", "bob", "hi")
+	evs, _ = p.poll(t, "lobby", "user=carol&wait=20s&since="+cur)
+	if len(evs) != 1 || evs[0].Text != "hi" {
+		t.Fatalf("second poll got %s; want the message", summary(evs))
+	}
+	wantPresence(t, p, "lobby", "carol")
+	wantPresenceEvents(t, p, "lobby", "login carol", "message hi")
+}
+
+// GET presence lists users sorted, and an empty room as [].
+func TestPresenceSorted(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	wantPresence(t, p, "lobby")
+	wantPresence(t, p, "never-used")
+	users := []string{"zed", "alice", "Bob", "bob", "_x", "9lives", "carol.b"}
+	for i, u := range users {
+		kind := kindWS
+		if i%2 == 1 {
+			kind = kindSSE
+		}
+		p.subscribe(t, kind, "lobby", subOpts{user: u})
+	}
+	wantPresence(t, p, "lobby", "9lives", "Bob", "_x", "alice", "bob", "carol.b", "zed")
+	wantPresence(t, p, "other")
+}

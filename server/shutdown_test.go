@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// Shutdown tells every subscriber to reconnect (WebSocket close 1012, SSE
+// close event, an answer to a waiting long poll), waits for them, and
+// returns; new subscriptions are refused meanwhile.
+func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	last := p.publish(t, "lobby", "alice", "before")
+	ws := p.dialWS(t, "/v1/rooms/lobby/events?user=alice")
+	sse := p.subscribe(t, kindSSE, "lobby", subOpts{since: last.Cursor().String(), user: "bob"}).(*sseSub)
+	// Both logins are in before the poll starts, so it waits.
+	checkFor(t, readTimeout, 5*time.Millisecond, func() error {
+		if got := p.presence(t, "lobby"); len(got) != 2 {
+			return errors.New("alice and bob not both present yet")
+		}
+		return nil
+	})
+	head := p.head(t, "lobby")
+	pollDone := make(chan struct{})
+	var pollEvents []protocol.Event
+	var pollCursor string
+	go func() {
+		defer close(pollDone)
+		pollEvents, pollCursor = p.poll(goTB{t}, "lobby", "wait=25s&since="+head.String())
+	}()
+	p.waitGauge(t, "longpoll", 1)
+
+	shutdownDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		defer cancel()
+		shutdownDone <- p.srv.Shutdown(ctx)
+	}()
+
+	// The WebSocket gets the two logins, then close 1012 server_shutdown.
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	var closeErr error
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			closeErr = err
+			break
+		}
+		checkEventJSON(t, msg)
+	}
+	if code := websocket.CloseStatus(closeErr); code != protocol.CloseCodeServiceRestart {
+		t.Fatalf("WebSocket ended with %v; want close %d", closeErr, protocol.CloseCodeServiceRestart)
+	}
+	var ce websocket.CloseError
+	if errors.As(closeErr, &ce); ce.Reason != protocol.CloseShutdown {
+		t.Fatalf("WebSocket close reason %q; want %q", ce.Reason, protocol.CloseShutdown)
+	}
+
+	// SSE: the two logins, then a close frame without an id.
+	for _, user := range []string{"alice", "bob"} {
+		if ev := sse.next(t); ev.Type != protocol.TypeLogin || ev.User != user {
+			t.Fatalf("SSE got %s; want %s's login", oneLine(ev), user)
+		}
+	}
+	var f sseFrame
+	for {
+		if f = sse.frame(t); len(f.comments) == 0 {
+			break
+		}
+	}
+	var body struct{ Reason, Message string }
+	if err := json.Unmarshal([]byte(f.data), &body); f.event != "close" || f.hasID || err != nil ||
+		body.Reason != protocol.CloseShutdown || body.Message == "" {
+		t.Fatalf("SSE frame %+v at shutdown; want event: close with reason %s and no id", f, protocol.CloseShutdown)
+	}
+
+	// The long poll is answered: no events, the cursor where it was.
+	select {
+	case <-pollDone:
+	case <-time.After(readTimeout):
+		t.Fatal("the waiting long poll was not answered")
+	}
+	if len(pollEvents) != 0 || pollCursor != head.String() {
+		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", summary(pollEvents), pollCursor, head)
+	}
+
+	select {
+	case err := <-shutdownDone:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(readTimeout):
+		t.Fatal("Shutdown did not return")
+	}
+
+	// New subscriptions are refused with 503 while the server stops.
+	status, hdr, raw := p.do(t, "GET", "/v1/rooms/lobby/events?wait=1s", "", "")
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("subscribe after Shutdown: %d %s; want 503", status, raw)
+	}
+	checkErrorBody(t, hdr, raw, protocol.CodeUnavailable)
+}
+
+// Shutdown with nobody connected returns at once, and twice is harmless.
+func TestShutdownIdle(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	p.publish(t, "lobby", "alice", "hi")
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if err := p.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// Shutdown gives up when ctx ends before the subscribers have gone, and
+// says so.
+func TestShutdownHonoursContext(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	// A subscriber whose writes block cannot be told in time; an expired
+	// context makes Shutdown return anyway.
+	p.dialWS(t, "/v1/rooms/lobby/events")
+	p.waitGauge(t, "ws", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.srv.Shutdown(ctx); err == nil {
+		// The subscriber may already have gone; then nil is right.
+		if n, _ := p.gauge(t, "ws"); n != 0 {
+			t.Fatal("Shutdown with a cancelled context returned nil while a subscriber was still connected")
+		}
+	} else if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v; want it to wrap context.Canceled", err)
+	}
+}

@@ -1,0 +1,259 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// bigText is a payload large enough that a few hundred events fill any
+// socket buffer between the server and a client that does not read.
+var bigText = strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+
+// bigTexts returns n distinct large texts: "<i>:" and the payload.
+func bigTexts(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i+1) + ":" + bigText
+	}
+	return out
+}
+
+// A subscriber that never reads fills its socket buffers and its writer
+// blocks; every other subscriber still gets every event while it is stuck.
+func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
+	p := startPushd(t, server.Config{WriteTimeout: time.Minute})
+	head := p.head(t, "lobby")
+	stuck := p.rawSSE(t, "/v1/rooms/lobby/events?since="+head.String())
+	p.waitGauge(t, "sse", 1)
+
+	kinds := []string{kindWS, kindWSBatch, kindSSE, kindLongPoll}
+	subs := make([]subscriber, len(kinds))
+	for i, kind := range kinds {
+		subs[i] = p.subscribe(t, kind, "lobby", subOpts{since: head.String()})
+	}
+	const n = 100 // 6.25 MiB, over the socket buffers of the stuck one
+	want := bigTexts(n)
+	var wg sync.WaitGroup
+	for i, sub := range subs {
+		wg.Go(func() {
+			checkMessages(goTB{t}, nextN(goTB{t}, sub, n), head.Epoch, 1, want)
+			t.Logf("%s got all %d events", kinds[i], n)
+		})
+	}
+	for _, text := range want {
+		p.publishDirect(t, "lobby", "alice", text)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// The stuck one was still connected all along, and still is: it has
+	// not been dropped, only left behind. Once it reads, it gets
+	// everything in order.
+	if got, err := p.gauge(t, "sse"); err != nil || got != 2 {
+		t.Fatalf("%d SSE connections (%v); want the stuck one and the reader", got, err)
+	}
+	resp, br := readRawSSE(t, stuck)
+	defer resp.Body.Close()
+	if f, err := readFrame(br); err != nil || f.retry != "2000" {
+		t.Fatalf("first frame %+v, %v", f, err)
+	}
+	var got []protocol.Event
+	for len(got) < n {
+		f, err := readFrame(br)
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(got), err)
+		}
+		if len(f.comments) > 0 {
+			continue
+		}
+		got = append(got, checkSSEEvent(t, f))
+	}
+	checkMessages(t, got, head.Epoch, 1, want)
+}
+
+// A subscriber that reads too slowly and falls more than MaxLag events
+// behind is cut off with close code 4008 (WebSocket) or an "event: close"
+// frame (SSE), reason slow_consumer; it reconnects from its cursor and
+// loses nothing.
+func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
+	for _, kind := range []string{kindWS, kindSSE} {
+		t.Run(kind, func(t *testing.T) {
+			p := startPushd(t, server.Config{MaxLag: 16, WriteTimeout: time.Minute})
+			const n = 100
+			want := bigTexts(n + 1)
+			var got []protocol.Event
+			var closed error
+			var readFirst, read func() (protocol.Event, error)
+			switch kind {
+			case kindWS:
+				c := p.dialWSWith(t, "/v1/rooms/lobby/events", smallBufferClient(t))
+				read = func() (protocol.Event, error) {
+					ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+					defer cancel()
+					_, msg, err := c.Read(ctx)
+					if err != nil {
+						return protocol.Event{}, err
+					}
+					return checkEventJSON(t, msg), nil
+				}
+				readFirst = read
+			case kindSSE:
+				conn := p.rawSSE(t, "/v1/rooms/lobby/events")
+				p.waitGauge(t, "sse", 1)
+				var br *bufio.Reader
+				read = func() (protocol.Event, error) {
+					_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+					for {
+						f, err := readFrame(br)
+						if err != nil {
+							return protocol.Event{}, err
+						}
+						switch {
+						case f.event == "close":
+							return protocol.Event{}, sseClose{f}
+						case len(f.comments) > 0 || f.retry != "":
+							continue
+						}
+						return checkSSEEvent(t, f), nil
+					}
+				}
+				readFirst = func() (protocol.Event, error) {
+					_, br = readRawSSE(t, conn)
+					return read()
+				}
+			}
+			// One event while the subscriber keeps up: it is live.
+			p.publishDirect(t, "lobby", "alice", want[0])
+			ev, err := readFirst()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ev)
+			// Then a burst it does not read: its writer blocks on the full
+			// socket, and the stream runs ahead.
+			for _, text := range want[1:n] {
+				p.publishDirect(t, "lobby", "alice", text)
+			}
+			// Now it reads what reached it, and then the close.
+			for {
+				ev, err := read()
+				if err != nil {
+					closed = err
+					break
+				}
+				got = append(got, ev)
+			}
+			switch kind {
+			case kindWS:
+				var ce websocket.CloseError
+				if !errors.As(closed, &ce) || ce.Code != protocol.CloseCodeSlowConsumer || !strings.HasPrefix(ce.Reason, protocol.CloseSlowConsumer) {
+					t.Fatalf("the slow WebSocket ended with %v; want close %d %s", closed, protocol.CloseCodeSlowConsumer, protocol.CloseSlowConsumer)
+				}
+			case kindSSE:
+				var sc sseClose
+				if !errors.As(closed, &sc) {
+					t.Fatalf("the slow SSE stream ended with %v; want an \"event: close\" frame", closed)
+				}
+				var body struct{ Reason, Message string }
+				if err := json.Unmarshal([]byte(sc.f.data), &body); err != nil || body.Reason != protocol.CloseSlowConsumer || body.Message == "" || sc.f.hasID {
+					t.Fatalf("close frame %+v; want no id and data {\"reason\":\"slow_consumer\",\"message\":...}", sc.f)
+				}
+			}
+			if len(got) >= n {
+				t.Fatalf("the slow subscriber got all %d events before the cut; the test did not make it slow", len(got))
+			}
+			t.Logf("cut off after %d of %d events", len(got), n)
+			epoch := got[0].Epoch
+			checkMessages(t, got, epoch, 1, want[:len(got)])
+
+			// It resumes from its cursor: exactly the rest, then live ones.
+			rest := p.subscribe(t, kind, "lobby", resumeOpts(kind, got[len(got)-1].Cursor().String()))
+			checkMessages(t, nextN(t, rest, n-len(got)), epoch, uint64(len(got)+1), want[len(got):n])
+			p.publishDirect(t, "lobby", "alice", want[n])
+			checkMessages(t, nextN(t, rest, 1), epoch, n+1, want[n:])
+			p.waitGauge(t, transportOf(kind), 1)
+			if m := metric(t, p, "pushd_slow_consumer_drops_total"); m != "1" {
+				t.Fatalf("pushd_slow_consumer_drops_total %s; want 1", m)
+			}
+		})
+	}
+}
+
+// sseClose is an "event: close" frame, as an error of the reader.
+type sseClose struct{ f sseFrame }
+
+func (e sseClose) Error() string { return "SSE close: " + e.f.data }
+
+// metric returns a metric's value from /metrics, "" if absent.
+func metric(t testing.TB, p *pushd, name string) string {
+	t.Helper()
+	_, _, body := p.get(t, context.Background(), "/metrics")
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// With a small WriteTimeout a subscriber that never reads is dropped.
+func TestWriteTimeoutDropsStuckSubscriber(t *testing.T) {
+	for _, kind := range []string{kindWS, kindSSE} {
+		t.Run(kind, func(t *testing.T) {
+			p := startPushd(t, server.Config{WriteTimeout: 100 * time.Millisecond, History: 100, TailSize: 8})
+			head := p.head(t, "lobby")
+			path := "/v1/rooms/lobby/events?since=" + head.String()
+			var ws *websocket.Conn
+			if kind == kindWS {
+				ws = p.dialWSWith(t, path, smallBufferClient(t))
+			} else {
+				p.rawSSE(t, path)
+			}
+			p.waitGauge(t, transportOf(kind), 1)
+			published := 0
+			checkFor(t, readTimeout, time.Millisecond, func() error {
+				p.publishDirect(t, "lobby", "alice", bigText)
+				published++
+				n, err := p.gauge(t, transportOf(kind))
+				if err != nil {
+					return err
+				}
+				if n != 0 {
+					return fmt.Errorf("the stuck %s subscriber is still connected after %d events", kind, published)
+				}
+				return nil
+			})
+			t.Logf("dropped after %d events of %d bytes", published, len(bigText))
+			if ws != nil {
+				// What it reads now is what reached it, then the end.
+				ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+				defer cancel()
+				var last protocol.Event
+				for {
+					_, msg, err := ws.Read(ctx)
+					if err != nil {
+						break
+					}
+					last = checkEventJSON(t, msg)
+				}
+				if last.Seq >= uint64(published) {
+					t.Fatalf("the dropped subscriber got all %d events", published)
+				}
+			}
+		})
+	}
+}

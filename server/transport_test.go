@@ -1,0 +1,267 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// messageTexts are texts that must reach subscribers unchanged: HTML
+// characters are not escaped, non-ASCII and JSON specials survive.
+var messageTexts = []string{"hi", "<b>&amp;</b>", `quote " backslash \ tab` + "\t", "line\nbreak", "üñí©ødé ✓ 😀", strings.Repeat("x", 4096)}
+
+// Every transport delivers published events in order, each with exactly
+// the fields of its type, starting at the live end without since.
+func TestTransportsDeliverEventsInOrder(t *testing.T) {
+	for _, kind := range append(streamingKinds, kindShort) {
+		t.Run(kind, func(t *testing.T) {
+			p := startPushd(t, server.Config{})
+			p.publish(t, "lobby", "early", "before anyone listened")
+			o := subOpts{user: "watcher"}
+			if kind == kindLongPoll || kind == kindShort {
+				// A poll must name where it continues from; the live end
+				// is where the server says "now" is.
+				o.since = p.head(t, "lobby").String()
+			}
+			sub := p.subscribe(t, kind, "lobby", o)
+			// Polls join the room when they are made; wait for the login of
+			// WebSocket and SSE watchers, which exists once they are open.
+			var want []protocol.Event
+			if kind != kindLongPoll && kind != kindShort {
+				login := sub.next(t)
+				if login.Type != protocol.TypeLogin || login.User != "watcher" || login.Seq != 2 || login.Stream != "room/lobby" {
+					t.Fatalf("first event %s; want watcher's login at seq 2", oneLine(login))
+				}
+			}
+			for i, text := range messageTexts {
+				want = append(want, p.publish(t, "lobby", "user"+strconv.Itoa(i), text))
+			}
+			got := make([]protocol.Event, 0, len(want))
+			for len(got) < len(want) {
+				ev := sub.next(t)
+				if ev.Type == protocol.TypeLogin && ev.User == "watcher" && (kind == kindLongPoll || kind == kindShort) {
+					continue // a poll's own login lands wherever its first request did
+				}
+				got = append(got, ev)
+			}
+			for i := range want {
+				if !got[i].Time.Equal(want[i].Time) || got[i].Seq != want[i].Seq || got[i].Epoch != want[i].Epoch ||
+					got[i].User != want[i].User || got[i].Text != want[i].Text || got[i].Stream != "room/lobby" {
+					t.Fatalf("event %d: got %s at %v; want %s at %v", i, oneLine(got[i]), got[i].Time, oneLine(want[i]), want[i].Time)
+				}
+				if i > 0 && got[i].Seq <= got[i-1].Seq {
+					t.Fatalf("seq %d after %d", got[i].Seq, got[i-1].Seq)
+				}
+			}
+		})
+	}
+}
+
+// Without the batch subprotocol every WebSocket message is one event; with
+// it, a backlog arrives packed into messages of several events.
+func TestWebSocketBatchSubprotocol(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	const n = 50
+	var last protocol.Event
+	for i := range n {
+		last = p.publishDirect(t, "lobby", "alice", "m"+strconv.Itoa(i+1))
+	}
+
+	plain := p.dialWS(t, "/v1/rooms/lobby/events?since=0")
+	for i := range n {
+		msg := readWS(t, plain)
+		if strings.Contains(string(msg), "\n") {
+			t.Fatalf("message %d %q holds more than one event without the batch subprotocol", i, msg)
+		}
+		if ev := checkEventJSON(t, msg); ev.Seq != uint64(i+1) {
+			t.Fatalf("message %d is seq %d", i, ev.Seq)
+		}
+	}
+
+	// An unknown subprotocol is not agreed to; nor is batching then.
+	other := p.dialWSWith(t, "/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), p.client)
+	if ev := checkEventJSON(t, readWS(t, other)); ev.Seq != n {
+		t.Fatalf("got seq %d; want %d", ev.Seq, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	odd, _, err := websocket.Dial(ctx, p.ws+"/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), &websocket.DialOptions{HTTPClient: p.client, Subprotocols: []string{"pushd.batch.v2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = odd.CloseNow() })
+	if odd.Subprotocol() != "" {
+		t.Fatalf("server agreed to %q, which it does not speak", odd.Subprotocol())
+	}
+
+	batched := p.dialWS(t, "/v1/rooms/lobby/events?since=0", protocol.BatchSubprotocol)
+	var seqs []uint64
+	messages, multi := 0, 0
+	for len(seqs) < n {
+		msg := readWS(t, batched)
+		messages++
+		lines := strings.Split(string(msg), "\n")
+		if len(lines) > 1 {
+			multi++
+		}
+		for _, line := range lines {
+			seqs = append(seqs, checkEventJSON(t, []byte(line)).Seq)
+		}
+	}
+	for i, seq := range seqs {
+		if seq != uint64(i+1) {
+			t.Fatalf("batched seqs %v; want 1..%d", seqs, n)
+		}
+	}
+	if multi == 0 {
+		t.Fatalf("%d events of a backlog came in %d messages of one event each; with %s they should be packed", n, messages, protocol.BatchSubprotocol)
+	}
+	if seqs[len(seqs)-1] != last.Seq {
+		t.Fatalf("last seq %d; want %d", seqs[len(seqs)-1], last.Seq)
+	}
+}
+
+// An SSE stream starts with retry:, carries id/event/data frames, and gets
+// a heartbeat comment while idle.
+func TestSSEFramesAndHeartbeat(t *testing.T) {
+	p := startPushd(t, server.Config{Heartbeat: 20 * time.Millisecond})
+	ev := p.publish(t, "lobby", "alice", "hello")
+	s := p.dialSSE(t, "/v1/rooms/lobby/events?since=0")
+	if f := s.frame(t); f.retry != "2000" || f.hasID || f.event != "" || f.data != "" || len(f.comments) != 0 {
+		t.Fatalf("first frame %+v; want retry: 2000 alone", f)
+	}
+	// The event frame may follow a heartbeat if the test is slow, but it
+	// must come, and as one frame.
+	var got protocol.Event
+	for {
+		f := s.frame(t)
+		if len(f.comments) > 0 {
+			if f.comments[0] != "heartbeat" || f.hasID || f.data != "" {
+				t.Fatalf("comment frame %+v; want \": heartbeat\" alone", f)
+			}
+			continue
+		}
+		got = checkSSEEvent(t, f)
+		if f.id != ev.Epoch+":1" || f.event != "message" {
+			t.Fatalf("frame id %q event %q; want %s:1 message", f.id, f.event, ev.Epoch)
+		}
+		break
+	}
+	if got.Text != "hello" || got.Seq != 1 {
+		t.Fatalf("got %s; want alice's hello at 1", oneLine(got))
+	}
+	// Idle now: heartbeats come, several of them.
+	for i := range 3 {
+		f := s.frame(t)
+		if len(f.comments) != 1 || f.comments[0] != "heartbeat" || f.hasID || f.event != "" || f.data != "" {
+			t.Fatalf("idle frame %d: %+v; want \": heartbeat\"", i, f)
+		}
+	}
+}
+
+// Last-Event-ID, which a reconnecting EventSource sends, wins over ?since=.
+func TestSSELastEventIDWinsOverSince(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	var evs []protocol.Event
+	for i := range 5 {
+		evs = append(evs, p.publish(t, "lobby", "alice", "m"+strconv.Itoa(i+1)))
+	}
+	sub := p.subscribe(t, kindSSE, "lobby", subOpts{since: "1", lastEventID: evs[2].Cursor().String()})
+	checkMessages(t, nextN(t, sub, 2), evs[0].Epoch, 4, []string{"m4", "m5"})
+
+	// A bare seq works as Last-Event-ID too, and ?since= alone is honoured.
+	sub = p.subscribe(t, kindSSE, "lobby", subOpts{since: "0", lastEventID: "4"})
+	checkMessages(t, nextN(t, sub, 1), evs[0].Epoch, 5, []string{"m5"})
+	sub = p.subscribe(t, kindSSE, "lobby", subOpts{since: evs[3].Cursor().String()})
+	checkMessages(t, nextN(t, sub, 1), evs[0].Epoch, 5, []string{"m5"})
+}
+
+// Long polling: an answer as soon as there is an event, an empty answer
+// with the same cursor when wait runs out, at most 1,000 events per answer.
+func TestLongPoll(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	head := p.head(t, "lobby")
+	if head.Seq != 0 || head.Epoch == "" {
+		t.Fatalf("head of an empty room %s; want <epoch>:0", head)
+	}
+
+	// A poll that waits gets the event published while it waits.
+	done := make(chan struct{})
+	var woken []protocol.Event
+	go func() {
+		defer close(done)
+		woken, _ = p.poll(goTB{t}, "lobby", "since="+head.String()+"&wait=20s")
+	}()
+	p.waitGauge(t, "longpoll", 1)
+	ev := p.publish(t, "lobby", "alice", "wake up")
+	select {
+	case <-done:
+		checkMessages(t, woken, head.Epoch, 1, []string{"wake up"})
+	case <-time.After(readTimeout):
+		t.Fatal("the waiting poll did not answer after a publish")
+	}
+
+	// Nothing new: the wait runs out, with no events and the same cursor.
+	evs, cur := p.poll(t, "lobby", "since="+ev.Cursor().String()+"&wait=30ms")
+	if len(evs) != 0 || cur != ev.Cursor().String() {
+		t.Fatalf("idle poll: %d events, cursor %s; want none and %s", len(evs), cur, ev.Cursor())
+	}
+	// Whole seconds work as wait too, and a bare seq as since.
+	evs, cur = p.poll(t, "lobby", "since=0&wait=1")
+	if len(evs) != 1 || cur != ev.Cursor().String() {
+		t.Fatalf("poll since 0: %s, cursor %s", summary(evs), cur)
+	}
+
+	// A backlog over 1,000 comes in pages.
+	for i := range 1204 {
+		p.publishDirect(t, "lobby", "bob", "b-"+strconv.Itoa(i+1))
+	}
+	evs, cur = p.poll(t, "lobby", "since="+ev.Cursor().String()+"&wait=0")
+	checkMessages(t, evs, head.Epoch, 2, texts("b", 1000))
+	if want := (protocol.Cursor{Epoch: head.Epoch, Seq: 1001}).String(); cur != want {
+		t.Fatalf("cursor after a full page %s; want %s", cur, want)
+	}
+	evs, cur = p.poll(t, "lobby", "since="+cur+"&wait=0")
+	checkMessages(t, evs, head.Epoch, 1002, texts("b", 1204)[1000:])
+	if want := (protocol.Cursor{Epoch: head.Epoch, Seq: 1205}).String(); cur != want {
+		t.Fatalf("cursor after the last page %s; want %s", cur, want)
+	}
+}
+
+// A short poll (wait=0) answers at once: without since, no events and the
+// current cursor; with since, what there is.
+func TestShortPoll(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	a := p.publish(t, "lobby", "alice", "one")
+	b := p.publish(t, "lobby", "bob", "two")
+	evs, cur := p.poll(t, "lobby", "wait=0")
+	if len(evs) != 0 || cur != b.Cursor().String() {
+		t.Fatalf("short poll without since: %s, cursor %s; want none and %s", summary(evs), cur, b.Cursor())
+	}
+	evs, cur = p.poll(t, "lobby", "wait=0&since="+a.Cursor().String())
+	checkMessages(t, evs, a.Epoch, 2, []string{"two"})
+	if cur != b.Cursor().String() {
+		t.Fatalf("cursor %s; want %s", cur, b.Cursor())
+	}
+	evs, cur = p.poll(t, "lobby", "wait=0s&since="+cur)
+	if len(evs) != 0 || cur != b.Cursor().String() {
+		t.Fatalf("short poll at the head: %s, cursor %s", summary(evs), cur)
+	}
+}
+
+// The health check answers while the server serves.
+func TestHealth(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	status, hdr, body := p.get(t, context.Background(), "/healthz")
+	if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+		t.Fatalf("healthz: %d %q %s", status, hdr.Get("Content-Type"), body)
+	}
+}
