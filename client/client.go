@@ -42,9 +42,8 @@ func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.hc = hc }
 }
 
-// WithUser sets the user the client acts as: the author of Publish and, by
-// default, nobody's presence (presence is per subscription, see
-// SubscribeOptions.User).
+// WithUser sets the user the client acts as: the author of Publish.
+// Presence in a room is per subscription (SubscribeOptions.User).
 func WithUser(name string) Option {
 	return func(c *Client) { c.user = name }
 }

@@ -35,7 +35,8 @@ func (s *Subscription) runSSE(ctx context.Context, sess *session) error {
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
 		if werr := wd.err("sse request"); werr != nil {
-			return werr
+			// Something held the request without answering.
+			return &refusedError{transport: TransportSSE, err: werr, transient: true}
 		}
 		return err
 	}

@@ -547,6 +547,9 @@ type session struct {
 // open records that the server accepted the subscription over t.
 func (ss *session) open(t Transport) {
 	ss.opened, ss.openedAt = true, time.Now()
+	if t != TransportSSE {
+		ss.s.hint = 0 // SSE's retry hint is for SSE reconnects
+	}
 	ss.s.c.log.Debug("subscription connected", "stream", ss.s.stream.String(), "transport", t)
 	ss.s.emit(StateChange{State: StateConnected, Transport: t})
 }
@@ -582,6 +585,10 @@ var errBadEvent = errors.New("malformed event from server")
 type refusedError struct {
 	transport Transport
 	err       error // a *protocol.Error when there was an unexpected status
+	// transient: there was no answer at all (the connection broke or
+	// timed out during the handshake). Auto mode falls back all the same;
+	// when the transport was the only one allowed, it is retried.
+	transient bool
 }
 
 func (e *refusedError) Error() string {
@@ -614,8 +621,9 @@ func (e *closeError) Error() string {
 
 // permanent reports whether err means reconnecting cannot help: a 4xx
 // answer other than 408 and 429, a WebSocket close 1008 (policy), or a
-// transport refused without a status (only reached when it was the one
-// transport allowed).
+// transport refused with an answer that is not one (a failed WebSocket
+// handshake, an SSE answer that is not an event stream; only reached when
+// it was the one transport allowed).
 func permanent(err error) bool {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
@@ -627,7 +635,7 @@ func permanent(err error) bool {
 		return ce.code == closePolicyViolation
 	}
 	var re *refusedError
-	return errors.As(err, &re)
+	return errors.As(err, &re) && !re.transient
 }
 
 // closePolicyViolation is the WebSocket close code by which the server

@@ -265,3 +265,55 @@ func TestServerErrorsAreRetriedAndRetryAfterIsHonoured(t *testing.T) {
 		t.Fatalf("reconnects for %v, attempts %v; want unavailable then rate_limited, attempts 1 and 2", codes, attempts)
 	}
 }
+
+func TestAutoFallsBackWhenTheUpgradeIsCutOff(t *testing.T) {
+	u := startUpstream(t,
+		func(w http.ResponseWriter, r *http.Request) {
+			// A proxy that drops the connection of an upgrade request.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		},
+		func(w http.ResponseWriter, r *http.Request) {
+			sseHeaders(w)
+			io.WriteString(w, frame("E", 1, protocol.TypeMessage))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		},
+	)
+	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{Since: "0"})
+	waitState(t, sub, connectedWith(client.TransportSSE))
+	if ev := recv(t, sub); ev.Cursor().String() != "E:1" {
+		t.Fatalf("got %+v", ev)
+	}
+	if !isUpgrade(u.request(t, 0)) || !wantsEventStream(u.request(t, 1)) {
+		t.Fatal("want an upgrade request, then an event stream request")
+	}
+}
+
+func TestExplicitWebSocketRetriesAHandshakeCutOff(t *testing.T) {
+	cut := func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}
+	u := startUpstream(t, cut, func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		ctx, cancel := context.WithTimeout(r.Context(), waitTimeout)
+		defer cancel()
+		conn.Write(ctx, websocket.MessageText, []byte(`{"seq":1,"epoch":"E","stream":"room/r","type":"message","time":"2026-01-02T03:04:05Z"}`))
+		conn.Read(ctx) // until the client goes
+	})
+	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{
+		Transport: client.TransportWebSocket, Since: "0", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+	})
+	if ev := recv(t, sub); ev.Seq != 1 {
+		t.Fatalf("got %+v", ev)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/coder/websocket"
@@ -40,10 +41,16 @@ func (s *Subscription) runWS(ctx context.Context, sess *session) error {
 	conn, resp, err := websocket.Dial(ctx, s.c.url(s.path, s.query()), opts)
 	if err != nil {
 		if werr := wd.err("websocket handshake"); werr != nil {
-			return werr
+			// Something held the upgrade without answering.
+			return &refusedError{transport: TransportWebSocket, err: werr, transient: true}
 		}
 		if resp == nil {
-			return err // nothing answered: a network error
+			if isDialError(err) || ctx.Err() != nil {
+				return err // the server cannot be reached at all
+			}
+			// The request went out and the connection broke without an
+			// answer, as some proxies do to upgrades.
+			return &refusedError{transport: TransportWebSocket, err: err, transient: true}
 		}
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			var body []byte
@@ -98,4 +105,11 @@ func wsError(err error) error {
 		return &closeError{code: int(ce.Code), reason: ce.Reason}
 	}
 	return err
+}
+
+// isDialError reports whether err happened before a connection was made
+// (refused, unreachable, no such host).
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
