@@ -24,9 +24,9 @@ type app struct {
 	// interactive reports whether screens can be drawn: standard input and
 	// output are terminals. Otherwise the commands print lines.
 	interactive func() bool
-	// programOptions are added to every Bubble Tea program (tests give
-	// their own input and output).
-	programOptions []tea.ProgramOption
+	// size, when set, is the screen size told to programs whose output is
+	// not a terminal (tests); a terminal tells its own.
+	size *tea.WindowSizeMsg
 	// now is the clock (tests fix it).
 	now func() time.Time
 	// server is the --server of the last run, for error messages.
@@ -72,9 +72,14 @@ func isTerminal(f any) bool {
 	return ok && term.IsTerminal(file.Fd())
 }
 
-// program returns a Bubble Tea program for m on the app's streams.
-func (a *app) program(ctx context.Context, m tea.Model, opts ...tea.ProgramOption) *tea.Program {
+// runProgram runs a Bubble Tea program for m on the app's streams until
+// it quits or ctx ends.
+func (a *app) runProgram(ctx context.Context, m tea.Model, opts ...tea.ProgramOption) error {
 	all := append([]tea.ProgramOption{tea.WithContext(ctx), tea.WithInput(a.in), tea.WithOutput(a.out)}, opts...)
-	all = append(all, a.programOptions...)
-	return tea.NewProgram(m, all...)
+	p := tea.NewProgram(m, all...)
+	if a.size != nil && !isTerminal(a.out) {
+		go p.Send(*a.size) // returns when the program reads it or ends
+	}
+	_, err := p.Run()
+	return err
 }

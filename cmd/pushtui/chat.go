@@ -90,7 +90,7 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 		Scrollback: o.scrollback,
 		Timeout:    requestTimeout,
 	})
-	_, err = a.program(ctx, m, tea.WithAltScreen(), tea.WithMouseCellMotion()).Run()
+	err = a.runProgram(ctx, m, tea.WithAltScreen(), tea.WithMouseCellMotion())
 	if err := screenErr(ctx, err); err != nil {
 		return err
 	}

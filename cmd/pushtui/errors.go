@@ -53,7 +53,7 @@ func exitCode(err error, server string, print func(string)) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		print(err.Error() + " (see pushtui --help)")
+		print(usageLine(err.Error()) + " (see pushtui --help)")
 		return exitUsage
 	}
 	if errors.Is(err, context.Canceled) {
@@ -120,4 +120,14 @@ func explainAnswer(pe *protocol.Error, err error, server string) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// usageLine puts cobra's messages on one line: "unknown command "chatt"
+// for "pushtui"; did you mean chat?".
+func usageLine(msg string) string {
+	head, suggestions, found := strings.Cut(msg, "\n\nDid you mean this?\n")
+	if !found {
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	return strings.TrimSpace(head) + "; did you mean " + strings.Join(strings.Fields(suggestions), " or ") + "?"
 }

@@ -49,8 +49,6 @@ one line per event instead, for scripts.`,
   pushtui chat --room ops --json | jq -r .text`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// Plain "pushtui" prints help rather than failing.
-		Args: cobra.NoArgs,
 	}
 	root.SetIn(a.in)
 	root.SetOut(a.out)

@@ -78,7 +78,7 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 		Styles:    g.styles(a),
 		Timeout:   requestTimeout,
 	})
-	_, err = a.program(ctx, m, tea.WithAltScreen()).Run()
+	err = a.runProgram(ctx, m, tea.WithAltScreen())
 	return screenErr(ctx, err)
 }
 
@@ -118,7 +118,7 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 		Styles:    g.styles(a),
 		Timeout:   requestTimeout,
 	})
-	_, err = a.program(ctx, m).Run()
+	err = a.runProgram(ctx, m)
 	if err := screenErr(ctx, err); err != nil {
 		return err
 	}

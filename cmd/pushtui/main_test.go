@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pushd/push/server"
+)
+
+// The test binary doubles as pushtui: started with this variable set, it
+// runs main with the arguments after "--". The terminal test runs it in a
+// pty that way.
+const asPushtui = "PUSHTUI_TEST_RUN_AS_PUSHTUI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asPushtui) == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"pushtui"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		os.Exit(run())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// wait bounds every wait in these tests; nothing takes near it when all
+// is well.
+const wait = 15 * time.Second
+
+// testServer is a real pushd on 127.0.0.1. restart swaps in a new
+// instance (a new memory store: new epochs) on the same address, as a
+// restarted pushd would be.
+type testServer struct {
+	URL string
+	cfg server.Config
+	cur atomic.Pointer[server.Server]
+	ts  *httptest.Server
+}
+
+// startServer starts pushd; everything stops in t.Cleanup.
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	s := &testServer{cfg: server.Config{
+		// Longer than the short-poll interval (1 s), so polling users
+		// stay present between polls.
+		PresenceGrace: 1500 * time.Millisecond,
+		LongPollWait:  2 * time.Second,
+		Logger:        slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}}
+	srv, err := server.New(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cur.Store(srv)
+	s.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.cur.Load().ServeHTTP(w, r)
+	}))
+	s.URL = s.ts.URL
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := s.cur.Load().Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		s.ts.CloseClientConnections()
+		s.ts.Close()
+	})
+	return s
+}
+
+// restart replaces pushd with a new instance and shuts the old one down,
+// which tells its subscribers to reconnect.
+func (s *testServer) restart(t *testing.T) {
+	t.Helper()
+	srv, err := server.New(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.cur.Swap(srv)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := old.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// testLog sends server logs to t.Logf.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Logf("pushd: %s", bytes.TrimSpace(p))
+	return len(p), nil
+}
+
+// syncBuffer is an output that tests read while the program writes it.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.b.Write(p)
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until cond holds for what was written, failing after
+// wait.
+func (s *syncBuffer) waitFor(t *testing.T, what string, cond func(string) bool) string {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		if got := s.String(); cond(got) {
+			return got
+		}
+		select {
+		case <-s.changed:
+		case <-deadline.C:
+			t.Fatalf("waited %v for %s; got:\n%s", wait, what, s.String())
+		}
+	}
+}
+
+// waitContains waits until the output holds every one of wants.
+func (s *syncBuffer) waitContains(t *testing.T, wants ...string) string {
+	t.Helper()
+	return s.waitFor(t, strings.Join(wants, " and "), func(got string) bool {
+		for _, w := range wants {
+			if !strings.Contains(got, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// running is a pushtui run in progress.
+type running struct {
+	out, errOut *syncBuffer
+	cancel      context.CancelFunc
+	done        chan int
+}
+
+// env is the environment every run gets, plus extra ("KEY=value").
+func env(extra ...string) func(string) string {
+	m := map[string]string{"USER": "tester"}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+// start runs pushtui with args in the background, not on a terminal,
+// reading stdin (nil: nothing).
+func start(t *testing.T, stdin io.Reader, getenv func(string) string, args ...string) *running {
+	t.Helper()
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	if getenv == nil {
+		getenv = env()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{out: newSyncBuffer(), errOut: newSyncBuffer(), cancel: cancel, done: make(chan int, 1)}
+	a := newApp(stdin, r.out, r.errOut, getenv)
+	go func() {
+		defer a.Close()
+		r.done <- a.Exit(a.Run(ctx, args))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		r.wait(t)
+	})
+	return r
+}
+
+// wait waits for the run to end and returns its exit code.
+func (r *running) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-r.done:
+		r.done <- code // later waits see it too
+		return code
+	case <-time.After(wait):
+		t.Fatalf("pushtui did not end within %v; stderr:\n%s", wait, r.errOut.String())
+		return -1
+	}
+}
+
+// stop interrupts the run (as Ctrl+C would) and returns its exit code.
+func (r *running) stop(t *testing.T) int {
+	t.Helper()
+	r.cancel()
+	return r.wait(t)
+}
+
+// pushtui runs pushtui with args to the end.
+func pushtui(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	r := start(t, stdin, nil, args...)
+	code = r.wait(t)
+	return r.out.String(), r.errOut.String(), code
+}
+
+// transports are the transports every end-to-end test runs over.
+var transports = []string{"ws", "sse", "longpoll", "poll"}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/pushd/push/protocol"
+)
+
+func TestTaskCommands(t *testing.T) {
+	srv := startServer(t)
+	s := []string{"--server", srv.URL}
+
+	// An external task, reported on from a "script".
+	id := startTask(t, srv, "--kind", "external", "--name", "backup", "--total", "4")
+	if id == "" || strings.ContainsAny(id, " \n") {
+		t.Fatalf("task start printed %q, want an ID", id)
+	}
+	out, errOut, code := pushtui(t, nil, append(s, "task", "report", id, "--done", "2", "--message", "copied 2")...)
+	if code != 0 || !strings.HasPrefix(out, id+" running 2/4 50% backup: copied 2") {
+		t.Fatalf("report: exit %d: %q %s", code, out, errOut)
+	}
+	out, _, code = pushtui(t, nil, append(s, "task", "get", id)...)
+	if code != 0 || !strings.HasPrefix(out, id+" running 2/4") {
+		t.Fatalf("get: exit %d: %q", code, out)
+	}
+	out, _, code = pushtui(t, nil, append(s, "--json", "task", "report", id, "--state", "succeeded")...)
+	var tk protocol.Task
+	if code != 0 || json.Unmarshal([]byte(out), &tk) != nil || tk.State != protocol.TaskSucceeded {
+		t.Fatalf("report succeeded: exit %d: %q", code, out)
+	}
+
+	// A demo task, cancelled.
+	demo := startTask(t, srv, "--name", "long", "--total", "100000", "--interval", "10ms")
+	out, _, code = pushtui(t, nil, append(s, "task", "cancel", demo)...)
+	if code != 0 || !strings.HasPrefix(out, demo+" ") {
+		t.Fatalf("cancel: exit %d: %q", code, out)
+	}
+
+	// The list: newest first, one line each; JSON one object each.
+	out, _, code = pushtui(t, nil, append(s, "task", "list")...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], demo) || !strings.HasPrefix(lines[1], id+" succeeded") {
+		t.Fatalf("list: exit %d:\n%s", code, out)
+	}
+	out, _, _ = pushtui(t, nil, append(s, "--json", "task", "list")...)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if err := json.Unmarshal([]byte(line), &tk); err != nil {
+			t.Fatalf("list --json: %q: %v", line, err)
+		}
+	}
+
+	// Mistakes say what is wrong in one line.
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"task", "report", id}, exitUsage, "nothing to report"},
+		{[]string{"task", "report", id, "--state", "done"}, exitUsage, `--state "done"`},
+		{[]string{"task", "cancel", id}, exitFailed, "finished"},
+		{[]string{"task", "get", "nope"}, exitFailed, "task not found"},
+		{[]string{"task", "cancel"}, exitUsage, "requires at least 1 arg"},
+		{[]string{"task", "start", "--kind", "nosuch"}, exitFailed, "nosuch"},
+	}
+	for _, tc := range cases {
+		_, errOut, code := pushtui(t, nil, append(s, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+}
+
+func TestSend(t *testing.T) {
+	srv := startServer(t)
+	s := []string{"--server", srv.URL}
+	out, errOut, code := pushtui(t, nil, append(s, "send", "--room", "ops", "all", "good")...)
+	if code != 0 || out != "" || errOut != "" {
+		t.Fatalf("send: exit %d, %q, %q: want silence", code, out, errOut)
+	}
+	// Lines of standard input, each a message; --json prints them stored.
+	out, _, code = pushtui(t, strings.NewReader("one\n\ntwo\n"), append(s, "--json", "send", "--room", "ops")...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("send from stdin: exit %d: %q", code, out)
+	}
+	var e protocol.Event
+	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil || e.Text != "two" || e.Seq != 3 {
+		t.Fatalf("stored event %+v, %v", e, err)
+	}
+	out, _, _ = pushtui(t, nil, append(s, "--plain", "send", "--room", "ops", "three")...)
+	if !strings.HasSuffix(strings.TrimSpace(out), "room/ops message tester three") {
+		t.Fatalf("--plain: %q", out)
+	}
+	_, errOut, code = pushtui(t, strings.NewReader("\n"), append(s, "send")...)
+	if code != exitUsage || !strings.Contains(errOut, "nothing to send") {
+		t.Fatalf("empty: exit %d %q", code, errOut)
+	}
+}
