@@ -1,7 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -135,6 +140,9 @@ func TestSSEFramesAndHeartbeat(t *testing.T) {
 	p := startPushd(t, server.Config{Heartbeat: 20 * time.Millisecond})
 	ev := p.publish(t, "lobby", "alice", "hello")
 	s := p.dialSSE(t, "/v1/rooms/lobby/events?since=0")
+	if xab := s.resp.Header.Get("X-Accel-Buffering"); xab != "no" {
+		t.Errorf("X-Accel-Buffering %q; want no", xab)
+	}
 	if f := s.frame(t); f.retry != "2000" || f.hasID || f.event != "" || f.data != "" || len(f.comments) != 0 {
 		t.Fatalf("first frame %+v; want retry: 2000 alone", f)
 	}
@@ -236,6 +244,19 @@ func TestLongPoll(t *testing.T) {
 	}
 }
 
+// wait is capped at the server's LongPollWait, which is also the wait of a
+// poll that names none.
+func TestLongPollWaitCapped(t *testing.T) {
+	p := startPushd(t, server.Config{LongPollWait: 50 * time.Millisecond})
+	head := p.head(t, "lobby")
+	for _, q := range []string{"wait=1h", "wait=3600", ""} {
+		evs, cur := p.poll(t, "lobby", "since="+head.String()+"&"+q)
+		if len(evs) != 0 || cur != head.String() {
+			t.Fatalf("poll %q on an idle room: %s, cursor %s", q, summary(evs), cur)
+		}
+	}
+}
+
 // A short poll (wait=0) answers at once: without since, no events and the
 // current cursor; with since, what there is.
 func TestShortPoll(t *testing.T) {
@@ -264,4 +285,138 @@ func TestHealth(t *testing.T) {
 	if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
 		t.Fatalf("healthz: %d %q %s", status, hdr.Get("Content-Type"), body)
 	}
+}
+
+// rawWS is a WebSocket client written by hand, to see and answer (or not)
+// the server's control frames.
+type rawWS struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+// dialRawWS makes the upgrade by hand.
+func (p *pushd) dialRawWS(t testing.TB, path string) *rawWS {
+	t.Helper()
+	addr := strings.TrimPrefix(p.url, "http://")
+	c, err := net.DialTimeout("tcp", addr, readTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(readTimeout))
+	_, err = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return &rawWS{c: c, br: br}
+}
+
+// frame reads one frame: its opcode and payload.
+func (w *rawWS) frame() (byte, []byte, error) {
+	_ = w.c.SetReadDeadline(time.Now().Add(readTimeout))
+	var h [2]byte
+	if _, err := io.ReadFull(w.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	if h[1]&0x80 != 0 {
+		return 0, nil, errors.New("the server masked a frame")
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(w.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(w.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(w.br, payload); err != nil {
+		return 0, nil, err
+	}
+	return h[0] & 0x0f, payload, nil
+}
+
+// pong answers a ping with its payload, masked as a client must.
+func (w *rawWS) pong(t testing.TB, payload []byte) {
+	t.Helper()
+	mask := [4]byte{1, 2, 3, 4}
+	b := []byte{0x8a, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}
+	for i, c := range payload {
+		b = append(b, c^mask[i%4])
+	}
+	if _, err := w.c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+)
+
+// An idle WebSocket gets pings; a client that answers them keeps its
+// connection and its events, one that does not is dropped.
+func TestWebSocketHeartbeatPings(t *testing.T) {
+	p := startPushd(t, server.Config{Heartbeat: 20 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	w := p.dialRawWS(t, "/v1/rooms/lobby/events")
+	pings := 0
+	for pings < 3 {
+		op, payload, err := w.frame()
+		if err != nil {
+			t.Fatalf("after %d pings: %v", pings, err)
+		}
+		if op != opPing {
+			t.Fatalf("idle connection got opcode %#x %q; want pings", op, payload)
+		}
+		pings++
+		w.pong(t, payload)
+	}
+	// Still connected, still served.
+	ev := p.publish(t, "lobby", "alice", "still here")
+	for {
+		op, payload, err := w.frame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op == opPing {
+			w.pong(t, payload)
+			continue
+		}
+		if op != opText {
+			t.Fatalf("opcode %#x %q; want the event", op, payload)
+		}
+		if got := checkEventJSON(t, payload); got.Seq != ev.Seq || got.Text != "still here" {
+			t.Fatalf("got %s", oneLine(got))
+		}
+		break
+	}
+	// Now it stops answering: the server gives up on it.
+	for {
+		op, payload, err := w.frame()
+		if err != nil {
+			break // the server closed the connection
+		}
+		if op == opClose {
+			t.Logf("close frame %x", payload)
+			continue
+		}
+		if op != opPing {
+			t.Fatalf("opcode %#x %q while not answering pings", op, payload)
+		}
+	}
+	p.waitGauge(t, "ws", 0)
 }
