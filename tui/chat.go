@@ -122,8 +122,6 @@ func NewChatModel(cfg ChatConfig) *ChatModel {
 		seen:   dedupe{},
 	}
 	m.conn.set(Status{Stream: protocol.RoomStream(cfg.Room), State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
-	m.pane.add(paneEntry{kind: kindSystem, at: cfg.Now(),
-		text: fmt.Sprintf("joining #%s as %s; type and press enter to send, /help for commands", cfg.Room, cfg.User)})
 	return m
 }
 
@@ -270,6 +268,7 @@ func (m *ChatModel) submit() tea.Cmd {
 		text = text[1:] // "//x" sends "/x"
 	}
 	m.input.Remember(m.input.Value())
+	m.pane.GotoBottom() // what you send is what you want to see
 	m.sending = m.input.Value()
 	m.sendErr = ""
 	m.layout()
@@ -456,7 +455,11 @@ func (m *ChatModel) View() string {
 	}
 	b.WriteString(m.rule(paneW, side, "┬", ""))
 	b.WriteByte('\n')
-	paneLines := strings.Split(m.pane.View(), "\n")
+	paneView := m.pane.View()
+	if m.pane.Len() == 0 {
+		paneView = m.emptyPane(paneW)
+	}
+	paneLines := strings.Split(paneView, "\n")
 	var sideLines []string
 	if side > 0 {
 		sideLines = strings.Split(m.people.View(), "\n")
@@ -493,6 +496,17 @@ func (m *ChatModel) View() string {
 	b.WriteByte('\n')
 	b.WriteString(pad(m.help.View(m.keys), m.width))
 	return b.String()
+}
+
+// emptyPane is what the pane shows before the first line: a hint.
+func (m *ChatModel) emptyPane(w int) string {
+	hint := "No messages in #" + clean(m.cfg.Room, false) + " yet. Say hello!"
+	lines := make([]string, m.pane.height)
+	if len(lines) > 0 {
+		mid := len(lines) / 2
+		lines[mid] = m.st.Dim.Render(pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // rule draws a horizontal line across the screen, joining the side list's

@@ -547,3 +547,44 @@ func TestWaitForUpdatesBatches(t *testing.T) {
 		t.Fatal("a nil channel gave a command")
 	}
 }
+
+func TestChatSendScrollsToTheBottom(t *testing.T) {
+	m, _ := newChat(t, newFakeConn(), 80, 20)
+	connect(m)
+	var us []Update
+	for i := uint64(1); i <= 40; i++ {
+		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
+	}
+	m.Update(updates(us...))
+	m.Update(keyMsg("pgup"))
+	m.Update(updates(roomEv(41, protocol.TypeMessage, "bob", "unseen")))
+	typeText(m, "reply")
+	m.Update(keyMsg("enter"))
+	if !m.pane.AtBottom() || m.pane.Unseen() != 0 {
+		t.Fatal("sending left the pane scrolled up")
+	}
+	contains(t, m.View(), "unseen")
+}
+
+// BenchmarkChatBurst measures one frame of a burst: 100 messages applied
+// to a full 10,000-line scrollback, then drawn.
+func BenchmarkChatBurst(b *testing.B) {
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: newFakeConn(), Server: "s", Room: "lobby", User: "alice", Location: time.UTC, Now: c.Now})
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 50})
+	seq := uint64(0)
+	batch := func(n int) UpdatesMsg {
+		us := make([]Update, n)
+		for i := range us {
+			seq++
+			us[i] = roomEv(seq, protocol.TypeMessage, "bob", fmt.Sprintf("message number %d with some words in it", seq))
+		}
+		return updates(us...)
+	}
+	m.Update(batch(DefaultScrollback))
+	b.ResetTimer()
+	for range b.N {
+		m.Update(batch(100))
+		_ = m.View()
+	}
+}

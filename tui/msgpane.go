@@ -99,6 +99,12 @@ func (p *MessagePane) Unseen() int { return p.unseen }
 // AtBottom reports whether the last line is in view.
 func (p *MessagePane) AtBottom() bool { return p.vp.AtBottom() }
 
+// GotoBottom scrolls to the last line.
+func (p *MessagePane) GotoBottom() {
+	p.vp.GotoBottom()
+	p.unseen = 0
+}
+
 // Clear removes every line.
 func (p *MessagePane) Clear() {
 	p.entries, p.rows, p.unseen = nil, nil, 0

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"hash/fnv"
+	"io"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/lipgloss"
@@ -33,6 +34,7 @@ type Styles struct {
 	BarFull   lipgloss.Color // the filled part of progress bars
 	BarEmpty  lipgloss.Color // the empty part of progress bars
 	userColor []lipgloss.AdaptiveColor
+	mono      bool // attributes only, no colour (MonoStyles)
 }
 
 // Theme colours: each adapts to light and dark terminals.
@@ -97,12 +99,43 @@ func NewStyles(r *lipgloss.Renderer) *Styles {
 }
 
 // PlainStyles returns styles that draw plain text: no colours, no
-// attributes. Tests and --no-color use them.
+// attributes, no escape codes at all. Tests use them.
 func PlainStyles() *Styles {
-	r := lipgloss.NewRenderer(nil, termenv.WithProfile(termenv.Ascii))
+	r := lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))
 	r.SetColorProfile(termenv.Ascii)
 	r.SetHasDarkBackground(true)
 	return NewStyles(r)
+}
+
+// MonoStyles returns styles for terminals without colour (--no-color,
+// NO_COLOR): bold, faint, italic and reverse video only, so the cursor and
+// the selection still show. r's output should be a terminal.
+func MonoStyles(r *lipgloss.Renderer) *Styles {
+	if r == nil {
+		r = lipgloss.DefaultRenderer()
+	}
+	r.SetColorProfile(termenv.ANSI) // attributes only: no colour is ever set
+	r.SetHasDarkBackground(true)    // nothing adapts; do not ask the terminal
+	n := r.NewStyle
+	return &Styles{
+		renderer: r,
+		mono:     true,
+		Title:    n().Bold(true).Reverse(true).Padding(0, 1),
+		Header:   n(),
+		Dim:      n().Faint(true),
+		System:   n().Faint(true).Italic(true),
+		Text:     n(),
+		Error:    n().Bold(true),
+		Good:     n().Bold(true),
+		Warn:     n().Bold(true),
+		Bad:      n().Bold(true),
+		Accent:   n().Bold(true),
+		Selected: n().Reverse(true),
+		Border:   n().Faint(true),
+		HelpKey:  n().Bold(true),
+		HelpDesc: n().Faint(true),
+		HelpSep:  n().Faint(true),
+	}
 }
 
 // pick resolves an adaptive colour for r's background.
@@ -115,7 +148,7 @@ func pick(r *lipgloss.Renderer, c lipgloss.AdaptiveColor) string {
 
 // profile is the colour profile the styles draw with.
 func (s *Styles) profile() termenv.Profile {
-	if s == nil || s.renderer == nil {
+	if s == nil || s.renderer == nil || s.mono {
 		return termenv.Ascii
 	}
 	return s.renderer.ColorProfile()
@@ -125,7 +158,7 @@ func (s *Styles) profile() termenv.Profile {
 // name, always.
 func (s *Styles) User(name string) lipgloss.Style {
 	if s.renderer == nil || len(s.userColor) == 0 {
-		return lipgloss.NewStyle()
+		return s.Accent
 	}
 	h := fnv.New32a()
 	h.Write([]byte(name))
@@ -153,7 +186,7 @@ func (s *Styles) TaskState(st protocol.TaskState) lipgloss.Style {
 // state, so finished tasks show in their state's colour.
 func (s *Styles) stateBar(st protocol.TaskState) string {
 	r := s.renderer
-	if r == nil {
+	if r == nil || s.mono {
 		return ""
 	}
 	switch st {

@@ -195,3 +195,33 @@ func TestFollowInATerminal(t *testing.T) {
 	}
 	term.waitScreen(t, 0, "build · "+id, "30/30", "✓ build succeeded after")
 }
+
+// TestNoColorInATerminal: --no-color and NO_COLOR draw the same screen
+// without colours.
+func TestNoColorInATerminal(t *testing.T) {
+	srv := startServer(t)
+	for name, setup := range map[string]struct {
+		env  []string
+		args []string
+	}{
+		"flag":     {nil, []string{"--no-color"}},
+		"NO_COLOR": {[]string{"NO_COLOR=1"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"--server", srv.URL, "--user", "carol"}, setup.args...)
+			term := startTerminal(t, 80, 20, setup.env, append(args, "chat")...)
+			term.waitScreen(t, 0, "● connected · ws", "● carol (you)")
+			term.press(t, "\x03") // Ctrl+C
+			if code := term.wait(t); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			raw := term.out.String()
+			if strings.Contains(raw, "38;") || strings.Contains(raw, "48;") {
+				t.Fatal("drawn in colour")
+			}
+			if !strings.Contains(raw, "\x1b[7m") {
+				t.Fatal("no reverse video: the cursor does not show")
+			}
+		})
+	}
+}

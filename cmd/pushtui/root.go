@@ -134,10 +134,11 @@ func (o *globalOptions) screen(a *app) bool {
 	return !o.plain && !o.json && a.interactive()
 }
 
-// styles returns the screens' styles: plain with --no-color or NO_COLOR.
+// styles returns the screens' styles: without colour (bold, faint and
+// reverse only) with --no-color or NO_COLOR.
 func (o *globalOptions) styles(a *app) *tui.Styles {
 	if o.noColor || a.getenv("NO_COLOR") != "" {
-		return tui.PlainStyles()
+		return tui.MonoStyles(lipgloss.NewRenderer(a.out))
 	}
 	return tui.NewStyles(lipgloss.NewRenderer(a.out))
 }
