@@ -1,12 +1,17 @@
 package tui
 
 import (
+	"errors"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pushd/push/protocol"
 )
+
+// ErrClosed is the result of a screen whose updates channel closed (the
+// connection ended for good) before it was done.
+var ErrClosed = errors.New("the connection to the server closed")
 
 // Update is one thing that happened on a connection: an event of a stream
 // the model follows, or a change of a subscription's connection state.

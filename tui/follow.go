@@ -15,10 +15,6 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// ErrClosed is the result of a screen whose connection ended for good
-// before it was done.
-var ErrClosed = errors.New("the connection to the server closed")
-
 // ErrStopped is the result of following a task when the user stopped
 // watching before it ended.
 var ErrStopped = errors.New("stopped watching before the task ended")

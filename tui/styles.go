@@ -47,6 +47,7 @@ var (
 	colWarn   = lipgloss.AdaptiveColor{Light: "#AF6F00", Dark: "#F2C14E"}
 	colBad    = lipgloss.AdaptiveColor{Light: "#D7005F", Dark: "#FF6B8B"}
 	colBadge  = lipgloss.AdaptiveColor{Light: "#FFFFFF", Dark: "#FFFFFF"}
+	colBadgeB = lipgloss.AdaptiveColor{Light: "#5A3FC0", Dark: "#6B4FD8"}
 	colSelect = lipgloss.AdaptiveColor{Light: "#E8E2FF", Dark: "#2E2850"}
 
 	// userColors are told apart easily on both backgrounds; a user's colour
@@ -77,7 +78,7 @@ func NewStyles(r *lipgloss.Renderer) *Styles {
 	n := r.NewStyle
 	return &Styles{
 		renderer:  r,
-		Title:     n().Bold(true).Foreground(colBadge).Background(colAccent).Padding(0, 1),
+		Title:     n().Bold(true).Foreground(colBadge).Background(colBadgeB).Padding(0, 1),
 		Header:    n().Foreground(colText),
 		Dim:       n().Foreground(colDim),
 		System:    n().Foreground(colDim).Italic(true),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/pushd/push/protocol"
 )
@@ -335,4 +336,26 @@ func TestFollow(t *testing.T) {
 		m.Update(cancelledMsg{err: errBoom})
 		contains(t, m.View(), "cancel: boom")
 	})
+}
+
+// TestTinyScreens: no screen panics or overflows however small the
+// terminal gets.
+func TestTinyScreens(t *testing.T) {
+	sizes := [][2]int{{1, 1}, {5, 2}, {12, 4}, {20, 6}, {30, 3}, {59, 9}}
+	for _, sz := range sizes {
+		w, h := sz[0], sz[1]
+		chat, _ := newChat(t, newFakeConn(), w, h)
+		connect(chat)
+		chat.Update(updates(roomEv(1, protocol.TypeMessage, "someone-with-a-long-name", "a fairly long message that wraps"),
+			taskEv(1, t0, task("t1", "build", protocol.TaskRunning, 5, 10, 0))))
+		watch, _ := newWatch(t, newFakeConn(), w, h)
+		watch.Update(TasksMsg{Gen: watch.gen, Tasks: someTasks()})
+		for name, v := range map[string]string{"chat": chat.View(), "watch": watch.View()} {
+			for i, l := range strings.Split(v, "\n") {
+				if lw := lipgloss.Width(l); lw > w {
+					t.Errorf("%s at %dx%d: line %d is %d wide: %q", name, w, h, i, lw, l)
+				}
+			}
+		}
+	}
 }
