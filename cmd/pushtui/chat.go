@@ -74,11 +74,11 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	room := subSpec{client.Room(o.room), client.SubscribeOptions{Transport: tr, Since: since, User: g.user}}
+	room := subSpec{client.Room(o.room), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: since, User: g.user}}
 	if !g.screen(a) {
 		return o.runPlain(ctx, a, g, c, room)
 	}
-	f := startFeed(ctx, c, room, subSpec{client.Tasks(), client.SubscribeOptions{Transport: tr}})
+	f := startFeed(ctx, c, room, subSpec{client.Tasks(), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr}})
 	defer f.Close()
 	m := tui.NewChatModel(tui.ChatConfig{
 		Conn:       &chatConn{feed: f, c: c, room: o.room},

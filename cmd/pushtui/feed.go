@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/tui"
@@ -21,6 +22,10 @@ type feed struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 }
+
+// maxBackoff caps the wait between reconnects: a person is watching, and a
+// restarted server should be back on screen within seconds.
+const maxBackoff = 5 * time.Second
 
 // subSpec is one stream to follow.
 type subSpec struct {

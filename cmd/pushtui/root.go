@@ -41,7 +41,10 @@ Server-Sent Events or HTTP polling. It resumes after every dropped
 connection without missing or repeating an event.
 
 On a terminal it draws a screen; piped, or with --plain or --json, it prints
-one line per event instead, for scripts.`,
+one line per event instead, for scripts.
+
+Exit codes: 0 done; 1 an error, or a followed task that failed or was
+cancelled; 2 a mistake on the command line; 130 interrupted.`,
 		Example: `  pushtui chat --room lobby
   pushtui watch-progress
   pushtui watch-progress --task "$(pushtui task start --name build)"

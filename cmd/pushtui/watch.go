@@ -66,7 +66,7 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 	if _, err := c.ListTasks(ctx); err != nil {
 		return err
 	}
-	f := startFeed(ctx, c, subSpec{client.Tasks(), client.SubscribeOptions{Transport: tr}})
+	f := startFeed(ctx, c, subSpec{client.Tasks(), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr}})
 	defer f.Close()
 	if !g.screen(a) {
 		return printFeed(ctx, a.printer(g), f)
@@ -104,7 +104,7 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 	if err != nil {
 		return err
 	}
-	sub := subSpec{client.Task(o.task), client.SubscribeOptions{Transport: tr, Since: cur.String()}}
+	sub := subSpec{client.Task(o.task), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: cur.String()}}
 	if !g.screen(a) {
 		return o.followPlain(ctx, a.printer(g), c, sub, cur)
 	}
