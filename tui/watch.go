@@ -285,6 +285,9 @@ func (m *WatchModel) selectIndex(i int) {
 // selected one is gone).
 func (m *WatchModel) fixSelection() {
 	if m.index() < 0 {
+		if m.selected != "" {
+			m.note = "" // it was about a task that is gone
+		}
 		if all := m.tasks.All(); len(all) > 0 {
 			m.selected = all[0].ID
 		} else {
