@@ -11,7 +11,8 @@ var ErrBadName = errors.New("bad name")
 // MaxNameLen is the longest room or user name.
 const MaxNameLen = 64
 
-// ValidateName checks a room or user name: 1 to 64 of [A-Za-z0-9._-].
+// ValidateName checks a room or user name: 1 to 64 of [A-Za-z0-9._-], and
+// not "." or ".." (which are path segments).
 // what names the thing in the error ("room", "user").
 func ValidateName(what, name string) error {
 	if name == "" {
@@ -19,6 +20,9 @@ func ValidateName(what, name string) error {
 	}
 	if len(name) > MaxNameLen || !nameChars(name) {
 		return fmt.Errorf("%w: %s name %q: use 1 to %d of A-Z a-z 0-9 . _ -", ErrBadName, what, clip(name), MaxNameLen)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: %s name %q: a name cannot be only dots", ErrBadName, what, name)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func TestValidateName(t *testing.T) {
 			t.Errorf("ValidateName(%q): %v", name, err)
 		}
 	}
-	for _, name := range []string{"", strings.Repeat("x", 65), "a/b", "a b", "a:b", "é", "a\x00", "a\n", "tab\t", "ü", "a%2Fb", "<b>"} {
+	for _, name := range []string{"", strings.Repeat("x", 65), "a/b", "a b", "a:b", "é", "a\x00", "a\n", "tab\t", "ü", "a%2Fb", "<b>", ".", ".."} {
 		err := protocol.ValidateName("user", name)
 		if err == nil {
 			t.Errorf("ValidateName(%q) accepted it", name)
@@ -36,14 +36,14 @@ func TestValidateName(t *testing.T) {
 }
 
 // FuzzValidateName: ValidateName never panics and agrees with the rule
-// [A-Za-z0-9._-]{1,64}.
+// [A-Za-z0-9._-]{1,64}, less "." and "..".
 func FuzzValidateName(f *testing.F) {
-	for _, seed := range []string{"", "a", "lobby", "a/b", "a b", strings.Repeat("x", 64), strings.Repeat("x", 65), "é", "\xff", "A.b_c-9"} {
+	for _, seed := range []string{"", "a", "lobby", "a/b", "a b", strings.Repeat("x", 64), strings.Repeat("x", 65), "é", "\xff", "A.b_c-9", ".", "..", "..."} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		err := protocol.ValidateName("room", name)
-		if want := nameRE.MatchString(name); want != (err == nil) {
+		if want := nameRE.MatchString(name) && name != "." && name != ".."; want != (err == nil) {
 			t.Fatalf("ValidateName(%q) = %v; the rule says valid=%v", name, err, want)
 		}
 		if err != nil && !errors.Is(err, protocol.ErrBadName) {

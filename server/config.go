@@ -31,6 +31,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a subscriber (default 10 s); a
 	// subscriber that takes longer to accept bytes is dropped and resumes.
 	WriteTimeout time.Duration
+	// ReadTimeout bounds the reading of a request body (default 10 s).
+	ReadTimeout time.Duration
 	// MaxTextBytes is the longest message text (default 4 KiB).
 	MaxTextBytes int
 	// MaxBodyBytes is the largest request body (default 64 KiB).
@@ -74,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
 	}
 	if c.MaxTextBytes <= 0 {
 		c.MaxTextBytes = 4 << 10

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 
 	"github.com/pushd/push/protocol"
 )
@@ -102,6 +103,8 @@ func jsonError(err error, limit int64) *apiError {
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(http.StatusRequestTimeout, protocol.CodeTimeout, "the body did not arrive in time; send it whole, promptly")
 	case errors.As(err, &maxErr):
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
 	case errors.As(err, &syntaxErr):

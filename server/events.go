@@ -86,12 +86,20 @@ func (s *Server) open(ctx context.Context, r *http.Request, t eventsTarget, sseH
 	return s.hub.subscribe(ctx, t.stream, c, t.filter, max)
 }
 
-// join puts the request's user into the room's presence; the returned func
-// takes them out again.
-func (s *Server) join(ctx context.Context, t eventsTarget) (leave func(), err error) {
+// join puts the request's user into the room's presence, then chains the
+// leave in front of cleanup. On error the user is out again and cleanup
+// has run.
+func (s *Server) join(ctx context.Context, t eventsTarget, cleanup func()) (func(), error) {
 	if t.room == "" || t.user == "" {
-		return func() {}, nil
+		return cleanup, nil
 	}
-	err = s.presence.join(ctx, t.room, t.user)
-	return func() { s.presence.leave(t.room, t.user) }, err
+	if err := s.presence.join(ctx, t.room, t.user); err != nil {
+		s.presence.leave(t.room, t.user)
+		cleanup()
+		return nil, err
+	}
+	return func() {
+		s.presence.leave(t.room, t.user)
+		cleanup()
+	}, nil
 }

@@ -9,14 +9,10 @@ import (
 	"github.com/pushd/push/server"
 )
 
-// BUG (ws.go, serveWS): a WebSocket upgrade that websocket.Accept refuses
-// (no Sec-WebSocket-Key, a version other than 13, a bad key) is answered by
-// the library in plain text instead of the JSON error body, and only after
-// setUp has already joined the user to the room: the refused request
-// appends a login to the stream (and a logout after the grace period).
-// PROTOCOL.md: "Every 4xx and 5xx answer has the body {"error":...}" and
-// "A request that gets an error changes nothing".
-func TestBugRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
+// A WebSocket upgrade that cannot be accepted (no Sec-WebSocket-Key, a
+// version other than 13, a bad key) gets the JSON error body like every
+// other refusal, and changes nothing: no login for its ?user=.
+func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 	p := startPushd(t, server.Config{})
 	p.publish(t, "lobby", "alice", "before")
 	base := []string{"Connection", "Upgrade", "Upgrade", "websocket"}

@@ -152,16 +152,15 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 	i := len(b.events)
 	b.events = append(b.events, ev)
 	if i > 0 {
+		// The event is in the batch now and will be appended: wait for the
+		// outcome whatever ctx does, so an error always means "not stored".
+		// The append runs without cancellation and ends in bounded time.
 		s.mu.Unlock()
-		select {
-		case <-b.done:
-			if b.err != nil {
-				return protocol.Event{}, b.err
-			}
-			return b.out[i], nil
-		case <-ctx.Done():
-			return protocol.Event{}, ctx.Err()
+		<-b.done
+		if b.err != nil {
+			return protocol.Event{}, b.err
 		}
+		return b.out[i], nil
 	}
 	if s.flushing {
 		s.mu.Unlock()

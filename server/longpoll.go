@@ -25,23 +25,14 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 		return err
 	}
 	sub.unbounded = true // each poll reads from the log; there is no queue to overflow
-	if !s.begin() {
-		return errShuttingDown
-	}
-	defer s.end()
-	release, err := s.admit(w, r, t.user, true)
+	cleanup, err := s.setUp(w, r, t, transportLongPoll)
 	if err != nil {
 		return err
 	}
-	defer release()
-	gauge := s.metrics.connGauges[transportLongPoll]
-	gauge.Inc()
-	defer gauge.Dec()
-	leave, err := s.join(ctx, t)
-	defer leave()
-	if err != nil {
+	if cleanup, err = s.join(ctx, t, cleanup); err != nil {
 		return err
 	}
+	defer cleanup()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -165,34 +165,25 @@ func hubDone(h *Hub) bool {
 	}
 }
 
-// setUp does what every streaming subscription needs before its transport
-// starts: the shutdown count, the per-client limits, the connection gauge
-// and presence. On success the returned cleanup undoes it all; on error it
-// has been undone already.
+// setUp does what every subscription needs before its transport starts:
+// the shutdown count, the per-client limits and the connection gauge. On
+// success the returned cleanup undoes it all; on error it has been undone
+// already. Presence is joined separately (join), once nothing can refuse
+// the request any more.
 func (s *Server) setUp(w http.ResponseWriter, r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
 	if !s.begin() {
 		return nil, errShuttingDown
 	}
-	var undo []func()
-	cleanup = func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
-	undo = append(undo, s.end)
 	release, err := s.admit(w, r, t.user, transport == transportLongPoll)
 	if err != nil {
-		cleanup()
+		s.end()
 		return nil, err
 	}
 	gauge := s.metrics.connGauges[transport]
 	gauge.Inc()
-	undo = append(undo, release, gauge.Dec)
-	leave, err := s.join(r.Context(), t)
-	undo = append(undo, leave)
-	if err != nil {
-		cleanup()
-		return nil, err
-	}
-	return cleanup, nil
+	return func() {
+		gauge.Dec()
+		release()
+		s.end()
+	}, nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/pushd/push/protocol"
 )
@@ -61,8 +60,6 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty; send {\"user\":\"...\",\"text\":\"...\"} with some text")
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
-	case !utf8.ValidString(req.Text):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the message text is not valid UTF-8")
 	}
 	if err := s.allowPublish(w, req.User); err != nil {
 		return err

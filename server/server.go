@@ -151,7 +151,12 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 		}()
 		// Every answer must be written within the write timeout; streams
 		// set their own deadline per write.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if r.ContentLength != 0 {
+			// A body must arrive within the read timeout (slowloris).
+			_ = rc.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		}
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}

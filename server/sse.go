@@ -31,6 +31,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 	if err != nil {
 		return err
 	}
+	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
+		return err
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

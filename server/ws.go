@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -27,6 +28,9 @@ const (
 // a reader goroutine answers pings and notices the close. The handler
 // returns once the connection is set up; a pusher does the rest.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
+	if err := checkHandshake(w, r); err != nil {
+		return err
+	}
 	sub, err := s.open(r.Context(), r, t, false, wsBatch)
 	if err != nil {
 		return err
@@ -48,7 +52,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Keep the connection, not the finished request and response.
 	sk := &wsSink{c: c, out: hw.out, batching: c.Subprotocol() == protocol.BatchSubprotocol}
+	// Presence only now that the upgrade cannot fail: a refused request
+	// changes nothing.
+	jctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	cleanup, err = s.join(jctx, t, cleanup)
+	cancel()
+	if err != nil {
+		s.log.Error("websocket presence", "stream", t.stream, "err", err)
+		sk.end(protocol.CloseInternal, "")
+		return nil
+	}
 	s.startPusher(readAndDiscard(c), sub, sk, hw.conn, transportWS, t.stream, cleanup)
+	return nil
+}
+
+// checkHandshake refuses a WebSocket upgrade the library would refuse, but
+// with the error body of every other refusal (RFC 6455, section 4.2.1).
+func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "WebSocket version %q is not supported; use 13", v)
+	}
+	key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
+	if err != nil || len(key) != 16 {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "Sec-WebSocket-Key must be 16 bytes in base64")
+	}
 	return nil
 }
 

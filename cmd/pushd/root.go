@@ -20,6 +20,6 @@ reconnects with its cursor gets exactly what it missed, in order, once.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newTokenCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd())
 	return root
 }

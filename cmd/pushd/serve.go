@@ -42,6 +42,7 @@ type serveOptions struct {
 	maxBody       int64
 	maxHeader     int
 	readTimeout   time.Duration
+	bodyTimeout   time.Duration
 	idleTimeout   time.Duration
 }
 
@@ -87,6 +88,7 @@ func newServeCmd() *cobra.Command {
 	f.Int64Var(&o.maxBody, "max-body", 64<<10, "largest request body, in bytes")
 	f.IntVar(&o.maxHeader, "max-header-bytes", 16<<10, "largest request header, in bytes")
 	f.DurationVar(&o.readTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request header")
+	f.DurationVar(&o.bodyTimeout, "read-timeout", 10*time.Second, "time a client has to send a request body")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
@@ -140,6 +142,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		MaxTextBytes:  o.maxText,
 		MaxLag:        o.maxLag,
 		MaxBodyBytes:  o.maxBody,
+		ReadTimeout:   o.bodyTimeout,
 		Limits:        o.limits,
 		Tasks: server.TaskConfig{
 			MaxRunning:   o.maxTasks,

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/pushd/push/bench"
+)
+
+func TestBenchFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--transport", "pigeon"}, `--transport "pigeon": use ws, sse or longpoll`},
+		{[]string{"bench", "--subscribers", "0"}, "--subscribers 0: need at least 1"},
+		{[]string{"bench", "--messages", "0"}, "--messages 0: need at least 1"},
+		{[]string{"bench", "--publishers", "5", "--messages", "4"}, "--publishers 5: more publishers than --messages 4"},
+		{[]string{"bench", "--rate", "-1"}, "--rate -1: must not be negative"},
+		{[]string{"bench", "--size", "0"}, "--size 0: need at least 1 byte"},
+		{[]string{"bench", "--stall", "3", "--subscribers", "2"}, "--stall 3: must be between 0 and --subscribers 2"},
+		{[]string{"bench", "--stall", "1", "--stall-for", "0s"}, "--stall-for 0s: must be positive"},
+		{[]string{"bench", "--room", "a/b"}, `--room "a/b"`},
+		{[]string{"bench", "--target", "127.0.0.1:8080"}, `--target "127.0.0.1:8080": want the server's base URL`},
+		{[]string{"bench", "--pid", "1"}, "--pid 1: only with --target"},
+		{[]string{"bench", "--transport", "sse", "--ws-subprotocol", "pushd.batch.v1"}, "--ws-subprotocol pushd.batch.v1: only with --transport ws"},
+		{[]string{"bench", "--subscribers", "many"}, `invalid argument "many" for "--subscribers"`},
+		{[]string{"bench", "extra"}, "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := newRootCmd()
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			err := cmd.ExecuteContext(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("pushd %v: %v; want an error mentioning %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// A small run through the command prints one JSON line that says every
+// message arrived once.
+func TestBenchJSON(t *testing.T) {
+	var out, progress bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"bench", "--transport", "sse", "--subscribers", "5", "--messages", "20", "--json", "--timeout", "1m"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&progress)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("pushd bench: %v\n%s", err, progress.String())
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1 {
+		t.Fatalf("pushd bench --json printed %d lines, want 1:\n%s", n, out.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("pushd bench --json: %v\n%s", err, out.String())
+	}
+	if rep.Transport != bench.SSE || rep.Deliveries != 100 || rep.Expected != 100 || rep.Lost != 0 || rep.Duplicates != 0 || rep.OutOfOrder != 0 {
+		t.Fatalf("report %+v: want 100 of 100 SSE deliveries, none lost, duplicated or out of order", rep)
+	}
+	if !strings.Contains(progress.String(), "connecting 5 sse subscribers") {
+		t.Fatalf("no progress on stderr:\n%s", progress.String())
+	}
+}
