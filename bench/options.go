@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// Transport is how the subscribers receive events.
+type Transport string
+
+// The transports of PROTOCOL.md.
+const (
+	WebSocket Transport = "ws"
+	SSE       Transport = "sse"
+	LongPoll  Transport = "longpoll"
+)
+
+// ParseTransport parses "ws", "sse" or "longpoll".
+func ParseTransport(s string) (Transport, error) {
+	switch t := Transport(s); t {
+	case WebSocket, SSE, LongPoll:
+		return t, nil
+	}
+	return "", &OptionError{Option: "transport", Value: strconv.Quote(s), Problem: "use ws, sse or longpoll"}
+}
+
+// Options say what to run. Start from DefaultOptions; Run refuses values
+// that make no sense with an *OptionError.
+type Options struct {
+	// Target is the base URL of a running pushd, e.g. http://127.0.0.1:8080.
+	// Empty starts a server in this process on 127.0.0.1 with the memory
+	// store and no limits.
+	Target string
+	// PID is the process id of Target's server, whose resident memory
+	// (VmRSS in /proc, so Linux only) is read before and after the
+	// subscribers connect. Zero measures nothing; only with Target.
+	PID int
+	// Transport is how subscribers receive events.
+	Transport Transport
+	// WSSubprotocol, with the WebSocket transport, is the subprotocol to
+	// ask for: empty (one event per message) or protocol.BatchSubprotocol.
+	WSSubprotocol string
+	// Subscribers is how many subscribers connect to the room.
+	Subscribers int
+	// Messages is how many messages are published, by all publishers
+	// together.
+	Messages int
+	// Publishers is how many publishers post at once; each waits for the
+	// answer to one message before it sends the next.
+	Publishers int
+	// Rate is messages per second, all publishers together; 0 publishes as
+	// fast as the publishers can.
+	Rate float64
+	// Size is the length of each message's text in bytes. The text starts
+	// with a header (run, publisher, sequence number, send time) of about
+	// 40 bytes and is padded to Size; a smaller Size sends the header only.
+	Size int
+	// Stall subscribers stop reading for StallFor once their first message
+	// arrives, as a slow client would.
+	Stall    int
+	StallFor time.Duration
+	// Room is the room to use; empty picks a fresh "bench-<random>".
+	Room string
+	// Timeout bounds the whole run (zero: 2 minutes).
+	Timeout time.Duration
+	// Drain is how long Run waits, once everything is published, without
+	// a single new delivery before it counts what is missing as lost
+	// (zero: 10 seconds).
+	Drain time.Duration
+	// ConnectConcurrency is how many subscribers connect at once (zero: 64).
+	ConnectConcurrency int
+	// Progress, when set, receives a line at each phase and every few
+	// seconds while messages flow.
+	Progress io.Writer
+}
+
+// DefaultOptions returns the defaults of pushd bench: an in-process server,
+// 1000 WebSocket subscribers, 1000 messages of 64 bytes from 4 publishers
+// as fast as they go.
+func DefaultOptions() Options {
+	return Options{
+		Transport:          WebSocket,
+		Subscribers:        1000,
+		Messages:           1000,
+		Publishers:         4,
+		Size:               64,
+		StallFor:           4 * time.Second,
+		Timeout:            2 * time.Minute,
+		Drain:              10 * time.Second,
+		ConnectConcurrency: 64,
+	}
+}
+
+// OptionError is an option with a value Run cannot use. Option is named as
+// the flag of pushd bench is (without the dashes).
+type OptionError struct {
+	Option  string
+	Value   string
+	Problem string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.Option, e.Value, e.Problem)
+}
+
+func badOption(option string, value any, format string, args ...any) error {
+	return &OptionError{Option: option, Value: fmt.Sprint(value), Problem: fmt.Sprintf(format, args...)}
+}
+
+// checked returns o with defaults for zero durations and concurrency, and
+// the base URL of the target (empty for an in-process server), or an
+// *OptionError.
+func (o Options) checked() (Options, string, error) {
+	if _, err := ParseTransport(string(o.Transport)); err != nil {
+		return o, "", err
+	}
+	switch {
+	case o.Subscribers < 1:
+		return o, "", badOption("subscribers", o.Subscribers, "need at least 1")
+	case o.Messages < 1:
+		return o, "", badOption("messages", o.Messages, "need at least 1")
+	case o.Publishers < 1:
+		return o, "", badOption("publishers", o.Publishers, "need at least 1")
+	case o.Publishers > o.Messages:
+		return o, "", badOption("publishers", o.Publishers, "more publishers than --messages %d", o.Messages)
+	case o.Rate < 0:
+		return o, "", badOption("rate", o.Rate, "must not be negative (0 publishes as fast as possible)")
+	case o.Size < 1:
+		return o, "", badOption("size", o.Size, "need at least 1 byte")
+	case o.Stall < 0 || o.Stall > o.Subscribers:
+		return o, "", badOption("stall", o.Stall, "must be between 0 and --subscribers %d", o.Subscribers)
+	case o.Stall > 0 && o.StallFor <= 0:
+		return o, "", badOption("stall-for", o.StallFor, "must be positive when --stall is set")
+	case o.Timeout < 0:
+		return o, "", badOption("timeout", o.Timeout, "must not be negative")
+	case o.Drain < 0:
+		return o, "", badOption("drain", o.Drain, "must not be negative")
+	case o.ConnectConcurrency < 0:
+		return o, "", badOption("connect-concurrency", o.ConnectConcurrency, "must not be negative")
+	case o.PID < 0:
+		return o, "", badOption("pid", o.PID, "must not be negative")
+	case o.PID > 0 && o.Target == "":
+		return o, "", badOption("pid", o.PID, "only with --target (the in-process server is measured directly)")
+	}
+	switch o.WSSubprotocol {
+	case "":
+	case protocol.BatchSubprotocol:
+		if o.Transport != WebSocket {
+			return o, "", badOption("ws-subprotocol", o.WSSubprotocol, "only with --transport ws")
+		}
+	default:
+		return o, "", badOption("ws-subprotocol", strconv.Quote(o.WSSubprotocol), "pushd knows only %s", protocol.BatchSubprotocol)
+	}
+	if o.Room != "" {
+		if err := protocol.ValidateName("room", o.Room); err != nil {
+			return o, "", badOption("room", strconv.Quote(o.Room), "use 1 to %d of A-Z a-z 0-9 . _ -", protocol.MaxNameLen)
+		}
+	}
+	base := ""
+	if o.Target != "" {
+		u, err := url.Parse(o.Target)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return o, "", badOption("target", strconv.Quote(o.Target), "want the server's base URL, e.g. http://127.0.0.1:8080")
+		}
+		base = strings.TrimSuffix(u.String(), "/")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Drain == 0 {
+		o.Drain = 10 * time.Second
+	}
+	if o.ConnectConcurrency == 0 {
+		o.ConnectConcurrency = 64
+	}
+	return o, base, nil
+}

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// publishTimeout bounds one publish request.
+const publishTimeout = 10 * time.Second
+
+// publish posts every message of the run: publisher p sends the messages
+// k with k%Publishers == p, as its sequence numbers 0, 1, 2, ..., each
+// after the answer to the one before. With a rate, publisher p sends its
+// message i at start + (p + i*Publishers)/Rate, or at once when it is
+// behind. It returns when all are acknowledged (201) or at the first
+// failure, and says when the first was sent.
+func (r *runner) publish(ctx context.Context) (first time.Time, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := r.o.Publishers
+	firsts := make([]time.Time, p)
+	var once sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for pub := range p {
+		wg.Go(func() {
+			var perr error
+			firsts[pub], perr = r.publisher(ctx, pub, start)
+			if perr != nil {
+				// The first failure stops the others; theirs are its echo.
+				once.Do(func() { err = perr; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	for _, t := range firsts {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first, err
+}
+
+// publisher sends publisher pub's share of the messages.
+func (r *runner) publisher(ctx context.Context, pub int, start time.Time) (first time.Time, err error) {
+	p, m := r.o.Publishers, r.o.Messages
+	n := m / p
+	if pub < m%p {
+		n++
+	}
+	url := r.base + "/v1/rooms/" + r.room + "/messages"
+	body := make([]byte, 0, r.o.Size+128)
+	for seq := range n {
+		if r.o.Rate > 0 {
+			due := start.Add(time.Duration(float64(pub+seq*p) / r.o.Rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 && !sleep(ctx, d) {
+				return first, fmt.Errorf("publisher %d: message %d: %w", pub, seq, ctx.Err())
+			}
+		}
+		sent := time.Now()
+		if first.IsZero() {
+			first = sent
+		}
+		body = append(body[:0], `{"user":"bench","text":"`...)
+		body = appendPayload(body, r.runID, pub, seq, sent.UnixNano(), r.o.Size)
+		body = append(body, `"}`...)
+		if err := r.post(ctx, url, body); err != nil {
+			return first, fmt.Errorf("publisher %d: message %d: %w", pub, seq, err)
+		}
+		r.published.Add(1)
+	}
+	return first, nil
+}
+
+// post sends one message and wants 201.
+func (r *runner) post(ctx context.Context, url string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.pubClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return answerError(resp)
+	}
+	_, err = io.Copy(io.Discard, resp.Body) // so the connection is reused
+	return err
+}
