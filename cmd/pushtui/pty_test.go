@@ -32,7 +32,8 @@ type terminal struct {
 func startTerminal(t *testing.T, w, h int, environ []string, args ...string) *terminal {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), asPushtui+"=1", "TERM=xterm-256color", "NO_COLOR=", "PUSH_SERVER=", "PUSH_TOKEN=")
+	// CI in the environment makes the colour library assume no terminal.
+	cmd.Env = append(os.Environ(), asPushtui+"=1", "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=")
 	cmd.Env = append(cmd.Env, environ...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(w), Rows: uint16(h)})
 	if err != nil {
