@@ -20,6 +20,8 @@ type eventsTarget struct {
 // SSE for Accept: text/event-stream, long polling for anything else.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
 	switch {
+	case r.Method == http.MethodHead:
+		return s.serveLongPoll(w, r, t) // answered at once: see pollWait
 	case isWebSocket(r):
 		return s.serveWS(w, r, t)
 	case acceptsEventStream(r):

@@ -68,8 +68,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 }
 
 // pollWait parses ?wait= (a Go duration or whole seconds), capped at the
-// server's limit; absent means the limit.
+// server's limit; absent means the limit. A HEAD request does not wait.
 func (s *Server) pollWait(r *http.Request) (time.Duration, error) {
+	if r.Method == http.MethodHead {
+		return 0, nil // nothing to wait for without a body
+	}
 	raw := r.URL.Query().Get("wait")
 	if raw == "" {
 		return s.cfg.LongPollWait, nil
