@@ -243,14 +243,16 @@ type waker interface{ wake() }
 func (s *stream) wakeWaiters() {
 	s.waitMu.Lock()
 	waiters := s.waiters
-	s.waiters = s.spare
+	s.waiters, s.spare = s.spare, nil // each map has one owner at a time
 	s.waitMu.Unlock()
 	for w := range waiters {
 		w.wake()
 	}
 	clear(waiters)
 	s.waitMu.Lock()
-	s.spare = waiters
+	if s.spare == nil {
+		s.spare = waiters
+	}
 	s.waitMu.Unlock()
 }
 
