@@ -177,8 +177,8 @@ func (sub *subscription) park(w waker) bool {
 	st := sub.st
 	st.waitMu.Lock()
 	defer st.waitMu.Unlock()
-	if sub.cursor != st.published.Load() || sub.reset != nil {
-		return false
+	if sub.cursor != st.published.Load() || sub.reset != nil || hubDone(st.hub) {
+		return false // more to collect, or a shutdown to see (it wakes waiters after closing done)
 	}
 	if st.waiters == nil {
 		st.waiters = make(map[waker]struct{})
