@@ -41,8 +41,10 @@ type pusher struct {
 	stream    string
 	cleanup   func() // releases what the subscription holds; called once, at the end
 
-	heartbeat *time.Timer
-	pingDue   atomic.Bool
+	heartbeat   *time.Timer
+	pingDue     atomic.Bool
+	lingerTimer *time.Timer // used by the running goroutine only
+	deadline    time.Time   // the connection's write deadline; running goroutine only
 
 	mu      sync.Mutex
 	running bool // a goroutine is in run
@@ -79,9 +81,13 @@ func (p *pusher) wake() {
 // run sends what there is to send, then parks or ends.
 func (p *pusher) run() {
 	for {
-		if end := p.step(); end {
+		end, notify := p.step()
+		if end {
 			p.finish()
 			return
+		}
+		if p.linger(notify) {
+			continue
 		}
 		if !p.sub.park(p) {
 			continue
@@ -98,50 +104,90 @@ func (p *pusher) run() {
 	}
 }
 
+// lingerFor is how long a pusher that has caught up waits for more before
+// it parks and lets its goroutine go. On a busy stream it thus keeps its
+// goroutine (and that goroutine's grown stack) from one event to the next;
+// on a quiet one it holds nothing for long.
+const lingerFor = 200 * time.Millisecond
+
+// linger waits up to lingerFor for news on the stream (notify); false when
+// nothing came.
+func (p *pusher) linger(notify <-chan struct{}) bool {
+	if p.lingerTimer == nil {
+		p.lingerTimer = time.NewTimer(lingerFor)
+	} else {
+		p.lingerTimer.Reset(lingerFor)
+	}
+	// Only the stream's channel and the pusher's own timer: every subscriber
+	// of the stream waits on notify, and each shared channel more in this
+	// select is a lock they all contend for. The end of the connection and
+	// the shutdown are seen when the linger is over.
+	select {
+	case <-notify:
+	case <-p.lingerTimer.C:
+		return false
+	}
+	p.lingerTimer.Stop()
+	return true
+}
+
 // step writes everything available, a ping if one is due, or the end the
-// situation calls for. It returns true when the connection is to end.
-func (p *pusher) step() (end bool) {
+// situation calls for. It returns true when the connection is to end, and
+// otherwise the channel the stream's next publish closes.
+func (p *pusher) step() (end bool, notify <-chan struct{}) {
 	s := p.s
 	for {
 		if p.ctx.Err() != nil {
-			return true
+			return true, nil
 		}
-		batch, _, err := p.sub.collect(p.ctx)
-		_ = p.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		batch, news, err := p.sub.collect(p.ctx)
+		p.extendDeadline()
 		switch {
 		case err == nil && len(batch) > 0:
 			if err := p.sink.send(batch); err != nil {
-				return true
+				return true, nil
 			}
 			s.metrics.wrote(p.transport, batch, time.Now())
 			p.heartbeat.Reset(s.cfg.Heartbeat)
 			continue
 		case err == nil && hubDone(s.hub):
 			p.sink.end(protocol.CloseShutdown, "the server is restarting; reconnect with your last cursor")
-			return true
+			return true, nil
 		case err == nil && p.pingDue.Swap(false):
 			pctx, cancel := context.WithTimeout(p.ctx, s.cfg.WriteTimeout)
 			err := p.sink.ping(pctx)
 			cancel()
 			if err != nil {
-				return true
+				return true, nil
 			}
 			p.heartbeat.Reset(s.cfg.Heartbeat)
 			continue
 		case err == nil:
-			return false // caught up: park
+			return false, news // caught up
 		case errors.Is(err, ErrSlowConsumer):
 			s.metrics.slowDrops.Inc()
 			p.sink.end(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last cursor, nothing is lost")
-			return true
+			return true, nil
 		default:
 			if p.ctx.Err() == nil {
 				s.log.Error("subscription", "transport", p.transport, "stream", p.stream, "err", err)
 				p.sink.end(protocol.CloseInternal, "internal error; reconnect with your last cursor")
 			}
-			return true
+			return true, nil
 		}
 	}
+}
+
+// extendDeadline makes sure the next write has the write timeout, less at
+// most a tenth of it: setting a deadline costs, and most steps need not
+// move it.
+func (p *pusher) extendDeadline() {
+	now, timeout := time.Now(), p.s.cfg.WriteTimeout
+	if p.deadline.Sub(now) > timeout-timeout/10 {
+		return
+	}
+	p.deadline = now.Add(p.s.cfg.WriteTimeout)
+	_ = p.conn.SetWriteDeadline(p.deadline)
 }
 
 // finish closes the connection and releases what the subscriber held.
@@ -151,6 +197,9 @@ func (p *pusher) finish() {
 	p.mu.Unlock()
 	p.sub.unpark(p)
 	p.heartbeat.Stop()
+	if p.lingerTimer != nil {
+		p.lingerTimer.Stop()
+	}
 	p.sink.closeNow()
 	p.cleanup()
 }
