@@ -122,3 +122,40 @@ func checkForLimits(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met")
 }
+
+func TestLongPollAndRoomLimits(t *testing.T) {
+	base := limitServer(t, server.Config{LongPollWait: 5 * time.Second, Limits: server.Limits{LongPollsPerIP: 2, MaxStreams: 3}})
+	// Two long polls wait; a third from the same address is refused.
+	done := make(chan struct{}, 2)
+	for _, room := range []string{"a", "b"} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			resp, err := http.Get(base + "/v1/rooms/" + room + "/events?wait=5s")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	checkForLimits(t, func() bool {
+		return strings.Contains(scrape(t, base), `pushd_connections{transport="longpoll"} 2`)
+	})
+	if status, code := call(t, "GET", base+"/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
+		t.Fatalf("a third long poll: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
+	}
+	// Rooms a and b exist; one more may be made, then no more.
+	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+		t.Fatalf("publish to a third room: %d", status)
+	}
+	if status, code := call(t, "POST", base+"/v1/rooms/d/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
+		t.Fatalf("publish to a fourth room: %d %s; want 503 %s", status, code, protocol.CodeUnavailable)
+	}
+	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"again"}`); status != 201 {
+		t.Fatalf("publish to an existing room at the limit: %d", status)
+	}
+	// Release the long polls.
+	for _, room := range []string{"a", "b"} {
+		call(t, "POST", base+"/v1/rooms/"+room+"/messages", "", `{"user":"u","text":"wake"}`)
+	}
+	<-done
+	<-done
+}
