@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,19 +285,9 @@ func (ts *Tasks) List() []protocol.Task {
 		if c := b.Created.Compare(a.Created); c != 0 {
 			return c
 		}
-		return -compareStrings(a.ID, b.ID)
+		return strings.Compare(b.ID, a.ID)
 	})
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Cancel asks a task to stop. A queued task is cancelled at once; a running
