@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -158,4 +162,52 @@ func TestLongPollAndRoomLimits(t *testing.T) {
 	}
 	<-done
 	<-done
+}
+
+func TestSlowBodyAndLargeClientMessage(t *testing.T) {
+	srv, err := server.New(server.Config{ReadTimeout: 200 * time.Millisecond, Limits: server.Limits{WSReadLimit: 1024}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		_ = srv.Shutdown(context.Background())
+		ts.Close()
+	})
+
+	// A body that does not arrive in time: 408 with the error body.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user\":")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"code":"timeout"`) {
+		t.Fatalf("slow body: %d %s; want 408 timeout", resp.StatusCode, body)
+	}
+
+	// A WebSocket message over the read limit closes that connection with 1009.
+	ctx := t.Context()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/rooms/lobby/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("x", 2048))); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, _, err = c.Read(rctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusMessageTooBig {
+		t.Fatalf("after a 2 KiB message with a 1 KiB limit: %v; want close 1009", err)
+	}
 }

@@ -280,6 +280,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--history", "0", "--store", "memory"}, "--history 0"},
 		{[]string{"serve", "--addr", "256.0.0.1:1", "--store", "memory"}, "listen on 256.0.0.1:1"},
 		{[]string{"serve", "extra"}, "unknown command"},
+		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", "memory"}, "refusing to listen on 0.0.0.0:0 without authentication"},
+		{[]string{"serve", "--auth-secret", "short", "--store", "memory"}, "at least 16 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
