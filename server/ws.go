@@ -39,6 +39,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err != nil {
 		return err
 	}
+	// The handshake was checked, so Accept can only fail for want of a
+	// connection to take over: join presence now, and the client's login is
+	// in the stream before its upgrade is answered.
+	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
+		return err
+	}
 	hw := &hijackRecorder{ResponseWriter: w}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols: []string{protocol.BatchSubprotocol},
@@ -52,22 +58,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Keep the connection, not the finished request and response.
 	sk := &wsSink{c: c, out: hw.out, batching: c.Subprotocol() == protocol.BatchSubprotocol}
-	// Presence only now that the upgrade cannot fail: a refused request
-	// changes nothing.
-	jctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-	cleanup, err = s.join(jctx, t, cleanup)
-	cancel()
-	if err != nil {
-		s.log.Error("websocket presence", "stream", t.stream, "err", err)
-		sk.end(protocol.CloseInternal, "")
-		return nil
-	}
 	s.startPusher(readAndDiscard(c), sub, sk, hw.conn, transportWS, t.stream, cleanup)
 	return nil
 }
 
 // checkHandshake refuses a WebSocket upgrade the library would refuse, but
-// with the error body of every other refusal (RFC 6455, section 4.2.1).
+// with the error body of every other refusal (RFC 6455, section 4.2.1), and
+// before anything has changed.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
