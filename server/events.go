@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/pushd/push/protocol"
@@ -10,6 +11,7 @@ import (
 
 // eventsTarget is what a subscribe request asks for.
 type eventsTarget struct {
+	query  url.Values // the request's query, parsed once
 	stream string
 	filter string // one task's id, on /v1/tasks/{id}/events
 	room   string // set for rooms: presence applies
@@ -58,15 +60,15 @@ func headerHasToken(h http.Header, key, token string) bool {
 // since returns the requested start cursor: SSE's Last-Event-ID header if
 // sseHeader and present (a reconnecting EventSource sends it with the
 // original URL), else ?since=; nil for neither.
-func since(r *http.Request, sseHeader bool) (*protocol.Cursor, error) {
-	raw, what := r.URL.Query().Get("since"), "since"
+func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, error) {
+	raw, what := q.Get("since"), "since"
 	if sseHeader {
 		if id := r.Header.Get("Last-Event-ID"); id != "" {
 			raw, what = id, "Last-Event-ID"
 		}
 	}
 	if raw == "" {
-		if r.URL.Query().Has("since") {
+		if q.Has("since") {
 			return nil, errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "since is empty: give a cursor (<epoch>:<seq> or <seq>), or leave it out to start at the live end")
 		}
 		return nil, nil
@@ -81,7 +83,7 @@ func since(r *http.Request, sseHeader bool) (*protocol.Cursor, error) {
 // open validates the request's cursor and opens a subscription, answering
 // errors before any transport has started.
 func (s *Server) open(ctx context.Context, r *http.Request, t eventsTarget, sseHeader bool, max int) (*subscription, error) {
-	c, err := since(r, sseHeader)
+	c, err := since(r, t.query, sseHeader)
 	if err != nil {
 		return nil, err
 	}

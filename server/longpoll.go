@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,7 +16,7 @@ const maxPollEvents = 1000
 // serveLongPoll answers with the events after ?since= as soon as there is
 // at least one, or with none when ?wait= runs out. wait=0 is a short poll.
 func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
-	wait, err := s.pollWait(r)
+	wait, err := s.pollWait(r, t.query)
 	if err != nil {
 		return err
 	}
@@ -59,8 +60,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	body = append(body, `],"cursor":"`...)
 	body = append(body, sub.Cursor().String()...)
 	body = append(body, "\"}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	// With a length the answer leaves in one write, not as chunks.
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if _, err := w.Write(body); err == nil {
 		s.metrics.wrote(transportLongPoll, batch, time.Now())
 	}
@@ -69,11 +73,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 
 // pollWait parses ?wait= (a Go duration or whole seconds), capped at the
 // server's limit; absent means the limit. A HEAD request does not wait.
-func (s *Server) pollWait(r *http.Request) (time.Duration, error) {
+func (s *Server) pollWait(r *http.Request, q url.Values) (time.Duration, error) {
 	if r.Method == http.MethodHead {
 		return 0, nil // nothing to wait for without a body
 	}
-	raw := r.URL.Query().Get("wait")
+	raw := q.Get("wait")
 	if raw == "" {
 		return s.cfg.LongPollWait, nil
 	}

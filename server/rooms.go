@@ -20,8 +20,9 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	user := r.URL.Query().Get("user")
-	if user != "" || r.URL.Query().Has("user") {
+	q := r.URL.Query()
+	user := q.Get("user")
+	if user != "" || q.Has("user") {
 		if err := protocol.ValidateName("user", user); err != nil {
 			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
@@ -29,7 +30,7 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 	if _, err := s.roomAccess(r, room, user, false); err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{stream: protocol.RoomStream(room), room: room, user: user})
+	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user})
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {

@@ -141,7 +141,7 @@ func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error
 	if err := s.taskAccess(r, false); err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{stream: protocol.TasksStream})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream})
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
@@ -152,5 +152,5 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	if _, err := s.tasks.Get(id); err != nil {
 		return taskError(err)
 	}
-	return s.serveEvents(w, r, eventsTarget{stream: protocol.TasksStream, filter: id})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
 }
