@@ -887,6 +887,18 @@ func TestTaskShutdownCancelsRunningTasks(t *testing.T) {
 					taskSeen(evs, external.ID, func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 			})
 
+			if tr == "longpoll" {
+				// A poll that has reached the wrapper may not yet be counted
+				// by the server; wait until both are, so the shutdown
+				// answers them rather than refusing them.
+				ok := taskPoll(taskWait, func() bool {
+					_, _, b := ts.do(http.MethodGet, "/metrics", "")
+					return strings.Contains(string(b), `pushd_connections{transport="longpoll"} 2`)
+				})
+				if !ok {
+					t.Fatal("the two long polls never waited at once")
+				}
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), taskWait)
 			defer cancel()
 			if err := ts.srv.Shutdown(ctx); err != nil {
