@@ -80,13 +80,10 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 	return &c, nil
 }
 
-// open validates the request's cursor and opens a subscription, answering
-// errors before any transport has started.
-func (s *Server) open(ctx context.Context, r *http.Request, t eventsTarget, sseHeader bool, max int) (*subscription, error) {
-	c, err := since(r, t.query, sseHeader)
-	if err != nil {
-		return nil, err
-	}
+// open opens a subscription at the cursor the request asked for (see
+// since), after the limits have admitted it (setUp), so a refused request
+// creates no stream.
+func (s *Server) open(ctx context.Context, t eventsTarget, c *protocol.Cursor, max int) (*subscription, error) {
 	return s.hub.subscribe(ctx, t.stream, c, t.filter, max)
 }
 
@@ -98,8 +95,7 @@ func (s *Server) join(ctx context.Context, t eventsTarget, cleanup func()) (func
 		return cleanup, nil
 	}
 	if err := s.presence.join(ctx, t.room, t.user); err != nil {
-		s.presence.leave(t.room, t.user)
-		cleanup()
+		cleanup() // join has undone its count already
 		return nil, err
 	}
 	return func() {

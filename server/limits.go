@@ -91,8 +91,12 @@ type bucket struct {
 	used time.Time
 }
 
-// allow takes a token for key, or says how long until one is free.
-func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
+// allow reports whether key has a token now, and takes it only when the
+// returned commit is called (after the publish succeeded), so a request
+// refused for another reason costs nothing. Otherwise it says how long
+// until a token is free. Concurrent requests of one key may both pass the
+// check; the limit is approximate by at most that.
+func (l *limiters) allow(key string, now time.Time) (commit func(), wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buckets == nil {
@@ -112,12 +116,10 @@ func (l *limiters) allow(key string, now time.Time) (bool, time.Duration) {
 		l.buckets[key] = b
 	}
 	b.used = now
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
+	if tokens := b.lim.TokensAt(now); tokens < 1 {
+		return nil, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
 	}
-	return true, 0
+	return func() { b.lim.AllowN(time.Now(), 1) }, 0
 }
 
 // clientIP is the address the request came from.
@@ -136,15 +138,17 @@ func tooMany(w http.ResponseWriter, retry time.Duration, format string, args ...
 	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...)
 }
 
-// allowPublish applies the per-user publish rate.
-func (s *Server) allowPublish(w http.ResponseWriter, user string) error {
+// allowPublish applies the per-user publish rate. The returned commit
+// takes the token, once the publish has succeeded.
+func (s *Server) allowPublish(w http.ResponseWriter, user string) (commit func(), err error) {
 	if s.cfg.Limits.PublishRate <= 0 {
-		return nil
+		return func() {}, nil
 	}
-	if ok, wait := s.publishes.allow(user, time.Now()); !ok {
-		return tooMany(w, wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
+	commit, wait := s.publishes.allow(user, time.Now())
+	if commit == nil {
+		return nil, tooMany(w, wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
 	}
-	return nil
+	return commit, nil
 }
 
 // admit counts a subscription against the per-address and per-user limits;

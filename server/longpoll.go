@@ -21,15 +21,20 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 		return err
 	}
 	ctx := r.Context()
-	sub, err := s.open(ctx, r, t, false, maxPollEvents)
+	c, err := since(r, t.query, false)
 	if err != nil {
 		return err
 	}
-	sub.unbounded = true // each poll reads from the log; there is no queue to overflow
 	cleanup, err := s.setUp(w, r, t, transportLongPoll)
 	if err != nil {
 		return err
 	}
+	sub, err := s.open(ctx, t, c, maxPollEvents)
+	if err != nil {
+		cleanup()
+		return err
+	}
+	sub.unbounded = true // each poll reads from the log; there is no queue to overflow
 	if cleanup, err = s.join(ctx, t, cleanup); err != nil {
 		return err
 	}

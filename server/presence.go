@@ -47,8 +47,8 @@ func (p *presence) room(name string) *roomPresence {
 }
 
 // join counts a connection of user to room, publishing a login if the user
-// was not present. The caller must call leave once the connection ends,
-// whether or not join returned an error.
+// was not present. On success the caller must call leave once the
+// connection ends; on error nothing was counted.
 func (p *presence) join(ctx context.Context, room, user string) error {
 	r := p.room(room)
 	r.mu.Lock()

@@ -56,11 +56,13 @@ type pusher struct {
 // when the connection does.
 func (s *Server) startPusher(ctx context.Context, sub *subscription, sk sink, conn net.Conn, transport, stream string, cleanup func()) {
 	p := &pusher{s: s, sub: sub, sink: sk, conn: conn, ctx: ctx, transport: transport, stream: stream, cleanup: cleanup}
-	context.AfterFunc(ctx, p.wake) // the client went away: end
+	// Everything the pusher's goroutine uses is set before anything can
+	// start it: the context may have ended already.
 	p.heartbeat = time.AfterFunc(s.cfg.Heartbeat, func() {
 		p.pingDue.Store(true)
 		p.wake()
 	})
+	context.AfterFunc(ctx, p.wake) // the client went away: end
 	p.wake()
 }
 

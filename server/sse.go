@@ -23,12 +23,17 @@ const sseBatch = 128
 // once for everyone) with no goroutine of its own while idle. Where the
 // connection cannot be taken over (HTTP/2), the handler streams instead.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
-	sub, err := s.open(r.Context(), r, t, true, sseBatch)
+	c, err := since(r, t.query, true)
 	if err != nil {
 		return err
 	}
 	cleanup, err := s.setUp(w, r, t, transportSSE)
 	if err != nil {
+		return err
+	}
+	sub, err := s.open(r.Context(), t, c, sseBatch)
+	if err != nil {
+		cleanup()
 		return err
 	}
 	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {

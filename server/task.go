@@ -261,7 +261,11 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 	if rep.State == protocol.TaskFailed && msg == "" {
 		msg = "failed"
 	}
-	t.finish(ctx, rep.State, msg)
+	if !t.finish(ctx, rep.State, msg) {
+		// Something else (a cancel, the stall timer, another report) ended
+		// it first: this report changed nothing.
+		return fmt.Errorf("%w: task %s ended before this report", ErrTaskFinished, t.snap.ID)
+	}
 	select {
 	case t.reports <- nil: // let the task's goroutine end
 	default:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -31,12 +32,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err := checkHandshake(w, r); err != nil {
 		return err
 	}
-	sub, err := s.open(r.Context(), r, t, false, wsBatch)
+	cursor, err := since(r, t.query, false)
 	if err != nil {
 		return err
 	}
 	cleanup, err := s.setUp(w, r, t, transportWS)
 	if err != nil {
+		return err
+	}
+	sub, err := s.open(r.Context(), t, cursor, wsBatch)
+	if err != nil {
+		cleanup()
 		return err
 	}
 	// The handshake was checked, so Accept can only fail for want of a
@@ -66,11 +72,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 // with the error body of every other refusal (RFC 6455, section 4.2.1), and
 // before anything has changed.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	if r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "a WebSocket upgrade needs HTTP/1.1, not %s", r.Proto)
+	}
+	if _, ok := w.(http.Hijacker); !ok {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "this connection cannot be upgraded to a WebSocket; use SSE or long polling")
+	}
+	if keys := r.Header.Values("Sec-WebSocket-Key"); len(keys) != 1 {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "send exactly one Sec-WebSocket-Key")
+	}
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "WebSocket version %q is not supported; use 13", v)
 	}
-	key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key")))
 	if err != nil || len(key) != 16 {
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}

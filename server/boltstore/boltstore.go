@@ -108,6 +108,15 @@ func Open(dir string, opts Options) (*Store, error) {
 // Close implements server.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
+// closedErr turns bolt's error for a closed database into the Store
+// contract's server.ErrStoreClosed, so callers answer 503, not 500.
+func closedErr(err error) error {
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: %w", server.ErrStoreClosed, err)
+	}
+	return err
+}
+
 // DB returns the underlying database, for other durable state of the server
 // (task records) to live in the same file.
 func (s *Store) DB() *bolt.DB { return s.db }
@@ -176,7 +185,7 @@ func (s *Store) Append(_ context.Context, stream string, events []protocol.Event
 		return s.trim(evb, in.Last+uint64(len(out)))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("append to %s: %w", stream, err)
+		return nil, fmt.Errorf("append to %s: %w", stream, closedErr(err))
 	}
 	return out, nil
 }
@@ -255,7 +264,7 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	})
 	switch {
 	case err != nil:
-		return nil, server.StreamInfo{}, fmt.Errorf("read %s: %w", stream, err)
+		return nil, server.StreamInfo{}, fmt.Errorf("read %s: %w", stream, closedErr(err))
 	case expired:
 		if err := s.db.Update(func(tx *bolt.Tx) error {
 			b, _ := streamBucket(tx, stream, false)
@@ -282,7 +291,7 @@ func (s *Store) Info(_ context.Context, stream string) (server.StreamInfo, error
 		return nil
 	})
 	if err != nil || in.Epoch != "" {
-		return in, err
+		return in, closedErr(err)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b, err := streamBucket(tx, stream, true)
@@ -292,7 +301,7 @@ func (s *Store) Info(_ context.Context, stream string) (server.StreamInfo, error
 		return err
 	})
 	if err != nil {
-		return in, fmt.Errorf("info %s: %w", stream, err)
+		return in, fmt.Errorf("info %s: %w", stream, closedErr(err))
 	}
 	return in, nil
 }
