@@ -158,7 +158,7 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 				continue
 			}
 			st.mu.RUnlock()
-			if err := sub.catchUp(ctx); err != nil {
+			if err := sub.catchUp(ctx, last); err != nil {
 				return nil, nil, err
 			}
 			continue
@@ -198,9 +198,14 @@ func (sub *subscription) unpark(w waker) {
 // catchUp appends the next events from the store to sub.buf, for a
 // subscriber behind the tail. A gap before the store's first event becomes
 // a reset.
-func (sub *subscription) catchUp(ctx context.Context) error {
+//
+// It hands out nothing after last, the hub's head: the store holds an
+// append's events a moment before the hub has announced them, and a
+// subscriber must never get ahead of the stream it will resume on.
+func (sub *subscription) catchUp(ctx context.Context, last uint64) error {
 	st := sub.st
-	events, info, err := st.hub.store.Read(ctx, st.name, sub.cursor, sub.max-len(sub.buf))
+	limit := min(uint64(sub.max-len(sub.buf)), last-sub.cursor)
+	events, info, err := st.hub.store.Read(ctx, st.name, sub.cursor, int(limit))
 	if err != nil {
 		return fmt.Errorf("read stream %s: %w", st.name, err)
 	}
@@ -214,6 +219,9 @@ func (sub *subscription) catchUp(ctx context.Context) error {
 		return fmt.Errorf("read stream %s: store has nothing after seq %d but the stream is at %d", st.name, sub.cursor, info.Last)
 	}
 	for i := range events {
+		if events[i].Seq > last {
+			break
+		}
 		sub.cursor = events[i].Seq
 		if sub.filter != "" && (events[i].Task == nil || events[i].Task.ID != sub.filter) {
 			continue

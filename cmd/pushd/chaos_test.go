@@ -41,7 +41,7 @@ type follower struct {
 	transport client.Transport
 	mu        sync.Mutex
 	seqs      []uint64
-	resets    int
+	resets    []string // each reset's reason and position
 }
 
 func (f *follower) last() uint64 {
@@ -93,7 +93,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 			for ev := range sub.Events() {
 				f.mu.Lock()
 				if ev.Type == protocol.TypeReset {
-					f.resets++
+					f.resets = append(f.resets, fmt.Sprintf("%s at %s after %d events", ev.Reason, ev.Cursor(), len(f.seqs)))
 				} else {
 					f.seqs = append(f.seqs, ev.Seq)
 				}
@@ -171,8 +171,8 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 		f.mu.Lock()
 		seqs, resets := f.seqs, f.resets
 		f.mu.Unlock()
-		if resets > 0 {
-			t.Errorf("follower %d (%s) got %d resets; the durable store keeps its epoch across crashes", i, f.transport, resets)
+		if len(resets) > 0 {
+			t.Errorf("follower %d (%s) got resets (%s); the durable store keeps its epoch across crashes", i, f.transport, strings.Join(resets, "; "))
 		}
 		got := make(map[uint64]bool, len(seqs))
 		for j, seq := range seqs {
