@@ -50,18 +50,7 @@ type ChatConfig struct {
 }
 
 func (c *ChatConfig) defaults() {
-	if c.Styles == nil {
-		c.Styles = PlainStyles()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	if c.Transport == "" {
-		c.Transport = "auto"
-	}
+	screenDefaults(&c.Styles, &c.Now, &c.Timeout, &c.Transport)
 }
 
 // ChatModel is the chat screen: header, messages, who is here, the live

@@ -77,18 +77,7 @@ type cancelledMsg struct {
 
 // NewFollowModel returns the view following cfg.TaskID.
 func NewFollowModel(cfg FollowConfig) *FollowModel {
-	if cfg.Styles == nil {
-		cfg.Styles = PlainStyles()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.Transport == "" {
-		cfg.Transport = "auto"
-	}
+	screenDefaults(&cfg.Styles, &cfg.Now, &cfg.Timeout, &cfg.Transport)
 	st := cfg.Styles
 	m := &FollowModel{
 		cfg:   cfg,

@@ -3,6 +3,7 @@ package tui
 import (
 	"hash/fnv"
 	"io"
+	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/lipgloss"
@@ -218,4 +219,21 @@ func (s *Styles) help() help.Model {
 	}
 	h.ShortSeparator = " · "
 	return h
+}
+
+// screenDefaults fills in what every screen's config defaults alike: plain
+// styles, the real clock, 10 s per request, and the auto transport.
+func screenDefaults(styles **Styles, now *func() time.Time, timeout *time.Duration, transport *string) {
+	if *styles == nil {
+		*styles = PlainStyles()
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	if *timeout <= 0 {
+		*timeout = 10 * time.Second
+	}
+	if *transport == "" {
+		*transport = "auto"
+	}
 }

@@ -38,18 +38,7 @@ type WatchConfig struct {
 }
 
 func (c *WatchConfig) defaults() {
-	if c.Styles == nil {
-		c.Styles = PlainStyles()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	if c.Transport == "" {
-		c.Transport = "auto"
-	}
+	screenDefaults(&c.Styles, &c.Now, &c.Timeout, &c.Transport)
 }
 
 // WatchModel is the list of every task, newest first, with live progress;
