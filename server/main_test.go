@@ -183,9 +183,19 @@ type pollAnswer struct {
 // status and body.
 func (p *pushd) get(t testing.TB, ctx context.Context, path string, header ...string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
+	return p.request(t, ctx, http.MethodGet, path, "", "", header...)
+}
+
+// request makes a request with an optional body (ctype "" sends no
+// Content-Type) and header pairs, and returns the answer.
+func (p *pushd) request(t testing.TB, ctx context.Context, method, path, ctype, body string, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, p.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
@@ -195,11 +205,11 @@ func (p *pushd) get(t testing.TB, ctx context.Context, path string, header ...st
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, resp.Header, body
+	return resp.StatusCode, resp.Header, b
 }
 
 // poll makes a long or short poll on a room (query without the leading
