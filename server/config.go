@@ -57,6 +57,11 @@ type Config struct {
 	Tasks TaskConfig
 	// TaskStore keeps task records across restarts (nil: in memory only).
 	TaskStore TaskStore
+	// Roster shares presence with other servers (nil: this server's own).
+	Roster Roster
+	// TaskPeers reaches tasks running on other servers that share the
+	// TaskStore (nil: every task is this server's).
+	TaskPeers TaskPeers
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 }

@@ -13,8 +13,9 @@ import (
 // connection opens and logs out when the last one has been closed for the
 // grace period, so a client that reconnects quickly does not flap.
 type presence struct {
-	hub   *Hub
-	grace time.Duration
+	hub    *Hub
+	grace  time.Duration
+	roster Roster // nil: presence is this server's alone
 
 	mu    sync.Mutex
 	rooms map[string]*roomPresence
@@ -31,8 +32,14 @@ type member struct {
 	gen    uint64      // bumped on every join and leave; a stale timer sees a newer one
 }
 
-func newPresence(hub *Hub, grace time.Duration) *presence {
-	return &presence{hub: hub, grace: grace, rooms: make(map[string]*roomPresence)}
+func newPresence(hub *Hub, grace time.Duration, roster Roster) *presence {
+	return &presence{hub: hub, grace: grace, roster: roster, rooms: make(map[string]*roomPresence)}
+}
+
+// gone publishes the logout of a user whose servers all vanished (the
+// roster found them).
+func (p *presence) gone(room, user string) {
+	// TODO(presence roster): publish the logout.
 }
 
 func (p *presence) room(name string) *roomPresence {

@@ -33,6 +33,12 @@ type Server struct {
 	publishes *limiters
 	metrics   *metrics
 
+	// background work that lives as long as the server: following shared
+	// stores, the presence roster, task peers. Shutdown cancels it and
+	// waits.
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
 	mu      sync.Mutex
 	closing bool
 	active  int           // running subscription handlers, including hijacked WebSockets
@@ -72,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
 	s.newLimiters()
-	s.presence = newPresence(s.hub, cfg.PresenceGrace)
+	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster)
 	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -82,6 +88,18 @@ func New(cfg Config) (*Server, error) {
 	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.mux = http.NewServeMux()
 	s.routes()
+	var bgCtx context.Context
+	bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	if cfg.Roster != nil {
+		s.bg.Go(func() { cfg.Roster.Run(bgCtx, s.presence.gone) })
+	}
+	if cfg.TaskPeers != nil {
+		s.bg.Go(func() {
+			if err := cfg.TaskPeers.Serve(bgCtx, s.tasks); err != nil && bgCtx.Err() == nil {
+				s.log.Error("serve task requests from other servers", "err", err)
+			}
+		})
+	}
 	return s, nil
 }
 
@@ -187,6 +205,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.hub.shutdown()
 	s.presence.stop()
+	s.bgCancel()
+	s.bg.Wait()
 	err := terr
 	select {
 	case <-s.drained:

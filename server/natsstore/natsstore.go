@@ -1,0 +1,467 @@
+// Package natsstore keeps pushd's state in NATS JetStream, so several pushd
+// servers can serve the same streams: each pushd stream is a JetStream
+// stream whose sequence is the event's seq, every server follows the
+// streams its subscribers read, and presence and task records live in
+// JetStream key-value buckets.
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// Options configure a Store. URL is required.
+type Options struct {
+	// URL is the NATS server, or a comma-separated list of a cluster's.
+	URL string
+	// CredsFile is a NATS credentials file (JWT and seed), if the server
+	// needs one.
+	CredsFile string
+	// Prefix names everything pushd creates in NATS, so several pushd
+	// clusters can share one NATS (default "pushd").
+	Prefix string
+	// Replicas is how many copies JetStream keeps of each stream (default
+	// 1; use 3 on a three-node NATS cluster).
+	Replicas int
+	// MaxEvents and MaxAge bound each stream's history (0: no bound).
+	MaxEvents int
+	MaxAge    time.Duration
+	// Timeout bounds each call to NATS (default 5 s). A call that takes
+	// longer fails with server.ErrUnavailable.
+	Timeout time.Duration
+	// Name identifies this server's connection in NATS monitoring.
+	Name string
+	// Logger receives connection changes (default: discarded).
+	Logger *slog.Logger
+}
+
+// Store is a server.Store on NATS JetStream, shared by every pushd that
+// opens one with the same URL and prefix.
+type Store struct {
+	opts Options
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	streams map[string]*jsStream
+}
+
+var (
+	_ server.Store    = (*Store)(nil)
+	_ server.Follower = (*Store)(nil)
+	_ server.Readier  = (*Store)(nil)
+)
+
+// jsStream is what the store knows of one pushd stream's JetStream stream.
+type jsStream struct {
+	name  string // JetStream stream name
+	epoch string
+}
+
+// metaEpoch is the JetStream stream metadata key that holds the epoch.
+const metaEpoch = "pushd_epoch"
+
+// Open connects to NATS and checks that JetStream is there. After Open the
+// connection reconnects by itself for as long as the Store is open.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.URL == "" {
+		return nil, errors.New("open NATS store: no URL")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "pushd"
+	}
+	if strings.ContainsAny(opts.Prefix, ".*> \t/\\") {
+		return nil, fmt.Errorf("open NATS store: prefix %q: use letters, digits, - and _", opts.Prefix)
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Name == "" {
+		opts.Name = "pushd"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	natsOpts := []nats.Option{
+		nats.Name(opts.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.Timeout(opts.Timeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("lost NATS connection; reconnecting", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS connection back", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if opts.CredsFile != "" {
+		natsOpts = append(natsOpts, nats.UserCredentials(opts.CredsFile))
+	}
+	nc, err := nats.Connect(opts.URL, natsOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", opts.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open JetStream at %s: %w", opts.URL, err)
+	}
+	s := &Store{opts: opts, nc: nc, js: js, log: log, streams: make(map[string]*jsStream)}
+	if err := s.Ready(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
+	}
+	return s, nil
+}
+
+// Conn returns the store's NATS connection, for the presence roster and
+// task peers that share it.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// JetStream returns the store's JetStream context.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Prefix returns the prefix of everything the store creates in NATS.
+func (s *Store) Prefix() string { return s.opts.Prefix }
+
+// Timeout returns the bound on each call to NATS.
+func (s *Store) Timeout() time.Duration { return s.opts.Timeout }
+
+// Replicas returns how many copies JetStream keeps of what the store
+// creates.
+func (s *Store) Replicas() int { return s.opts.Replicas }
+
+// Ready reports whether NATS and JetStream answer.
+func (s *Store) Ready(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return unavailable(fmt.Errorf("not connected to NATS (%s)", s.nc.Status()))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if _, err := s.js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return fmt.Errorf("%w: JetStream is not enabled on the NATS server (start it with -js)", server.ErrUnavailable)
+		}
+		return unavailable(fmt.Errorf("JetStream does not answer: %w", err))
+	}
+	return nil
+}
+
+// Close closes the connection to NATS.
+func (s *Store) Close() error {
+	s.nc.Close()
+	return nil
+}
+
+// unavailable marks a NATS error as the store being out of reach.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", server.ErrUnavailable, err)
+}
+
+// escape makes a pushd name (A-Z a-z 0-9 . _ - and /) fit a JetStream
+// stream name and a subject token, which take neither "." nor "/".
+func escape(name string) string {
+	return strings.NewReplacer(".", "=2E", "/", "=2F").Replace(name)
+}
+
+// streamName is the JetStream stream that holds a pushd stream.
+func (s *Store) streamName(stream string) string {
+	return strings.ToUpper(s.opts.Prefix) + "_" + escape(stream)
+}
+
+// subject is where a pushd stream's events are published.
+func (s *Store) subject(stream string) string {
+	return s.opts.Prefix + ".events." + escape(stream)
+}
+
+// checkOpen refuses work after Close and while NATS is unreachable, so a
+// request fails at once with a clear error instead of waiting out the
+// timeout.
+func (s *Store) checkOpen() error {
+	switch {
+	case s.nc.IsClosed():
+		return server.ErrStoreClosed
+	case !s.nc.IsConnected():
+		return unavailable(errors.New("not connected to NATS"))
+	}
+	return nil
+}
+
+// lookup returns the JetStream stream of a pushd stream, creating it (with
+// a new epoch) the first time any server asks for it.
+func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream.Stream, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, nil, err
+	}
+	name := s.streamName(stream)
+	cfg := jetstream.StreamConfig{
+		Name:        name,
+		Description: "pushd stream " + stream,
+		Subjects:    []string{s.subject(stream)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.opts.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     int64(s.opts.MaxEvents),
+		MaxAge:      s.opts.MaxAge,
+		AllowDirect: true,
+		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = -1
+	}
+	st, err := s.js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = s.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = s.js.Stream(ctx, name) // another server created it first
+		}
+	}
+	if err != nil {
+		return nil, nil, unavailable(fmt.Errorf("stream %s: %w", name, err))
+	}
+	info := st.CachedInfo()
+	epoch := info.Config.Metadata[metaEpoch]
+	if epoch == "" {
+		// Created by hand: its creation time names this history.
+		epoch = fmt.Sprintf("%x", info.Created.UnixNano())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	js, ok := s.streams[stream]
+	if !ok || js.epoch != epoch {
+		js = &jsStream{name: name, epoch: epoch}
+		s.streams[stream] = js
+	}
+	return js, st, nil
+}
+
+// cached returns the stream as last looked up, or looks it up.
+func (s *Store) cached(ctx context.Context, stream string) (*jsStream, error) {
+	s.mu.Lock()
+	js, ok := s.streams[stream]
+	s.mu.Unlock()
+	if ok {
+		return js, s.checkOpen()
+	}
+	js, _, err := s.lookup(ctx, stream)
+	return js, err
+}
+
+// Info implements server.Store.
+func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	js, st, err := s.lookup(ctx, stream)
+	if err != nil {
+		return server.StreamInfo{}, err
+	}
+	state := st.CachedInfo().State
+	info := server.StreamInfo{Epoch: js.epoch, First: state.FirstSeq, Last: state.LastSeq}
+	if info.Last == 0 || info.First == 0 {
+		info.First = info.Last + 1
+	}
+	return info, nil
+}
+
+// Append implements server.Store: it publishes the events in order and
+// returns once JetStream has acknowledged every one. Events other servers
+// append at the same time may fall between them.
+func (s *Store) Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	js, err := s.cached(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	subject := s.subject(stream)
+	acks := make([]jetstream.PubAckFuture, len(events))
+	for i := range events {
+		events[i].Stream, events[i].Epoch, events[i].Seq = stream, js.epoch, 0
+		data, err := json.Marshal(&events[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode event: %w", err)
+		}
+		if acks[i], err = s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(js.name)); err != nil {
+			return nil, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+		}
+	}
+	for i, f := range acks {
+		select {
+		case ack := <-f.Ok():
+			events[i].Seq = ack.Sequence
+		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				s.forget(stream) // deleted behind our back: look it up again next time
+			}
+			return nil, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+		case <-ctx.Done():
+			return nil, unavailable(fmt.Errorf("publish to %s: no acknowledgement within %s", js.name, s.opts.Timeout))
+		}
+	}
+	return events, nil
+}
+
+func (s *Store) forget(stream string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, stream)
+}
+
+// Read implements server.Store with one batched direct get.
+func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo, error) {
+	info, err := s.Info(ctx, stream)
+	if err != nil || limit <= 0 || after >= info.Last {
+		return nil, info, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	start := max(after+1, info.First)
+	limit = min(limit, int(info.Last-start+1))
+	events := make([]protocol.Event, 0, limit)
+	err = s.directGet(ctx, s.streamName(stream), start, limit, func(seq uint64, data []byte) error {
+		ev, err := decode(data, stream, info.Epoch, seq)
+		if err == nil {
+			events = append(events, ev)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, info, err
+	}
+	if s.opts.MaxAge > 0 {
+		// JetStream ages events by when it stored them; an event that
+		// carries an older time of its own is past retention already.
+		cutoff := time.Now().Add(-s.opts.MaxAge)
+		drop := 0
+		for drop < len(events) && events[drop].Time.Before(cutoff) {
+			drop++
+		}
+		if drop > 0 {
+			info.First = events[drop-1].Seq + 1
+			events = events[drop:]
+		}
+	}
+	return events, info, nil
+}
+
+// directGet asks JetStream for up to batch messages from seq on and
+// calls each with every one, in order.
+func (s *Store) directGet(ctx context.Context, name string, seq uint64, batch int, each func(seq uint64, data []byte) error) error {
+	inbox := s.nc.NewRespInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return unavailable(fmt.Errorf("read %s: %w", name, err))
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, _ := json.Marshal(map[string]any{"seq": seq, "batch": batch})
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+name, inbox, req); err != nil {
+		return unavailable(fmt.Errorf("read %s: %w", name, err))
+	}
+	for range batch + 1 {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return unavailable(fmt.Errorf("read %s from seq %d: %w", name, seq, err))
+		}
+		switch status := msg.Header.Get("Status"); status {
+		case "":
+		case "204": // end of batch
+			return nil
+		case "404": // nothing from seq on: retention got there first
+			return nil
+		default:
+			return unavailable(fmt.Errorf("read %s from seq %d: status %s %s", name, seq, status, msg.Header.Get("Description")))
+		}
+		var n uint64
+		if _, err := fmt.Sscan(msg.Header.Get(jetstream.SequenceHeader), &n); err != nil {
+			return fmt.Errorf("read %s: message without a sequence", name)
+		}
+		if err := each(n, msg.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decode reads a stored event and gives it its place.
+func decode(data []byte, stream, epoch string, seq uint64) (protocol.Event, error) {
+	var ev protocol.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, fmt.Errorf("decode event %s:%d: %w", stream, seq, err)
+	}
+	ev.Stream, ev.Epoch, ev.Seq = stream, epoch, seq
+	return ev, nil
+}
+
+// followBatch is the most events one deliver call gets.
+const followBatch = 256
+
+// Follow implements server.Follower with an ordered consumer, which
+// JetStream recreates by itself after a lost connection, from where it
+// left off.
+func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver func([]protocol.Event)) error {
+	lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	js, st, err := s.lookup(lctx, stream)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   after + 1,
+	})
+	if err != nil {
+		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
+	}
+	var pending []protocol.Event
+	var failed error
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		ev, err := decode(msg.Data(), stream, js.epoch, meta.Sequence.Stream)
+		if err != nil {
+			s.log.Error("skip undecodable event", "stream", stream, "seq", meta.Sequence.Stream, "err", err)
+			return
+		}
+		pending = append(pending, ev)
+		if meta.NumPending == 0 || len(pending) >= followBatch {
+			deliver(pending)
+			pending = pending[:0]
+		}
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.log.Debug("follow", "stream", stream, "err", err)
+	}))
+	if err != nil {
+		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
+	}
+	select {
+	case <-ctx.Done():
+		cc.Stop()
+		<-cc.Closed()
+		return ctx.Err()
+	case <-cc.Closed():
+		if failed == nil {
+			failed = unavailable(fmt.Errorf("follow %s: consumer stopped", js.name))
+		}
+		return failed
+	}
+}
