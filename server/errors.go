@@ -36,6 +36,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrTooManyStreams):
 		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms as it may (%d); try an existing room", s.cfg.Limits.MaxStreams)
+	case errors.Is(err, ErrUnavailable):
+		s.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment")
 	case errors.Is(err, ErrStoreClosed), errors.Is(err, ErrShutdown):
 		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
 	}

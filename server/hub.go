@@ -39,20 +39,31 @@ type Hub struct {
 	// onPublish, if set, is told how many events each append added.
 	onPublish func(n int)
 
+	// follower is the store, when other servers append to it too: each
+	// stream's tail is then fed by following the store, in its order, and
+	// not by this server's own appends.
+	follower   Follower
+	followCtx  context.Context
+	stopFollow context.CancelFunc
+	following  sync.WaitGroup
+
 	mu      sync.Mutex
 	streams map[string]*stream
 	closed  bool
 }
 
 func newHub(store Store, tailSize, maxLag, maxStreams int, log *slog.Logger) *Hub {
-	return &Hub{store: store, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
+	h := &Hub{store: store, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
 		done: make(chan struct{}), streams: make(map[string]*stream)}
+	h.follower, _ = store.(Follower)
+	h.followCtx, h.stopFollow = context.WithCancel(context.Background())
+	return h
 }
 
-// shutdown makes every subscription end with ErrShutdown.
+// shutdown makes every subscription end with ErrShutdown and stops
+// following the store.
 func (h *Hub) shutdown() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if !h.closed {
 		h.closed = true
 		close(h.done)
@@ -60,6 +71,9 @@ func (h *Hub) shutdown() {
 	for _, s := range h.streams {
 		s.wakeWaiters()
 	}
+	h.mu.Unlock()
+	h.stopFollow()
+	h.following.Wait()
 }
 
 // stream returns the named stream, loading its position from the store the
@@ -87,6 +101,9 @@ func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
 		ring: make([]*entry, 8), notify: make(chan struct{})}
 	s.published.Store(info.Last)
 	h.streams[name] = s
+	if h.follower != nil && !h.closed {
+		h.following.Go(func() { s.follow(h.followCtx) })
+	}
 	return s, nil
 }
 
@@ -195,6 +212,15 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 		b.err = fmt.Errorf("append to %s: %w", s.name, err)
 		return
 	}
+	if s.hub.follower != nil {
+		// The events reach the tail by following the store, in the order
+		// the store gave them among other servers' appends.
+		if s.hub.onPublish != nil {
+			s.hub.onPublish(len(out))
+		}
+		b.out = out
+		return
+	}
 	entries := make([]*entry, len(out))
 	now := time.Now()
 	for i := range out {
@@ -277,4 +303,79 @@ func (s *stream) push(e *entry) {
 	}
 	s.ring[e.seq&(n-1)] = e
 	s.last = e.seq
+}
+
+// follow feeds the tail from the store until ctx ends, starting again
+// after a failure (the store unreachable) from where it stopped.
+func (s *stream) follow(ctx context.Context) {
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
+	backoff := minBackoff
+	for {
+		s.mu.RLock()
+		after := s.last
+		s.mu.RUnlock()
+		err := s.hub.follower.Follow(ctx, s.name, after, s.deliver)
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.RLock()
+		moved := s.last != after
+		s.mu.RUnlock()
+		if moved {
+			backoff = minBackoff
+		}
+		s.hub.log.Warn("following stream failed; retrying", "stream", s.name, "after", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// deliver adds events that followed the store to the tail, and wakes the
+// stream's subscribers. Events already in the tail are skipped; a jump in
+// seq or a new epoch starts the tail anew, and subscribers behind it read
+// from the store.
+func (s *stream) deliver(events []protocol.Event) {
+	s.mu.Lock()
+	grew := false
+	for i := range events {
+		ev := &events[i]
+		switch {
+		case ev.Epoch != s.epoch:
+			s.epoch = ev.Epoch
+			clear(s.ring)
+			s.ringFirst, s.last = ev.Seq, ev.Seq-1
+		case ev.Seq <= s.last:
+			continue
+		case ev.Seq > s.last+1:
+			clear(s.ring)
+			s.ringFirst = ev.Seq
+		}
+		e, err := encodeEntry(ev)
+		if err != nil {
+			// Subscribers read the unencodable event from the store instead.
+			s.hub.log.Error("encode event", "stream", s.name, "err", err)
+			clear(s.ring)
+			s.last, s.ringFirst = ev.Seq, ev.Seq+1
+			grew = true
+			continue
+		}
+		e.published = ev.Time
+		s.push(e)
+		grew = true
+	}
+	if !grew {
+		s.mu.Unlock()
+		return
+	}
+	s.published.Store(s.last)
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+	s.wakeWaiters()
 }

@@ -230,6 +230,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if closing {
 		return errShuttingDown
 	}
+	if rd, ok := s.store.(Readier); ok {
+		if err := rd.Ready(r.Context()); err != nil {
+			return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "not ready: %v", err)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
 }

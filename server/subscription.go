@@ -47,7 +47,16 @@ func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor
 	case since.Epoch != "" && since.Epoch != sub.epoch:
 		return sub, sub.resetTo(ctx, protocol.ResetEpochChanged)
 	case since.Seq > sub.cursor:
-		return sub, sub.resetTo(ctx, protocol.ResetCursorAhead)
+		// The store may hold events the hub has yet to announce: another
+		// server's appends reach it a moment later, and a client that
+		// moved from that server resumes here from its cursor.
+		info, err := h.store.Info(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("read stream %s: %w", name, err)
+		}
+		if since.Seq > info.Last || info.Epoch != sub.epoch {
+			return sub, sub.resetTo(ctx, protocol.ResetCursorAhead)
+		}
 	case since.Seq < sub.cursor:
 		// Retention is the store's: the tail may still hold events the
 		// store has dropped, and a resume from before them is a reset.
@@ -177,7 +186,7 @@ func (sub *subscription) park(w waker) bool {
 	st := sub.st
 	st.waitMu.Lock()
 	defer st.waitMu.Unlock()
-	if sub.cursor != st.published.Load() || sub.reset != nil || hubDone(st.hub) {
+	if sub.cursor < st.published.Load() || sub.reset != nil || hubDone(st.hub) {
 		return false // more to collect, or a shutdown to see (it wakes waiters after closing done)
 	}
 	if st.waiters == nil {

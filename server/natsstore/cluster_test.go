@@ -1,0 +1,274 @@
+package natsstore
+
+// Tests of several servers on one NATS: events, resumes and outages. They
+// are in the package's own namespace so their helpers stay apart from the
+// presence and task tests'.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+// node is one pushd server of a test cluster.
+type node struct {
+	store *Store
+	srv   *server.Server
+	http  *httptest.Server
+	cl    *client.Client
+}
+
+// startNode runs a pushd server on its own NATS connection until the test
+// ends.
+func startNode(t *testing.T, url string) *node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := Open(ctx, Options{URL: url, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: st, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	cl, err := client.New(hs.URL, client.WithUser("tester"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{store: st, srv: srv, http: hs, cl: cl}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+		st.Close()
+	})
+	return n
+}
+
+// collect reads n events from sub, failing the test after a deadline.
+func collect(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
+	t.Helper()
+	var got []protocol.Event
+	deadline := time.After(15 * time.Second)
+	for len(got) < n {
+		select {
+		case ev, ok := <-sub.Events():
+			if !ok {
+				t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, sub.Err())
+			}
+			got = append(got, ev)
+		case <-deadline:
+			t.Fatalf("got %d of %d events in time", len(got), n)
+		}
+	}
+	return got
+}
+
+// checkMessages checks that got are the messages want, in order, with
+// seqs that follow on from after with no gap.
+func checkMessages(t *testing.T, got []protocol.Event, after uint64, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i, ev := range got {
+		if ev.Type != protocol.TypeMessage || ev.Text != want[i] || ev.Seq != after+uint64(i)+1 {
+			t.Fatalf("event %d: %s %q seq %d, want message %q seq %d", i, ev.Type, ev.Text, ev.Seq, want[i], after+uint64(i)+1)
+		}
+	}
+}
+
+func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
+		t.Run(string(tr), func(t *testing.T) {
+			room := "cross-" + string(tr)
+			onA := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: tr, Since: "0", MaxRetries: 3})
+			defer onA.Close()
+			onB := b.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: tr, Since: "0", MaxRetries: 3})
+			defer onB.Close()
+			var want []string
+			for i := range 20 {
+				text := fmt.Sprintf("m%d", i)
+				from := a
+				if i%2 == 1 {
+					from = b // both nodes publish, interleaved
+				}
+				if _, err := from.cl.Publish(ctx, room, text); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, text)
+			}
+			checkMessages(t, collect(t, onA, 20), 0, want)
+			checkMessages(t, collect(t, onB, 20), 0, want)
+		})
+	}
+}
+
+func TestResumeOnAnotherNode(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const room = "moving"
+	var want []string
+	publish := func(n *node, count int) {
+		for range count {
+			text := fmt.Sprintf("m%d", len(want))
+			if _, err := n.cl.Publish(ctx, room, text); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, text)
+		}
+	}
+	publish(a, 10)
+	sub := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportWebSocket, Since: "0", MaxRetries: 3})
+	first := collect(t, sub, 6)
+	sub.Close()
+	checkMessages(t, first, 0, want[:6])
+	cursor := protocol.Cursor{Epoch: first[5].Epoch, Seq: first[5].Seq}
+
+	// The client moves to B while events keep coming on both nodes; the
+	// last ones are published on A just before the resume, so B may not
+	// have seen them yet when the client arrives.
+	publish(b, 5)
+	publish(a, 5)
+	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
+		sub := b.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: tr, Since: cursor.String(), MaxRetries: 3})
+		rest := collect(t, sub, len(want)-6)
+		sub.Close()
+		checkMessages(t, rest, 6, want[6:])
+	}
+}
+
+func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// B opens the stream first, so it follows it from its start.
+	if _, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: "0", Wait: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		ev, err := a.cl.Publish(ctx, "ahead", fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Straight to B with the cursor A just gave out: never a reset.
+		p, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: protocol.Cursor{Epoch: ev.Epoch, Seq: ev.Seq}.String(), Wait: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range p.Events {
+			if got.Type == protocol.TypeReset {
+				t.Fatalf("resume at %d on the other node: reset %s", ev.Seq, got.Reason)
+			}
+		}
+	}
+}
+
+func TestNATSOutage(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "outage"
+	sub := b.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: "0", MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	defer sub.Close()
+	var acked []string
+	for i := range 5 {
+		text := fmt.Sprintf("before%d", i)
+		if _, err := a.cl.Publish(ctx, room, text); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, text)
+	}
+	checkStatus(t, a.http.URL+"/readyz", http.StatusOK)
+
+	ns.Stop()
+	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
+	waitStatus(t, b.http.URL+"/readyz", http.StatusServiceUnavailable)
+	// Publishes fail with a clear 503 while NATS is away.
+	for range 3 {
+		_, err := a.cl.Publish(ctx, room, "lost")
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Status != http.StatusServiceUnavailable || pe.Code != protocol.CodeUnavailable || !strings.Contains(pe.Message, "retry") {
+			t.Fatalf("publish during the outage: %v, want 503 unavailable", err)
+		}
+	}
+
+	ns.Restart()
+	waitStatus(t, a.http.URL+"/readyz", http.StatusOK)
+	waitStatus(t, b.http.URL+"/readyz", http.StatusOK)
+	for i := range 5 {
+		text := fmt.Sprintf("after%d", i)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, err := a.cl.Publish(ctx, room, text)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish after NATS came back: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		acked = append(acked, text)
+	}
+	// The subscriber on B, which NATS's outage did not disconnect from
+	// pushd, gets every acknowledged event once, in order.
+	checkMessages(t, collect(t, sub, len(acked)), 0, acked)
+}
+
+func checkStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	if got := status(t, url); got != want {
+		t.Fatalf("GET %s: %d, want %d", url, got, want)
+	}
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body json.RawMessage
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode
+}
+
+// waitStatus polls url until it answers want, for at most 20 s.
+func waitStatus(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := status(t, url)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still %d after 20s, want %d", url, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
