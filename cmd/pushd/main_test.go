@@ -282,6 +282,11 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, "unknown command"},
 		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", "memory"}, "refusing to listen on 0.0.0.0:0 without authentication"},
 		{[]string{"serve", "--auth-secret", "short", "--store", "memory"}, "at least 16 bytes"},
+		{[]string{"serve", "--store", "nats"}, "--store nats needs --nats URL"},
+		{[]string{"serve", "--store", "memory", "--nats", "nats://127.0.0.1:4222"}, "with --nats the store is NATS JetStream"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "7"}, "--nats-replicas 7"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-timeout", "1s"}, "connect to NATS at nats://127.0.0.1:1"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-prefix", "a.b"}, `prefix "a.b"`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 type serveOptions struct {
 	addr          string
 	store         string
+	storeSet      bool // --store given on the command line
 	dataDir       string
 	history       int
 	historyAge    time.Duration
@@ -35,6 +36,7 @@ type serveOptions struct {
 	keepTasks     int
 	keepTasksFor  time.Duration
 	pprofAddr     string
+	nats          natsOptions
 	auth          authOptions
 	insecureOpen  bool
 	allowOrigins  []string
@@ -55,12 +57,13 @@ func newServeCmd() *cobra.Command {
   pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.storeSet = cmd.Flags().Changed("store")
 			return o.run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	f.StringVar(&o.store, "store", "bolt", "event store: bolt (durable, in --data) or memory (forgets everything on exit)")
+	f.StringVar(&o.store, "store", "bolt", "event store: bolt (durable, in --data), memory (forgets everything on exit), or nats (set by --nats)")
 	f.StringVar(&o.dataDir, "data", "pushd-data", "data directory of the bolt store")
 	f.IntVar(&o.history, "history", 10000, "events kept per stream")
 	f.DurationVar(&o.historyAge, "history-age", 0, "drop events older than this (0: keep by count only)")
@@ -75,6 +78,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.keepTasks, "keep-tasks", 1000, "finished tasks kept for GET /v1/tasks")
 	f.DurationVar(&o.keepTasksFor, "keep-tasks-for", 24*time.Hour, "how long finished tasks are kept")
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	o.nats.addFlags(f)
 	o.auth.addFlags(f)
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
 	f.StringSliceVar(&o.allowOrigins, "allow-origin", nil, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
@@ -116,7 +120,25 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 	var store server.Store
 	var taskStore server.TaskStore
+	var roster server.Roster
+	var taskPeers server.TaskPeers
+	if o.nats.url != "" {
+		if o.storeSet && o.store != "nats" {
+			return fmt.Errorf("--store %s and --nats: with --nats the store is NATS JetStream; leave --store out", o.store)
+		}
+		o.store = "nats"
+	}
 	switch o.store {
+	case "nats":
+		if o.nats.url == "" {
+			return errors.New("--store nats needs --nats URL, e.g. --nats nats://127.0.0.1:4222")
+		}
+		c, err := o.nats.open(ctx, o.history, o.historyAge, log)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		store, taskStore, roster, taskPeers = c.store, c.taskStore, c.roster, c.taskPeers
 	case "memory":
 	case "bolt":
 		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.history, MaxAge: o.historyAge})
@@ -126,13 +148,15 @@ func (o *serveOptions) run(ctx context.Context) error {
 		defer bs.Close()
 		store, taskStore = bs, bs
 	default:
-		return fmt.Errorf("--store %q: use bolt or memory", o.store)
+		return fmt.Errorf("--store %q: use bolt or memory, or give --nats URL", o.store)
 	}
 	srv, err := server.New(server.Config{
 		AuthSecret:    secret,
 		AllowOrigins:  o.allowOrigins,
 		Store:         store,
 		TaskStore:     taskStore,
+		Roster:        roster,
+		TaskPeers:     taskPeers,
 		History:       o.history,
 		HistoryAge:    o.historyAge,
 		PresenceGrace: o.presenceGrace,
@@ -174,6 +198,9 @@ func (o *serveOptions) run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.history)
+	if o.store == "nats" {
+		log.Info("sharing streams through NATS JetStream", "nats", o.nats.url, "prefix", o.nats.prefix, "replicas", o.nats.replicas)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/natsstore"
+)
+
+// natsOptions are serve's flags for running as one of several servers on
+// NATS JetStream.
+type natsOptions struct {
+	url      string
+	creds    string
+	prefix   string
+	replicas int
+	timeout  time.Duration
+}
+
+func (o *natsOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.url, "nats", "", "NATS server URL(s), comma-separated: keep streams, presence and tasks in NATS JetStream, shared with every pushd on the same NATS")
+	f.StringVar(&o.creds, "nats-creds", "", "NATS credentials file (JWT and seed)")
+	f.StringVar(&o.prefix, "nats-prefix", "pushd", "prefix of the streams, buckets and subjects pushd uses in NATS; pushd servers with the same prefix serve the same rooms")
+	f.IntVar(&o.replicas, "nats-replicas", 1, "copies JetStream keeps of each stream and bucket (3 on a three-node NATS cluster)")
+	f.DurationVar(&o.timeout, "nats-timeout", 5*time.Second, "longest wait for NATS on any one call; longer fails the request with 503")
+}
+
+// natsParts is what serve takes from NATS.
+type natsParts struct {
+	store     *natsstore.Store
+	taskStore server.TaskStore
+	roster    server.Roster
+	taskPeers server.TaskPeers
+}
+
+func (p *natsParts) close() { p.store.Close() }
+
+// open connects to NATS and sets up the store, presence roster and task
+// peers on it.
+func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Duration, log *slog.Logger) (*natsParts, error) {
+	if o.creds != "" {
+		if _, err := os.Stat(o.creds); err != nil {
+			return nil, fmt.Errorf("--nats-creds: %w", err)
+		}
+	}
+	if o.replicas < 1 || o.replicas > 5 {
+		return nil, fmt.Errorf("--nats-replicas %d: use 1 to 5 (JetStream's limit)", o.replicas)
+	}
+	host, _ := os.Hostname()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
+	defer cancel()
+	st, err := natsstore.Open(ctx, natsstore.Options{
+		URL:       o.url,
+		CredsFile: o.creds,
+		Prefix:    o.prefix,
+		Replicas:  o.replicas,
+		MaxEvents: history,
+		MaxAge:    historyAge,
+		Timeout:   o.timeout,
+		Name:      "pushd " + host,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &natsParts{store: st}, nil
+}
