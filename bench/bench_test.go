@@ -335,6 +335,7 @@ func TestRunRejectsOptions(t *testing.T) {
 		"room":           func(o *Options) { o.Room = "no spaces" },
 		"target":         func(o *Options) { o.Target = "ftp://x" },
 		"pid":            func(o *Options) { o.PID = 1 },
+		"publish-to":     func(o *Options) { o.PublishTo = "http://127.0.0.1:1" },
 		"ws-subprotocol": func(o *Options) { o.WSSubprotocol = "chat" },
 	}
 	for option, change := range cases {

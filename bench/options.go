@@ -37,6 +37,10 @@ type Options struct {
 	// Empty starts a server in this process on 127.0.0.1 with the memory
 	// store and no limits.
 	Target string
+	// PublishTo is the base URL the publishers post to, when it is not
+	// Target: another node of a cluster, to measure delivery across nodes.
+	// Empty posts to Target.
+	PublishTo string
 	// PID is the process id of Target's server, whose resident memory
 	// (VmRSS in /proc, so Linux only) is read before and after the
 	// subscribers connect. Zero measures nothing; only with Target.
@@ -169,6 +173,16 @@ func (o Options) checked() (Options, string, error) {
 			return o, "", badOption("target", strconv.Quote(o.Target), "want the server's base URL, e.g. http://127.0.0.1:8080")
 		}
 		base = strings.TrimSuffix(u.String(), "/")
+	}
+	if o.PublishTo != "" {
+		u, err := url.Parse(o.PublishTo)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return o, "", badOption("publish-to", strconv.Quote(o.PublishTo), "want a server's base URL, e.g. http://127.0.0.1:8081")
+		}
+		if o.Target == "" {
+			return o, "", badOption("publish-to", strconv.Quote(o.PublishTo), "only with --target (another node of the same cluster)")
+		}
+		o.PublishTo = strings.TrimSuffix(u.String(), "/")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Minute

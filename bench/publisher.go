@@ -53,7 +53,11 @@ func (r *runner) publisher(ctx context.Context, pub int, start time.Time) (first
 	if pub < m%p {
 		n++
 	}
-	url := r.base + "/v1/rooms/" + r.room + "/messages"
+	base := r.base
+	if r.o.PublishTo != "" {
+		base = r.o.PublishTo
+	}
+	url := base + "/v1/rooms/" + r.room + "/messages"
 	body := make([]byte, 0, r.o.Size+128)
 	for seq := range n {
 		if r.o.Rate > 0 {

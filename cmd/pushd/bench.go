@@ -48,6 +48,7 @@ this process, so run the bench on the server's machine.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.opts.Target, "target", "", "base URL of a running pushd, e.g. http://127.0.0.1:8080 (default: start one in this process)")
+	f.StringVar(&o.opts.PublishTo, "publish-to", "", "base URL the publishers post to, when not --target: another node of the same cluster, to measure delivery across nodes")
 	f.IntVar(&o.opts.PID, "pid", 0, "process id of the --target server, to measure its resident memory per connection (Linux)")
 	f.StringVar(&o.transport, "transport", string(d.Transport), "how subscribers receive: ws, sse or longpoll")
 	f.StringVar(&o.opts.WSSubprotocol, "ws-subprotocol", "", "WebSocket subprotocol to ask for: pushd.batch.v1 packs several events per message")

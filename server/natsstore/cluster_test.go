@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/bench"
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/protocol"
@@ -270,5 +271,31 @@ func waitStatus(t *testing.T, url string, want int) {
 			t.Fatalf("GET %s: still %d after 20s, want %d", url, got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The load generator subscribes on one node and publishes on the other:
+// every subscriber gets every message once, in order, over every
+// transport.
+func TestBenchAcrossNodes(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	for _, tr := range []bench.Transport{bench.WebSocket, bench.SSE, bench.LongPoll} {
+		t.Run(string(tr), func(t *testing.T) {
+			o := bench.DefaultOptions()
+			o.Target, o.PublishTo = b.http.URL, a.http.URL
+			o.Transport, o.Subscribers, o.Messages, o.Publishers = tr, 20, 200, 4
+			o.Timeout = 60 * time.Second
+			rep, err := bench.Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.Check(); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Deliveries != rep.Expected || rep.Expected != 20*200 {
+				t.Fatalf("%d of %d deliveries", rep.Deliveries, rep.Expected)
+			}
+		})
 	}
 }
