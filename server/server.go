@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
 	s.newLimiters()
 	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster)
-	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.Logger)
+	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

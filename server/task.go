@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -23,6 +24,9 @@ type task struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	reports  chan error // external: signalled when a report ended the task
+	// lost is set once another server has taken the task over (see
+	// ErrTaskTaken): it stops here, announcing nothing more.
+	lost atomic.Bool
 
 	mu         sync.Mutex
 	snap       protocol.Task
@@ -99,6 +103,8 @@ func (t *task) finishWithCause(cause error) {
 		t.finish(context.Background(), protocol.TaskFailed, fmt.Sprintf("stalled: no progress report for %s", t.ts.cfg.StallTimeout))
 	case errors.Is(cause, ErrTaskShutdown):
 		t.finish(context.Background(), protocol.TaskCancelled, ErrTaskShutdown.Error())
+	case errors.Is(cause, ErrTaskTaken):
+		t.finish(context.Background(), protocol.TaskFailed, ErrTaskTaken.Error()) // stays here: see saveLocked
 	default:
 		t.finish(context.Background(), protocol.TaskCancelled, "cancelled on request")
 	}
@@ -135,14 +141,43 @@ func (t *task) finish(ctx context.Context, state protocol.TaskState, message str
 // changedLocked records a change of state and announces it at once. t.mu
 // is held.
 func (t *task) changedLocked(ctx context.Context) {
-	t.ts.save(ctx, t.view(time.Now()))
-	t.publishLocked(ctx, true)
+	if t.saveLocked(ctx) {
+		t.sendLocked(ctx)
+	}
+}
+
+// saveLocked stores the task's record. It reports false once another
+// server has taken the task over (ErrTaskTaken): the task is then
+// cancelled, and neither saves nor announces anything more, since the
+// other server has announced its end. t.mu is held.
+func (t *task) saveLocked(ctx context.Context) bool {
+	if t.lost.Load() {
+		return false
+	}
+	if err := t.ts.save(ctx, t.view(time.Now())); errors.Is(err, ErrTaskTaken) {
+		t.ts.log.Warn("another server ended this task while this one was out of reach; stopping it here", "task", t.snap.ID)
+		t.lost.Store(true)
+		if t.pending != nil {
+			t.pending.Stop()
+			t.pending = nil
+		}
+		if t.stall != nil {
+			t.stall.Stop()
+		}
+		t.cancel(ErrTaskTaken)
+		return false
+	}
+	return true
 }
 
 // publishLocked sends the task's state on the tasks stream: at once when
 // force (a state change), else at most once per MinInterval, the latest
-// state winning. t.mu is held.
+// state winning. When the task store is shared the record is saved too,
+// as the other servers read progress from it. t.mu is held.
 func (t *task) publishLocked(ctx context.Context, force bool) {
+	if t.lost.Load() {
+		return
+	}
 	now := time.Now()
 	if !force {
 		if wait := t.ts.cfg.MinInterval - now.Sub(t.lastPub); wait > 0 {
@@ -152,10 +187,20 @@ func (t *task) publishLocked(ctx context.Context, force bool) {
 			return
 		}
 	}
+	if t.ts.peers != nil && !t.saveLocked(ctx) {
+		return
+	}
+	t.sendLocked(ctx)
+}
+
+// sendLocked publishes the task's state on the tasks stream now. t.mu is
+// held.
+func (t *task) sendLocked(ctx context.Context) {
 	if t.pending != nil {
 		t.pending.Stop()
 		t.pending = nil
 	}
+	now := time.Now()
 	t.lastPub = now
 	view := t.view(now)
 	if _, err := t.ts.hub.Publish(context.WithoutCancel(ctx), protocol.TasksStream, protocol.Event{Type: protocol.TypeProgress, Task: &view}); err != nil {
@@ -224,6 +269,10 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 		return err
 	}
 	t.mu.Lock()
+	if t.lost.Load() {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: task %s was ended by another server", ErrTaskFinished, t.snap.ID)
+	}
 	if t.snap.State.Final() {
 		state := t.snap.State
 		t.mu.Unlock()

@@ -76,6 +76,7 @@ type Tasks struct {
 	cfg   TaskConfig
 	hub   *Hub
 	store TaskStore // nil: tasks are kept in memory only
+	peers TaskPeers // nil: every task is this server's
 	log   *slog.Logger
 
 	kindsMu sync.RWMutex
@@ -105,17 +106,28 @@ type parsedTask struct {
 
 // TaskStore keeps task records across restarts, so that finished tasks can
 // still be listed and a task interrupted by a crash is reported as such.
+//
+// A store shared by several servers (see TaskPeers) records which server
+// saved each task; the server saves its tasks' progress too, not only
+// their changes of state, since the others read it from there.
 type TaskStore interface {
-	// SaveTask stores the task's record, replacing any earlier one.
+	// SaveTask stores the task's record, replacing any earlier one. A
+	// shared store refuses with ErrTaskTaken once another server has
+	// changed the record.
 	SaveTask(ctx context.Context, t protocol.Task) error
 	// DeleteTask forgets a task.
 	DeleteTask(ctx context.Context, id string) error
-	// LoadTasks returns every stored record.
+	// LoadTasks returns the records this server takes back when it
+	// starts: every stored record, or for a shared store only those this
+	// server saved (the others' tasks are theirs).
 	LoadTasks(ctx context.Context) ([]protocol.Task, error)
 }
 
-func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, log *slog.Logger) (*Tasks, error) {
-	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, store: store, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
+func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, peers TaskPeers, log *slog.Logger) (*Tasks, error) {
+	if peers != nil && store == nil {
+		return nil, errors.New("tasks: task peers need the task store the servers share")
+	}
+	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, store: store, peers: peers, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
 	RegisterKind(ts, "demo", runDemo)
 	ts.kinds["external"] = kind{parse: parseExternal, external: true}
 	if err := ts.load(ctx); err != nil {
@@ -150,19 +162,22 @@ func (ts *Tasks) load(ctx context.Context) error {
 		ts.finished = append(ts.finished, t)
 	}
 	slices.SortFunc(ts.finished, func(a, b *task) int { return a.finishedAt.Compare(b.finishedAt) })
-	ts.forgetLocked(time.Now())
+	ts.deleteRecords(ts.forgetLocked(time.Now()))
 	return nil
 }
 
 // save stores a task's record, if there is a task store. A failure is
-// logged: the task goes on, it is only the record that may be stale.
-func (ts *Tasks) save(ctx context.Context, snap protocol.Task) {
+// logged: the task goes on, it is only the record that may be stale. The
+// error is returned for ErrTaskTaken, on which the task stops.
+func (ts *Tasks) save(ctx context.Context, snap protocol.Task) error {
 	if ts.store == nil {
-		return
+		return nil
 	}
-	if err := ts.store.SaveTask(context.WithoutCancel(ctx), snap); err != nil {
+	err := ts.store.SaveTask(context.WithoutCancel(ctx), snap)
+	if err != nil && !errors.Is(err, ErrTaskTaken) {
 		ts.log.Error("save task", "task", snap.ID, "err", err)
 	}
+	return err
 }
 
 // RegisterKind makes a task kind available to POST /v1/tasks under name.
@@ -217,10 +232,20 @@ func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.R
 	if t.external {
 		t.reports = make(chan error, 1)
 	}
+	if ts.peers != nil {
+		// The other servers learn of the task from its record: it starts
+		// only once that is stored.
+		if err := ts.store.SaveTask(context.WithoutCancel(ctx), t.snap); err != nil {
+			return protocol.Task{}, fmt.Errorf("start task: %w", err)
+		}
+	}
 
 	ts.mu.Lock()
 	if ts.closing {
 		ts.mu.Unlock()
+		if ts.peers != nil {
+			ts.deleteRecords([]string{t.snap.ID})
+		}
 		return protocol.Task{}, ErrTaskShutdown
 	}
 	ts.tasks[t.snap.ID] = t
@@ -234,7 +259,11 @@ func (ts *Tasks) Start(ctx context.Context, kindName, name string, params json.R
 	ts.wg.Add(1)
 	t.mu.Lock() // publish the queued state before the task can change
 	ts.mu.Unlock()
-	t.changedLocked(ctx)
+	if ts.peers != nil {
+		t.sendLocked(ctx) // saved above
+	} else {
+		t.changedLocked(ctx)
+	}
 	snap := t.snap
 	t.mu.Unlock()
 	if start {
@@ -254,7 +283,8 @@ func (ts *Tasks) kindNames() string {
 	return fmt.Sprint(names)
 }
 
-// Get returns a task's current state.
+// Get returns the current state of a task of this server (see Find for
+// the tasks of every server).
 func (ts *Tasks) Get(id string) (protocol.Task, error) {
 	t, err := ts.lookup(id)
 	if err != nil {
@@ -265,15 +295,19 @@ func (ts *Tasks) Get(id string) (protocol.Task, error) {
 	return t.view(time.Now()), nil
 }
 
-// List returns every task still kept, newest first.
+// List returns every task of this server still kept, newest first (see
+// ListAll for the tasks of every server).
 func (ts *Tasks) List() []protocol.Task {
 	ts.mu.Lock()
-	ts.forgetLocked(time.Now())
+	gone := ts.forgetLocked(time.Now())
 	all := make([]*task, 0, len(ts.tasks))
 	for _, t := range ts.tasks {
-		all = append(all, t)
+		if !t.lost.Load() {
+			all = append(all, t)
+		}
 	}
 	ts.mu.Unlock()
+	ts.deleteRecords(gone)
 	now := time.Now()
 	out := make([]protocol.Task, 0, len(all))
 	for _, t := range all {
@@ -281,19 +315,70 @@ func (ts *Tasks) List() []protocol.Task {
 		out = append(out, t.view(now))
 		t.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b protocol.Task) int {
+	sortTasks(out)
+	return out
+}
+
+// sortTasks sorts tasks newest first.
+func sortTasks(tasks []protocol.Task) {
+	slices.SortFunc(tasks, func(a, b protocol.Task) int {
 		if c := b.Created.Compare(a.Created); c != 0 {
 			return c
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
-	return out
 }
 
-// Cancel asks a task to stop. A queued task is cancelled at once; a running
-// one when its function sees its context cancelled. Cancelling a finished
-// task is ErrTaskFinished.
+// Find returns the current state of a task of any server that shares the
+// task store: this server's own, or the record of another's.
+func (ts *Tasks) Find(ctx context.Context, id string) (protocol.Task, error) {
+	t, err := ts.Get(id)
+	if err == nil || ts.peers == nil || !errors.Is(err, ErrTaskNotFound) {
+		return t, err
+	}
+	t, perr := ts.peers.Get(ctx, id)
+	if errors.Is(perr, ErrTaskNotFound) {
+		return protocol.Task{}, err // this server's message says how long tasks are kept
+	}
+	return t, perr
+}
+
+// ListAll returns every task still kept by any server that shares the task
+// store, newest first.
+func (ts *Tasks) ListAll(ctx context.Context) ([]protocol.Task, error) {
+	local := ts.List()
+	if ts.peers == nil {
+		return local, nil
+	}
+	remote, err := ts.peers.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the other servers' tasks: %w", err)
+	}
+	ids := make(map[string]bool, len(local))
+	for _, t := range local {
+		ids[t.ID] = true
+	}
+	for _, t := range remote {
+		if !ids[t.ID] {
+			local = append(local, t)
+		}
+	}
+	sortTasks(local)
+	return local, nil
+}
+
+// Cancel asks a task to stop, on whichever server runs it. A queued task
+// is cancelled at once; a running one when its function sees its context
+// cancelled. Cancelling a finished task is ErrTaskFinished.
 func (ts *Tasks) Cancel(ctx context.Context, id string) (protocol.Task, error) {
+	if ts.peers != nil && !ts.has(id) {
+		return ts.peers.Cancel(ctx, id)
+	}
+	return ts.cancelLocal(ctx, id)
+}
+
+// cancelLocal cancels a task of this server.
+func (ts *Tasks) cancelLocal(ctx context.Context, id string) (protocol.Task, error) {
 	t, err := ts.lookup(id)
 	if err != nil {
 		return protocol.Task{}, err
@@ -315,8 +400,20 @@ func (ts *Tasks) Cancel(ctx context.Context, id string) (protocol.Task, error) {
 	return ts.Get(id)
 }
 
-// Report applies an external task's progress report.
+// Report applies an external task's progress report, on whichever server
+// runs it.
 func (ts *Tasks) Report(ctx context.Context, id string, rep protocol.ProgressReport) (protocol.Task, error) {
+	if ts.peers != nil && !ts.has(id) {
+		if err := checkReport(rep); err != nil {
+			return protocol.Task{}, err
+		}
+		return ts.peers.Report(ctx, id, rep)
+	}
+	return ts.reportLocal(ctx, id, rep)
+}
+
+// reportLocal applies a report to a task of this server.
+func (ts *Tasks) reportLocal(ctx context.Context, id string, rep protocol.ProgressReport) (protocol.Task, error) {
 	t, err := ts.lookup(id)
 	if err != nil {
 		return protocol.Task{}, err
@@ -331,15 +428,24 @@ func (ts *Tasks) Report(ctx context.Context, id string, rep protocol.ProgressRep
 	return ts.Get(id)
 }
 
+// lookup returns a task of this server. One that another server has
+// taken over is not this server's any more.
 func (ts *Tasks) lookup(id string) (*task, error) {
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.forgetLocked(time.Now())
+	gone := ts.forgetLocked(time.Now())
 	t, ok := ts.tasks[id]
-	if !ok {
+	ts.mu.Unlock()
+	ts.deleteRecords(gone)
+	if !ok || t.lost.Load() {
 		return nil, fmt.Errorf("%w: %s (finished tasks are kept for %s, at most %d of them)", ErrTaskNotFound, id, ts.cfg.KeepFor, ts.cfg.KeepFinished)
 	}
 	return t, nil
+}
+
+// has reports whether task id is this server's.
+func (ts *Tasks) has(id string) bool {
+	_, err := ts.lookup(id)
+	return err == nil
 }
 
 // dequeue removes t from the queue; false if it was not there (it started).
@@ -355,11 +461,23 @@ func (ts *Tasks) dequeue(t *task) bool {
 }
 
 // ended is called once per task after its final event: it frees the run
-// slot, starts the next queued task and forgets old finished ones.
+// slot, starts the next queued task and forgets old finished ones. A task
+// another server took over is forgotten here at once: its record is the
+// other server's now.
 func (ts *Tasks) ended(t *task, heldSlot bool) {
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.finished = append(ts.finished, t)
+	var gone []string
+	defer func() {
+		ts.mu.Unlock()
+		ts.deleteRecords(gone)
+	}()
+	if t.lost.Load() {
+		if ts.tasks[t.snap.ID] == t {
+			delete(ts.tasks, t.snap.ID)
+		}
+	} else {
+		ts.finished = append(ts.finished, t)
+	}
 	if heldSlot {
 		ts.running--
 		for len(ts.queue) > 0 && ts.running < ts.cfg.MaxRunning && !ts.closing {
@@ -369,11 +487,13 @@ func (ts *Tasks) ended(t *task, heldSlot bool) {
 			go next.runTask()
 		}
 	}
-	ts.forgetLocked(time.Now())
+	gone = ts.forgetLocked(time.Now())
 }
 
-// forgetLocked drops finished tasks beyond KeepFinished or older than KeepFor.
-func (ts *Tasks) forgetLocked(now time.Time) {
+// forgetLocked drops finished tasks beyond KeepFinished or older than
+// KeepFor, and returns their ids: the caller deletes their records with
+// deleteRecords once it has let go of ts.mu.
+func (ts *Tasks) forgetLocked(now time.Time) []string {
 	drop := 0
 	if n := len(ts.finished) - ts.cfg.KeepFinished; n > 0 {
 		drop = n
@@ -381,15 +501,87 @@ func (ts *Tasks) forgetLocked(now time.Time) {
 	for drop < len(ts.finished) && now.Sub(ts.finished[drop].finishedAt) > ts.cfg.KeepFor {
 		drop++
 	}
+	var ids []string
 	for _, t := range ts.finished[:drop] {
 		delete(ts.tasks, t.snap.ID)
-		if ts.store != nil {
-			if err := ts.store.DeleteTask(context.Background(), t.snap.ID); err != nil {
-				ts.log.Error("forget task", "task", t.snap.ID, "err", err)
-			}
-		}
+		ids = append(ids, t.snap.ID)
 	}
 	ts.finished = slices.Delete(ts.finished, 0, drop)
+	return ids
+}
+
+// deleteRecords deletes forgotten tasks' records from the task store.
+func (ts *Tasks) deleteRecords(ids []string) {
+	if ts.store == nil {
+		return
+	}
+	for _, id := range ids {
+		if err := ts.store.DeleteTask(context.Background(), id); err != nil {
+			ts.log.Error("forget task", "task", id, "err", err)
+		}
+	}
+}
+
+// Local returns this server's own tasks, as its TaskPeers serve them to
+// the other servers.
+func (ts *Tasks) Local() LocalTasks { return LocalTasks{ts: ts} }
+
+// LocalTasks is the part of a server's tasks that runs on it, as its
+// TaskPeers serve them to the other servers: unlike the Tasks methods of
+// the same names, these never forward a request, so a request that has
+// come from another server goes no further.
+type LocalTasks struct {
+	ts *Tasks
+}
+
+// Cancel cancels a task of this server, as Tasks.Cancel does;
+// ErrTaskNotFound if it is not this server's.
+func (l LocalTasks) Cancel(ctx context.Context, id string) (protocol.Task, error) {
+	return l.ts.cancelLocal(ctx, id)
+}
+
+// Report applies a progress report to a task of this server, as
+// Tasks.Report does; ErrTaskNotFound if it is not this server's.
+func (l LocalTasks) Report(ctx context.Context, id string, rep protocol.ProgressReport) (protocol.Task, error) {
+	return l.ts.reportLocal(ctx, id, rep)
+}
+
+// Announce publishes t's state on the tasks stream. Task peers call it
+// once for each task of a vanished server that they have just recorded as
+// ended, so that watchers see it end.
+func (l LocalTasks) Announce(ctx context.Context, t protocol.Task) error {
+	if _, err := l.ts.hub.Publish(ctx, protocol.TasksStream, protocol.Event{Type: protocol.TypeProgress, Task: &t}); err != nil {
+		return fmt.Errorf("announce task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// Adopt keeps t, a finished task of a vanished server whose record the
+// caller has just made this server's, among this server's finished tasks:
+// it is listed with them, and forgotten with them (its record deleted
+// then). A task that is not finished, or is this server's already, is
+// left alone.
+func (l LocalTasks) Adopt(t protocol.Task) {
+	if !t.State.Final() {
+		return
+	}
+	ts := l.ts
+	at := &task{ts: ts, snap: t, external: t.Kind == "external", finishedAt: t.Created}
+	if t.Finished != nil {
+		at.finishedAt = *t.Finished
+	}
+	at.ctx, at.cancel = context.WithCancelCause(context.Background())
+	at.cancel(ErrTaskFinished)
+	ts.mu.Lock()
+	var gone []string
+	if _, ok := ts.tasks[t.ID]; !ok {
+		ts.tasks[t.ID] = at
+		i, _ := slices.BinarySearchFunc(ts.finished, at.finishedAt, func(e *task, at time.Time) int { return e.finishedAt.Compare(at) })
+		ts.finished = slices.Insert(ts.finished, i, at)
+		gone = ts.forgetLocked(time.Now())
+	}
+	ts.mu.Unlock()
+	ts.deleteRecords(gone)
 }
 
 // Shutdown cancels every live task with the message "server shutting

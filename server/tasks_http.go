@@ -14,9 +14,14 @@ import (
 // taskError maps the task API's errors onto answers.
 func taskError(err error) error {
 	var ae *apiError
+	var pe *TaskPeerError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &pe):
+		return errorf(pe.Status, pe.Code, "%s", pe.Message)
+	case errors.Is(err, ErrUnavailable):
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err)
 	case errors.Is(err, ErrTaskNotFound):
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, ErrTaskFinished):
@@ -29,6 +34,19 @@ func taskError(err error) error {
 		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
 	}
 	return err
+}
+
+// TaskPeerErrorOf returns the answer the task API gives for err, an error
+// of LocalTasks' Cancel or Report, so that task peers can carry it back to
+// the server that forwarded the request. An error that is a fault of this
+// server is answered as an internal error, without its details.
+func TaskPeerErrorOf(err error) *TaskPeerError {
+	var ae *apiError
+	if !errors.As(taskError(err), &ae) {
+		return &TaskPeerError{Status: http.StatusInternalServerError, Code: protocol.CodeInternal,
+			Message: "internal error on the server that runs the task; its log has the details"}
+	}
+	return &TaskPeerError{Status: ae.status, Code: ae.code, Message: ae.message}
 }
 
 func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
@@ -93,7 +111,11 @@ func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
 	if err := s.taskAccess(r, false); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: s.tasks.List()})
+	tasks, err := s.tasks.ListAll(r.Context())
+	if err != nil {
+		return taskError(err)
+	}
+	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: tasks})
 	return nil
 }
 
@@ -101,7 +123,7 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
 	if err := s.taskAccess(r, false); err != nil {
 		return err
 	}
-	t, err := s.tasks.Get(r.PathValue("id"))
+	t, err := s.tasks.Find(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return taskError(err)
 	}
@@ -149,7 +171,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	id := r.PathValue("id")
-	if _, err := s.tasks.Get(id); err != nil {
+	if _, err := s.tasks.Find(r.Context(), id); err != nil {
 		return taskError(err)
 	}
 	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
