@@ -299,3 +299,11 @@ func TestBenchAcrossNodes(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"2.15.2": true, "2.11.0": true, "v2.12.1": true, "3.0.0": true, "2.10.24": false, "2.9.10": false, "1.4.1": false, "": false, "beta": false} {
+		if err := checkVersion(v); (err == nil) != ok {
+			t.Errorf("checkVersion(%q) = %v, want ok %v", v, err, ok)
+		}
+	}
+}

@@ -118,6 +118,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", opts.URL, err)
 	}
+	if err := checkVersion(nc.ConnectedServerVersion()); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
@@ -129,6 +133,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
 	}
 	return s, nil
+}
+
+// MinServerVersion is the oldest NATS server the store works with: it
+// reads history with batched direct gets (2.11) and keeps epochs in
+// stream metadata (2.10).
+const MinServerVersion = "2.11.0"
+
+// checkVersion refuses a NATS server older than MinServerVersion.
+func checkVersion(v string) error {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &major, &minor); err != nil {
+		return fmt.Errorf("NATS server version %q not understood; pushd needs %s or newer", v, MinServerVersion)
+	}
+	if major < 2 || (major == 2 && minor < 11) {
+		return fmt.Errorf("NATS server %s is too old; pushd needs %s or newer", v, MinServerVersion)
+	}
+	return nil
 }
 
 // Conn returns the store's NATS connection, for the presence roster and

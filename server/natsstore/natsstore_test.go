@@ -3,6 +3,7 @@ package natsstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,27 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ns := natstest.Start(t)
+	tests := []struct {
+		name string
+		opts natsstore.Options
+		want string
+	}{
+		{"no URL", natsstore.Options{}, "no URL"},
+		{"bad prefix", natsstore.Options{URL: ns.URL(), Prefix: "a.b"}, `prefix "a.b"`},
+		{"nothing there", natsstore.Options{URL: "nats://127.0.0.1:1", Timeout: time.Second}, "connect to NATS at nats://127.0.0.1:1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := natsstore.Open(context.Background(), tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open: %v; want an error mentioning %q", err, tc.want)
+			}
 		})
 	}
 }
