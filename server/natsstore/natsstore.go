@@ -128,11 +128,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open JetStream at %s: %w", opts.URL, err)
 	}
 	s := &Store{opts: opts, nc: nc, js: js, log: log, streams: make(map[string]*jsStream)}
-	if err := s.Ready(ctx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
+	// A NATS cluster that is still forming answers JetStream requests only
+	// once it has a leader: wait for that as long as ctx allows.
+	for {
+		err := s.Ready(ctx)
+		if err == nil {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("open NATS store at %s: %w (is JetStream on, and has the NATS cluster formed?)", opts.URL, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return s, nil
 }
 
 // MinServerVersion is the oldest NATS server the store works with: it
