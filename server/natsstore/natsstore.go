@@ -135,6 +135,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if err == nil {
 			return s, nil
 		}
+		if errors.Is(err, ErrNoJetStream) {
+			nc.Close()
+			return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
+		}
 		select {
 		case <-ctx.Done():
 			nc.Close()
@@ -143,6 +147,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 }
+
+// ErrNoJetStream: the NATS server runs without JetStream.
+var ErrNoJetStream = errors.New("JetStream is not enabled on the NATS server (start it with -js, or jetstream {} in its config)")
 
 // MinServerVersion is the oldest NATS server the store works with: it
 // reads history with batched direct gets (2.11) and keeps epochs in
@@ -187,7 +194,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	defer cancel()
 	if _, err := s.js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return fmt.Errorf("%w: JetStream is not enabled on the NATS server (start it with -js)", server.ErrUnavailable)
+			return fmt.Errorf("%w: %w", server.ErrUnavailable, ErrNoJetStream)
 		}
 		return unavailable(fmt.Errorf("JetStream does not answer: %w", err))
 	}
