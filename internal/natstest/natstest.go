@@ -22,10 +22,21 @@ type Server struct {
 // Start runs a server until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, true)
+}
+
+// StartWithoutJetStream runs a plain NATS server, as a misconfigured one.
+func StartWithoutJetStream(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+func start(t testing.TB, jetStream bool) *Server {
+	t.Helper()
 	s := &Server{t: t, opts: natsserver.Options{
 		Host:      "127.0.0.1",
 		Port:      natsserver.RANDOM_PORT,
-		JetStream: true,
+		JetStream: jetStream,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,

@@ -67,6 +67,7 @@ func BenchmarkPublish(b *testing.B) {
 
 func TestOpenErrors(t *testing.T) {
 	ns := natstest.Start(t)
+	plain := natstest.StartWithoutJetStream(t)
 	tests := []struct {
 		name string
 		opts natsstore.Options
@@ -74,6 +75,7 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"no URL", natsstore.Options{}, "no URL"},
 		{"bad prefix", natsstore.Options{URL: ns.URL(), Prefix: "a.b"}, `prefix "a.b"`},
+		{"no JetStream", natsstore.Options{URL: plain.URL()}, "JetStream is not enabled"},
 		{"nothing there", natsstore.Options{URL: "nats://127.0.0.1:1", Timeout: time.Second}, "connect to NATS at nats://127.0.0.1:1"},
 	}
 	for _, tc := range tests {
