@@ -501,3 +501,123 @@ func TestTaskExternalTotalBelowDone(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskLocalAnswersAsTheAPI checks what task peers serve to other
+// servers: LocalTasks' results, and TaskPeerErrorOf's answers, which must
+// be those the HTTP API gives for the same request.
+func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
+	ts := startTaskServer(t, server.Config{})
+	local := ts.srv.Tasks().Local()
+	ctx := t.Context()
+	ext := ts.startTask(`{"kind":"external","total":10}`)
+	demo := ts.startTask(`{"kind":"demo","total":10,"interval":"1h"}`)
+	one, zero, over := int64(1), int64(0), 101.0
+
+	got, err := local.Report(ctx, ext.ID, protocol.ProgressReport{Done: &one})
+	if err != nil || got.ID != ext.ID || got.Done != 1 {
+		t.Fatalf("Local().Report: %+v, %v; want done 1", got, err)
+	}
+	if shown := ts.getTask(ext.ID); shown.Done != 1 {
+		t.Fatalf("after Local().Report the API shows %s", taskString(shown))
+	}
+
+	refusals := []struct {
+		name     string
+		call     func() error
+		method   string
+		path     string
+		body     string
+		status   int
+		code     string
+		sameText bool
+	}{
+		{"unknown task", func() error {
+			_, err := local.Report(ctx, "tnosuchtask", protocol.ProgressReport{Done: &one})
+			return err
+		},
+			http.MethodPost, "/v1/tasks/tnosuchtask/progress", `{"done":1}`, http.StatusNotFound, protocol.CodeNotFound, true},
+		{"unknown task cancelled", func() error { _, err := local.Cancel(ctx, "tnosuchtask"); return err },
+			http.MethodPost, "/v1/tasks/tnosuchtask/cancel", "", http.StatusNotFound, protocol.CodeNotFound, true},
+		{"report to a demo", func() error { _, err := local.Report(ctx, demo.ID, protocol.ProgressReport{Done: &one}); return err },
+			http.MethodPost, "/v1/tasks/" + demo.ID + "/progress", `{"done":1}`, http.StatusConflict, protocol.CodeConflict, true},
+		{"going backwards", func() error { _, err := local.Report(ctx, ext.ID, protocol.ProgressReport{Done: &zero}); return err },
+			http.MethodPost, "/v1/tasks/" + ext.ID + "/progress", `{"done":0}`, http.StatusConflict, protocol.CodeConflict, true},
+		{"bad percent", func() error { _, err := local.Report(ctx, ext.ID, protocol.ProgressReport{Percent: &over}); return err },
+			http.MethodPost, "/v1/tasks/" + ext.ID + "/progress", `{"percent":101}`, http.StatusBadRequest, protocol.CodeInvalidParam, true},
+	}
+	for _, c := range refusals {
+		pe := server.TaskPeerErrorOf(c.call())
+		status, _, body := ts.do(c.method, c.path, c.body)
+		var eb protocol.ErrorBody
+		_ = json.Unmarshal(body, &eb)
+		if pe.Status != c.status || pe.Code != c.code || status != c.status || eb.Error.Code != c.code {
+			t.Errorf("%s: peers get %d %s, the API %d %s; want %d %s", c.name, pe.Status, pe.Code, status, eb.Error.Code, c.status, c.code)
+		}
+		if c.sameText && pe.Message != eb.Error.Message {
+			t.Errorf("%s: peers get %q, the API %q", c.name, pe.Message, eb.Error.Message)
+		}
+	}
+
+	// Cancel, then cancel a finished task.
+	if got, err := local.Cancel(ctx, demo.ID); err != nil || got.ID != demo.ID {
+		t.Fatalf("Local().Cancel: %+v, %v", got, err)
+	}
+	ts.waitTask(demo.ID, "cancelled", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
+	_, err = local.Cancel(ctx, demo.ID)
+	if pe := server.TaskPeerErrorOf(err); pe.Status != http.StatusConflict || pe.Code != protocol.CodeConflict {
+		t.Errorf("cancel of a finished task: peers get %+v; want 409 conflict", pe)
+	}
+
+	// A fault of the server is an internal error, without its details.
+	if pe := server.TaskPeerErrorOf(fmt.Errorf("write record: disk on fire")); pe.Status != http.StatusInternalServerError ||
+		pe.Code != protocol.CodeInternal || strings.Contains(pe.Message, "disk") {
+		t.Errorf("a server fault: peers get %+v; want 500 internal without details", pe)
+	}
+}
+
+// TestTaskAdoptAndAnnounce checks what task peers do with the task of a
+// vanished server: Announce publishes it on the tasks stream, and Adopt
+// makes it one of this server's finished tasks.
+func TestTaskAdoptAndAnnounce(t *testing.T) {
+	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
+	local := ts.srv.Tasks().Local()
+	created := time.Now().UTC().Add(-time.Minute)
+	finished := created.Add(time.Second)
+	orphan := protocol.Task{ID: "torphan", Kind: "demo", Name: "orphan", State: protocol.TaskFailed,
+		Message: "interrupted: the server running it is gone", Created: created, Finished: &finished}
+
+	if err := local.Announce(t.Context(), orphan); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := ts.streamEvents()
+	if f := taskFinal(evs, orphan.ID); f == nil || f.State != protocol.TaskFailed || f.Message != orphan.Message {
+		t.Fatalf("the tasks stream has %s; want the orphan's end", taskEventsString(evs))
+	}
+
+	local.Adopt(orphan)
+	if got := ts.getTask(orphan.ID); got.State != protocol.TaskFailed || got.Name != "orphan" {
+		t.Fatalf("GET after Adopt: %s", taskString(got))
+	}
+	// A task that has not ended is not adopted; one already here is left
+	// alone.
+	live := orphan
+	live.ID, live.State, live.Finished = "tlive", protocol.TaskRunning, nil
+	local.Adopt(live)
+	status, _, body := ts.do(http.MethodGet, "/v1/tasks/tlive", "")
+	taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+	again := orphan
+	again.Name = "other"
+	local.Adopt(again)
+	if got := ts.getTask(orphan.ID); got.Name != "orphan" {
+		t.Fatalf("a second Adopt replaced the task: %s", taskString(got))
+	}
+
+	// Adopted tasks are forgotten with the others, oldest finished first.
+	for range 2 {
+		id := ts.startTask(`{"kind":"external"}`).ID
+		ts.report(id, `{"state":"succeeded"}`)
+	}
+	if !ts.taskWaitGone(orphan.ID, taskWait) {
+		t.Fatalf("the adopted task is still kept after two later ones finished (keep 2): %s", taskString(ts.getTask(orphan.ID)))
+	}
+}

@@ -1,0 +1,259 @@
+package natsstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/natsstore"
+)
+
+// openTasks opens a task store on st until the test ends.
+func openTasks(t *testing.T, st *natsstore.Store, ttl time.Duration) *natsstore.Tasks {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), taskWait)
+	defer cancel()
+	ts, err := natsstore.OpenTasks(ctx, st, natsstore.TaskOptions{NodeTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.Close() })
+	return ts
+}
+
+// runningTask is a task record as a server saves it while the task runs.
+func runningTask(name string) protocol.Task {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return protocol.Task{ID: "t" + server.NewEpoch(), Kind: "external", Name: name, State: protocol.TaskRunning, Created: now, Started: &now}
+}
+
+func ids(tasks []protocol.Task) []string {
+	var out []string
+	for _, t := range tasks {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
+func TestTasksRecordsAreSharedAndOwned(t *testing.T) {
+	ns := natstest.Start(t)
+	prefix := "t" + server.NewEpoch()
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
+	ctx := t.Context()
+	task := runningTask("shared")
+	if err := x.SaveTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := y.Get(ctx, task.ID)
+	if err != nil || got.ID != task.ID || got.Name != "shared" || got.State != protocol.TaskRunning || !got.Created.Equal(task.Created) {
+		t.Fatalf("the other node reads %+v, %v; want %+v", got, err, task)
+	}
+	// A node's own tasks are its server's to show, not its peers'.
+	if _, err := x.Get(ctx, task.ID); !errors.Is(err, server.ErrTaskNotFound) {
+		t.Fatalf("the owner's peers give %v for its own task, want ErrTaskNotFound", err)
+	}
+	// A list sees every record saved before it was asked for.
+	task.Done, task.Percent = 3, 30
+	if err := x.SaveTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	list, err := y.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != task.ID || list[0].Done != 3 {
+		t.Fatalf("the other node lists %+v, %v; want the task at done 3", list, err)
+	}
+	if list, err := x.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("the owner's peers list %v, %v; want none of its own", ids(list), err)
+	}
+	// A server that starts takes back no other node's records.
+	if recs, err := y.LoadTasks(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("LoadTasks: %v, %v; want nothing", ids(recs), err)
+	}
+
+	if err := x.DeleteTask(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := y.Get(ctx, task.ID); !errors.Is(err, server.ErrTaskNotFound) {
+		t.Fatalf("a deleted task reads %v, want ErrTaskNotFound", err)
+	}
+	if list, err := y.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("after the delete the other node lists %v, %v", ids(list), err)
+	}
+	for _, id := range []string{"no-such-task", "not a key", "t.>", ""} {
+		if _, err := y.Get(ctx, id); !errors.Is(err, server.ErrTaskNotFound) {
+			t.Errorf("Get(%q): %v, want ErrTaskNotFound", id, err)
+		}
+	}
+}
+
+func TestTasksRequestsNobodyAnswers(t *testing.T) {
+	ns := natstest.Start(t)
+	prefix := "t" + server.NewEpoch()
+	sx := open(t, ns.URL(), natsstore.Options{Prefix: prefix})
+	x := openTasks(t, sx, time.Second) // saves records, never serves
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix, Timeout: 500 * time.Millisecond}), time.Second)
+	ctx := t.Context()
+	task := runningTask("silent")
+	if err := x.SaveTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+
+	// Nobody listens for the owner's requests: it fails at once.
+	_, err := y.Cancel(ctx, task.ID)
+	if !errors.Is(err, server.ErrUnavailable) || !strings.Contains(err.Error(), "does not answer") {
+		t.Fatalf("cancel of a task whose server is not there: %v, want ErrUnavailable saying it does not answer", err)
+	}
+	// The owner's subject is subscribed but nothing answers: it fails at
+	// the timeout.
+	sub, err := sx.Conn().SubscribeSync(prefix + ".tasks.node." + x.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := sx.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := int64(1)
+	_, err = y.Report(ctx, task.ID, protocol.ProgressReport{Done: &done})
+	if !errors.Is(err, server.ErrUnavailable) || !strings.Contains(err.Error(), "did not answer in time") {
+		t.Fatalf("report to a server that does not answer: %v, want ErrUnavailable saying it did not answer in time", err)
+	}
+	if _, err := sub.NextMsg(time.Second); err != nil {
+		t.Fatalf("the request never reached the owner's subject: %v", err)
+	}
+
+	// A finished task is answered from its record, without asking.
+	finished := time.Now().UTC()
+	task.State, task.Finished = protocol.TaskSucceeded, &finished
+	if err := x.SaveTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := y.Cancel(ctx, task.ID); !errors.Is(err, server.ErrTaskFinished) {
+		t.Fatalf("cancel of a finished task: %v, want ErrTaskFinished", err)
+	}
+	if _, err := y.Cancel(ctx, "tnosuchtask"); !errors.Is(err, server.ErrTaskNotFound) {
+		t.Fatalf("cancel of an unknown task: %v, want ErrTaskNotFound", err)
+	}
+}
+
+func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
+	ns := natstest.Start(t)
+	prefix := "t" + server.NewEpoch()
+	// x saves a record but never says it is alive: a node that is gone.
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
+	ctx := t.Context()
+	task := runningTask("orphan")
+	if err := x.SaveTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	b := startTaskNode(t, "b", ns.URL(), prefix, time.Second)
+	end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
+	if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
+		t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
+	}
+	// B keeps it as one of its own finished tasks now.
+	if got, err := b.srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
+		t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
+	}
+	// The vanished node, back, may no longer write the record.
+	task.Done = 5
+	if err := x.SaveTask(ctx, task); !errors.Is(err, server.ErrTaskTaken) {
+		t.Fatalf("save by the node that lost the task: %v, want ErrTaskTaken", err)
+	}
+	if err := x.DeleteTask(ctx, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, status := b.get(t, task.ID); status != http.StatusOK || got.State != protocol.TaskFailed || got.Done != 0 {
+		t.Fatalf("after the lost node's save and delete, b shows %d %+v; want the task failed as b recorded it", status, got)
+	}
+}
+
+func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
+	ns := natstest.Start(t)
+	prefix := "t" + server.NewEpoch()
+	a := startTaskNode(t, "a", ns.URL(), prefix, 5*time.Second)
+	id := a.start(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
+	a.waitTask(t, id, "making progress", func(tk protocol.Task) bool { return tk.Done >= 2 })
+
+	// Another node takes the record over, as it does when it finds a's
+	// server gone while a was only out of reach.
+	kv, err := a.store.JetStream().KeyValue(t.Context(), prefix+"_tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !poll(func() bool {
+		e, err := kv.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Node string        `json:"node"`
+			Task protocol.Task `json:"task"`
+		}
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		rec.Node, rec.Task.State, rec.Task.Message, rec.Task.Finished = "elsewhere", protocol.TaskFailed, "taken over", &now
+		data, _ := json.Marshal(rec)
+		_, err = kv.Update(t.Context(), id, data, e.Revision())
+		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			t.Fatal(err)
+		}
+		return err == nil // else a's progress came first: again
+	}) {
+		t.Fatal("never took the record over")
+	}
+
+	// a's task stops there, announcing nothing, and a shows the record.
+	if !poll(func() bool { _, err := a.srv.Tasks().Get(id); return errors.Is(err, server.ErrTaskNotFound) }) {
+		t.Fatal("the task still runs on a after another node took it over")
+	}
+	if got, status := a.get(t, id); status != http.StatusOK || got.State != protocol.TaskFailed || got.Message != "taken over" {
+		t.Fatalf("a shows %d %+v, want the record: failed, taken over", status, got)
+	}
+	if got, ok := listed(a.list(t), id); !ok || got.State != protocol.TaskFailed {
+		t.Fatalf("a lists %+v, want the task failed", a.list(t))
+	}
+	if f := finals(a.streamTask(t, id)); len(f) != 0 {
+		t.Fatalf("a announced the end of a task it lost: %+v", f)
+	}
+	a.wantError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
+}
+
+func TestTasksPeersNeedTheSharedTaskStore(t *testing.T) {
+	ns := natstest.Start(t)
+	st := open(t, ns.URL(), natsstore.Options{Prefix: "t" + server.NewEpoch()})
+	tasks := openTasks(t, st, time.Second)
+	srv, err := server.New(server.Config{Store: st, TaskPeers: tasks})
+	if err == nil {
+		_ = srv.Shutdown(t.Context())
+		t.Fatal("a server with task peers and no task store started")
+	}
+}
+
+func TestTasksListIsNewestFirstAcrossServers(t *testing.T) {
+	ns := natstest.Start(t)
+	nodes := startTaskCluster(t, ns, 2*time.Second, "a", "b")
+	var want []string
+	for i := range 6 {
+		want = append(want, nodes[i%2].start(t, `{"kind":"external"}`).ID)
+	}
+	slices.Reverse(want)
+	for _, n := range nodes {
+		if got := ids(n.list(t)); !slices.Equal(got, want) {
+			t.Fatalf("%s lists %v, want %v", n.name, got, want)
+		}
+	}
+}
