@@ -127,6 +127,11 @@ func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, pe
 	if peers != nil && store == nil {
 		return nil, errors.New("tasks: task peers need the task store the servers share")
 	}
+	if _, shared := store.(TaskPeers); shared && peers == nil {
+		// Without peers this server would never say it is alive, and the
+		// others would end its tasks as those of a vanished server.
+		return nil, errors.New("tasks: the task store is shared by several servers; give it as the task peers too")
+	}
 	ts := &Tasks{cfg: cfg.withDefaults(), hub: hub, store: store, peers: peers, log: log, kinds: make(map[string]kind), tasks: make(map[string]*task)}
 	RegisterKind(ts, "demo", runDemo)
 	ts.kinds["external"] = kind{parse: parseExternal, external: true}

@@ -232,14 +232,19 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	a.wantError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
 }
 
-func TestTasksPeersNeedTheSharedTaskStore(t *testing.T) {
+func TestTasksStoreAndPeersGoTogether(t *testing.T) {
 	ns := natstest.Start(t)
 	st := open(t, ns.URL(), natsstore.Options{Prefix: "t" + server.NewEpoch()})
 	tasks := openTasks(t, st, time.Second)
-	srv, err := server.New(server.Config{Store: st, TaskPeers: tasks})
-	if err == nil {
-		_ = srv.Shutdown(t.Context())
-		t.Fatal("a server with task peers and no task store started")
+	for _, cfg := range []server.Config{
+		{Store: st, TaskPeers: tasks},
+		{Store: st, TaskStore: tasks},
+	} {
+		srv, err := server.New(cfg)
+		if err == nil {
+			_ = srv.Shutdown(t.Context())
+			t.Fatalf("a server with the shared task store as only one of TaskStore and TaskPeers started: %+v", cfg)
+		}
 	}
 }
 
