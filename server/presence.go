@@ -2,12 +2,16 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/pushd/push/protocol"
 )
+
+// presenceTimeout bounds a login or logout that no request waits for.
+const presenceTimeout = 10 * time.Second
 
 // presence tracks who is in each room. A user logs in when their first
 // connection opens and logs out when the last one has been closed for the
@@ -36,10 +40,18 @@ func newPresence(hub *Hub, grace time.Duration, roster Roster) *presence {
 	return &presence{hub: hub, grace: grace, roster: roster, rooms: make(map[string]*roomPresence)}
 }
 
-// gone publishes the logout of a user whose servers all vanished (the
-// roster found them).
+// gone publishes the logout of a user the roster found gone from every
+// server: their servers vanished, or a departure that failed at first went
+// through later. A user this server holds is not logged out: the roster
+// lost this server's entry for them and writes it again.
 func (p *presence) gone(room, user string) {
-	// TODO(presence roster): publish the logout.
+	r := p.room(room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.members[user]; ok {
+		return
+	}
+	p.publishLogout(room, user)
 }
 
 func (p *presence) room(name string) *roomPresence {
@@ -74,9 +86,28 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 	if ok {
 		return nil
 	}
+	first := true
+	if p.roster != nil {
+		var err error
+		if first, err = p.roster.Arrive(ctx, room, user); err != nil {
+			delete(r.members, user) // not here; the next connection tries again
+			return fmt.Errorf("join presence: %w", err)
+		}
+	}
+	if !first {
+		return nil // logged in already, on another server
+	}
 	_, err := p.hub.Publish(ctx, protocol.RoomStream(room), protocol.Event{Type: protocol.TypeLogin, User: user})
 	if err != nil {
 		delete(r.members, user) // not logged in; the next connection tries again
+		if p.roster != nil {
+			// The request's context may be what ended the publish.
+			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+			defer cancel()
+			if _, derr := p.roster.Depart(ctx, room, user); derr != nil {
+				p.hub.log.Warn("leave presence after a failed login", "room", room, "user", user, "err", derr)
+			}
+		}
 	}
 	return err
 }
@@ -115,14 +146,47 @@ func (p *presence) expire(room, user string, gen uint64) {
 	default:
 	}
 	delete(r.members, user)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if p.roster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+		defer cancel()
+		last, err := p.roster.Depart(ctx, room, user)
+		if err != nil {
+			// The roster retries, and reports the user gone if this was
+			// their last server.
+			p.hub.log.Warn("leave presence", "room", room, "user", user, "err", err)
+			return
+		}
+		if !last {
+			return // still present on another server
+		}
+	}
+	p.publishLogout(room, user)
+}
+
+// publishLogout publishes user's logout from room. The caller holds the
+// room's lock.
+func (p *presence) publishLogout(room, user string) {
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
 	if _, err := p.hub.Publish(ctx, protocol.RoomStream(room), protocol.Event{Type: protocol.TypeLogout, User: user}); err != nil {
 		p.hub.log.Warn("publish logout", "room", room, "user", user, "err", err)
 	}
 }
 
-// users returns who is present in room, sorted.
+// present returns who is in room, sorted: on any server when there is a
+// roster, else on this one.
+func (p *presence) present(ctx context.Context, room string) ([]string, error) {
+	if p.roster == nil {
+		return p.users(room), nil
+	}
+	users, err := p.roster.Users(ctx, room)
+	if err != nil {
+		return nil, fmt.Errorf("presence of %s: %w", room, err)
+	}
+	return users, nil
+}
+
+// users returns who is present in room on this server, sorted.
 func (p *presence) users(room string) []string {
 	p.mu.Lock()
 	r, ok := p.rooms[room]

@@ -83,6 +83,10 @@ func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.roomAccess(r, room, "", false); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, protocol.Presence{Users: s.presence.users(room)})
+	users, err := s.presence.present(r.Context(), room)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.Presence{Users: users})
 	return nil
 }

@@ -1,0 +1,279 @@
+package natsstore_test
+
+// Helpers for tests of several pushd servers on one NATS: start them, talk
+// to them over HTTP, wait for a condition. Any test of the natsstore_test
+// package may use them.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/natsstore"
+)
+
+// waitTimeout bounds every wait for something a server should do. It only
+// turns a hang into a failure; nothing asserts on how long things take.
+const waitTimeout = 20 * time.Second
+
+// checkFor calls cond every interval until it returns nil, and fails the
+// test with cond's last error if that has not happened within timeout.
+func checkFor(t testing.TB, timeout, interval time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after %v: %v", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// clusterNode is one pushd server of a test cluster, on its own NATS
+// connection, listening on 127.0.0.1.
+type clusterNode struct {
+	Store  *natsstore.Store
+	Srv    *server.Server
+	URL    string // http://127.0.0.1:port
+	client *http.Client
+	stop   func()
+}
+
+// startCluster starts n pushd servers, each with its own Store on the NATS
+// at natsURL (opts with that URL; a short timeout if opts has none). tweak,
+// if not nil, adjusts each server's config before it starts: it may set
+// Config fields, or add a roster or task peers made from the node's store.
+// The servers stop when the test ends, or earlier with Stop; their logs go
+// to t.Log.
+func startCluster(t *testing.T, natsURL string, n int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) []*clusterNode {
+	t.Helper()
+	nodes := make([]*clusterNode, n)
+	for i := range nodes {
+		nodes[i] = startClusterNode(t, natsURL, i, opts, tweak)
+	}
+	return nodes
+}
+
+func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) *clusterNode {
+	t.Helper()
+	opts.URL = natsURL
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	logs := &testLogWriter{t: t}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", i)
+	opts.Logger = log
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	st, err := natsstore.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Store: st, Logger: log}
+	if tweak != nil {
+		tweak(t, i, st, &cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	node := &clusterNode{Store: st, Srv: srv, URL: hs.URL, client: &http.Client{Transport: tr}}
+	var once sync.Once
+	node.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("node %d: shutdown: %v", i, err)
+			}
+			tr.CloseIdleConnections()
+			hs.Close()
+			st.Close()
+			logs.stop()
+		})
+	}
+	t.Cleanup(node.stop)
+	return node
+}
+
+// Stop shuts the server down (its HTTP listener and its NATS connection
+// too), as if it had gone away.
+func (n *clusterNode) Stop() { n.stop() }
+
+// testLogWriter passes log lines to t.Log until stop, so a late line
+// cannot reach a finished test.
+type testLogWriter struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testLogWriter) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+}
+
+// do makes a request (body "" sends none; otherwise JSON) and returns the
+// status and body.
+func (n *clusterNode) do(t testing.TB, method, path, body string) (int, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout+30*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// publish posts a message to a room and returns the stored event.
+func (n *clusterNode) publish(t testing.TB, room, user, text string) protocol.Event {
+	t.Helper()
+	body, _ := json.Marshal(protocol.PublishRequest{User: user, Text: text})
+	status, b := n.do(t, http.MethodPost, "/v1/rooms/"+room+"/messages", string(body))
+	if status != http.StatusCreated {
+		t.Fatalf("publish to %s: %d %s", room, status, b)
+	}
+	var ev protocol.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("publish answer %s: %v", b, err)
+	}
+	return ev
+}
+
+// poll makes a long or short poll on a room (query without "?") and
+// returns its events and cursor.
+func (n *clusterNode) poll(t testing.TB, room, query string) ([]protocol.Event, string) {
+	t.Helper()
+	status, b := n.do(t, http.MethodGet, "/v1/rooms/"+room+"/events?"+query, "")
+	if status != http.StatusOK {
+		t.Fatalf("poll %s?%s: %d %s", room, query, status, b)
+	}
+	var p protocol.Poll
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatalf("poll answer %s: %v", b, err)
+	}
+	return p.Events, p.Cursor
+}
+
+// roomEvents returns every event a room holds, as this server has it:
+// polls from since=0 until one answers with no events after waiting wait
+// (0: a short poll).
+func (n *clusterNode) roomEvents(t testing.TB, room string, wait time.Duration) []protocol.Event {
+	t.Helper()
+	var all []protocol.Event
+	since := "0"
+	for {
+		q := url.Values{"since": {since}, "wait": {wait.String()}}
+		evs, cur := n.poll(t, room, q.Encode())
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
+		since = cur
+	}
+}
+
+// presence returns the answer of GET presence: its status, and the users
+// if it is 200.
+func (n *clusterNode) presence(t testing.TB, room string) (int, []string) {
+	t.Helper()
+	status, b := n.do(t, http.MethodGet, "/v1/rooms/"+room+"/presence", "")
+	if status != http.StatusOK {
+		return status, nil
+	}
+	var p protocol.Presence
+	if err := json.Unmarshal(b, &p); err != nil || p.Users == nil {
+		t.Fatalf("presence answer %s: %v", b, err)
+	}
+	return status, p.Users
+}
+
+// connect opens a WebSocket to a room's events, present as user if user is
+// not "", and returns a function that drops it (also called when the test
+// ends). The user has joined the room's presence when connect returns.
+func (n *clusterNode) connect(t testing.TB, room, user string) (drop func()) {
+	t.Helper()
+	q := url.Values{}
+	if user != "" {
+		q.Set("user", user)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(n.URL, "http") + "/v1/rooms/" + room + "/events?" + q.Encode()
+	c, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPClient: n.client})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("connect to %s as %q: %v (status %d)", room, user, err, status)
+	}
+	// Read (and drop) what the server sends, so it never has to wait on
+	// this client, until the connection ends.
+	readCtx, stopRead := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, _, err := c.Read(readCtx); err != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	drop = func() {
+		once.Do(func() {
+			_ = c.CloseNow()
+			stopRead()
+			<-done
+		})
+	}
+	t.Cleanup(drop)
+	return drop
+}

@@ -1,0 +1,1063 @@
+package natsstore
+
+// The presence roster keeps, in one JetStream key-value bucket, which
+// servers have which users in which rooms:
+//
+//	r.<room>.<user>   the servers that have user in room: {"servers":[...]}
+//	s.<server>        a server's heartbeat, rewritten every Refresh
+//
+// (names escaped so that their dots do not split the key). A server is
+// named by its node name and a random incarnation, new for every Roster and
+// again whenever the others have swept it, so the entries of a server that
+// vanished are never taken for a live one's.
+//
+// Every change to a room key is a compare-and-set on its revision, retried
+// on conflict: the Create that makes a key is the user's first arrival on
+// any server (the login), the Purge that removes it the last departure (the
+// logout). Exactly one server's write can succeed at each revision, so each
+// of these happens once however many servers race.
+//
+// Liveness is one heartbeat key per server rather than a time per room key:
+// the steady cost is one write per server per Refresh whatever the number
+// of users, and each server judges staleness by its own clock, as "no new
+// revision of that heartbeat seen for TTL", so servers' clocks need not
+// agree. A stale server's heartbeat is purged (a compare-and-set too), then
+// it is taken out of every room key; a key that this empties is purged and
+// the server whose purge succeeded calls gone.
+//
+// Every server watches the whole bucket into memory: the sweep needs every
+// key and every heartbeat anyway, and Users then answers without a round
+// trip to NATS, at the cost of the whole roster's size in each server's
+// memory (small: a few bytes per user and room).
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushd/push/server"
+)
+
+// RosterOptions configure a Roster. The zero value is ready to use.
+type RosterOptions struct {
+	// Node names this server in the roster: letters, digits, - and _
+	// (default: random). The roster adds a random suffix of its own, so
+	// two servers may share a name, and a restarted server never mistakes
+	// what it left behind for its own.
+	Node string
+	// Refresh is how often the server tells the others it is alive, and
+	// sweeps (default 5 s).
+	Refresh time.Duration
+	// TTL is how long a server may go without refreshing before the others
+	// take its users out: at least 2 × Refresh, and better more than
+	// Refresh plus twice the store's Timeout, since one refresh may take
+	// that long when NATS falters (default: the larger of 3 × Refresh and
+	// that).
+	TTL time.Duration
+	// Logger receives sweeps and NATS trouble (default: the store's).
+	Logger *slog.Logger
+}
+
+// Roster is a server.Roster in a JetStream key-value bucket, shared by every
+// server whose Store has the same NATS and prefix. Its methods may be
+// called concurrently. Users answers from a view of the bucket that Run
+// keeps; without Run, Users fails with server.ErrUnavailable.
+type Roster struct {
+	store   *Store
+	kv      jetstream.KeyValue
+	bucket  string
+	node    string
+	refresh time.Duration
+	ttl     time.Duration
+	timeout time.Duration
+	markers bool // purge markers expire (the bucket has LimitMarkerTTL)
+	log     *slog.Logger
+
+	// stripes serialise this server's own changes to one key: an Arrive,
+	// a Depart and Run's retries never interleave on it.
+	stripes [64]sync.Mutex
+
+	mu          sync.Mutex
+	self        string                 // this server's current incarnation
+	mine        []string               // every incarnation this Roster has had, self last
+	hbRev       uint64                 // revision of self's heartbeat as last written
+	local       map[string]*localEntry // by room key: what this server wants there
+	reassertGen uint64                 // bumped by every new incarnation
+	reasserted  uint64                 // the generation whose entries are all written
+
+	// The view of the bucket, fed by the watcher.
+	rooms         map[string]map[string]*rosterEntry // room -> user -> servers
+	servers       map[string]*serverState            // incarnation -> heartbeat seen
+	watchRev      uint64                             // the last revision the watcher delivered
+	bucketCreated time.Time                          // when the bucket the view is of was made
+	rewatch       bool                               // the bucket may have been made again: reload the view
+	selfSeenAt    time.Time                          // when the view last got this server's own heartbeat
+	synced        chan struct{}                      // closed once the view has been loaded
+	isSynced      bool
+}
+
+var _ server.Roster = (*Roster)(nil)
+
+// localEntry is this server's own intent for a room key.
+type localEntry struct {
+	room, user string
+	present    bool // a local connection has the user: keep our entry there
+	// pending: take our entry out (a Depart, or an Arrive that failed
+	// after it may have written); announce: call gone if that empties
+	// the key, because a login went out and its logout has not.
+	pending, announce bool
+}
+
+// rosterEntry is a room key as the view knows it. A tombstone stands for a
+// key this server removed, until the watcher reports the removal too, so
+// that an older value the watcher still delivers cannot bring it back.
+type rosterEntry struct {
+	rev     uint64
+	servers []string
+	tomb    bool
+}
+
+// serverState is what this server has seen of another's heartbeat: the
+// last revision and when it first saw it, by its own clock.
+type serverState struct {
+	rev  uint64
+	at   time.Time
+	dead bool // heartbeat removed: the server was swept
+}
+
+// rosterValue is a room key's value.
+type rosterValue struct {
+	Servers []string `json:"servers"`
+}
+
+var nodeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Roster returns the presence roster of the servers that share this store's
+// NATS and prefix, creating its bucket if needed, and registers this server
+// in it. Call Run to keep it registered.
+func (s *Store) Roster(ctx context.Context, opts RosterOptions) (*Roster, error) {
+	if opts.Node == "" {
+		opts.Node = randomHex(4)
+	}
+	if !nodeRE.MatchString(opts.Node) {
+		return nil, fmt.Errorf("open presence roster: node name %q: use 1 to 64 letters, digits, - and _", opts.Node)
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = 5 * time.Second
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = max(3*opts.Refresh, opts.Refresh+2*s.opts.Timeout)
+	}
+	if opts.TTL < 2*opts.Refresh {
+		return nil, fmt.Errorf("open presence roster: TTL %s is under twice the refresh interval %s", opts.TTL, opts.Refresh)
+	}
+	if opts.Logger == nil {
+		opts.Logger = s.log
+	}
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("open presence roster: %w", err)
+	}
+	r := &Roster{
+		store:   s,
+		bucket:  s.opts.Prefix + "_presence",
+		node:    opts.Node,
+		refresh: opts.Refresh,
+		ttl:     opts.TTL,
+		timeout: s.opts.Timeout,
+		log:     opts.Logger.With("roster", opts.Node),
+		local:   make(map[string]*localEntry),
+		rooms:   make(map[string]map[string]*rosterEntry),
+		servers: make(map[string]*serverState),
+		synced:  make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.openBucket(ctx); err != nil {
+		return nil, fmt.Errorf("open presence roster: %w", err)
+	}
+	if err := r.incarnate(ctx); err != nil {
+		return nil, fmt.Errorf("open presence roster: %w", err)
+	}
+	r.reasserted = r.reassertGen
+	return r, nil
+}
+
+// openBucket creates or updates the bucket and keeps a handle on it. Purge
+// markers expire after TTL where the NATS server can do that (2.11 on), so
+// the bucket does not grow by a marker for every user who ever came.
+func (r *Roster) openBucket(ctx context.Context) error {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:         r.bucket,
+		Description:    "pushd presence: the servers that have each user in each room",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       r.store.opts.Replicas,
+		LimitMarkerTTL: max(r.ttl, time.Second),
+	}
+	kv, err := r.store.js.CreateOrUpdateKeyValue(ctx, cfg)
+	markers := true
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		cfg.LimitMarkerTTL, markers = 0, false
+		kv, err = r.store.js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
+	if err != nil {
+		return unavailable(fmt.Errorf("bucket %s: %w", r.bucket, err))
+	}
+	r.mu.Lock()
+	r.kv, r.markers = kv, markers
+	r.mu.Unlock()
+	return nil
+}
+
+// incarnate gives this server a new incarnation and writes its first
+// heartbeat. Entries of earlier incarnations are rewritten by reassert.
+func (r *Roster) incarnate(ctx context.Context) error {
+	me := r.node + "=" + randomHex(4)
+	rev, err := r.kvHandle().Create(ctx, serverKey(me), heartbeat())
+	if err != nil {
+		return unavailable(fmt.Errorf("register %s in %s: %w", me, r.bucket, err))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.self, r.hbRev = me, rev
+	r.mine = append(r.mine, me)
+	r.reassertGen++
+	return nil
+}
+
+// Bucket names the roster's key-value bucket in NATS.
+func (r *Roster) Bucket() string { return r.bucket }
+
+func (r *Roster) kvHandle() jetstream.KeyValue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kv
+}
+
+// ---- keys and values ---------------------------------------------------
+
+// roomKey is the key of user in room. Names cannot hold '=', so the escape
+// is undone without doubt.
+func roomKey(room, user string) string { return "r." + escape(room) + "." + escape(user) }
+
+func serverKey(member string) string { return "s." + member }
+
+var unescaper = strings.NewReplacer("=2E", ".", "=2F", "/")
+
+// parseKey says what a key of the bucket is: a room key (room and user
+// set), a heartbeat (member set), or neither.
+func parseKey(key string) (room, user, member string) {
+	if rest, ok := strings.CutPrefix(key, "r."); ok {
+		if r, u, ok := strings.Cut(rest, "."); ok && r != "" && u != "" && !strings.Contains(u, ".") {
+			return unescaper.Replace(r), unescaper.Replace(u), ""
+		}
+		return "", "", ""
+	}
+	if m, ok := strings.CutPrefix(key, "s."); ok {
+		return "", "", m
+	}
+	return "", "", ""
+}
+
+func heartbeat() []byte { return []byte(time.Now().UTC().Format(time.RFC3339Nano)) }
+
+func encodeServers(servers []string) []byte {
+	b, _ := json.Marshal(rosterValue{Servers: servers})
+	return b
+}
+
+func decodeServers(b []byte) ([]string, error) {
+	var v rosterValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return v.Servers, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// isConflict reports a compare-and-set that lost: the key's revision was
+// not the one expected. Create on a key with a delete marker reports it
+// without ErrKeyExists, hence the codes.
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// ---- server.Roster -----------------------------------------------------
+
+// Arrive implements server.Roster. On error the user may or may not be in
+// the bucket; Run takes this server's entry out again unless a later
+// Arrive succeeds.
+func (r *Roster) Arrive(ctx context.Context, room, user string) (bool, error) {
+	key := roomKey(room, user)
+	if err := r.store.checkOpen(); err != nil {
+		return false, fmt.Errorf("arrive %s in %s: %w", user, room, err)
+	}
+	mu := r.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	r.mu.Lock()
+	prev := r.local[key]
+	r.local[key] = &localEntry{room: room, user: user, present: true}
+	me, mine := r.self, slices.Clone(r.mine)
+	r.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
+		return withOnly(servers, me, mine)
+	})
+	if err != nil {
+		r.mu.Lock()
+		r.local[key] = &localEntry{room: room, user: user, pending: true, announce: prev != nil && prev.announce}
+		r.mu.Unlock()
+		return false, fmt.Errorf("arrive %s in %s: %w", user, room, err)
+	}
+	return out.created, nil
+}
+
+// Depart implements server.Roster. On error Run keeps trying to take this
+// server's entry out, and calls gone if that turns out to be the last.
+func (r *Roster) Depart(ctx context.Context, room, user string) (bool, error) {
+	key := roomKey(room, user)
+	mu := r.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	r.mu.Lock()
+	r.local[key] = &localEntry{room: room, user: user, pending: true, announce: true}
+	mine := slices.Clone(r.mine)
+	r.mu.Unlock()
+	if err := r.store.checkOpen(); err != nil {
+		return false, fmt.Errorf("depart %s from %s: %w", user, room, err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
+		return without(servers, mine)
+	})
+	if err != nil {
+		return false, fmt.Errorf("depart %s from %s: %w", user, room, err)
+	}
+	r.mu.Lock()
+	if e := r.local[key]; e != nil && e.pending {
+		delete(r.local, key)
+	}
+	r.mu.Unlock()
+	return out.removed, nil
+}
+
+// Users implements server.Roster from the view Run keeps, which follows the
+// bucket closely but not in lockstep: a user another server has just let
+// in shows up here a moment later. It fails with server.ErrUnavailable
+// while NATS is out of reach.
+func (r *Roster) Users(ctx context.Context, room string) ([]string, error) {
+	if err := r.store.checkOpen(); err != nil {
+		return nil, fmt.Errorf("presence of %s: %w", room, err)
+	}
+	timer := time.NewTimer(r.timeout)
+	defer timer.Stop()
+	select {
+	case <-r.synced:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("presence of %s: %w", room, ctx.Err())
+	case <-timer.C:
+		return nil, unavailable(fmt.Errorf("presence of %s: the roster is not loaded yet", room))
+	}
+	r.mu.Lock()
+	users := make([]string, 0, len(r.rooms[room]))
+	for u, e := range r.rooms[room] {
+		if !e.tomb && len(e.servers) > 0 {
+			users = append(users, u)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(users)
+	return users, nil
+}
+
+func (r *Roster) stripe(key string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return &r.stripes[h.Sum32()%uint32(len(r.stripes))]
+}
+
+// withOnly puts me into servers and takes this Roster's earlier
+// incarnations out; changed is false if servers were so already.
+func withOnly(servers []string, me string, mine []string) ([]string, bool) {
+	next := make([]string, 0, len(servers)+1)
+	for _, s := range servers {
+		if !slices.Contains(mine, s) {
+			next = append(next, s)
+		}
+	}
+	next = append(next, me)
+	slices.Sort(next)
+	return next, !slices.Equal(next, servers)
+}
+
+// without takes the members of gone out of servers.
+func without(servers []string, gone []string) ([]string, bool) {
+	next := slices.DeleteFunc(slices.Clone(servers), func(s string) bool { return slices.Contains(gone, s) })
+	return next, len(next) != len(servers)
+}
+
+// outcome is what a change to a room key did.
+type outcome struct {
+	created bool // it made the key: no server had the user
+	removed bool // it removed the key: no server has the user now
+}
+
+// update changes the servers of a room key by compare-and-set: it reads
+// the key, writes what change makes of it if that differs, and starts over
+// if another write came first. It always reads the bucket rather than
+// trusting the view: a revision is a compare-and-set's only guard, and a
+// bucket that NATS lost and made again counts its revisions from 1 again.
+func (r *Roster) update(ctx context.Context, key, room, user string, change func([]string) ([]string, bool)) (outcome, error) {
+	kv := r.kvHandle()
+	for attempt := 0; ; attempt++ {
+		if attempt > 1 {
+			// Several servers race for this key: spread the retries.
+			select {
+			case <-time.After(mathrand.N(time.Duration(attempt) * time.Millisecond)):
+			case <-ctx.Done():
+				return outcome{}, unavailable(fmt.Errorf("presence %s: %w", key, ctx.Err()))
+			}
+		}
+		var rev uint64
+		var servers []string
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return outcome{}, unavailable(fmt.Errorf("read presence %s: %w", key, err))
+		default:
+			rev = e.Revision()
+			if servers, err = decodeServers(e.Value()); err != nil {
+				r.log.Warn("overwrite an unreadable presence entry", "key", key, "err", err)
+				servers = nil
+			}
+		}
+		next, changed := change(servers)
+		if !changed {
+			return outcome{}, nil
+		}
+		var out outcome
+		var newRev uint64
+		switch {
+		case len(next) == 0 && rev == 0:
+			return outcome{}, nil // nothing there to take out
+		case len(next) == 0:
+			err = r.purge(ctx, kv, key, rev)
+			out.removed = true
+		case rev == 0:
+			// The key is absent or holds a marker: Create handles both.
+			newRev, err = kv.Create(ctx, key, encodeServers(next))
+			out.created = true
+		default:
+			newRev, err = kv.Update(ctx, key, encodeServers(next), rev)
+		}
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return outcome{}, unavailable(fmt.Errorf("write presence %s: %w", key, err))
+		}
+		if out.removed {
+			r.applyRoom(room, user, rev, nil, true, true)
+		} else {
+			r.applyRoom(room, user, newRev, next, false, true)
+		}
+		return out, nil
+	}
+}
+
+// purge removes a key if it is still at rev. Its marker expires where the
+// bucket allows it.
+func (r *Roster) purge(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64) error {
+	opts := []jetstream.KVDeleteOpt{jetstream.LastRevision(rev)}
+	if r.markers {
+		opts = append(opts, jetstream.PurgeTTL(max(r.ttl, time.Second)))
+	}
+	return kv.Purge(ctx, key, opts...)
+}
+
+// ---- the view ----------------------------------------------------------
+
+// applyRoom records a room key's value at rev (removed: the key is gone
+// after rev), unless the view holds a newer one. own marks this server's
+// own writes, which reach the view before the watcher reports them.
+func (r *Roster) applyRoom(room, user string, rev uint64, servers []string, removed, own bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !own {
+		r.watchRev = max(r.watchRev, rev)
+	}
+	users := r.rooms[room]
+	e := users[user]
+	if removed || len(servers) == 0 {
+		switch {
+		case e == nil, e.rev > rev:
+			// Gone already, or newer than this removal.
+		case own:
+			// The watcher reports the removal later, and clears this.
+			users[user] = &rosterEntry{rev: rev, tomb: true}
+		default:
+			delete(users, user)
+			if len(users) == 0 {
+				delete(r.rooms, room)
+			}
+		}
+		return
+	}
+	if e != nil && e.rev >= rev || own && rev <= r.watchRev {
+		return // the view has this, or the watcher is past it already
+	}
+	if users == nil {
+		users = make(map[string]*rosterEntry)
+		r.rooms[room] = users
+	}
+	users[user] = &rosterEntry{rev: rev, servers: servers}
+}
+
+// applyServer records a heartbeat (or its removal) at rev.
+func (r *Roster) applyServer(member string, rev uint64, removed bool, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watchRev = max(r.watchRev, rev)
+	st := r.servers[member]
+	if st == nil {
+		st = &serverState{}
+		r.servers[member] = st
+	}
+	if rev <= st.rev {
+		return
+	}
+	st.rev, st.at, st.dead = rev, now, removed
+	if member == r.self && !removed {
+		r.selfSeenAt = now
+	}
+}
+
+// apply feeds one entry the watcher delivered into the view.
+func (r *Roster) apply(e jetstream.KeyValueEntry) {
+	room, user, member := parseKey(e.Key())
+	removed := e.Operation() != jetstream.KeyValuePut
+	switch {
+	case member != "":
+		r.applyServer(member, e.Revision(), removed, time.Now())
+	case room != "":
+		var servers []string
+		if !removed {
+			var err error
+			if servers, err = decodeServers(e.Value()); err != nil {
+				r.log.Warn("skip an unreadable presence entry", "key", e.Key(), "err", err)
+				return
+			}
+		}
+		r.applyRoom(room, user, e.Revision(), servers, removed, false)
+	}
+}
+
+// snapshot is the bucket as a new watcher first delivers it.
+type snapshot struct {
+	rooms   map[string]map[string]*rosterEntry
+	servers map[string]*serverState
+	maxRev  uint64
+}
+
+func (s *snapshot) add(e jetstream.KeyValueEntry) {
+	s.maxRev = max(s.maxRev, e.Revision())
+	room, user, member := parseKey(e.Key())
+	removed := e.Operation() != jetstream.KeyValuePut
+	switch {
+	case member != "":
+		s.servers[member] = &serverState{rev: e.Revision(), dead: removed}
+	case room != "" && !removed:
+		servers, err := decodeServers(e.Value())
+		if err != nil || len(servers) == 0 {
+			return
+		}
+		if s.rooms[room] == nil {
+			s.rooms[room] = make(map[string]*rosterEntry)
+		}
+		s.rooms[room][user] = &rosterEntry{rev: e.Revision(), servers: servers}
+	}
+}
+
+// install makes a loaded snapshot the view. Anything newer than the
+// snapshot the view already holds (this server's own writes) stays; every
+// heartbeat counts as just seen, since nothing was seen while the view was
+// being loaded.
+func (r *Roster) install(s *snapshot) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for room, users := range r.rooms {
+		for user, e := range users {
+			if e.rev > s.maxRev {
+				if s.rooms[room] == nil {
+					s.rooms[room] = make(map[string]*rosterEntry)
+				}
+				s.rooms[room][user] = e
+			}
+		}
+	}
+	for m, st := range s.servers {
+		st.at = now
+		if m == r.self && !st.dead {
+			r.selfSeenAt = now
+		}
+	}
+	for m, st := range r.servers {
+		if st.rev > s.maxRev {
+			s.servers[m] = st
+		}
+	}
+	r.rooms, r.servers = s.rooms, s.servers
+	r.watchRev = max(r.watchRev, s.maxRev)
+	if !r.isSynced {
+		r.isSynced = true
+		close(r.synced)
+	}
+}
+
+// rosterWatch is a running watcher of the whole bucket.
+type rosterWatch struct {
+	kw         jetstream.KeyWatcher
+	cancel     context.CancelFunc
+	done       chan struct{}
+	reconnects uint64
+	started    time.Time
+}
+
+// watch starts a watcher that loads the bucket into a snapshot, installs
+// it, then applies every change.
+func (r *Roster) watch(ctx context.Context) (*rosterWatch, error) {
+	reconnects := r.store.nc.Stats().Reconnects
+	if err := r.checkBucket(ctx); err != nil {
+		return nil, err
+	}
+	// The watcher lives as long as its context; its start is bounded by
+	// the timeout.
+	ctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(r.timeout, cancel)
+	kw, err := r.kvHandle().WatchAll(ctx)
+	if !timer.Stop() && err == nil {
+		err = context.DeadlineExceeded
+		_ = kw.Stop()
+	}
+	if err != nil {
+		cancel()
+		return nil, unavailable(fmt.Errorf("watch %s: %w", r.bucket, err))
+	}
+	w := &rosterWatch{kw: kw, cancel: cancel, done: make(chan struct{}), reconnects: reconnects, started: time.Now()}
+	go func() {
+		defer close(w.done)
+		snap := &snapshot{rooms: make(map[string]map[string]*rosterEntry), servers: make(map[string]*serverState)}
+		loaded := false
+		// The watcher blocks NATS's delivery until its entries are taken,
+		// so this loop takes them until the watcher closes the channel.
+		for e := range kw.Updates() {
+			switch {
+			case e == nil:
+				if !loaded {
+					r.install(snap)
+					loaded, snap = true, nil
+				}
+			case !loaded:
+				snap.add(e)
+			default:
+				r.apply(e)
+			}
+		}
+	}()
+	return w, nil
+}
+
+// checkBucket forgets the view if the bucket is not the one it was loaded
+// from: NATS lost it and it was made again, counting revisions from 1.
+func (r *Roster) checkBucket(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	st, err := r.kvHandle().Status(ctx)
+	if err != nil {
+		return unavailable(fmt.Errorf("watch %s: %w", r.bucket, err))
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil
+	}
+	created := bs.StreamInfo().Created
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.bucketCreated.IsZero() && !created.Equal(r.bucketCreated) {
+		r.log.Warn("the presence bucket was made again; reloading it", "bucket", r.bucket)
+		r.rooms = make(map[string]map[string]*rosterEntry)
+		r.servers = make(map[string]*serverState)
+		r.watchRev = 0
+	}
+	r.bucketCreated = created
+	return nil
+}
+
+// stop ends the watcher and waits for its loop.
+func (w *rosterWatch) stop() {
+	_ = w.kw.Stop()
+	w.cancel()
+	<-w.done
+}
+
+func (w *rosterWatch) ended() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ---- Run ---------------------------------------------------------------
+
+// Run implements server.Roster. Every Refresh it makes sure the view is
+// being fed, rewrites this server's heartbeat (and, if the others had
+// swept this server or NATS lost the bucket, all its entries under a new
+// incarnation), retries the removals that failed, and sweeps the servers
+// that stopped refreshing. While NATS is out of reach it waits for the next
+// tick. It returns when ctx ends; this server's entries stay, to be swept
+// by the others after TTL unless its users reconnect elsewhere first.
+func (r *Roster) Run(ctx context.Context, gone func(room, user string)) {
+	if gone == nil {
+		gone = func(string, string) {}
+	}
+	var w *rosterWatch
+	defer func() {
+		if w != nil {
+			w.stop()
+		}
+	}()
+	t := time.NewTicker(r.refresh)
+	defer t.Stop()
+	for {
+		w = r.tick(ctx, w, gone)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Roster) tick(ctx context.Context, w *rosterWatch, gone func(room, user string)) *rosterWatch {
+	if r.store.checkOpen() != nil {
+		return w
+	}
+	w = r.keepWatching(ctx, w)
+	if !r.beat(ctx) {
+		return w
+	}
+	r.reassert(ctx)
+	r.retryPending(ctx, gone)
+	if w != nil {
+		r.sweep(ctx, gone)
+	}
+	return w
+}
+
+// keepWatching returns a live watcher: w, or a new one if w has ended,
+// the connection has been re-established since w began (it may have
+// missed changes), or w has delivered none of this server's heartbeats
+// for TTL.
+func (r *Roster) keepWatching(ctx context.Context, w *rosterWatch) *rosterWatch {
+	if w != nil {
+		r.mu.Lock()
+		lagging := time.Since(r.selfSeenAt) > r.ttl && time.Since(w.started) > r.ttl
+		rewatch := r.rewatch
+		r.mu.Unlock()
+		reconnected := r.store.nc.Stats().Reconnects != w.reconnects
+		if !w.ended() && !reconnected && !lagging && !rewatch {
+			return w
+		}
+		r.log.Debug("reload the presence roster", "ended", w.ended(), "reconnected", reconnected, "lagging", lagging, "rewatch", rewatch)
+		w.stop()
+	}
+	r.mu.Lock()
+	r.rewatch = false
+	r.mu.Unlock()
+	nw, err := r.watch(ctx)
+	if err != nil {
+		r.log.Warn("watch the presence roster", "err", err)
+		return nil
+	}
+	return nw
+}
+
+// beat rewrites this server's heartbeat. If the heartbeat is not the one it
+// wrote last, the others have swept this server (or NATS lost the bucket):
+// it takes a new incarnation, whose entries reassert writes. It reports
+// whether this server is registered now.
+func (r *Roster) beat(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	r.mu.Lock()
+	me, rev := r.self, r.hbRev
+	r.mu.Unlock()
+	newRev, err := r.kvHandle().Update(ctx, serverKey(me), heartbeat(), rev)
+	switch {
+	case err == nil:
+		r.mu.Lock()
+		if r.self == me {
+			r.hbRev = newRev
+		}
+		r.mu.Unlock()
+		return true
+	case isConflict(err):
+		r.log.Warn("this server's presence entries were taken out (it was out of touch for longer than the TTL, or NATS lost them); writing them again", "server", me)
+		if err := r.incarnate(ctx); err != nil {
+			r.log.Warn("register in the presence roster", "err", err)
+			return false
+		}
+		return true
+	default:
+		r.log.Warn("refresh presence", "server", me, "err", err)
+		// The bucket may be gone (a NATS that lost its data): make it
+		// again; the next heartbeat then finds itself missing.
+		if err := r.openBucket(ctx); err != nil {
+			r.log.Warn("open the presence bucket", "err", err)
+		}
+		r.mu.Lock()
+		r.rewatch = true
+		r.mu.Unlock()
+		return false
+	}
+}
+
+// reassert writes this server's entries under its current incarnation
+// after a new one began.
+func (r *Roster) reassert(ctx context.Context) {
+	r.mu.Lock()
+	gen := r.reassertGen
+	if r.reasserted == gen {
+		r.mu.Unlock()
+		return
+	}
+	var keys []*localEntry
+	for _, e := range r.local {
+		if e.present {
+			keys = append(keys, &localEntry{room: e.room, user: e.user})
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range keys {
+		if err := r.reassertOne(ctx, e.room, e.user); err != nil {
+			r.log.Warn("write presence again", "room", e.room, "user", e.user, "err", err)
+			return
+		}
+	}
+	r.mu.Lock()
+	if r.reassertGen == gen {
+		r.reasserted = gen
+	}
+	r.mu.Unlock()
+}
+
+func (r *Roster) reassertOne(ctx context.Context, room, user string) error {
+	key := roomKey(room, user)
+	mu := r.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	r.mu.Lock()
+	e := r.local[key]
+	me, mine := r.self, slices.Clone(r.mine)
+	r.mu.Unlock()
+	if e == nil || !e.present {
+		return nil // departed meanwhile
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
+		return withOnly(servers, me, mine)
+	})
+	if err == nil && out.created {
+		// The others logged the user out while this server was out of
+		// touch; the user is listed again, without a new login.
+		r.log.Info("user back in the presence roster", "room", room, "user", user)
+	}
+	return err
+}
+
+// retryPending takes out the entries whose removal failed, calling gone for
+// those that were the user's last.
+func (r *Roster) retryPending(ctx context.Context, gone func(room, user string)) {
+	r.mu.Lock()
+	var keys []*localEntry
+	for _, e := range r.local {
+		if e.pending {
+			keys = append(keys, &localEntry{room: e.room, user: e.user})
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range keys {
+		last, err := r.retryOne(ctx, e.room, e.user)
+		if err != nil {
+			r.log.Warn("leave presence", "room", e.room, "user", e.user, "err", err)
+			return
+		}
+		if last {
+			gone(e.room, e.user)
+		}
+	}
+}
+
+func (r *Roster) retryOne(ctx context.Context, room, user string) (last bool, err error) {
+	key := roomKey(room, user)
+	mu := r.stripe(key)
+	mu.Lock()
+	defer mu.Unlock()
+	r.mu.Lock()
+	e := r.local[key]
+	mine := slices.Clone(r.mine)
+	r.mu.Unlock()
+	if e == nil || !e.pending {
+		return false, nil // arrived again meanwhile
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
+		return without(servers, mine)
+	})
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	delete(r.local, key)
+	r.mu.Unlock()
+	return out.removed && e.announce, nil
+}
+
+// victim is a room key with servers to sweep out.
+type victim struct{ room, user string }
+
+// sweep takes out of the roster the servers whose heartbeat this server has
+// not seen change for TTL, or that another server has swept already, and
+// calls gone for each user whose key that empties. It does nothing unless
+// the view is current (this server's own heartbeat came back through it
+// lately): a view that lags would make everyone look stale.
+func (r *Roster) sweep(ctx context.Context, gone func(room, user string)) {
+	now := time.Now()
+	r.mu.Lock()
+	if !r.isSynced || now.Sub(r.selfSeenAt) > r.ttl-r.refresh {
+		r.mu.Unlock()
+		return
+	}
+	referenced := make(map[string]bool)
+	for _, users := range r.rooms {
+		for _, e := range users {
+			if e.tomb {
+				continue
+			}
+			for _, m := range e.servers {
+				referenced[m] = true
+				if r.servers[m] == nil {
+					// An entry of a server never seen to beat: it has
+					// TTL from now to show up.
+					r.servers[m] = &serverState{at: now}
+				}
+			}
+		}
+	}
+	type claim struct {
+		member string
+		rev    uint64
+	}
+	var claims []claim
+	stale := make(map[string]bool)
+	for m, st := range r.servers {
+		switch {
+		case slices.Contains(r.mine, m):
+		case !referenced[m] && (st.dead || st.rev == 0):
+			delete(r.servers, m) // nothing left of it
+		case st.dead:
+			stale[m] = true
+		case now.Sub(st.at) > r.ttl:
+			stale[m] = true
+			if st.rev > 0 {
+				claims = append(claims, claim{m, st.rev})
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+
+	kv := r.kvHandle()
+	for _, c := range claims {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		err := r.purge(cctx, kv, serverKey(c.member), c.rev)
+		cancel()
+		switch {
+		case err == nil:
+			r.log.Info("sweep a server that stopped refreshing", "server", c.member)
+			r.mu.Lock()
+			if st := r.servers[c.member]; st != nil && st.rev == c.rev {
+				st.dead = true
+			}
+			r.mu.Unlock()
+		case isConflict(err):
+			delete(stale, c.member) // it beat meanwhile, or another server swept it: see next time
+		default:
+			r.log.Warn("sweep presence", "server", c.member, "err", err)
+			return
+		}
+	}
+
+	r.mu.Lock()
+	var victims []victim
+	for room, users := range r.rooms {
+		for user, e := range users {
+			if !e.tomb && slices.ContainsFunc(e.servers, func(m string) bool { return stale[m] }) {
+				victims = append(victims, victim{room, user})
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, v := range victims {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		out, err := r.update(cctx, roomKey(v.room, v.user), v.room, v.user, func(servers []string) ([]string, bool) {
+			next := slices.DeleteFunc(slices.Clone(servers), func(m string) bool { return stale[m] })
+			return next, len(next) != len(servers)
+		})
+		cancel()
+		if err != nil {
+			r.log.Warn("sweep presence", "room", v.room, "user", v.user, "err", err)
+			return
+		}
+		if out.removed {
+			r.log.Info("user gone with their servers", "room", v.room, "user", v.user)
+			gone(v.room, v.user)
+		}
+	}
+}

@@ -1,0 +1,364 @@
+package natsstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/natsstore"
+)
+
+// Short enough that sweeps happen within a test, long enough that a busy
+// machine running the race detector does not miss a refresh by a TTL: a
+// refresh that NATS never acknowledges (one sent as NATS went away) takes
+// the store's timeout.
+const (
+	testRefresh = 100 * time.Millisecond
+	testTTL     = 3 * time.Second
+	testTimeout = time.Second
+)
+
+// testRoster is a roster on its own NATS connection, as one server has it.
+type testRoster struct {
+	*natsstore.Roster
+	store *natsstore.Store
+
+	mu      sync.Mutex
+	gone    []string // "room user", in the order Run reported them
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+// startRoster opens a store and a roster named node on the NATS at url and
+// runs the roster until stopRun or the end of the test.
+func startRoster(t *testing.T, url, node string) *testRoster {
+	t.Helper()
+	st := open(t, url, natsstore.Options{Timeout: testTimeout})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	logs := &testLogWriter{t: t}
+	t.Cleanup(logs.stop)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &testRoster{Roster: r, store: st}
+	tr.run(t)
+	return tr
+}
+
+// run starts Run; it ends with stopRun or the test.
+func (tr *testRoster) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cancel, tr.stopped = cancel, make(chan struct{})
+	stopped := tr.stopped
+	go func() {
+		defer close(stopped)
+		tr.Run(ctx, func(room, user string) {
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			tr.gone = append(tr.gone, room+" "+user)
+		})
+	}()
+	t.Cleanup(tr.stopRun)
+}
+
+// stopRun ends Run and waits for it: the roster stops refreshing, as a
+// server that hangs or dies does.
+func (tr *testRoster) stopRun() {
+	tr.cancel()
+	<-tr.stopped
+}
+
+func (tr *testRoster) goneList() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return slices.Clone(tr.gone)
+}
+
+func arrive(t *testing.T, r *testRoster, room, user string) bool {
+	t.Helper()
+	first, err := r.Arrive(context.Background(), room, user)
+	if err != nil {
+		t.Fatalf("arrive %s in %s: %v", user, room, err)
+	}
+	return first
+}
+
+func depart(t *testing.T, r *testRoster, room, user string) bool {
+	t.Helper()
+	last, err := r.Depart(context.Background(), room, user)
+	if err != nil {
+		t.Fatalf("depart %s from %s: %v", user, room, err)
+	}
+	return last
+}
+
+// waitUsers waits until every roster lists want in room.
+func waitUsers(t *testing.T, room string, want []string, rosters ...*testRoster) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, r := range rosters {
+			got, err := r.Users(context.Background(), room)
+			if err != nil {
+				return fmt.Errorf("roster %d: %v", i, err)
+			}
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("roster %d lists %q in %s; want %q", i, got, room, want)
+			}
+		}
+		return nil
+	})
+}
+
+// The first arrival on any server is first, the last departure last;
+// names with dots stay apart from the names they extend.
+func TestRosterFirstAndLast(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b")
+
+	if !arrive(t, a, "dev.ops", "carol.b") {
+		t.Fatal("the first arrival anywhere is not first")
+	}
+	if arrive(t, b, "dev.ops", "carol.b") {
+		t.Fatal("an arrival on a second server is first")
+	}
+	if arrive(t, a, "dev.ops", "carol.b") {
+		t.Fatal("a repeated arrival is first")
+	}
+	if !arrive(t, b, "dev", "ops.carol.b") {
+		t.Fatal("a user of another room is not first")
+	}
+	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
+	waitUsers(t, "dev", []string{"ops.carol.b"}, a, b)
+	waitUsers(t, "ops", nil, a, b)
+
+	if depart(t, a, "dev.ops", "carol.b") {
+		t.Fatal("a departure while another server has the user is last")
+	}
+	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
+	if depart(t, a, "dev.ops", "carol.b") {
+		t.Fatal("a repeated departure is last")
+	}
+	if !depart(t, b, "dev.ops", "carol.b") {
+		t.Fatal("the departure from the last server is not last")
+	}
+	waitUsers(t, "dev.ops", nil, a, b)
+	waitUsers(t, "dev", []string{"ops.carol.b"}, a, b)
+
+	// Back again: first again.
+	if !arrive(t, b, "dev.ops", "carol.b") {
+		t.Fatal("an arrival after the last departure is not first")
+	}
+	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
+	if g := append(a.goneList(), b.goneList()...); len(g) != 0 {
+		t.Fatalf("gone called for %q; no server vanished", g)
+	}
+}
+
+// Servers that let the same user in at the same moment agree that one of
+// them was first; leaving at the same moment, that one was last.
+func TestRosterConcurrentArrivalsOneFirst(t *testing.T) {
+	ns := natstest.Start(t)
+	rosters := []*testRoster{startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b"), startRoster(t, ns.URL(), "c")}
+	race := func(user string, op func(r *testRoster) (bool, error)) int {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]bool, len(rosters))
+		for i, r := range rosters {
+			wg.Go(func() {
+				<-start
+				ok, err := op(r)
+				if err != nil {
+					t.Errorf("roster %d, %s: %v", i, user, err)
+				}
+				results[i] = ok
+			})
+		}
+		close(start)
+		wg.Wait()
+		n := 0
+		for _, ok := range results {
+			if ok {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 20 {
+		user := fmt.Sprintf("u%d", i)
+		if n := race(user, func(r *testRoster) (bool, error) { return r.Arrive(context.Background(), "lobby", user) }); n != 1 {
+			t.Fatalf("%s: %d servers were first; want 1", user, n)
+		}
+		if n := race(user, func(r *testRoster) (bool, error) { return r.Depart(context.Background(), "lobby", user) }); n != 1 {
+			t.Fatalf("%s: %d servers were last; want 1", user, n)
+		}
+	}
+	waitUsers(t, "lobby", nil, rosters...)
+}
+
+// A server that stops refreshing is swept after the TTL: its users that no
+// other server has are reported gone, once across all servers; users that
+// another server has stay. When it comes back, it writes its entries
+// again.
+func TestRosterSweepsServerThatStopsRefreshing(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b, c := startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b"), startRoster(t, ns.URL(), "c")
+	arrive(t, c, "lobby", "alice")
+	arrive(t, c, "lobby", "bob")
+	arrive(t, a, "lobby", "bob")
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b, c)
+
+	c.stopRun()
+	gone := func() []string { return append(a.goneList(), b.goneList()...) }
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		if g := gone(); len(g) == 0 {
+			return errors.New("no one reported alice gone")
+		}
+		return nil
+	})
+	waitUsers(t, "lobby", []string{"bob"}, a, b)
+	if g := c.goneList(); len(g) != 0 {
+		t.Fatalf("the stale server reported %q gone", g)
+	}
+
+	// c comes back: its users are listed again.
+	c.run(t)
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b, c)
+	if !depart(t, c, "lobby", "alice") {
+		t.Fatal("c's departure of alice, whom only c has, is not last")
+	}
+	if depart(t, c, "lobby", "bob") {
+		t.Fatal("c's departure of bob, whom a has too, is last")
+	}
+	waitUsers(t, "lobby", []string{"bob"}, a, b, c)
+	// Many sweeps later, alice was still reported gone once.
+	if g := gone(); !slices.Equal(g, []string{"lobby alice"}) {
+		t.Fatalf("gone reported %q; want alice once", g)
+	}
+}
+
+// While NATS is away every call fails with server.ErrUnavailable; when it
+// is back the roster works again, with what it had.
+func TestRosterNATSOutage(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b")
+	arrive(t, a, "lobby", "alice")
+	arrive(t, a, "lobby", "carol")
+	waitUsers(t, "lobby", []string{"alice", "carol"}, a, b)
+
+	ns.Stop()
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		_, err := a.Users(context.Background(), "lobby")
+		if !errors.Is(err, server.ErrUnavailable) {
+			return fmt.Errorf("Users during the outage: %v; want ErrUnavailable", err)
+		}
+		return nil
+	})
+	if _, err := b.Arrive(context.Background(), "lobby", "bob"); !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("Arrive during the outage: %v; want ErrUnavailable", err)
+	}
+	// carol leaves during the outage: the roster takes her out once NATS
+	// is back, and reports her gone then, since a had her alone.
+	if _, err := a.Depart(context.Background(), "lobby", "carol"); !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("Depart during the outage: %v; want ErrUnavailable", err)
+	}
+
+	ns.Restart()
+	checkFor(t, waitTimeout, 50*time.Millisecond, func() error {
+		first, err := b.Arrive(context.Background(), "lobby", "bob")
+		if err != nil {
+			return fmt.Errorf("Arrive after the outage: %v", err)
+		}
+		if !first {
+			t.Fatal("bob's arrival after the outage is not first")
+		}
+		return nil
+	})
+	if arrive(t, b, "lobby", "alice") {
+		t.Fatal("alice, whom a had before the outage, is first on b after it")
+	}
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		if g := a.goneList(); !slices.Equal(g, []string{"lobby carol"}) {
+			return fmt.Errorf("a reported %q gone; want carol", g)
+		}
+		return nil
+	})
+	if g := b.goneList(); len(g) != 0 {
+		t.Fatalf("b reported %q gone", g)
+	}
+}
+
+// If NATS loses the roster (here: its bucket is deleted), every running
+// server writes its entries again, and no one is reported gone.
+func TestRosterWritesEntriesAgainAfterLoss(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b")
+	arrive(t, a, "lobby", "alice")
+	arrive(t, b, "lobby", "bob")
+	arrive(t, b, "lobby", "alice")
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := a.store.JetStream().DeleteKeyValue(ctx, a.Bucket()); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, waitTimeout, 20*time.Millisecond, func() error {
+		kv, err := a.store.JetStream().KeyValue(ctx, a.Bucket())
+		if err != nil {
+			return err
+		}
+		keys, err := kv.Keys(ctx)
+		if err != nil {
+			return err
+		}
+		// Two heartbeats and two room keys.
+		if len(keys) != 4 {
+			return fmt.Errorf("keys %q", keys)
+		}
+		return nil
+	})
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
+	if depart(t, a, "lobby", "alice") {
+		t.Fatal("a's departure of alice, whom b has too, is last")
+	}
+	if !depart(t, b, "lobby", "alice") {
+		t.Fatal("b's departure of alice is not last")
+	}
+	waitUsers(t, "lobby", []string{"bob"}, a, b)
+	if g := append(a.goneList(), b.goneList()...); len(g) != 0 {
+		t.Fatalf("gone reported %q", g)
+	}
+}
+
+func TestRosterOptions(t *testing.T) {
+	ns := natstest.Start(t)
+	st := open(t, ns.URL(), natsstore.Options{})
+	ctx := context.Background()
+	for _, o := range []natsstore.RosterOptions{
+		{Node: "a.b"},
+		{Node: "a b"},
+		{Node: "a=b"},
+		{Refresh: time.Second, TTL: 1500 * time.Millisecond},
+	} {
+		if _, err := st.Roster(ctx, o); err == nil {
+			t.Errorf("Roster(%+v) succeeded; want an error", o)
+		}
+	}
+	if _, err := st.Roster(ctx, natsstore.RosterOptions{}); err != nil {
+		t.Fatalf("Roster with defaults: %v", err)
+	}
+}
