@@ -26,6 +26,13 @@ import (
 // taskWait bounds every wait in these tests; conditions are polled.
 const taskWait = 15 * time.Second
 
+// Node TTLs: steadyTTL where no server should ever be taken for gone, even
+// on a loaded machine running the race detector; goneTTL where one goes.
+const (
+	steadyTTL = 30 * time.Second
+	goneTTL   = 2 * time.Second
+)
+
 // taskNode is one pushd server of a test cluster.
 type taskNode struct {
 	name   string
@@ -270,7 +277,7 @@ func listed(tasks []protocol.Task, id string) (protocol.Task, bool) {
 
 func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t *testing.T) {
 	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns, 2*time.Second, "a", "b")
+	nodes := startTaskCluster(t, ns, steadyTTL, "a", "b")
 	a, b := nodes[0], nodes[1]
 
 	task := a.start(t, `{"kind":"external","name":"backup","total":10}`)
@@ -348,7 +355,7 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 
 func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
 	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns, 2*time.Second, "a", "b")
+	nodes := startTaskCluster(t, ns, steadyTTL, "a", "b")
 	a, b := nodes[0], nodes[1]
 	id := a.start(t, `{"kind":"external","name":"copy"}`).ID
 	b.waitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
@@ -366,7 +373,7 @@ func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
 
 func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
 	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns, 2*time.Second, "a", "b")
+	nodes := startTaskCluster(t, ns, steadyTTL, "a", "b")
 	a, b := nodes[0], nodes[1]
 	id := a.start(t, `{"kind":"demo","name":"long","total":100000,"interval":"10ms"}`).ID
 
@@ -389,13 +396,13 @@ func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
 func TestClusterTasksNewServerLeavesTheOthersTasksAlone(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
-	a := startTaskNode(t, "a", ns.URL(), prefix, 2*time.Second)
+	a := startTaskNode(t, "a", ns.URL(), prefix, steadyTTL)
 	id := a.start(t, `{"kind":"external","name":"ongoing"}`).ID
 	a.waitTask(t, id, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 
 	// A server that starts (or restarts) on the same NATS takes back
 	// nothing of another's.
-	c := startTaskNode(t, "c", ns.URL(), prefix, 2*time.Second)
+	c := startTaskNode(t, "c", ns.URL(), prefix, steadyTTL)
 	if tk, status := c.get(t, id); status != http.StatusOK || tk.State != protocol.TaskRunning {
 		t.Fatalf("the new server shows %d %+v, want a's task running", status, tk)
 	}
@@ -410,8 +417,7 @@ func TestClusterTasksNewServerLeavesTheOthersTasksAlone(t *testing.T) {
 
 func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 	ns := natstest.Start(t)
-	const ttl = time.Second
-	nodes := startTaskCluster(t, ns, ttl, "a", "b", "c")
+	nodes := startTaskCluster(t, ns, goneTTL, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	ext := a.start(t, `{"kind":"external","name":"ext"}`).ID
 	demo := a.start(t, `{"kind":"demo","name":"demo","total":100000,"interval":"10ms"}`).ID
@@ -447,7 +453,7 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 	}
 	// Exactly once: however many reaping rounds B and C go through, each
 	// task has one final event.
-	deadline := time.Now().Add(3 * ttl)
+	deadline := time.Now().Add(2 * goneTTL)
 	for time.Now().Before(deadline) {
 		for _, id := range []string{ext, demo} {
 			if f := finals(b.streamTask(t, id)); len(f) != 1 {
@@ -467,7 +473,7 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 
 func TestClusterTasksNATSUnreachable(t *testing.T) {
 	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns, 5*time.Second, "a", "b")
+	nodes := startTaskCluster(t, ns, steadyTTL, "a", "b")
 	a, b := nodes[0], nodes[1]
 	id := a.start(t, `{"kind":"external","name":"ext"}`).ID
 	b.waitTask(t, id, "seen on b", func(protocol.Task) bool { return true })

@@ -22,7 +22,8 @@ type TaskOptions struct {
 	// NodeTTL is how long a server is still taken for alive after it last
 	// said so (default 15 s). Each server says so every third of it; once
 	// a server's has lapsed, another ends that server's unfinished tasks
-	// as failed.
+	// as failed. The first server to create the buckets sets it for all:
+	// the others follow it.
 	NodeTTL time.Duration
 	// Logger receives what goes wrong in the background (default: the
 	// store's logger).
@@ -168,6 +169,16 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
+	}
+	// The server that created the bucket set the TTL for every node: renew
+	// at its pace.
+	status, err = ts.nodes.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open NATS task store: %w", unavailable(err))
+	}
+	if bt := status.TTL(); bt > 0 && bt != ts.ttl {
+		ts.log.Warn("the node TTL is the one the task nodes bucket was made with", "asked", ts.ttl, "ttl", bt)
+		ts.ttl = bt
 	}
 	var wctx context.Context
 	wctx, ts.stop = context.WithCancel(context.Background())

@@ -48,8 +48,8 @@ func ids(tasks []protocol.Task) []string {
 func TestTasksRecordsAreSharedAndOwned(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
-	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
-	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), steadyTTL)
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), steadyTTL)
 	ctx := t.Context()
 	task := runningTask("shared")
 	if err := x.SaveTask(ctx, task); err != nil {
@@ -101,8 +101,8 @@ func TestTasksRequestsNobodyAnswers(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	sx := open(t, ns.URL(), natsstore.Options{Prefix: prefix})
-	x := openTasks(t, sx, time.Second) // saves records, never serves
-	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix, Timeout: 500 * time.Millisecond}), time.Second)
+	x := openTasks(t, sx, steadyTTL) // saves records, never serves
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix, Timeout: 500 * time.Millisecond}), steadyTTL)
 	ctx := t.Context()
 	task := runningTask("silent")
 	if err := x.SaveTask(ctx, task); err != nil {
@@ -151,13 +151,13 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	// x saves a record but never says it is alive: a node that is gone.
-	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), time.Second)
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), goneTTL)
 	ctx := t.Context()
 	task := runningTask("orphan")
 	if err := x.SaveTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	b := startTaskNode(t, "b", ns.URL(), prefix, time.Second)
+	b := startTaskNode(t, "b", ns.URL(), prefix, goneTTL)
 	end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
 	if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
 		t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
@@ -182,7 +182,7 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
-	a := startTaskNode(t, "a", ns.URL(), prefix, 5*time.Second)
+	a := startTaskNode(t, "a", ns.URL(), prefix, steadyTTL)
 	id := a.start(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
 	a.waitTask(t, id, "making progress", func(tk protocol.Task) bool { return tk.Done >= 2 })
 
@@ -235,7 +235,7 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 func TestTasksStoreAndPeersGoTogether(t *testing.T) {
 	ns := natstest.Start(t)
 	st := open(t, ns.URL(), natsstore.Options{Prefix: "t" + server.NewEpoch()})
-	tasks := openTasks(t, st, time.Second)
+	tasks := openTasks(t, st, steadyTTL)
 	for _, cfg := range []server.Config{
 		{Store: st, TaskPeers: tasks},
 		{Store: st, TaskStore: tasks},
