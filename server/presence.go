@@ -179,11 +179,7 @@ func (p *presence) present(ctx context.Context, room string) ([]string, error) {
 	if p.roster == nil {
 		return p.users(room), nil
 	}
-	users, err := p.roster.Users(ctx, room)
-	if err != nil {
-		return nil, fmt.Errorf("presence of %s: %w", room, err)
-	}
-	return users, nil
+	return p.roster.Users(ctx, room)
 }
 
 // users returns who is present in room on this server, sorted.

@@ -1,0 +1,190 @@
+package natsstore_test
+
+// Presence across servers: pushd servers on one embedded NATS, each with
+// its own connection, Store and Roster, behind its own HTTP listener.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/natsstore"
+)
+
+// presenceCluster starts n servers that share presence through their
+// rosters (named node0, node1, ...), with a short grace period.
+func presenceCluster(t *testing.T, ns *natstest.Server, n int) ([]*clusterNode, []*natsstore.Roster) {
+	t.Helper()
+	rosters := make([]*natsstore.Roster, n)
+	nodes := startCluster(t, ns.URL(), n, natsstore.Options{Timeout: testTimeout}, func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		r, err := st.Roster(ctx, natsstore.RosterOptions{Node: fmt.Sprintf("node%d", i), Refresh: testRefresh, TTL: testTTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rosters[i] = r
+		cfg.Roster = r
+		cfg.PresenceGrace = 100 * time.Millisecond
+	})
+	return nodes, rosters
+}
+
+// serversOf returns the servers the roster lists for user in room, as
+// stored in NATS.
+func serversOf(t *testing.T, n *clusterNode, r *natsstore.Roster, room, user string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	kv, err := n.Store.JetStream().KeyValue(ctx, r.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, "r."+room+"."+user)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Servers []string `json:"servers"`
+	}
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		t.Fatalf("roster entry %s: %v", e.Value(), err)
+	}
+	return v.Servers
+}
+
+// presenceLog returns the login and logout events of evs, in order, as
+// "login alice".
+func presenceLog(evs []protocol.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Type == protocol.TypeLogin || ev.Type == protocol.TypeLogout {
+			out = append(out, fmt.Sprintf("%s %s", ev.Type, ev.User))
+		}
+	}
+	return out
+}
+
+// waitPresence waits until GET presence answers want on every node.
+func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNode) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, n := range nodes {
+			status, got := n.presence(t, room)
+			if status != http.StatusOK || !slices.Equal(got, want) {
+				return fmt.Errorf("node %d: presence %d %q; want %q", i, status, got, want)
+			}
+		}
+		return nil
+	})
+}
+
+// waitPresenceLog waits until every node's room stream has the login and
+// logout events want, and no others.
+func waitPresenceLog(t *testing.T, room string, want []string, nodes ...*clusterNode) {
+	t.Helper()
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, n := range nodes {
+			if got := presenceLog(n.roomEvents(t, room, 0)); !slices.Equal(got, want) {
+				return fmt.Errorf("node %d: %q; want %q", i, got, want)
+			}
+		}
+		return nil
+	})
+}
+
+// A user connected to two servers logs in once and logs out once, when the
+// last connection, on either server, has been gone for the grace period.
+func TestClusterPresenceOneLoginOneLogout(t *testing.T) {
+	ns := natstest.Start(t)
+	nodes, rosters := presenceCluster(t, ns, 2)
+	a, b := nodes[0], nodes[1]
+
+	dropA := a.connect(t, "lobby", "alice")
+	dropB := b.connect(t, "lobby", "alice")
+	b.connect(t, "lobby", "bob")
+	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob"}, a, b)
+
+	// alice leaves a; b still has her.
+	dropA()
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		servers := serversOf(t, a, rosters[0], "lobby", "alice")
+		if len(servers) != 1 || !strings.HasPrefix(servers[0], "node1=") {
+			return fmt.Errorf("the roster has alice on %q; want node1 alone", servers)
+		}
+		return nil
+	})
+	// a has let her go (after the grace period) without a logout.
+	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob"}, a, b)
+
+	dropB()
+	waitPresence(t, "lobby", []string{"bob"}, a, b)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob", "logout alice"}, a, b)
+
+	// Back, on a: a new login.
+	a.connect(t, "lobby", "alice")
+	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob", "logout alice", "login alice"}, a, b)
+}
+
+// The users of a server that goes away without a word are logged out by
+// the others, once, after the roster's TTL; a user another server has
+// too stays.
+func TestClusterPresenceServerGoesAway(t *testing.T) {
+	ns := natstest.Start(t)
+	nodes, _ := presenceCluster(t, ns, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.connect(t, "lobby", "alice")
+	a.connect(t, "lobby", "bob")
+	b.connect(t, "lobby", "bob")
+	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b, c)
+
+	a.Stop()
+	waitPresence(t, "lobby", []string{"bob"}, b, c)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob", "logout alice"}, b, c)
+}
+
+// While NATS is away presence answers 503; when it is back, the users
+// are still there.
+func TestClusterPresenceNATSOutage(t *testing.T) {
+	ns := natstest.Start(t)
+	nodes, _ := presenceCluster(t, ns, 2)
+	a, b := nodes[0], nodes[1]
+	a.connect(t, "lobby", "alice")
+	waitPresence(t, "lobby", []string{"alice"}, a, b)
+
+	ns.Stop()
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, n := range nodes {
+			if status, _ := n.presence(t, "lobby"); status != http.StatusServiceUnavailable {
+				return fmt.Errorf("node %d: presence %d; want 503", i, status)
+			}
+		}
+		return nil
+	})
+	ns.Restart()
+	waitPresence(t, "lobby", []string{"alice"}, a, b)
+	b.connect(t, "lobby", "alice")
+	b.connect(t, "lobby", "bob")
+	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
+	waitPresenceLog(t, "lobby", []string{"login alice", "login bob"}, a, b)
+}
