@@ -254,6 +254,34 @@ func (n *taskNode) streamTask(t *testing.T, id string) []protocol.Task {
 	}
 }
 
+// events returns the task's states as the node's GET
+// /v1/tasks/{id}/events gives them (short polls from the start).
+func (n *taskNode) events(t *testing.T, id string) []protocol.Task {
+	t.Helper()
+	var out []protocol.Task
+	since := "0"
+	for {
+		status, b := n.do(t, http.MethodGet, "/v1/tasks/"+id+"/events?wait=0&since="+since, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET /v1/tasks/%s/events on %s: %d %s", id, n.name, status, b)
+		}
+		var p protocol.Poll
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("events of %s on %s: %v in %s", id, n.name, err, b)
+		}
+		if len(p.Events) == 0 {
+			return out
+		}
+		for _, ev := range p.Events {
+			if ev.Task == nil || ev.Task.ID != id {
+				t.Fatalf("events of %s on %s: %s", id, n.name, b)
+			}
+			out = append(out, *ev.Task)
+		}
+		since = p.Cursor
+	}
+}
+
 // finals returns the final states among states.
 func finals(states []protocol.Task) []protocol.Task {
 	var out []protocol.Task
@@ -317,9 +345,15 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 	b.wantError(t, http.StatusBadRequest, protocol.CodeInvalidParam, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"percent":101}`)
 
 	// One task's events, on B: A's task exists there too.
-	status, body := b.do(t, http.MethodGet, "/v1/tasks/"+id+"/events?since=0&wait=0", "")
-	if status != http.StatusOK || !strings.Contains(string(body), id) {
-		t.Fatalf("GET /v1/tasks/%s/events on b: %d %s", id, status, body)
+	if !poll(func() bool {
+		for _, s := range b.events(t, id) {
+			if s.Done == 4 {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("b's events of the task never showed the report: %+v", b.events(t, id))
 	}
 
 	// Cancel POSTed to B: A's task ends cancelled and says so once.
@@ -337,6 +371,9 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 	}
 	if f := finals(b.streamTask(t, id)); len(f) != 1 || f[0].State != protocol.TaskCancelled {
 		t.Fatalf("final events %+v, want one, cancelled", f)
+	}
+	if !poll(func() bool { f := finals(b.events(t, id)); return len(f) == 1 && f[0].State == protocol.TaskCancelled }) {
+		t.Fatalf("b's events of the task: %+v, want it to end cancelled", b.events(t, id))
 	}
 
 	// A finished task of A: B answers 409 as A does, from its record.
