@@ -43,7 +43,10 @@ type TaskOptions struct {
 // after the last renewal; the unfinished tasks of a node whose entry has
 // expired are ended as failed by one of the others, exactly once (a
 // compare-and-set on the record), which also publishes their final event
-// and keeps the finished tasks of that node from then on.
+// and keeps the finished tasks of that node from then on. A node that was
+// only out of touch for that long finds, when it is back, that it may no
+// longer write those records (server.ErrTaskTaken): the task stops there
+// without another event.
 //
 // Close it after the server's Shutdown and before the Store's Close.
 type Tasks struct {
