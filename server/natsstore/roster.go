@@ -46,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/server"
@@ -330,8 +331,12 @@ func (r *Roster) Arrive(ctx context.Context, room, user string) (bool, error) {
 		return withOnly(servers, me, mine)
 	})
 	if err != nil {
+		// If the write landed and joined servers that have the user, their
+		// login went out, and emptying the key later owes its logout. If it
+		// made the key, no one logged the user in.
+		announce := prev != nil && prev.announce || !out.created
 		r.mu.Lock()
-		r.local[key] = &localEntry{room: room, user: user, pending: true, announce: prev != nil && prev.announce}
+		r.local[key] = &localEntry{room: room, user: user, pending: true, announce: announce}
 		r.mu.Unlock()
 		return false, fmt.Errorf("arrive %s in %s: %w", user, room, err)
 	}
@@ -435,6 +440,8 @@ type outcome struct {
 // if another write came first. It always reads the bucket rather than
 // trusting the view: a revision is a compare-and-set's only guard, and a
 // bucket that NATS lost and made again counts its revisions from 1 again.
+// If a write fails without an answer, the outcome says what that write
+// would have done.
 func (r *Roster) update(ctx context.Context, key, room, user string, change func([]string) ([]string, bool)) (outcome, error) {
 	kv := r.kvHandle()
 	for attempt := 0; ; attempt++ {
@@ -483,7 +490,8 @@ func (r *Roster) update(ctx context.Context, key, room, user string, change func
 			continue
 		}
 		if err != nil {
-			return outcome{}, unavailable(fmt.Errorf("write presence %s: %w", key, err))
+			// The write may have landed: out says what it was.
+			return out, unavailable(fmt.Errorf("write presence %s: %w", key, err))
 		}
 		if out.removed {
 			r.applyRoom(room, user, rev, nil, true, true)
@@ -741,27 +749,53 @@ func (w *rosterWatch) ended() bool {
 
 // ---- Run ---------------------------------------------------------------
 
-// Run implements server.Roster. Every Refresh it makes sure the view is
-// being fed, rewrites this server's heartbeat (and, if the others had
-// swept this server or NATS lost the bucket, all its entries under a new
-// incarnation), retries the removals that failed, and sweeps the servers
-// that stopped refreshing. While NATS is out of reach it waits for the next
-// tick. It returns when ctx ends; this server's entries stay, to be swept
-// by the others after TTL unless its users reconnect elsewhere first.
+// Run implements server.Roster. Every Refresh it rewrites this server's
+// heartbeat (and, if the others had swept this server or NATS lost the
+// bucket, takes a new incarnation), and, on a pace of its own so that a long
+// sweep never delays the heartbeat, makes sure the view is being fed,
+// writes this server's entries under a new incarnation, retries the
+// removals that failed, and sweeps the servers that stopped refreshing.
+// While NATS is out of reach it waits for the next tick. It returns when
+// ctx ends; this server's entries stay, to be swept by the others after
+// TTL unless its users reconnect elsewhere first.
 func (r *Roster) Run(ctx context.Context, gone func(room, user string)) {
 	if gone == nil {
 		gone = func(string, string) {}
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		every(ctx, r.refresh, func() {
+			if r.store.checkOpen() == nil {
+				r.beat(ctx)
+			}
+		})
+	})
 	var w *rosterWatch
 	defer func() {
 		if w != nil {
 			w.stop()
 		}
 	}()
-	t := time.NewTicker(r.refresh)
+	every(ctx, r.refresh, func() {
+		if r.store.checkOpen() != nil {
+			return
+		}
+		w = r.keepWatching(ctx, w)
+		r.reassert(ctx)
+		r.retryPending(ctx, gone)
+		if w != nil {
+			r.sweep(ctx, gone)
+		}
+	})
+}
+
+// every calls f now and then every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		w = r.tick(ctx, w, gone)
+		f()
 		select {
 		case <-ctx.Done():
 			return
@@ -770,26 +804,10 @@ func (r *Roster) Run(ctx context.Context, gone func(room, user string)) {
 	}
 }
 
-func (r *Roster) tick(ctx context.Context, w *rosterWatch, gone func(room, user string)) *rosterWatch {
-	if r.store.checkOpen() != nil {
-		return w
-	}
-	w = r.keepWatching(ctx, w)
-	if !r.beat(ctx) {
-		return w
-	}
-	r.reassert(ctx)
-	r.retryPending(ctx, gone)
-	if w != nil {
-		r.sweep(ctx, gone)
-	}
-	return w
-}
-
 // keepWatching returns a live watcher: w, or a new one if w has ended,
 // the connection has been re-established since w began (it may have
-// missed changes), or w has delivered none of this server's heartbeats
-// for TTL.
+// missed changes), w has delivered none of this server's heartbeats for
+// TTL, or the bucket may have been made again.
 func (r *Roster) keepWatching(ctx context.Context, w *rosterWatch) *rosterWatch {
 	if w != nil {
 		r.mu.Lock()
@@ -816,9 +834,8 @@ func (r *Roster) keepWatching(ctx context.Context, w *rosterWatch) *rosterWatch 
 
 // beat rewrites this server's heartbeat. If the heartbeat is not the one it
 // wrote last, the others have swept this server (or NATS lost the bucket):
-// it takes a new incarnation, whose entries reassert writes. It reports
-// whether this server is registered now.
-func (r *Roster) beat(ctx context.Context) bool {
+// it takes a new incarnation, whose entries reassert writes.
+func (r *Roster) beat(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	r.mu.Lock()
@@ -828,29 +845,27 @@ func (r *Roster) beat(ctx context.Context) bool {
 	switch {
 	case err == nil:
 		r.mu.Lock()
-		if r.self == me {
-			r.hbRev = newRev
-		}
+		r.hbRev = newRev
 		r.mu.Unlock()
-		return true
 	case isConflict(err):
 		r.log.Warn("this server's presence entries were taken out (it was out of touch for longer than the TTL, or NATS lost them); writing them again", "server", me)
 		if err := r.incarnate(ctx); err != nil {
 			r.log.Warn("register in the presence roster", "err", err)
-			return false
 		}
-		return true
-	default:
-		r.log.Warn("refresh presence", "server", me, "err", err)
-		// The bucket may be gone (a NATS that lost its data): make it
-		// again; the next heartbeat then finds itself missing.
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound):
+		// The bucket is gone (a NATS that lost its data): make it again;
+		// the next heartbeat finds itself missing, and the view is
+		// reloaded.
+		r.log.Warn("refresh presence: no bucket; making it again", "server", me, "err", err)
 		if err := r.openBucket(ctx); err != nil {
 			r.log.Warn("open the presence bucket", "err", err)
 		}
 		r.mu.Lock()
 		r.rewatch = true
 		r.mu.Unlock()
-		return false
+	default:
+		r.log.Warn("refresh presence", "server", me, "err", err)
 	}
 }
 
