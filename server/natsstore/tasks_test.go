@@ -19,11 +19,11 @@ import (
 )
 
 // openTasks opens a task store on st until the test ends.
-func openTasks(t *testing.T, st *natsstore.Store, ttl time.Duration) *natsstore.Tasks {
+func openTasks(t *testing.T, st *natsstore.Store, opts natsstore.TaskOptions) *natsstore.Tasks {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), taskWait)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	ts, err := natsstore.OpenTasks(ctx, st, natsstore.TaskOptions{NodeTTL: ttl})
+	ts, err := natsstore.OpenTasks(ctx, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func ids(tasks []protocol.Task) []string {
 func TestTasksRecordsAreSharedAndOwned(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
-	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), steadyTTL)
-	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), steadyTTL)
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), natsstore.TaskOptions{NodeTTL: steadyTTL})
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), natsstore.TaskOptions{NodeTTL: steadyTTL})
 	ctx := t.Context()
 	task := runningTask("shared")
 	if err := x.SaveTask(ctx, task); err != nil {
@@ -101,8 +101,8 @@ func TestTasksRequestsNobodyAnswers(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	sx := open(t, ns.URL(), natsstore.Options{Prefix: prefix})
-	x := openTasks(t, sx, steadyTTL) // saves records, never serves
-	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix, Timeout: 500 * time.Millisecond}), steadyTTL)
+	x := openTasks(t, sx, natsstore.TaskOptions{NodeTTL: steadyTTL}) // saves records, never serves
+	y := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix, Timeout: 500 * time.Millisecond}), natsstore.TaskOptions{NodeTTL: steadyTTL})
 	ctx := t.Context()
 	task := runningTask("silent")
 	if err := x.SaveTask(ctx, task); err != nil {
@@ -151,19 +151,19 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	// x saves a record but never says it is alive: a node that is gone.
-	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), goneTTL)
+	x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), natsstore.TaskOptions{NodeTTL: goneTTL})
 	ctx := t.Context()
 	task := runningTask("orphan")
 	if err := x.SaveTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	b := startTaskNode(t, "b", ns.URL(), prefix, goneTTL)
+	b := startTaskNode(t, ns.URL(), prefix, 0, goneTTL)
 	end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
 	if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
 		t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
 	}
 	// B keeps it as one of its own finished tasks now.
-	if got, err := b.srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
+	if got, err := b.Srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
 		t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
 	}
 	// The vanished node, back, may no longer write the record.
@@ -174,7 +174,7 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 	if err := x.DeleteTask(ctx, task.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, status := b.get(t, task.ID); status != http.StatusOK || got.State != protocol.TaskFailed || got.Done != 0 {
+	if got, status := b.getTask(t, task.ID); status != http.StatusOK || got.State != protocol.TaskFailed || got.Done != 0 {
 		t.Fatalf("after the lost node's save and delete, b shows %d %+v; want the task failed as b recorded it", status, got)
 	}
 }
@@ -182,13 +182,13 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
-	a := startTaskNode(t, "a", ns.URL(), prefix, steadyTTL)
-	id := a.start(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
+	a := startTaskNode(t, ns.URL(), prefix, 0, steadyTTL)
+	id := a.startTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
 	a.waitTask(t, id, "making progress", func(tk protocol.Task) bool { return tk.Done >= 2 })
 
 	// Another node takes the record over, as it does when it finds a's
 	// server gone while a was only out of reach.
-	kv, err := a.store.JetStream().KeyValue(t.Context(), prefix+"_tasks")
+	kv, err := a.Store.JetStream().KeyValue(t.Context(), prefix+"_tasks")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,25 +217,25 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	}
 
 	// a's task stops there, announcing nothing, and a shows the record.
-	if !poll(func() bool { _, err := a.srv.Tasks().Get(id); return errors.Is(err, server.ErrTaskNotFound) }) {
+	if !poll(func() bool { _, err := a.Srv.Tasks().Get(id); return errors.Is(err, server.ErrTaskNotFound) }) {
 		t.Fatal("the task still runs on a after another node took it over")
 	}
-	if got, status := a.get(t, id); status != http.StatusOK || got.State != protocol.TaskFailed || got.Message != "taken over" {
+	if got, status := a.getTask(t, id); status != http.StatusOK || got.State != protocol.TaskFailed || got.Message != "taken over" {
 		t.Fatalf("a shows %d %+v, want the record: failed, taken over", status, got)
 	}
-	if got, ok := listed(a.list(t), id); !ok || got.State != protocol.TaskFailed {
-		t.Fatalf("a lists %+v, want the task failed", a.list(t))
+	if got, ok := listed(a.listTasks(t), id); !ok || got.State != protocol.TaskFailed {
+		t.Fatalf("a lists %+v, want the task failed", a.listTasks(t))
 	}
 	if f := finals(a.streamTask(t, id)); len(f) != 0 {
 		t.Fatalf("a announced the end of a task it lost: %+v", f)
 	}
-	a.wantError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
+	a.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
 }
 
 func TestTasksStoreAndPeersGoTogether(t *testing.T) {
 	ns := natstest.Start(t)
 	st := open(t, ns.URL(), natsstore.Options{Prefix: "t" + server.NewEpoch()})
-	tasks := openTasks(t, st, steadyTTL)
+	tasks := openTasks(t, st, natsstore.TaskOptions{NodeTTL: steadyTTL})
 	for _, cfg := range []server.Config{
 		{Store: st, TaskPeers: tasks},
 		{Store: st, TaskStore: tasks},
@@ -250,15 +250,15 @@ func TestTasksStoreAndPeersGoTogether(t *testing.T) {
 
 func TestTasksListIsNewestFirstAcrossServers(t *testing.T) {
 	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns, 2*time.Second, "a", "b")
+	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
 	var want []string
 	for i := range 6 {
-		want = append(want, nodes[i%2].start(t, `{"kind":"external"}`).ID)
+		want = append(want, nodes[i%2].startTask(t, `{"kind":"external"}`).ID)
 	}
 	slices.Reverse(want)
 	for _, n := range nodes {
-		if got := ids(n.list(t)); !slices.Equal(got, want) {
-			t.Fatalf("%s lists %v, want %v", n.name, got, want)
+		if got := ids(n.listTasks(t)); !slices.Equal(got, want) {
+			t.Fatalf("%s lists %v, want %v", n.URL, got, want)
 		}
 	}
 }
