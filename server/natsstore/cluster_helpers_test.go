@@ -7,6 +7,7 @@ package natsstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -239,6 +240,17 @@ func (n *clusterNode) presence(t testing.TB, room string) (int, []string) {
 // ends). The user has joined the room's presence when connect returns.
 func (n *clusterNode) connect(t testing.TB, room, user string) (drop func()) {
 	t.Helper()
+	drop, err := n.dial(room, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return drop
+}
+
+// dial is connect for any goroutine: it returns an error instead of
+// failing the test, and leaves the drop to the caller.
+func (n *clusterNode) dial(room, user string) (drop func(), err error) {
 	q := url.Values{}
 	if user != "" {
 		q.Set("user", user)
@@ -252,7 +264,7 @@ func (n *clusterNode) connect(t testing.TB, room, user string) (drop func()) {
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		t.Fatalf("connect to %s as %q: %v (status %d)", room, user, err, status)
+		return nil, fmt.Errorf("connect to %s as %q: %w (status %d)", room, user, err, status)
 	}
 	// Read (and drop) what the server sends, so it never has to wait on
 	// this client, until the connection ends.
@@ -267,13 +279,11 @@ func (n *clusterNode) connect(t testing.TB, room, user string) (drop func()) {
 		}
 	}()
 	var once sync.Once
-	drop = func() {
+	return func() {
 		once.Do(func() {
 			_ = c.CloseNow()
 			stopRead()
 			<-done
 		})
-	}
-	t.Cleanup(drop)
-	return drop
+	}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,6 +145,73 @@ func TestClusterPresenceOneLoginOneLogout(t *testing.T) {
 	a.connect(t, "lobby", "alice")
 	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
 	waitPresenceLog(t, "lobby", []string{"login alice", "login bob", "logout alice", "login alice"}, a, b)
+}
+
+// Users who connect to two servers at the same moment log in once each,
+// and log out once each when they leave both at the same moment.
+func TestClusterPresenceSimultaneousJoins(t *testing.T) {
+	ns := natstest.Start(t)
+	nodes, _ := presenceCluster(t, ns, 2)
+	var users, logins, logouts []string
+	for i := range 10 {
+		u := fmt.Sprintf("u%d", i)
+		users = append(users, u)
+		logins = append(logins, "login "+u)
+		logouts = append(logouts, "logout "+u)
+	}
+	drops := make([][]func(), len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		drops[i] = make([]func(), len(users))
+		for j, u := range users {
+			wg.Go(func() {
+				drop, err := n.dial("lobby", u)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				drops[i][j] = drop
+			})
+		}
+	}
+	wg.Wait()
+	for _, ds := range drops {
+		for _, d := range ds {
+			if d != nil {
+				t.Cleanup(d)
+			}
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	waitPresence(t, "lobby", users, nodes...)
+	sortedLog := func(evs []protocol.Event) []string { return slices.Sorted(slices.Values(presenceLog(evs))) }
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, n := range nodes {
+			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, logins) {
+				return fmt.Errorf("node %d: %q; want %q", i, got, logins)
+			}
+		}
+		return nil
+	})
+
+	for _, ds := range drops {
+		for _, d := range ds {
+			wg.Go(d)
+		}
+	}
+	wg.Wait()
+	waitPresence(t, "lobby", nil, nodes...)
+	want := slices.Sorted(slices.Values(append(logins, logouts...)))
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		for i, n := range nodes {
+			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, want) {
+				return fmt.Errorf("node %d: %q; want %q", i, got, want)
+			}
+		}
+		return nil
+	})
 }
 
 // The users of a server that goes away without a word are logged out by
