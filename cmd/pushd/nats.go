@@ -34,12 +34,20 @@ func (o *natsOptions) addFlags(f *pflag.FlagSet) {
 // natsParts is what serve takes from NATS.
 type natsParts struct {
 	store     *natsstore.Store
+	tasks     *natsstore.Tasks
 	taskStore server.TaskStore
 	roster    server.Roster
 	taskPeers server.TaskPeers
 }
 
-func (p *natsParts) close() { p.store.Close() }
+// close releases the parts, after the server's Shutdown: the task peers
+// first, then the connection they share.
+func (p *natsParts) close() {
+	if p.tasks != nil {
+		p.tasks.Close()
+	}
+	p.store.Close()
+}
 
 // open connects to NATS and sets up the store, presence roster and task
 // peers on it.
@@ -69,5 +77,32 @@ func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Dur
 	if err != nil {
 		return nil, err
 	}
-	return &natsParts{store: st}, nil
+	parts := &natsParts{store: st}
+	roster, err := st.Roster(ctx, natsstore.RosterOptions{Node: nodeName(host), Logger: log})
+	if err != nil {
+		parts.close()
+		return nil, err
+	}
+	tasks, err := natsstore.OpenTasks(ctx, st, natsstore.TaskOptions{Logger: log})
+	if err != nil {
+		parts.close()
+		return nil, err
+	}
+	parts.tasks, parts.roster, parts.taskStore, parts.taskPeers = tasks, roster, tasks, tasks
+	return parts, nil
+}
+
+// nodeName makes a host name fit a roster node name: letters, digits, -
+// and _, at most 64 of them.
+func nodeName(host string) string {
+	b := []byte(host)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
 }
