@@ -16,7 +16,7 @@ import (
 func TestCatchUpStopsAtTheHubsHead(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore(0, 0)
-	h := newHub(store, 8, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, 0, 8, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer h.shutdown()
 	name := protocol.RoomStream("lobby")
 	for range 20 {

@@ -41,6 +41,13 @@ type Config struct {
 	// it is disconnected as a slow consumer (default 4,096). It resumes
 	// from its cursor and loses nothing.
 	MaxLag int
+	// BatchWindow is the least time between two announcements of new
+	// events on one stream (default 20 ms; negative: every event at once).
+	// A quiet stream's events go out at once; on a busy one each
+	// subscriber gets, at most once per window, everything that arrived
+	// meanwhile in one write, which costs far less than a write per event
+	// and so keeps latency down under load. It bounds the delay it adds.
+	BatchWindow time.Duration
 	// TailSize is how many recent events per stream the hub keeps encoded
 	// in memory (default 4,096); older ones are read from the store.
 	TailSize int
@@ -93,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxLag <= 0 {
 		c.MaxLag = 4096
+	}
+	if c.BatchWindow == 0 {
+		c.BatchWindow = 20 * time.Millisecond
 	}
 	if c.TailSize <= 0 {
 		c.TailSize = 4096

@@ -31,6 +31,7 @@ var (
 // waiting subscriber without the publisher touching any of them.
 type Hub struct {
 	store      Store
+	window     time.Duration // see Config.BatchWindow
 	tailSize   int
 	maxLag     int
 	maxStreams int
@@ -52,8 +53,8 @@ type Hub struct {
 	closed  bool
 }
 
-func newHub(store Store, tailSize, maxLag, maxStreams int, log *slog.Logger) *Hub {
-	h := &Hub{store: store, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
+func newHub(store Store, window time.Duration, tailSize, maxLag, maxStreams int, log *slog.Logger) *Hub {
+	h := &Hub{store: store, window: window, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
 		done: make(chan struct{}), streams: make(map[string]*stream)}
 	h.follower, _ = store.(Follower)
 	h.followCtx, h.stopFollow = context.WithCancel(context.Background())
@@ -127,9 +128,10 @@ type stream struct {
 	hub  *Hub
 	name string
 
-	// published mirrors last for parking subscribers, which check it under
-	// waitMu: an append stores it before it takes the waiters, so a
-	// subscriber either sees the new events or is woken for them.
+	// published is last as last announced, for parking subscribers, which
+	// check it under waitMu: an announcement stores it before it takes the
+	// waiters, so a subscriber either sees the new events or is woken for
+	// them.
 	published atomic.Uint64
 	waitMu    sync.Mutex
 	waiters   map[waker]struct{} // parked subscribers, woken by the next append
@@ -143,6 +145,10 @@ type stream struct {
 	notify    chan struct{}
 	open      *batch // publishes waiting for the next store append
 	flushing  bool   // a store append is under way
+	// announced is when subscribers were last told of new events, and
+	// pending whether a telling is due at the end of the batch window.
+	announced time.Time
+	pending   bool
 }
 
 // batch is a group of publishes that go to the store in one append.
@@ -188,8 +194,9 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 	s.open = nil
 	s.mu.Unlock()
 
-	s.flush(context.WithoutCancel(ctx), b)
-	s.wakeWaiters()
+	if s.flush(context.WithoutCancel(ctx), b) {
+		s.wakeWaiters()
+	}
 
 	s.mu.Lock()
 	if s.open != nil {
@@ -204,13 +211,14 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 	return b.out[0], nil
 }
 
-// flush appends b to the store and adds the stored events to the tail.
-func (s *stream) flush(ctx context.Context, b *batch) {
+// flush appends b to the store and adds the stored events to the tail. It
+// returns true when the parked subscribers are to be woken now.
+func (s *stream) flush(ctx context.Context, b *batch) bool {
 	defer close(b.done)
 	out, err := s.hub.store.Append(ctx, s.name, b.events)
 	if err != nil {
 		b.err = fmt.Errorf("append to %s: %w", s.name, err)
-		return
+		return false
 	}
 	if s.hub.follower != nil {
 		// The events reach the tail by following the store, in the order
@@ -219,7 +227,7 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 			s.hub.onPublish(len(out))
 		}
 		b.out = out
-		return
+		return false
 	}
 	entries := make([]*entry, len(out))
 	now := time.Now()
@@ -255,9 +263,43 @@ func (s *stream) flush(ctx context.Context, b *batch) {
 			clear(s.ring)
 		}
 	}
+	return s.announceLocked()
+}
+
+// announceLocked tells the stream's subscribers that it has grown: it
+// closes the channel they wait on and returns true, for the caller to
+// wake the parked ones once it has let go of s.mu. On a busy stream, one
+// told less than the hub's batch window ago, it does so at the end of the
+// window instead and returns false: each subscriber then writes at most
+// once per window, everything that arrived meanwhile in one system call,
+// rather than once per event. A quiet stream's events go out at once.
+// s.mu is held.
+func (s *stream) announceLocked() bool {
+	if s.pending {
+		return false
+	}
+	now := time.Now()
+	if wait := s.hub.window - now.Sub(s.announced); wait > 0 {
+		s.pending = true
+		time.AfterFunc(wait, s.announceLater)
+		return false
+	}
+	s.announced = now
 	s.published.Store(s.last)
 	close(s.notify)
 	s.notify = make(chan struct{})
+	return true
+}
+
+// announceLater is the announcement put off to the end of a batch window.
+func (s *stream) announceLater() {
+	s.mu.Lock()
+	s.pending = false
+	wake := s.announceLocked()
+	s.mu.Unlock()
+	if wake {
+		s.wakeWaiters()
+	}
 }
 
 // waker is a subscriber with no goroutine of its own while it waits: the
@@ -369,13 +411,9 @@ func (s *stream) deliver(events []protocol.Event) {
 		s.push(e)
 		grew = true
 	}
-	if !grew {
-		s.mu.Unlock()
-		return
-	}
-	s.published.Store(s.last)
-	close(s.notify)
-	s.notify = make(chan struct{})
+	wake := grew && s.announceLocked()
 	s.mu.Unlock()
-	s.wakeWaiters()
+	if wake {
+		s.wakeWaiters()
+	}
 }

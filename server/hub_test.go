@@ -17,7 +17,7 @@ import (
 func newTestHub(t testing.TB, history, tailSize, maxLag int) *Hub {
 	t.Helper()
 	store := NewMemoryStore(history, 0)
-	h := newHub(store, tailSize, maxLag, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, 0, tailSize, maxLag, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() {
 		h.shutdown()
 		store.Close()

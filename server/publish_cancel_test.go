@@ -57,7 +57,7 @@ func queued(st *stream) int {
 func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 	ctx := t.Context()
 	store := &gatedStore{MemoryStore: NewMemoryStore(0, 0), entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	h := newHub(store, 64, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, 0, 64, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	p := newPresence(h, time.Hour, nil)
 	t.Cleanup(func() {
 		p.stop()

@@ -151,6 +151,11 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			}
 			s.metrics.wrote(p.transport, batch, time.Now())
 			p.heartbeat.Reset(s.cfg.Heartbeat)
+			if len(batch) < p.sub.max && s.cfg.BatchWindow > 0 {
+				// Caught up as of the collect: wait for the stream's next
+				// announcement, which brings a window's worth at once.
+				return false, news
+			}
 			continue
 		case err == nil && hubDone(s.hub):
 			p.sink.end(protocol.CloseShutdown, "the server is restarting; reconnect with your last cursor")

@@ -76,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
 		s.ownsStore = true
 	}
-	s.hub = newHub(s.store, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
+	s.hub = newHub(s.store, cfg.BatchWindow, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
 	s.newLimiters()
 	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster)
 	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)

@@ -29,6 +29,7 @@ type serveOptions struct {
 	writeTimeout  time.Duration
 	maxText       int
 	maxLag        int
+	batchWindow   time.Duration
 	logLevel      string
 	shutdownWait  time.Duration
 	maxTasks      int
@@ -72,6 +73,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "SSE heartbeat comment and WebSocket ping interval")
 	f.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "a subscriber that takes longer to accept one write is dropped (and resumes)")
 	f.IntVar(&o.maxText, "max-text", 4096, "longest message text in bytes")
+	f.DurationVar(&o.batchWindow, "batch-window", 20*time.Millisecond, "on a busy stream, tell subscribers of new events at most this often, each getting everything since in one write (negative: every event at once)")
 	f.IntVar(&o.maxLag, "max-lag", 4096, "events a live subscriber may fall behind before it is told to reconnect")
 	f.IntVar(&o.maxTasks, "max-tasks", 64, "background tasks running at once; the rest queue")
 	f.DurationVar(&o.taskStall, "task-stall-timeout", 10*time.Minute, "an external task that reports nothing for this long fails as stalled")
@@ -165,6 +167,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		WriteTimeout:  o.writeTimeout,
 		MaxTextBytes:  o.maxText,
 		MaxLag:        o.maxLag,
+		BatchWindow:   o.batchWindow,
 		MaxBodyBytes:  o.maxBody,
 		ReadTimeout:   o.bodyTimeout,
 		Limits:        o.limits,

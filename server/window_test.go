@@ -1,0 +1,110 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// newWindowHub returns a hub with the given batch window on a memory store.
+func newWindowHub(t *testing.T, window time.Duration) *Hub {
+	t.Helper()
+	store := NewMemoryStore(1000, 0)
+	h := newHub(store, window, 64, 1000, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		h.shutdown()
+		store.Close()
+	})
+	return h
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestBatchWindowAnnouncesAQuietStreamAtOnce(t *testing.T) {
+	h := newWindowHub(t, time.Hour)
+	sub, err := h.subscribe(t.Context(), "room/w", nil, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notify, err := sub.collect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(t.Context(), "room/w", hubMessage("first")); err != nil {
+		t.Fatal(err)
+	}
+	if !isClosed(notify) || sub.st.published.Load() != 1 {
+		t.Fatalf("the first event on a quiet stream was not announced at once (published %d)", sub.st.published.Load())
+	}
+
+	// Within the window: stored and collectable, but the waiting
+	// subscribers are told only at its end (an hour away here).
+	batch, notify, err := sub.collect(t.Context())
+	if err != nil || len(batch) != 1 {
+		t.Fatalf("collect: %d entries, %v", len(batch), err)
+	}
+	for _, text := range []string{"second", "third"} {
+		if _, err := h.Publish(t.Context(), "room/w", hubMessage(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if isClosed(notify) || sub.st.published.Load() != 1 {
+		t.Fatalf("events within the window announced at once (published %d)", sub.st.published.Load())
+	}
+	if batch, _, err := sub.collect(t.Context()); err != nil || len(batch) != 2 {
+		t.Fatalf("collect within the window: %d entries, %v; want the 2 stored", len(batch), err)
+	}
+}
+
+func TestBatchWindowAnnouncesTogetherAtItsEnd(t *testing.T) {
+	h := newWindowHub(t, 30*time.Millisecond)
+	sub, err := h.subscribe(t.Context(), "room/w", nil, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish(t.Context(), "room/w", hubMessage("opens the window")); err != nil {
+		t.Fatal(err)
+	}
+	if got := testCollect(t, sub, 1); got[0].Seq != 1 {
+		t.Fatalf("first event %d", got[0].Seq)
+	}
+	for i := range 20 {
+		if _, err := h.Publish(t.Context(), "room/w", hubMessage("m"+string(rune('a'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A subscriber that took them already parks until the window ends, and
+	// is woken then.
+	if batch, _, err := sub.collect(t.Context()); err != nil || len(batch) != 20 {
+		t.Fatalf("collect: %d entries, %v; want 20", len(batch), err)
+	}
+	w := &countingWaker{woken: make(chan struct{}, 1)}
+	if !sub.park(w) {
+		t.Fatal("could not park a caught-up subscriber")
+	}
+	select {
+	case <-w.woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("parked subscriber not woken after the window")
+	}
+	if got := sub.st.published.Load(); got != 21 {
+		t.Fatalf("announced up to %d, want 21", got)
+	}
+}
+
+type countingWaker struct{ woken chan struct{} }
+
+func (w *countingWaker) wake() {
+	select {
+	case w.woken <- struct{}{}:
+	default:
+	}
+}
