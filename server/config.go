@@ -42,7 +42,7 @@ type Config struct {
 	// from its cursor and loses nothing.
 	MaxLag int
 	// BatchWindow is the least time between two announcements of new
-	// events on one stream (default 10 ms; negative: every event at once).
+	// events on one stream (default 20 ms; negative: every event at once).
 	// A quiet stream's events go out at once; on a busy one each
 	// subscriber gets, at most once per window, everything that arrived
 	// meanwhile in one write, which costs far less than a write per event
@@ -102,7 +102,7 @@ func (c Config) withDefaults() Config {
 		c.MaxLag = 4096
 	}
 	if c.BatchWindow == 0 {
-		c.BatchWindow = 10 * time.Millisecond
+		c.BatchWindow = 20 * time.Millisecond
 	}
 	if c.TailSize <= 0 {
 		c.TailSize = 4096

@@ -52,17 +52,26 @@ type pusher struct {
 	done    bool
 }
 
-// startPusher runs a subscriber on an upgraded connection. ctx must end
-// when the connection does.
-func (s *Server) startPusher(ctx context.Context, sub *subscription, sk sink, conn net.Conn, transport, stream string, cleanup func()) {
+// startPusher runs a subscriber on an upgraded connection. read is the
+// connection's reader loop: it returns when the connection has ended, and
+// the subscriber ends then too.
+func (s *Server) startPusher(read func(), sub *subscription, sk sink, conn net.Conn, transport, stream string, cleanup func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &pusher{s: s, sub: sub, sink: sk, conn: conn, ctx: ctx, transport: transport, stream: stream, cleanup: cleanup}
 	// Everything the pusher's goroutine uses is set before anything can
-	// start it: the context may have ended already.
+	// start it.
 	p.heartbeat = time.AfterFunc(s.cfg.Heartbeat, func() {
 		p.pingDue.Store(true)
 		p.wake()
 	})
-	context.AfterFunc(ctx, p.wake) // the client went away: end
+	// The reader's goroutine is the only one an idle connection has; it
+	// tells the pusher itself when the client has gone, which costs less
+	// than a hook on the context.
+	go func() {
+		read()
+		cancel()
+		p.wake()
+	}()
 	p.wake()
 }
 

@@ -61,25 +61,19 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 		cleanup()
 		return nil
 	}
-	s.startPusher(readUntilClosed(conn), sub, &sseSink{conn: conn}, conn, transportSSE, t.stream, cleanup)
+	s.startPusher(func() { readUntilClosed(conn) }, sub, &sseSink{conn: conn}, conn, transportSSE, t.stream, cleanup)
 	return nil
 }
 
 // readUntilClosed reads and drops what the client sends on a taken-over
-// connection (nothing, normally); the returned context ends when the
-// connection does.
-func readUntilClosed(conn net.Conn) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		defer cancel()
-		var b [64]byte
-		for {
-			if _, err := conn.Read(b[:]); err != nil {
-				return
-			}
+// connection (nothing, normally); it returns when the connection ends.
+func readUntilClosed(conn net.Conn) {
+	var b [64]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			return
 		}
-	}()
-	return ctx
+	}
 }
 
 // sseSink writes SSE frames straight to the connection.

@@ -64,7 +64,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Keep the connection, not the finished request and response.
 	sk := &wsSink{c: c, out: hw.out, batching: c.Subprotocol() == protocol.BatchSubprotocol}
-	s.startPusher(readAndDiscard(c), sub, sk, hw.conn, transportWS, t.stream, cleanup)
+	s.startPusher(func() { readAndDiscard(c) }, sub, sk, hw.conn, transportWS, t.stream, cleanup)
 	return nil
 }
 
@@ -170,24 +170,21 @@ func (k *wsSink) end(reason, _ string) {
 
 func (k *wsSink) closeNow() { _ = k.c.CloseNow() }
 
-// readAndDiscard starts the connection's reader: it answers pings, takes
-// the client's close, and drops any message the client sends (the protocol
-// ignores them). The returned context ends when the connection does.
-func readAndDiscard(c *websocket.Conn) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		defer cancel()
-		for {
-			_, r, err := c.Reader(ctx)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return
-			}
+// readAndDiscard is the connection's reader: it answers pings, takes the
+// client's close, and drops any message the client sends (the protocol
+// ignores them). It returns when the connection ends. It reads without a
+// context: closing the connection ends the read, and a cancellable context
+// would cost a hook per read.
+func readAndDiscard(c *websocket.Conn) {
+	for {
+		_, r, err := c.Reader(context.Background())
+		if err != nil {
+			return
 		}
-	}()
-	return ctx
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+	}
 }
 
 // hijackRecorder keeps the connection that websocket.Accept hijacks, so the
