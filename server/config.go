@@ -42,11 +42,13 @@ type Config struct {
 	// from its cursor and loses nothing.
 	MaxLag int
 	// BatchWindow is the least time between two announcements of new
-	// events on one stream (default 20 ms; negative: every event at once).
-	// A quiet stream's events go out at once; on a busy one each
-	// subscriber gets, at most once per window, everything that arrived
-	// meanwhile in one write, which costs far less than a write per event
-	// and so keeps latency down under load. It bounds the delay it adds.
+	// events on a stream with a thousand or more streaming subscribers
+	// (default 20 ms; negative: every event at once); smaller streams get
+	// a share of it, 20 µs per subscriber. A quiet stream's events go out
+	// at once; on a busy one each subscriber gets, at most once per
+	// window, everything that arrived meanwhile in one write, which costs
+	// far less than a write per event and so keeps latency down under
+	// load. It bounds the delay it adds.
 	BatchWindow time.Duration
 	// TailSize is how many recent events per stream the hub keeps encoded
 	// in memory (default 4,096); older ones are read from the store.

@@ -32,6 +32,10 @@ var (
 type Hub struct {
 	store      Store
 	window     time.Duration // see Config.BatchWindow
+	// perPusher, when set, scales the window to the stream's streaming
+	// subscribers: a stream with few of them costs little per event, and
+	// its events need not wait (see stream.window).
+	perPusher time.Duration
 	tailSize   int
 	maxLag     int
 	maxStreams int
@@ -149,6 +153,8 @@ type stream struct {
 	// pending whether a telling is due at the end of the batch window.
 	announced time.Time
 	pending   bool
+
+	pushers atomic.Int64 // streaming (WebSocket and SSE) subscribers
 }
 
 // batch is a group of publishes that go to the store in one append.
@@ -279,7 +285,7 @@ func (s *stream) announceLocked() bool {
 		return false
 	}
 	now := time.Now()
-	if wait := s.hub.window - now.Sub(s.announced); wait > 0 {
+	if wait := s.window() - now.Sub(s.announced); wait > 0 {
 		s.pending = true
 		time.AfterFunc(wait, s.announceLater)
 		return false
@@ -289,6 +295,16 @@ func (s *stream) announceLocked() bool {
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return true
+}
+
+// window is the least time between two announcements: the hub's batch
+// window, or less for a stream with few streaming subscribers, so that the
+// writes an announcement costs stay within what the window budgets for.
+func (s *stream) window() time.Duration {
+	if s.hub.perPusher <= 0 {
+		return s.hub.window
+	}
+	return min(s.hub.window, time.Duration(s.pushers.Load())*s.hub.perPusher)
 }
 
 // announceLater is the announcement put off to the end of a batch window.

@@ -58,6 +58,7 @@ type pusher struct {
 func (s *Server) startPusher(read func(), sub *subscription, sk sink, conn net.Conn, transport, stream string, cleanup func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pusher{s: s, sub: sub, sink: sk, conn: conn, ctx: ctx, transport: transport, stream: stream, cleanup: cleanup}
+	sub.st.pushers.Add(1)
 	// Everything the pusher's goroutine uses is set before anything can
 	// start it.
 	p.heartbeat = time.AfterFunc(s.cfg.Heartbeat, func() {
@@ -114,6 +115,13 @@ func (p *pusher) run() {
 		return
 	}
 }
+
+// windowPerPusher scales a stream's batch window to its streaming
+// subscribers: an announcement costs about one write per subscriber, and
+// a window of this much per subscriber keeps those writes to about one
+// every windowPerPusher on a busy stream. A room of a few subscribers
+// thus sends every event at once; one of a thousand gets the full window.
+const windowPerPusher = 20 * time.Microsecond
 
 // lingerFor is how long a pusher that has caught up waits for more before
 // it parks and lets its goroutine go. On a busy stream it thus keeps its
@@ -212,6 +220,7 @@ func (p *pusher) finish() {
 	p.done = true
 	p.mu.Unlock()
 	p.sub.unpark(p)
+	p.sub.st.pushers.Add(-1)
 	p.heartbeat.Stop()
 	if p.lingerTimer != nil {
 		p.lingerTimer.Stop()

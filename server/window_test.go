@@ -108,3 +108,32 @@ func (w *countingWaker) wake() {
 	default:
 	}
 }
+
+func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
+	h := newWindowHub(t, time.Hour)
+	h.perPusher = time.Minute
+	st, err := h.stream(t.Context(), "room/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pushers int64
+		want    time.Duration
+	}{{0, 0}, {1, time.Minute}, {30, 30 * time.Minute}, {60, time.Hour}, {5000, time.Hour}} {
+		st.pushers.Store(tc.pushers)
+		if got := st.window(); got != tc.want {
+			t.Errorf("window with %d streaming subscribers: %s, want %s", tc.pushers, got, tc.want)
+		}
+	}
+
+	// No streaming subscriber: back-to-back events are announced at once.
+	st.pushers.Store(0)
+	for i := range 3 {
+		if _, err := h.Publish(t.Context(), "room/small", hubMessage("m")); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.published.Load(); got != uint64(i+1) {
+			t.Fatalf("after publish %d: announced up to %d", i+1, got)
+		}
+	}
+}

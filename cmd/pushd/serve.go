@@ -73,7 +73,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "SSE heartbeat comment and WebSocket ping interval")
 	f.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "a subscriber that takes longer to accept one write is dropped (and resumes)")
 	f.IntVar(&o.maxText, "max-text", 4096, "longest message text in bytes")
-	f.DurationVar(&o.batchWindow, "batch-window", 20*time.Millisecond, "on a busy stream, tell subscribers of new events at most this often, each getting everything since in one write (negative: every event at once)")
+	f.DurationVar(&o.batchWindow, "batch-window", 20*time.Millisecond, "on a busy stream of 1,000 or more subscribers, tell them of new events at most this often, each getting everything since in one write; smaller streams wait less (negative: every event at once)")
 	f.IntVar(&o.maxLag, "max-lag", 4096, "events a live subscriber may fall behind before it is told to reconnect")
 	f.IntVar(&o.maxTasks, "max-tasks", 64, "background tasks running at once; the rest queue")
 	f.DurationVar(&o.taskStall, "task-stall-timeout", 10*time.Minute, "an external task that reports nothing for this long fails as stalled")
