@@ -30,12 +30,12 @@ var (
 // closed and replaced whenever the stream grows, so one publish wakes every
 // waiting subscriber without the publisher touching any of them.
 type Hub struct {
-	store      Store
-	window     time.Duration // see Config.BatchWindow
+	store  Store
+	window time.Duration // see Config.BatchWindow
 	// perPusher, when set, scales the window to the stream's streaming
 	// subscribers: a stream with few of them costs little per event, and
 	// its events need not wait (see stream.window).
-	perPusher time.Duration
+	perPusher  time.Duration
 	tailSize   int
 	maxLag     int
 	maxStreams int
