@@ -80,6 +80,10 @@ const (
 	CloseSlowConsumer = "slow_consumer"
 	CloseShutdown     = "server_shutdown"
 	CloseInternal     = "internal_error"
+	// CloseUnavailable: the server cannot reach its store for now (a
+	// cluster's NATS is away); reconnect with the last cursor after a
+	// moment, to this server or another.
+	CloseUnavailable = "unavailable"
 )
 
 // WebSocket close codes used by the server besides the standard ones.
@@ -90,6 +94,10 @@ const (
 	// CloseCodeSlowConsumer means the subscriber fell too far behind; it
 	// should reconnect with its last cursor and will lose nothing.
 	CloseCodeSlowConsumer = 4008
+	// CloseCodeTryAgainLater (1013, standard) means the server cannot serve
+	// the subscription for now: reconnect with the last cursor after a
+	// moment.
+	CloseCodeTryAgainLater = 1013
 )
 
 // BatchSubprotocol is the WebSocket subprotocol in which one message may

@@ -81,6 +81,40 @@ func (h *Hub) shutdown() {
 	h.following.Wait()
 }
 
+// settle waits, in follow mode, until every stream's tail holds the events
+// this server appended, so that its own subscribers get them before a
+// shutdown ends their subscriptions (the final events of cancelled tasks).
+// It gives up when ctx ends or after a few seconds.
+func (h *Hub) settle(ctx context.Context) {
+	if h.follower == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	streams := make([]*stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		streams = append(streams, s)
+	}
+	h.mu.Unlock()
+	for _, s := range streams {
+		for {
+			s.mu.RLock()
+			caughtUp, notify := s.published.Load() >= s.appended, s.notify
+			s.mu.RUnlock()
+			if caughtUp {
+				break
+			}
+			select {
+			case <-notify:
+			case <-ctx.Done():
+				h.log.Warn("shutdown: some events of this server did not reach its subscribers in time; they will read them on reconnecting", "stream", s.name)
+				return
+			}
+		}
+	}
+}
+
 // stream returns the named stream, loading its position from the store the
 // first time.
 func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
@@ -155,6 +189,13 @@ type stream struct {
 	pending   bool
 
 	pushers atomic.Int64 // streaming (WebSocket and SSE) subscribers
+
+	// epochGen counts the epochs the stream has had in this process; it
+	// changes under mu with epoch, and parking subscribers check it.
+	epochGen atomic.Uint64
+	// appended is the newest seq this server's own appends got, in
+	// follow mode; a shutdown waits for the tail to reach it.
+	appended uint64
 }
 
 // batch is a group of publishes that go to the store in one append.
@@ -186,10 +227,7 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 		// The append runs without cancellation and ends in bounded time.
 		s.mu.Unlock()
 		<-b.done
-		if b.err != nil {
-			return protocol.Event{}, b.err
-		}
-		return b.out[i], nil
+		return b.result(i)
 	}
 	if s.flushing {
 		s.mu.Unlock()
@@ -211,10 +249,19 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 		s.flushing = false
 	}
 	s.mu.Unlock()
-	if b.err != nil {
-		return protocol.Event{}, b.err
+	return b.result(0)
+}
+
+// result is the outcome of the batch's i-th event: stored if the store
+// took it, even when it failed on a later one.
+func (b *batch) result(i int) (protocol.Event, error) {
+	if i < len(b.out) {
+		return b.out[i], nil
 	}
-	return b.out[0], nil
+	if b.err == nil {
+		return protocol.Event{}, fmt.Errorf("append: the store returned %d of %d events", len(b.out), len(b.events))
+	}
+	return protocol.Event{}, b.err
 }
 
 // flush appends b to the store and adds the stored events to the tail. It
@@ -222,17 +269,27 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 func (s *stream) flush(ctx context.Context, b *batch) bool {
 	defer close(b.done)
 	out, err := s.hub.store.Append(ctx, s.name, b.events)
-	if err != nil {
-		b.err = fmt.Errorf("append to %s: %w", s.name, err)
-		return false
-	}
 	if s.hub.follower != nil {
 		// The events reach the tail by following the store, in the order
-		// the store gave them among other servers' appends.
-		if s.hub.onPublish != nil {
-			s.hub.onPublish(len(out))
+		// the store gave them among other servers' appends. A shared
+		// store may have taken the first events of a batch before failing:
+		// those publishers get their events, the others the error.
+		if err != nil {
+			b.err = fmt.Errorf("append to %s: %w", s.name, err)
+		}
+		if len(out) > 0 {
+			if s.hub.onPublish != nil {
+				s.hub.onPublish(len(out))
+			}
+			s.mu.Lock()
+			s.appended = max(s.appended, out[len(out)-1].Seq)
+			s.mu.Unlock()
 		}
 		b.out = out
+		return false
+	}
+	if err != nil {
+		b.err = fmt.Errorf("append to %s: %w", s.name, err)
 		return false
 	}
 	entries := make([]*entry, len(out))
@@ -255,6 +312,7 @@ func (s *stream) flush(ctx context.Context, b *batch) bool {
 	if len(out) > 0 && out[0].Epoch != s.epoch {
 		// The store lost the stream's history; start the tail anew.
 		s.epoch = out[0].Epoch
+		s.epochGen.Add(1)
 		clear(s.ring)
 		s.ringFirst = out[0].Seq
 	}
@@ -290,11 +348,17 @@ func (s *stream) announceLocked() bool {
 		time.AfterFunc(wait, s.announceLater)
 		return false
 	}
+	s.announceNowLocked(now)
+	return true
+}
+
+// announceNowLocked closes the channel subscribers wait on, after storing
+// what parked ones check. s.mu is held.
+func (s *stream) announceNowLocked(now time.Time) {
 	s.announced = now
 	s.published.Store(s.last)
 	close(s.notify)
 	s.notify = make(chan struct{})
-	return true
 }
 
 // window is the least time between two announcements: the hub's batch
@@ -363,17 +427,19 @@ func (s *stream) push(e *entry) {
 	s.last = e.seq
 }
 
-// follow feeds the tail from the store until ctx ends, starting again
-// after a failure (the store unreachable) from where it stopped.
+// follow feeds the tail from the store until ctx ends. When following
+// fails (the store lost the stream, or cannot be reached for long) it
+// starts again from where it stopped, or from the start of a new history
+// if the stream's epoch changed meanwhile.
 func (s *stream) follow(ctx context.Context) {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	for {
-		s.mu.RLock()
-		after := s.last
-		s.mu.RUnlock()
-		err := s.hub.follower.Follow(ctx, s.name, after, s.deliver)
-		if ctx.Err() != nil {
+		after, err := s.resume(ctx)
+		if err == nil {
+			err = s.hub.follower.Follow(ctx, s.name, after, s.deliver)
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrStoreClosed) {
 			return
 		}
 		s.mu.RLock()
@@ -394,6 +460,34 @@ func (s *stream) follow(ctx context.Context) {
 	}
 }
 
+// resume returns the seq to follow the store after: the tail's last, or,
+// when the store's history is no longer the tail's, the point before the
+// new history's first event, after starting the tail anew in that epoch.
+func (s *stream) resume(ctx context.Context) (uint64, error) {
+	info, err := s.hub.store.Info(ctx, s.name)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if info.Epoch == s.epoch {
+		last := s.last
+		s.mu.Unlock()
+		return last, nil
+	}
+	s.hub.log.Warn("stream's history began anew in the store; subscribers get a reset", "stream", s.name, "epoch", info.Epoch, "was", s.epoch)
+	s.epoch = info.Epoch
+	s.epochGen.Add(1)
+	clear(s.ring)
+	s.last, s.ringFirst, s.appended = info.First-1, info.First, 0
+	// Announce the new epoch at once: waiting subscribers must see it.
+	s.pending = false
+	s.announceNowLocked(time.Now())
+	after := s.last
+	s.mu.Unlock()
+	s.wakeWaiters()
+	return after, nil
+}
+
 // deliver adds events that followed the store to the tail, and wakes the
 // stream's subscribers. Events already in the tail are skipped; a jump in
 // seq or a new epoch starts the tail anew, and subscribers behind it read
@@ -406,6 +500,7 @@ func (s *stream) deliver(events []protocol.Event) {
 		switch {
 		case ev.Epoch != s.epoch:
 			s.epoch = ev.Epoch
+			s.epochGen.Add(1)
 			clear(s.ring)
 			s.ringFirst, s.last = ev.Seq, ev.Seq-1
 		case ev.Seq <= s.last:

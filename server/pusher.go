@@ -192,6 +192,10 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			s.metrics.slowDrops.Inc()
 			p.sink.end(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last cursor, nothing is lost")
 			return true, nil
+		case errors.Is(err, ErrUnavailable):
+			s.log.Warn("subscription: store unavailable", "transport", p.transport, "stream", p.stream, "err", err)
+			p.sink.end(protocol.CloseUnavailable, "the server cannot reach its event store right now; reconnect with your last cursor in a moment")
+			return true, nil
 		default:
 			if p.ctx.Err() == nil {
 				s.log.Error("subscription", "transport", p.transport, "stream", p.stream, "err", err)

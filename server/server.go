@@ -196,6 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // or for ctx. It does not stop an http.Server; do that too.
 func (s *Server) Shutdown(ctx context.Context) error {
 	terr := s.tasks.Shutdown(ctx)
+	s.hub.settle(ctx)
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true

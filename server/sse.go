@@ -159,6 +159,10 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscrip
 			_, _ = w.Write(closeFrame(protocol.CloseShutdown, "the server is restarting; reconnect with your last event id"))
 			_ = rc.Flush()
 			return
+		case errors.Is(err, ErrUnavailable):
+			_, _ = w.Write(closeFrame(protocol.CloseUnavailable, "the server cannot reach its event store right now; reconnect with your last event id in a moment"))
+			_ = rc.Flush()
+			return
 		default:
 			if ctx.Err() == nil {
 				s.log.Error("sse subscription", "stream", t.stream, "err", err)

@@ -17,10 +17,16 @@ var ErrStoreClosed = errors.New("store closed")
 // one stream from one goroutine at a time, but different streams, reads and
 // appends may run concurrently.
 type Store interface {
-	// Append adds events to the end of stream, atomically and in order. It
-	// sets each event's Stream, Epoch and Seq (the stream's last seq plus
-	// one, two, ...) and returns the events as stored. When Append returns
-	// nil the events are as durable as the store promises.
+	// Append adds events to the end of stream, in order. It sets each
+	// event's Stream, Epoch and Seq (the stream's last seq plus one, two,
+	// ...) and returns the events as stored. When Append returns nil the
+	// events are as durable as the store promises.
+	//
+	// A store of one server appends atomically: on error, none of the
+	// events is stored. A store shared by several servers (a Follower)
+	// may give a batch seqs that others' events fall between, and on error
+	// returns the events it stored before failing, which the hub counts as
+	// published.
 	Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error)
 	// Read returns up to limit events of stream with seq > after, oldest
 	// first, and the stream's info as of that read. Events dropped by

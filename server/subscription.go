@@ -26,6 +26,10 @@ type subscription struct {
 	unbounded bool
 	reset     *protocol.Event
 	buf       []*entry // reused between batches
+	// epochGen is the stream's epochGen when the subscription last saw
+	// its epoch match the stream's: a subscriber may park only if no new
+	// epoch has begun since.
+	epochGen uint64
 }
 
 // subscribe opens a subscription to the named stream after since (nil: at
@@ -38,7 +42,7 @@ func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor
 	}
 	sub := &subscription{st: st, filter: filter, max: max}
 	st.mu.RLock()
-	sub.epoch, sub.cursor = st.epoch, st.last
+	sub.epoch, sub.cursor, sub.epochGen = st.epoch, st.last, st.epochGen.Load()
 	st.mu.RUnlock()
 	if since == nil {
 		return sub, nil
@@ -142,12 +146,20 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 		st := sub.st
 		st.mu.RLock()
 		if st.epoch != sub.epoch {
+			hubEpoch := st.epoch
 			st.mu.RUnlock()
 			if err := sub.resetTo(ctx, protocol.ResetEpochChanged); err != nil {
 				return nil, nil, err
 			}
+			if sub.epoch != hubEpoch {
+				// The store's history is not yet the one this server
+				// follows (a shared store lost and began a stream anew):
+				// try again once it has caught up.
+				return nil, nil, fmt.Errorf("stream %s: %w: the store's history %s is not yet the one followed here (%s)", st.name, ErrUnavailable, sub.epoch, hubEpoch)
+			}
 			continue
 		}
+		sub.epochGen = st.epochGen.Load()
 		notify, last := st.notify, st.last
 		if sub.cursor < last && len(sub.buf) < sub.max {
 			if sub.live && !sub.unbounded && last-sub.cursor > uint64(h.maxLag) {
@@ -186,7 +198,7 @@ func (sub *subscription) park(w waker) bool {
 	st := sub.st
 	st.waitMu.Lock()
 	defer st.waitMu.Unlock()
-	if sub.cursor < st.published.Load() || sub.reset != nil || hubDone(st.hub) {
+	if sub.cursor < st.published.Load() || sub.epochGen != st.epochGen.Load() || sub.reset != nil || hubDone(st.hub) {
 		return false // more to collect, or a shutdown to see (it wakes waiters after closing done)
 	}
 	if st.waiters == nil {
@@ -225,7 +237,8 @@ func (sub *subscription) catchUp(ctx context.Context, last uint64) error {
 		return sub.resetTo(ctx, protocol.ResetRetention)
 	}
 	if len(events) == 0 {
-		return fmt.Errorf("read stream %s: store has nothing after seq %d but the stream is at %d", st.name, sub.cursor, info.Last)
+		// A shared store's replica may lag the stream the hub follows.
+		return fmt.Errorf("read stream %s: %w: the store has nothing after seq %d yet but the stream is at %d", st.name, ErrUnavailable, sub.cursor, last)
 	}
 	for i := range events {
 		if events[i].Seq > last {

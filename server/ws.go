@@ -162,6 +162,8 @@ func (k *wsSink) end(reason, _ string) {
 	switch reason {
 	case protocol.CloseShutdown:
 		code = protocol.CloseCodeServiceRestart
+	case protocol.CloseUnavailable:
+		code = protocol.CloseCodeTryAgainLater
 	case protocol.CloseSlowConsumer:
 		code = protocol.CloseCodeSlowConsumer
 	}

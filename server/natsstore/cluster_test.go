@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/pushd/push/bench"
 	"github.com/pushd/push/client"
@@ -34,13 +37,23 @@ type node struct {
 // ends.
 func startNode(t *testing.T, url string) *node {
 	t.Helper()
+	return startNodeWith(t, url, server.Config{})
+}
+
+// startNodeWith runs a node with cfg, its store set to a new NATS store.
+func startNodeWith(t *testing.T, url string, cfg server.Config) *node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := Open(ctx, Options{URL: url, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, Heartbeat: time.Second})
+	cfg.Store = st
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = time.Second
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +318,157 @@ func TestCheckVersion(t *testing.T) {
 		if err := checkVersion(v); (err == nil) != ok {
 			t.Errorf("checkVersion(%q) = %v, want ok %v", v, err, ok)
 		}
+	}
+}
+
+// A JetStream stream deleted behind pushd's back (an operator, or a NATS
+// that lost its data) is a new history: both nodes move to its epoch, and
+// a client resuming with a cursor of the old one gets a reset and the new
+// events, never a hang or a gap.
+func TestStreamMadeAnew(t *testing.T) {
+	ns := natstest.Start(t)
+	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "anew"
+	var old *protocol.Event
+	for i := range 3 {
+		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("old%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = ev
+	}
+	// b follows the stream from here on.
+	if p, err := b.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: "0", Wait: 5 * time.Second}); err != nil || len(p.Events) == 0 {
+		t.Fatalf("poll b: %v", err)
+	}
+	if err := a.store.js.DeleteStream(ctx, a.store.streamName("room/"+room)); err != nil {
+		t.Fatal(err)
+	}
+	var fresh []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(fresh) < 3 {
+		text := fmt.Sprintf("new%d", len(fresh))
+		if _, err := a.cl.Publish(ctx, room, text); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("publish into the new history: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		fresh = append(fresh, text)
+	}
+	cursor := protocol.Cursor{Epoch: old.Epoch, Seq: old.Seq}.String()
+	for _, n := range []*node{a, b} {
+		var got []protocol.Event
+		for {
+			p, err := n.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: cursor, Wait: time.Second})
+			if err == nil && len(p.Events) > 0 && p.Events[0].Type == protocol.TypeReset && p.Events[0].Epoch != old.Epoch {
+				got = p.Events[1:]
+				if len(got) == len(fresh) {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("poll %s with the old cursor: %v, %+v; want a reset into the new epoch and %d events", n.http.URL, err, p, len(fresh))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		checkMessages(t, got, 0, fresh)
+	}
+}
+
+// On shutdown, a node's own subscribers get the final events of the tasks
+// it cancels before their streams end, though those events reach them by
+// following NATS.
+func TestShutdownDeliversFinalTaskEvents(t *testing.T) {
+	ns := natstest.Start(t)
+	for round := range 5 {
+		n := startNode(t, ns.URL())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		task, err := n.cl.StartTask(ctx, client.TaskSpec{Kind: "demo", Name: fmt.Sprintf("long%d", round), Params: map[string]any{"total": 1000, "interval": "1s"}})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		sub := n.cl.Subscribe(ctx, client.Task(task.ID), client.SubscribeOptions{Transport: client.TransportSSE, Since: "0", MaxRetries: 1})
+		// Wait until the subscriber is live: it has the queued event.
+		collect(t, sub, 1)
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := n.srv.Shutdown(sctx); err != nil {
+			t.Fatal(err)
+		}
+		scancel()
+		final := false
+		for ev := range sub.Events() {
+			if ev.Task != nil && ev.Task.State == protocol.TaskCancelled {
+				final = true
+				break
+			}
+		}
+		sub.Close()
+		cancel()
+		if !final {
+			t.Fatalf("round %d: the subscriber's stream ended without the task's final event", round)
+		}
+	}
+}
+
+// A subscriber catching up from the log when NATS goes away is told to
+// come back later (close 1013, "unavailable"), not that the server failed;
+// a new subscription that needs the log meanwhile is refused with 503.
+func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
+	ns := natstest.Start(t)
+	a := startNodeWith(t, ns.URL(), server.Config{TailSize: 8})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// More than the socket buffers hold, so the catch-up is still reading
+	// the log when NATS goes.
+	const events = 40000
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < events; i += 64 {
+				if _, err := a.srv.Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	url := "ws" + strings.TrimPrefix(a.http.URL, "http") + "/v1/rooms/later/events?since=0"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	if _, _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ns.Stop()
+	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
+	got := 1
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			got++
+			continue
+		}
+		if code := websocket.CloseStatus(err); code != protocol.CloseCodeTryAgainLater {
+			t.Fatalf("after %d events the connection ended with %v (code %d); want %d", got, err, code, protocol.CloseCodeTryAgainLater)
+		}
+		break
+	}
+	if got >= events {
+		t.Fatalf("got all %d events: the catch-up never needed NATS after it went", got)
+	}
+	if _, _, err := websocket.Dial(ctx, url, nil); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a new subscription from the start during the outage: %v; want 503", err)
 	}
 }

@@ -6,6 +6,7 @@
 package natsstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,6 +104,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		nats.Name(opts.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A NATS server that vanished without closing the connection is
+		// noticed within seconds, and another in the cluster is used.
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		// While disconnected, publishes fail at once rather than wait in a
+		// buffer: one that was refused with 503 must never land later.
+		nats.ReconnectBufSize(-1),
 		nats.Timeout(opts.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("lost NATS connection; reconnecting", "err", err)
@@ -320,7 +328,8 @@ func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, err
 
 // Append implements server.Store: it publishes the events in order and
 // returns once JetStream has acknowledged every one. Events other servers
-// append at the same time may fall between them.
+// append at the same time may fall between them. On an error it returns
+// the events stored before it, which are in the stream.
 func (s *Store) Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
@@ -333,13 +342,24 @@ func (s *Store) Append(ctx context.Context, stream string, events []protocol.Eve
 	for i := range events {
 		events[i].Stream, events[i].Epoch, events[i].Seq = stream, js.epoch, 0
 		data, err := json.Marshal(&events[i])
-		if err != nil {
-			return nil, fmt.Errorf("encode event: %w", err)
+		if err == nil {
+			acks[i], err = s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(js.name))
+			if err != nil {
+				err = unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+			}
 		}
-		if acks[i], err = s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(js.name)); err != nil {
-			return nil, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+		if err != nil {
+			// The ones already sent may be stored: wait for them.
+			stored, aerr := s.await(ctx, js, stream, events, acks[:i])
+			return stored, cmp.Or(aerr, err)
 		}
 	}
+	return s.await(ctx, js, stream, events, acks)
+}
+
+// await waits for the acknowledgements of the first len(acks) events and
+// returns those stored, in order, up to the first that was not.
+func (s *Store) await(ctx context.Context, js *jsStream, stream string, events []protocol.Event, acks []jetstream.PubAckFuture) ([]protocol.Event, error) {
 	for i, f := range acks {
 		select {
 		case ack := <-f.Ok():
@@ -348,12 +368,12 @@ func (s *Store) Append(ctx context.Context, stream string, events []protocol.Eve
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 				s.forget(stream) // deleted behind our back: look it up again next time
 			}
-			return nil, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+			return events[:i], unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
 		case <-ctx.Done():
-			return nil, unavailable(fmt.Errorf("publish to %s: no acknowledgement within %s", js.name, s.opts.Timeout))
+			return events[:i], unavailable(fmt.Errorf("publish to %s: no acknowledgement within %s", js.name, s.opts.Timeout))
 		}
 	}
-	return events, nil
+	return events[:len(acks)], nil
 }
 
 func (s *Store) forget(stream string) {
@@ -382,6 +402,12 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	})
 	if err != nil {
 		return nil, info, err
+	}
+	if len(events) > 0 && events[0].Seq > start {
+		// Retention dropped the first events between the Info and the
+		// read (a batched get steps over what is gone): the log now
+		// begins later, which the caller must see to reset.
+		info.First = events[0].Seq
 	}
 	if s.opts.MaxAge > 0 {
 		// JetStream ages events by when it stored them; an event that
@@ -452,7 +478,10 @@ const followBatch = 256
 
 // Follow implements server.Follower with an ordered consumer, which
 // JetStream recreates by itself after a lost connection, from where it
-// left off.
+// left off. When the consumer reports trouble, Follow checks that the
+// stream is still the one it began on: a stream deleted and made again
+// (by an operator, or a NATS that lost its data) is a new history, and
+// Follow returns for the hub to start on it afresh.
 func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver func([]protocol.Event)) error {
 	lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	js, st, err := s.lookup(lctx, stream)
@@ -468,37 +497,50 @@ func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver
 		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
 	}
 	var pending []protocol.Event
-	var failed error
+	trouble := make(chan struct{}, 1)
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		meta, err := msg.Metadata()
 		if err != nil {
+			s.log.Error("follow: message without metadata", "stream", stream, "err", err)
 			return
 		}
-		ev, err := decode(msg.Data(), stream, js.epoch, meta.Sequence.Stream)
-		if err != nil {
-			s.log.Error("skip undecodable event", "stream", stream, "seq", meta.Sequence.Stream, "err", err)
-			return
+		if ev, err := decode(msg.Data(), stream, js.epoch, meta.Sequence.Stream); err != nil {
+			// Subscribers that read it from the store get the same error.
+			s.log.Error("follow: skip undecodable event", "stream", stream, "seq", meta.Sequence.Stream, "err", err)
+		} else {
+			pending = append(pending, ev)
 		}
-		pending = append(pending, ev)
-		if meta.NumPending == 0 || len(pending) >= followBatch {
+		if len(pending) > 0 && (meta.NumPending == 0 || len(pending) >= followBatch) {
 			deliver(pending)
 			pending = pending[:0]
 		}
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		s.log.Debug("follow", "stream", stream, "err", err)
+		select {
+		case trouble <- struct{}{}:
+		default:
+		}
 	}))
 	if err != nil {
 		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
 	}
-	select {
-	case <-ctx.Done():
+	defer func() {
 		cc.Stop()
 		<-cc.Closed()
-		return ctx.Err()
-	case <-cc.Closed():
-		if failed == nil {
-			failed = unavailable(fmt.Errorf("follow %s: consumer stopped", js.name))
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-cc.Closed():
+			return unavailable(fmt.Errorf("follow %s: consumer stopped", js.name))
+		case <-trouble:
+			lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+			now, _, err := s.lookup(lctx, stream)
+			cancel()
+			if err == nil && now.epoch != js.epoch {
+				return fmt.Errorf("follow %s: the stream was made anew (epoch %s, was %s)", js.name, now.epoch, js.epoch)
+			}
 		}
-		return failed
 	}
 }
