@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,7 +62,9 @@ func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Dur
 		return nil, fmt.Errorf("--nats-replicas %d: use 1 to 5 (JetStream's limit)", o.replicas)
 	}
 	host, _ := os.Hostname()
-	ctx, cancel := context.WithTimeout(ctx, o.timeout+5*time.Second)
+	// A NATS cluster that has just formed takes a few seconds to elect
+	// the leaders of the streams and buckets pushd makes: wait that long.
+	ctx, cancel := context.WithTimeout(ctx, o.timeout+startupGrace)
 	defer cancel()
 	st, err := natsstore.Open(ctx, natsstore.Options{
 		URL:       o.url,
@@ -78,18 +81,43 @@ func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Dur
 		return nil, err
 	}
 	parts := &natsParts{store: st}
-	roster, err := st.Roster(ctx, natsstore.RosterOptions{Node: nodeName(host), Logger: log})
+	roster, err := retryUnavailable(ctx, log, "presence roster", func() (*natsstore.Roster, error) {
+		return st.Roster(ctx, natsstore.RosterOptions{Node: nodeName(host), Logger: log})
+	})
 	if err != nil {
 		parts.close()
 		return nil, err
 	}
-	tasks, err := natsstore.OpenTasks(ctx, st, natsstore.TaskOptions{Logger: log})
+	tasks, err := retryUnavailable(ctx, log, "task store", func() (*natsstore.Tasks, error) {
+		return natsstore.OpenTasks(ctx, st, natsstore.TaskOptions{Logger: log})
+	})
 	if err != nil {
 		parts.close()
 		return nil, err
 	}
 	parts.tasks, parts.roster, parts.taskStore, parts.taskPeers = tasks, roster, tasks, tasks
 	return parts, nil
+}
+
+// startupGrace is how long, beyond --nats-timeout, serve waits at start
+// for NATS to answer and make pushd's buckets.
+const startupGrace = 25 * time.Second
+
+// retryUnavailable calls open until it succeeds, fails for a reason other
+// than NATS being out of reach, or ctx ends.
+func retryUnavailable[T any](ctx context.Context, log *slog.Logger, what string, open func() (T, error)) (T, error) {
+	for {
+		v, err := open()
+		if err == nil || !errors.Is(err, server.ErrUnavailable) {
+			return v, err
+		}
+		log.Info("waiting for NATS", "for", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // nodeName makes a host name fit a roster node name: letters, digits, -
