@@ -5,14 +5,19 @@ package natsstore_test
 // package may use them.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -286,4 +291,185 @@ func (n *clusterNode) dial(room, user string) (drop func(), err error) {
 			<-done
 		})
 	}, nil
+}
+
+// natsProxy stands between NATS clients and a NATS server, passing the
+// protocol through, and can lose one write on the way as a network that
+// fails at the wrong moment does: its request (it never reaches NATS), or
+// its answer (it lands, and the client never hears so, and times out).
+type natsProxy struct {
+	t      testing.TB
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	rules   []*loseRule
+	answers map[string]*loseRule // reply subject -> the rule whose answer goes
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+// loseRule is one write to lose: the first client publish to subject
+// whose headers or payload hold text.
+type loseRule struct {
+	subject, text string
+	answer        bool          // lose its answer, not the request
+	lost          chan struct{} // closed once it has been lost
+}
+
+// startNATSProxy listens on 127.0.0.1 for clients of the NATS at natsURL,
+// until the test ends.
+func startNATSProxy(t testing.TB, natsURL string) *natsProxy {
+	t.Helper()
+	u, err := url.Parse(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &natsProxy{t: t, ln: ln, target: u.Host, answers: make(map[string]*loseRule)}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.close)
+	return p
+}
+
+// URL is where clients connect.
+func (p *natsProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// loseRequest loses the next publish to subject that holds text; the
+// channel closes once it has.
+func (p *natsProxy) loseRequest(subject, text string) <-chan struct{} {
+	return p.add(&loseRule{subject: subject, text: text})
+}
+
+// loseAnswer passes the next publish to subject that holds text and loses
+// NATS's answer to it; the channel closes once it has.
+func (p *natsProxy) loseAnswer(subject, text string) <-chan struct{} {
+	return p.add(&loseRule{subject: subject, text: text, answer: true})
+}
+
+func (p *natsProxy) add(r *loseRule) <-chan struct{} {
+	r.lost = make(chan struct{})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rules = append(p.rules, r)
+	return r.lost
+}
+
+func (p *natsProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *natsProxy) accept() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		p.wg.Go(func() { p.pipe(client, server, p.fromClient) })
+		p.wg.Go(func() { p.pipe(server, client, p.fromServer) })
+	}
+}
+
+// pipe copies the protocol from src to dst, one operation at a time:
+// a control line, and for messages their payload. keep decides on each
+// message (its control line's fields and payload) whether it goes on.
+func (p *natsProxy) pipe(src, dst net.Conn, keep func(fields []string, payload []byte) bool) {
+	defer src.Close()
+	defer dst.Close()
+	br := bufio.NewReaderSize(src, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		fields := strings.Fields(string(line))
+		frame := line
+		if len(fields) > 0 {
+			switch op := strings.ToUpper(fields[0]); op {
+			case "PUB", "HPUB", "MSG", "HMSG":
+				size, err := strconv.Atoi(fields[len(fields)-1])
+				if err != nil {
+					p.t.Errorf("nats proxy: %q", line)
+					return
+				}
+				payload := make([]byte, size+2) // and its \r\n
+				if _, err := io.ReadFull(br, payload); err != nil {
+					return
+				}
+				if !keep(fields, payload) {
+					continue
+				}
+				frame = append(line, payload...)
+			}
+		}
+		if _, err := dst.Write(frame); err != nil {
+			return
+		}
+	}
+}
+
+// fromClient loses a publish that a request rule matches, and notes the
+// reply subject of one that an answer rule matches.
+func (p *natsProxy) fromClient(fields []string, payload []byte) bool {
+	op := strings.ToUpper(fields[0])
+	if op != "PUB" && op != "HPUB" {
+		return true
+	}
+	subject, reply := fields[1], ""
+	if n := len(fields); op == "PUB" && n == 4 || op == "HPUB" && n == 5 {
+		reply = fields[2]
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.rules {
+		if r.subject != subject || !bytes.Contains(payload, []byte(r.text)) {
+			continue
+		}
+		p.rules = slices.Delete(p.rules, i, i+1)
+		if !r.answer {
+			close(r.lost)
+			return false
+		}
+		if reply == "" {
+			p.t.Errorf("nats proxy: a publish to %s that wants no answer", subject)
+			return true
+		}
+		p.answers[reply] = r
+		return true
+	}
+	return true
+}
+
+// fromServer loses the answers that answer rules have picked.
+func (p *natsProxy) fromServer(fields []string, _ []byte) bool {
+	op := strings.ToUpper(fields[0])
+	if op != "MSG" && op != "HMSG" {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.answers[fields[1]]
+	if !ok {
+		return true
+	}
+	delete(p.answers, fields[1])
+	close(r.lost)
+	return false
 }

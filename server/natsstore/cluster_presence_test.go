@@ -27,19 +27,30 @@ import (
 // rosters (named node0, node1, ...), with a short grace period.
 func presenceCluster(t *testing.T, ns *natstest.Server, n int) ([]*clusterNode, []*natsstore.Roster) {
 	t.Helper()
+	nodes := make([]*clusterNode, n)
 	rosters := make([]*natsstore.Roster, n)
-	nodes := startCluster(t, ns.URL(), n, natsstore.Options{Timeout: testTimeout}, func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
+	for i := range n {
+		nodes[i], rosters[i] = presenceNode(t, ns.URL(), i)
+	}
+	return nodes, rosters
+}
+
+// presenceNode starts server i of a presence cluster on the NATS at url.
+func presenceNode(t *testing.T, url string, i int) (*clusterNode, *natsstore.Roster) {
+	t.Helper()
+	var roster *natsstore.Roster
+	node := startClusterNode(t, url, i, natsstore.Options{Timeout: testTimeout}, func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		r, err := st.Roster(ctx, natsstore.RosterOptions{Node: fmt.Sprintf("node%d", i), Refresh: testRefresh, TTL: testTTL})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rosters[i] = r
+		roster = r
 		cfg.Roster = r
 		cfg.PresenceGrace = 100 * time.Millisecond
 	})
-	return nodes, rosters
+	return node, roster
 }
 
 // serversOf returns the servers the roster lists for user in room, as
@@ -255,4 +266,41 @@ func TestClusterPresenceNATSOutage(t *testing.T) {
 	b.connect(t, "lobby", "bob")
 	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b)
 	waitPresenceLog(t, "lobby", []string{"login alice", "login bob"}, a, b)
+}
+
+// A login that cannot be published is taken back out of the roster; if
+// that fails too, the roster takes the user out later, and no logout goes
+// out, since no login did.
+func TestClusterPresenceFailedLoginOwesNoLogout(t *testing.T) {
+	ns := natstest.Start(t)
+	px := startNATSProxy(t, ns.URL())
+	a, ra := presenceNode(t, px.URL(), 0)
+	b, _ := presenceNode(t, ns.URL(), 1)
+	// The room's events subject, its name escaped as the store does.
+	events := a.Store.Prefix() + ".events." + strings.NewReplacer(".", "=2E", "/", "=2F").Replace(protocol.RoomStream("lobby"))
+	key := "$KV." + ra.Bucket() + ".r.lobby."
+
+	login := px.loseRequest(events, `"type":"login"`)
+	withdraw := px.loseRequest(key+"alice", purge)
+	if drop, err := a.dial("lobby", "alice"); err == nil {
+		drop()
+		t.Fatal("alice connected, though her login was lost")
+	}
+	lost(t, "alice's login", login)
+	lost(t, "the withdrawal of alice", withdraw)
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		if s := serversOf(t, b, ra, "lobby", "alice"); len(s) != 0 {
+			return fmt.Errorf("the roster still has alice on %q", s)
+		}
+		return nil
+	})
+
+	// bob comes and goes, and his departure, lost on the way, is retried
+	// after alice's: by then a logout of alice would be out.
+	drop := a.connect(t, "lobby", "bob")
+	depart := px.loseRequest(key+"bob", purge)
+	drop()
+	lost(t, "the departure of bob", depart)
+	waitPresenceLog(t, "lobby", []string{"login bob", "logout bob"}, a, b)
+	waitPresence(t, "lobby", nil, a, b)
 }

@@ -97,6 +97,7 @@ type Roster struct {
 	local       map[string]*localEntry // by room key: what this server wants there
 	reassertGen uint64                 // bumped by every new incarnation
 	reasserted  uint64                 // the generation whose entries are all written
+	lostSweeps  map[string]lostSweep   // by room key: sweeps whose removal went unanswered
 
 	// The view of the bucket, fed by the watcher.
 	rooms         map[string]map[string]*rosterEntry // room -> user -> servers
@@ -115,10 +116,22 @@ var _ server.Roster = (*Roster)(nil)
 type localEntry struct {
 	room, user string
 	present    bool // a local connection has the user: keep our entry there
-	// pending: take our entry out (a Depart, or an Arrive that failed
-	// after it may have written); announce: call gone if that empties
-	// the key, because a login went out and its logout has not.
+	// pending: take our entry out (a Depart or Withdraw, or an Arrive
+	// that failed after it may have written); announce: call gone if that
+	// empties the key, because a login went out and its logout has not.
 	pending, announce bool
+	// purged: a removal of ours that would have emptied the key went
+	// unanswered, so it may have landed; the key found absent later
+	// counts as emptied by it.
+	purged bool
+}
+
+// lostSweep is a room key that a sweep would have emptied, without an
+// answer: the next sweep's retry takes the same servers out, and counts
+// the key found absent as emptied by it.
+type lostSweep struct {
+	room, user string
+	stale      []string // the servers swept out
 }
 
 // rosterEntry is a room key as the view knows it. A tombstone stands for a
@@ -171,17 +184,18 @@ func (s *Store) Roster(ctx context.Context, opts RosterOptions) (*Roster, error)
 		return nil, fmt.Errorf("open presence roster: %w", err)
 	}
 	r := &Roster{
-		store:   s,
-		bucket:  s.opts.Prefix + "_presence",
-		node:    opts.Node,
-		refresh: opts.Refresh,
-		ttl:     opts.TTL,
-		timeout: s.opts.Timeout,
-		log:     opts.Logger.With("roster", opts.Node),
-		local:   make(map[string]*localEntry),
-		rooms:   make(map[string]map[string]*rosterEntry),
-		servers: make(map[string]*serverState),
-		synced:  make(chan struct{}),
+		store:      s,
+		bucket:     s.opts.Prefix + "_presence",
+		node:       opts.Node,
+		refresh:    opts.Refresh,
+		ttl:        opts.TTL,
+		timeout:    s.opts.Timeout,
+		log:        opts.Logger.With("roster", opts.Node),
+		local:      make(map[string]*localEntry),
+		lostSweeps: make(map[string]lostSweep),
+		rooms:      make(map[string]map[string]*rosterEntry),
+		servers:    make(map[string]*serverState),
+		synced:     make(chan struct{}),
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -326,18 +340,30 @@ func (r *Roster) Arrive(ctx context.Context, room, user string) (bool, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	others := false // the key has servers other than this one
 	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
+		others = slices.ContainsFunc(servers, func(s string) bool { return !slices.Contains(mine, s) })
 		return withOnly(servers, me, mine)
 	})
+	// A departure of this server's that is still being taken out: if it
+	// owes a logout, the user never left; if it was a Withdraw, their
+	// login never went out.
+	leaving := prev != nil && prev.pending
 	if err != nil {
-		// If the write landed and joined servers that have the user, their
-		// login went out, and emptying the key later owes its logout. If it
-		// made the key, no one logged the user in.
-		announce := prev != nil && prev.announce || !out.created
+		// If the write landed and joined other servers that have the user,
+		// their login went out, and emptying the key later owes its
+		// logout; so does a departure that owed one.
+		announce := leaving && prev.announce || others
 		r.mu.Lock()
-		r.local[key] = &localEntry{room: room, user: user, pending: true, announce: announce}
+		r.local[key] = &localEntry{room: room, user: user, pending: true, announce: announce, purged: leaving && prev.purged}
 		r.mu.Unlock()
 		return false, fmt.Errorf("arrive %s in %s: %w", user, room, err)
+	}
+	switch {
+	case leaving && prev.announce:
+		return false, nil
+	case leaving:
+		return !others, nil // this is the login, unless another server's was
 	}
 	return out.created, nil
 }
@@ -345,32 +371,80 @@ func (r *Roster) Arrive(ctx context.Context, room, user string) (bool, error) {
 // Depart implements server.Roster. On error Run keeps trying to take this
 // server's entry out, and calls gone if that turns out to be the last.
 func (r *Roster) Depart(ctx context.Context, room, user string) (bool, error) {
+	last, err := r.depart(ctx, room, user, true)
+	if err != nil {
+		return false, fmt.Errorf("depart %s from %s: %w", user, room, err)
+	}
+	return last, nil
+}
+
+// Withdraw takes back an Arrive that reported the user first but whose
+// login the caller could not publish: it takes this server's entry out
+// as Depart does, but no logout is owed for it, so on error Run keeps
+// trying without ever calling gone for it. An Arrive meanwhile is the
+// user's login unless another server has them.
+func (r *Roster) Withdraw(ctx context.Context, room, user string) error {
+	if _, err := r.depart(ctx, room, user, false); err != nil {
+		return fmt.Errorf("withdraw %s from %s: %w", user, room, err)
+	}
+	return nil
+}
+
+// depart takes this server's entry for user in room out, and reports
+// whether that emptied the key. announce: a login went out, so emptying
+// the key owes a logout.
+func (r *Roster) depart(ctx context.Context, room, user string, announce bool) (bool, error) {
 	key := roomKey(room, user)
 	mu := r.stripe(key)
 	mu.Lock()
 	defer mu.Unlock()
 	r.mu.Lock()
-	r.local[key] = &localEntry{room: room, user: user, pending: true, announce: true}
+	prev := r.local[key]
+	e := &localEntry{room: room, user: user, pending: true, announce: announce,
+		purged: prev != nil && prev.pending && prev.purged}
+	r.local[key] = e
 	mine := slices.Clone(r.mine)
 	r.mu.Unlock()
 	if err := r.store.checkOpen(); err != nil {
-		return false, fmt.Errorf("depart %s from %s: %w", user, room, err)
+		return false, err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
-		return without(servers, mine)
-	})
+	removed, err := r.takeOut(ctx, key, e, mine)
 	if err != nil {
-		return false, fmt.Errorf("depart %s from %s: %w", user, room, err)
+		return false, err
 	}
 	r.mu.Lock()
-	if e := r.local[key]; e != nil && e.pending {
+	if r.local[key] == e {
 		delete(r.local, key)
 	}
 	r.mu.Unlock()
-	return out.removed, nil
+	return removed, nil
+}
+
+// takeOut takes this server's incarnations (mine) out of a room key for
+// e, its pending entry, and reports whether that emptied the key. The
+// caller holds the key's stripe. A removal that goes unanswered may have
+// landed: e remembers it, and a later takeOut that finds the key absent
+// counts it as emptied, so that the logout it owes is announced once.
+// (Were the key taken out by another server's sweep of this one in
+// between, both would announce it; a sweep of a live server is rare.)
+func (r *Roster) takeOut(ctx context.Context, key string, e *localEntry, mine []string) (bool, error) {
+	absent := false
+	out, err := r.update(ctx, key, e.room, e.user, func(servers []string) ([]string, bool) {
+		absent = len(servers) == 0
+		return without(servers, mine)
+	})
+	if err != nil {
+		if out.removed {
+			r.mu.Lock()
+			e.purged = true
+			r.mu.Unlock()
+		}
+		return false, err
+	}
+	return out.removed || e.purged && absent, nil
 }
 
 // Users implements server.Roster from the view Run keeps, which follows the

@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -188,7 +189,8 @@ func (r *Roster) reassertOne(ctx context.Context, room, user string) error {
 }
 
 // retryPending takes out the entries whose removal failed, calling gone for
-// those that were the user's last.
+// those that were the user's last, then retries the sweeps that went
+// unanswered.
 func (r *Roster) retryPending(ctx context.Context, gone func(room, user string)) {
 	r.mu.Lock()
 	var keys []*localEntry
@@ -208,6 +210,7 @@ func (r *Roster) retryPending(ctx context.Context, gone func(room, user string))
 			gone(e.room, e.user)
 		}
 	}
+	r.retrySweeps(ctx, gone)
 }
 
 func (r *Roster) retryOne(ctx context.Context, room, user string) (last bool, err error) {
@@ -224,16 +227,45 @@ func (r *Roster) retryOne(ctx context.Context, room, user string) (last bool, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	out, err := r.update(ctx, key, room, user, func(servers []string) ([]string, bool) {
-		return without(servers, mine)
-	})
+	removed, err := r.takeOut(ctx, key, e, mine)
 	if err != nil {
 		return false, err
 	}
 	r.mu.Lock()
 	delete(r.local, key)
 	r.mu.Unlock()
-	return out.removed && e.announce, nil
+	return removed && e.announce, nil
+}
+
+// retrySweeps takes out again the servers that sweeps took out of room
+// keys without an answer, and calls gone for each key that this empties
+// or that is found absent: the lost sweep may have emptied it. (Had another
+// server's sweep emptied it instead, both would call gone.)
+func (r *Roster) retrySweeps(ctx context.Context, gone func(room, user string)) {
+	r.mu.Lock()
+	lost := maps.Clone(r.lostSweeps)
+	r.mu.Unlock()
+	for key, l := range lost {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		absent := false
+		out, err := r.update(cctx, key, l.room, l.user, func(servers []string) ([]string, bool) {
+			absent = len(servers) == 0
+			next := slices.DeleteFunc(slices.Clone(servers), func(m string) bool { return slices.Contains(l.stale, m) })
+			return next, len(next) != len(servers)
+		})
+		cancel()
+		if err != nil {
+			r.log.Warn("sweep presence", "room", l.room, "user", l.user, "err", err)
+			return
+		}
+		r.mu.Lock()
+		delete(r.lostSweeps, key)
+		r.mu.Unlock()
+		if out.removed || absent {
+			r.log.Info("user gone with their servers", "room", l.room, "user", l.user)
+			gone(l.room, l.user)
+		}
+	}
 }
 
 // victim is a room key with servers to sweep out.
@@ -317,20 +349,28 @@ func (r *Roster) sweep(ctx context.Context, gone func(room, user string)) {
 	var victims []victim
 	for room, users := range r.rooms {
 		for user, e := range users {
-			if !e.tomb && slices.ContainsFunc(e.servers, func(m string) bool { return stale[m] }) {
+			_, lost := r.lostSweeps[roomKey(room, user)] // retrySweeps has it
+			if !e.tomb && !lost && slices.ContainsFunc(e.servers, func(m string) bool { return stale[m] }) {
 				victims = append(victims, victim{room, user})
 			}
 		}
 	}
 	r.mu.Unlock()
 	for _, v := range victims {
+		key := roomKey(v.room, v.user)
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
-		out, err := r.update(cctx, roomKey(v.room, v.user), v.room, v.user, func(servers []string) ([]string, bool) {
+		out, err := r.update(cctx, key, v.room, v.user, func(servers []string) ([]string, bool) {
 			next := slices.DeleteFunc(slices.Clone(servers), func(m string) bool { return stale[m] })
 			return next, len(next) != len(servers)
 		})
 		cancel()
 		if err != nil {
+			if out.removed {
+				// It may have landed: retrySweeps finds out.
+				r.mu.Lock()
+				r.lostSweeps[key] = lostSweep{room: v.room, user: v.user, stale: slices.Sorted(maps.Keys(stale))}
+				r.mu.Unlock()
+			}
 			r.log.Warn("sweep presence", "room", v.room, "user", v.user, "err", err)
 			return
 		}

@@ -40,6 +40,15 @@ type testRoster struct {
 // runs the roster until stopRun or the end of the test.
 func startRoster(t *testing.T, url, node string) *testRoster {
 	t.Helper()
+	tr := openRoster(t, url, node)
+	tr.run(t)
+	return tr
+}
+
+// openRoster is startRoster without Run: nothing refreshes, retries or
+// sweeps until run.
+func openRoster(t *testing.T, url, node string) *testRoster {
+	t.Helper()
 	st := open(t, url, natsstore.Options{Timeout: testTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -50,9 +59,7 @@ func startRoster(t *testing.T, url, node string) *testRoster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &testRoster{Roster: r, store: st}
-	tr.run(t)
-	return tr
+	return &testRoster{Roster: r, store: st}
 }
 
 // run starts Run; it ends with stopRun or the test.
@@ -361,4 +368,160 @@ func TestRosterOptions(t *testing.T) {
 	if _, err := st.Roster(ctx, natsstore.RosterOptions{}); err != nil {
 		t.Fatalf("Roster with defaults: %v", err)
 	}
+}
+
+// key is the subject of a room key of the roster's bucket, as a write to
+// it is published.
+func (tr *testRoster) key(room, user string) string {
+	return "$KV." + tr.Bucket() + ".r." + room + "." + user
+}
+
+// purge is what the publish of a key's removal holds.
+const purge = "KV-Operation: PURGE"
+
+// lost waits for a loss the proxy was told of.
+func lost(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("the proxy never lost %s", what)
+	}
+}
+
+// waitGone waits until the roster has reported want gone, and no others.
+func waitGone(t *testing.T, r *testRoster, want ...string) {
+	t.Helper()
+	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+		if g := r.goneList(); !slices.Equal(g, want) {
+			return fmt.Errorf("gone reported %q; want %q", g, want)
+		}
+		return nil
+	})
+}
+
+// departLost makes a Depart whose request (or, with answer, its answer)
+// the proxy loses, as fails then.
+func departLost(t *testing.T, px *natsProxy, r *testRoster, room, user string, answer bool) {
+	t.Helper()
+	lose := px.loseRequest
+	if answer {
+		lose = px.loseAnswer
+	}
+	ch := lose(r.key(room, user), purge)
+	if _, err := r.Depart(context.Background(), room, user); !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("depart %s whose write is lost: %v; want ErrUnavailable", user, err)
+	}
+	lost(t, "the departure of "+user, ch)
+}
+
+// A departure whose removal lands but whose answer is lost still owes the
+// logout: Run announces it once, when it finds the key gone.
+func TestRosterDepartWithLostAnswer(t *testing.T) {
+	ns := natstest.Start(t)
+	px := startNATSProxy(t, ns.URL())
+	a, b := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
+	arrive(t, a, "lobby", "alice")
+	arrive(t, a, "lobby", "bob")
+
+	departLost(t, px, a, "lobby", "alice", true)
+	waitUsers(t, "lobby", []string{"bob"}, a, b) // the removal landed
+	waitGone(t, a, "lobby alice")
+	// bob's departure, lost on the way, is retried after alice's: by then
+	// alice was reported gone once, and no more.
+	departLost(t, px, a, "lobby", "bob", false)
+	waitGone(t, a, "lobby alice", "lobby bob")
+	waitUsers(t, "lobby", nil, a, b)
+	if g := b.goneList(); len(g) != 0 {
+		t.Fatalf("b reported %q gone", g)
+	}
+}
+
+// A sweep whose removal of a vanished server's last user lands but whose
+// answer is lost still reports the user gone, once.
+func TestRosterSweepWithLostAnswer(t *testing.T) {
+	ns := natstest.Start(t)
+	px := startNATSProxy(t, ns.URL())
+	a, c := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "c")
+	arrive(t, c, "lobby", "alice")
+	arrive(t, a, "lobby", "bob")
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, c)
+
+	// c vanishes; a is the only server left to sweep it.
+	ch := px.loseAnswer(a.key("lobby", "alice"), purge)
+	c.stopRun()
+	lost(t, "the sweep of alice", ch)
+	waitUsers(t, "lobby", []string{"bob"}, a)
+	waitGone(t, a, "lobby alice")
+	// bob's departure, lost on the way, is retried after: by then alice
+	// was reported gone once, and no more.
+	departLost(t, px, a, "lobby", "bob", false)
+	waitGone(t, a, "lobby alice", "lobby bob")
+}
+
+// An arrival taken back because its login was never published owes no
+// logout, even if taking it out fails at first.
+func TestRosterWithdrawOwesNoLogout(t *testing.T) {
+	ns := natstest.Start(t)
+	px := startNATSProxy(t, ns.URL())
+	a, b := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
+	if !arrive(t, a, "lobby", "alice") {
+		t.Fatal("alice's arrival is not first")
+	}
+	arrive(t, a, "lobby", "bob")
+	for _, answer := range []bool{false, true} {
+		ch := px.loseRequest(a.key("lobby", "alice"), purge)
+		if answer {
+			ch = px.loseAnswer(a.key("lobby", "alice"), purge)
+		}
+		if err := a.Withdraw(context.Background(), "lobby", "alice"); !errors.Is(err, server.ErrUnavailable) {
+			t.Fatalf("withdraw whose write is lost: %v; want ErrUnavailable", err)
+		}
+		lost(t, "the withdrawal of alice", ch)
+		waitUsers(t, "lobby", []string{"bob"}, a, b)
+		if answer {
+			break
+		}
+		arrive(t, a, "lobby", "alice")
+	}
+	// bob's departure is retried after alice's withdrawal: only bob is
+	// reported gone.
+	departLost(t, px, a, "lobby", "bob", false)
+	waitGone(t, a, "lobby bob")
+}
+
+// An arrival while this server's departure of the user is still being
+// taken out: after a Withdraw it is the login (no login went out); after
+// a Depart, not (the logout has not gone out either), even if the
+// departure's removal landed unanswered.
+func TestRosterArriveWhileDepartureUnfinished(t *testing.T) {
+	ns := natstest.Start(t)
+	px := startNATSProxy(t, ns.URL())
+	a := openRoster(t, px.URL(), "a") // no Run: nothing is retried
+	b := startRoster(t, ns.URL(), "b")
+
+	arrive(t, a, "lobby", "alice")
+	ch := px.loseRequest(a.key("lobby", "alice"), purge)
+	if err := a.Withdraw(context.Background(), "lobby", "alice"); !errors.Is(err, server.ErrUnavailable) {
+		t.Fatalf("withdraw whose write is lost: %v; want ErrUnavailable", err)
+	}
+	lost(t, "the withdrawal of alice", ch)
+	if !arrive(t, a, "lobby", "alice") {
+		t.Fatal("an arrival after a withdrawal that has not gone through is not first")
+	}
+
+	for _, answer := range []bool{false, true} {
+		departLost(t, px, a, "lobby", "alice", answer)
+		if arrive(t, a, "lobby", "alice") {
+			t.Fatalf("an arrival after a departure whose logout is owed is first (answer lost: %v)", answer)
+		}
+	}
+	waitUsers(t, "lobby", []string{"alice"}, b)
+	if !depart(t, a, "lobby", "alice") {
+		t.Fatal("the departure of alice is not last")
+	}
+	a.run(t)
+	arrive(t, a, "lobby", "bob")
+	departLost(t, px, a, "lobby", "bob", false)
+	waitGone(t, a, "lobby bob")
 }
