@@ -1,12 +1,15 @@
 package natsstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,6 +76,9 @@ type Tasks struct {
 	// records: saves compare-and-set on it, so a node never overwrites a
 	// record another node has taken over.
 	revs map[string]uint64
+	// unsure holds the takeovers whose write went unanswered and could
+	// not be read back yet, by task id.
+	unsure map[string]claim
 }
 
 var (
@@ -133,7 +139,8 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 		opts.Logger = st.log
 	}
 	ts := &Tasks{st: st, node: server.NewEpoch(), ttl: opts.NodeTTL, log: opts.Logger,
-		mirror: make(map[string]mirrored), moved: make(chan struct{}), revs: make(map[string]uint64), done: make(chan struct{})}
+		mirror: make(map[string]mirrored), moved: make(chan struct{}), revs: make(map[string]uint64), unsure: make(map[string]claim),
+		done: make(chan struct{})}
 	if err := st.checkOpen(); err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
 	}
@@ -706,6 +713,12 @@ func (ts *Tasks) renew(ctx context.Context) error {
 // on.
 func (ts *Tasks) reap(ctx context.Context, local *server.Tasks) {
 	ts.mu.Lock()
+	unsure := slices.Collect(maps.Values(ts.unsure))
+	ts.mu.Unlock()
+	for _, c := range unsure {
+		ts.confirm(ctx, local, c)
+	}
+	ts.mu.Lock()
 	var others []mirrored
 	for _, m := range ts.mirror {
 		if m.rec.Node != ts.node {
@@ -751,38 +764,90 @@ func (ts *Tasks) alive(ctx context.Context, node string) (bool, error) {
 // compare-and-set on the revision seen, so that only one node does it. An
 // unfinished task ends as failed and its final event is published.
 func (ts *Tasks) takeOver(ctx context.Context, local *server.Tasks, m mirrored) {
-	t := m.rec.Task
-	ended := !t.State.Final()
-	if ended {
+	c := claim{task: m.rec.Task, from: m.rec.Node, ended: !m.rec.Task.State.Final()}
+	if c.ended {
 		now := time.Now().UTC()
-		t.State = protocol.TaskFailed
-		t.Message = fmt.Sprintf("interrupted: the server running it (node %s) is gone", m.rec.Node)
-		t.Finished = &now
-		t.ETASeconds = nil
+		c.task.State = protocol.TaskFailed
+		c.task.Message = fmt.Sprintf("interrupted: the server running it (node %s) is gone", m.rec.Node)
+		c.task.Finished = &now
+		c.task.ETASeconds = nil
 	}
-	data, err := json.Marshal(record{Node: ts.node, Task: t})
+	var err error
+	c.data, err = json.Marshal(record{Node: ts.node, Task: c.task})
 	if err != nil {
-		ts.log.Error("encode task record", "task", t.ID, "err", err)
+		ts.log.Error("encode task record", "task", c.task.ID, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
-	defer cancel()
-	rev, err := ts.records.Update(ctx, t.ID, data, m.rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return // another node was first, or the record changed since it was seen
+	uctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	rev, err := ts.records.Update(uctx, c.task.ID, c.data, m.rev)
+	cancel()
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		// another node was first, or the record changed since it was seen
+	case err != nil:
+		// The write may have landed, its answer lost: then the record is
+		// this node's, and no other node will end the task. Read it back.
+		ts.log.Warn("take over the task of a vanished server", "task", c.task.ID, "node", c.from, "err", err)
+		ts.mu.Lock()
+		ts.unsure[c.task.ID] = c
+		ts.mu.Unlock()
+		ts.confirm(ctx, local, c)
+	default:
+		ts.tookOver(ctx, local, c, rev)
 	}
-	if err != nil {
-		ts.log.Warn("take over the task of a vanished server", "task", t.ID, "node", m.rec.Node, "err", err)
+}
+
+// claim is a takeover of a vanished node's task record.
+type claim struct {
+	task  protocol.Task // as this node recorded it
+	data  []byte        // the record as written
+	from  string        // the vanished node
+	ended bool          // the takeover ended the task
+}
+
+// confirm settles a takeover whose write went unanswered by reading the
+// record back. If it holds what was written, the write landed (the
+// record's revision says nothing: a bucket counts revisions across its
+// keys), and the takeover goes on. If it holds anything else, the write
+// did not land, and the record is reaped again if its node is still
+// gone. If it cannot be read, the next reap tries again.
+func (ts *Tasks) confirm(ctx context.Context, local *server.Tasks, c claim) {
+	rctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	e, err := ts.records.Get(rctx, c.task.ID)
+	cancel()
+	switch {
+	case err == nil, errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+	default:
+		ts.log.Warn("read back the task of a vanished server", "task", c.task.ID, "node", c.from, "err", err)
 		return
 	}
 	ts.mu.Lock()
-	ts.revs[t.ID] = rev
+	if cur, ok := ts.unsure[c.task.ID]; !ok || !bytes.Equal(cur.data, c.data) {
+		ts.mu.Unlock()
+		return // settled already
+	}
+	delete(ts.unsure, c.task.ID)
 	ts.mu.Unlock()
-	if ended {
-		ts.log.Info("task ended: its server is gone", "task", t.ID, "node", m.rec.Node)
-		if err := local.Local().Announce(ctx, t); err != nil {
-			ts.log.Error("publish the end of a vanished server's task", "task", t.ID, "err", err)
+	if err == nil && bytes.Equal(e.Value(), c.data) {
+		ts.log.Info("the takeover of a task landed unanswered", "task", c.task.ID, "node", c.from)
+		ts.tookOver(ctx, local, c, e.Revision())
+	}
+}
+
+// tookOver finishes a takeover that landed at rev: it publishes the end of
+// a task it ended, and keeps the task among local's finished tasks.
+func (ts *Tasks) tookOver(ctx context.Context, local *server.Tasks, c claim, rev uint64) {
+	ts.mu.Lock()
+	ts.revs[c.task.ID] = rev
+	ts.mu.Unlock()
+	if c.ended {
+		ts.log.Info("task ended: its server is gone", "task", c.task.ID, "node", c.from)
+		actx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+		err := local.Local().Announce(actx, c.task)
+		cancel()
+		if err != nil {
+			ts.log.Error("publish the end of a vanished server's task", "task", c.task.ID, "err", err)
 		}
 	}
-	local.Local().Adopt(t)
+	local.Local().Adopt(c.task)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -260,5 +261,50 @@ func TestTasksListIsNewestFirstAcrossServers(t *testing.T) {
 		if got := ids(n.listTasks(t)); !slices.Equal(got, want) {
 			t.Fatalf("%s lists %v, want %v", n.URL, got, want)
 		}
+	}
+}
+
+// A takeover whose write lands but whose answer is lost still ends the
+// task: the node reads the record back, finds it its own, publishes the
+// task's end and keeps it; if the read is lost too, at the next reap.
+func TestTasksTakeOverWithLostAnswer(t *testing.T) {
+	for _, readLost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read lost %v", readLost), func(t *testing.T) {
+			ns := natstest.Start(t)
+			px := startNATSProxy(t, ns.URL())
+			prefix := "t" + server.NewEpoch()
+			// x saves a record but never says it is alive: a node that is
+			// gone.
+			x := openTasks(t, open(t, ns.URL(), natsstore.Options{Prefix: prefix}), natsstore.TaskOptions{NodeTTL: goneTTL})
+			task := runningTask("orphan")
+			if err := x.SaveTask(t.Context(), task); err != nil {
+				t.Fatal(err)
+			}
+			bucket := prefix + "_tasks"
+			ch := px.loseAnswer("$KV."+bucket+"."+task.ID, "interrupted")
+			var read <-chan struct{}
+			if readLost {
+				read = px.loseRequest("$JS.API.DIRECT.GET.KV_"+bucket+".$KV."+bucket+"."+task.ID, "")
+			}
+			b := startTaskNode(t, px.URL(), prefix, 0, goneTTL)
+			lost(t, "the answer to the takeover", ch)
+			if readLost {
+				lost(t, "the read of the record", read)
+			}
+
+			end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
+			if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
+				t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
+			}
+			if got, err := b.Srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
+				t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
+			}
+			if !poll(func() bool { return len(finals(b.streamTask(t, task.ID))) > 0 }) {
+				t.Fatal("no final event for the orphan")
+			}
+			if f := finals(b.streamTask(t, task.ID)); len(f) != 1 || f[0].State != protocol.TaskFailed {
+				t.Fatalf("final events %+v, want one: failed", f)
+			}
+		})
 	}
 }
