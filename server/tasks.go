@@ -31,6 +31,12 @@ var (
 	ErrUnknownKind  = errors.New("unknown task kind")
 	errBadParams    = errors.New("bad task params")
 	errParamsJSON   = errors.New("task params")
+	// ErrTaskOwnerSilent is wrapped, along with ErrUnavailable, by the
+	// errors of TaskPeers when the server that runs a task does not
+	// answer: the API answers 503 with the error's text, which says which
+	// server and what becomes of its tasks, where other unavailable
+	// errors get a message without the details.
+	ErrTaskOwnerSilent = errors.New("the server that runs the task does not answer")
 )
 
 // TaskConfig sets up the task runner; zero fields take the defaults.

@@ -11,8 +11,20 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// taskError maps the task API's errors onto answers.
-func taskError(err error) error {
+// taskError maps the task API's errors onto answers. Errors that wrap
+// ErrUnavailable go on as they are, to writeError, which answers 503 with
+// Retry-After and without the store's details; the 503s of task peers
+// that ask to retry get Retry-After here (an apiError carries no headers).
+func taskError(w http.ResponseWriter, err error) error {
+	var pe *TaskPeerError
+	if errors.As(err, &pe) && pe.Status == http.StatusServiceUnavailable || errors.Is(err, ErrTaskOwnerSilent) {
+		w.Header().Set("Retry-After", "1")
+	}
+	return taskAnswer(err)
+}
+
+// taskAnswer is taskError without the headers.
+func taskAnswer(err error) error {
 	var ae *apiError
 	var pe *TaskPeerError
 	switch {
@@ -20,7 +32,7 @@ func taskError(err error) error {
 		return ae
 	case errors.As(err, &pe):
 		return errorf(pe.Status, pe.Code, "%s", pe.Message)
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrTaskOwnerSilent):
 		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err)
 	case errors.Is(err, ErrTaskNotFound):
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
@@ -42,11 +54,15 @@ func taskError(err error) error {
 // server is answered as an internal error, without its details.
 func TaskPeerErrorOf(err error) *TaskPeerError {
 	var ae *apiError
-	if !errors.As(taskError(err), &ae) {
-		return &TaskPeerError{Status: http.StatusInternalServerError, Code: protocol.CodeInternal,
-			Message: "internal error on the server that runs the task; its log has the details"}
+	switch {
+	case errors.As(taskAnswer(err), &ae):
+		return &TaskPeerError{Status: ae.status, Code: ae.code, Message: ae.message}
+	case errors.Is(err, ErrUnavailable):
+		return &TaskPeerError{Status: http.StatusServiceUnavailable, Code: protocol.CodeUnavailable,
+			Message: "the server that runs the task cannot reach its event store right now; retry in a moment"}
 	}
-	return &TaskPeerError{Status: ae.status, Code: ae.code, Message: ae.message}
+	return &TaskPeerError{Status: http.StatusInternalServerError, Code: protocol.CodeInternal,
+		Message: "internal error on the server that runs the task; its log has the details"}
 }
 
 func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
@@ -79,7 +95,7 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.tasks.Start(r.Context(), kind, name, params)
 	if err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	w.Header().Set("Location", "/v1/tasks/"+t.ID)
 	writeJSON(w, http.StatusCreated, t)
@@ -113,7 +129,7 @@ func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	tasks, err := s.tasks.ListAll(r.Context())
 	if err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: tasks})
 	return nil
@@ -125,7 +141,7 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.tasks.Find(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -137,7 +153,7 @@ func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error 
 	}
 	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	writeJSON(w, http.StatusAccepted, t)
 	return nil
@@ -153,7 +169,7 @@ func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) erro
 	}
 	t, err := s.tasks.Report(r.Context(), r.PathValue("id"), rep)
 	if err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -172,7 +188,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	}
 	id := r.PathValue("id")
 	if _, err := s.tasks.Find(r.Context(), id); err != nil {
-		return taskError(err)
+		return taskError(w, err)
 	}
 	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
 }

@@ -569,6 +569,12 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 		t.Errorf("cancel of a finished task: peers get %+v; want 409 conflict", pe)
 	}
 
+	// A store out of reach is a 503, without its details.
+	if pe := server.TaskPeerErrorOf(fmt.Errorf("publish: %w: nats: timeout", server.ErrUnavailable)); pe.Status != http.StatusServiceUnavailable ||
+		pe.Code != protocol.CodeUnavailable || strings.Contains(pe.Message, "nats") {
+		t.Errorf("a store out of reach: peers get %+v; want 503 unavailable without details", pe)
+	}
+
 	// A fault of the server is an internal error, without its details.
 	if pe := server.TaskPeerErrorOf(fmt.Errorf("write record: disk on fire")); pe.Status != http.StatusInternalServerError ||
 		pe.Code != protocol.CodeInternal || strings.Contains(pe.Message, "disk") {

@@ -152,6 +152,13 @@ func (w *testLogWriter) stop() {
 // status and body.
 func (n *clusterNode) do(t testing.TB, method, path, body string) (int, []byte) {
 	t.Helper()
+	status, _, b := n.doHeader(t, method, path, body)
+	return status, b
+}
+
+// doHeader is do that returns the answer's header too.
+func (n *clusterNode) doHeader(t testing.TB, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout+30*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -174,7 +181,7 @@ func (n *clusterNode) do(t testing.TB, method, path, body string) (int, []byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // publish posts a message to a room and returns the stored event.

@@ -79,6 +79,21 @@ func (n *clusterNode) wantTaskError(t *testing.T, status int, code, method, path
 	return eb.Error.Message
 }
 
+// wantRetry sends a request and fails the test unless it is answered 503
+// unavailable with Retry-After; it returns the error's message.
+func (n *clusterNode) wantRetry(t *testing.T, method, path, body string) string {
+	t.Helper()
+	status, h, b := n.doHeader(t, method, path, body)
+	var eb protocol.ErrorBody
+	if err := json.Unmarshal(b, &eb); err != nil || status != http.StatusServiceUnavailable || eb.Error.Code != protocol.CodeUnavailable {
+		t.Fatalf("%s %s on %s: %d %s, want 503 unavailable", method, path, n.URL, status, b)
+	}
+	if ra := h.Get("Retry-After"); ra != "1" {
+		t.Fatalf("%s %s on %s: 503 with Retry-After %q, want 1", method, path, n.URL, ra)
+	}
+	return eb.Error.Message
+}
+
 // getTask returns a task as the node shows it, and the status.
 func (n *clusterNode) getTask(t *testing.T, id string) (protocol.Task, int) {
 	t.Helper()
@@ -383,7 +398,7 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 	a.Store.Close()
 
 	// Until then its tasks cannot be reached, and say so.
-	msg := b.wantTaskError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable, http.MethodPost, "/v1/tasks/"+ext+"/cancel", "")
+	msg := b.wantRetry(t, http.MethodPost, "/v1/tasks/"+ext+"/cancel", "")
 	if !strings.Contains(msg, "does not answer") {
 		t.Fatalf("cancel of a vanished server's task: %q, want it to say the server does not answer", msg)
 	}
@@ -423,6 +438,14 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 	}
 }
 
+// wantClean fails the test if a 503's message gives the store's details.
+func wantClean(t *testing.T, path, msg string) {
+	t.Helper()
+	if strings.Contains(strings.ToLower(msg), "nats") || strings.Contains(msg, server.ErrUnavailable.Error()) {
+		t.Fatalf("%s: 503 says %q, want it without the store's details", path, msg)
+	}
+}
+
 func TestClusterTasksNATSUnreachable(t *testing.T) {
 	ns := natstest.Start(t)
 	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
@@ -445,9 +468,9 @@ func TestClusterTasksNATSUnreachable(t *testing.T) {
 		if strings.HasSuffix(path, "progress") {
 			body = `{"done":1}`
 		}
-		b.wantTaskError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable, method, path, body)
+		wantClean(t, path, b.wantRetry(t, method, path, body))
 	}
-	a.wantTaskError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable, http.MethodPost, "/v1/tasks", `{"kind":"external"}`)
+	wantClean(t, "/v1/tasks", a.wantRetry(t, http.MethodPost, "/v1/tasks", `{"kind":"external"}`))
 
 	// Back again, the cluster answers as before.
 	ns.Restart()

@@ -579,9 +579,9 @@ func (ts *Tasks) forward(ctx context.Context, req peerRequest) (protocol.Task, e
 	msg, err := ts.st.nc.RequestWithContext(rctx, ts.subject(m.rec.Node), data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return protocol.Task{}, unavailable(fmt.Errorf("task %s runs on server %s, which does not answer; if it has stopped, its tasks end as failed within %s", req.ID, m.rec.Node, ts.ttl))
+		return protocol.Task{}, unavailable(ownerSilent{fmt.Errorf("task %s runs on server %s, which does not answer; if it has stopped, its tasks end as failed within %s", req.ID, m.rec.Node, ts.ttl)})
 	case err != nil:
-		return protocol.Task{}, unavailable(fmt.Errorf("task %s runs on server %s, which did not answer in time: %w", req.ID, m.rec.Node, err))
+		return protocol.Task{}, unavailable(ownerSilent{fmt.Errorf("task %s runs on server %s, which did not answer in time: %w", req.ID, m.rec.Node, err)})
 	}
 	var reply peerReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil {
@@ -595,6 +595,13 @@ func (ts *Tasks) forward(ctx context.Context, req peerRequest) (protocol.Task, e
 	}
 	return *reply.Task, nil
 }
+
+// ownerSilent is an error that says a task's owner does not answer: it is
+// server.ErrTaskOwnerSilent, with a text of its own.
+type ownerSilent struct{ error }
+
+func (e ownerSilent) Is(target error) bool { return target == server.ErrTaskOwnerSilent }
+func (e ownerSilent) Unwrap() error        { return e.error }
 
 // Serve implements server.TaskPeers: it answers the other nodes' requests
 // for local's tasks, and renews this node's liveness and ends the tasks of
