@@ -343,9 +343,11 @@ func (s *stream) announceLocked() bool {
 		return false
 	}
 	now := time.Now()
-	if wait := s.window() - now.Sub(s.announced); wait > 0 {
+	// Compare before subtracting: the time since the zero "announced" of
+	// a new stream saturates, and a negative window minus it overflows.
+	if w, since := s.window(), now.Sub(s.announced); w > 0 && since < w {
 		s.pending = true
-		time.AfterFunc(wait, s.announceLater)
+		time.AfterFunc(w-since, s.announceLater)
 		return false
 	}
 	s.announceNowLocked(now)

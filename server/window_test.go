@@ -137,3 +137,27 @@ func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchWindowOffAnnouncesEveryEvent(t *testing.T) {
+	for _, window := range []time.Duration{-time.Millisecond, -time.Hour, 0} {
+		h := newWindowHub(t, window)
+		h.perPusher = 20 * time.Microsecond
+		sub, err := h.subscribe(t.Context(), "room/off", nil, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.st.pushers.Store(1000)
+		for i := range 3 {
+			_, notify, err := sub.collect(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Publish(t.Context(), "room/off", hubMessage("m")); err != nil {
+				t.Fatal(err)
+			}
+			if !isClosed(notify) || sub.st.published.Load() != uint64(i+1) {
+				t.Fatalf("window %s: event %d not announced at once (published %d)", window, i+1, sub.st.published.Load())
+			}
+		}
+	}
+}
