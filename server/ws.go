@@ -220,8 +220,8 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Buffer sizes of a WebSocket connection: reads are control frames, and
 // the library writes only control frames.
 const (
-	wsReadBuffer  = 512
-	wsWriteBuffer = 512
+	wsReadBuffer  = 128
+	wsWriteBuffer = 128
 )
 
 // connWriter is what the WebSocket library writes its frames to, and the
