@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -54,7 +54,7 @@ type pushd struct {
 // server's logs go to t.Log.
 func startPushd(t testing.TB, cfg server.Config) *pushd {
 	t.Helper()
-	logs := &testLogWriter{t: t}
+	logs := testlog.New(t)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -73,32 +73,9 @@ func startPushd(t testing.TB, cfg server.Config) *pushd {
 		}
 		tr.CloseIdleConnections()
 		ts.Close()
-		logs.stop()
+		logs.Stop()
 	})
 	return p
-}
-
-// testLogWriter passes the server's log lines to t.Log until stop, so a
-// late line cannot reach a finished test.
-type testLogWriter struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stopped = true
 }
 
 // goTB lets the helpers, which call Fatal, run on goroutines a test

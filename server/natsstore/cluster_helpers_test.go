@@ -25,6 +25,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -82,7 +83,7 @@ func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Option
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	logs := &testLogWriter{t: t}
+	logs := testlog.New(t)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", i)
 	opts.Logger = log
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -114,7 +115,7 @@ func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Option
 			tr.CloseIdleConnections()
 			hs.Close()
 			st.Close()
-			logs.stop()
+			logs.Stop()
 		})
 	}
 	t.Cleanup(node.stop)
@@ -124,29 +125,6 @@ func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Option
 // Stop shuts the server down (its HTTP listener and its NATS connection
 // too), as if it had gone away.
 func (n *clusterNode) Stop() { n.stop() }
-
-// testLogWriter passes log lines to t.Log until stop, so a late line
-// cannot reach a finished test.
-type testLogWriter struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testLogWriter) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stopped = true
-}
 
 // do makes a request (body "" sends none; otherwise JSON) and returns the
 // status and body.

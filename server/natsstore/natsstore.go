@@ -222,9 +222,9 @@ func unavailable(err error) error {
 
 // escape makes a pushd name (A-Z a-z 0-9 . _ - and /) fit a JetStream
 // stream name and a subject token, which take neither "." nor "/".
-func escape(name string) string {
-	return strings.NewReplacer(".", "=2E", "/", "=2F").Replace(name)
-}
+func escape(name string) string { return nameEscaper.Replace(name) }
+
+var nameEscaper = strings.NewReplacer(".", "=2E", "/", "=2F")
 
 // streamName is the JetStream stream that holds a pushd stream.
 func (s *Store) streamName(stream string) string {

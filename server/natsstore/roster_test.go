@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
 )
@@ -52,8 +53,8 @@ func openRoster(t *testing.T, url, node string) *testRoster {
 	st := open(t, url, natsstore.Options{Timeout: testTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	logs := &testLogWriter{t: t}
-	t.Cleanup(logs.stop)
+	logs := testlog.New(t)
+	t.Cleanup(logs.Stop)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: log})
 	if err != nil {

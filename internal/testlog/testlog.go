@@ -1,0 +1,38 @@
+// Package testlog passes a server's log lines to a test's log, and stops
+// doing so when the test ends, so a line logged late cannot reach a
+// finished test.
+package testlog
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Writer is an io.Writer for a slog handler, writing each line to t.Log
+// until Stop.
+type Writer struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
+
+// New returns a Writer for t.
+func New(t testing.TB) *Writer { return &Writer{t: t} }
+
+// Write implements io.Writer.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Stop drops every later line.
+func (w *Writer) Stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+}
