@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -110,7 +111,7 @@ func NewChatModel(cfg ChatConfig) *ChatModel {
 		help:   st.help(),
 		seen:   dedupe{},
 	}
-	m.conn.set(Status{Stream: protocol.RoomStream(cfg.Room), State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
+	m.conn.set(Status{Stream: protocol.RoomStream(cfg.Room), State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
 	return m
 }
 
@@ -181,7 +182,7 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.Closed {
 			m.closed = true
-			m.conn.set(Status{Stream: m.conn.Stream, State: StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
+			m.conn.set(Status{Stream: m.conn.Stream, State: client.StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
 		} else {
 			cmds = append(cmds, waitForUpdates(m.cfg.Conn.Updates()))
 		}
@@ -310,14 +311,14 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			}
 			now := m.cfg.Now()
 			switch {
-			case s.State == StateReconnecting && m.conn.State == StateConnected:
+			case s.State == client.StateReconnecting && m.conn.State == client.StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost (" + errText(s.Err) + "); reconnecting"})
-			case s.State == StateConnected && m.wasUp && m.conn.State != StateConnected:
+			case s.State == client.StateConnected && m.wasUp && m.conn.State != client.StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
-			case s.State == StateClosed:
+			case s.State == client.StateClosed:
 				lines = append(lines, paneEntry{kind: kindError, at: now, text: "connection closed: " + errText(s.Err)})
 			}
-			if s.State == StateConnected {
+			if s.State == client.StateConnected {
 				m.wasUp = true
 			}
 			m.conn.set(*s, now)

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -26,7 +27,7 @@ func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
 
 // connect brings a chat screen to connected with alice and bob present.
 func connect(m *ChatModel) {
-	m.Update(updates(status("room/lobby", StateConnected, "ws"), status("tasks", StateConnected, "ws")))
+	m.Update(updates(status("room/lobby", client.StateConnected, "ws"), status("tasks", client.StateConnected, "ws")))
 	m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice", "bob"}})
 	m.Update(TasksMsg{Gen: m.taskGen})
 }
@@ -52,15 +53,15 @@ func TestChatScreen(t *testing.T) {
 		{"conversation", w, h, func(m *ChatModel, c *clock, conn *fakeConn) { conversation(m) }},
 		{"reconnecting", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
-			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws",
+			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws",
 				Attempt: 2, RetryIn: 4 * time.Second, Err: fmt.Errorf("connection refused")}}))
 			c.Advance(1500 * time.Millisecond) // the countdown shows 3s
 		}},
 		{"reset", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
 			m.Update(updates(
-				Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: fmt.Errorf("EOF")}},
-				status("room/lobby", StateConnected, "sse"),
+				Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: fmt.Errorf("EOF")}},
+				status("room/lobby", client.StateConnected, "sse"),
 				resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged),
 			))
 			m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
@@ -93,7 +94,7 @@ func TestChatScreen(t *testing.T) {
 		{"narrow", 44, 16, func(m *ChatModel, c *clock, conn *fakeConn) { conversation(m) }},
 		{"closed", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
-			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateClosed, Err: fmt.Errorf("room name refused")}}))
+			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateClosed, Err: fmt.Errorf("room name refused")}}))
 		}},
 	}
 	for _, tc := range cases {
@@ -192,19 +193,19 @@ func TestChatEvents(t *testing.T) {
 	t.Run("connection lost and back", func(t *testing.T) {
 		m, c := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: 2 * time.Second, Err: errBoom}}))
+		m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: 2 * time.Second, Err: errBoom}}))
 		v := m.View()
 		contains(t, v, "reconnecting in 2s, try 1", "connection lost (boom)")
 		c.Advance(2 * time.Second)
 		contains(t, m.View(), "reconnecting now, try 1")
-		m.Update(updates(status("room/lobby", StateConnected, "longpoll")))
+		m.Update(updates(status("room/lobby", client.StateConnected, "longpoll")))
 		v = m.View()
 		contains(t, v, "● connected · longpoll", "reconnected over longpoll")
 	})
 	t.Run("the tasks stream's state does not change the header", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		m.Update(updates(Update{Status: &Status{Stream: "tasks", State: StateReconnecting, RetryIn: time.Second}}))
+		m.Update(updates(Update{Status: &Status{Stream: "tasks", State: client.StateReconnecting, RetryIn: time.Second}}))
 		contains(t, strings.Split(m.View(), "\n")[0], "● connected · ws")
 	})
 	t.Run("progress shows live tasks in a strip", func(t *testing.T) {

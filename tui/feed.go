@@ -6,6 +6,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -21,42 +22,12 @@ type Update struct {
 	Status *Status
 }
 
-// ConnState is where a subscription's connection is.
-type ConnState int
-
-// Connection states.
-const (
-	// StateConnecting: the first connection is being made.
-	StateConnecting ConnState = iota
-	// StateConnected: events flow.
-	StateConnected
-	// StateReconnecting: the connection dropped; the next try is RetryIn
-	// away. Nothing is lost: the subscription resumes from its cursor.
-	StateReconnecting
-	// StateClosed: the subscription ended for good (Err says why).
-	StateClosed
-)
-
-// String names the state as the header shows it.
-func (s ConnState) String() string {
-	switch s {
-	case StateConnecting:
-		return "connecting"
-	case StateConnected:
-		return "connected"
-	case StateReconnecting:
-		return "reconnecting"
-	case StateClosed:
-		return "closed"
-	}
-	return "unknown"
-}
-
 // Status is a change of a subscription's connection state.
 type Status struct {
 	// Stream is the subscription's stream ("room/lobby", "tasks").
 	Stream string
-	State  ConnState
+	// State is where the connection is now.
+	State client.ConnState
 	// Transport is the transport in use (connected) or being tried.
 	Transport string
 	// Attempt is the number of the coming try (reconnecting), from 1.

@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -90,7 +91,7 @@ func NewFollowModel(cfg FollowConfig) *FollowModel {
 		seen:  dedupe{},
 		width: 80,
 	}
-	m.conn.set(Status{Stream: protocol.TasksStream, State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
+	m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
 	return m
 }
 

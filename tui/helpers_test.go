@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/exp/golden"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -117,7 +118,7 @@ func resetEv(stream, epoch string, seq uint64, reason string) Update {
 	return Update{Event: &protocol.Event{Seq: seq, Epoch: epoch, Stream: stream, Type: protocol.TypeReset, Time: t0, Reason: reason}}
 }
 
-func status(stream string, st ConnState, transport string) Update {
+func status(stream string, st client.ConnState, transport string) Update {
 	return Update{Status: &Status{Stream: stream, State: st, Transport: transport}}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -69,11 +70,11 @@ func PlainTask(t *protocol.Task) string {
 // "reconnecting to tasks in 2s (try 3): <why>".
 func PlainStatus(s *Status) string {
 	switch s.State {
-	case StateConnecting:
+	case client.StateConnecting:
 		return fmt.Sprintf("connecting to %s over %s", s.Stream, s.Transport)
-	case StateConnected:
+	case client.StateConnected:
 		return fmt.Sprintf("connected to %s over %s", s.Stream, s.Transport)
-	case StateReconnecting:
+	case client.StateReconnecting:
 		line := fmt.Sprintf("reconnecting to %s in %s", s.Stream, s.RetryIn.Round(100*time.Millisecond))
 		if s.Attempt > 0 {
 			line += fmt.Sprintf(" (try %d)", s.Attempt)
@@ -82,7 +83,7 @@ func PlainStatus(s *Status) string {
 			line += ": " + clean(s.Err.Error(), false)
 		}
 		return line
-	case StateClosed:
+	case client.StateClosed:
 		return fmt.Sprintf("%s closed: %s", s.Stream, errText(s.Err))
 	}
 	return fmt.Sprintf("%s: %s", s.Stream, s.State)

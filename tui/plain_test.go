@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -46,11 +47,11 @@ func TestPlainStatus(t *testing.T) {
 		s    Status
 		want string
 	}{
-		{Status{Stream: "tasks", State: StateConnecting, Transport: "auto"}, "connecting to tasks over auto"},
-		{Status{Stream: "room/lobby", State: StateConnected, Transport: "sse"}, "connected to room/lobby over sse"},
-		{Status{Stream: "room/lobby", State: StateReconnecting, Attempt: 2, RetryIn: 1520 * time.Millisecond, Err: errors.New("EOF")},
+		{Status{Stream: "tasks", State: client.StateConnecting, Transport: "auto"}, "connecting to tasks over auto"},
+		{Status{Stream: "room/lobby", State: client.StateConnected, Transport: "sse"}, "connected to room/lobby over sse"},
+		{Status{Stream: "room/lobby", State: client.StateReconnecting, Attempt: 2, RetryIn: 1520 * time.Millisecond, Err: errors.New("EOF")},
 			"reconnecting to room/lobby in 1.5s (try 2): EOF"},
-		{Status{Stream: "room/lobby", State: StateClosed, Err: errors.New("refused")}, "room/lobby closed: refused"},
+		{Status{Stream: "room/lobby", State: client.StateClosed, Err: errors.New("refused")}, "room/lobby closed: refused"},
 	}
 	for _, tc := range cases {
 		if got := PlainStatus(&tc.s); got != tc.want {

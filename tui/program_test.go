@@ -10,6 +10,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -43,7 +44,7 @@ func TestChatProgram(t *testing.T) {
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
 	defer close(conn.ch) // ends the feed command's goroutine
 
-	conn.ch <- status("room/lobby", StateConnected, "ws")
+	conn.ch <- status("room/lobby", client.StateConnected, "ws")
 	conn.ch <- roomEv(1, protocol.TypeLogin, "bob", "")
 	conn.ch <- roomEv(2, protocol.TypeMessage, "bob", "hi alice")
 	waitScreen(t, tm, "hi alice", "connected")
@@ -83,7 +84,7 @@ func TestWatchProgram(t *testing.T) {
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 14))
 	defer close(conn.ch)
 
-	conn.ch <- status("tasks", StateConnected, "ws")
+	conn.ch <- status("tasks", client.StateConnected, "ws")
 	waitScreen(t, tm, "warm-cache", "connected")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("n")})
 	waitScreen(t, tm, "started demo-9")
@@ -104,7 +105,7 @@ func TestFollowProgram(t *testing.T) {
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	defer close(conn.ch)
 
-	conn.ch <- status("tasks", StateConnected, "sse")
+	conn.ch <- status("tasks", client.StateConnected, "sse")
 	conn.ch <- taskEv(1, t0.Add(time.Second), task("t5", "build-42", protocol.TaskRunning, 50, 100, 0))
 	waitScreen(t, tm, "50/100")
 	conn.ch <- taskEv(2, t0.Add(2*time.Second), task("t5", "build-42", protocol.TaskSucceeded, 100, 100, 0))

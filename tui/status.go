@@ -8,6 +8,8 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pushd/push/client"
 )
 
 // resetShownFor is how long the header says "reset" after a reset event.
@@ -29,7 +31,7 @@ func (c *connInfo) set(s Status, now time.Time) {
 
 // busy reports whether the state animates (a spinner, a countdown).
 func (c *connInfo) busy() bool {
-	return c.State == StateConnecting || c.State == StateReconnecting
+	return c.State == client.StateConnecting || c.State == client.StateReconnecting
 }
 
 // noteReset records that a reset event arrived at now; the header says
@@ -43,17 +45,17 @@ func (c *connInfo) noteReset(reason string, now time.Time) {
 func (c *connInfo) view(st *Styles, now time.Time, spin string) string {
 	var b strings.Builder
 	switch c.State {
-	case StateConnecting:
+	case client.StateConnecting:
 		b.WriteString(st.Warn.Render(spin + " connecting"))
 		if c.Transport != "" {
 			b.WriteString(st.Dim.Render(" · " + c.Transport))
 		}
-	case StateConnected:
+	case client.StateConnected:
 		b.WriteString(st.Good.Render("● connected"))
 		if c.Transport != "" {
 			b.WriteString(st.Dim.Render(" · ") + st.Header.Render(c.Transport))
 		}
-	case StateReconnecting:
+	case client.StateReconnecting:
 		left := c.RetryIn - now.Sub(c.since)
 		secs := int(math.Ceil(left.Seconds()))
 		text := spin + " reconnecting"
@@ -69,7 +71,7 @@ func (c *connInfo) view(st *Styles, now time.Time, spin string) string {
 		if c.Transport != "" {
 			b.WriteString(st.Dim.Render(" · " + c.Transport))
 		}
-	case StateClosed:
+	case client.StateClosed:
 		b.WriteString(st.Bad.Render("✗ closed"))
 	}
 	if !c.resetAt.IsZero() && now.Sub(c.resetAt) < resetShownFor {

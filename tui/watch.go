@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -88,7 +89,7 @@ func NewWatchModel(cfg WatchConfig) *WatchModel {
 		help:  st.help(),
 		seen:  dedupe{},
 	}
-	m.conn.set(Status{Stream: protocol.TasksStream, State: StateConnecting, Transport: cfg.Transport}, cfg.Now())
+	m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
 	return m
 }
 
@@ -144,7 +145,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.fixSelection()
 		if msg.Closed {
 			m.closed = true
-			m.conn.set(Status{Stream: protocol.TasksStream, State: StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
+			m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
 		} else {
 			cmds = append(cmds, waitForUpdates(m.cfg.Conn.Updates()))
 		}

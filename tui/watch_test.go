@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -47,27 +48,27 @@ func TestWatchScreen(t *testing.T) {
 	}{
 		{"loading", w, h, func(m *WatchModel, conn *fakeConn) {}},
 		{"empty", w, h, func(m *WatchModel, conn *fakeConn) {
-			m.Update(updates(status("tasks", StateConnected, "sse")))
+			m.Update(updates(status("tasks", client.StateConnected, "sse")))
 			m.Update(TasksMsg{Gen: m.gen})
 		}},
 		{"list", w, h, func(m *WatchModel, conn *fakeConn) {
-			m.Update(updates(status("tasks", StateConnected, "sse")))
+			m.Update(updates(status("tasks", client.StateConnected, "sse")))
 			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
 		}},
 		{"selected_failed", w, h, func(m *WatchModel, conn *fakeConn) {
-			m.Update(updates(status("tasks", StateConnected, "sse")))
+			m.Update(updates(status("tasks", client.StateConnected, "sse")))
 			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
 			for range 3 {
 				m.Update(keyMsg("down"))
 			}
 		}},
 		{"full_help", w, h, func(m *WatchModel, conn *fakeConn) {
-			m.Update(updates(status("tasks", StateConnected, "sse")))
+			m.Update(updates(status("tasks", client.StateConnected, "sse")))
 			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
 			m.Update(keyMsg("?"))
 		}},
 		{"narrow", 60, 10, func(m *WatchModel, conn *fakeConn) {
-			m.Update(updates(status("tasks", StateConnected, "ws")))
+			m.Update(updates(status("tasks", client.StateConnected, "ws")))
 			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
 		}},
 		{"list_error", w, h, func(m *WatchModel, conn *fakeConn) {
@@ -111,7 +112,7 @@ func TestWatchEvents(t *testing.T) {
 	})
 	t.Run("reconnecting shows in the header", func(t *testing.T) {
 		m, _ := newWatch(t, newFakeConn(), 100, 14)
-		m.Update(updates(Update{Status: &Status{Stream: "tasks", State: StateReconnecting, Transport: "ws", Attempt: 3, RetryIn: 5 * time.Second}}))
+		m.Update(updates(Update{Status: &Status{Stream: "tasks", State: client.StateReconnecting, Transport: "ws", Attempt: 3, RetryIn: 5 * time.Second}}))
 		contains(t, m.View(), "reconnecting in 5s, try 3 · ws")
 	})
 	t.Run("closed", func(t *testing.T) {
@@ -238,7 +239,7 @@ func TestFollow(t *testing.T) {
 		conn.task = running
 		m := newFollow(t, conn)
 		t.Run("looking_up", func(t *testing.T) { requireGolden(t, m.View(), 80, 0) })
-		m.Update(updates(status("tasks", StateConnected, "ws")))
+		m.Update(updates(status("tasks", client.StateConnected, "ws")))
 		m.Update(taskMsg{task: running})
 		t.Run("running", func(t *testing.T) { requireGolden(t, m.View(), 80, 0) })
 		done := task("t5", "build-42", protocol.TaskSucceeded, 100, 100, 0)

@@ -44,7 +44,7 @@ func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 		// with its events; a full channel makes it wait, as a full Events
 		// channel would, until the feed is closed.
 		opts.OnState = func(sc client.StateChange) {
-			st := tui.Status{Stream: name, State: connState(sc.State), Transport: string(sc.Transport),
+			st := tui.Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
 				Attempt: sc.Attempt, RetryIn: sc.RetryIn, Err: sc.Err}
 			f.send(tui.Update{Status: &st})
 		}
@@ -100,17 +100,4 @@ func (f *feed) Err() error {
 		}
 	}
 	return nil
-}
-
-// connState maps the client's states onto the screens'.
-func connState(s client.ConnState) tui.ConnState {
-	switch s {
-	case client.StateConnected:
-		return tui.StateConnected
-	case client.StateReconnecting:
-		return tui.StateReconnecting
-	case client.StateClosed:
-		return tui.StateClosed
-	}
-	return tui.StateConnecting
 }

@@ -9,6 +9,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -49,9 +50,9 @@ func (p *printer) task(t *protocol.Task) {
 // subscription that ended with an error.
 func (p *printer) status(s *tui.Status) {
 	switch {
-	case s.State == tui.StateConnecting:
+	case s.State == client.StateConnecting:
 		return
-	case s.State == tui.StateClosed && s.Err == nil:
+	case s.State == client.StateClosed && s.Err == nil:
 		return
 	}
 	fmt.Fprintln(p.errOut, "pushtui:", tui.PlainStatus(s))
