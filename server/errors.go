@@ -6,25 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
 
 // apiError is an error answer: an HTTP status, a code from protocol and a
-// message a person can act on.
+// message a person can act on, and, for refusals that pass, when to try
+// again.
 type apiError struct {
-	status  int
-	code    string
-	message string
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration // sent as Retry-After, in whole seconds, when set
 }
 
 func (e *apiError) Error() string { return e.message }
 
 func errorf(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// retryIn sets the answer's Retry-After and returns e.
+func (e *apiError) retryIn(d time.Duration) *apiError {
+	e.retryAfter = d
+	return e
 }
 
 // writeError writes err as the JSON error body. Errors that are not an
@@ -38,14 +49,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms as it may (%d); try an existing room", s.cfg.Limits.MaxStreams)
 	case errors.Is(err, ErrUnavailable):
 		s.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", "1")
-		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment")
+		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment").retryIn(time.Second)
 	case errors.Is(err, ErrStoreClosed), errors.Is(err, ErrShutdown):
 		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
 	}
 	if ae == nil {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
+	}
+	if ae.retryAfter > 0 {
+		secs := int(math.Ceil(ae.retryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	s.metrics.rejected.WithLabelValues(ae.code).Inc()
 	writeJSON(w, ae.status, protocol.ErrorBody{Error: protocol.ErrorDetail{Code: ae.code, Message: ae.message}})

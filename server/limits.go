@@ -4,7 +4,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -131,43 +130,41 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// tooMany is a 429 with Retry-After.
-func tooMany(w http.ResponseWriter, retry time.Duration, format string, args ...any) error {
-	secs := int(math.Ceil(retry.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...)
+// tooMany is a 429 with Retry-After (at least a second).
+func tooMany(retry time.Duration, format string, args ...any) error {
+	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).retryIn(max(retry, time.Second))
 }
 
 // allowPublish applies the per-user publish rate. The returned commit
 // takes the token, once the publish has succeeded.
-func (s *Server) allowPublish(w http.ResponseWriter, user string) (commit func(), err error) {
+func (s *Server) allowPublish(user string) (commit func(), err error) {
 	if s.cfg.Limits.PublishRate <= 0 {
 		return func() {}, nil
 	}
 	commit, wait := s.publishes.allow(user, time.Now())
 	if commit == nil {
-		return nil, tooMany(w, wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
+		return nil, tooMany(wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
 	}
 	return commit, nil
 }
 
 // admit counts a subscription against the per-address and per-user limits;
 // the returned func releases it.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, user string, longPoll bool) (func(), error) {
+func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), error) {
 	ip := clientIP(r)
 	byIP, maxIP, what := &s.conns, s.cfg.Limits.ConnsPerIP, "open subscriptions"
 	if longPoll {
 		byIP, maxIP, what = &s.polls, s.cfg.Limits.LongPollsPerIP, "waiting long polls"
 	}
 	if !byIP.acquire(ip, maxIP) {
-		return nil, tooMany(w, time.Second, "%s has %d %s, the most one address may have; close some", ip, maxIP, what)
+		return nil, tooMany(time.Second, "%s has %d %s, the most one address may have; close some", ip, maxIP, what)
 	}
 	if user == "" || longPoll {
 		return func() { byIP.release(ip) }, nil
 	}
 	if !s.userConns.acquire(user, s.cfg.Limits.ConnsPerUser) {
 		byIP.release(ip)
-		return nil, tooMany(w, time.Second, "user %s has %d open subscriptions, the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
+		return nil, tooMany(time.Second, "user %s has %d open subscriptions, the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
 	}
 	return func() {
 		s.userConns.release(user)

@@ -252,7 +252,7 @@ func (s *Server) setUp(w http.ResponseWriter, r *http.Request, t eventsTarget, t
 	if !s.begin() {
 		return nil, errShuttingDown
 	}
-	release, err := s.admit(w, r, t.user, transport == transportLongPoll)
+	release, err := s.admit(r, t.user, transport == transportLongPoll)
 	if err != nil {
 		s.end()
 		return nil, err

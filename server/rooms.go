@@ -62,7 +62,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
-	commit, err := s.allowPublish(w, req.User)
+	commit, err := s.allowPublish(req.User)
 	if err != nil {
 		return err
 	}

@@ -5,25 +5,16 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/pushd/push/protocol"
 )
 
-// taskError maps the task API's errors onto answers. Errors that wrap
+// taskAnswer maps the task API's errors onto answers. Errors that wrap
 // ErrUnavailable go on as they are, to writeError, which answers 503 with
-// Retry-After and without the store's details; the 503s of task peers
-// that ask to retry get Retry-After here (an apiError carries no headers).
-func taskError(w http.ResponseWriter, err error) error {
-	var pe *TaskPeerError
-	if errors.As(err, &pe) && pe.Status == http.StatusServiceUnavailable || errors.Is(err, ErrTaskOwnerSilent) {
-		w.Header().Set("Retry-After", "1")
-	}
-	return taskAnswer(err)
-}
-
-// taskAnswer is taskError without the headers.
+// Retry-After and without the store's details.
 func taskAnswer(err error) error {
 	var ae *apiError
 	var pe *TaskPeerError
@@ -31,9 +22,13 @@ func taskAnswer(err error) error {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &pe):
-		return errorf(pe.Status, pe.Code, "%s", pe.Message)
+		ae = errorf(pe.Status, pe.Code, "%s", pe.Message)
+		if pe.Status == http.StatusServiceUnavailable {
+			ae.retryIn(time.Second)
+		}
+		return ae
 	case errors.Is(err, ErrTaskOwnerSilent):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err)
+		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err).retryIn(time.Second)
 	case errors.Is(err, ErrTaskNotFound):
 		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, ErrTaskFinished):
@@ -95,7 +90,7 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.tasks.Start(r.Context(), kind, name, params)
 	if err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	w.Header().Set("Location", "/v1/tasks/"+t.ID)
 	writeJSON(w, http.StatusCreated, t)
@@ -129,7 +124,7 @@ func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	tasks, err := s.tasks.ListAll(r.Context())
 	if err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: tasks})
 	return nil
@@ -141,7 +136,7 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.tasks.Find(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -153,7 +148,7 @@ func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error 
 	}
 	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	writeJSON(w, http.StatusAccepted, t)
 	return nil
@@ -169,7 +164,7 @@ func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) erro
 	}
 	t, err := s.tasks.Report(r.Context(), r.PathValue("id"), rep)
 	if err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -188,7 +183,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	}
 	id := r.PathValue("id")
 	if _, err := s.tasks.Find(r.Context(), id); err != nil {
-		return taskError(w, err)
+		return taskAnswer(err)
 	}
 	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
 }

@@ -227,6 +227,9 @@ func TestNATSOutage(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Status != http.StatusServiceUnavailable || pe.Code != protocol.CodeUnavailable || !strings.Contains(pe.Message, "retry") {
 			t.Fatalf("publish during the outage: %v, want 503 unavailable", err)
 		}
+		if d := client.RetryAfter(err); d != time.Second {
+			t.Fatalf("publish during the outage: Retry-After %v, want 1s", d)
+		}
 	}
 
 	ns.Restart()
