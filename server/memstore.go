@@ -74,8 +74,14 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []protocol
 	return events, nil
 }
 
-// trim drops what retention no longer allows. It keeps the slice's backing
-// array bounded by copying down once half of it is dead.
+// trim drops what retention no longer allows. Append calls it, so a stream
+// that is only written to stays within both limits; Read and Info call it
+// too, since events also age while nothing is appended. Events are in time
+// order, so the age limit is met by dropping from the front up to the first
+// event young enough: the cost is the number of events dropped. A stream
+// that gets neither appends nor reads keeps what it held at its last append
+// (no sweep; nothing can grow it) until the next call trims it. trim keeps
+// the slice's backing array bounded by copying down once half of it is dead.
 func (m *MemoryStore) trim(l *memLog) {
 	drop := 0
 	if m.maxEvents > 0 && len(l.events) > m.maxEvents {

@@ -3,9 +3,11 @@ package server_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -152,6 +154,61 @@ func TestMemoryStoreRetentionByAge(t *testing.T) {
 	memAppend(t, both, "room/a", memMsg("old", now.Add(-2*time.Hour)), memMsg("a", now), memMsg("b", now))
 	if evs, info := memRead(t, both, "room/a", 0, 10); len(evs) != 1 || evs[0].Text != "b" || info.First != 3 {
 		t.Fatalf("count and age: %v %+v; want only b at 3", seqsOf(evs), info)
+	}
+}
+
+// A stream that is only appended to, never read, still lets go of events
+// past the age limit: appends apply it, not only Read and Info. What the
+// store holds is seen through weak pointers to each event's Task, which the
+// collector clears once the store no longer keeps the event.
+func TestMemoryStoreRetentionByAgeOnAppendAlone(t *testing.T) {
+	s := server.NewMemoryStore(0, time.Hour)
+	defer s.Close()
+	now := time.Now().UTC()
+	// appendHeld appends one event and returns a weak pointer to its Task
+	// and its seq; the caller keeps no other reference to the event.
+	appendHeld := func(text string, at time.Time) (weak.Pointer[protocol.Task], uint64, string) {
+		ev := memMsg(text, at)
+		ev.Task = &protocol.Task{ID: text}
+		wp := weak.Make(ev.Task)
+		out := memAppend(t, s, "room/a", ev)
+		return wp, out[0].Seq, out[0].Epoch
+	}
+	held := func(wp weak.Pointer[protocol.Task]) bool {
+		runtime.GC()
+		return wp.Value() != nil
+	}
+
+	// Already past the limit when appended.
+	stale, seq1, epoch := appendHeld("stale", now.Add(-2*time.Hour))
+	if held(stale) {
+		t.Fatal("an event past the age limit is still held after the append that stored it")
+	}
+	// Within the limit when appended (unless this machine is slow), past it
+	// once the sleep below is over.
+	aging, seq2, _ := appendHeld("aging", time.Now().Add(-time.Hour+20*time.Millisecond))
+	fresh, seq3, _ := appendHeld("fresh", now)
+	if !held(fresh) {
+		t.Fatal("an event within the age limit was dropped")
+	}
+	time.Sleep(30 * time.Millisecond)
+	last, seq4, epoch4 := appendHeld("last", time.Now())
+	if held(aging) {
+		t.Fatal("an event that aged past the limit is still held after a later append, with no read in between")
+	}
+	if !held(fresh) || !held(last) {
+		t.Fatal("an append dropped events within the age limit")
+	}
+	if seq1 != 1 || seq2 != 2 || seq3 != 3 || seq4 != 4 || epoch4 != epoch {
+		t.Fatalf("seqs %d %d %d %d, epochs %s %s; want 1..4 in one epoch", seq1, seq2, seq3, seq4, epoch, epoch4)
+	}
+	// Reads see the same: the first seq moved on, the epoch did not.
+	evs, info := memRead(t, s, "room/a", 0, 10)
+	if info.Epoch != epoch || info.First != 3 || info.Last != 4 || len(evs) != 2 || evs[0].Text != "fresh" || evs[1].Text != "last" {
+		t.Fatalf("Read after appends alone: %v %+v; want fresh and last at 3..4 in epoch %s", seqsOf(evs), info, epoch)
+	}
+	if evs, _ := memRead(t, s, "room/a", 1, 10); len(evs) != 2 || evs[0].Seq != 3 {
+		t.Fatalf("Read(after 1) = %v; want 3, 4", seqsOf(evs))
 	}
 }
 
