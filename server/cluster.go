@@ -41,6 +41,11 @@ type Roster interface {
 	// reports that no server has them now, so the caller publishes the
 	// logout.
 	Depart(ctx context.Context, room, user string) (last bool, err error)
+	// Withdraw takes back an Arrive whose login was never published (the
+	// publish failed): unlike after a Depart, no logout is owed, so Run
+	// never reports the user gone for it, even if the entry only goes
+	// later, after a retry.
+	Withdraw(ctx context.Context, room, user string) error
 	// Users returns who is in room on any server, sorted.
 	Users(ctx context.Context, room string) ([]string, error)
 	// Run keeps this server's entries alive and calls gone for each user

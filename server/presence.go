@@ -104,31 +104,11 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 			// The request's context may be what ended the publish.
 			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 			defer cancel()
-			if werr := p.withdraw(ctx, room, user); werr != nil {
+			if werr := p.roster.Withdraw(ctx, room, user); werr != nil { // no logout is owed
 				p.hub.log.Warn("leave presence after a failed login", "room", room, "user", user, "err", werr)
 			}
 		}
 	}
-	return err
-}
-
-// withdrawer is a Roster that can take back an Arrive whose login was
-// never published, such as natsstore's: unlike after a Depart, no logout
-// is owed, so its Run never reports the user gone for it, even if the
-// entry only goes later, after a retry.
-type withdrawer interface {
-	Withdraw(ctx context.Context, room, user string) error
-}
-
-// withdraw takes back this server's arrival of user after their login
-// failed. With a Roster that cannot, it departs instead; if that fails,
-// the roster may later report the user gone, and a logout goes out for a
-// login that did not.
-func (p *presence) withdraw(ctx context.Context, room, user string) error {
-	if w, ok := p.roster.(withdrawer); ok {
-		return w.Withdraw(ctx, room, user)
-	}
-	_, err := p.roster.Depart(ctx, room, user)
 	return err
 }
 
