@@ -82,9 +82,18 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 
 // open opens a subscription at the cursor the request asked for (see
 // since), after the limits have admitted it (setUp), so a refused request
-// creates no stream.
-func (s *Server) open(ctx context.Context, t eventsTarget, c *protocol.Cursor, max int) (*subscription, error) {
-	return s.hub.subscribe(ctx, t.stream, c, t.filter, max)
+// creates no stream. The returned cleanup closes the subscription, then
+// runs cleanup; on error cleanup has run.
+func (s *Server) open(ctx context.Context, t eventsTarget, c *protocol.Cursor, max int, cleanup func()) (*subscription, func(), error) {
+	sub, err := s.hub.subscribe(ctx, t.stream, c, t.filter, max)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return sub, func() {
+		sub.close()
+		cleanup()
+	}, nil
 }
 
 // join puts the request's user into the room's presence, then chains the

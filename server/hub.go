@@ -52,14 +52,29 @@ type Hub struct {
 	stopFollow context.CancelFunc
 	following  sync.WaitGroup
 
-	mu      sync.Mutex
-	streams map[string]*stream
-	closed  bool
+	// idleFor is how long a stream nobody uses stays in memory (see
+	// acquire); its log stays in the store. sweepEvery is how often, at
+	// most, acquire and release look for such streams.
+	idleFor, sweepEvery time.Duration
+
+	mu        sync.Mutex
+	streams   map[string]*stream
+	closed    bool
+	idle      int       // streams with no users
+	lastSweep time.Time // when idle streams were last looked for
+	dropped   uint64    // streams dropped so far, for acquire's check
+}
+
+// setStreamIdle sets how long a stream nobody uses stays in memory; idle
+// streams are looked for a few times within that.
+func (h *Hub) setStreamIdle(d time.Duration) {
+	h.idleFor, h.sweepEvery = d, min(d/4, 30*time.Second)
 }
 
 func newHub(store Store, window time.Duration, tailSize, maxLag, maxStreams int, log *slog.Logger) *Hub {
 	h := &Hub{store: store, window: window, tailSize: tailSize, maxLag: maxLag, maxStreams: maxStreams, log: log,
 		done: make(chan struct{}), streams: make(map[string]*stream)}
+	h.setStreamIdle(2 * time.Minute)
 	h.follower, _ = store.(Follower)
 	h.followCtx, h.stopFollow = context.WithCancel(context.Background())
 	return h
@@ -115,35 +130,120 @@ func (h *Hub) settle(ctx context.Context) {
 	}
 }
 
-// stream returns the named stream, loading its position from the store the
-// first time.
-func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
+// acquire returns the named stream, loading its position from the store
+// if it is not in memory, and counts the caller as one of its users until
+// the matching release. A stream no one has used for the hub's idleFor is
+// dropped from memory (its log stays in the store, and it is loaded again
+// when next used), so the streams held, and the limit on them, are those
+// in use: when the limit is reached, idle streams make room at once.
+func (h *Hub) acquire(ctx context.Context, name string) (*stream, error) {
 	h.mu.Lock()
 	s, ok := h.streams[name]
+	if ok {
+		h.use(s)
+	}
 	h.mu.Unlock()
 	if ok {
 		return s, nil
 	}
-	info, err := h.store.Info(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", name, err)
+	for {
+		h.mu.Lock()
+		dropped := h.dropped
+		h.mu.Unlock()
+		info, err := h.store.Info(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("open stream %s: %w", name, err)
+		}
+		h.mu.Lock()
+		if s, ok = h.streams[name]; ok {
+			h.use(s)
+			h.mu.Unlock()
+			return s, nil
+		}
+		if h.dropped != dropped {
+			// A stream dropped meanwhile may have been this one, with
+			// events after what info says: read it again.
+			h.mu.Unlock()
+			continue
+		}
+		s, err = h.addLocked(name, info)
+		h.mu.Unlock()
+		return s, err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s, ok = h.streams[name]; ok {
-		return s, nil
+}
+
+// addLocked puts a new stream, positioned at info, in memory, with one
+// user. h.mu is held.
+func (h *Hub) addLocked(name string, info StreamInfo) (*stream, error) {
+	h.sweepLocked(time.Now())
+	if h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
+		h.dropIdleLocked(func(*stream) bool { return len(h.streams) >= h.maxStreams })
 	}
 	if h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
 		return nil, fmt.Errorf("open stream %s: %w (%d)", name, ErrTooManyStreams, h.maxStreams)
 	}
-	s = &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
-		ring: make([]*entry, 8), notify: make(chan struct{})}
+	s := &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
+		ring: make([]*entry, 8), notify: make(chan struct{}), users: 1}
 	s.published.Store(info.Last)
 	h.streams[name] = s
 	if h.follower != nil && !h.closed {
-		h.following.Go(func() { s.follow(h.followCtx) })
+		ctx, cancel := context.WithCancel(h.followCtx)
+		s.stopFollow = cancel
+		h.following.Go(func() { s.follow(ctx) })
 	}
 	return s, nil
+}
+
+// sweepLocked drops the streams idle for longer than idleFor, unless it
+// did so less than sweepEvery ago. h.mu is held.
+func (h *Hub) sweepLocked(now time.Time) {
+	if h.idle == 0 || now.Sub(h.lastSweep) < h.sweepEvery {
+		return
+	}
+	h.lastSweep = now
+	h.dropIdleLocked(func(s *stream) bool { return now.Sub(s.idleSince) >= h.idleFor })
+}
+
+// dropIdleLocked drops from memory the streams with no users for which
+// drop returns true. h.mu is held.
+func (h *Hub) dropIdleLocked(drop func(*stream) bool) {
+	if h.idle == 0 {
+		return
+	}
+	for name, s := range h.streams {
+		if s.users > 0 || !drop(s) {
+			continue
+		}
+		delete(h.streams, name)
+		h.idle--
+		h.dropped++
+		if s.stopFollow != nil {
+			s.stopFollow()
+		}
+		if h.idle == 0 {
+			return
+		}
+	}
+}
+
+// use counts one more user of s. h.mu is held.
+func (h *Hub) use(s *stream) {
+	if s.users == 0 {
+		h.idle--
+	}
+	s.users++
+}
+
+// release counts out a user of s that acquire counted in.
+func (h *Hub) release(s *stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if s.users--; s.users == 0 {
+		s.idleSince = now
+		h.idle++
+	}
+	h.sweepLocked(now)
 }
 
 // Publish appends ev to the named stream and returns it as stored. When
@@ -151,10 +251,11 @@ func (h *Hub) stream(ctx context.Context, name string) (*stream, error) {
 // receive it. Concurrent publishes to one stream are grouped into one store
 // append.
 func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
-	s, err := h.stream(ctx, name)
+	s, err := h.acquire(ctx, name)
 	if err != nil {
 		return protocol.Event{}, err
 	}
+	defer h.release(s)
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
@@ -189,6 +290,12 @@ type stream struct {
 	pending   bool
 
 	pushers atomic.Int64 // streaming (WebSocket and SSE) subscribers
+
+	// users counts the subscriptions and publishes holding the stream, and
+	// idleSince is when it last fell to none; both under hub.mu.
+	users      int
+	idleSince  time.Time
+	stopFollow context.CancelFunc // ends following the store, in follow mode
 
 	// epochGen counts the epochs the stream has had in this process; it
 	// changes under mu with epoch, and parking subscribers check it.

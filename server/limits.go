@@ -26,8 +26,9 @@ type Limits struct {
 	ConnsPerUser int
 	// LongPollsPerIP bounds long polls waiting at once from one address.
 	LongPollsPerIP int
-	// MaxStreams bounds the rooms (and other streams) the server keeps
-	// (default 100,000).
+	// MaxStreams bounds the rooms (and other streams) the server keeps in
+	// memory at once (default 100,000). Streams in use count; one no one
+	// uses makes room for a new one, and goes after a while anyway.
 	MaxStreams int
 	// WSReadLimit is the largest WebSocket message a client may send
 	// (default 4 KiB; clients have nothing to say but control frames).

@@ -146,15 +146,31 @@ func TestLongPollAndRoomLimits(t *testing.T) {
 	if status, code := call(t, "GET", base+"/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
 		t.Fatalf("a third long poll: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
 	}
-	// Rooms a and b exist; one more may be made, then no more.
+	// Rooms a and b are in use; a third may be made, and once it is idle
+	// a fourth takes its place: the limit counts rooms in use.
 	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
 		t.Fatalf("publish to a third room: %d", status)
 	}
-	if status, code := call(t, "POST", base+"/v1/rooms/d/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
-		t.Fatalf("publish to a fourth room: %d %s; want 503 %s", status, code, protocol.CodeUnavailable)
+	if status, _ := call(t, "POST", base+"/v1/rooms/d/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+		t.Fatalf("publish to a fourth room while the third is idle: %d; want 201", status)
+	}
+	// With a subscriber in c as well, three rooms are in use and a new
+	// one is refused.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/rooms/c/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	sse, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sse.Body.Close()
+	if sse.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe to room c: %d", sse.StatusCode)
+	}
+	if status, code := call(t, "POST", base+"/v1/rooms/e/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
+		t.Fatalf("publish to a new room with three in use: %d %s; want 503 %s", status, code, protocol.CodeUnavailable)
 	}
 	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"again"}`); status != 201 {
-		t.Fatalf("publish to an existing room at the limit: %d", status)
+		t.Fatalf("publish to a room in use at the limit: %d", status)
 	}
 	// Release the long polls.
 	for _, room := range []string{"a", "b"} {

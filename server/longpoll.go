@@ -29,9 +29,8 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	if err != nil {
 		return err
 	}
-	sub, err := s.open(ctx, t, c, maxPollEvents)
+	sub, cleanup, err := s.open(ctx, t, c, maxPollEvents, cleanup)
 	if err != nil {
-		cleanup()
 		return err
 	}
 	sub.unbounded = true // each poll reads from the log; there is no queue to overflow

@@ -65,10 +65,11 @@ func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 		store.Close()
 	})
 	name := protocol.RoomStream("lobby")
-	st, err := h.stream(ctx, name)
+	st, err := h.acquire(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer h.release(st)
 
 	// A: leads a batch and is held in the store's append.
 	aDone := make(chan error, 1)

@@ -134,8 +134,23 @@ func TestRefusedRequestsCreateNothing(t *testing.T) {
 	if status, _ := call(t, "POST", base+"/v1/rooms/two/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
 		t.Fatalf("publish to a second room: %d; want 201 (refused subscriptions must not use up the room limit)", status)
 	}
-	// The room limit refuses a third room with 503; that refusal costs
-	// no token, so the user may still post at once.
+	// With both rooms in use (a long poll waits in room two), the room
+	// limit refuses a third room with 503; that refusal costs no token,
+	// so the user may still post at once.
+	pollCtx, stopPoll := context.WithCancel(t.Context())
+	defer stopPoll()
+	polling := make(chan struct{})
+	go func() {
+		defer close(polling)
+		req, _ := http.NewRequestWithContext(pollCtx, http.MethodGet, base+"/v1/rooms/two/events?wait=30s", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	defer func() { stopPoll(); <-polling }()
+	checkForLimits(t, func() bool {
+		return strings.Contains(scrape(t, base), `pushd_connections{transport="longpoll"} 1`)
+	})
 	if status, code := call(t, "POST", base+"/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a third room: %d %s; want 503", status, code)
 	}

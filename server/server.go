@@ -78,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = newHub(s.store, cfg.BatchWindow, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
 	s.hub.perPusher = windowPerPusher
+	s.hub.setStreamIdle(cfg.StreamIdle)
 	s.newLimiters()
 	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster)
 	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)

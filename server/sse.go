@@ -31,9 +31,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 	if err != nil {
 		return err
 	}
-	sub, err := s.open(r.Context(), t, c, sseBatch)
+	sub, cleanup, err := s.open(r.Context(), t, c, sseBatch, cleanup)
 	if err != nil {
-		cleanup()
 		return err
 	}
 	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {

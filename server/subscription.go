@@ -26,6 +26,7 @@ type subscription struct {
 	unbounded bool
 	reset     *protocol.Event
 	buf       []*entry // reused between batches
+	closed    bool
 	// epochGen is the stream's epochGen when the subscription last saw
 	// its epoch match the stream's: a subscriber may park only if no new
 	// epoch has begun since.
@@ -34,46 +35,65 @@ type subscription struct {
 
 // subscribe opens a subscription to the named stream after since (nil: at
 // the live end). If since cannot be honoured exactly, the first batch
-// starts with a reset event.
+// starts with a reset event. The caller closes the subscription when done
+// with it.
 func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor, filter string, max int) (*subscription, error) {
-	st, err := h.stream(ctx, name)
+	st, err := h.acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	sub := &subscription{st: st, filter: filter, max: max}
+	if err := sub.start(ctx, since); err != nil {
+		sub.close()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// close lets go of the stream; the subscription is not used after it.
+func (sub *subscription) close() {
+	if !sub.closed {
+		sub.closed = true
+		sub.st.hub.release(sub.st)
+	}
+}
+
+// start positions a new subscription after since.
+func (sub *subscription) start(ctx context.Context, since *protocol.Cursor) error {
+	h, st, name := sub.st.hub, sub.st, sub.st.name
 	st.mu.RLock()
 	sub.epoch, sub.cursor, sub.epochGen = st.epoch, st.last, st.epochGen.Load()
 	st.mu.RUnlock()
 	if since == nil {
-		return sub, nil
+		return nil
 	}
 	switch {
 	case since.Epoch != "" && since.Epoch != sub.epoch:
-		return sub, sub.resetTo(ctx, protocol.ResetEpochChanged)
+		return sub.resetTo(ctx, protocol.ResetEpochChanged)
 	case since.Seq > sub.cursor:
 		// The store may hold events the hub has yet to announce: another
 		// server's appends reach it a moment later, and a client that
 		// moved from that server resumes here from its cursor.
 		info, err := h.store.Info(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("read stream %s: %w", name, err)
+			return fmt.Errorf("read stream %s: %w", name, err)
 		}
 		if since.Seq > info.Last || info.Epoch != sub.epoch {
-			return sub, sub.resetTo(ctx, protocol.ResetCursorAhead)
+			return sub.resetTo(ctx, protocol.ResetCursorAhead)
 		}
 	case since.Seq < sub.cursor:
 		// Retention is the store's: the tail may still hold events the
 		// store has dropped, and a resume from before them is a reset.
 		info, err := h.store.Info(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("read stream %s: %w", name, err)
+			return fmt.Errorf("read stream %s: %w", name, err)
 		}
 		if since.Seq+1 < info.First {
-			return sub, sub.resetTo(ctx, protocol.ResetRetention)
+			return sub.resetTo(ctx, protocol.ResetRetention)
 		}
 	}
 	sub.cursor = since.Seq
-	return sub, nil
+	return nil
 }
 
 // resetTo moves the subscription to just before the oldest event the store

@@ -112,10 +112,11 @@ func (w *countingWaker) wake() {
 func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
 	h := newWindowHub(t, time.Hour)
 	h.perPusher = time.Minute
-	st, err := h.stream(t.Context(), "room/small")
+	st, err := h.acquire(t.Context(), "room/small")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer h.release(st)
 	for _, tc := range []struct {
 		pushers int64
 		want    time.Duration

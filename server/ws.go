@@ -40,9 +40,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err != nil {
 		return err
 	}
-	sub, err := s.open(r.Context(), t, cursor, wsBatch)
+	sub, cleanup, err := s.open(r.Context(), t, cursor, wsBatch, cleanup)
 	if err != nil {
-		cleanup()
 		return err
 	}
 	// The handshake was checked, so Accept can only fail for want of a

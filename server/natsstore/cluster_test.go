@@ -475,3 +475,87 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 		t.Fatalf("a new subscription from the start during the outage: %v; want 503", err)
 	}
 }
+
+// A node lets go of a stream no one has used for its idle time: it stops
+// following it (its consumer goes), and when the stream is used again the
+// node picks it up where the store has it, events from other nodes
+// meanwhile included.
+func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
+	ns := natstest.Start(t)
+	a := startNodeWith(t, ns.URL(), server.Config{StreamIdle: 100 * time.Millisecond})
+	b := startNode(t, ns.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const room = "quiet"
+	var last *protocol.Event
+	for i := range 3 {
+		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("before%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ev
+	}
+	consumers := func() int {
+		info, err := a.store.js.Stream(ctx, a.store.streamName("room/"+room))
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := info.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return si.State.Consumers
+	}
+	waitConsumers := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			n := consumers()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d consumers of the room's stream; want %d", n, want)
+			}
+		}
+	}
+	// A follows the room while a subscriber is there, however long.
+	first := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportWebSocket, Since: "0", MaxRetries: 3})
+	collect(t, first, 3)
+	waitConsumers(1)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumers(1)
+	first.Close()
+
+	// Past the idle time, A's next request lets the room go.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
+			t.Fatal(err)
+		}
+		n := consumers()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d consumers of the idle room's stream after its idle time; want 0", n)
+		}
+	}
+
+	// Events published meanwhile on B reach a subscriber on A that
+	// resumes from before them, with no reset.
+	var want []string
+	for i := range 2 {
+		text := fmt.Sprintf("after%d", i)
+		if _, err := b.cl.Publish(ctx, room, text); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, text)
+	}
+	cursor := protocol.Cursor{Epoch: last.Epoch, Seq: last.Seq}
+	sub := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: cursor.String(), MaxRetries: 3})
+	defer sub.Close()
+	checkMessages(t, collect(t, sub, 2), last.Seq, want)
+	waitConsumers(2) // A's again, and B's since its publishes
+}

@@ -527,6 +527,16 @@ func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver
 	defer func() {
 		cc.Stop()
 		<-cc.Closed()
+		// NATS keeps a stopped consumer until it has been inactive for a
+		// while (minutes); let it go now, or the server holds one per
+		// stream this node ever followed.
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+			if err := st.DeleteConsumer(dctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				s.log.Debug("follow: delete consumer", "stream", stream, "err", err)
+			}
+			cancel()
+		}
 	}()
 	for {
 		select {

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// held reports whether the hub has the named stream in memory.
+func held(h *Hub, name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.streams[name]
+	return ok
+}
+
+// A stream that no one uses leaves memory after the idle time, and one in
+// use never does; a dropped stream comes back from the store as it was,
+// so cursors handed out before stay good.
+func TestIdleStreamLeavesMemory(t *testing.T) {
+	h := newTestHub(t, 0, 8, 1000)
+	h.setStreamIdle(20 * time.Millisecond)
+	ctx := t.Context()
+	const idle, busy = "room/idle", "room/busy"
+
+	var last protocol.Event
+	for i := range 3 {
+		ev, err := h.Publish(ctx, idle, hubMessage("before"+string(rune('a'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ev
+	}
+	cursor := protocol.Cursor{Epoch: last.Epoch, Seq: last.Seq}
+	live, err := h.subscribe(ctx, busy, nil, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.close()
+
+	// Past the idle time, the next use of the hub drops the idle stream,
+	// not the one with a subscriber.
+	time.Sleep(50 * time.Millisecond)
+	if _, err := h.Publish(ctx, busy, hubMessage("wake")); err != nil {
+		t.Fatal(err)
+	}
+	if held(h, idle) {
+		t.Fatalf("%s is still in memory after the idle time with no users", idle)
+	}
+	if !held(h, busy) {
+		t.Fatalf("%s, which has a subscriber, was dropped", busy)
+	}
+	if got := testCollect(t, live, 1); got[0].Text != "wake" {
+		t.Fatalf("the live subscriber got %q; want wake", got[0].Text)
+	}
+
+	// The dropped stream comes back where it was: new events follow on,
+	// and the old cursor resumes without a reset.
+	next, err := h.Publish(ctx, idle, hubMessage("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Seq != last.Seq+1 || next.Epoch != last.Epoch {
+		t.Fatalf("after coming back the stream appended seq %d epoch %s; want %d %s", next.Seq, next.Epoch, last.Seq+1, last.Epoch)
+	}
+	again, err := h.subscribe(ctx, idle, &cursor, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close()
+	got := testCollect(t, again, 1)
+	if got[0].Type != protocol.TypeMessage || got[0].Text != "after" || got[0].Seq != next.Seq {
+		t.Fatalf("resuming at %v got %+v; want the message after it", cursor, got[0])
+	}
+}
+
+// The room limit counts streams in use: an idle stream makes room for a
+// new one at once, and only when every stream is in use is one refused.
+func TestStreamLimitCountsStreamsInUse(t *testing.T) {
+	h := newTestHub(t, 0, 8, 1000)
+	h.maxStreams = 2
+	ctx := t.Context()
+	if _, err := h.Publish(ctx, "room/a", hubMessage("a")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.subscribe(ctx, "room/b", nil, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	// room/a is idle (its publish is over), so room/c takes its place.
+	c, err := h.subscribe(ctx, "room/c", nil, "", 100)
+	if err != nil {
+		t.Fatalf("a new stream while another is idle: %v", err)
+	}
+	defer c.close()
+	if held(h, "room/a") {
+		t.Fatal("room/a is still in memory beside two streams in use at a limit of two")
+	}
+	// Both held streams are in use now.
+	if _, err := h.Publish(ctx, "room/d", hubMessage("d")); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("a third stream with two in use at a limit of two: %v; want ErrTooManyStreams", err)
+	}
+	// Letting go of a subscription makes room again.
+	c.close()
+	if _, err := h.Publish(ctx, "room/d", hubMessage("d")); err != nil {
+		t.Fatalf("a new stream after one was let go: %v", err)
+	}
+}
