@@ -91,12 +91,12 @@ type bucket struct {
 	used time.Time
 }
 
-// allow reports whether key has a token now, and takes it only when the
-// returned commit is called (after the publish succeeded), so a request
-// refused for another reason costs nothing. Otherwise it says how long
-// until a token is free. Concurrent requests of one key may both pass the
-// check; the limit is approximate by at most that.
-func (l *limiters) allow(key string, now time.Time) (commit func(), wait time.Duration) {
+// allow takes one of key's tokens if it has one now; the returned refund
+// gives it back, for a request refused afterwards for another reason,
+// which so costs nothing. Otherwise it says how long until a token is
+// free. The token is taken at once, so concurrent requests of one key
+// cannot share it.
+func (l *limiters) allow(key string, now time.Time) (refund func(), wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buckets == nil {
@@ -116,10 +116,12 @@ func (l *limiters) allow(key string, now time.Time) (commit func(), wait time.Du
 		l.buckets[key] = b
 	}
 	b.used = now
-	if tokens := b.lim.TokensAt(now); tokens < 1 {
-		return nil, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
+	r := b.lim.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
+		return nil, wait
 	}
-	return func() { b.lim.AllowN(time.Now(), 1) }, 0
+	return func() { r.CancelAt(time.Now()) }, 0
 }
 
 // clientIP is the address the request came from.
@@ -136,17 +138,17 @@ func tooMany(retry time.Duration, format string, args ...any) error {
 	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).retryIn(max(retry, time.Second))
 }
 
-// allowPublish applies the per-user publish rate. The returned commit
-// takes the token, once the publish has succeeded.
-func (s *Server) allowPublish(user string) (commit func(), err error) {
+// allowPublish applies the per-user publish rate: it takes a token, and
+// the returned refund gives it back if the publish then fails.
+func (s *Server) allowPublish(user string) (refund func(), err error) {
 	if s.cfg.Limits.PublishRate <= 0 {
 		return func() {}, nil
 	}
-	commit, wait := s.publishes.allow(user, time.Now())
-	if commit == nil {
+	refund, wait := s.publishes.allow(user, time.Now())
+	if refund == nil {
 		return nil, tooMany(wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
 	}
-	return commit, nil
+	return refund, nil
 }
 
 // admit counts a subscription against the per-address and per-user limits;

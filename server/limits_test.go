@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,30 @@ func TestPublishRateLimit(t *testing.T) {
 	status, code := call(t, "GET", base+"/v1/rooms/lobby/events?since=0&wait=0", "", "")
 	if status != 200 || code != "" {
 		t.Fatalf("poll: %d %s", status, code)
+	}
+}
+
+// Posts sent at the same moment share the user's burst, not each get the
+// whole of it: the limit holds under concurrency.
+func TestPublishRateLimitConcurrent(t *testing.T) {
+	const burst, posts = 5, 40
+	base := limitServer(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: burst}})
+	statuses := make(chan int, posts)
+	var wg sync.WaitGroup
+	for range posts {
+		wg.Go(func() {
+			status, _ := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`)
+			statuses <- status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for status := range statuses {
+		counts[status]++
+	}
+	if counts[http.StatusCreated] != burst || counts[http.StatusTooManyRequests] != posts-burst {
+		t.Fatalf("%d concurrent posts with a burst of %d: %v; want %d created and the rest 429", posts, burst, counts, burst)
 	}
 }
 

@@ -62,15 +62,15 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
-	commit, err := s.allowPublish(req.User)
+	refund, err := s.allowPublish(req.User)
 	if err != nil {
 		return err
 	}
 	ev, err := s.hub.Publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text})
 	if err != nil {
-		return err // a refused publish costs no token
+		refund() // a refused publish costs no token
+		return err
 	}
-	commit()
 	writeJSON(w, http.StatusCreated, ev)
 	return nil
 }
