@@ -87,16 +87,17 @@ type limiters struct {
 }
 
 type bucket struct {
-	lim  *rate.Limiter
-	used time.Time
+	lim     *rate.Limiter
+	used    time.Time
+	pending int // tokens promised to requests still under way
 }
 
-// allow takes one of key's tokens if it has one now; the returned refund
-// gives it back, for a request refused afterwards for another reason,
-// which so costs nothing. Otherwise it says how long until a token is
-// free. The token is taken at once, so concurrent requests of one key
-// cannot share it.
-func (l *limiters) allow(key string, now time.Time) (refund func(), wait time.Duration) {
+// allow promises one of key's tokens to a request if one is free now, and
+// the returned settle takes it (the request succeeded) or frees it (it was
+// refused for another reason, which so costs nothing). Otherwise it says
+// how long until a token is free. A promised token is not free, so
+// concurrent requests of one key cannot share one.
+func (l *limiters) allow(key string, now time.Time) (settle func(taken bool), wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buckets == nil {
@@ -104,7 +105,7 @@ func (l *limiters) allow(key string, now time.Time) (refund func(), wait time.Du
 	}
 	if now.Sub(l.swept) > time.Minute {
 		for k, b := range l.buckets {
-			if now.Sub(b.used) > time.Minute {
+			if now.Sub(b.used) > time.Minute && b.pending == 0 {
 				delete(l.buckets, k)
 			}
 		}
@@ -116,12 +117,18 @@ func (l *limiters) allow(key string, now time.Time) (refund func(), wait time.Du
 		l.buckets[key] = b
 	}
 	b.used = now
-	r := b.lim.ReserveN(now, 1)
-	if wait := r.DelayFrom(now); wait > 0 {
-		r.CancelAt(now)
-		return nil, wait
+	if tokens := b.lim.TokensAt(now) - float64(b.pending); tokens < 1 {
+		return nil, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
 	}
-	return func() { r.CancelAt(time.Now()) }, 0
+	b.pending++
+	return func(taken bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		b.pending--
+		if taken {
+			b.lim.AllowN(time.Now(), 1)
+		}
+	}, 0
 }
 
 // clientIP is the address the request came from.
@@ -138,17 +145,17 @@ func tooMany(retry time.Duration, format string, args ...any) error {
 	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).retryIn(max(retry, time.Second))
 }
 
-// allowPublish applies the per-user publish rate: it takes a token, and
-// the returned refund gives it back if the publish then fails.
-func (s *Server) allowPublish(user string) (refund func(), err error) {
+// allowPublish applies the per-user publish rate; the caller settles the
+// returned token: taken if the publish succeeded, freed if not.
+func (s *Server) allowPublish(user string) (settle func(taken bool), err error) {
 	if s.cfg.Limits.PublishRate <= 0 {
-		return func() {}, nil
+		return func(bool) {}, nil
 	}
-	refund, wait := s.publishes.allow(user, time.Now())
-	if refund == nil {
+	settle, wait := s.publishes.allow(user, time.Now())
+	if settle == nil {
 		return nil, tooMany(wait, "user %s is posting faster than %g messages per second; retry in %s", user, s.cfg.Limits.PublishRate, wait.Round(time.Millisecond))
 	}
-	return refund, nil
+	return settle, nil
 }
 
 // admit counts a subscription against the per-address and per-user limits;

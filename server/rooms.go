@@ -62,13 +62,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
-	refund, err := s.allowPublish(req.User)
+	settle, err := s.allowPublish(req.User)
 	if err != nil {
 		return err
 	}
 	ev, err := s.hub.Publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text})
+	settle(err == nil) // a refused publish costs no token
 	if err != nil {
-		refund() // a refused publish costs no token
 		return err
 	}
 	writeJSON(w, http.StatusCreated, ev)
