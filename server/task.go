@@ -32,6 +32,7 @@ type task struct {
 	snap       protocol.Task
 	finishedAt time.Time
 	lastPub    time.Time   // when the last progress event went out
+	lastSave   time.Time   // when the record was last saved with the progress
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
 	rateFrom   time.Time   // start of the rate window, for the ETA
@@ -154,7 +155,8 @@ func (t *task) saveLocked(ctx context.Context) bool {
 	if t.lost.Load() {
 		return false
 	}
-	if err := t.ts.save(ctx, t.view(time.Now())); errors.Is(err, ErrTaskTaken) {
+	t.lastSave = time.Now()
+	if err := t.ts.save(ctx, t.view(t.lastSave)); errors.Is(err, ErrTaskTaken) {
 		t.ts.log.Warn("another server ended this task while this one was out of reach; stopping it here", "task", t.snap.ID)
 		t.lost.Store(true)
 		if t.pending != nil {
@@ -173,7 +175,9 @@ func (t *task) saveLocked(ctx context.Context) bool {
 // publishLocked sends the task's state on the tasks stream: at once when
 // force (a state change), else at most once per MinInterval, the latest
 // state winning. When the task store is shared the record is saved too,
-// as the other servers read progress from it. t.mu is held.
+// as the other servers read progress from it; otherwise the progress is
+// saved at most once per progressSaveEvery, for a restart after a crash to
+// start from (see Tasks.load). t.mu is held.
 func (t *task) publishLocked(ctx context.Context, force bool) {
 	if t.lost.Load() {
 		return
@@ -187,11 +191,20 @@ func (t *task) publishLocked(ctx context.Context, force bool) {
 			return
 		}
 	}
-	if t.ts.peers != nil && !t.saveLocked(ctx) {
-		return
+	switch {
+	case t.ts.peers != nil:
+		if !t.saveLocked(ctx) {
+			return
+		}
+	case t.ts.store != nil && now.Sub(t.lastSave) >= progressSaveEvery:
+		t.saveLocked(ctx)
 	}
 	t.sendLocked(ctx)
 }
+
+// progressSaveEvery is how often, at most, a running task's progress is
+// saved to a store of its own (each save is a write to disk).
+const progressSaveEvery = time.Second
 
 // sendLocked publishes the task's state on the tasks stream now. t.mu is
 // held.

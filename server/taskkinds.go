@@ -45,6 +45,9 @@ func (p *demoParams) Validate() error {
 	return nil
 }
 
+// TaskTotal is the task's total from the start: its steps.
+func (p *demoParams) TaskTotal() int64 { return p.Total }
+
 // runDemo is simulated work for trying things out: Total steps of Interval
 // each, failing at FailAt if set. It is written against the same API as any
 // kind registered with RegisterKind.

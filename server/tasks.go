@@ -148,7 +148,8 @@ func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, pe
 }
 
 // load brings back the stored tasks. One that had not ended was running in
-// a process that died: it ends now as failed, and watchers are told.
+// a process that died: it ends now as failed, at the progress its watchers
+// last saw, and they are told.
 func (ts *Tasks) load(ctx context.Context) error {
 	if ts.store == nil {
 		return nil
@@ -158,7 +159,13 @@ func (ts *Tasks) load(ctx context.Context) error {
 		return fmt.Errorf("load tasks: %w", err)
 	}
 	slices.SortFunc(records, func(a, b protocol.Task) int { return a.Created.Compare(b.Created) })
+	seen := ts.lastSeen(ctx, records)
 	for _, rec := range records {
+		if v, ok := seen[rec.ID]; ok && !rec.State.Final() && v.Percent >= rec.Percent {
+			// The record is saved now and then; the events are what
+			// watchers saw last, and progress never goes back.
+			rec.Done, rec.Total, rec.Percent = v.Done, v.Total, v.Percent
+		}
 		t := &task{ts: ts, snap: rec, external: rec.Kind == "external"}
 		t.ctx, t.cancel = context.WithCancelCause(context.Background())
 		t.cancel(ErrTaskShutdown)
@@ -191,10 +198,58 @@ func (ts *Tasks) save(ctx context.Context, snap protocol.Task) error {
 	return err
 }
 
+// lastSeenScan bounds how many of the tasks stream's latest events load
+// reads to find what watchers last saw of the unfinished tasks.
+const lastSeenScan = 4096
+
+// lastSeen returns the newest view the tasks stream's latest events hold
+// of each unfinished task among records. A task whose last event is older
+// than that keeps the progress its record has.
+func (ts *Tasks) lastSeen(ctx context.Context, records []protocol.Task) map[string]protocol.Task {
+	unfinished := make(map[string]bool)
+	for _, rec := range records {
+		if !rec.State.Final() {
+			unfinished[rec.ID] = true
+		}
+	}
+	if len(unfinished) == 0 {
+		return nil
+	}
+	info, err := ts.hub.store.Info(ctx, protocol.TasksStream)
+	if err != nil {
+		ts.log.Warn("read the tasks stream for the last progress of interrupted tasks", "err", err)
+		return nil
+	}
+	after := info.First - 1
+	if info.Last > lastSeenScan {
+		after = max(after, info.Last-lastSeenScan)
+	}
+	seen := make(map[string]protocol.Task)
+	for after < info.Last {
+		events, _, err := ts.hub.store.Read(ctx, protocol.TasksStream, after, 1024)
+		if err != nil {
+			ts.log.Warn("read the tasks stream for the last progress of interrupted tasks", "err", err)
+			break
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, ev := range events {
+			if ev.Task != nil && unfinished[ev.Task.ID] {
+				seen[ev.Task.ID] = *ev.Task
+			}
+			after = ev.Seq
+		}
+	}
+	return seen
+}
+
 // RegisterKind makes a task kind available to POST /v1/tasks under name.
 // A start request's fields other than "kind" and "name" are decoded into P
 // (unknown fields refused); if P has a Validate() error method it is called
-// too, so bad params get a 400 before anything runs. run is called on the
+// too, so bad params get a 400 before anything runs, and if it has a
+// TaskTotal() int64 method its answer is the task's total from the start
+// (the answer to the start request shows it). run is called on the
 // task's own goroutine; it reports through r and ends the task by
 // returning: nil succeeds, an error fails it with the error's text, and a
 // cancelled ctx cancels it. A panic in run fails the task, not the server.
@@ -209,7 +264,11 @@ func RegisterKind[P any](ts *Tasks, name string, run func(ctx context.Context, p
 				return parsedTask{}, err
 			}
 		}
-		return parsedTask{run: func(ctx context.Context, r *Reporter) error { return run(ctx, p, r) }}, nil
+		parsed := parsedTask{run: func(ctx context.Context, r *Reporter) error { return run(ctx, p, r) }}
+		if v, ok := any(&p).(interface{ TaskTotal() int64 }); ok {
+			parsed.total = v.TaskTotal()
+		}
+		return parsed, nil
 	}
 	ts.kindsMu.Lock()
 	defer ts.kindsMu.Unlock()

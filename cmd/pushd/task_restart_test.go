@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// A task killed with its server ends failed at the progress its watchers
+// last saw, never less: progress does not go back across a crash. Its
+// total is known from the start.
+func TestInterruptedTaskKeepsItsProgress(t *testing.T) {
+	data := t.TempDir()
+	p := startPushd(t, "--data", data)
+	resp, err := http.Post(p.url+"/v1/tasks", "application/json", strings.NewReader(`{"kind":"demo","name":"long","total":1000,"interval":"20ms"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task protocol.Task
+	_ = json.NewDecoder(resp.Body).Decode(&task)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || task.Total != 1000 {
+		t.Fatalf("start task: %d, total %d; want 201 and the total asked for, 1000", resp.StatusCode, task.Total)
+	}
+	// Let it get going, then read what a watcher has seen of it.
+	var seen protocol.Task
+	for deadline := time.Now().Add(20 * time.Second); seen.Done < 40; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the task reached only %d of 1000 steps", seen.Done)
+		}
+		for _, ev := range poll(t, p.url+"/v1/tasks/"+task.ID+"/events?since=0&wait=0").Events {
+			if ev.Task != nil && ev.Task.Done > seen.Done {
+				seen = *ev.Task
+			}
+		}
+	}
+	p.kill(t)
+
+	p = startPushd(t, "--data", data)
+	var got protocol.Task
+	getTask(t, p.url+"/v1/tasks/"+task.ID, &got)
+	if got.State != protocol.TaskFailed || got.Message != "interrupted by server restart" {
+		t.Fatalf("task after restart = %s %q; want failed \"interrupted by server restart\"", got.State, got.Message)
+	}
+	if got.Done < seen.Done || got.Percent < seen.Percent || got.Total != 1000 {
+		t.Fatalf("task after restart at %d/%d (%.1f%%); watchers had seen %d/%d (%.1f%%): progress went back", got.Done, got.Total, got.Percent, seen.Done, seen.Total, seen.Percent)
+	}
+}
+
+func getTask(t *testing.T, url string, v *protocol.Task) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
