@@ -63,6 +63,7 @@ func TestBadInputAnswers(t *testing.T) {
 		// Texts and sizes.
 		{"empty text", "POST", msgs, js, `{"user":"a","text":""}`, nil, 400, protocol.CodeEmptyText, ""},
 		{"no text", "POST", msgs, js, `{"user":"a"}`, nil, 400, protocol.CodeEmptyText, ""},
+		{"text of spaces only", "POST", msgs, js, `{"user":"a","text":"  \t \n"}`, nil, 400, protocol.CodeEmptyText, ""},
 		{"text over 4 KiB", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("x", 4097) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},
 		{"text over 4 KiB in runes", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("é", 2049) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},
 		{"body over the limit", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413, protocol.CodeBodyTooLarge, ""},
@@ -109,6 +110,9 @@ func TestBadInputAnswers(t *testing.T) {
 		{"below events", "GET", events + "/more", "", "", nil, 404, protocol.CodeNotFound, ""},
 		{"POST unknown path", "POST", "/v1/rooms/lobby/message", js, `{"user":"a","text":"hi"}`, nil, 404, protocol.CodeNotFound, ""},
 		{"no version", "GET", "/rooms/lobby/events", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"empty room segment", "GET", "/v1/rooms//presence", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"empty segment before a message", "POST", "/v1/rooms//messages", js, `{"user":"a","text":"hi"}`, nil, 404, protocol.CodeNotFound, ""},
+		{"dot segment", "GET", "/v1/rooms/../tasks", "", "", nil, 404, protocol.CodeNotFound, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,6 +132,26 @@ func TestBadInputAnswers(t *testing.T) {
 				t.Fatalf("present after a refused request: %q", got)
 			}
 		})
+	}
+}
+
+// A body of the wrong JSON kind is named in JSON's words, not the
+// server's types.
+func TestWrongJSONKindMessages(t *testing.T) {
+	p := startPushd(t, server.Config{})
+	for _, tc := range []struct{ body, want string }{
+		{`[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
+		{`"hi"`, "the body must be a JSON object, not string"},
+		{`{"user":"a","text":5}`, `field "text" must be a JSON string, not number`},
+	} {
+		_, _, body := p.do(t, "POST", "/v1/rooms/lobby/messages", "application/json", tc.body)
+		var e protocol.ErrorBody
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("%s: answer %s: %v", tc.body, body, err)
+		}
+		if e.Error.Message != tc.want {
+			t.Fatalf("%s: message %q; want %q", tc.body, e.Error.Message, tc.want)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -115,6 +116,28 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	return nil
 }
 
+// jsonKind names what JSON value a Go type takes, in JSON's words.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "value of another kind"
+}
+
 // jsonError turns a decoding error into a 400 or 413 that says what is wrong.
 func jsonError(err error, limit int64) *apiError {
 	var maxErr *http.MaxBytesError
@@ -127,8 +150,10 @@ func jsonError(err error, limit int64) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
 	case errors.As(err, &syntaxErr):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
 	case errors.As(err, &typeErr):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON %s, not %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is empty; send a JSON object")
 	default:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/pushd/push/protocol"
 )
@@ -57,8 +58,8 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 		req.User = actor
 	}
 	switch {
-	case req.Text == "":
-		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty; send {\"user\":\"...\",\"text\":\"...\"} with some text")
+	case strings.TrimSpace(req.Text) == "":
+		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty or only spaces; send {\"user\":\"...\",\"text\":\"...\"} with some text")
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -186,6 +187,13 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.checkOrigin(w, r) {
+		return
+	}
+	if p := r.URL.Path; p != "/" && p != path.Clean(p) && !strings.HasSuffix(p, "/") {
+		// The mux would answer with a redirect to the cleaned path; an API
+		// client is better told what is wrong.
+		s.writeError(w, r, errorf(http.StatusNotFound, protocol.CodeNotFound,
+			"no such endpoint: %s %s: the path has an empty or dot segment (a room name or task id missing?); see PROTOCOL.md", r.Method, p))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
