@@ -200,7 +200,10 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case sentMsg:
 		m.sending = ""
 		if msg.err != nil {
-			m.sendErr = "not sent: " + errText(msg.err) + " (enter to retry)"
+			m.sendErr = "not sent: " + errText(msg.err)
+			if retryable(msg.err) {
+				m.sendErr += "; enter to retry"
+			}
 		} else if m.input.Value() == msg.text {
 			m.input.Reset()
 		}
@@ -222,6 +225,9 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // onKey handles a key press.
 func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
+	if isText(k) {
+		return m.edit(k) // typed or pasted text, never a key binding
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		m.quitting = true
@@ -232,7 +238,20 @@ func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
 		var cmd tea.Cmd
 		m.pane, cmd = m.pane.Update(k)
 		return cmd
+	case key.Matches(k, m.pane.keys.Top):
+		m.pane.GotoTop()
+		return nil
+	case key.Matches(k, m.pane.keys.Bottom):
+		m.pane.GotoBottom()
+		// End goes on to the input line too, where it moves the cursor
+		// to the end of the line.
 	}
+	return m.edit(k)
+}
+
+// edit hands a key to the input line; a change of the text clears the
+// last send error.
+func (m *ChatModel) edit(k tea.KeyMsg) tea.Cmd {
 	before := m.input.Value()
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(k)
@@ -288,7 +307,7 @@ func (m *ChatModel) command(line string) tea.Cmd {
 	case "/help", "/?":
 		m.pane.add(
 			paneEntry{kind: kindSystem, at: now, text: "commands: /users who is here · /clear clear the screen · /help this help · /quit leave"},
-			paneEntry{kind: kindSystem, at: now, text: "keys: enter send · ↑/↓ history · pgup/pgdn or mouse wheel scroll · esc or ctrl+c quit · start a line with // to send a /"},
+			paneEntry{kind: kindSystem, at: now, text: "keys: enter send · ↑/↓ history · pgup/pgdn or mouse wheel scroll · end newest · ctrl+home oldest · esc or ctrl+c quit · start a line with // to send a /"},
 		)
 	case "/clear":
 		m.pane.Clear()
@@ -304,6 +323,11 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 	var lines []paneEntry
 	room := protocol.RoomStream(m.cfg.Room)
 	tasksChanged := false
+	// A presence fetch starts where the batch first calls for it, so the
+	// logins and logouts after that point are applied on top of its answer
+	// (the request goes out after the whole batch, so a second fetch for a
+	// later point would get the same answer).
+	var presence tea.Cmd
 	for _, u := range us {
 		if s := u.Status; s != nil {
 			if s.Stream == protocol.TasksStream {
@@ -312,9 +336,15 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			now := m.cfg.Now()
 			switch {
 			case s.State == client.StateReconnecting && m.conn.State == client.StateConnected:
-				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost (" + errText(s.Err) + "); reconnecting"})
+				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost: " + errText(s.Err) + "; reconnecting"})
 			case s.State == client.StateConnected && m.wasUp && m.conn.State != client.StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
+				// Logins and logouts while the connection was down were
+				// missed, and a restarted server knows only who came back:
+				// its list is the truth.
+				if presence == nil {
+					presence = m.fetchPresence()
+				}
 			case s.State == client.StateClosed:
 				lines = append(lines, paneEntry{kind: kindError, at: now, text: "connection closed: " + errText(s.Err)})
 			}
@@ -353,9 +383,14 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 				now := m.cfg.Now()
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "⟳ " + resetText(e.Reason)})
 				m.conn.noteReset(e.Reason, now)
-				cmds = append(cmds, m.fetchPresence())
+				if presence == nil {
+					presence = m.fetchPresence()
+				}
 			}
 		}
+	}
+	if presence != nil {
+		cmds = append(cmds, presence)
 	}
 	m.pane.add(lines...)
 	if tasksChanged {
@@ -375,14 +410,6 @@ func resetText(reason string) string {
 		return "reset: the server's history is older than what you had seen"
 	}
 	return "reset: the server could not resume exactly where you were (" + reason + ")"
-}
-
-// errText is an error's message, or "unknown error".
-func errText(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return err.Error()
 }
 
 // setSize lays the screen out for a new terminal size.

@@ -2,12 +2,14 @@ package tui
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
@@ -54,13 +56,13 @@ func TestChatScreen(t *testing.T) {
 		{"reconnecting", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
 			m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws",
-				Attempt: 2, RetryIn: 4 * time.Second, Err: fmt.Errorf("connection refused")}}))
+				Attempt: 2, RetryIn: 4 * time.Second, Err: errRefused}}))
 			c.Advance(1500 * time.Millisecond) // the countdown shows 3s
 		}},
 		{"reset", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
 			m.Update(updates(
-				Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: fmt.Errorf("EOF")}},
+				Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: errDropped}},
 				status("room/lobby", client.StateConnected, "sse"),
 				resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged),
 			))
@@ -86,7 +88,7 @@ func TestChatScreen(t *testing.T) {
 		}},
 		{"send_error", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
-			conn.sendErr = fmt.Errorf("cannot reach the server")
+			conn.sendErr = fmt.Errorf("publish to room lobby: %w", errRefused)
 			typeText(m, "are you there?")
 			_, cmd := m.Update(keyMsg("enter"))
 			m.Update(cmd())
@@ -195,7 +197,7 @@ func TestChatEvents(t *testing.T) {
 		connect(m)
 		m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: 2 * time.Second, Err: errBoom}}))
 		v := m.View()
-		contains(t, v, "reconnecting in 2s, try 1", "connection lost (boom)")
+		contains(t, v, "reconnecting in 2s, try 1", "connection lost: boom; reconnecting")
 		c.Advance(2 * time.Second)
 		contains(t, m.View(), "reconnecting now, try 1")
 		m.Update(updates(status("room/lobby", client.StateConnected, "longpoll")))
@@ -321,7 +323,7 @@ func TestChatKeys(t *testing.T) {
 		if m.input.Value() != "keep me" {
 			t.Fatalf("input = %q", m.input.Value())
 		}
-		contains(t, m.View(), "✗ not sent: boom (enter to retry)")
+		contains(t, m.View(), "✗ not sent: boom; enter to retry")
 		// Retrying works once the server is back.
 		conn.sendErr = nil
 		_, cmd = m.Update(keyMsg("enter"))
@@ -588,4 +590,287 @@ func BenchmarkChatBurst(b *testing.B) {
 		m.Update(batch(100))
 		_ = m.View()
 	}
+}
+
+// TestChatTextInOneChunk: text that arrives in one read is text, whatever
+// words it holds; single keys keep their bindings.
+func TestChatTextInOneChunk(t *testing.T) {
+	sendLine := func(t *testing.T, m *ChatModel, conn *fakeConn) string {
+		t.Helper()
+		_, cmd := m.Update(keyMsg("enter"))
+		if cmd == nil {
+			t.Fatal("enter sent nothing")
+		}
+		m.Update(cmd())
+		if len(conn.sent) == 0 {
+			t.Fatal("nothing sent")
+		}
+		return conn.sent[len(conn.sent)-1]
+	}
+	for _, text := range []string{
+		"go down now",
+		"up and away",
+		"scroll down and press esc",
+		"home end left right delete backspace tab pgup pgdown enter ctrl+c",
+	} {
+		t.Run(text, func(t *testing.T) {
+			conn := newFakeConn()
+			m, _ := newChat(t, conn, 80, 20)
+			connect(m)
+			typeText(m, "an old line")
+			sendLine(t, m, conn)
+			for _, cmd := range typeChunks(m, text) {
+				if isQuit(cmd) {
+					t.Fatal("text quit the chat")
+				}
+			}
+			if got := m.input.Value(); got != text {
+				t.Fatalf("input = %q, want %q", got, text)
+			}
+			if got := sendLine(t, m, conn); got != text {
+				t.Fatalf("sent %q, want %q", got, text)
+			}
+			// The keys themselves still work.
+			m.Update(keyMsg("up"))
+			if got := m.input.Value(); got != text {
+				t.Fatalf("up recalled %q, want %q", got, text)
+			}
+			if _, cmd := m.Update(keyMsg("esc")); !isQuit(cmd) {
+				t.Fatal("esc did not quit")
+			}
+		})
+	}
+	t.Run("a bracketed paste", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		for _, word := range []string{"esc", "q", "up"} {
+			if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(word), Paste: true}); isQuit(cmd) {
+				t.Fatalf("pasting %q quit", word)
+			}
+		}
+		if got := m.input.Value(); got != "escqup" {
+			t.Fatalf("input = %q", got)
+		}
+	})
+	t.Run("a chunk clears the send error", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = errBoom
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "x")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		contains(t, m.View(), "not sent")
+		typeChunks(m, " more")
+		lacks(t, m.View(), "not sent")
+	})
+}
+
+// TestChatProgramReadsChunksAsText feeds a chat program raw terminal input,
+// as a fast typist or a paste without bracketed paste delivers it, through
+// Bubble Tea's own input reader.
+func TestChatProgramReadsChunksAsText(t *testing.T) {
+	conn := newFakeConn()
+	defer close(conn.ch)
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Location: time.UTC, Now: c.Now})
+	in, typist := io.Pipe()
+	p := tea.NewProgram(m, tea.WithInput(in), tea.WithOutput(io.Discard), tea.WithoutSignals())
+	type result struct {
+		m   tea.Model
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		final, err := p.Run()
+		done <- result{final, err}
+	}()
+	const text = "scroll down and press esc"
+	if _, err := typist.Write([]byte(text + "\r")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for conn.calls(func() int { return len(conn.sent) }) == 0 {
+		if time.Now().After(deadline) {
+			p.Kill()
+			t.Fatal("nothing was sent")
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the program ended before sending (err %v)", r.err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if _, err := typist.Write([]byte{0x03}); err != nil { // ctrl+c
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		p.Kill()
+		t.Fatal("ctrl+c did not end the program")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := strings.Join(conn.sent, "|"); got != text {
+		t.Fatalf("sent %q, want %q", got, text)
+	}
+	if res := r.m.(*ChatModel).Result(); res != nil {
+		t.Fatalf("Result = %v", res)
+	}
+}
+
+func TestChatPresenceAfterReconnect(t *testing.T) {
+	drop := Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: errDropped}}
+	t.Run("the first connection does not refetch", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		gen := m.people.gen
+		m.Update(updates(status("room/lobby", client.StateConnected, "ws")))
+		if m.people.gen != gen {
+			t.Fatal("presence fetched again on the first connection")
+		}
+	})
+	t.Run("coming back refetches, and the answer is the truth", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(drop))
+		gen := m.people.gen
+		m.Update(updates(status("room/lobby", client.StateConnecting, "ws")))
+		if m.people.gen != gen {
+			t.Fatal("fetched while still connecting")
+		}
+		m.Update(updates(status("room/lobby", client.StateConnected, "sse"), roomEv(10, protocol.TypeLogin, "carol", "")))
+		if m.people.gen != gen+1 {
+			t.Fatalf("no presence fetch after the reconnect (gen %d -> %d)", gen, m.people.gen)
+		}
+		// bob left while the connection was down; carol came after it was back.
+		m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
+		if got := strings.Join(m.people.Users(), ","); got != "alice,carol" {
+			t.Fatalf("users = %s, want alice,carol", got)
+		}
+		contains(t, m.View(), "Here (2)")
+	})
+	t.Run("a reconnect and a reset in one batch fetch once", func(t *testing.T) {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		m.Update(updates(drop))
+		gen := m.people.gen
+		m.Update(updates(status("room/lobby", client.StateConnected, "ws"), resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged)))
+		if m.people.gen != gen+1 {
+			t.Fatalf("gen %d -> %d, want one fetch", gen, m.people.gen)
+		}
+	})
+}
+
+// TestChatProgramPresenceAfterReconnect: a server that comes back after a
+// restart knows only who came back; the list follows it.
+func TestChatProgramPresenceAfterReconnect(t *testing.T) {
+	conn := newFakeConn()
+	conn.users = []string{"alice", "bob"}
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Transport: "auto", Location: time.UTC, Now: c.Now})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
+	defer close(conn.ch)
+
+	conn.ch <- status("room/lobby", client.StateConnected, "ws")
+	waitScreen(t, tm, "Here (2)", "● bob")
+	conn.mu.Lock()
+	conn.users = []string{"alice"}
+	conn.mu.Unlock()
+	conn.ch <- Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: errDropped}}
+	conn.ch <- status("room/lobby", client.StateConnected, "ws")
+	waitScreen(t, tm, "connection lost", "reconnected over ws", "Here (1)")
+
+	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	final := tm.FinalModel(t).(*ChatModel)
+	if got := strings.Join(final.people.Users(), ","); got != "alice" {
+		t.Fatalf("users = %s, want alice", got)
+	}
+	if n := conn.calls(func() int { return conn.presences }); n != 2 {
+		t.Fatalf("presence fetched %d times, want twice", n)
+	}
+}
+
+func TestChatLongText(t *testing.T) {
+	t.Run("a long paste is kept and sent whole", func(t *testing.T) {
+		conn := newFakeConn()
+		m, _ := newChat(t, conn, 80, 20)
+		long := strings.Repeat("abcde", 1000)
+		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(long), Paste: true})
+		if n := len(m.input.Value()); n != len(long) {
+			t.Fatalf("input holds %d characters, want %d", n, len(long))
+		}
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		if len(conn.sent) != 1 || conn.sent[0] != long {
+			t.Fatalf("sent %d messages, the first of %d bytes", len(conn.sent), len(conn.sent[0]))
+		}
+	})
+	t.Run("the server's refusal says why, and keeps the text", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = fmt.Errorf("publish to room lobby: %w", &protocol.Error{Status: 413, Code: protocol.CodeTextTooLong,
+			Message: "the message text is 5000 bytes; the limit is 4096"})
+		m, _ := newChat(t, conn, 80, 20)
+		long := strings.Repeat("x", 5000)
+		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(long), Paste: true})
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		v := m.View()
+		contains(t, v, "✗ not sent: the message text is 5000 bytes; the limit is 4096")
+		lacks(t, v, "enter to retry")
+		if m.input.Value() != long {
+			t.Fatal("the text was not kept")
+		}
+	})
+}
+
+func TestChatJumps(t *testing.T) {
+	setup := func(t *testing.T) *ChatModel {
+		m, _ := newChat(t, newFakeConn(), 80, 20)
+		connect(m)
+		var us []Update
+		for i := uint64(1); i <= 40; i++ {
+			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
+		}
+		m.Update(updates(us...))
+		return m
+	}
+	t.Run("end goes to the newest line", func(t *testing.T) {
+		m := setup(t)
+		m.Update(keyMsg("pgup"))
+		m.Update(keyMsg("pgup"))
+		m.Update(updates(roomEv(41, protocol.TypeMessage, "bob", "line 41")))
+		contains(t, m.View(), "↓ 1 new")
+		m.Update(keyMsg("end"))
+		v := m.View()
+		if !m.pane.AtBottom() || m.pane.Unseen() != 0 {
+			t.Fatal("end did not reach the bottom")
+		}
+		contains(t, v, "line 41")
+		lacks(t, v, "new (pgdn)")
+	})
+	t.Run("ctrl+home goes to the oldest line, ctrl+end back", func(t *testing.T) {
+		m := setup(t)
+		m.Update(keyMsg("ctrl+home"))
+		contains(t, m.View(), "line 1 ")
+		lacks(t, m.View(), "line 40")
+		m.Update(keyMsg("ctrl+end"))
+		contains(t, m.View(), "line 40")
+	})
+	t.Run("home and end still move the cursor in the input", func(t *testing.T) {
+		m := setup(t)
+		m.Update(keyMsg("pgup"))
+		typeText(m, "abc")
+		m.Update(keyMsg("home"))
+		if m.pane.AtBottom() {
+			t.Fatal("home scrolled the pane")
+		}
+		typeText(m, "x")
+		m.Update(keyMsg("end"))
+		typeText(m, "y")
+		if got := m.input.Value(); got != "xabcy" {
+			t.Fatalf("input = %q, want xabcy", got)
+		}
+	})
 }

@@ -131,6 +131,8 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyMsg:
 		switch {
+		case isText(msg):
+			// A chunk of text ("esc") is no key press.
 		case key.Matches(msg, m.keys.Quit):
 			m.stopped = true
 			return m, tea.Quit

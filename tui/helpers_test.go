@@ -3,8 +3,14 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +113,15 @@ func (f *fakeConn) calls(read func() int) int {
 
 var errBoom = errors.New("boom")
 
+// Errors as the client returns them: a long poll to a server that is not
+// running, and a WebSocket that the server dropped.
+var (
+	errRefused = &url.Error{Op: "Get", URL: "http://127.0.0.1:8080/v1/rooms/lobby/events?since=ep1:5&user=alice&wait=25s",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080},
+			Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	errDropped = fmt.Errorf("failed to get reader: %w", fmt.Errorf("failed to read frame header: %w", io.EOF))
+)
+
 // Event builders.
 
 func roomEv(seq uint64, typ protocol.Type, user, text string) Update {
@@ -167,6 +182,10 @@ func keyMsg(k string) tea.KeyMsg {
 		return tea.KeyMsg{Type: tea.KeyHome}
 	case "end":
 		return tea.KeyMsg{Type: tea.KeyEnd}
+	case "ctrl+home":
+		return tea.KeyMsg{Type: tea.KeyCtrlHome}
+	case "ctrl+end":
+		return tea.KeyMsg{Type: tea.KeyCtrlEnd}
 	case "backspace":
 		return tea.KeyMsg{Type: tea.KeyBackspace}
 	}
@@ -178,6 +197,33 @@ func typeText(m tea.Model, s string) {
 	for _, r := range s {
 		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
 	}
+}
+
+// chunks returns the key messages a terminal's input becomes when s
+// arrives in one read (typed faster than read, or pasted without bracketed
+// paste): Bubble Tea reads each run of runes up to a space as one message,
+// and each space as a key of its own.
+func chunks(s string) []tea.KeyMsg {
+	var ks []tea.KeyMsg
+	for i, word := range strings.Split(s, " ") {
+		if i > 0 {
+			ks = append(ks, tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}})
+		}
+		if word != "" {
+			ks = append(ks, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(word)})
+		}
+	}
+	return ks
+}
+
+// typeChunks sends s to m as chunks does, and returns the commands.
+func typeChunks(m tea.Model, s string) []tea.Cmd {
+	var cmds []tea.Cmd
+	for _, k := range chunks(s) {
+		_, cmd := m.Update(k)
+		cmds = append(cmds, cmd)
+	}
+	return cmds
 }
 
 // isQuit reports whether cmd is tea.Quit.

@@ -46,7 +46,10 @@ func NewInputLine(st *Styles, placeholder string) InputLine {
 	ti.Cursor.Style = st.Accent
 	ti.Cursor.TextStyle = st.Text
 	ti.Cursor.SetMode(cursor.CursorStatic)
-	ti.CharLimit = 4096
+	// No limit of its own: the server's (which this side does not know)
+	// is the one that counts, and a send over it fails with the server's
+	// message saying so, instead of the text being cut here unseen.
+	ti.CharLimit = 0
 	ti.Focus()
 	return InputLine{ti: ti, keys: DefaultInputKeys()}
 }
@@ -91,10 +94,13 @@ func (in *InputLine) Remember(s string) {
 }
 
 // Update handles the history keys and hands every other message to the
-// text input.
+// text input. Text that arrives in one chunk (see isText) is inserted as
+// it is, never taken for the history keys or the text input's own.
 func (in InputLine) Update(msg tea.Msg) (InputLine, tea.Cmd) {
 	if k, ok := msg.(tea.KeyMsg); ok {
 		switch {
+		case isText(k):
+			msg = asText(k)
 		case key.Matches(k, in.keys.Older):
 			if in.pos > 0 {
 				if in.pos == len(in.history) {

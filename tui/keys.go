@@ -1,6 +1,26 @@
 package tui
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// isText reports whether k is text rather than a key press: a paste, or
+// runes that arrived in one chunk. A terminal sends a key press as one
+// rune or as an escape sequence; several runes at once are text typed
+// faster than read, or pasted without bracketed paste. Their String() is
+// the text itself ("down", "esc"), which key.Matches would take for a key
+// name, so they must never reach a binding.
+func isText(k tea.KeyMsg) bool {
+	return k.Paste || (k.Type == tea.KeyRunes && len(k.Runes) > 1)
+}
+
+// asText returns text k as a paste, which no binding matches (its String
+// is bracketed) and a text input inserts as it is.
+func asText(k tea.KeyMsg) tea.KeyMsg {
+	k.Type, k.Paste = tea.KeyRunes, true
+	return k
+}
 
 // ChatKeys are the chat screen's keys. Typing goes to the input line, so
 // the screen's own keys are ones that type nothing.
@@ -33,6 +53,7 @@ func (k ChatKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHel
 
 // WatchKeys are the task list's keys.
 type WatchKeys struct {
+	Select   key.Binding // shown only, in the short help: Up and Down
 	Up       key.Binding
 	Down     key.Binding
 	PageUp   key.Binding
@@ -48,7 +69,8 @@ type WatchKeys struct {
 // DefaultWatchKeys returns the task list's keys.
 func DefaultWatchKeys() WatchKeys {
 	return WatchKeys{
-		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/↓", "select")),
+		Select:   key.NewBinding(key.WithKeys("up", "down", "k", "j"), key.WithHelp("↑/↓", "select")),
+		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
 		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
 		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down")),
@@ -63,7 +85,7 @@ func DefaultWatchKeys() WatchKeys {
 
 // ShortHelp implements help.KeyMap.
 func (k WatchKeys) ShortHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Cancel, k.New, k.Quit, k.Help}
+	return []key.Binding{k.Select, k.Cancel, k.New, k.Quit, k.Help}
 }
 
 // FullHelp implements help.KeyMap.

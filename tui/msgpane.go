@@ -38,6 +38,7 @@ type paneEntry struct {
 // most its scrollback in entries and drops the oldest.
 type MessagePane struct {
 	vp      viewport.Model
+	keys    MessagePaneKeys
 	st      *Styles
 	loc     *time.Location
 	max     int
@@ -50,16 +51,24 @@ type MessagePane struct {
 }
 
 // MessagePaneKeys are the pane's keys; other keys belong to the input line.
+// Home stays the input line's (the start of the line), so the oldest line
+// is ctrl+home; End both scrolls to the newest line and moves the cursor to
+// the end of the input.
 type MessagePaneKeys struct {
 	PageUp   key.Binding
 	PageDown key.Binding
+	Top      key.Binding
+	Bottom   key.Binding
 }
 
-// DefaultMessagePaneKeys returns PgUp and PgDn.
+// DefaultMessagePaneKeys returns PgUp and PgDn, ctrl+home for the oldest
+// line, and End (or ctrl+end) for the newest.
 func DefaultMessagePaneKeys() MessagePaneKeys {
 	return MessagePaneKeys{
 		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup/pgdn", "scroll")),
 		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "scroll down")),
+		Top:      key.NewBinding(key.WithKeys("ctrl+home"), key.WithHelp("ctrl+home", "oldest")),
+		Bottom:   key.NewBinding(key.WithKeys("end", "ctrl+end"), key.WithHelp("end", "newest")),
 	}
 }
 
@@ -76,7 +85,7 @@ func NewMessagePane(st *Styles, scrollback int, loc *time.Location) MessagePane 
 	vp := viewport.New(0, 0)
 	vp.KeyMap = viewport.KeyMap{PageUp: keys.PageUp, PageDown: keys.PageDown}
 	vp.MouseWheelDelta = 3
-	return MessagePane{vp: vp, st: st, loc: loc, max: scrollback, nameW: 4}
+	return MessagePane{vp: vp, keys: keys, st: st, loc: loc, max: scrollback, nameW: 4}
 }
 
 // SetSize sets the pane's width and height and redraws every line.
@@ -104,6 +113,9 @@ func (p *MessagePane) GotoBottom() {
 	p.vp.GotoBottom()
 	p.unseen = 0
 }
+
+// GotoTop scrolls to the first line.
+func (p *MessagePane) GotoTop() { p.vp.GotoTop() }
 
 // Clear removes every line.
 func (p *MessagePane) Clear() {
@@ -230,7 +242,8 @@ func (p *MessagePane) render(e *paneEntry) []string {
 	return out
 }
 
-// Update scrolls on PgUp, PgDn and the mouse wheel.
+// Update scrolls on PgUp, PgDn and the mouse wheel (the chat screen
+// handles Top and Bottom itself).
 func (p MessagePane) Update(msg tea.Msg) (MessagePane, tea.Cmd) {
 	var cmd tea.Cmd
 	p.vp, cmd = p.vp.Update(msg)

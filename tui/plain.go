@@ -80,7 +80,7 @@ func PlainStatus(s *Status) string {
 			line += fmt.Sprintf(" (try %d)", s.Attempt)
 		}
 		if s.Err != nil {
-			line += ": " + clean(s.Err.Error(), false)
+			line += ": " + errText(s.Err)
 		}
 		return line
 	case client.StateClosed:

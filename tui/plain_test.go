@@ -49,8 +49,10 @@ func TestPlainStatus(t *testing.T) {
 	}{
 		{Status{Stream: "tasks", State: client.StateConnecting, Transport: "auto"}, "connecting to tasks over auto"},
 		{Status{Stream: "room/lobby", State: client.StateConnected, Transport: "sse"}, "connected to room/lobby over sse"},
-		{Status{Stream: "room/lobby", State: client.StateReconnecting, Attempt: 2, RetryIn: 1520 * time.Millisecond, Err: errors.New("EOF")},
-			"reconnecting to room/lobby in 1.5s (try 2): EOF"},
+		{Status{Stream: "room/lobby", State: client.StateReconnecting, Attempt: 2, RetryIn: 1520 * time.Millisecond, Err: errDropped},
+			"reconnecting to room/lobby in 1.5s (try 2): the server closed the connection"},
+		{Status{Stream: "room/lobby", State: client.StateReconnecting, Attempt: 3, RetryIn: 2 * time.Second, Err: errRefused},
+			"reconnecting to room/lobby in 2s (try 3): server unreachable (connection refused)"},
 		{Status{Stream: "room/lobby", State: client.StateClosed, Err: errors.New("refused")}, "room/lobby closed: refused"},
 	}
 	for _, tc := range cases {

@@ -195,6 +195,9 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // onKey handles a key press.
 func (m *WatchModel) onKey(k tea.KeyMsg) tea.Cmd {
+	if isText(k) {
+		return nil // a chunk of text ("down", "esc") is no key press
+	}
 	all := m.tasks.All()
 	idx := m.index()
 	switch {

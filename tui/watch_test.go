@@ -207,6 +207,38 @@ func TestWatchKeys(t *testing.T) {
 			}
 		})
 	}
+	t.Run("text in one chunk is no key press", func(t *testing.T) {
+		m, conn := setup(t)
+		m.Update(keyMsg("j"))
+		for _, text := range []string{"scroll down and press esc", "go up", "end", "quit now", "cancel", "new"} {
+			for _, cmd := range typeChunks(m, text) {
+				if cmd != nil {
+					t.Fatalf("%q gave a command", text)
+				}
+			}
+			m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(text), Paste: true})
+			if m.Selected() != "t4" {
+				t.Fatalf("%q moved the selection to %s", text, m.Selected())
+			}
+		}
+		if len(conn.started)+len(conn.cancelled) != 0 {
+			t.Fatal("text started or cancelled a task")
+		}
+		// Single keys still work.
+		m.Update(keyMsg("k"))
+		if m.Selected() != "t5" {
+			t.Fatalf("k selected %s", m.Selected())
+		}
+	})
+	t.Run("the help names every key", func(t *testing.T) {
+		m, _ := setup(t)
+		short := m.View()
+		contains(t, short, "↑/↓ select")
+		m.Update(keyMsg("?"))
+		full := m.View()
+		contains(t, full, "↑/k  up", "↓/j  down", "g/home newest", "G/end  oldest")
+		lacks(t, full, "select")
+	})
 	t.Run("the selection stays in view", func(t *testing.T) {
 		conn := newFakeConn()
 		m, _ := newWatch(t, conn, 100, 10) // 5 rows
@@ -310,6 +342,22 @@ func TestFollow(t *testing.T) {
 		}
 		if _, err := m.Result(); err != ErrStopped {
 			t.Fatalf("Result err = %v", err)
+		}
+	})
+	t.Run("text in one chunk does not stop or cancel", func(t *testing.T) {
+		conn := newFakeConn()
+		m := newFollow(t, conn)
+		m.Update(taskMsg{task: running})
+		for _, cmd := range typeChunks(m, "press esc to cancel") {
+			if cmd != nil {
+				t.Fatal("text gave a command")
+			}
+		}
+		if m.stopped || m.note != "" {
+			t.Fatalf("stopped %v, note %q", m.stopped, m.note)
+		}
+		if _, cmd := m.Update(keyMsg("esc")); !isQuit(cmd) {
+			t.Fatal("esc did not stop watching")
 		}
 	})
 	t.Run("closed before the end", func(t *testing.T) {
