@@ -19,7 +19,8 @@ const presenceTimeout = 10 * time.Second
 type presence struct {
 	hub    *Hub
 	grace  time.Duration
-	roster Roster // nil: presence is this server's alone
+	roster Roster        // nil: presence is this server's alone
+	saved  PresenceStore // with no roster: who is present, kept across restarts
 
 	mu    sync.Mutex
 	rooms map[string]*roomPresence
@@ -36,8 +37,60 @@ type member struct {
 	gen    uint64      // bumped on every join and leave; a stale timer sees a newer one
 }
 
-func newPresence(hub *Hub, grace time.Duration, roster Roster) *presence {
-	return &presence{hub: hub, grace: grace, roster: roster, rooms: make(map[string]*roomPresence)}
+// PresenceStore keeps who is present on a server of its own (no Roster)
+// across restarts: after one, the server gives the users who were present
+// the grace period to come back, and logs out those who do not, so a
+// room's log never keeps a login without its logout and a restart does
+// not log everyone in again. The bolt store implements it.
+type PresenceStore interface {
+	// SetPresent records that user is (or is no longer) present in room.
+	SetPresent(ctx context.Context, room, user string, present bool) error
+	// LoadPresent returns who was present, by room.
+	LoadPresent(ctx context.Context) (map[string][]string, error)
+}
+
+func newPresence(hub *Hub, grace time.Duration, roster Roster, saved PresenceStore) *presence {
+	if roster != nil {
+		saved = nil // the roster keeps presence across servers and restarts
+	}
+	return &presence{hub: hub, grace: grace, roster: roster, saved: saved, rooms: make(map[string]*roomPresence)}
+}
+
+// adopt brings back who was present before a restart, as if each user's
+// last connection had just closed: one that reconnects within the grace
+// period stays logged in, and the others are logged out when it ends.
+func (p *presence) adopt(ctx context.Context) error {
+	if p.saved == nil {
+		return nil
+	}
+	byRoom, err := p.saved.LoadPresent(ctx)
+	if err != nil {
+		return err
+	}
+	for room, users := range byRoom {
+		r := p.room(room)
+		r.mu.Lock()
+		for _, user := range users {
+			m := &member{gen: 1}
+			r.members[user] = m
+			m.logout = time.AfterFunc(p.grace, func() { p.expire(room, user, 1) })
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// save records whether user is present in room, when presence is kept
+// across restarts. The caller holds the room's lock.
+func (p *presence) save(room, user string, present bool) {
+	if p.saved == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+	defer cancel()
+	if err := p.saved.SetPresent(ctx, room, user, present); err != nil {
+		p.hub.log.Warn("keep presence across restarts", "room", room, "user", user, "present", present, "err", err)
+	}
 }
 
 // gone publishes the logout of a user the roster found gone from every
@@ -108,8 +161,10 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 				p.hub.log.Warn("leave presence after a failed login", "room", room, "user", user, "err", werr)
 			}
 		}
+		return err
 	}
-	return err
+	p.save(room, user, true)
+	return nil
 }
 
 // leave uncounts a connection; after the grace period without a new one the
@@ -161,6 +216,7 @@ func (p *presence) expire(room, user string, gen uint64) {
 		}
 	}
 	p.publishLogout(room, user)
+	p.save(room, user, false)
 }
 
 // publishLogout publishes user's logout from room. The caller holds the

@@ -58,7 +58,7 @@ func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 	ctx := t.Context()
 	store := &gatedStore{MemoryStore: NewMemoryStore(0, 0), entered: make(chan struct{}, 16), gate: make(chan struct{})}
 	h := newHub(store, 0, 64, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p := newPresence(h, time.Hour, nil)
+	p := newPresence(h, time.Hour, nil, nil)
 	t.Cleanup(func() {
 		p.stop()
 		h.shutdown()

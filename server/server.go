@@ -81,7 +81,11 @@ func New(cfg Config) (*Server, error) {
 	s.hub.perPusher = windowPerPusher
 	s.hub.setStreamIdle(cfg.StreamIdle)
 	s.newLimiters()
-	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster)
+	saved, _ := s.store.(PresenceStore)
+	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster, saved)
+	if err := s.presence.adopt(context.Background()); err != nil {
+		s.log.Warn("who was present before the restart is not known; they will log in again", "err", err)
+	}
 	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
 		return nil, err
