@@ -331,7 +331,7 @@ func TestCheckVersion(t *testing.T) {
 func TestStreamMadeAnew(t *testing.T) {
 	ns := natstest.Start(t)
 	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const room = "anew"
 	var old *protocol.Event
@@ -362,6 +362,10 @@ func TestStreamMadeAnew(t *testing.T) {
 		}
 		fresh = append(fresh, text)
 	}
+	// Each node moves to the new history when its following of the stream
+	// fails and starts again, after a backoff of up to a few seconds; a
+	// loaded machine may take longer.
+	deadline = time.Now().Add(40 * time.Second)
 	cursor := protocol.Cursor{Epoch: old.Epoch, Seq: old.Seq}.String()
 	for _, n := range []*node{a, b} {
 		var got []protocol.Event
