@@ -63,6 +63,7 @@ func TestBadInputAnswers(t *testing.T) {
 		// Texts and sizes.
 		{"empty text", "POST", msgs, js, `{"user":"a","text":""}`, nil, 400, protocol.CodeEmptyText, ""},
 		{"no text", "POST", msgs, js, `{"user":"a"}`, nil, 400, protocol.CodeEmptyText, ""},
+		{"text not UTF-8", "POST", msgs, js, "{\"user\":\"a\",\"text\":\"caf\xe9\"}", nil, 400, protocol.CodeInvalidJSON, ""},
 		{"text of spaces only", "POST", msgs, js, `{"user":"a","text":"  \t \n"}`, nil, 400, protocol.CodeEmptyText, ""},
 		{"text over 4 KiB", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("x", 4097) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},
 		{"text over 4 KiB in runes", "POST", msgs, js, `{"user":"a","text":"` + strings.Repeat("é", 2049) + `"}`, nil, 413, protocol.CodeTextTooLong, ""},

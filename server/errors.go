@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushd/push/protocol"
 )
@@ -99,7 +100,15 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return errorf(http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia,
 			"the body must be JSON with Content-Type: application/json (got %q)", ct)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return jsonError(err, s.cfg.MaxBodyBytes)
+	}
+	// JSON is UTF-8; the decoder would turn bad bytes into U+FFFD quietly.
+	if at := invalidUTF8(body); at >= 0 {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is not valid UTF-8 (at byte %d); send JSON in UTF-8", at)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err, s.cfg.MaxBodyBytes)
@@ -114,6 +123,22 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return jsonError(err, s.cfg.MaxBodyBytes)
 	}
 	return nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid
+// UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // jsonKind names what JSON value a Go type takes, in JSON's words.

@@ -110,6 +110,8 @@ func wellFormedPublish(ctype string, body []byte) (req *protocol.PublishRequest,
 		return nil, false // media type parameters are the parser's business
 	case len(body) > 64<<10:
 		return nil, true
+	case !utf8.Valid(body):
+		return nil, true // JSON is UTF-8
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -124,7 +126,7 @@ func wellFormedPublish(ctype string, body []byte) (req *protocol.PublishRequest,
 	if json.Unmarshal(body, &raw) != nil || raw == nil {
 		return nil, true
 	}
-	if protocol.ValidateName("user", r.User) != nil || r.Text == "" || len(r.Text) > 4096 || !utf8.ValidString(r.Text) {
+	if protocol.ValidateName("user", r.User) != nil || strings.TrimSpace(r.Text) == "" || len(r.Text) > 4096 || !utf8.ValidString(r.Text) {
 		return nil, true
 	}
 	return &r, true
