@@ -95,6 +95,11 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("client: server URL %q has no host", baseURL)
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("client: server URL %q: port %s is not from 1 to 65535", baseURL, p)
+		}
+	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	u.RawQuery, u.Fragment = "", ""
@@ -249,10 +254,50 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if out == nil {
 		return nil
 	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		// pushd answers JSON; this is some other server's page.
+		return &notPushdError{status: resp.StatusCode,
+			msg: fmt.Sprintf("%d answer is %s, not JSON", resp.StatusCode, contentTypeOf(resp))}
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
 		return fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)
 	}
 	return nil
+}
+
+// notPushdError is an answer with the expected status but not the body
+// pushd sends with it: something else answered.
+type notPushdError struct {
+	status int
+	msg    string
+}
+
+func (e *notPushdError) Error() string { return e.msg }
+
+// contentTypeOf names an answer's content type for messages.
+func contentTypeOf(resp *http.Response) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		return strconv.Quote(ct)
+	}
+	return "without a Content-Type"
+}
+
+// NotPushd reports whether err comes from an answer pushd would not give,
+// and that answer's HTTP status: an error status without pushd's JSON error
+// body (another web server's page, a proxy's), or the status asked for with
+// a body that is not what pushd sends. It usually means the server URL
+// points at something other than pushd, or at a proxy that could not reach
+// it.
+func NotPushd(err error) (status int, ok bool) {
+	var np *notPushdError
+	if errors.As(err, &np) {
+		return np.status, true
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == "" {
+		return pe.Status, true
+	}
+	return 0, false
 }
 
 // drainClose reads a little of what is left of body, so the connection can

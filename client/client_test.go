@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,7 +17,7 @@ import (
 )
 
 func TestNewChecksTheURLAndOptions(t *testing.T) {
-	for _, bad := range []string{"", "127.0.0.1:8080", "ftp://host", "http://", "http://[::1"} {
+	for _, bad := range []string{"", "127.0.0.1:8080", "ftp://host", "http://", "http://[::1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://host:x"} {
 		if _, err := client.New(bad); err == nil {
 			t.Errorf("New(%q) succeeded", bad)
 		}
@@ -132,6 +134,77 @@ func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Status != http.StatusBadGateway || pe.Code != "" || !strings.Contains(pe.Message, "bad gateway") {
 		t.Fatalf("error %v, want a 502 *protocol.Error without a code, quoting the body", err)
+	}
+}
+
+func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
+	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodPost:
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusNotImplemented)
+				io.WriteString(w, "<html>\n<body>Unsupported method</body>\n</html>\n")
+			case r.URL.Path == "/v1/tasks":
+				w.Header().Set("Content-Type", "text/html")
+				io.WriteString(w, "<html>a page for every path</html>")
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	})
+	c := newClient(t, s, "alice")
+	ctx := context.Background()
+	_, err := c.Publish(ctx, "lobby", "hi")
+	if status, ok := client.NotPushd(err); !ok || status != http.StatusNotImplemented {
+		t.Errorf("publish answered by another server: NotPushd(%v) = %d, %v; want 501, true", err, status, ok)
+	}
+	_, err = c.ListTasks(ctx)
+	if status, ok := client.NotPushd(err); !ok || status != http.StatusOK {
+		t.Errorf("an HTML 200 for the task list: NotPushd(%v) = %d, %v; want 200, true", err, status, ok)
+	}
+	// pushd's own answers, errors included, are pushd's.
+	_, err = c.Presence(ctx, "no!")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidName {
+		t.Fatalf("presence of a bad room: %v", err)
+	}
+	if _, ok := client.NotPushd(err); ok {
+		t.Errorf("NotPushd(%v) = true for pushd's own error", err)
+	}
+	if _, ok := client.NotPushd(nil); ok {
+		t.Error("NotPushd(nil) = true")
+	}
+}
+
+func TestTokenUser(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	tok, err := server.MintToken(secret, "alice", []string{"lobby"}, true, false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user, err := client.TokenUser(tok); err != nil || user != "alice" {
+		t.Fatalf("TokenUser = %q, %v; want alice", user, err)
+	}
+	if user, err := client.TokenUser(" " + tok + "\n"); err != nil || user != "alice" {
+		t.Fatalf("TokenUser with spaces around = %q, %v; want alice", user, err)
+	}
+	// Read, not verified: a token signed with another secret names its
+	// user all the same (the server is the one to refuse it).
+	other, err := server.MintToken([]byte("another-secret-another-secret!!"), "bob", nil, false, false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user, err := client.TokenUser(other); err != nil || user != "bob" {
+		t.Fatalf("TokenUser of another secret's token = %q, %v; want bob", user, err)
+	}
+	claims := func(json string) string {
+		return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(json)) + ".c2ln"
+	}
+	for _, bad := range []string{"", "not-a-token", "a.b", "a.!!!.c", claims(`[1]`), claims(`{"exp":1}`), claims(`{"sub":"a b"}`), claims(`{"sub":7}`)} {
+		if user, err := client.TokenUser(bad); err == nil {
+			t.Errorf("TokenUser(%q) = %q, want an error", bad, user)
+		}
 	}
 }
 

@@ -45,8 +45,8 @@ func (s *Subscription) runSSE(ctx context.Context, sess *session) error {
 		return &refusedError{transport: TransportSSE, err: statusError(resp)}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return &refusedError{transport: TransportSSE,
-			err: fmt.Errorf("answer is %q, not text/event-stream", resp.Header.Get("Content-Type"))}
+		return &refusedError{transport: TransportSSE, err: &notPushdError{status: resp.StatusCode,
+			msg: fmt.Sprintf("answer is %q, not text/event-stream", resp.Header.Get("Content-Type"))}}
 	}
 	sess.open(TransportSSE)
 	wd.set(s.opts.IdleTimeout)

@@ -229,7 +229,9 @@ type Subscription struct {
 // subscription for good (a 4xx answer other than 408 and 429: a bad room
 // name, a missing task, a token that does not allow it; or options that
 // are not valid). Then StateClosed is reported, Events and States are
-// closed, and Err says why.
+// closed, and Err says why. A refused token (401, or pushd's 403) ends
+// the subscription on the transport that got it: in auto mode the others
+// are not tried, as they would be refused alike.
 func (c *Client) Subscribe(ctx context.Context, stream Stream, opts SubscribeOptions) *Subscription {
 	opts = opts.withDefaults()
 	sctx, cancel := context.WithCancel(ctx)
@@ -427,7 +429,15 @@ func (s *Subscription) connect(ctx context.Context, sess *session) error {
 			return err
 		}
 		var refused *refusedError
-		if !errors.As(err, &refused) || i == len(order)-1 || ctx.Err() != nil {
+		if !errors.As(err, &refused) {
+			return err
+		}
+		if refused.credentials() {
+			// Not the transport's fault: every transport is the same URL
+			// with the same token, and the next would be refused alike.
+			return refused.err
+		}
+		if i == len(order)-1 || ctx.Err() != nil {
 			return err
 		}
 		s.c.log.Info("transport refused; falling back", "stream", s.stream.String(), "transport", t, "next", order[i+1], "err", err)
@@ -581,7 +591,8 @@ var errBadEvent = errors.New("malformed event from server")
 // refusedError says the server (or something on the way) answered the
 // request but not with the transport asked for: a WebSocket upgrade that
 // did not get 101, an SSE request that did not get an event stream. Auto
-// mode falls back to the next transport.
+// mode falls back to the next transport, unless the answer refused the
+// credentials (see credentials).
 type refusedError struct {
 	transport Transport
 	err       error // a *protocol.Error when there was an unexpected status
@@ -596,6 +607,17 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
+
+// credentials reports whether the refusal is of the request's credentials,
+// not of the transport: a 401, or pushd's own 403 (a 403 without pushd's
+// error body may be a proxy that blocks only this transport).
+func (e *refusedError) credentials() bool {
+	var pe *protocol.Error
+	if !errors.As(e.err, &pe) {
+		return false
+	}
+	return pe.Status == http.StatusUnauthorized || (pe.Status == http.StatusForbidden && pe.Code != "")
+}
 
 // closeError is the server ending a connection on purpose: a WebSocket
 // close frame, or an SSE close event.

@@ -498,3 +498,121 @@ func TestTokenIsSentOnEveryTransport(t *testing.T) {
 		t.Fatalf("without a token: Err() = %v, want unauthorized", err)
 	}
 }
+
+// countTransports counts the subscribe requests of each transport that
+// reach the server.
+func countTransports(ws, sse, poll *atomic.Int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/events") && r.URL.Query().Has("since") {
+				switch {
+				case isUpgrade(r):
+					ws.Add(1)
+				case wantsEventStream(r):
+					sse.Add(1)
+				default:
+					poll.Add(1)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	var ws, sse, poll atomic.Int64
+	s := startServer(t, server.Config{AuthSecret: secret}, countTransports(&ws, &sse, &poll))
+	carol, err := server.MintToken(secret, "carol", []string{"lobby"}, true, false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := server.MintToken([]byte("not-this-servers-secret-at-all!!"), "carol", []string{"lobby"}, true, false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		token  string
+		opts   client.SubscribeOptions
+		status int
+		code   string
+	}{
+		// The token is for carol: acting as dave is forbidden.
+		{"another user", carol, client.SubscribeOptions{User: "dave"}, http.StatusForbidden, protocol.CodeForbidden},
+		// The token names rooms; this is not one of them.
+		{"another room", carol, client.SubscribeOptions{}, http.StatusForbidden, protocol.CodeForbidden},
+		// Not signed with the server's secret.
+		{"bad signature", foreign, client.SubscribeOptions{}, http.StatusUnauthorized, protocol.CodeUnauthorized},
+	}
+	for _, tc := range cases {
+		for _, tr := range []client.Transport{client.TransportAuto, client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
+			t.Run(tc.name+"/"+string(tr), func(t *testing.T) {
+				ws.Store(0)
+				sse.Store(0)
+				poll.Store(0)
+				c := newClient(t, s, "", client.WithToken(tc.token))
+				room := client.Room("lobby")
+				if tc.name == "another room" {
+					room = client.Room("elsewhere")
+				}
+				var states stateLog
+				opts := tc.opts
+				opts.Transport, opts.Since, opts.OnState = tr, "0", states.add
+				opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+				sub := subscribe(t, c, room, opts)
+				for range sub.Events() {
+					t.Fatal("event on a refused subscription")
+				}
+				var pe *protocol.Error
+				if err := sub.Err(); !errors.As(err, &pe) || pe.Status != tc.status || pe.Code != tc.code {
+					t.Fatalf("Err() = %v, want %d %s", err, tc.status, tc.code)
+				}
+				if strings.Contains(sub.Err().Error(), "refused:") {
+					t.Errorf("Err() = %q: a refused token is not a refused transport", sub.Err())
+				}
+				first := tr
+				if tr == client.TransportAuto {
+					first = client.TransportWebSocket
+				}
+				var tried []client.Transport
+				for _, sc := range states.all() {
+					switch sc.State {
+					case client.StateConnecting:
+						tried = append(tried, sc.Transport)
+					case client.StateReconnecting:
+						t.Errorf("reconnecting after a refused token: %+v", sc)
+					}
+				}
+				if !slices.Equal(tried, []client.Transport{first}) {
+					t.Errorf("tried %v, want only %s", tried, first)
+				}
+				counts := map[client.Transport]int64{client.TransportWebSocket: ws.Load(), client.TransportSSE: sse.Load(), client.TransportLongPoll: poll.Load()}
+				for other, n := range counts {
+					if want := map[bool]int64{true: 1, false: 0}[other == first]; n != want {
+						t.Errorf("%d %s requests reached the server, want %d", n, other, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
+	// A 403 that is not pushd's (no error body of its own) may be a proxy
+	// that blocks WebSocket only: auto mode tries SSE.
+	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isUpgrade(r) {
+				http.Error(w, "<html>Forbidden by policy</html>", http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := newClient(t, s, "alice")
+	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Since: "0"})
+	waitState(t, sub, connectedWith(client.TransportSSE))
+	want := publish(t, c, "lobby", "past the proxy")
+	sameEvent(t, recv(t, sub), *want)
+}
