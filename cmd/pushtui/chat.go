@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ type chatOptions struct {
 	room       string
 	history    int
 	scrollback int
+	follow     bool
 }
 
 func newChatCmd(a *app, g *globalOptions) *cobra.Command {
@@ -30,10 +32,16 @@ who is here, running tasks, and a line to type in (Enter sends; /help lists
 the commands; Esc or Ctrl+C leaves).
 
 Not on a terminal, or with --plain or --json, it prints one line per event
-of the room and sends every line read from standard input.`,
+of the room and sends every line read from standard input, in order, once
+it is in the room (so its login comes before them). At the end of standard
+input it prints the room up to its last message and exits: 0 when every
+line was sent, 1 when some were not. With --follow it goes on printing the
+room until interrupted.`,
 		Example: `  pushtui chat
   pushtui chat --room ops --user alice --transport sse
   pushtui chat --room ops --plain | grep deploy
+  pushtui chat --room ops --plain --follow </dev/null >>ops.log
+  printf 'deploying\ndone\n' | pushtui chat --room ops --user ci-bot --plain
   tail -f build.log | pushtui chat --room ci --user ci-bot --plain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,6 +52,7 @@ of the room and sends every line read from standard input.`,
 	f.StringVarP(&o.room, "room", "r", "lobby", "the room to join")
 	f.IntVar(&o.history, "history", 20, "show this many of the room's latest events on joining (0: only new ones)")
 	f.IntVar(&o.scrollback, "scrollback", tui.DefaultScrollback, "lines the screen keeps for scrolling back")
+	f.BoolVar(&o.follow, "follow", false, "not on a terminal: keep printing the room after the end of standard input, until interrupted")
 	return cmd
 }
 
@@ -80,6 +89,9 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 	}
 	f := startFeed(ctx, c, room, subSpec{client.Tasks(), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr}})
 	defer f.Close()
+	if err := f.started(ctx, startupWait); err != nil {
+		return err
+	}
 	m := tui.NewChatModel(tui.ChatConfig{
 		Conn:       &chatConn{feed: f, c: c, room: o.room},
 		Server:     c.BaseURL(),
@@ -102,28 +114,96 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 	return nil
 }
 
-// runPlain prints the room's events and sends the lines of standard input,
-// until interrupted or the server refuses the subscription.
+// runPlain prints the room's events and sends the lines of standard input
+// once the room is joined. At the end of input, once every line is sent,
+// it prints the room up to then and returns, unless --follow: then it goes
+// on until interrupted or the server refuses the subscription.
 func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c *client.Client, room subSpec) error {
 	f := startFeed(ctx, c, room)
 	defer f.Close()
 	p := a.printer(g)
-	go o.sendLines(ctx, a, c)
-	for u := range f.Updates() {
-		p.update(u)
-		if p.err != nil {
-			return nil // nobody reads any more (a closed pipe): done
+	inputDone := make(chan sendResult, 1)
+	go func() { inputDone <- o.sendLines(ctx, a, c, f) }()
+	var (
+		sent    sendResult
+		target  *protocol.Cursor // done once the room is printed up to here
+		timeout <-chan time.Time
+	)
+	// The last event printed; at first, where the subscription starts.
+	last, _ := protocol.ParseCursor(room.opts.Since)
+	for {
+		select {
+		case u, ok := <-f.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return f.Err()
+			}
+			p.update(u)
+			if p.err != nil {
+				return nil // nobody reads any more (a closed pipe): done
+			}
+			if u.Event != nil {
+				last = u.Event.Cursor()
+			}
+		case sent = <-inputDone:
+			inputDone = nil
+			if o.follow || sent.stopped {
+				continue
+			}
+			// Everything sent is in the room by now: print up to here.
+			cur, err := c.Cursor(ctx, room.stream)
+			if err != nil {
+				return err
+			}
+			target = &cur
+			t := time.NewTimer(drainWait)
+			defer t.Stop()
+			timeout = t.C
+		case <-timeout:
+			return sent.err()
+		}
+		if target != nil && last.Epoch == target.Epoch && last.Seq >= target.Seq {
+			return sent.err()
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return f.Err()
 }
 
-// sendLines sends each non-empty line of standard input to the room. It
-// stops at the end of input; a failed send is reported on standard error.
-func (o *chatOptions) sendLines(ctx context.Context, a *app, c *client.Client) {
+// drainWait bounds the wait, at the end of input, for the room's events up
+// to the last one sent.
+const drainWait = requestTimeout
+
+// sendResult is how sending standard input went.
+type sendResult struct {
+	sent, failed int
+	readErr      error
+	// stopped: it ended before the end of input, because the subscription
+	// or the command did.
+	stopped bool
+}
+
+// err is the command's error for it: nil when every line went out.
+func (r sendResult) err() error {
+	switch {
+	case r.readErr != nil:
+		return fmt.Errorf("read standard input: %w", r.readErr)
+	case r.failed > 0:
+		return fmt.Errorf("%d of %d lines were not sent", r.failed, r.sent+r.failed)
+	}
+	return nil
+}
+
+// sendLines sends each non-empty line of standard input to the room, one
+// after the other, once the room's subscription (f's first) has connected:
+// the user is in the room before anything they send. A failed send is
+// reported on standard error and the next line is sent.
+func (o *chatOptions) sendLines(ctx context.Context, a *app, c *client.Client, f *feed) sendResult {
+	var r sendResult
+	if !f.connected(ctx, 0) {
+		r.stopped = true
+		return r
+	}
 	sc := bufio.NewScanner(a.in)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	for sc.Scan() {
@@ -133,9 +213,15 @@ func (o *chatOptions) sendLines(ctx context.Context, a *app, c *client.Client) {
 		}
 		if _, err := c.Publish(ctx, o.room, text); err != nil {
 			if ctx.Err() != nil {
-				return
+				r.stopped = true
+				return r
 			}
+			r.failed++
 			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, c.BaseURL()))
+			continue
 		}
+		r.sent++
 	}
+	r.readErr = sc.Err()
+	return r
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -15,7 +19,7 @@ func TestChatPlainOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--plain")
+			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--plain", "--follow")
 			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
 			if _, errOut, code := pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", "hello", "bob"); code != 0 {
 				t.Fatalf("send: exit %d: %s", code, errOut)
@@ -37,7 +41,7 @@ func TestChatJSONOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--json")
+			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--json", "--follow")
 			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
 			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", `quote " and <tag>`)
 			out := chat.out.waitContains(t, `"text":"quote \" and <tag>"`)
@@ -109,7 +113,7 @@ func TestChatResumesAcrossServerRestart(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--plain")
+			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--plain", "--follow")
 			chat.errOut.waitContains(t, "connected to room/lobby")
 			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "before")
 			chat.out.waitContains(t, "message alice before")
@@ -130,18 +134,37 @@ func TestChatResumesAcrossServerRestart(t *testing.T) {
 	}
 }
 
-// TestChatHistory: --history shows the room's latest events on joining.
+// TestChatHistory: --history shows the room's latest events on joining;
+// with nothing to send, a chat not on a terminal prints them and its own
+// login, and exits.
 func TestChatHistory(t *testing.T) {
 	srv := startServer(t)
 	for _, text := range []string{"one", "two", "three"} {
 		pushtui(t, nil, "--server", srv.URL, "send", text)
 	}
-	chat := start(t, nil, nil, "--server", srv.URL, "chat", "--plain", "--history", "2")
-	out := chat.out.waitContains(t, "message tester two", "message tester three")
-	if strings.Contains(out, "message tester one") {
-		t.Fatalf("more history than asked:\n%s", out)
+	out, errOut, code := pushtui(t, nil, "--server", srv.URL, "chat", "--plain", "--history", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	chat.stop(t)
+	got := eventTypes(out)
+	if want := []string{"message tester two", "message tester three", "login tester"}; !slices.Equal(got, want) {
+		t.Fatalf("printed %q, want %q:\n%s", got, want, out)
+	}
+}
+
+// eventTypes returns the plain lines of out without their time and seq:
+// "message alice hi".
+func eventTypes(out string) []string {
+	var evs []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		_, rest, ok := strings.Cut(line, " room/")
+		if !ok {
+			continue
+		}
+		_, ev, _ := strings.Cut(rest, " ")
+		evs = append(evs, ev)
+	}
+	return evs
 }
 
 // TestChatRefusedRoom: a room the server refuses ends with one line.
@@ -150,5 +173,119 @@ func TestChatRefusedRoom(t *testing.T) {
 	_, errOut, code := pushtui(t, nil, "--server", srv.URL, "chat", "--room", "no/slash")
 	if code != exitUsage || !strings.Contains(errOut, `--room "no/slash"`) {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// roomLog returns the room's stored events as eventTypes gives them.
+func roomLog(t *testing.T, srv *testServer, room string) []string {
+	t.Helper()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Poll(context.Background(), client.Room(room), client.PollOptions{Since: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []string
+	for _, e := range p.Events {
+		evs = append(evs, strings.TrimSpace(string(e.Type)+" "+e.User+" "+e.Text))
+	}
+	return evs
+}
+
+// TestChatPipedInput: lines piped in are sent once the chat is in the
+// room, so its login comes first; at the end of input it prints the room up
+// to its last line and exits 0.
+func TestChatPipedInput(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t)
+			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r", "earlier")
+			out, errOut, code := pushtui(t, strings.NewReader("one\n\n  \ntwo\n"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r", "--history", "0")
+			if code != 0 || errOut != "pushtui: connected to room/r over "+tr+"\n" {
+				t.Fatalf("exit %d: %q", code, errOut)
+			}
+			want := []string{"login tester", "message tester one", "message tester two"}
+			if got := eventTypes(out); !slices.Equal(got, want) {
+				t.Fatalf("printed %q, want %q:\n%s", got, want, out)
+			}
+			stored := roomLog(t, srv, "r")
+			if want := []string{"message alice earlier", "login tester", "message tester one", "message tester two"}; len(stored) < 4 || !slices.Equal(stored[:4], want) {
+				t.Fatalf("the room holds %q, want it to start with %q", stored, want)
+			}
+		})
+	}
+}
+
+// TestChatPipedInputNotSent: a line the server refuses is said on standard
+// error; the others go out, and the exit code is 1.
+func TestChatPipedInputNotSent(t *testing.T) {
+	srv := startServer(t)
+	in := "one\n" + strings.Repeat("x", 5000) + "\ntwo\n"
+	out, errOut, code := pushtui(t, strings.NewReader(in), "--server", srv.URL, "chat", "--room", "r", "--history", "0")
+	if code != exitFailed || !strings.Contains(errOut, "pushtui: not sent:") || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if got, want := eventTypes(out), []string{"login tester", "message tester one", "message tester two"}; !slices.Equal(got, want) {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
+}
+
+// TestChatFollowAfterInput: with --follow the chat goes on printing the
+// room after the end of its input.
+func TestChatFollowAfterInput(t *testing.T) {
+	srv := startServer(t)
+	chat := start(t, strings.NewReader("one\n"), nil, "--server", srv.URL, "chat", "--room", "r", "--follow")
+	chat.out.waitContains(t, "message tester one")
+	pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r", "later")
+	chat.out.waitContains(t, "message alice later")
+	if code := chat.stop(t); code != exitInterrupted {
+		t.Fatalf("exit %d after interrupt, want %d", code, exitInterrupted)
+	}
+}
+
+// refuseSubscriptions stands in front of pushd as an authorizing proxy
+// that lets requests through but refuses every subscription (a request
+// for events after a cursor), with pushd's own 403 answer.
+func refuseSubscriptions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") && r.URL.Query().Has("since") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":{"code":"forbidden","message":"no subscriptions here"}}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestRefusedSubscriptionIsOneLine: a subscription refused at once ends
+// the command with one line and exit 1: no screen is drawn, and nothing
+// is said twice.
+func TestRefusedSubscriptionIsOneLine(t *testing.T) {
+	srv := startServerWith(t, nil, refuseSubscriptions)
+	id := startTask(t, srv, "--total", "100000", "--interval", "10ms")
+	defer pushtui(t, nil, "--server", srv.URL, "task", "cancel", id)
+	for _, args := range [][]string{
+		{"chat"}, {"watch-progress"}, {"watch-progress", "--task", id},
+	} {
+		t.Run(strings.Join(args, " ")+" screen", func(t *testing.T) {
+			s := startScreen(t, nil, 80, 20, append([]string{"--server", srv.URL}, args...)...)
+			code := s.wait(t)
+			errOut := s.errOut.String()
+			if code != exitFailed || errOut != "pushtui: no subscriptions here\n" {
+				t.Fatalf("exit %d, stderr %q; want 1 and one line", code, errOut)
+			}
+			if out := s.out.String(); out != "" {
+				t.Fatalf("a screen was drawn: %q", out)
+			}
+		})
+		t.Run(strings.Join(args, " ")+" plain", func(t *testing.T) {
+			_, errOut, code := pushtui(t, nil, append([]string{"--server", srv.URL, "--plain"}, args...)...)
+			if code != exitFailed || errOut != "pushtui: no subscriptions here\n" {
+				t.Fatalf("exit %d, stderr %q; want 1 and one line", code, errOut)
+			}
+		})
 	}
 }

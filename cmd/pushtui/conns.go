@@ -99,19 +99,19 @@ func (d demoSpec) spec(now time.Time) client.TaskSpec {
 }
 
 // historySince returns the cursor that starts a subscription n events
-// before the stream's end (so a new chat shows the last n lines), or ""
-// (the live end) when n is 0.
+// before the stream's end (so a new chat shows the last n lines); with n
+// 0, the end itself.
 func historySince(ctx context.Context, c *client.Client, s client.Stream, n int) (string, error) {
-	if n <= 0 {
-		return "", nil
-	}
 	cur, err := c.Cursor(ctx, s)
 	if err != nil {
 		return "", err
 	}
-	from := uint64(0)
-	if cur.Seq > uint64(n) {
-		from = cur.Seq - uint64(n)
+	from := cur.Seq
+	if n > 0 {
+		from = 0
+		if cur.Seq > uint64(n) {
+			from = cur.Seq - uint64(n)
+		}
 	}
 	return protocol.Cursor{Epoch: cur.Epoch, Seq: from}.String(), nil
 }

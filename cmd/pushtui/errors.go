@@ -81,6 +81,9 @@ func explain(err error, server string) string {
 	if errors.As(err, &pe) {
 		return explainAnswer(pe, err, server)
 	}
+	if status, ok := client.NotPushd(err); ok {
+		return notPushd(server, status)
+	}
 	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -97,9 +100,13 @@ func explain(err error, server string) string {
 	return err.Error()
 }
 
-// explainAnswer explains an error answer from the server.
+// explainAnswer explains an error answer from the server. An answer
+// without pushd's error body is not quoted: it is some other server's page.
 func explainAnswer(pe *protocol.Error, err error, server string) string {
 	msg := strings.TrimSuffix(pe.Message, ".")
+	if pe.Code == "" {
+		msg = statusLine(pe.Status)
+	}
 	switch {
 	case pe.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("%s: %s; pass --token (or set PUSH_TOKEN)", server, msg)
@@ -108,12 +115,28 @@ func explainAnswer(pe *protocol.Error, err error, server string) string {
 			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(1e9))
 		}
 		return fmt.Sprintf("the server is busy (%s); try again in a moment", msg)
-	case pe.Code == "" && pe.Status == http.StatusNotFound:
-		return fmt.Sprintf("%s does not look like pushd (404 for an API path); check --server", server)
 	case pe.Code == "":
-		return fmt.Sprintf("unexpected answer from %s: %s; is --server pushd?", server, msg)
+		return notPushd(server, pe.Status)
 	}
 	return msg
+}
+
+// notPushd explains an answer that did not come from pushd (see
+// client.NotPushd).
+func notPushd(server string, status int) string {
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return fmt.Sprintf("%s answered %s without pushd's error body: a proxy in front of pushd that cannot reach it, or not pushd at all; check --server (or PUSH_SERVER)", server, statusLine(status))
+	}
+	return fmt.Sprintf("%s does not look like pushd (it answered an API request with %s, not pushd's JSON); check --server (or PUSH_SERVER)", server, statusLine(status))
+}
+
+// statusLine is "404 Not Found".
+func statusLine(status int) string {
+	if text := http.StatusText(status); text != "" {
+		return fmt.Sprintf("%d %s", status, text)
+	}
+	return fmt.Sprint(status)
 }
 
 // isTimeout reports whether err is a network timeout.

@@ -19,8 +19,12 @@ type feed struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	subs   []*client.Subscription
-	wg     sync.WaitGroup
-	once   sync.Once
+	// up[i] is closed when subscription i first connects; settled[i] when
+	// its first try has an outcome: connected, failed (it will retry), or
+	// ended.
+	up, settled []chan struct{}
+	wg          sync.WaitGroup
+	once        sync.Once
 }
 
 // maxBackoff caps the wait between reconnects: a person is watching, and a
@@ -40,10 +44,22 @@ func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 	for _, sp := range specs {
 		name := sp.stream.Name()
 		opts := sp.opts
+		up, settled := make(chan struct{}), make(chan struct{})
+		f.up, f.settled = append(f.up, up), append(f.settled, settled)
+		isUp, isSettled := false, false
 		// State changes go out on the subscription's goroutine, in order
 		// with its events; a full channel makes it wait, as a full Events
-		// channel would, until the feed is closed.
+		// channel would, until the feed is closed. up and settled are
+		// closed first, so that waiting for them needs no reader.
 		opts.OnState = func(sc client.StateChange) {
+			if sc.State != client.StateConnecting && !isSettled {
+				isSettled = true
+				close(settled)
+			}
+			if sc.State == client.StateConnected && !isUp {
+				isUp = true
+				close(up)
+			}
 			st := tui.Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
 				Attempt: sc.Attempt, RetryIn: sc.RetryIn, Err: sc.Err}
 			f.send(tui.Update{Status: &st})
@@ -100,4 +116,45 @@ func (f *feed) Err() error {
 		}
 	}
 	return nil
+}
+
+// startupWait bounds how long a screen waits for its first connection
+// before it is drawn (it then shows the connection's progress itself).
+const startupWait = 5 * time.Second
+
+// started waits, at most d, until the first subscription's first try has
+// an outcome, and returns the error that ended the subscription if the
+// server refused it at once: a command then fails with one line instead of
+// drawing a screen that can only say it is closed. It returns nil once the
+// subscription is connected or retrying, or still trying after d.
+func (f *feed) started(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-f.settled[0]:
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The subscription sets its error before it reports closed.
+	return f.subs[0].Err()
+}
+
+// connected waits until subscription i has connected once and reports
+// whether it did; false when it ended first, or the feed or ctx did.
+func (f *feed) connected(ctx context.Context, i int) bool {
+	select {
+	case <-f.up[i]:
+		return true
+	case <-f.subs[i].Done():
+	case <-f.ctx.Done():
+	case <-ctx.Done():
+	}
+	select {
+	case <-f.up[i]:
+		return ctx.Err() == nil && f.ctx.Err() == nil
+	default:
+		return false
+	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
@@ -46,6 +51,89 @@ func TestFlagMistakes(t *testing.T) {
 	}
 }
 
+// deadAddress returns an address nothing listens on.
+func deadAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestMistakesFoundBeforeAnyRequest: values pushtui can check itself are
+// usage errors (exit 2, one line) said before any request: the server named
+// is not there, so a request would have been exit 1.
+func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
+	dead := deadAddress(t)
+	secret := []byte("a-test-secret-of-enough-length")
+	alice, err := server.MintToken(secret, "alice", []string{"*"}, true, true, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"port out of range", []string{"--server", "http://127.0.0.1:99999", "task", "list"}, `--server "http://127.0.0.1:99999": port 99999 is not from 1 to 65535`},
+		{"port out of range without scheme", []string{"--server", "127.0.0.1:70000", "send", "hi"}, "port 70000 is not from 1 to 65535"},
+		{"port zero", []string{"--server", "http://127.0.0.1:0", "chat"}, "port 0 is not from 1 to 65535"},
+
+		{"interval 0s", []string{"task", "start", "--interval", "0s"}, "--interval 0s: a demo task's steps take from 1ms to 1h each"},
+		{"interval too long", []string{"task", "start", "--interval", "2h"}, "--interval 2h0m0s"},
+		{"total 0", []string{"task", "start", "--total", "0"}, "--total 0: a demo task has 1 to 1000000 steps"},
+		{"total too many", []string{"task", "start", "--total", "1000001"}, "--total 1000001"},
+		{"fail-at past total", []string{"task", "start", "--total", "3", "--fail-at", "4"}, "--fail-at 4: give a step from 1 to --total (3)"},
+		{"external with interval", []string{"task", "start", "--kind", "external", "--interval", "1s"}, "--interval is for demo tasks"},
+		{"external negative total", []string{"task", "start", "--kind", "external", "--total", "-1"}, "--total -1"},
+		{"empty kind", []string{"task", "start", "--kind", " "}, "--kind is empty"},
+		{"name with a newline", []string{"task", "start", "--name", "a\nb"}, "--name: give printable text of at most 200 bytes"},
+		{"name too long", []string{"task", "start", "--name", strings.Repeat("n", 201)}, "--name: give printable text"},
+		{"demo total of watch", []string{"watch-progress", "--demo-total", "0"}, "--demo-total 0"},
+		{"demo interval of watch", []string{"watch-progress", "--demo-interval", "0s"}, "--demo-interval 0s"},
+
+		{"done and percent", []string{"task", "report", "t1", "--done", "1", "--percent", "5"}, "--done and --percent: give one of them"},
+		{"negative done", []string{"task", "report", "t1", "--done", "-1"}, "--done -1: give 0 or more"},
+		{"done over total", []string{"task", "report", "t1", "--done", "5", "--total", "3"}, "--done 5 is more than --total 3"},
+		{"percent over 100", []string{"task", "report", "t1", "--percent", "101"}, "--percent 101: give 0 to 100"},
+		{"percent NaN", []string{"task", "report", "t1", "--percent", "NaN"}, "--percent NaN"},
+		{"message too long", []string{"task", "report", "t1", "--message", strings.Repeat("m", 1025)}, "--message: give UTF-8 text of at most 1024 bytes"},
+
+		{"empty --task", []string{"watch-progress", "--task", ""}, `--task is empty: give a task ID`},
+		{"blank --task", []string{"watch-progress", "--task", "  "}, `--task is empty`},
+		{"empty task ID to cancel", []string{"task", "cancel", "t1", ""}, "the task ID is empty"},
+		{"empty task ID to get", []string{"task", "get", " "}, "the task ID is empty"},
+		{"empty task ID to report", []string{"task", "report", "", "--done", "1"}, "the task ID is empty"},
+		{"empty --user", []string{"--user", "", "send", "hi"}, "--user is empty"},
+		{"empty room", []string{"chat", "--room", ""}, `--room ""`},
+	}
+	// A --user that is not the token's, for every command.
+	for _, args := range [][]string{
+		{"chat"}, {"chat", "--plain"}, {"send", "hi"}, {"watch-progress"}, {"watch-progress", "--task", "t1"},
+		{"task", "list"}, {"task", "start"}, {"task", "cancel", "t1"}, {"task", "get", "t1"}, {"task", "report", "t1", "--done", "1"},
+	} {
+		cases = append(cases, struct {
+			name string
+			args []string
+			want string
+		}{"--user not the token's: " + strings.Join(args, " "), append([]string{"--user", "qa", "--token", alice}, args...),
+			"--user qa, but the token is for alice and the server would refuse any other name: leave out --user, or pass --user alice"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := start(t, nil, nil, append([]string{"--server", dead}, tc.args...)...)
+			code := r.wait(t)
+			errOut := r.errOut.String()
+			if code != exitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
+			}
+		})
+	}
+}
+
 // TestUnreachableServer: a server that is not there is one line that says
 // what to do, for every command.
 func TestUnreachableServer(t *testing.T) {
@@ -69,15 +157,98 @@ func TestUnreachableServer(t *testing.T) {
 	}
 }
 
-// TestNotPushd: something else at the address says so.
+// TestNotPushd: something else at the address says so in one line, for
+// every command, without quoting its pages.
 func TestNotPushd(t *testing.T) {
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "<html>nothing here</html>", http.StatusNotFound)
+	page := "<!DOCTYPE html>\n<html>\n<head><title>Error</title></head>\n<body>\n<h1>Nope</h1>\n</body>\n</html>\n"
+	servers := map[string]http.HandlerFunc{
+		// As a static file server does: 404 for GETs of paths it lacks,
+		// 501 for POSTs.
+		"file server": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			if r.Method == http.MethodPost {
+				w.WriteHeader(http.StatusNotImplemented)
+			} else {
+				w.WriteHeader(http.StatusNotFound)
+			}
+			io.WriteString(w, page)
+		},
+		// As a single-page app's server does: its page for every path.
+		"page for every path": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, page)
+		},
+	}
+	for name, h := range servers {
+		other := httptest.NewServer(h)
+		defer other.Close()
+		for _, args := range [][]string{
+			{"send", "hi"}, {"chat"}, {"chat", "--plain"}, {"watch-progress"}, {"watch-progress", "--task", "t1"},
+			{"task", "list"}, {"task", "start"}, {"task", "get", "t1"}, {"task", "cancel", "t1"}, {"task", "report", "t1", "--done", "1"},
+		} {
+			t.Run(name+"/"+strings.Join(args, " "), func(t *testing.T) {
+				_, errOut, code := pushtui(t, nil, append([]string{"--server", other.URL}, args...)...)
+				want := "pushtui: " + other.URL + " does not look like pushd (it answered an API request with "
+				if code != exitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "<") {
+					t.Fatalf("exit %d, stderr %q; want exit 1 and one line starting %q", code, errOut, want)
+				}
+			})
+		}
+	}
+	// A proxy in front of a pushd it cannot reach.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, page, http.StatusBadGateway)
 	}))
-	defer other.Close()
-	_, errOut, code := pushtui(t, nil, "--server", other.URL, "task", "list")
-	if code != exitFailed || !strings.Contains(errOut, "does not look like pushd") {
-		t.Fatalf("exit %d: %q", code, errOut)
+	defer proxy.Close()
+	_, errOut, code := pushtui(t, nil, "--server", proxy.URL, "send", "hi")
+	want := "pushtui: " + proxy.URL + " answered 502 Bad Gateway without pushd's error body: a proxy in front of pushd that cannot reach it, or not pushd at all"
+	if code != exitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("behind a proxy: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestTokenNamesTheUser: with a token, pushtui acts as the token's user
+// unless --user names one, over $USER; a --user that is the token's is
+// fine.
+func TestTokenNamesTheUser(t *testing.T) {
+	secret := []byte("a-test-secret-of-enough-length")
+	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
+	tok, err := server.MintToken(secret, "alice", []string{"lobby"}, true, true, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa := env("USER=qa")
+	s := []string{"--server", srv.URL}
+
+	r := start(t, nil, qa, append(s, "--token", tok, "--json", "send", "hi")...)
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("send: exit %d: %s", code, r.errOut.String())
+	}
+	var e protocol.Event
+	if err := json.Unmarshal([]byte(r.out.String()), &e); err != nil || e.User != "alice" || e.Text != "hi" {
+		t.Fatalf("send stored %+v, %v; want alice's hi", e, err)
+	}
+	for _, tr := range transports {
+		r = start(t, strings.NewReader("hello\n"), qa, append(s, "--token", tok, "--transport", tr, "chat", "--history", "0")...)
+		if code := r.wait(t); code != 0 {
+			t.Fatalf("chat over %s: exit %d: %s", tr, code, r.errOut.String())
+		}
+		if out := r.out.String(); !strings.Contains(out, "message alice hello") {
+			t.Fatalf("chat over %s printed:\n%s", tr, out)
+		}
+	}
+	// The token from the environment, and a --user that agrees with it.
+	r = start(t, nil, env("USER=qa", "PUSH_TOKEN="+tok), append(s, "--user", "alice", "--json", "send", "from env")...)
+	if code := r.wait(t); code != 0 || json.Unmarshal([]byte(r.out.String()), &e) != nil || e.User != "alice" {
+		t.Fatalf("PUSH_TOKEN and --user alice: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	// The screen too.
+	sc := startScreen(t, qa, 100, 24, append(s, "--token", tok, "chat")...)
+	sc.waitScreen(t, "● connected", "Here (1)")
+	sc.press(t, "on screen\r")
+	sc.waitScreen(t, "alice on screen")
+	if strings.Contains(ansi.Strip(sc.out.String()), "qa") {
+		t.Fatalf("the screen shows $USER:\n%s", ansi.Strip(sc.out.String()))
 	}
 }
 

@@ -54,6 +54,14 @@ type testServer struct {
 // startServer starts pushd; everything stops in t.Cleanup.
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, nil)
+}
+
+// startServerWith starts pushd with its configuration changed by config,
+// if not nil, and wrap, if not nil, standing in front of it as a proxy
+// would.
+func startServerWith(t *testing.T, config func(*server.Config), wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
 	s := &testServer{cfg: server.Config{
 		// Longer than the short-poll interval (1 s), so polling users
 		// stay present between polls.
@@ -61,14 +69,21 @@ func startServer(t *testing.T) *testServer {
 		LongPollWait:  2 * time.Second,
 		Logger:        slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}}
+	if config != nil {
+		config(&s.cfg)
+	}
 	srv, err := server.New(s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.cur.Store(srv)
-	s.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.cur.Load().ServeHTTP(w, r)
-	}))
+	})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	s.ts = httptest.NewServer(h)
 	s.URL = s.ts.URL
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)

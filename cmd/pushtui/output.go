@@ -46,13 +46,12 @@ func (p *printer) task(t *protocol.Task) {
 	p.line(tui.PlainTask(t))
 }
 
-// status tells standard error about connecting, reconnecting and a
-// subscription that ended with an error.
+// status tells standard error about connections made and lost. Not
+// about the end of a subscription: the command returns its error, which is
+// the one line printed at exit.
 func (p *printer) status(s *tui.Status) {
-	switch {
-	case s.State == client.StateConnecting:
-		return
-	case s.State == client.StateClosed && s.Err == nil:
+	switch s.State {
+	case client.StateConnecting, client.StateClosed:
 		return
 	}
 	fmt.Fprintln(p.errOut, "pushtui:", tui.PlainStatus(s))

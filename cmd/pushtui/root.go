@@ -28,6 +28,12 @@ type globalOptions struct {
 	noColor   bool
 	plain     bool
 	json      bool
+
+	// userGiven reports whether --user was on the command line (rather
+	// than the $USER default).
+	userGiven func() bool
+	// userChecked: checkUser has run.
+	userChecked bool
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -49,7 +55,7 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
   pushtui watch-progress
   pushtui watch-progress --task "$(pushtui task start --name build)"
   pushtui send --room lobby "deploy finished"
-  pushtui chat --room ops --json | jq -r .text`,
+  pushtui chat --room ops --json | jq -r 'select(.type == "message") | "\(.user): \(.text)"'`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -61,11 +67,12 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
 	f := root.PersistentFlags()
 	f.StringVar(&o.server, "server", envOr(a.getenv("PUSH_SERVER"), defaultServer), "pushd's address (env PUSH_SERVER)")
 	f.StringVar(&o.transport, "transport", "auto", "how to receive events: ws, sse, longpoll, poll, or auto (ws, falling back to sse, then longpoll)")
-	f.StringVar(&o.user, "user", a.getenv("USER"), "who you are in rooms (default $USER)")
+	f.StringVar(&o.user, "user", a.getenv("USER"), "who you are in rooms (default: the token's user with --token, else $USER)")
 	f.StringVar(&o.token, "token", a.getenv("PUSH_TOKEN"), "bearer token for servers that need one (env PUSH_TOKEN; pushd token mints one)")
 	f.BoolVar(&o.noColor, "no-color", a.getenv("NO_COLOR") != "", "draw without colours (also when NO_COLOR is set)")
 	f.BoolVar(&o.plain, "plain", false, "print one line per event instead of drawing a screen (the default when output is not a terminal)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per event or result")
+	o.userGiven = func() bool { return f.Changed("user") }
 	_ = root.RegisterFlagCompletionFunc("transport", cobra.FixedCompletions(
 		[]string{"auto\tws, then sse, then longpoll", "ws\tWebSocket", "sse\tServer-Sent Events", "longpoll\tHTTP long polling", "poll\tHTTP short polling"},
 		cobra.ShellCompDirectiveNoFileComp))
@@ -90,6 +97,9 @@ func envOr(v, def string) string {
 
 // client returns a client for the server the flags name.
 func (o *globalOptions) client(a *app) (*client.Client, error) {
+	if err := o.checkUser(); err != nil {
+		return nil, err
+	}
 	server := strings.TrimSpace(o.server)
 	if server == "" {
 		return nil, usageErr(fmt.Errorf("--server is empty; give pushd's address, such as %s", defaultServer))
@@ -107,9 +117,41 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 	a.server = server
 	c, err := client.New(server, opts...)
 	if err != nil {
-		return nil, usageErr(fmt.Errorf("--server %q: give an address such as %s", o.server, defaultServer))
+		// "client: server URL "…": why" or "client: server URL "…" has no host"
+		why := strings.TrimPrefix(err.Error(), "client: ")
+		why = strings.TrimLeft(strings.TrimPrefix(why, fmt.Sprintf("server URL %q", server)), ": ")
+		return nil, usageErr(fmt.Errorf("--server %q: %s; give an address such as %s", o.server, why, defaultServer))
 	}
 	return c, nil
+}
+
+// checkUser settles who the commands act as. With a token the server acts
+// as the token's user and refuses any other name, so the token's user is
+// the default over $USER, and a --user that is not it is a mistake said at
+// once. The token is read, not verified (only the server has the secret);
+// one that cannot be read is left for the server to refuse.
+func (o *globalOptions) checkUser() error {
+	if o.userChecked {
+		return nil
+	}
+	o.userChecked = true
+	explicit := o.userGiven != nil && o.userGiven()
+	if explicit && strings.TrimSpace(o.user) == "" {
+		return usageErr(fmt.Errorf("--user is empty: give a name, or leave --user out (the default is the token's user, else $USER)"))
+	}
+	token := strings.TrimSpace(o.token)
+	if token == "" {
+		return nil
+	}
+	sub, err := client.TokenUser(token)
+	if err != nil {
+		return nil
+	}
+	if explicit && o.user != sub {
+		return usageErr(fmt.Errorf("--user %s, but the token is for %s and the server would refuse any other name: leave out --user, or pass --user %s", o.user, sub, sub))
+	}
+	o.user = sub
+	return nil
 }
 
 // transportOpt returns the --transport flag as the client's type.
@@ -123,6 +165,9 @@ func (o *globalOptions) transportOpt() (client.Transport, error) {
 
 // needUser checks --user for commands that act as someone.
 func (o *globalOptions) needUser() error {
+	if err := o.checkUser(); err != nil {
+		return err
+	}
 	if o.user == "" {
 		return usageErr(fmt.Errorf("no user name: pass --user NAME (USER is not set)"))
 	}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
@@ -70,7 +74,83 @@ external kind is work done elsewhere that reports with "task report".`,
 	return cmd
 }
 
+// check refuses, before any request, what the server would refuse: the
+// demo and external kinds' params out of range or not theirs, and a name
+// that is not printable text of at most 200 bytes.
+func (o *taskStartOptions) check(f *pflag.FlagSet) error {
+	if strings.TrimSpace(o.kind) == "" {
+		return usageErr(errors.New("--kind is empty: give demo, external, or a kind the server registered"))
+	}
+	switch o.kind {
+	case "demo":
+		if err := checkDemo("--total", o.total, "--interval", o.interval); err != nil {
+			return err
+		}
+		if o.failAt < 0 || o.failAt > o.total {
+			return usageErr(fmt.Errorf("--fail-at %d: give a step from 1 to --total (%d), or leave it out", o.failAt, o.total))
+		}
+	case "external":
+		if o.total < 0 {
+			return usageErr(fmt.Errorf("--total %d: give 0 or more units of work", o.total))
+		}
+		for _, name := range []string{"interval", "fail-at"} {
+			if f.Changed(name) {
+				return usageErr(fmt.Errorf("--%s is for demo tasks; an external task reports its own progress", name))
+			}
+		}
+	}
+	if len(o.name) > maxTaskName || !utf8.ValidString(o.name) || strings.IndexFunc(o.name, unicode.IsControl) >= 0 {
+		return usageErr(fmt.Errorf("--name: give printable text of at most %d bytes", maxTaskName))
+	}
+	return nil
+}
+
+// maxTaskName is the longest task name the server takes, in bytes.
+const maxTaskName = 200
+
+// The demo kind's bounds (PROTOCOL.md, Tasks), as the messages say them.
+const (
+	demoMaxTotal    = 1_000_000
+	demoMinInterval = time.Millisecond // "1ms"
+	demoMaxInterval = time.Hour        // "1h"
+)
+
+// checkDemo checks a demo task's steps and time per step, named by their
+// flags in the message.
+func checkDemo(totalFlag string, total int64, intervalFlag string, interval time.Duration) error {
+	if total < 1 || total > demoMaxTotal {
+		return usageErr(fmt.Errorf("%s %d: a demo task has 1 to %d steps", totalFlag, total, demoMaxTotal))
+	}
+	if interval < demoMinInterval || interval > demoMaxInterval {
+		return usageErr(fmt.Errorf("%s %s: a demo task's steps take from 1ms to 1h each", intervalFlag, interval))
+	}
+	return nil
+}
+
+// checkID refuses an empty task ID (what "$(pushtui task start ...)" gives
+// when the start failed): the commands would otherwise act on every task,
+// or on none, instead of failing.
+func checkID(what, id string) error {
+	if strings.TrimSpace(id) == "" {
+		return usageErr(fmt.Errorf("%s is empty: give a task ID (pushtui task list shows them; did \"pushtui task start\" fail?)", what))
+	}
+	return nil
+}
+
+// checkIDs is checkID for the arguments of a command.
+func checkIDs(ids []string) error {
+	for _, id := range ids {
+		if err := checkID("the task ID", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) error {
+	if err := o.check(cmd.Flags()); err != nil {
+		return err
+	}
 	c, err := g.client(a)
 	if err != nil {
 		return err
@@ -109,6 +189,9 @@ func newTaskCancelCmd(a *app, g *globalOptions) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeTaskIDs(a, g, true),
 		RunE: func(cmd *cobra.Command, ids []string) error {
+			if err := checkIDs(ids); err != nil {
+				return err
+			}
 			c, err := g.client(a)
 			if err != nil {
 				return err
@@ -133,6 +216,9 @@ func newTaskGetCmd(a *app, g *globalOptions) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeTaskIDs(a, g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkIDs(args); err != nil {
+				return err
+			}
 			c, err := g.client(a)
 			if err != nil {
 				return err
@@ -242,7 +328,13 @@ optional --message, and finally --state succeeded or --state failed.`,
 }
 
 func (o *taskReportOptions) run(cmd *cobra.Command, a *app, g *globalOptions, id string) error {
+	if err := checkIDs([]string{id}); err != nil {
+		return err
+	}
 	f := cmd.Flags()
+	if err := o.check(f); err != nil {
+		return err
+	}
 	var p client.Progress
 	if f.Changed("done") {
 		p.Done = &o.done
@@ -275,6 +367,33 @@ func (o *taskReportOptions) run(cmd *cobra.Command, a *app, g *globalOptions, id
 	a.printer(g).task(t)
 	return nil
 }
+
+// check refuses, before any request, a report the server would refuse or
+// take only in part.
+func (o *taskReportOptions) check(f *pflag.FlagSet) error {
+	done, total, percent := f.Changed("done"), f.Changed("total"), f.Changed("percent")
+	switch {
+	case done && percent:
+		// The server would take the percentage from --percent and leave
+		// --done's out of it.
+		return usageErr(errors.New("--done and --percent: give one of them; the task's progress is counted in units of --total or in percent"))
+	case done && o.done < 0:
+		return usageErr(fmt.Errorf("--done %d: give 0 or more", o.done))
+	case total && o.total < 0:
+		return usageErr(fmt.Errorf("--total %d: give 0 or more", o.total))
+	case done && total && o.done > o.total:
+		return usageErr(fmt.Errorf("--done %d is more than --total %d", o.done, o.total))
+	case percent && !(o.percent >= 0 && o.percent <= 100):
+		return usageErr(fmt.Errorf("--percent %g: give 0 to 100", o.percent))
+	case len(o.message) > maxReportMessage || !utf8.ValidString(o.message):
+		return usageErr(fmt.Errorf("--message: give UTF-8 text of at most %d bytes", maxReportMessage))
+	}
+	return nil
+}
+
+// maxReportMessage is the longest progress message the server takes, in
+// bytes.
+const maxReportMessage = 1024
 
 // completeTaskIDs completes task IDs from the server, the name as the
 // description; liveOnly offers only queued and running tasks.

@@ -40,6 +40,11 @@ progress event instead.`,
   pushtui watch-progress --task "$(pushtui task start --name build)" --plain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("task") {
+				if err := checkID("--task", o.task); err != nil {
+					return err
+				}
+			}
 			return o.run(cmd.Context(), a, g)
 		},
 	}
@@ -52,6 +57,9 @@ progress event instead.`,
 }
 
 func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error {
+	if err := checkDemo("--demo-total", o.demoTotal, "--demo-interval", o.demoInterval); err != nil {
+		return err
+	}
 	tr, err := g.transportOpt()
 	if err != nil {
 		return err
@@ -70,6 +78,9 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 	defer f.Close()
 	if !g.screen(a) {
 		return printFeed(ctx, a.printer(g), f)
+	}
+	if err := f.started(ctx, startupWait); err != nil {
+		return err
 	}
 	m := tui.NewWatchModel(tui.WatchConfig{
 		Conn:      &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
@@ -110,6 +121,9 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 	}
 	f := startFeed(ctx, c, sub)
 	defer f.Close()
+	if err := f.started(ctx, startupWait); err != nil {
+		return err
+	}
 	m := tui.NewFollowModel(tui.FollowConfig{
 		Conn:      &followConn{feed: f, c: c, id: o.task},
 		TaskID:    o.task,
