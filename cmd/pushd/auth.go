@@ -19,11 +19,13 @@ func (a *authOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&a.secretFile, "auth-secret-file", "", "file holding the token secret")
 }
 
-// secret returns the configured secret, or nil for none.
+// secret returns the configured secret, or nil for none. Mistakes in the
+// flags are usage errors; a file that cannot be read or holds too short a
+// secret is not.
 func (a *authOptions) secret() ([]byte, error) {
 	switch {
 	case a.secretValue != "" && a.secretFile != "":
-		return nil, fmt.Errorf("give --auth-secret or --auth-secret-file, not both")
+		return nil, usagef("give --auth-secret or --auth-secret-file, not both")
 	case a.secretFile != "":
 		b, err := os.ReadFile(a.secretFile)
 		if err != nil {
@@ -36,7 +38,7 @@ func (a *authOptions) secret() ([]byte, error) {
 		return b, nil
 	case a.secretValue != "":
 		if len(a.secretValue) < 16 {
-			return nil, fmt.Errorf("--auth-secret: the secret must be at least 16 bytes")
+			return nil, usagef("--auth-secret: the secret must be at least 16 bytes")
 		}
 		return []byte(a.secretValue), nil
 	}

@@ -41,7 +41,7 @@ this process, so run the bench on the server's machine.`,
   pushd bench --transport sse --subscribers 5000 --messages 200 --rate 100
   pushd bench --transport ws --ws-subprotocol pushd.batch.v1 --size 1024 --json
   pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd)
 		},
@@ -96,11 +96,12 @@ func (o *benchOptions) print(w io.Writer, rep *bench.Report) error {
 	return err
 }
 
-// flagError names the flag of an option the bench refused.
+// flagError names the flag of an option the bench refused, as a usage
+// error.
 func flagError(err error) error {
 	var oerr *bench.OptionError
 	if errors.As(err, &oerr) {
-		return fmt.Errorf("--%s %s: %s", oerr.Option, oerr.Value, oerr.Problem)
+		return usagef("--%s %s: %s", oerr.Option, oerr.Value, oerr.Problem)
 	}
 	return err
 }

@@ -1,10 +1,12 @@
 // Command pushd is the push server: see `pushd serve --help`.
+//
+// Exit codes: 0 done; 1 an error while running; 2 a mistake on the
+// command line (an unknown flag, a bad flag value, a missing flag, an
+// argument too many).
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,12 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cmd := newRootCmd()
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintln(os.Stderr, "pushd:", err)
-		}
-		os.Exit(1)
-	}
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
+	stop()
+	os.Exit(exitCode(err, cmd, os.Stderr))
 }

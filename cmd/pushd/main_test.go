@@ -273,30 +273,27 @@ func TestGracefulShutdownTellsClientsToReconnect(t *testing.T) {
 func TestServeFlagErrors(t *testing.T) {
 	tests := []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"serve", "--store", "nope"}, `--store "nope"`},
-		{[]string{"serve", "--log-level", "loud"}, `--log-level "loud"`},
-		{[]string{"serve", "--history", "0", "--store", "memory"}, "--history 0"},
-		{[]string{"serve", "--addr", "256.0.0.1:1", "--store", "memory"}, "listen on 256.0.0.1:1"},
-		{[]string{"serve", "extra"}, "unknown command"},
-		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", "memory"}, "refusing to listen on 0.0.0.0:0 without authentication"},
-		{[]string{"serve", "--auth-secret", "short", "--store", "memory"}, "at least 16 bytes"},
-		{[]string{"serve", "--store", "nats"}, "--store nats needs --nats URL"},
-		{[]string{"serve", "--store", "memory", "--nats", "nats://127.0.0.1:4222"}, "with --nats the store is NATS JetStream"},
-		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "7"}, "--nats-replicas 7"},
-		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-timeout", "1s"}, "connect to NATS at nats://127.0.0.1:1"},
-		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-prefix", "a.b"}, `prefix "a.b"`},
+		{[]string{"serve", "--store", "nope"}, 2, `--store "nope"`},
+		{[]string{"serve", "--log-level", "loud"}, 2, `--log-level "loud"`},
+		{[]string{"serve", "--history", "0", "--store", "memory"}, 2, "--history 0"},
+		{[]string{"serve", "--addr", "256.0.0.1:1", "--store", "memory"}, 2, `--addr "256.0.0.1:1"`},
+		{[]string{"serve", "extra"}, 2, "unknown command"},
+		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", "memory"}, 2, "refusing to listen on 0.0.0.0:0 without authentication"},
+		{[]string{"serve", "--auth-secret", "short", "--store", "memory"}, 2, "at least 16 bytes"},
+		{[]string{"serve", "--store", "nats"}, 2, "--store nats needs --nats URL"},
+		{[]string{"serve", "--store", "memory", "--nats", "nats://127.0.0.1:4222"}, 2, "with --nats the store is NATS JetStream"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-replicas", "7"}, 2, "--nats-replicas 7"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-timeout", "1s"}, 1, "connect to NATS at nats://127.0.0.1:1"},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:4222", "--nats-prefix", "a.b"}, 2, `prefix "a.b"`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			cmd := newRootCmd()
-			cmd.SetArgs(tc.args)
-			cmd.SetOut(io.Discard)
-			cmd.SetErr(io.Discard)
-			err := cmd.ExecuteContext(context.Background())
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("pushd %v: %v; want an error mentioning %q", tc.args, err, tc.want)
+			code, _, stderr := execute(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("pushd %v: exit %d, %q; want exit %d and an error mentioning %q", tc.args, code, stderr, tc.code, tc.want)
 			}
 		})
 	}

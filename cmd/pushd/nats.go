@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -50,17 +51,28 @@ func (p *natsParts) close() {
 	p.store.Close()
 }
 
-// open connects to NATS and sets up the store, presence roster and task
-// peers on it.
-func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Duration, log *slog.Logger) (*natsParts, error) {
+// check validates the NATS flags before anything connects. Mistakes in
+// them are usage errors; a credentials file that is not there is not.
+func (o *natsOptions) check() error {
+	if o.replicas < 1 || o.replicas > 5 {
+		return usagef("--nats-replicas %d: use 1 to 5 (JetStream's limit)", o.replicas)
+	}
+	// The rule natsstore.Open applies, checked here so that it is reported
+	// with the other flags' mistakes.
+	if strings.ContainsAny(o.prefix, ".*> \t/\\") {
+		return usagef("--nats-prefix %q: use letters, digits, - and _", o.prefix)
+	}
 	if o.creds != "" {
 		if _, err := os.Stat(o.creds); err != nil {
-			return nil, fmt.Errorf("--nats-creds: %w", err)
+			return fmt.Errorf("--nats-creds: %w", err)
 		}
 	}
-	if o.replicas < 1 || o.replicas > 5 {
-		return nil, fmt.Errorf("--nats-replicas %d: use 1 to 5 (JetStream's limit)", o.replicas)
-	}
+	return nil
+}
+
+// open connects to NATS and sets up the store, presence roster and task
+// peers on it. Call check first.
+func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Duration, log *slog.Logger) (*natsParts, error) {
 	host, _ := os.Hostname()
 	// A NATS cluster that has just formed takes a few seconds to elect
 	// the leaders of the streams and buckets pushd makes: wait that long.

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 )
-
-// errSilent is returned by commands that have already told the user.
-var errSilent = errors.New("")
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -16,10 +11,14 @@ func newRootCmd() *cobra.Command {
 		Long: `pushd keeps an append-only log of events per stream (a chat room, the stream of
 task progress) and fans each event out to every subscriber over WebSocket,
 Server-Sent Events or HTTP long polling, on one URL per stream. A client that
-reconnects with its cursor gets exactly what it missed, in order, once.`,
+reconnects with its cursor gets exactly what it missed, in order, once.
+
+Exit codes: 0 done; 1 an error while running; 2 a mistake on the command
+line.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd())
 	return root
 }

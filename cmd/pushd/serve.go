@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,7 +59,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the server",
 		Example: `  pushd serve
   pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.storeSet = cmd.Flags().Changed("store")
 			return o.run(cmd.Context())
@@ -101,47 +104,75 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
-func (o *serveOptions) run(ctx context.Context) error {
+// check validates the flags, before anything is opened or logged: every
+// mistake in them is a usage error.
+func (o *serveOptions) check() (slog.Level, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel)
+		return level, usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	secret, err := o.auth.secret()
-	if err != nil {
-		return err
+	if err := checkListenAddr("--addr", o.addr); err != nil {
+		return level, err
 	}
-	if len(secret) == 0 {
-		if !o.insecureOpen && !isLoopback(o.addr) {
-			return fmt.Errorf("refusing to listen on %s without authentication: give --auth-secret or --auth-secret-file, listen on 127.0.0.1, or pass --insecure-open", o.addr)
+	if o.pprofAddr != "" {
+		if err := checkListenAddr("--pprof", o.pprofAddr); err != nil {
+			return level, err
 		}
-		log.Warn("running open: no --auth-secret, so anyone who can reach the server can read and post anything")
 	}
 	if o.history < 1 {
-		return fmt.Errorf("--history %d: keep at least 1 event per stream", o.history)
+		return level, usagef("--history %d: keep at least 1 event per stream", o.history)
 	}
-	var store server.Store
-	var taskStore server.TaskStore
-	var roster server.Roster
-	var taskPeers server.TaskPeers
 	if o.nats.url != "" {
 		if o.storeSet && o.store != "nats" {
-			return fmt.Errorf("--store %s and --nats: with --nats the store is NATS JetStream; leave --store out", o.store)
+			return level, usagef("--store %s and --nats: with --nats the store is NATS JetStream; leave --store out", o.store)
 		}
 		o.store = "nats"
 	}
 	switch o.store {
 	case "nats":
 		if o.nats.url == "" {
-			return errors.New("--store nats needs --nats URL, e.g. --nats nats://127.0.0.1:4222")
+			return level, usagef("--store nats needs --nats URL, e.g. --nats nats://127.0.0.1:4222")
 		}
+		if err := o.nats.check(); err != nil {
+			return level, err
+		}
+	case "memory", "bolt":
+	default:
+		return level, usagef("--store %q: use bolt or memory, or give --nats URL", o.store)
+	}
+	return level, nil
+}
+
+func (o *serveOptions) run(ctx context.Context) error {
+	level, err := o.check()
+	if err != nil {
+		return err
+	}
+	secret, err := o.auth.secret()
+	if err != nil {
+		return err
+	}
+	if len(secret) == 0 && !o.insecureOpen && !isLoopback(o.addr) {
+		return usagef("refusing to listen on %s without authentication: give --auth-secret or --auth-secret-file, listen on 127.0.0.1, or pass --insecure-open", o.addr)
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(secret) == 0 {
+		log.Warn("running open: no --auth-secret, so anyone who can reach the server can read and post anything")
+	}
+
+	var store server.Store
+	var taskStore server.TaskStore
+	var roster server.Roster
+	var taskPeers server.TaskPeers
+	switch o.store {
+	case "nats":
 		c, err := o.nats.open(ctx, o.history, o.historyAge, log)
 		if err != nil {
 			return err
 		}
 		defer c.close()
 		store, taskStore, roster, taskPeers = c.store, c.taskStore, c.roster, c.taskPeers
-	case "memory":
 	case "bolt":
 		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.history, MaxAge: o.historyAge})
 		if err != nil {
@@ -149,8 +180,6 @@ func (o *serveOptions) run(ctx context.Context) error {
 		}
 		defer bs.Close()
 		store, taskStore = bs, bs
-	default:
-		return fmt.Errorf("--store %q: use bolt or memory, or give --nats URL", o.store)
 	}
 	srv, err := server.New(server.Config{
 		AuthSecret:    secret,
@@ -237,6 +266,59 @@ func (o *serveOptions) dataDirFor() string {
 		return "-"
 	}
 	return o.dataDir
+}
+
+// checkListenAddr checks that addr, the value of flag, is host:port with a
+// port from 0 to 65535 (0: any free one) and a host that is empty (every
+// interface), an IP address or a host name.
+func checkListenAddr(flag, addr string) error {
+	const want = "want host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 for every interface"
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return usagef("%s %q: %v; %s", flag, addr, err, want)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usagef("%s %q: the port must be a number from 0 to 65535; %s", flag, addr, want)
+	}
+	if host != "" && !isIPAddr(host) && !isHostName(host) {
+		return usagef("%s %q: %q is neither an IP address nor a host name; %s", flag, addr, host, want)
+	}
+	return nil
+}
+
+// isIPAddr reports whether host is an IP address, with a zone or not.
+func isIPAddr(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// isHostName reports whether host is a DNS name: dot-separated labels of
+// letters, digits, - and _, each 1 to 63 long and not starting or ending
+// with -, the last not all digits (so 256.0.0.1 is neither this nor an
+// IP address).
+func isHostName(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	labels := strings.Split(host, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return strings.Trim(last, "0123456789") != ""
 }
 
 // isLoopback reports whether a listen address stays on this machine.
