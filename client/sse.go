@@ -61,15 +61,15 @@ func (s *Subscription) runSSE(ctx context.Context, sess *session) error {
 				return werr
 			}
 			if errors.Is(err, io.EOF) {
-				return errors.New("sse: the server ended the stream")
+				return fmt.Errorf("sse: the server ended the stream: %w", io.EOF)
 			}
 			return fmt.Errorf("sse: %w", err)
 		}
 		if f.event == "close" {
-			ce := &closeError{}
+			ce := &CloseError{}
 			var body struct{ Reason, Message string }
 			if json.Unmarshal([]byte(f.data), &body) == nil {
-				ce.reason, ce.message = body.Reason, body.Message
+				ce.Reason, ce.Message = body.Reason, body.Message
 			}
 			return ce
 		}

@@ -619,27 +619,36 @@ func (e *refusedError) credentials() bool {
 	return pe.Status == http.StatusUnauthorized || (pe.Status == http.StatusForbidden && pe.Code != "")
 }
 
-// closeError is the server ending a connection on purpose: a WebSocket
-// close frame, or an SSE close event.
-type closeError struct {
-	code    int // WebSocket close code; 0 for SSE
-	reason  string
-	message string
+// CloseError is the server ending a connection on purpose: a WebSocket
+// close frame, or an SSE close event (see PROTOCOL.md). A subscription
+// reconnects after one, except after a refusal (WebSocket 1008).
+type CloseError struct {
+	// Code is the WebSocket close code; 0 for SSE.
+	Code int
+	// Reason is the close reason, such as protocol.CloseShutdown, or for
+	// a refusal the server's message.
+	Reason string
+	// Message is the SSE close event's message, for a person.
+	Message string
 }
 
-func (e *closeError) Error() string {
+func (e *CloseError) Error() string {
 	msg := "server closed the connection"
-	if e.code != 0 {
-		msg += fmt.Sprintf(" (%d)", e.code)
+	if e.Code != 0 {
+		msg += fmt.Sprintf(" (%d)", e.Code)
 	}
-	if e.reason != "" {
-		msg += ": " + e.reason
+	if e.Reason != "" {
+		msg += ": " + e.Reason
 	}
-	if e.message != "" {
-		msg += ": " + e.message
+	if e.Message != "" {
+		msg += ": " + e.Message
 	}
 	return msg
 }
+
+// ErrQuiet is why a connection was dropped when nothing, not even a
+// heartbeat, came from the server for longer than its heartbeat promises.
+var ErrQuiet = errors.New("nothing from the server")
 
 // permanent reports whether err means reconnecting cannot help: a 4xx
 // answer other than 408 and 429, a WebSocket close 1008 (policy), or a
@@ -652,9 +661,9 @@ func permanent(err error) bool {
 		return pe.Status >= 400 && pe.Status < 500 &&
 			pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
 	}
-	var ce *closeError
+	var ce *CloseError
 	if errors.As(err, &ce) {
-		return ce.code == closePolicyViolation
+		return ce.Code == closePolicyViolation
 	}
 	var re *refusedError
 	return errors.As(err, &re) && !re.transient
@@ -711,7 +720,7 @@ func (w *watchdog) set(d time.Duration) {
 // err returns why the connection was cancelled, if the watchdog did it.
 func (w *watchdog) err(what string) error {
 	if w.fired.Load() {
-		return fmt.Errorf("%s: nothing from the server for %s", what, w.d)
+		return fmt.Errorf("%s: %w for %s", what, ErrQuiet, w.d)
 	}
 	return nil
 }

@@ -97,12 +97,12 @@ func (s *Subscription) runWS(ctx context.Context, sess *session) error {
 }
 
 // wsError turns the end of a WebSocket read into the subscription's view
-// of it: a close frame from the server is a closeError (1008 permanent,
+// of it: a close frame from the server is a CloseError (1008 permanent,
 // 1012, 4008 and the rest a reason to reconnect).
 func wsError(err error) error {
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
-		return &closeError{code: int(ce.Code), reason: ce.Reason}
+		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
 	}
 	return err
 }

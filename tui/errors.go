@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -35,10 +36,11 @@ func errText(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return "cancelled"
 	}
-	msg := err.Error()
-	if text, ok := closedText(msg); ok {
-		return text
+	var ce *client.CloseError
+	if errors.As(err, &ce) {
+		return closedText(ce)
 	}
+	msg := err.Error()
 	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -52,15 +54,13 @@ func errText(err error) string {
 		return "server unreachable (no route to host)"
 	case errors.Is(err, syscall.ENETUNREACH):
 		return "server unreachable (network unreachable)"
-	case strings.Contains(msg, "nothing from the server for"):
-		// The client's watchdog: the connection went quiet.
+	case errors.Is(err, client.ErrQuiet):
 		return "timed out (nothing from the server)"
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return "timed out"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "the connection was reset"
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
-		strings.Contains(msg, "the server ended the stream"):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE):
 		return "the server closed the connection"
 	}
 	if text, ok := tlsText(err); ok {
@@ -89,38 +89,25 @@ func answerText(pe *protocol.Error) string {
 	return fmt.Sprintf("the server answered %d %s", pe.Status, http.StatusText(pe.Status))
 }
 
-// closedText recognises the server ending a stream on purpose (a WebSocket
-// close frame or an SSE close event; see PROTOCOL.md): the client's message
-// is "server closed the connection (code): reason[: message]".
-func closedText(msg string) (string, bool) {
-	const prefix = "server closed the connection"
-	i := strings.Index(msg, prefix)
-	if i < 0 {
-		return "", false
-	}
-	rest := msg[i+len(prefix):]
-	if strings.HasPrefix(rest, " (") {
-		if j := strings.Index(rest, ")"); j >= 0 {
-			rest = rest[j+1:]
-		}
-	}
-	reason, message, _ := strings.Cut(strings.TrimPrefix(rest, ": "), ": ")
-	switch reason {
+// closedText is the server ending a stream on purpose (a WebSocket close
+// frame or an SSE close event; see PROTOCOL.md).
+func closedText(ce *client.CloseError) string {
+	switch ce.Reason {
 	case protocol.CloseShutdown:
-		return "the server is restarting", true
+		return "the server is restarting"
 	case protocol.CloseUnavailable:
-		return "the server cannot reach its store for now", true
+		return "the server cannot reach its store for now"
 	case protocol.CloseSlowConsumer:
-		return "the server dropped this connection for falling behind", true
+		return "the server dropped this connection for falling behind"
 	case "", protocol.CloseInternal:
-		return "the server closed the connection", true
+		return "the server closed the connection"
 	}
 	// A refusal (1008) carries the server's own message as its reason.
-	text := reason
-	if message != "" {
-		text = message
+	text := ce.Reason
+	if ce.Message != "" {
+		text = ce.Message
 	}
-	return "the server closed the connection: " + clean(text, false), true
+	return "the server closed the connection: " + clean(text, false)
 }
 
 // tlsText recognises TLS failures.
