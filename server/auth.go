@@ -36,8 +36,8 @@ func MintToken(secret []byte, user string, rooms []string, publish, tasks bool, 
 		return "", err
 	}
 	for _, r := range rooms {
-		if _, err := path.Match(r, ""); err != nil {
-			return "", fmt.Errorf("room pattern %q: %w", r, err)
+		if err := protocol.ValidateRoomPattern(r); err != nil {
+			return "", err
 		}
 	}
 	if ttl <= 0 {
