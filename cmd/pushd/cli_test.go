@@ -154,7 +154,8 @@ func TestConfigErrorsBeforeWarnings(t *testing.T) {
 		{[]string{"serve", "--store", "nope"}, `--store "nope"`},
 		{[]string{"serve", "--store", "nats"}, "--store nats needs --nats URL"},
 		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-replicas", "7"}, "--nats-replicas 7"},
-		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "a.b"}, `--nats-prefix "a.b"`},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "a.b"}, `--nats-prefix: prefix "a.b"`},
+		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "pushd:eu"}, `--nats-prefix: prefix "pushd:eu"`},
 		{[]string{"serve", "--store", "memory", "--pprof", "nonsense"}, `--pprof "nonsense"`},
 		{[]string{"serve", "--store", "memory", "--addr", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without authentication"},
 	}

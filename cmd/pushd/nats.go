@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -57,10 +56,10 @@ func (o *natsOptions) check() error {
 	if o.replicas < 1 || o.replicas > 5 {
 		return usagef("--nats-replicas %d: use 1 to 5 (JetStream's limit)", o.replicas)
 	}
-	// The rule natsstore.Open applies, checked here so that it is reported
-	// with the other flags' mistakes.
-	if strings.ContainsAny(o.prefix, ".*> \t/\\") {
-		return usagef("--nats-prefix %q: use letters, digits, - and _", o.prefix)
+	// Checked here too, so that it is reported with the other flags'
+	// mistakes.
+	if err := natsstore.ValidatePrefix(o.prefix); err != nil {
+		return usagef("--nats-prefix: %v", err)
 	}
 	if o.creds != "" {
 		if _, err := os.Stat(o.creds); err != nil {

@@ -75,6 +75,20 @@ type jsStream struct {
 // metaEpoch is the JetStream stream metadata key that holds the epoch.
 const metaEpoch = "pushd_epoch"
 
+// ValidatePrefix checks a prefix for Options.Prefix: it names streams,
+// key-value buckets and subjects, so it is 1 to 32 letters, digits, - and _.
+func ValidatePrefix(prefix string) error {
+	ok := prefix != "" && len(prefix) <= 32
+	for i := 0; ok && i < len(prefix); i++ {
+		c := prefix[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	if !ok {
+		return fmt.Errorf("prefix %q: use 1 to 32 letters, digits, - and _", prefix)
+	}
+	return nil
+}
+
 // Open connects to NATS and checks that JetStream is there. After Open the
 // connection reconnects by itself for as long as the Store is open.
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -84,8 +98,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "pushd"
 	}
-	if strings.ContainsAny(opts.Prefix, ".*> \t/\\") {
-		return nil, fmt.Errorf("open NATS store: prefix %q: use letters, digits, - and _", opts.Prefix)
+	if err := ValidatePrefix(opts.Prefix); err != nil {
+		return nil, fmt.Errorf("open NATS store: %w", err)
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1

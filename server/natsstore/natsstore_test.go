@@ -75,6 +75,8 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"no URL", natsstore.Options{}, "no URL"},
 		{"bad prefix", natsstore.Options{URL: ns.URL(), Prefix: "a.b"}, `prefix "a.b"`},
+		{"prefix with a colon", natsstore.Options{URL: ns.URL(), Prefix: "pushd:eu"}, `prefix "pushd:eu"`},
+		{"prefix too long", natsstore.Options{URL: ns.URL(), Prefix: strings.Repeat("p", 33)}, "1 to 32"},
 		{"no JetStream", natsstore.Options{URL: plain.URL()}, "JetStream is not enabled"},
 		{"nothing there", natsstore.Options{URL: "nats://127.0.0.1:1", Timeout: time.Second}, "connect to NATS at nats://127.0.0.1:1"},
 	}
