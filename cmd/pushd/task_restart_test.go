@@ -42,26 +42,11 @@ func TestInterruptedTaskKeepsItsProgress(t *testing.T) {
 
 	p = startPushd(t, "--data", data)
 	var got protocol.Task
-	getTask(t, p.url+"/v1/tasks/"+task.ID, &got)
+	getJSON(t, p.url+"/v1/tasks/"+task.ID, &got)
 	if got.State != protocol.TaskFailed || got.Message != "interrupted by server restart" {
 		t.Fatalf("task after restart = %s %q; want failed \"interrupted by server restart\"", got.State, got.Message)
 	}
 	if got.Done < seen.Done || got.Percent < seen.Percent || got.Total != 1000 {
 		t.Fatalf("task after restart at %d/%d (%.1f%%); watchers had seen %d/%d (%.1f%%): progress went back", got.Done, got.Total, got.Percent, seen.Done, seen.Total, seen.Percent)
-	}
-}
-
-func getTask(t *testing.T, url string, v *protocol.Task) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
 	}
 }
