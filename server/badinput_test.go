@@ -114,6 +114,8 @@ func TestBadInputAnswers(t *testing.T) {
 		{"empty room segment", "GET", "/v1/rooms//presence", "", "", nil, 404, protocol.CodeNotFound, ""},
 		{"empty segment before a message", "POST", "/v1/rooms//messages", js, `{"user":"a","text":"hi"}`, nil, 404, protocol.CodeNotFound, ""},
 		{"dot segment", "GET", "/v1/rooms/../tasks", "", "", nil, 404, protocol.CodeNotFound, ""},
+		{"empty segment and a final slash", "POST", "/v1/rooms//messages/", js, `{"user":"a","text":"hi"}`, nil, 404, protocol.CodeNotFound, ""},
+		{"double final slash", "GET", "/v1//", "", "", nil, 404, protocol.CodeNotFound, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,12 +142,16 @@ func TestBadInputAnswers(t *testing.T) {
 // server's types.
 func TestWrongJSONKindMessages(t *testing.T) {
 	p := startPushd(t, server.Config{})
-	for _, tc := range []struct{ body, want string }{
-		{`[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
-		{`"hi"`, "the body must be a JSON object, not string"},
-		{`{"user":"a","text":5}`, `field "text" must be a JSON string, not number`},
+	const msgs, tasks = "/v1/rooms/lobby/messages", "/v1/tasks"
+	for _, tc := range []struct{ path, body, want string }{
+		{msgs, `[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
+		{msgs, `"hi"`, "the body must be a JSON object, not string"},
+		{msgs, `{"user":"a","text":5}`, `field "text" must be a JSON string, not number`},
+		{tasks, `{"kind":"demo","total":1.5}`, `task params: field "total" must be a whole number in range, not number 1.5`},
+		{tasks, `{"kind":"demo","total":1e30}`, `task params: field "total" must be a whole number in range, not number 1e30`},
+		{tasks, `{"kind":"demo","interval":5}`, `task params: field "interval" must be a JSON string, not number`},
 	} {
-		_, _, body := p.do(t, "POST", "/v1/rooms/lobby/messages", "application/json", tc.body)
+		_, _, body := p.do(t, "POST", tc.path, "application/json", tc.body)
 		var e protocol.ErrorBody
 		if err := json.Unmarshal(body, &e); err != nil {
 			t.Fatalf("%s: answer %s: %v", tc.body, body, err)

@@ -53,10 +53,12 @@ type Config struct {
 	// TailSize is how many recent events per stream the hub keeps encoded
 	// in memory (default 4,096); older ones are read from the store.
 	TailSize int
-	// StreamIdle is how long a stream (a room, the tasks stream) that no
-	// subscriber or publisher uses stays in memory, its tail and, with a
-	// shared store, the following of it (default 2 minutes). Its log stays
-	// in the store, and it is loaded again when next used.
+	// StreamIdle is how long at least a stream (a room, the tasks stream)
+	// that no subscriber or publisher uses stays in memory, its tail and,
+	// with a shared store, the following of it (default 2 minutes); it
+	// goes at the server's next subscribe, unsubscribe or publish after
+	// that. Its log stays in the store, and it is loaded again when next
+	// used.
 	StreamIdle time.Duration
 	// AuthSecret, when set, makes every request need a token signed with
 	// it (see Claims and MintToken); empty runs the server open.

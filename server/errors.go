@@ -141,26 +141,37 @@ func invalidUTF8(b []byte) int {
 	return -1
 }
 
-// jsonKind names what JSON value a Go type takes, in JSON's words.
+// jsonKind says what JSON value a Go type takes, in JSON's words: "a JSON
+// object", "a whole number in range".
 func jsonKind(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map:
-		return "object"
+		return "a JSON object"
 	case reflect.Slice, reflect.Array:
-		return "array"
+		return "a JSON array"
 	case reflect.String:
-		return "string"
+		return "a JSON string"
 	case reflect.Bool:
-		return "boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "number"
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number in range"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more, in range"
+	case reflect.Float32, reflect.Float64:
+		return "a JSON number"
 	}
-	return "value of another kind"
+	return "a JSON value of another kind"
+}
+
+// typeError says what a JSON value of the wrong kind should have been.
+func typeError(typeErr *json.UnmarshalTypeError) string {
+	if typeErr.Field == "" {
+		return fmt.Sprintf("the body must be %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
+	}
+	return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 }
 
 // jsonError turns a decoding error into a 400 or 413 that says what is wrong.
@@ -175,10 +186,8 @@ func jsonError(err error, limit int64) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
 	case errors.As(err, &syntaxErr):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
-	case errors.As(err, &typeErr) && typeErr.Field == "":
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
 	case errors.As(err, &typeErr):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON %s, not %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%s", typeError(typeErr))
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is empty; send a JSON object")
 	default:

@@ -52,22 +52,35 @@ type Hub struct {
 	stopFollow context.CancelFunc
 	following  sync.WaitGroup
 
+	mu sync.Mutex
 	// idleFor is how long a stream nobody uses stays in memory (see
 	// acquire); its log stays in the store. sweepEvery is how often, at
 	// most, acquire and release look for such streams.
 	idleFor, sweepEvery time.Duration
+	streams             map[string]*stream
+	closed              bool
+	idle                int       // streams with no users
+	lastSweep           time.Time // when idle streams were last looked for
+	// dropped counts the streams dropped so far, by a hash of their names,
+	// for acquire's check: a few slots, so a drop sends back only the
+	// acquires that may have been of that stream.
+	dropped [64]uint64
+}
 
-	mu        sync.Mutex
-	streams   map[string]*stream
-	closed    bool
-	idle      int       // streams with no users
-	lastSweep time.Time // when idle streams were last looked for
-	dropped   uint64    // streams dropped so far, for acquire's check
+// dropSlot is the slot of Hub.dropped that counts name's drops.
+func dropSlot(name string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return int(h % 64)
 }
 
 // setStreamIdle sets how long a stream nobody uses stays in memory; idle
 // streams are looked for a few times within that.
 func (h *Hub) setStreamIdle(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.idleFor, h.sweepEvery = d, min(d/4, 30*time.Second)
 }
 
@@ -146,9 +159,10 @@ func (h *Hub) acquire(ctx context.Context, name string) (*stream, error) {
 	if ok {
 		return s, nil
 	}
+	slot := dropSlot(name)
 	for {
 		h.mu.Lock()
-		dropped := h.dropped
+		dropped := h.dropped[slot]
 		h.mu.Unlock()
 		info, err := h.store.Info(ctx, name)
 		if err != nil {
@@ -160,7 +174,7 @@ func (h *Hub) acquire(ctx context.Context, name string) (*stream, error) {
 			h.mu.Unlock()
 			return s, nil
 		}
-		if h.dropped != dropped {
+		if h.dropped[slot] != dropped {
 			// A stream dropped meanwhile may have been this one, with
 			// events after what info says: read it again.
 			h.mu.Unlock()
@@ -216,7 +230,7 @@ func (h *Hub) dropIdleLocked(drop func(*stream) bool) {
 		}
 		delete(h.streams, name)
 		h.idle--
-		h.dropped++
+		h.dropped[dropSlot(name)]++
 		if s.stopFollow != nil {
 			s.stopFollow()
 		}

@@ -21,7 +21,7 @@ func held(h *Hub, name string) bool {
 // so cursors handed out before stay good.
 func TestIdleStreamLeavesMemory(t *testing.T) {
 	h := newTestHub(t, 0, 8, 1000)
-	h.setStreamIdle(20 * time.Millisecond)
+	h.setStreamIdle(time.Hour)
 	ctx := t.Context()
 	const idle, busy = "room/idle", "room/busy"
 
@@ -39,15 +39,26 @@ func TestIdleStreamLeavesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.close()
+	// Within the idle time the unused stream stays.
+	if !held(h, idle) {
+		t.Fatalf("%s was dropped within its idle time", idle)
+	}
 
-	// Past the idle time, the next use of the hub drops the idle stream,
-	// not the one with a subscriber.
-	time.Sleep(50 * time.Millisecond)
+	// Once past the idle time, a use of the hub drops the idle stream, not
+	// the one with a subscriber.
+	h.setStreamIdle(20 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); held(h, idle); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still in memory 5 s after its last use", idle)
+		}
+		st, err := h.acquire(ctx, busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.release(st)
+	}
 	if _, err := h.Publish(ctx, busy, hubMessage("wake")); err != nil {
 		t.Fatal(err)
-	}
-	if held(h, idle) {
-		t.Fatalf("%s is still in memory after the idle time with no users", idle)
 	}
 	if !held(h, busy) {
 		t.Fatalf("%s, which has a subscriber, was dropped", busy)

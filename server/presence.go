@@ -215,18 +215,21 @@ func (p *presence) expire(room, user string, gen uint64) {
 			return // still present on another server
 		}
 	}
-	p.publishLogout(room, user)
-	p.save(room, user, false)
+	if p.publishLogout(room, user) {
+		p.save(room, user, false) // else kept: a restart owes the logout
+	}
 }
 
-// publishLogout publishes user's logout from room. The caller holds the
-// room's lock.
-func (p *presence) publishLogout(room, user string) {
+// publishLogout publishes user's logout from room and reports whether it
+// went out. The caller holds the room's lock.
+func (p *presence) publishLogout(room, user string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
 	if _, err := p.hub.Publish(ctx, protocol.RoomStream(room), protocol.Event{Type: protocol.TypeLogout, User: user}); err != nil {
 		p.hub.log.Warn("publish logout", "room", room, "user", user, "err", err)
+		return false
 	}
+	return true
 }
 
 // present returns who is in room, sorted: on any server when there is a

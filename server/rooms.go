@@ -59,7 +59,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case strings.TrimSpace(req.Text) == "":
-		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty or only spaces; send {\"user\":\"...\",\"text\":\"...\"} with some text")
+		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty or only whitespace; send {\"user\":\"...\",\"text\":\"...\"} with some text")
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}

@@ -193,7 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.checkOrigin(w, r) {
 		return
 	}
-	if p := r.URL.Path; p != "/" && p != path.Clean(p) && !strings.HasSuffix(p, "/") {
+	if p := r.URL.Path; p != "/" && p != cleanPath(p) {
 		// The mux would answer with a redirect to the cleaned path; an API
 		// client is better told what is wrong.
 		s.writeError(w, r, errorf(http.StatusNotFound, protocol.CodeNotFound,
@@ -201,6 +201,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is p without empty or dot segments, keeping a final slash.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // Shutdown cancels running tasks (their final events go out first), then

@@ -100,7 +100,7 @@ func decodeParams(raw json.RawMessage, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("field %q must be a JSON %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+			return errors.New(typeError(typeErr))
 		}
 		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}

@@ -20,10 +20,10 @@ func presenceKey(room, user string) []byte {
 	return []byte(room + "\x00" + user)
 }
 
-// SetPresent implements server.PresenceStore. Concurrent calls share a
-// transaction.
+// SetPresent implements server.PresenceStore. It commits at once: its
+// callers hold a room's lock, so a batch would only add its delay.
 func (s *Store) SetPresent(_ context.Context, room, user string, present bool) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if !present {
 			if b := tx.Bucket(bucketPresence); b != nil {
 				return b.Delete(presenceKey(room, user))

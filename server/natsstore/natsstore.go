@@ -543,9 +543,10 @@ func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver
 		<-cc.Closed()
 		// NATS keeps a stopped consumer until it has been inactive for a
 		// while (minutes); let it go now, or the server holds one per
-		// stream this node ever followed.
-		if info := cons.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		// stream this node ever followed. Briefly, and only when NATS is
+		// there: a shutdown must not wait on it.
+		if info := cons.CachedInfo(); info != nil && s.nc.IsConnected() {
+			dctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, time.Second))
 			if err := st.DeleteConsumer(dctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				s.log.Debug("follow: delete consumer", "stream", stream, "err", err)
 			}
