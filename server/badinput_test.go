@@ -56,7 +56,7 @@ func TestBadInputAnswers(t *testing.T) {
 		{"user of 65 chars", "POST", msgs, js, `{"user":"` + long + `","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
 		{"user a/b", "POST", msgs, js, `{"user":"a/b","text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
 		{"no user", "POST", msgs, js, `{"text":"hi"}`, nil, 400, protocol.CodeInvalidName, ""},
-		{"null body", "POST", msgs, js, `null`, nil, 400, protocol.CodeInvalidName, ""},
+		{"null body", "POST", msgs, js, `null`, nil, 400, protocol.CodeInvalidJSON, ""},
 		{"subscribe as user a/b", "GET", events + "?wait=0&user=a%2Fb", "", "", nil, 400, protocol.CodeInvalidName, ""},
 		{"subscribe as user of 65", "GET", events + "?user=" + long, "", "", wsHeaders, 400, protocol.CodeInvalidName, ""},
 		{"subscribe as empty user", "GET", events + "?wait=0&user=", "", "", nil, 400, protocol.CodeInvalidName, ""},
@@ -138,15 +138,17 @@ func TestBadInputAnswers(t *testing.T) {
 	}
 }
 
-// A body of the wrong JSON kind is named in JSON's words, not the
-// server's types.
-func TestWrongJSONKindMessages(t *testing.T) {
+// Refusals say what is wrong in the sender's terms: a value of the wrong
+// kind in JSON's words, not the server's types; for a message, the limit
+// on its text, not only the body's.
+func TestRefusalMessagesInTheSendersTerms(t *testing.T) {
 	p := startPushd(t, server.Config{})
 	const msgs, tasks = "/v1/rooms/lobby/messages", "/v1/tasks"
 	for _, tc := range []struct{ path, body, want string }{
 		{msgs, `[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
 		{msgs, `"hi"`, "the body must be a JSON object, not string"},
 		{msgs, `{"user":"a","text":5}`, `field "text" must be a JSON string, not number`},
+		{msgs, `{"user":"a","text":"` + strings.Repeat("x", 70<<10) + `"}`, "the body is over the limit of 65536 bytes; a message's text may be at most 4096 bytes"},
 		{tasks, `{"kind":"demo","total":1.5}`, `task params: field "total" must be a whole number in range, not number 1.5`},
 		{tasks, `{"kind":"demo","total":1e30}`, `task params: field "total" must be a whole number in range, not number 1e30`},
 		{tasks, `{"kind":"demo","interval":5}`, `task params: field "interval" must be a JSON string, not number`},

@@ -48,7 +48,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrTooManyStreams):
-		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms as it may (%d); try an existing room", s.cfg.Limits.MaxStreams)
+		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms in use as it may (%d); try an existing room, or again later", s.cfg.Limits.MaxStreams).retryIn(5 * time.Second)
 	case errors.Is(err, ErrUnavailable):
 		s.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment").retryIn(time.Second)
@@ -107,6 +107,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	// JSON is UTF-8; the decoder would turn bad bytes into U+FFFD quietly.
 	if at := invalidUTF8(body); at >= 0 {
 		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is not valid UTF-8 (at byte %d); send JSON in UTF-8", at)
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -149,7 +149,10 @@ func (h *Hub) settle(ctx context.Context) {
 // dropped from memory (its log stays in the store, and it is loaded again
 // when next used), so the streams held, and the limit on them, are those
 // in use: when the limit is reached, idle streams make room at once.
-func (h *Hub) acquire(ctx context.Context, name string) (*stream, error) {
+// limited says whether the limit applies: to rooms clients open, not to
+// what the server itself publishes (task progress, logouts), which must
+// never be refused.
+func (h *Hub) acquire(ctx context.Context, name string, limited bool) (*stream, error) {
 	h.mu.Lock()
 	s, ok := h.streams[name]
 	if ok {
@@ -180,20 +183,21 @@ func (h *Hub) acquire(ctx context.Context, name string) (*stream, error) {
 			h.mu.Unlock()
 			continue
 		}
-		s, err = h.addLocked(name, info)
+		s, err = h.addLocked(name, info, limited)
 		h.mu.Unlock()
 		return s, err
 	}
 }
 
 // addLocked puts a new stream, positioned at info, in memory, with one
-// user. h.mu is held.
-func (h *Hub) addLocked(name string, info StreamInfo) (*stream, error) {
+// user; when limited, only if that keeps within the hub's limit. h.mu is
+// held.
+func (h *Hub) addLocked(name string, info StreamInfo, limited bool) (*stream, error) {
 	h.sweepLocked(time.Now())
 	if h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
 		h.dropIdleLocked(func(*stream) bool { return len(h.streams) >= h.maxStreams })
 	}
-	if h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
+	if limited && h.maxStreams > 0 && len(h.streams) >= h.maxStreams {
 		return nil, fmt.Errorf("open stream %s: %w (%d)", name, ErrTooManyStreams, h.maxStreams)
 	}
 	s := &stream{hub: h, name: name, epoch: info.Epoch, last: info.Last, ringFirst: info.Last + 1,
@@ -240,6 +244,13 @@ func (h *Hub) dropIdleLocked(drop func(*stream) bool) {
 	}
 }
 
+// held returns how many streams are in memory.
+func (h *Hub) held() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.streams)
+}
+
 // use counts one more user of s. h.mu is held.
 func (h *Hub) use(s *stream) {
 	if s.users == 0 {
@@ -263,9 +274,15 @@ func (h *Hub) release(s *stream) {
 // Publish appends ev to the named stream and returns it as stored. When
 // Publish returns nil the event is in the store and every subscriber will
 // receive it. Concurrent publishes to one stream are grouped into one store
-// append.
+// append. The limit on rooms (Limits.MaxStreams) is for what clients open:
+// Publish is never refused by it.
 func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
-	s, err := h.acquire(ctx, name)
+	return h.publish(ctx, name, ev, false)
+}
+
+// publish is Publish, within the limit on rooms when limited.
+func (h *Hub) publish(ctx context.Context, name string, ev protocol.Event, limited bool) (protocol.Event, error) {
+	s, err := h.acquire(ctx, name, limited)
 	if err != nil {
 		return protocol.Event{}, err
 	}

@@ -51,7 +51,7 @@ func TestIdleStreamLeavesMemory(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s is still in memory 5 s after its last use", idle)
 		}
-		st, err := h.acquire(ctx, busy)
+		st, err := h.acquire(ctx, busy, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,13 +110,26 @@ func TestStreamLimitCountsStreamsInUse(t *testing.T) {
 	if held(h, "room/a") {
 		t.Fatal("room/a is still in memory beside two streams in use at a limit of two")
 	}
-	// Both held streams are in use now.
-	if _, err := h.Publish(ctx, "room/d", hubMessage("d")); !errors.Is(err, ErrTooManyStreams) {
-		t.Fatalf("a third stream with two in use at a limit of two: %v; want ErrTooManyStreams", err)
+	// Both held streams are in use now: a client's new room is refused.
+	if _, err := h.publish(ctx, "room/d", hubMessage("d"), true); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("a third room with two in use at a limit of two: %v; want ErrTooManyStreams", err)
 	}
+	if _, err := h.subscribe(ctx, "room/d", nil, "", 100); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("a subscription to a third room with two in use at a limit of two: %v; want ErrTooManyStreams", err)
+	}
+	// What the server publishes itself (a logout, task progress) and its
+	// own streams are never refused.
+	if _, err := h.Publish(ctx, "room/e", protocol.Event{Type: protocol.TypeLogout, User: "u"}); err != nil {
+		t.Fatalf("a logout in a room not in memory at the limit: %v", err)
+	}
+	tasks, err := h.subscribe(ctx, protocol.TasksStream, nil, "", 100)
+	if err != nil {
+		t.Fatalf("a subscription to the tasks stream at the limit: %v", err)
+	}
+	tasks.close()
 	// Letting go of a subscription makes room again.
 	c.close()
-	if _, err := h.Publish(ctx, "room/d", hubMessage("d")); err != nil {
-		t.Fatalf("a new stream after one was let go: %v", err)
+	if _, err := h.publish(ctx, "room/d", hubMessage("d"), true); err != nil {
+		t.Fatalf("a new room after one was let go: %v", err)
 	}
 }

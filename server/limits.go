@@ -26,9 +26,11 @@ type Limits struct {
 	ConnsPerUser int
 	// LongPollsPerIP bounds long polls waiting at once from one address.
 	LongPollsPerIP int
-	// MaxStreams bounds the rooms (and other streams) the server keeps in
-	// memory at once (default 100,000). Streams in use count; one no one
-	// uses makes room for a new one, and goes after a while anyway.
+	// MaxStreams bounds the rooms clients open that the server keeps in
+	// memory at once (default 100,000): a new room past it is refused
+	// with 503, but one no one uses makes room for it, and goes after a
+	// while anyway. The server's own streams (tasks) and publishes
+	// (logouts, task progress) are never refused.
 	MaxStreams int
 	// WSReadLimit is the largest WebSocket message a client may send
 	// (default 4 KiB; clients have nothing to say but control frames).

@@ -32,7 +32,7 @@ const (
 	transportLongPoll = "longpoll"
 )
 
-func newMetrics(tasks *Tasks) *metrics {
+func newMetrics(hub *Hub, tasks *Tasks) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.conns = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushd_connections",
 		Help: "Open subscriptions (waiting long polls for longpoll), by transport."}, []string{"transport"})
@@ -50,7 +50,9 @@ func newMetrics(tasks *Tasks) *metrics {
 	taskStates := prometheus.NewDesc("pushd_tasks", "Tasks kept, by state.", []string{"state"}, nil)
 	m.reg.MustRegister(m.conns, m.published, m.delivered, m.slowDrops, m.rejected, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		taskCollector{desc: taskStates, tasks: tasks})
+		taskCollector{desc: taskStates, tasks: tasks},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_streams",
+			Help: "Streams (rooms and the tasks stream) in memory; see --max-rooms."}, func() float64 { return float64(hub.held()) }))
 	m.deliveries = map[string]prometheus.Counter{}
 	m.connGauges = map[string]prometheus.Gauge{}
 	for _, t := range []string{transportWS, transportSSE, transportLongPoll} {

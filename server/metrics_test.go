@@ -55,6 +55,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 		"pushd_delivery_latency_seconds_count 1",
 		`pushd_tasks{state="running"} 0`,
 		"pushd_slow_consumer_drops_total 0",
+		"pushd_streams 1", // the room; the failed task start opened no stream
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -65,7 +65,7 @@ func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 		store.Close()
 	})
 	name := protocol.RoomStream("lobby")
-	st, err := h.acquire(ctx, name)
+	st, err := h.acquire(ctx, name, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -45,6 +47,11 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	}
 	var req protocol.PublishRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == protocol.CodeBodyTooLarge {
+			// The limit a person sending a message meets is the text's.
+			ae.message += fmt.Sprintf("; a message's text may be at most %d bytes", s.cfg.MaxTextBytes)
+		}
 		return err
 	}
 	switch {
@@ -67,7 +74,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev, err := s.hub.Publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text})
+	ev, err := s.hub.publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text}, true)
 	settle(err == nil) // a refused publish costs no token
 	if err != nil {
 		return err

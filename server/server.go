@@ -91,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.tasks = tasks
-	s.metrics = newMetrics(tasks)
+	s.metrics = newMetrics(s.hub, tasks)
 	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.mux = http.NewServeMux()
 	s.routes()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -36,9 +37,10 @@ type subscription struct {
 // subscribe opens a subscription to the named stream after since (nil: at
 // the live end). If since cannot be honoured exactly, the first batch
 // starts with a reset event. The caller closes the subscription when done
-// with it.
+// with it. A room counts against the limit on rooms; the server's own
+// streams (tasks) do not.
 func (h *Hub) subscribe(ctx context.Context, name string, since *protocol.Cursor, filter string, max int) (*subscription, error) {
-	st, err := h.acquire(ctx, name)
+	st, err := h.acquire(ctx, name, strings.HasPrefix(name, protocol.RoomStream("")))
 	if err != nil {
 		return nil, err
 	}

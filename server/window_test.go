@@ -112,7 +112,7 @@ func (w *countingWaker) wake() {
 func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
 	h := newWindowHub(t, time.Hour)
 	h.perPusher = time.Minute
-	st, err := h.acquire(t.Context(), "room/small")
+	st, err := h.acquire(t.Context(), "room/small", true)
 	if err != nil {
 		t.Fatal(err)
 	}

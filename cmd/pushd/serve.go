@@ -92,7 +92,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.limits.ConnsPerIP, "max-conns-per-ip", 512, "open WebSocket and SSE subscriptions per client address (0: no limit)")
 	f.IntVar(&o.limits.ConnsPerUser, "max-conns-per-user", 64, "open WebSocket and SSE subscriptions per user (0: no limit)")
 	f.IntVar(&o.limits.LongPollsPerIP, "max-long-polls-per-ip", 256, "waiting long polls per client address (0: no limit)")
-	f.IntVar(&o.limits.MaxStreams, "max-rooms", 100000, "rooms (and other streams) the server keeps in memory at once; one unused for two minutes or more leaves, and at the limit an unused one makes room at once")
+	f.IntVar(&o.limits.MaxStreams, "max-rooms", 100000, "rooms in use the server keeps in memory at once (its own streams and publishes are never refused); one unused for two minutes or more leaves, and at the limit an unused one makes room at once")
 	f.Int64Var(&o.limits.WSReadLimit, "ws-read-limit", 4096, "largest WebSocket message a client may send, in bytes")
 	f.Int64Var(&o.maxBody, "max-body", 64<<10, "largest request body, in bytes")
 	f.IntVar(&o.maxHeader, "max-header-bytes", 16<<10, "largest request header, in bytes")
