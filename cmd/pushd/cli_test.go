@@ -157,6 +157,12 @@ func TestConfigErrorsBeforeWarnings(t *testing.T) {
 		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "a.b"}, `--nats-prefix: prefix "a.b"`},
 		{[]string{"serve", "--nats", "nats://127.0.0.1:1", "--nats-prefix", "pushd:eu"}, `--nats-prefix: prefix "pushd:eu"`},
 		{[]string{"serve", "--store", "memory", "--pprof", "nonsense"}, `--pprof "nonsense"`},
+		{[]string{"serve", "--store", "memory", "--heartbeat", "0"}, "--heartbeat 0s: give a positive duration"},
+		{[]string{"serve", "--store", "memory", "--presence-grace", "-1s"}, "--presence-grace -1s: give a positive duration"},
+		{[]string{"serve", "--store", "memory", "--max-tasks", "0"}, "--max-tasks 0: give 1 or more"},
+		{[]string{"serve", "--store", "memory", "--max-rooms", "-1"}, "--max-rooms -1: give 1 or more"},
+		{[]string{"serve", "--store", "memory", "--publish-burst", "0"}, "--publish-burst 0: give 1 or more"},
+		{[]string{"serve", "--store", "memory", "--max-conns-per-ip", "-2"}, "give 0 (no limit) or more"},
 		{[]string{"serve", "--store", "memory", "--addr", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without authentication"},
 	}
 	for _, tc := range tests {

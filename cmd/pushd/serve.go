@@ -122,6 +122,9 @@ func (o *serveOptions) check() (slog.Level, error) {
 	if o.history < 1 {
 		return level, usagef("--history %d: keep at least 1 event per stream", o.history)
 	}
+	if err := o.checkRanges(); err != nil {
+		return level, err
+	}
 	if o.nats.url != "" {
 		if o.storeSet && o.store != "nats" {
 			return level, usagef("--store %s and --nats: with --nats the store is NATS JetStream; leave --store out", o.store)
@@ -141,6 +144,50 @@ func (o *serveOptions) check() (slog.Level, error) {
 		return level, usagef("--store %q: use bolt or memory, or give --nats URL", o.store)
 	}
 	return level, nil
+}
+
+// checkRanges refuses values that mean nothing, where the server would
+// otherwise take them quietly for its default: a zero heartbeat, a
+// negative limit. A 0 that means "no limit" is documented on its flag.
+func (o *serveOptions) checkRanges() error {
+	positive := []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"--presence-grace", o.presenceGrace}, {"--long-poll-wait", o.longPollWait}, {"--heartbeat", o.heartbeat},
+		{"--write-timeout", o.writeTimeout}, {"--task-stall-timeout", o.taskStall}, {"--keep-tasks-for", o.keepTasksFor},
+		{"--read-header-timeout", o.readTimeout}, {"--read-timeout", o.bodyTimeout}, {"--idle-timeout", o.idleTimeout},
+		{"--shutdown-timeout", o.shutdownWait},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return usagef("%s %s: give a positive duration, e.g. %s 10s", p.flag, p.d, p.flag)
+		}
+	}
+	counts := []struct {
+		flag string
+		n    int64
+	}{
+		{"--max-text", int64(o.maxText)}, {"--max-lag", int64(o.maxLag)}, {"--max-tasks", int64(o.maxTasks)},
+		{"--keep-tasks", int64(o.keepTasks)}, {"--max-rooms", int64(o.limits.MaxStreams)},
+		{"--ws-read-limit", o.limits.WSReadLimit}, {"--max-body", o.maxBody}, {"--max-header-bytes", int64(o.maxHeader)},
+	}
+	for _, c := range counts {
+		if c.n < 1 {
+			return usagef("%s %d: give 1 or more", c.flag, c.n)
+		}
+	}
+	switch {
+	case o.historyAge < 0:
+		return usagef("--history-age %s: give 0 (keep by count only) or a positive duration", o.historyAge)
+	case o.limits.PublishRate < 0:
+		return usagef("--publish-rate %g: give 0 (no limit) or more", o.limits.PublishRate)
+	case o.limits.PublishRate > 0 && o.limits.PublishBurst < 1:
+		return usagef("--publish-burst %d: give 1 or more", o.limits.PublishBurst)
+	case o.limits.ConnsPerIP < 0, o.limits.ConnsPerUser < 0, o.limits.LongPollsPerIP < 0:
+		return usagef("--max-conns-per-ip, --max-conns-per-user and --max-long-polls-per-ip: give 0 (no limit) or more")
+	}
+	return nil
 }
 
 func (o *serveOptions) run(ctx context.Context) error {
