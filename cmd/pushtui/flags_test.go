@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -109,6 +110,9 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 		{"empty task ID to report", []string{"task", "report", "", "--done", "1"}, "the task ID is empty"},
 		{"empty --user", []string{"--user", "", "send", "hi"}, "--user is empty"},
 		{"empty room", []string{"chat", "--room", ""}, `--room ""`},
+		{"empty text", []string{"send", "--room", "lobby", ""}, "nothing to send: the text is empty or only white space"},
+		{"blank text", []string{"send", "--room", "lobby", "   "}, "nothing to send: the text is empty or only white space"},
+		{"blank words", []string{"send", " ", "\t", ""}, "nothing to send"},
 	}
 	// A --user that is not the token's, for every command.
 	for _, args := range [][]string{
@@ -131,6 +135,36 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+// TestUnreadableTokenFirst: a token that cannot be read is the one mistake
+// said, before any request, whether $USER is set or not, and before a
+// --user that is empty; from --token or PUSH_TOKEN.
+func TestUnreadableTokenFirst(t *testing.T) {
+	dead := deadAddress(t)
+	for _, user := range []string{"USER=tester", "USER="} {
+		for _, tok := range []struct{ flag, env, want string }{
+			{"garbage", "", "--token: the token is malformed: not a JWT"},
+			{"a.b.c", "", "--token: the token is malformed: claims are not base64url"},
+			{"", "garbage", "PUSH_TOKEN: the token is malformed: not a JWT"},
+		} {
+			for _, args := range [][]string{{"chat"}, {"chat", "--plain"}, {"send", "hi"}, {"watch-progress"}, {"task", "list"}, {"--user", "", "send", "hi"}} {
+				all := []string{"--server", dead}
+				if tok.flag != "" {
+					all = append(all, "--token", tok.flag)
+				}
+				all = append(all, args...)
+				t.Run(fmt.Sprintf("%s %v", user, all[2:]), func(t *testing.T) {
+					r := start(t, nil, env(user, "PUSH_TOKEN="+tok.env), all...)
+					code := r.wait(t)
+					errOut := r.errOut.String()
+					if code != exitUsage || !strings.Contains(errOut, tok.want) || strings.Count(errOut, "\n") != 1 {
+						t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tok.want)
+					}
+				})
+			}
+		}
 	}
 }
 

@@ -30,8 +30,8 @@ type globalOptions struct {
 	json      bool
 
 	// userGiven reports whether --user was on the command line (rather
-	// than the $USER default).
-	userGiven func() bool
+	// than the $USER default); tokenGiven the same of --token.
+	userGiven, tokenGiven func() bool
 	// userChecked: checkUser has run.
 	userChecked bool
 }
@@ -73,6 +73,7 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
 	f.BoolVar(&o.plain, "plain", false, "print one line per event instead of drawing a screen (the default when output is not a terminal)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per event or result")
 	o.userGiven = func() bool { return f.Changed("user") }
+	o.tokenGiven = func() bool { return f.Changed("token") }
 	_ = root.RegisterFlagCompletionFunc("transport", cobra.FixedCompletions(
 		[]string{"auto\tws, then sse, then longpoll", "ws\tWebSocket", "sse\tServer-Sent Events", "longpoll\tHTTP long polling", "poll\tHTTP short polling"},
 		cobra.ShellCompDirectiveNoFileComp))
@@ -129,22 +130,30 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 // as the token's user and refuses any other name, so the token's user is
 // the default over $USER, and a --user that is not it is a mistake said at
 // once. The token is read, not verified (only the server has the secret);
-// one that cannot be read is left for the server to refuse.
+// one that cannot be read is a mistake said first, whatever the user.
 func (o *globalOptions) checkUser() error {
 	if o.userChecked {
 		return nil
 	}
 	o.userChecked = true
+	token := strings.TrimSpace(o.token)
+	sub := ""
+	if token != "" {
+		var err error
+		if sub, err = client.TokenUser(token); err != nil {
+			from := "PUSH_TOKEN"
+			if o.tokenGiven != nil && o.tokenGiven() {
+				from = "--token"
+			}
+			why := strings.TrimPrefix(err.Error(), "token: ")
+			return usageErr(fmt.Errorf("%s: the token is malformed: %s; pass it whole, as pushd token printed it", from, why))
+		}
+	}
 	explicit := o.userGiven != nil && o.userGiven()
 	if explicit && strings.TrimSpace(o.user) == "" {
 		return usageErr(fmt.Errorf("--user is empty: give a name, or leave --user out (the default is the token's user, else $USER)"))
 	}
-	token := strings.TrimSpace(o.token)
 	if token == "" {
-		return nil
-	}
-	sub, err := client.TokenUser(token)
-	if err != nil {
 		return nil
 	}
 	if explicit && o.user != sub {

@@ -48,7 +48,11 @@ func (o *sendOptions) run(ctx context.Context, a *app, g *globalOptions, args []
 	}
 	var texts []string
 	if len(args) > 0 {
-		texts = []string{strings.Join(args, " ")}
+		text := strings.Join(args, " ")
+		if strings.TrimSpace(text) == "" {
+			return usageErr(fmt.Errorf("nothing to send: the text is empty or only white space; give some text"))
+		}
+		texts = []string{text}
 	} else {
 		if isTerminal(a.in) {
 			return usageErr(fmt.Errorf("nothing to send: give the text as arguments, or pipe lines in"))
