@@ -15,11 +15,20 @@ const maxPollEvents = 1000
 // runPoll polls until a poll fails: long polls (t TransportLongPoll, each
 // waiting up to wait) back to back, or short polls (TransportPoll, wait 0)
 // every PollInterval. Each answer's cursor is where the next one continues.
+//
+// The first poll of a connection is a short one even when long polling: a
+// long poll answers only once there is an event, so on a quiet stream the
+// subscription would not be reported connected until the wait ran out,
+// though the server had accepted it.
 func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, wait time.Duration) error {
 	for {
 		start := time.Now()
+		w := wait
+		if !sess.opened {
+			w = 0
+		}
 		var p protocol.Poll
-		err := s.c.poll(ctx, s.stream, PollOptions{Since: s.pos.String(), Wait: wait, User: s.opts.User}, &p)
+		err := s.c.poll(ctx, s.stream, PollOptions{Since: s.pos.String(), Wait: w, User: s.opts.User}, &p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t, err)
 		}
@@ -44,7 +53,7 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 			// More are waiting: ask again at once.
 		case t == TransportPoll:
 			pause = s.opts.PollInterval
-		case len(p.Events) == 0 && time.Since(start) < wait/2:
+		case len(p.Events) == 0 && time.Since(start) < w/2:
 			// An empty answer long before the wait ran out: the server is
 			// going away, or something on the way does not hold requests.
 			// Do not spin.

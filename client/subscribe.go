@@ -32,7 +32,9 @@ const (
 	// TransportSSE is Server-Sent Events.
 	TransportSSE Transport = "sse"
 	// TransportLongPoll is HTTP long polling: each request waits up to
-	// SubscribeOptions.LongPollWait for events.
+	// SubscribeOptions.LongPollWait for events. The first request of each
+	// connection asks for no wait, so that StateConnected is reported once
+	// the server accepts, not at the stream's next event.
 	TransportLongPoll Transport = "longpoll"
 	// TransportPoll is short polling: a request that answers at once,
 	// every SubscribeOptions.PollInterval.

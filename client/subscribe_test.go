@@ -333,6 +333,26 @@ func TestStatesAreReported(t *testing.T) {
 	}
 }
 
+// TestConnectedReportedOnAQuietStream: every transport reports connected
+// once the server accepts the subscription, even when no event comes (a
+// long poll answers only at an event or when its wait runs out, here a
+// minute).
+func TestConnectedReportedOnAQuietStream(t *testing.T) {
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, server.Config{LongPollWait: time.Minute}, nil)
+			c := newClient(t, s, "alice")
+			opts := tc.opts
+			opts.LongPollWait = time.Minute // past waitTimeout
+			sub := subscribe(t, c, client.Room("quiet"), opts)
+			waitState(t, sub, connectedWith(tc.want))
+			// Events come all the same, not a poll late.
+			want := publish(t, c, "quiet", "after connecting")
+			sameEvent(t, recv(t, sub), *want)
+		})
+	}
+}
+
 func TestPermanentErrorsEndTheSubscription(t *testing.T) {
 	s := startServer(t, server.Config{}, nil)
 	c := newClient(t, s, "alice")
