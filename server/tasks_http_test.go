@@ -289,8 +289,12 @@ func TestTaskReportBadRequests(t *testing.T) {
 
 	t.Run("a task that reports its own progress", func(t *testing.T) {
 		demo := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
-		ts.waitTask(demo.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
-		ts.waitQuiet(demo.ID, "its total", func(tk protocol.Task) bool { return tk.Total == 3 })
+		// Its events: queued, running (with the total its params gave) and
+		// the total it reports, which may go out a moment later, coalesced.
+		taskWaitFor(t, "the demo's three events", func() bool {
+			evs, _ := ts.streamEvents()
+			return len(taskOf(evs, demo.ID)) >= 3
+		})
 		before := ts.taskSnapshot()
 		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+demo.ID+"/progress", `{"done":2}`)
 		taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
