@@ -35,6 +35,7 @@ type task struct {
 	lastSave   time.Time   // when the record was last saved with the progress
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
+	kept       bool        // external: kept for the next start by a shutdown (see keep)
 	rateFrom   time.Time   // start of the rate window, for the ETA
 	rateDone   float64     // progress (in percent) at rateFrom
 }
@@ -44,29 +45,58 @@ type task struct {
 func (t *task) runTask() {
 	defer t.ts.wg.Done()
 	heldSlot := !t.external
-	if err := context.Cause(t.ctx); err != nil {
-		t.finishWithCause(err)
-		t.ts.ended(t, heldSlot)
+	t.mu.Lock()
+	if t.kept {
+		// A shutdown kept it for the next start before it ran.
+		t.mu.Unlock()
 		return
 	}
-	t.mu.Lock()
 	if t.snap.State.Final() {
 		// Ended before it ran: an external task's final report came first.
 		t.mu.Unlock()
 		t.ts.ended(t, heldSlot)
 		return
 	}
+	if err := context.Cause(t.ctx); err != nil {
+		t.mu.Unlock()
+		t.finishWithCause(err)
+		t.ts.ended(t, heldSlot)
+		return
+	}
+	t.startLocked()
+	t.mu.Unlock()
+	t.await(heldSlot)
+}
+
+// startLocked marks the task running, starts an external task's stall
+// timer and announces it. An external task taken back after a restart
+// (see Tasks.load) may be running already: it keeps its start time, and
+// its stall time starts afresh. t.mu is held.
+func (t *task) startLocked() {
 	now := time.Now().UTC()
-	t.snap.State = protocol.TaskRunning
-	t.snap.Started = &now
-	t.rateFrom = now
+	if t.snap.State != protocol.TaskRunning {
+		t.snap.State = protocol.TaskRunning
+		t.snap.Started = &now
+	}
+	t.rateFrom, t.rateDone = now, t.snap.Percent
 	if t.external {
-		t.stall = time.AfterFunc(t.ts.cfg.StallTimeout, func() { t.cancel(errTaskStalled) })
+		t.stall = time.AfterFunc(t.ts.cfg.StallTimeout, t.stalled)
 	}
 	t.changedLocked(t.ctx)
-	t.mu.Unlock()
+}
 
+// await runs the started task's function (an external task waits for its
+// final report instead) and turns its outcome into the final state.
+func (t *task) await(heldSlot bool) {
 	err := t.call()
+	t.mu.Lock()
+	kept := t.kept
+	t.mu.Unlock()
+	if kept {
+		// Shut down with the server, to be taken back on the next start:
+		// it has not ended.
+		return
+	}
 	switch cause := context.Cause(t.ctx); {
 	case err == nil && cause == nil:
 		t.finish(context.Background(), protocol.TaskSucceeded, "")
@@ -97,6 +127,47 @@ func (t *task) call() (err error) {
 	return t.run(t.ctx, &Reporter{t: t})
 }
 
+// stalled fails an external task that has reported nothing for the stall
+// time, unless a shutdown has kept it for the next start. The context is
+// cancelled under t.mu, so that keep sees it.
+func (t *task) stalled() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.kept {
+		t.cancel(errTaskStalled)
+	}
+}
+
+// keep keeps an external task for the next start, as a shutdown does when
+// the server has a task store of its own: its stall timer stops, its
+// latest progress is published (a coalesced event waiting to go out
+// goes now) and saved, and from then on it takes no reports or cancels
+// here (errTaskKept) and its goroutine ends without ending it. A task that
+// has ended, or whose context is cancelled (a cancel, the stall timer), is
+// not kept: it ends as it would have.
+func (t *task) keep(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.kept || t.lost.Load() || t.snap.State.Final() || context.Cause(t.ctx) != nil {
+		return
+	}
+	t.kept = true
+	if t.stall != nil {
+		t.stall.Stop()
+	}
+	if t.pending != nil {
+		t.sendLocked(ctx)
+	}
+	t.saveLocked(ctx)
+}
+
+// errTaskKept answers a report or a cancel (what) for an external task
+// that a shutdown has kept for the next start.
+func errTaskKept(what string) error {
+	return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable,
+		"the server is restarting; the task goes on once it is back: send the %s again in a moment", what).retryIn(time.Second)
+}
+
 // finishWithCause ends a task whose context was cancelled, saying why.
 func (t *task) finishWithCause(cause error) {
 	switch {
@@ -116,6 +187,11 @@ func (t *task) finishWithCause(cause error) {
 func (t *task) finish(ctx context.Context, state protocol.TaskState, message string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.finishLocked(ctx, state, message)
+}
+
+// finishLocked is finish with t.mu held.
+func (t *task) finishLocked(ctx context.Context, state protocol.TaskState, message string) bool {
 	if t.snap.State.Final() {
 		return false
 	}
@@ -291,6 +367,10 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 		t.mu.Unlock()
 		return fmt.Errorf("%w: task %s is %s and takes no more reports", ErrTaskFinished, t.snap.ID, state)
 	}
+	if t.kept {
+		t.mu.Unlock()
+		return errTaskKept("report")
+	}
 	if rep.Done != nil && *rep.Done < t.snap.Done {
 		done := t.snap.Done
 		t.mu.Unlock()
@@ -315,7 +395,6 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 		t.mu.Unlock()
 		return nil
 	}
-	t.mu.Unlock()
 	msg := ""
 	if rep.Message != nil {
 		msg = *rep.Message
@@ -323,11 +402,9 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 	if rep.State == protocol.TaskFailed && msg == "" {
 		msg = "failed"
 	}
-	if !t.finish(ctx, rep.State, msg) {
-		// Something else (a cancel, the stall timer, another report) ended
-		// it first: this report changed nothing.
-		return fmt.Errorf("%w: task %s ended before this report", ErrTaskFinished, t.snap.ID)
-	}
+	// It has not ended (checked above, under the same lock): this ends it.
+	t.finishLocked(ctx, rep.State, msg)
+	t.mu.Unlock()
 	select {
 	case t.reports <- nil: // let the task's goroutine end
 	default:

@@ -111,7 +111,8 @@ type parsedTask struct {
 }
 
 // TaskStore keeps task records across restarts, so that finished tasks can
-// still be listed and a task interrupted by a crash is reported as such.
+// still be listed, a task interrupted by a crash is reported as such, and
+// an external task goes on (see Tasks.load).
 //
 // A store shared by several servers (see TaskPeers) records which server
 // saved each task; the server saves its tasks' progress too, not only
@@ -148,8 +149,12 @@ func newTasks(ctx context.Context, hub *Hub, cfg TaskConfig, store TaskStore, pe
 }
 
 // load brings back the stored tasks. One that had not ended was running in
-// a process that died: it ends now as failed, at the progress its watchers
-// last saw, and they are told.
+// a process that died, or that shut down. An external task's work goes on
+// elsewhere: unless the task store is shared (see TaskPeers), it stays as
+// it was, at the progress its watchers last saw, takes reports again and
+// has its stall timer started afresh. Any other task ran in that process:
+// it ends now as failed, at the progress its watchers last saw, and they
+// are told.
 func (ts *Tasks) load(ctx context.Context) error {
 	if ts.store == nil {
 		return nil
@@ -160,16 +165,22 @@ func (ts *Tasks) load(ctx context.Context) error {
 	}
 	slices.SortFunc(records, func(a, b protocol.Task) int { return a.Created.Compare(b.Created) })
 	seen := ts.lastSeen(ctx, records)
+	var resume []*task
 	for _, rec := range records {
 		if v, ok := seen[rec.ID]; ok && !rec.State.Final() && v.Percent >= rec.Percent {
 			// The record is saved now and then; the events are what
 			// watchers saw last, and progress never goes back.
-			rec.Done, rec.Total, rec.Percent = v.Done, v.Total, v.Percent
+			rec.Done, rec.Total, rec.Percent, rec.Message = v.Done, v.Total, v.Percent, v.Message
 		}
 		t := &task{ts: ts, snap: rec, external: rec.Kind == "external"}
 		t.ctx, t.cancel = context.WithCancelCause(context.Background())
-		t.cancel(ErrTaskShutdown)
 		ts.tasks[rec.ID] = t
+		if t.external && !rec.State.Final() && ts.peers == nil {
+			t.reports = make(chan error, 1)
+			resume = append(resume, t)
+			continue
+		}
+		t.cancel(ErrTaskShutdown)
 		if !rec.State.Final() {
 			t.finish(ctx, protocol.TaskFailed, "interrupted by server restart")
 		}
@@ -181,7 +192,29 @@ func (ts *Tasks) load(ctx context.Context) error {
 	}
 	slices.SortFunc(ts.finished, func(a, b *task) int { return a.finishedAt.Compare(b.finishedAt) })
 	ts.deleteRecords(ts.forgetLocked(time.Now()))
+	for _, t := range resume {
+		// Announced as running again (a queued one as started) here,
+		// while the server is being made; its goroutine only waits for
+		// its reports.
+		t.mu.Lock()
+		t.startLocked()
+		t.mu.Unlock()
+		ts.wg.Add(1)
+		go func() {
+			defer ts.wg.Done()
+			t.await(false)
+		}()
+	}
 	return nil
+}
+
+// keepsExternal reports whether an external task still running when the
+// server shuts down is kept for the next start rather than cancelled: its
+// work goes on elsewhere, and load takes it back. That needs a task store
+// of this server's own; a shared one (see TaskPeers) is left to the other
+// servers, which end the tasks of a server that is gone.
+func (ts *Tasks) keepsExternal() bool {
+	return ts.store != nil && ts.peers == nil
 }
 
 // save stores a task's record, if there is a task store. A failure is
@@ -459,9 +492,15 @@ func (ts *Tasks) cancelLocal(ctx context.Context, id string) (protocol.Task, err
 		t.mu.Unlock()
 		return snap, fmt.Errorf("%w: task %s is %s", ErrTaskFinished, id, snap.State)
 	}
+	if t.kept {
+		t.mu.Unlock()
+		return protocol.Task{}, errTaskKept("cancel")
+	}
 	queued := t.snap.State == protocol.TaskQueued && !t.external
-	t.mu.Unlock()
+	// Cancelled under t.mu, so that a shutdown does not keep the task (see
+	// keep) once this has answered.
 	t.cancel(ErrTaskCancelled)
+	t.mu.Unlock()
 	if queued && ts.dequeue(t) {
 		t.finish(ctx, protocol.TaskCancelled, "cancelled before it started")
 		ts.ended(t, false)
@@ -594,6 +633,10 @@ func (ts *Tasks) deleteRecords(ids []string) {
 
 // Shutdown cancels every live task with the message "server shutting
 // down" and waits until their final events are published, or ctx ends.
+// An external task is kept instead when the server has a task store of
+// its own (its work goes on elsewhere and it is taken back on the next
+// start): its latest progress is published and saved, and reports and
+// cancels from then on are answered 503, to be sent again in a moment.
 func (ts *Tasks) Shutdown(ctx context.Context) error {
 	ts.mu.Lock()
 	ts.closing = true
@@ -611,6 +654,11 @@ func (ts *Tasks) Shutdown(ctx context.Context) error {
 		ts.wg.Done()
 	}
 	for _, t := range live {
+		if t.external && ts.keepsExternal() {
+			// Kept unless it has ended or is ending; its goroutine then
+			// ends without ending it.
+			t.keep(ctx)
+		}
 		t.cancel(ErrTaskShutdown)
 	}
 	done := make(chan struct{})
