@@ -3,7 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,10 +38,11 @@ the commands; Esc or Ctrl+C leaves).
 
 Not on a terminal, or with --plain or --json, it prints one line per event
 of the room and sends every line read from standard input, in order, once
-it is in the room (so its login comes before them). At the end of standard
-input it prints the room up to its last message and exits: 0 when every
-line was sent, 1 when some were not. With --follow it goes on printing the
-room until interrupted.`,
+it is in the room (so its login comes before them); lines read while it
+reconnects wait until it is back. At the end of standard input it prints
+the room up to its last message and exits: 0 when every line was sent, 1
+when some were not. With --follow it goes on printing the room until
+interrupted.`,
 		Example: `  pushtui chat
   pushtui chat --room ops --user alice --transport sse
   pushtui chat --room ops --plain | grep deploy
@@ -123,14 +129,15 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 	defer f.Close()
 	p := a.printer(g)
 	inputDone := make(chan sendResult, 1)
-	go func() { inputDone <- o.sendLines(ctx, a, c, f) }()
+	// The last event printed; at first, where the subscription starts.
+	last, _ := protocol.ParseCursor(room.opts.Since)
+	snd := &sender{c: c, f: f, room: o.room, start: last}
+	go func() { inputDone <- snd.sendLines(ctx, a) }()
 	var (
 		sent    sendResult
 		target  *protocol.Cursor // done once the room is printed up to here
 		timeout <-chan time.Time
 	)
-	// The last event printed; at first, where the subscription starts.
-	last, _ := protocol.ParseCursor(room.opts.Since)
 	for {
 		select {
 		case u, ok := <-f.Updates():
@@ -194,34 +201,230 @@ func (r sendResult) err() error {
 	return nil
 }
 
-// sendLines sends each non-empty line of standard input to the room, one
-// after the other, once the room's subscription (f's first) has connected:
-// the user is in the room before anything they send. A failed send is
-// reported on standard error and the next line is sent.
-func (o *chatOptions) sendLines(ctx context.Context, a *app, c *client.Client, f *feed) sendResult {
+// sendQueue is how many lines read from standard input may wait to be
+// sent. While that many wait, standard input is not read: its writer waits,
+// as on any full pipe, and no line is dropped.
+const sendQueue = 1000
+
+// maxSendTries bounds the tries of one line while the room stays connected:
+// a line that keeps failing for a reason that retrying might fix (pushd
+// busy, say) is given up after that many. A reconnect starts the count
+// again: then the failures were the connection's.
+const maxSendTries = 5
+
+// sender sends the lines of standard input to a room.
+type sender struct {
+	c    *client.Client
+	f    *feed // its first subscription is the room's
+	room string
+	// start is where the room's subscription starts; sent the last line
+	// sent, once there is one.
+	start, sent protocol.Cursor
+}
+
+// sendLines sends each non-empty line of standard input to the room, in
+// order, while the room's subscription is connected: the user is in the
+// room before anything they send, and a line read while it is
+// reconnecting waits, with the lines after it, until it is back. A send
+// that failed for a reason that retrying can fix (no answer, a timeout,
+// 408, 429, 5xx) is tried again after a pause, once connected; a line the
+// server refuses (400, 413, ...) is reported on standard error, counted as
+// not sent, and the next one goes on. Lines are read ahead into a queue of
+// sendQueue lines. It returns at the end of input once the room was joined
+// and every line read is sent or given up, or early (stopped) when the
+// subscription, the feed or ctx ends.
+func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
+	lines := make(chan string, sendQueue)
+	done := make(chan struct{})
+	defer close(done)
+	var readErr error // set before lines is closed
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(a.in)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			text := strings.TrimRight(sc.Text(), "\r")
+			if strings.TrimSpace(text) == "" {
+				continue
+			}
+			select {
+			case lines <- text:
+			case <-done:
+				return
+			}
+		}
+		readErr = sc.Err()
+	}()
 	var r sendResult
-	if !f.connected(ctx, 0) {
+	if _, ok := s.f.connected(ctx, 0); !ok {
 		r.stopped = true
 		return r
 	}
-	sc := bufio.NewScanner(a.in)
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	for sc.Scan() {
-		text := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		if _, err := c.Publish(ctx, o.room, text); err != nil {
-			if ctx.Err() != nil {
-				r.stopped = true
-				return r
-			}
+	for text := range lines {
+		stopped, err := s.sendLine(ctx, text)
+		switch {
+		case stopped:
+			r.stopped = true
+			return r
+		case err != nil:
 			r.failed++
-			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, c.BaseURL()))
-			continue
+			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, s.c.BaseURL()))
+		default:
+			r.sent++
 		}
-		r.sent++
 	}
-	r.readErr = sc.Err()
+	r.readErr = readErr
 	return r
 }
+
+// sendLine sends one line once the room is connected, trying again while
+// the failure is one retrying can fix (see sendLines). Before sending again
+// after a failure that may have come after the server stored the line (a
+// connection cut, a timeout), it looks for the line in the room, so as not
+// to send it twice. It returns the error that made it give up on the line,
+// or stopped when the subscription, the feed or ctx ended first.
+func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err error) {
+	before := s.position()
+	unsure := false // a try may have stored the line
+	tries, conn := 0, 0
+	for {
+		n, ok := s.f.connected(ctx, 0)
+		if !ok {
+			return true, nil
+		}
+		if n != conn {
+			tries, conn = 0, n
+		}
+		if unsure {
+			var found *protocol.Cursor
+			if found, err = s.stored(ctx, before, text); err == nil {
+				if found != nil {
+					s.sent = *found
+					return false, nil
+				}
+				unsure = false
+			}
+		}
+		if !unsure {
+			var ev *protocol.Event
+			if ev, err = s.c.Publish(ctx, s.room, text); err == nil {
+				s.sent = ev.Cursor()
+				return false, nil
+			}
+			unsure = mayBeStored(err)
+		}
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		tries++
+		if !retryable(err) || tries >= maxSendTries {
+			return false, err
+		}
+		t := time.NewTimer(sendBackoff(tries, err))
+		select {
+		case <-t.C:
+		case <-s.f.subs[0].Done():
+		case <-s.f.ctx.Done():
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// position returns a cursor of the room before the next line sent: that of
+// the last line sent, else of the last event received, else where the
+// subscription started.
+func (s *sender) position() protocol.Cursor {
+	if s.sent.Epoch != "" {
+		return s.sent
+	}
+	if cur, ok := s.f.subs[0].Cursor(); ok {
+		return cur
+	}
+	return s.start
+}
+
+// stored looks in the room, after the cursor before, for a message of this
+// user with text (a send whose answer was lost) and returns its cursor, or
+// nil when there is none.
+func (s *sender) stored(ctx context.Context, before protocol.Cursor, text string) (*protocol.Cursor, error) {
+	if before.Epoch == "" {
+		return nil, nil // nowhere to look from: send again
+	}
+	// The text as the server stores it: JSON makes invalid UTF-8 valid.
+	want := text
+	if b, err := json.Marshal(text); err == nil {
+		_ = json.Unmarshal(b, &want)
+	}
+	since := before.String()
+	for range maxStoredPages {
+		p, err := s.c.Poll(ctx, client.Room(s.room), client.PollOptions{Since: since})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range p.Events {
+			if e.Type == protocol.TypeMessage && e.User == s.c.User() && e.Text == want {
+				cur := e.Cursor()
+				return &cur, nil
+			}
+		}
+		if len(p.Events) < pollPage {
+			break
+		}
+		since = p.Cursor
+	}
+	return nil, nil
+}
+
+// pollPage is the most events one poll answers; maxStoredPages bounds the
+// pages stored reads.
+const (
+	pollPage       = 1000
+	maxStoredPages = 10
+)
+
+// mayBeStored reports whether a failed send may have been stored all the
+// same: the request may have reached pushd, and no answer from pushd said
+// it was not (a cut connection, a timeout, a proxy's 502 or 504).
+func mayBeStored(err error) bool {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "" && (pe.Status == http.StatusBadGateway || pe.Status == http.StatusGatewayTimeout)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return false // never connected: connection refused, no route
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
+// retryable reports whether sending again may succeed after err: no answer
+// at all (pushd unreachable, a connection cut, a timeout), or an answer
+// that says to come back (408, 429, 5xx, from pushd or a proxy in front of
+// it). Other answers refuse the line itself.
+func retryable(err error) bool {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Status == http.StatusRequestTimeout || pe.Status == http.StatusTooManyRequests || pe.Status >= 500
+	}
+	if _, ok := client.NotPushd(err); ok {
+		return false // an answer, but not pushd's: retrying will not change it
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
+// sendBackoff is the pause after the n-th failed try of a line (from 1):
+// 250 ms doubling up to maxBackoff, or the server's Retry-After when
+// longer (at most maxRetryAfter).
+func sendBackoff(n int, err error) time.Duration {
+	d := maxBackoff
+	if n < 8 {
+		d = min(250*time.Millisecond<<(n-1), maxBackoff)
+	}
+	return max(d, min(client.RetryAfter(err), maxRetryAfter))
+}
+
+// maxRetryAfter caps the wait a server's Retry-After imposes on a line.
+const maxRetryAfter = time.Minute

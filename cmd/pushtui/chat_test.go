@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
 )
 
 // TestChatPlainOverEachTransport: a plain chat prints the room's events,
@@ -183,15 +188,20 @@ func roomLog(t *testing.T, srv *testServer, room string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.Poll(context.Background(), client.Room(room), client.PollOptions{Since: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var evs []string
-	for _, e := range p.Events {
-		evs = append(evs, strings.TrimSpace(string(e.Type)+" "+e.User+" "+e.Text))
+	for since := "0"; ; {
+		p, err := c.Poll(context.Background(), client.Room(room), client.PollOptions{Since: since})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Events {
+			evs = append(evs, strings.TrimSpace(string(e.Type)+" "+e.User+" "+e.Text))
+		}
+		if len(p.Events) < 1000 { // an answer holds at most 1,000
+			return evs
+		}
+		since = p.Cursor
 	}
-	return evs
 }
 
 // TestChatPipedInput: lines piped in are sent once the chat is in the
@@ -287,5 +297,236 @@ func TestRefusedSubscriptionIsOneLine(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 1 and one line", code, errOut)
 			}
 		})
+	}
+}
+
+// messages returns the texts of the room's stored messages by user, in
+// order.
+func messages(t *testing.T, srv *testServer, room, user string) []string {
+	t.Helper()
+	var texts []string
+	for _, e := range roomLog(t, srv, room) {
+		if text, ok := strings.CutPrefix(e, "message "+user+" "); ok {
+			texts = append(texts, text)
+		}
+	}
+	return texts
+}
+
+// TestChatPipedLinesWaitForReconnect: a line piped in while pushd is
+// unreachable waits until the chat is back in the room, and is sent then;
+// nothing is lost, and the chat ends as if nothing happened.
+func TestChatPipedLinesWaitForReconnect(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			srv := startServer(t)
+			in, keys := io.Pipe()
+			defer keys.Close()
+			chat := start(t, in, nil, "--server", srv.URL, "--transport", tr, "chat", "--room", "pr", "--history", "0")
+			io.WriteString(keys, "a1\n")
+			chat.out.waitContains(t, "message tester a1")
+
+			srv.down(t)
+			errOut := chat.errOut.waitContains(t, "reconnecting to room/pr")
+			io.WriteString(keys, "b1\n") // returns once the chat has read it
+			// A reconnect more: a line sent at once would have failed by now.
+			n := strings.Count(errOut, "reconnecting to room/pr")
+			chat.errOut.waitFor(t, "another reconnect", func(s string) bool { return strings.Count(s, "reconnecting to room/pr") > n })
+			srv.up(t)
+
+			chat.out.waitContains(t, "message tester b1")
+			io.WriteString(keys, "c1\n")
+			keys.Close()
+			if code := chat.wait(t); code != 0 {
+				t.Fatalf("exit %d: %s", code, chat.errOut.String())
+			}
+			if strings.Contains(chat.errOut.String(), "not sent") {
+				t.Fatalf("a line reported not sent:\n%s", chat.errOut.String())
+			}
+			if got, want := messages(t, srv, "pr", "tester"), []string{"a1", "b1", "c1"}; !slices.Equal(got, want) {
+				t.Fatalf("the room holds %q, want %q", got, want)
+			}
+			if got := eventTypes(chat.out.String()); !slices.Contains(got, "message tester c1") {
+				t.Fatalf("c1 not printed: %q", got)
+			}
+		})
+	}
+}
+
+// TestChatPipedInputWhenTheQueueIsFull: while pushd is unreachable the chat
+// reads lines until sendQueue wait, then stops reading; once it is back
+// every line goes out, in order.
+func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
+	srv := startServer(t)
+	in, keys := io.Pipe()
+	defer keys.Close()
+	chat := start(t, in, nil, "--server", srv.URL, "chat", "--room", "q", "--history", "0")
+	chat.errOut.waitContains(t, "connected to room/q")
+	srv.down(t)
+	chat.errOut.waitContains(t, "reconnecting to room/q")
+	const total = sendQueue + 10
+	full := make(chan struct{})
+	go func() {
+		for i := range total {
+			if _, err := fmt.Fprintf(keys, "line %d\n", i); err != nil {
+				return
+			}
+			// One line is being sent, sendQueue wait, and one more is read:
+			// the queue is full, and the next write waits.
+			if i == sendQueue+1 {
+				close(full)
+			}
+		}
+		keys.Close()
+	}()
+	select {
+	case <-full:
+	case <-time.After(wait):
+		t.Fatalf("the chat read fewer than %d lines while pushd was away", sendQueue+2)
+	}
+	srv.up(t)
+	if code := chat.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, chat.errOut.String())
+	}
+	got := messages(t, srv, "q", "tester")
+	if len(got) != total {
+		t.Fatalf("%d messages in the room, want %d", len(got), total)
+	}
+	for i, text := range got {
+		if want := fmt.Sprintf("line %d", i); text != want {
+			t.Fatalf("message %d is %q, want %q", i, text, want)
+		}
+	}
+}
+
+// failPosts stands in front of pushd and hands each message posted, with
+// its number from 1, to fail, which answers it and returns true, or returns
+// false to let it through.
+func failPosts(fail func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool) func(http.Handler) http.Handler {
+	var posts atomic.Int64
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && fail(posts.Add(1), w, r, next) {
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// cut closes the request's connection without an answer.
+func cut(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
+}
+
+// answer writes pushd's error answer.
+func answer(w http.ResponseWriter, status int, code, retryAfter string) {
+	w.Header().Set("Content-Type", "application/json")
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":{"code":%q,"message":"try later"}}`, code)
+}
+
+// TestChatPipedLineRetried: a line whose sending failed for a reason that
+// retrying can fix is sent again, before the lines after it, and once: a
+// line stored whose answer was lost is not sent again.
+func TestChatPipedLineRetried(t *testing.T) {
+	cases := map[string]func(w http.ResponseWriter, r *http.Request, next http.Handler){
+		"503": func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+			answer(w, http.StatusServiceUnavailable, "unavailable", "")
+		},
+		"429 with Retry-After": func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+			answer(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "1")
+		},
+		"502 from a proxy": func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+			http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
+		},
+		"connection cut": func(w http.ResponseWriter, _ *http.Request, _ http.Handler) { cut(w) },
+		"answer lost": func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			next.ServeHTTP(httptest.NewRecorder(), r) // stored
+			cut(w)
+		},
+	}
+	for name, fail := range cases {
+		t.Run(name, func(t *testing.T) {
+			// The second post (b) fails, and so does the next (b again,
+			// unless it was stored).
+			srv := startServerWith(t, nil, failPosts(func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				if n == 2 || n == 3 {
+					fail(w, r, next)
+					return true
+				}
+				return false
+			}))
+			out, errOut, code := pushtui(t, strings.NewReader("a\nb\nc\n"), "--server", srv.URL, "chat", "--room", "r", "--history", "0")
+			if code != 0 || strings.Contains(errOut, "not sent") {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if got, want := messages(t, srv, "r", "tester"), []string{"a", "b", "c"}; !slices.Equal(got, want) {
+				t.Fatalf("the room holds %q, want %q", got, want)
+			}
+			if got, want := eventTypes(out), []string{"login tester", "message tester a", "message tester b", "message tester c"}; !slices.Equal(got, want) {
+				t.Fatalf("printed %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestChatPipedLineGivenUp: a line that keeps failing while the room is
+// connected is given up after maxSendTries, reported, and the next goes
+// on; so is a line the server refuses, at once.
+func TestChatPipedLineGivenUp(t *testing.T) {
+	var tries atomic.Int64
+	srv := startServerWith(t, nil, failPosts(func(n int64, w http.ResponseWriter, _ *http.Request, _ http.Handler) bool {
+		if n < 2 {
+			return false
+		}
+		if n <= 1+maxSendTries {
+			tries.Add(1)
+			answer(w, http.StatusServiceUnavailable, "unavailable", "")
+			return true
+		}
+		return false
+	}))
+	in := "a\nb\n" + strings.Repeat("x", 5000) + "\nc\n"
+	out, errOut, code := pushtui(t, strings.NewReader(in), "--server", srv.URL, "chat", "--room", "r", "--history", "0")
+	if code != exitFailed || strings.Count(errOut, "pushtui: not sent:") != 2 || !strings.HasSuffix(errOut, "pushtui: 2 of 4 lines were not sent\n") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if n := tries.Load(); n != maxSendTries {
+		t.Fatalf("b tried %d times, want %d", n, maxSendTries)
+	}
+	if got, want := eventTypes(out), []string{"login tester", "message tester a", "message tester c"}; !slices.Equal(got, want) {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
+}
+
+// TestReconnectReportedOverEachTransport: after pushd was unreachable, the
+// chat says it is connected again on every transport, at once, though
+// nothing happens in the room (a long poll answers only at an event, or
+// after its wait, here a minute; the user stays present meanwhile).
+func TestReconnectReportedOverEachTransport(t *testing.T) {
+	for _, tr := range transports {
+		for _, mode := range []string{"--plain", "--json"} {
+			t.Run(tr+mode, func(t *testing.T) {
+				srv := startServerWith(t, func(c *server.Config) {
+					c.LongPollWait, c.PresenceGrace = time.Minute, time.Minute
+				}, nil)
+				chat := start(t, nil, nil, "--server", srv.URL, "--transport", tr, "chat", "--room", "q", mode, "--follow")
+				connected := "pushtui: connected to room/q over " + tr + "\n"
+				chat.errOut.waitContains(t, connected)
+				srv.down(t)
+				chat.errOut.waitContains(t, "reconnecting to room/q")
+				srv.up(t)
+				chat.errOut.waitFor(t, "connected again", func(s string) bool { return strings.Count(s, connected) == 2 })
+				if code := chat.stop(t); code != exitInterrupted {
+					t.Fatalf("exit %d after interrupt", code)
+				}
+			})
+		}
 	}
 }

@@ -19,12 +19,13 @@ type feed struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	subs   []*client.Subscription
-	// up[i] is closed when subscription i first connects; settled[i] when
-	// its first try has an outcome: connected, failed (it will retry), or
-	// ended.
-	up, settled []chan struct{}
-	wg          sync.WaitGroup
-	once        sync.Once
+	// conn[i] follows whether subscription i is connected; settled[i] is
+	// closed when its first try has an outcome: connected, failed (it will
+	// retry), or ended.
+	conn    []*connWatch
+	settled []chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // maxBackoff caps the wait between reconnects: a person is watching, and a
@@ -44,22 +45,19 @@ func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 	for _, sp := range specs {
 		name := sp.stream.Name()
 		opts := sp.opts
-		up, settled := make(chan struct{}), make(chan struct{})
-		f.up, f.settled = append(f.up, up), append(f.settled, settled)
-		isUp, isSettled := false, false
+		conn, settled := newConnWatch(), make(chan struct{})
+		f.conn, f.settled = append(f.conn, conn), append(f.settled, settled)
+		isSettled := false
 		// State changes go out on the subscription's goroutine, in order
 		// with its events; a full channel makes it wait, as a full Events
-		// channel would, until the feed is closed. up and settled are
-		// closed first, so that waiting for them needs no reader.
+		// channel would, until the feed is closed. conn and settled are
+		// told first, so that waiting on them needs no reader.
 		opts.OnState = func(sc client.StateChange) {
 			if sc.State != client.StateConnecting && !isSettled {
 				isSettled = true
 				close(settled)
 			}
-			if sc.State == client.StateConnected && !isUp {
-				isUp = true
-				close(up)
-			}
+			conn.set(sc.State == client.StateConnected)
 			st := tui.Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
 				Attempt: sc.Attempt, RetryIn: sc.RetryIn, Err: sc.Err}
 			f.send(tui.Update{Status: &st})
@@ -141,20 +139,51 @@ func (f *feed) started(ctx context.Context, d time.Duration) error {
 	return f.subs[0].Err()
 }
 
-// connected waits until subscription i has connected once and reports
-// whether it did; false when it ended first, or the feed or ctx did.
-func (f *feed) connected(ctx context.Context, i int) bool {
+// connected waits until subscription i is connected (at once if it is)
+// and returns the number of its connections so far; false when it ended
+// first, or the feed or ctx did.
+func (f *feed) connected(ctx context.Context, i int) (int, bool) {
+	up, n := f.conn[i].now()
 	select {
-	case <-f.up[i]:
-		return true
+	case <-up:
+		return n, ctx.Err() == nil && f.ctx.Err() == nil
 	case <-f.subs[i].Done():
 	case <-f.ctx.Done():
 	case <-ctx.Done():
 	}
-	select {
-	case <-f.up[i]:
-		return ctx.Err() == nil && f.ctx.Err() == nil
-	default:
-		return false
+	return 0, false
+}
+
+// connWatch follows whether a subscription is connected.
+type connWatch struct {
+	mu sync.Mutex
+	// up is closed while connected; a new one is made on each drop.
+	up chan struct{}
+	is bool
+	n  int // connections so far
+}
+
+func newConnWatch() *connWatch { return &connWatch{up: make(chan struct{})} }
+
+// set records a state: connected or not.
+func (w *connWatch) set(connected bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case connected && !w.is:
+		w.is = true
+		w.n++
+		close(w.up)
+	case !connected && w.is:
+		w.is = false
+		w.up = make(chan struct{})
 	}
+}
+
+// now returns a channel closed while connected (already, if it is), and
+// the number of connections so far.
+func (w *connWatch) now() (<-chan struct{}, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.up, w.n
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,12 +44,14 @@ const wait = 15 * time.Second
 
 // testServer is a real pushd on 127.0.0.1. restart swaps in a new
 // instance (a new memory store: new epochs) on the same address, as a
-// restarted pushd would be.
+// restarted pushd would be; down and up take it off the network and put
+// it back, as a killed pushd restarted with its data would be.
 type testServer struct {
 	URL string
 	cfg server.Config
 	cur atomic.Pointer[server.Server]
 	ts  *httptest.Server
+	ln  *downListener
 }
 
 // startServer starts pushd; everything stops in t.Cleanup.
@@ -83,9 +86,13 @@ func startServerWith(t *testing.T, config func(*server.Config), wrap func(http.H
 	if wrap != nil {
 		h = wrap(h)
 	}
-	s.ts = httptest.NewServer(h)
+	s.ts = httptest.NewUnstartedServer(h)
+	s.ln = newDownListener(s.ts.Listener)
+	s.ts.Listener = s.ln
+	s.ts.Start()
 	s.URL = s.ts.URL
 	t.Cleanup(func() {
+		s.ln.up(t) // no-op unless a test left it down
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		if err := s.cur.Load().Shutdown(ctx); err != nil {
@@ -95,6 +102,129 @@ func startServerWith(t *testing.T, config func(*server.Config), wrap func(http.H
 		s.ts.Close()
 	})
 	return s
+}
+
+// down makes pushd unreachable, as a killed one is: every open connection
+// is cut and new ones are refused until up.
+func (s *testServer) down(t *testing.T) {
+	t.Helper()
+	s.ln.down(t)
+}
+
+// up makes pushd reachable again on the same address.
+func (s *testServer) up(t *testing.T) {
+	t.Helper()
+	s.ln.up(t)
+}
+
+// downListener is the server's listener, which down closes (connections
+// are refused) and up opens again on the same address. Going down it cuts
+// the connections it accepted, WebSockets and event streams included.
+type downListener struct {
+	addr   net.Addr
+	mu     sync.Mutex
+	inner  net.Listener  // nil while down
+	back   chan struct{} // while down: closed when up again or closed
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func newDownListener(inner net.Listener) *downListener {
+	return &downListener{addr: inner.Addr(), inner: inner, conns: make(map[net.Conn]struct{})}
+}
+
+func (l *downListener) Addr() net.Addr { return l.addr }
+
+func (l *downListener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		inner, back, closed := l.inner, l.back, l.closed
+		l.mu.Unlock()
+		switch {
+		case closed:
+			return nil, net.ErrClosed
+		case inner == nil:
+			<-back
+			continue
+		}
+		c, err := inner.Accept()
+		l.mu.Lock()
+		current := l.inner == inner && !l.closed
+		if err == nil && current {
+			tc := &trackedConn{Conn: c, l: l}
+			l.conns[tc] = struct{}{}
+			l.mu.Unlock()
+			return tc, nil
+		}
+		l.mu.Unlock()
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if !current {
+			continue // taken down (or closed) meanwhile: look again
+		}
+		return nil, err
+	}
+}
+
+func (l *downListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.inner != nil {
+		return l.inner.Close()
+	}
+	close(l.back)
+	return nil
+}
+
+func (l *downListener) down(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	if l.inner == nil || l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.inner.Close()
+	l.inner, l.back = nil, make(chan struct{})
+	conns := l.conns
+	l.conns = make(map[net.Conn]struct{})
+	l.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+}
+
+func (l *downListener) up(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inner != nil || l.closed {
+		return
+	}
+	ln, err := net.Listen("tcp", l.addr.String())
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", l.addr, err)
+	}
+	l.inner = ln
+	close(l.back)
+}
+
+// trackedConn is a connection downListener cuts when it goes down.
+type trackedConn struct {
+	net.Conn
+	l *downListener
+}
+
+func (c *trackedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // restart replaces pushd with a new instance and shuts the old one down,
