@@ -32,7 +32,10 @@ const (
 	transportLongPoll = "longpoll"
 )
 
-func newMetrics(hub *Hub, tasks *Tasks) *metrics {
+// newMetrics registers the server's metrics; tasks returns the server's
+// tasks at scrape time (the metrics come before them: loading the tasks
+// publishes).
+func newMetrics(hub *Hub, tasks func() *Tasks) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.conns = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushd_connections",
 		Help: "Open subscriptions (waiting long polls for longpoll), by transport."}, []string{"transport"})
@@ -80,7 +83,7 @@ func (m *metrics) handler() http.Handler {
 // taskCollector reports task counts by state at scrape time.
 type taskCollector struct {
 	desc  *prometheus.Desc
-	tasks *Tasks
+	tasks func() *Tasks
 }
 
 func (c taskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
@@ -88,7 +91,7 @@ func (c taskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c taskCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[protocol.TaskState]int{protocol.TaskQueued: 0, protocol.TaskRunning: 0,
 		protocol.TaskSucceeded: 0, protocol.TaskFailed: 0, protocol.TaskCancelled: 0}
-	for _, t := range c.tasks.List() {
+	for _, t := range c.tasks().List() {
 		counts[t.State]++
 	}
 	for state, n := range counts {

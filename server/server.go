@@ -80,6 +80,10 @@ func New(cfg Config) (*Server, error) {
 	s.hub = newHub(s.store, cfg.BatchWindow, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
 	s.hub.perPusher = windowPerPusher
 	s.hub.setStreamIdle(cfg.StreamIdle)
+	// Metrics first: what follows may publish, and timers it starts may
+	// fire before New returns.
+	s.metrics = newMetrics(s.hub, func() *Tasks { return s.tasks })
+	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.newLimiters()
 	saved, _ := s.store.(PresenceStore)
 	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster, saved)
@@ -91,8 +95,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.tasks = tasks
-	s.metrics = newMetrics(s.hub, tasks)
-	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.mux = http.NewServeMux()
 	s.routes()
 	var bgCtx context.Context
@@ -212,8 +214,10 @@ func cleanPath(p string) string {
 	return c
 }
 
-// Shutdown cancels running tasks (their final events go out first), then
-// tells every subscriber to reconnect (WebSocket close 1012, SSE close
+// Shutdown cancels the tasks this server runs (their final events go out
+// first; external tasks, whose work runs elsewhere, are kept as they are
+// for the next start when a task store of its own keeps them), then tells
+// every subscriber to reconnect (WebSocket close 1012, SSE close
 // event, empty long-poll answer) and waits for their handlers to finish,
 // or for ctx. It does not stop an http.Server; do that too.
 func (s *Server) Shutdown(ctx context.Context) error {
