@@ -365,6 +365,9 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 	if t.snap.State.Final() {
 		state := t.snap.State
 		t.mu.Unlock()
+		if rep.State == state {
+			return nil // the final report again, sent twice after a lost answer
+		}
 		return fmt.Errorf("%w: task %s is %s and takes no more reports", ErrTaskFinished, t.snap.ID, state)
 	}
 	if t.kept {

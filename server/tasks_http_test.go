@@ -131,8 +131,14 @@ func TestTaskExternalReports(t *testing.T) {
 			}
 			status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/cancel", "")
 			taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+			// The same final report again (its answer was lost) is taken
+			// as what it was, and changes nothing.
+			status, _, body = ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`)
+			if status != http.StatusOK {
+				t.Errorf("the final report again: %d %s; want 200", status, body)
+			}
 			if after := ts.taskSnapshot(); after != before {
-				t.Errorf("refused requests changed the tasks:\n%s\nbecame\n%s", before, after)
+				t.Errorf("refused and repeated requests changed the tasks:\n%s\nbecame\n%s", before, after)
 			}
 		})
 	}

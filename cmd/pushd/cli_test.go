@@ -163,6 +163,7 @@ func TestConfigErrorsBeforeWarnings(t *testing.T) {
 		{[]string{"serve", "--store", "memory", "--max-rooms", "-1"}, "--max-rooms -1: give 1 or more"},
 		{[]string{"serve", "--store", "memory", "--publish-burst", "0"}, "--publish-burst 0: give 1 or more"},
 		{[]string{"serve", "--store", "memory", "--max-conns-per-ip", "-2"}, "give 0 (no limit) or more"},
+		{[]string{"serve", "--store", "memory", "--max-text", "65536"}, "--max-body 65536: leave room for a message of --max-text 65536 bytes"},
 		{[]string{"serve", "--store", "memory", "--addr", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without authentication"},
 	}
 	for _, tc := range tests {

@@ -178,6 +178,8 @@ func (o *serveOptions) checkRanges() error {
 		}
 	}
 	switch {
+	case o.maxBody < int64(o.maxText)+1024:
+		return usagef("--max-body %d: leave room for a message of --max-text %d bytes and its JSON, e.g. --max-body %d", o.maxBody, o.maxText, max(int64(o.maxText)*2, 64<<10))
 	case o.historyAge < 0:
 		return usagef("--history-age %s: give 0 (keep by count only) or a positive duration", o.historyAge)
 	case o.limits.PublishRate < 0:
