@@ -33,6 +33,7 @@ type task struct {
 	finishedAt time.Time
 	lastPub    time.Time   // when the last progress event went out
 	lastSave   time.Time   // when the record was last saved with the progress
+	lastReport time.Time   // external: when the last report came (or the stall timer started)
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
 	kept       bool        // external: kept for the next start by a shutdown (see keep)
@@ -80,6 +81,7 @@ func (t *task) startLocked() {
 	}
 	t.rateFrom, t.rateDone = now, t.snap.Percent
 	if t.external {
+		t.lastReport = now
 		t.stall = time.AfterFunc(t.ts.cfg.StallTimeout, t.stalled)
 	}
 	t.changedLocked(t.ctx)
@@ -133,9 +135,15 @@ func (t *task) call() (err error) {
 func (t *task) stalled() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.kept {
-		t.cancel(errTaskStalled)
+	if t.kept {
+		return
 	}
+	if wait := t.ts.cfg.StallTimeout - time.Since(t.lastReport); wait > 0 {
+		// A report came while the timer fired: it counts.
+		t.stall.Reset(wait)
+		return
+	}
+	t.cancel(errTaskStalled)
 }
 
 // keep keeps an external task for the next start, as a shutdown does when
@@ -390,6 +398,7 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 		return errorf(http.StatusConflict, protocol.CodeConflict, "percent %g is below the %g already reported; progress never goes backwards", *rep.Percent, pct)
 	}
 	t.progressLocked(rep.Done, rep.Total, rep.Percent, rep.Message)
+	t.lastReport = time.Now()
 	if t.stall != nil {
 		t.stall.Reset(t.ts.cfg.StallTimeout)
 	}
