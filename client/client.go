@@ -260,10 +260,25 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			msg: fmt.Sprintf("%d answer is %s, not JSON", resp.StatusCode, contentTypeOf(resp))}
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
-		return fmt.Errorf("decode %d answer: %w", resp.StatusCode, err)
+		return &answerBodyError{status: resp.StatusCode, err: err}
 	}
 	return nil
 }
+
+// ErrAnswerBody is wrapped by the error of a call whose answer had the
+// status of success but a body that could not be read or decoded (cut
+// short, say): the server did what was asked, though the result is lost.
+var ErrAnswerBody = errors.New("answer body unreadable")
+
+// answerBodyError is an answer of the expected status whose body could not
+// be read or decoded.
+type answerBodyError struct {
+	status int
+	err    error
+}
+
+func (e *answerBodyError) Error() string   { return fmt.Sprintf("decode %d answer: %v", e.status, e.err) }
+func (e *answerBodyError) Unwrap() []error { return []error{ErrAnswerBody, e.err} }
 
 // notPushdError is an answer with the expected status but not the body
 // pushd sends with it: something else answered.

@@ -336,3 +336,25 @@ func TestParseTransport(t *testing.T) {
 		t.Error("ParseTransport accepted an unknown name")
 	}
 }
+
+func TestCutSuccessIsErrAnswerBody(t *testing.T) {
+	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"stream":"room/lobby","se`)
+		})
+	})
+	c := newClient(t, s, "alice")
+	_, err := c.Publish(context.Background(), "lobby", "hi")
+	if !errors.Is(err, client.ErrAnswerBody) || !strings.Contains(err.Error(), "decode 201 answer") {
+		t.Fatalf("publish with its 201 cut short: %v; want ErrAnswerBody", err)
+	}
+	if _, err := c.Presence(context.Background(), "lobby"); errors.Is(err, client.ErrAnswerBody) {
+		t.Fatalf("a whole answer: %v", err)
+	}
+}

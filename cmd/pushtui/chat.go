@@ -39,10 +39,11 @@ the commands; Esc or Ctrl+C leaves).
 Not on a terminal, or with --plain or --json, it prints one line per event
 of the room and sends every line read from standard input, in order, once
 it is in the room (so its login comes before them); lines read while it
-reconnects wait until it is back. At the end of standard input it prints
-the room up to its last message and exits: 0 when every line was sent, 1
-when some were not. With --follow it goes on printing the room until
-interrupted.`,
+reconnects wait until it is back (at most 5 minutes: then the lines
+waiting are given up and it exits 1). At the end of standard input it
+prints the room up to its last message and exits: 0 when every line was
+sent, 1 when some were not. With --follow it goes on printing the room
+until interrupted.`,
 		Example: `  pushtui chat
   pushtui chat --room ops --user alice --transport sse
   pushtui chat --room ops --plain | grep deploy
@@ -131,7 +132,7 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 	inputDone := make(chan sendResult, 1)
 	// The last event printed; at first, where the subscription starts.
 	last, _ := protocol.ParseCursor(room.opts.Since)
-	snd := &sender{c: c, f: f, room: o.room, start: last}
+	snd := &sender{c: c, f: f, room: o.room}
 	go func() { inputDone <- snd.sendLines(ctx, a) }()
 	var (
 		sent    sendResult
@@ -156,6 +157,9 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 			}
 		case sent = <-inputDone:
 			inputDone = nil
+			if sent.offline != nil {
+				return sent.err() // the room is out of reach: nothing more to print
+			}
 			if o.follow || sent.stopped {
 				continue
 			}
@@ -188,6 +192,9 @@ type sendResult struct {
 	// stopped: it ended before the end of input, because the subscription
 	// or the command did.
 	stopped bool
+	// offline: it ended before the end of input because the room stayed
+	// out of reach for maxOffline; the lines waiting count as failed.
+	offline error
 }
 
 // err is the command's error for it: nil when every line went out.
@@ -197,29 +204,54 @@ func (r sendResult) err() error {
 		return fmt.Errorf("read standard input: %w", r.readErr)
 	case r.failed > 0:
 		return fmt.Errorf("%d of %d lines were not sent", r.failed, r.sent+r.failed)
+	case r.offline != nil:
+		return r.offline
 	}
 	return nil
 }
 
-// sendQueue is how many lines read from standard input may wait to be
-// sent. While that many wait, standard input is not read: its writer waits,
-// as on any full pipe, and no line is dropped.
+// sendQueue is how many lines read from standard input may wait in the
+// queue to be sent; with the line being sent and the one the reader holds
+// until there is room, at most sendQueue+2 are read ahead. While the queue
+// is full, standard input is not read: its writer waits, as on any full
+// pipe, and no line is dropped.
 const sendQueue = 1000
 
 // maxSendTries bounds the tries of one line while the room stays connected:
 // a line that keeps failing for a reason that retrying might fix (pushd
 // busy, say) is given up after that many. A reconnect starts the count
-// again: then the failures were the connection's.
-const maxSendTries = 5
+// again: then the failures were the connection's. maxLineTries bounds the
+// tries of a line in all, however often the connection drops.
+const (
+	maxSendTries = 5
+	maxLineTries = 2 * maxSendTries
+)
+
+// maxOffline bounds how long lines wait for the room while it is out of
+// reach: after that long without a connection the lines waiting are given
+// up (reported not sent) and the chat ends. A variable for tests.
+var maxOffline = 5 * time.Minute
 
 // sender sends the lines of standard input to a room.
 type sender struct {
 	c    *client.Client
 	f    *feed // its first subscription is the room's
 	room string
-	// start is where the room's subscription starts; sent the last line
-	// sent, once there is one.
-	start, sent protocol.Cursor
+	// after is a position in the room before the next line: that of the
+	// last line sent, or the room's live end taken before the line's first
+	// try; none at first and after a line is given up (a copy of it may be
+	// stored after all, and must not be taken for the next line's).
+	after protocol.Cursor
+}
+
+// offlineError is the end of a wait for the room that lasted maxOffline.
+type offlineError struct {
+	room string
+	d    time.Duration
+}
+
+func (e *offlineError) Error() string {
+	return fmt.Sprintf("could not reach room/%s for %v", e.room, e.d)
 }
 
 // sendLines sends each non-empty line of standard input to the room, in
@@ -231,8 +263,9 @@ type sender struct {
 // server refuses (400, 413, ...) is reported on standard error, counted as
 // not sent, and the next one goes on. Lines are read ahead into a queue of
 // sendQueue lines. It returns at the end of input once the room was joined
-// and every line read is sent or given up, or early (stopped) when the
-// subscription, the feed or ctx ends.
+// and every line read is sent or given up, or early: stopped when the
+// subscription, the feed or ctx ends, offline when the room was out of
+// reach for maxOffline while lines waited (they are given up).
 func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 	lines := make(chan string, sendQueue)
 	done := make(chan struct{})
@@ -256,9 +289,20 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 		readErr = sc.Err()
 	}()
 	var r sendResult
-	if _, ok := s.f.connected(ctx, 0); !ok {
+	var off *offlineError
+	offline := func(err error, waiting int) sendResult {
+		r.failed += waiting
+		r.offline = err
+		if waiting > 0 {
+			fmt.Fprintf(a.errOut, "pushtui: not sent: %d %s: %v\n", waiting, plural(waiting, "line", "lines"), err)
+		}
+		return r
+	}
+	if _, stopped, err := s.connected(ctx); stopped {
 		r.stopped = true
 		return r
+	} else if err != nil {
+		return offline(err, len(lines))
 	}
 	for text := range lines {
 		stopped, err := s.sendLine(ctx, text)
@@ -266,6 +310,8 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 		case stopped:
 			r.stopped = true
 			return r
+		case errors.As(err, &off):
+			return offline(err, 1+len(lines))
 		case err != nil:
 			r.failed++
 			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, s.c.BaseURL()))
@@ -278,37 +324,46 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 }
 
 // sendLine sends one line once the room is connected, trying again while
-// the failure is one retrying can fix (see sendLines). Before sending again
-// after a failure that may have come after the server stored the line (a
-// connection cut, a timeout), it looks for the line in the room, so as not
-// to send it twice. It returns the error that made it give up on the line,
-// or stopped when the subscription, the feed or ctx ended first.
+// the failure is one retrying can fix (see sendLines), at most maxSendTries
+// times a connection and maxLineTries in all. Before the first try it takes
+// the room's live end, unless the last line sent marks a place already;
+// before sending again after a failure that may have come after the server
+// stored the line (a cut connection or answer, a timeout, a 5xx), it looks
+// for the line in the room after there, so as not to send it twice. It
+// returns the error that made it give up on the line (an *offlineError
+// when the room was out of reach for maxOffline), or stopped when the
+// subscription, the feed or ctx ended first.
 func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err error) {
-	before := s.position()
 	unsure := false // a try may have stored the line
-	tries, conn := 0, 0
+	tries, all, conn := 0, 0, 0
 	for {
-		n, ok := s.f.connected(ctx, 0)
-		if !ok {
-			return true, nil
+		n, stopped, err := s.connected(ctx)
+		if stopped || err != nil {
+			return stopped, err
 		}
 		if n != conn {
 			tries, conn = 0, n
 		}
-		if unsure {
+		if s.after.Epoch == "" {
+			var cur protocol.Cursor
+			if cur, err = s.c.Cursor(ctx, client.Room(s.room)); err == nil {
+				s.after = cur
+			}
+		}
+		if err == nil && unsure {
 			var found *protocol.Cursor
-			if found, err = s.stored(ctx, before, text); err == nil {
+			if found, err = s.stored(ctx, s.after, text); err == nil {
 				if found != nil {
-					s.sent = *found
+					s.after = *found
 					return false, nil
 				}
 				unsure = false
 			}
 		}
-		if !unsure {
+		if err == nil && !unsure {
 			var ev *protocol.Event
 			if ev, err = s.c.Publish(ctx, s.room, text); err == nil {
-				s.sent = ev.Cursor()
+				s.after = ev.Cursor()
 				return false, nil
 			}
 			unsure = mayBeStored(err)
@@ -317,7 +372,9 @@ func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err e
 			return true, nil
 		}
 		tries++
-		if !retryable(err) || tries >= maxSendTries {
+		all++
+		if !retryable(err) || tries >= maxSendTries || all >= maxLineTries {
+			s.after = protocol.Cursor{}
 			return false, err
 		}
 		t := time.NewTimer(sendBackoff(tries, err))
@@ -331,17 +388,33 @@ func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err e
 	}
 }
 
-// position returns a cursor of the room before the next line sent: that of
-// the last line sent, else of the last event received, else where the
-// subscription started.
-func (s *sender) position() protocol.Cursor {
-	if s.sent.Epoch != "" {
-		return s.sent
+// connected waits until the room's subscription is connected, at most
+// maxOffline, and returns the number of its connections so far; stopped
+// when the subscription, the feed or ctx ended first, an *offlineError
+// after maxOffline.
+func (s *sender) connected(ctx context.Context) (n int, stopped bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, maxOffline)
+	defer cancel()
+	n, ok := s.f.connected(wctx, 0)
+	switch {
+	case ok:
+		return n, false, nil
+	case ctx.Err() == nil && s.f.ctx.Err() == nil && wctx.Err() != nil:
+		select {
+		case <-s.f.subs[0].Done():
+		default:
+			return 0, false, &offlineError{room: s.room, d: maxOffline}
+		}
 	}
-	if cur, ok := s.f.subs[0].Cursor(); ok {
-		return cur
+	return 0, true, nil
+}
+
+// plural returns one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-	return s.start
+	return many
 }
 
 // stored looks in the room, after the cursor before, for a message of this
@@ -384,26 +457,37 @@ const (
 )
 
 // mayBeStored reports whether a failed send may have been stored all the
-// same: the request may have reached pushd, and no answer from pushd said
-// it was not (a cut connection, a timeout, a proxy's 502 or 504).
+// same: the request may have reached pushd, and no answer said for sure
+// that it was not: a cut connection, a timeout, a success whose body was
+// lost (client.ErrAnswerBody), any 5xx (pushd's own 503 may come after the
+// store took the line but did not confirm it in time) or 408.
 func mayBeStored(err error) bool {
+	if errors.Is(err, client.ErrAnswerBody) {
+		return true
+	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		return pe.Code == "" && (pe.Status == http.StatusBadGateway || pe.Status == http.StatusGatewayTimeout)
+		return pe.Status >= 500 || pe.Status == http.StatusRequestTimeout
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return false // never connected: connection refused, no route
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return true
 	}
 	var ue *url.Error
 	return errors.As(err, &ue)
 }
 
 // retryable reports whether sending again may succeed after err: no answer
-// at all (pushd unreachable, a connection cut, a timeout), or an answer
-// that says to come back (408, 429, 5xx, from pushd or a proxy in front of
-// it). Other answers refuse the line itself.
+// at all (pushd unreachable, a connection cut, a timeout), a success whose
+// body was lost, or an answer that says to come back (408, 429, 5xx, from
+// pushd or a proxy in front of it). Other answers refuse the line itself.
 func retryable(err error) bool {
+	if errors.Is(err, client.ErrAnswerBody) {
+		return true
+	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		return pe.Status == http.StatusRequestTimeout || pe.Status == http.StatusTooManyRequests || pe.Status >= 500

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -450,6 +451,21 @@ func TestChatPipedLineRetried(t *testing.T) {
 			next.ServeHTTP(httptest.NewRecorder(), r) // stored
 			cut(w)
 		},
+		// pushd's 503 when a store's acknowledgement timed out: stored.
+		"503 after storing": func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			answer(w, http.StatusServiceUnavailable, "unavailable", "")
+		},
+		"201 cut in its body": func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.WriteHeader(rec.Code)
+			w.Write(body[:len(body)/2])
+			cut(w) // sends what was written, then closes
+		},
 	}
 	for name, fail := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -528,5 +544,175 @@ func TestReconnectReportedOverEachTransport(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// postedText returns the text of a message post, leaving its body readable
+// for the next handler.
+func postedText(r *http.Request) string {
+	b, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	var p protocol.PublishRequest
+	json.Unmarshal(b, &p)
+	return p.Text
+}
+
+// TestChatPipedLineNotTakenForAnOlderCopy: a line whose send failed without
+// being stored is sent again though the room holds an older message of the
+// user with the same text (in the history the chat joined with); and after
+// a line was given up, a copy of it is not taken for the next line.
+func TestChatPipedLineNotTakenForAnOlderCopy(t *testing.T) {
+	t.Run("first line", func(t *testing.T) {
+		srv := startServerWith(t, nil, failPosts(func(n int64, w http.ResponseWriter, _ *http.Request, _ http.Handler) bool {
+			if n == 302 { // the chat's first try: cut before pushd has it
+				cut(w)
+				return true
+			}
+			return false
+		}))
+		// Much history, the last build's line at its end: the chat joins
+		// well before it, and its subscription takes a while to get there.
+		alice, err := client.New(srv.URL, client.WithUser("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			if _, err := alice.Publish(context.Background(), "ci", fmt.Sprint("step ", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pushtui(t, nil, "--server", srv.URL, "send", "--room", "ci", "build ok")
+		_, errOut, code := pushtui(t, strings.NewReader("build ok\n"), "--server", srv.URL, "chat", "--room", "ci", "--history", "400")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if got, want := messages(t, srv, "ci", "tester"), []string{"build ok", "build ok"}; !slices.Equal(got, want) {
+			t.Fatalf("the room holds %q, want %q", got, want)
+		}
+	})
+	t.Run("after a line given up", func(t *testing.T) {
+		// The first b is stored but its answer lost, and the room cannot
+		// be read until it is given up; the second b is cut before pushd
+		// has it.
+		var checking atomic.Bool
+		checking.Store(true)
+		srv := startServerWith(t, nil, func(next http.Handler) http.Handler {
+			var posts atomic.Int64
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages"):
+					switch posts.Add(1) {
+					case 2:
+						next.ServeHTTP(httptest.NewRecorder(), r)
+						cut(w)
+						return
+					case 3:
+						checking.Store(false)
+						cut(w)
+						return
+					}
+				case checking.Load() && r.URL.Query().Has("since") && r.URL.Query().Get("wait") == "0s" && r.Header.Get("Upgrade") == "":
+					answer(w, http.StatusServiceUnavailable, "unavailable", "")
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		})
+		_, errOut, code := pushtui(t, strings.NewReader("a\nb\nb\n"), "--server", srv.URL, "--transport", "ws", "chat", "--room", "r", "--history", "0")
+		if code != exitFailed || strings.Count(errOut, "pushtui: not sent:") != 1 || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+			t.Fatalf("exit %d: %q", code, errOut)
+		}
+		if got, want := messages(t, srv, "r", "tester"), []string{"a", "b", "b"}; !slices.Equal(got, want) {
+			t.Fatalf("the room holds %q, want %q", got, want)
+		}
+	})
+}
+
+// TestChatPipedLinesGivenUpWhileUnreachable: lines that wait longer than
+// maxOffline for pushd to come back are reported not sent, and the chat
+// exits 1.
+func TestChatPipedLinesGivenUpWhileUnreachable(t *testing.T) {
+	defer func(d time.Duration) { maxOffline = d }(maxOffline)
+	maxOffline = 2 * time.Second
+	srv := startServer(t)
+	in, keys := io.Pipe()
+	defer keys.Close()
+	chat := start(t, in, nil, "--server", srv.URL, "chat", "--room", "u", "--history", "0")
+	io.WriteString(keys, "a\n")
+	chat.out.waitContains(t, "message tester a")
+	srv.down(t)
+	chat.errOut.waitContains(t, "reconnecting to room/u")
+	begun := time.Now()
+	io.WriteString(keys, "b\n")
+	io.WriteString(keys, "c\n") // returns once the chat has read it
+	if code := chat.wait(t); code != exitFailed {
+		t.Fatalf("exit %d: %s", code, chat.errOut.String())
+	}
+	if d := time.Since(begun); d < maxOffline {
+		t.Fatalf("gave up after %v, before maxOffline (%v)", d, maxOffline)
+	}
+	errOut := chat.errOut.String()
+	if !strings.Contains(errOut, "pushtui: not sent: 2 lines:") || !strings.HasSuffix(errOut, "pushtui: 2 of 3 lines were not sent\n") {
+		t.Fatalf("stderr:\n%s", errOut)
+	}
+	srv.up(t)
+	if got, want := messages(t, srv, "u", "tester"), []string{"a"}; !slices.Equal(got, want) {
+		t.Fatalf("the room holds %q, want %q", got, want)
+	}
+}
+
+// TestChatPipedLineCappedAcrossReconnects: a line that fails on every
+// connection is given up after maxLineTries in all, though the connection
+// keeps dropping (each drop starts maxSendTries afresh).
+func TestChatPipedLineCappedAcrossReconnects(t *testing.T) {
+	var tries atomic.Int64
+	failed := make(chan struct{}, 4*maxLineTries)
+	srv := startServerWith(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages") && postedText(r) == "b" {
+				tries.Add(1)
+				answer(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "")
+				failed <- struct{}{}
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	// A new connection each time: the drops cut idle ones.
+	alice, err := client.New(srv.URL, client.WithUser("alice"),
+		client.WithHTTPClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := start(t, strings.NewReader("a\nb\nc\n"), nil, "--server", srv.URL, "--transport", "ws", "chat", "--room", "d", "--history", "0")
+	var code int
+	deadline := time.After(4 * wait)
+wait:
+	for {
+		select {
+		case <-failed:
+			// Drop the connection; a message once it is back keeps its
+			// reconnects quick.
+			srv.down(t)
+			srv.up(t)
+			if _, err := alice.Publish(context.Background(), "d", "ping"); err != nil {
+				t.Fatal(err)
+			}
+		case code = <-chat.done:
+			chat.done <- code
+			break wait
+		case <-deadline:
+			t.Fatalf("b still tried after %d tries: %s", tries.Load(), chat.errOut.String())
+		}
+	}
+	errOut := chat.errOut.String()
+	if code != exitFailed || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := tries.Load(); n <= maxSendTries || n > maxLineTries {
+		t.Fatalf("b tried %d times, want more than %d and at most %d", n, maxSendTries, maxLineTries)
+	}
+	if got, want := messages(t, srv, "d", "tester"), []string{"a", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("the room holds %q, want %q", got, want)
 	}
 }
