@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,14 +30,27 @@ func benchHub(b *testing.B, history, maxLag int) *Hub {
 }
 
 // BenchmarkFanout publishes to one stream with 1,000 subscribers, each
-// reading on its own goroutine as a transport would. One op is one event
-// published and delivered to all of them; ns/delivery and allocs/delivery
-// are per event per subscriber.
+// reading on its own goroutine as a transport would, in rounds of a fixed
+// number of events: a round is published, and the next one waits until
+// every subscriber has all of it. The fixed shape keeps the figures
+// comparable between runs (when the publisher may run ahead, how far it
+// gets decides the batches, and the cost). One op is one event published
+// and delivered to all; ns/delivery and allocs/delivery are per event per
+// subscriber.
 func BenchmarkFanout(b *testing.B) {
+	for _, round := range []int{1, 64} {
+		b.Run(fmt.Sprintf("round=%d", round), func(b *testing.B) { benchFanout(b, round) })
+	}
+}
+
+func benchFanout(b *testing.B, round int) {
 	const subs = 1000
 	ctx := context.Background()
 	h := benchHub(b, 0, 1<<30)
-	n := b.N
+	rounds := max(b.N/round, 1)
+	n := rounds * round
+	var left atomic.Int64 // subscribers yet to get the whole round
+	roundDone := make(chan struct{}, 1)
 	var done sync.WaitGroup
 	for range subs {
 		sub, err := h.subscribe(ctx, "bench", nil, "", 128)
@@ -43,6 +58,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.Fatal(err)
 		}
 		done.Go(func() {
+			defer sub.close()
 			for got := 0; got < n; {
 				batch, err := sub.next(ctx, nil)
 				if err != nil {
@@ -50,6 +66,9 @@ func BenchmarkFanout(b *testing.B) {
 					return
 				}
 				got += len(batch)
+				if got%round == 0 && left.Add(-1) == 0 {
+					roundDone <- struct{}{}
+				}
 			}
 		})
 	}
@@ -58,14 +77,18 @@ func BenchmarkFanout(b *testing.B) {
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	start := time.Now()
-	for range n {
-		if _, err := h.Publish(ctx, "bench", benchEvent); err != nil {
-			b.Fatal(err)
+	for range rounds {
+		left.Store(subs)
+		for range round {
+			if _, err := h.Publish(ctx, "bench", benchEvent); err != nil {
+				b.Fatal(err)
+			}
 		}
+		<-roundDone
 	}
-	done.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	done.Wait()
 	runtime.ReadMemStats(&after)
 	deliveries := float64(n) * subs
 	b.ReportMetric(float64(elapsed.Nanoseconds())/deliveries, "ns/delivery")
