@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,13 +71,14 @@ func TestTwoProcessesShareTasksAndPresence(t *testing.T) {
 	}
 
 	// Long polls hold the user in the room while they wait.
+	var polls sync.WaitGroup
 	for _, p := range []*proc{a, b} {
-		go func() {
+		polls.Go(func() {
 			resp, err := http.Get(p.url + "/v1/rooms/meet/events?user=ann&wait=5s")
 			if err == nil {
 				resp.Body.Close()
 			}
-		}()
+		})
 	}
 	deadline = time.Now().Add(10 * time.Second)
 	for {
@@ -90,7 +92,11 @@ func TestTwoProcessesShareTasksAndPresence(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p := poll(t, a.url+"/v1/rooms/meet/events?since=0&wait=0")
+	// Each long poll joined before it waited, and ends with the login or
+	// its wait: once both are over, every login there will be is in the
+	// log.
+	polls.Wait()
+	p := poll(t, a.url+"/v1/rooms/meet/events?since=0&wait=5s")
 	logins := 0
 	for _, ev := range p.Events {
 		if ev.Type == protocol.TypeLogin {
