@@ -2,9 +2,11 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -47,16 +49,17 @@ func TestIdleStreamLeavesMemory(t *testing.T) {
 	// Once past the idle time, a use of the hub drops the idle stream, not
 	// the one with a subscriber.
 	h.setStreamIdle(20 * time.Millisecond)
-	for deadline := time.Now().Add(5 * time.Second); held(h, idle); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is still in memory 5 s after its last use", idle)
-		}
+	testwait.Until(t, 5*time.Second, 5*time.Millisecond, func() error {
 		st, err := h.acquire(ctx, busy, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h.release(st)
-	}
+		if held(h, idle) {
+			return fmt.Errorf("%s is still in memory after its last use", idle)
+		}
+		return nil
+	})
 	if _, err := h.Publish(ctx, busy, hubMessage("wake")); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -126,13 +127,13 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	// Closing one frees its place.
 	a2.Close(websocket.StatusNormalClosure, "")
-	checkForLimits(t, func() bool {
+	testwait.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
 		c, _, err := websocket.Dial(ctx, ws+"/v1/rooms/lobby/events?user=carol", nil)
 		if err != nil {
-			return false
+			return err
 		}
 		t.Cleanup(func() { c.CloseNow() })
-		return true
+		return nil
 	})
 	status, code := call(t, "GET", base+"/v1/rooms/lobby/presence", "", "")
 	if status != 200 || code != "" {
@@ -140,16 +141,15 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
-// checkForLimits polls cond for up to 5 s.
-func checkForLimits(t *testing.T, cond func() bool) {
+// waitMetric waits until base's /metrics has the line want.
+func waitMetric(t *testing.T, base, want string) {
 	t.Helper()
-	for range 500 {
-		if cond() {
-			return
+	testwait.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(scrape(t, base), want) {
+			return fmt.Errorf("/metrics lacks %q", want)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("condition not met")
+		return nil
+	})
 }
 
 func TestLongPollAndRoomLimits(t *testing.T) {
@@ -165,9 +165,7 @@ func TestLongPollAndRoomLimits(t *testing.T) {
 			}
 		}()
 	}
-	checkForLimits(t, func() bool {
-		return strings.Contains(scrape(t, base), `pushd_connections{transport="longpoll"} 2`)
-	})
+	waitMetric(t, base, `pushd_connections{transport="longpoll"} 2`)
 	if status, code := call(t, "GET", base+"/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
 		t.Fatalf("a third long poll: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
 	}

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pushd/push/internal/testlog"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -98,23 +99,6 @@ func (g goTB) Fatalf(format string, args ...any) {
 func (g goTB) FailNow() {
 	g.TB.Fail()
 	runtime.Goexit()
-}
-
-// checkFor calls cond every interval until it returns nil, and fails the
-// test with cond's last error if that has not happened within timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
 }
 
 // ---- publishing and polling -------------------------------------------
@@ -258,7 +242,7 @@ func (p *pushd) gauge(t testing.TB, transport string) (int, error) {
 // waitGauge waits until pushd_connections{transport} is n.
 func (p *pushd) waitGauge(t testing.TB, transport string, n int) {
 	t.Helper()
-	checkFor(t, readTimeout, 5*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 5*time.Millisecond, func() error {
 		got, err := p.gauge(t, transport)
 		if err != nil {
 			return err
@@ -686,7 +670,7 @@ type pollSub struct {
 func (s *pollSub) next(t testing.TB) protocol.Event {
 	t.Helper()
 	if s.short {
-		checkFor(t, readTimeout, 2*time.Millisecond, func() error {
+		testwait.Until(t, readTimeout, 2*time.Millisecond, func() error {
 			s.fetch(t, "0")
 			if len(s.pending) == 0 {
 				return fmt.Errorf("no event after %s", s.since)

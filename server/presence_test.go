@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -61,7 +62,7 @@ func TestPresenceTwoConnectionsOneLogin(t *testing.T) {
 	wantPresenceEvents(t, p, "lobby", "login alice", "message one", "message two")
 
 	sse.close()
-	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
 		if got := p.presence(t, "lobby"); len(got) != 0 {
 			return fmt.Errorf("present: %q", got)
 		}
@@ -97,14 +98,14 @@ func TestPresenceLogoutAfterGrace(t *testing.T) {
 	alice := p.subscribe(t, kindWS, "lobby", subOpts{user: "alice"})
 	bob := p.subscribe(t, kindSSE, "lobby", subOpts{user: "bob"})
 	alice.close()
-	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
 		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"bob"}) {
 			return fmt.Errorf("present: %q; want bob alone", got)
 		}
 		return nil
 	})
 	bob.close()
-	checkFor(t, readTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
 		if got := p.presence(t, "lobby"); len(got) != 0 {
 			return fmt.Errorf("present: %q; want nobody", got)
 		}
@@ -133,7 +134,7 @@ func TestPresenceLongPollUser(t *testing.T) {
 		defer close(done)
 		evs, cur = p.poll(goTB{t}, "lobby", "user=carol&wait=20s&since="+head.String())
 	}()
-	checkFor(t, readTimeout, 5*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 5*time.Millisecond, func() error {
 		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"carol"}) {
 			return fmt.Errorf("present: %q; want carol", got)
 		}

@@ -148,9 +148,7 @@ func TestRefusedRequestsCreateNothing(t *testing.T) {
 		}
 	}()
 	defer func() { stopPoll(); <-polling }()
-	checkForLimits(t, func() bool {
-		return strings.Contains(scrape(t, base), `pushd_connections{transport="longpoll"} 1`)
-	})
+	waitMetric(t, base, `pushd_connections{transport="longpoll"} 1`)
 	if status, code := call(t, "POST", base+"/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a third room: %d %s; want 503", status, code)
 	}

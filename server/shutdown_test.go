@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -23,7 +24,7 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 	ws := p.dialWS(t, "/v1/rooms/lobby/events?user=alice")
 	sse := p.subscribe(t, kindSSE, "lobby", subOpts{since: last.Cursor().String(), user: "bob"}).(*sseSub)
 	// Both logins are in before the poll starts, so it waits.
-	checkFor(t, readTimeout, 5*time.Millisecond, func() error {
+	testwait.Until(t, readTimeout, 5*time.Millisecond, func() error {
 		if got := p.presence(t, "lobby"); len(got) != 2 {
 			return errors.New("alice and bob not both present yet")
 		}

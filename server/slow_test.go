@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -225,7 +226,7 @@ func TestWriteTimeoutDropsStuckSubscriber(t *testing.T) {
 			}
 			p.waitGauge(t, transportOf(kind), 1)
 			published := 0
-			checkFor(t, readTimeout, time.Millisecond, func() error {
+			testwait.Until(t, readTimeout, time.Millisecond, func() error {
 				p.publishDirect(t, "lobby", "alice", bigText)
 				published++
 				n, err := p.gauge(t, transportOf(kind))

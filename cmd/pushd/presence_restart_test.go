@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -35,21 +36,14 @@ func TestPresenceSurvivesACrash(t *testing.T) {
 	}
 	waitPresent := func(base string, want ...string) {
 		t.Helper()
-		var got protocol.Presence
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			resp, err := http.Get(base + "/v1/rooms/r/presence")
-			if err != nil {
-				t.Fatal(err)
+		testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+			var got protocol.Presence
+			getJSON(t, base+"/v1/rooms/r/presence", &got)
+			if !slices.Equal(got.Users, want) {
+				return fmt.Errorf("present: %q; want %q", got.Users, want)
 			}
-			err = json.NewDecoder(resp.Body).Decode(&got)
-			resp.Body.Close()
-			if err == nil && slices.Equal(got.Users, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("present: %q; want %q", got.Users, want)
-			}
-		}
+			return nil
+		})
 	}
 	subscribe(p.url, "alice")
 	subscribe(p.url, "bob")

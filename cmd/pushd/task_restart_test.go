@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -28,16 +30,17 @@ func TestInterruptedTaskKeepsItsProgress(t *testing.T) {
 	}
 	// Let it get going, then read what a watcher has seen of it.
 	var seen protocol.Task
-	for deadline := time.Now().Add(20 * time.Second); seen.Done < 40; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the task reached only %d of 1000 steps", seen.Done)
-		}
+	testwait.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
 		for _, ev := range poll(t, p.url+"/v1/tasks/"+task.ID+"/events?since=0&wait=0").Events {
 			if ev.Task != nil && ev.Task.Done > seen.Done {
 				seen = *ev.Task
 			}
 		}
-	}
+		if seen.Done < 40 {
+			return fmt.Errorf("the task reached only %d of 1000 steps", seen.Done)
+		}
+		return nil
+	})
 	p.kill(t)
 
 	p = startPushd(t, "--data", data)

@@ -35,23 +35,6 @@ import (
 // turns a hang into a failure; nothing asserts on how long things take.
 const waitTimeout = 20 * time.Second
 
-// checkFor calls cond every interval until it returns nil, and fails the
-// test with cond's last error if that has not happened within timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not so after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // clusterNode is one pushd server of a test cluster, on its own NATS
 // connection, listening on 127.0.0.1.
 type clusterNode struct {

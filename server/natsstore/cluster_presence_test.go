@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -97,7 +98,7 @@ func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNod
 	if want == nil {
 		want = []string{}
 	}
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, n := range nodes {
 			status, got := n.presence(t, room)
 			if status != http.StatusOK || !slices.Equal(got, want) {
@@ -112,7 +113,7 @@ func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNod
 // logout events want, and no others.
 func waitPresenceLog(t *testing.T, room string, want []string, nodes ...*clusterNode) {
 	t.Helper()
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, n := range nodes {
 			if got := presenceLog(n.roomEvents(t, room, 0)); !slices.Equal(got, want) {
 				return fmt.Errorf("node %d: %q; want %q", i, got, want)
@@ -137,7 +138,7 @@ func TestClusterPresenceOneLoginOneLogout(t *testing.T) {
 
 	// alice leaves a; b still has her.
 	dropA()
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		servers := serversOf(t, a, rosters[0], "lobby", "alice")
 		if len(servers) != 1 || !strings.HasPrefix(servers[0], "node1=") {
 			return fmt.Errorf("the roster has alice on %q; want node1 alone", servers)
@@ -198,7 +199,7 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	}
 	waitPresence(t, "lobby", users, nodes...)
 	sortedLog := func(evs []protocol.Event) []string { return slices.Sorted(slices.Values(presenceLog(evs))) }
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, n := range nodes {
 			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, logins) {
 				return fmt.Errorf("node %d: %q; want %q", i, got, logins)
@@ -215,7 +216,7 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	wg.Wait()
 	waitPresence(t, "lobby", nil, nodes...)
 	want := slices.Sorted(slices.Values(append(logins, logouts...)))
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, n := range nodes {
 			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, want) {
 				return fmt.Errorf("node %d: %q; want %q", i, got, want)
@@ -252,7 +253,7 @@ func TestClusterPresenceNATSOutage(t *testing.T) {
 	waitPresence(t, "lobby", []string{"alice"}, a, b)
 
 	ns.Stop()
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, n := range nodes {
 			if status, _ := n.presence(t, "lobby"); status != http.StatusServiceUnavailable {
 				return fmt.Errorf("node %d: presence %d; want 503", i, status)
@@ -288,7 +289,7 @@ func TestClusterPresenceFailedLoginOwesNoLogout(t *testing.T) {
 	}
 	lost(t, "alice's login", login)
 	lost(t, "the withdrawal of alice", withdraw)
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		if s := serversOf(t, b, ra, "lobby", "alice"); len(s) != 0 {
 			return fmt.Errorf("the roster still has alice on %q", s)
 		}

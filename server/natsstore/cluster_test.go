@@ -21,6 +21,7 @@ import (
 	"github.com/pushd/push/bench"
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -512,15 +513,12 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	}
 	waitConsumers := func(want int) {
 		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			n := consumers()
-			if n == want {
-				return
+		testwait.Until(t, 15*time.Second, 20*time.Millisecond, func() error {
+			if n := consumers(); n != want {
+				return fmt.Errorf("%d consumers of the room's stream; want %d", n, want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d consumers of the room's stream; want %d", n, want)
-			}
-		}
+			return nil
+		})
 	}
 	// A follows the room while a subscriber is there, however long.
 	first := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportWebSocket, Since: "0", MaxRetries: 3})
@@ -534,18 +532,15 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	first.Close()
 
 	// Past the idle time, A's next request lets the room go.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testwait.Until(t, 15*time.Second, 50*time.Millisecond, func() error {
 		if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
 			t.Fatal(err)
 		}
-		n := consumers()
-		if n == 0 {
-			break
+		if n := consumers(); n != 0 {
+			return fmt.Errorf("%d consumers of the idle room's stream after its idle time; want 0", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d consumers of the idle room's stream after its idle time; want 0", n)
-		}
-	}
+		return nil
+	})
 
 	// Events published meanwhile on B reach a subscriber on A that
 	// resumes from before them, with no reset.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/testlog"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
 )
@@ -116,7 +117,7 @@ func waitUsers(t *testing.T, room string, want []string, rosters ...*testRoster)
 	if want == nil {
 		want = []string{}
 	}
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		for i, r := range rosters {
 			got, err := r.Users(context.Background(), room)
 			if err != nil {
@@ -230,7 +231,7 @@ func TestRosterSweepsServerThatStopsRefreshing(t *testing.T) {
 
 	c.stopRun()
 	gone := func() []string { return append(a.goneList(), b.goneList()...) }
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		if g := gone(); len(g) == 0 {
 			return errors.New("no one reported alice gone")
 		}
@@ -267,7 +268,7 @@ func TestRosterNATSOutage(t *testing.T) {
 	waitUsers(t, "lobby", []string{"alice", "carol"}, a, b)
 
 	ns.Stop()
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		_, err := a.Users(context.Background(), "lobby")
 		if !errors.Is(err, server.ErrUnavailable) {
 			return fmt.Errorf("Users during the outage: %v; want ErrUnavailable", err)
@@ -284,7 +285,7 @@ func TestRosterNATSOutage(t *testing.T) {
 	}
 
 	ns.Restart()
-	checkFor(t, waitTimeout, 50*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 50*time.Millisecond, func() error {
 		first, err := b.Arrive(context.Background(), "lobby", "bob")
 		if err != nil {
 			return fmt.Errorf("Arrive after the outage: %v", err)
@@ -298,7 +299,7 @@ func TestRosterNATSOutage(t *testing.T) {
 		t.Fatal("alice, whom a had before the outage, is first on b after it")
 	}
 	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		if g := a.goneList(); !slices.Equal(g, []string{"lobby carol"}) {
 			return fmt.Errorf("a reported %q gone; want carol", g)
 		}
@@ -324,7 +325,7 @@ func TestRosterWritesEntriesAgainAfterLoss(t *testing.T) {
 	if err := a.store.JetStream().DeleteKeyValue(ctx, a.Bucket()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, waitTimeout, 20*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 20*time.Millisecond, func() error {
 		kv, err := a.store.JetStream().KeyValue(ctx, a.Bucket())
 		if err != nil {
 			return err
@@ -393,7 +394,7 @@ func lost(t *testing.T, what string, ch <-chan struct{}) {
 // waitGone waits until the roster has reported want gone, and no others.
 func waitGone(t *testing.T, r *testRoster, want ...string) {
 	t.Helper()
-	checkFor(t, waitTimeout, 10*time.Millisecond, func() error {
+	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		if g := r.goneList(); !slices.Equal(g, want) {
 			return fmt.Errorf("gone reported %q; want %q", g, want)
 		}
