@@ -157,7 +157,7 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 			}
 		case sent = <-inputDone:
 			inputDone = nil
-			if sent.offline != nil {
+			if sent.offline != nil && (sent.failed > 0 || !o.follow) {
 				return sent.err() // the room is out of reach: nothing more to print
 			}
 			if o.follow || sent.stopped {
@@ -270,8 +270,10 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 	lines := make(chan string, sendQueue)
 	done := make(chan struct{})
 	defer close(done)
-	var readErr error // set before lines is closed
+	read := make(chan struct{}) // closed at the end of input
+	var readErr error           // set before lines is closed
 	go func() {
+		defer close(read)
 		defer close(lines)
 		sc := bufio.NewScanner(a.in)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -298,11 +300,24 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 		}
 		return r
 	}
-	if _, stopped, err := s.connected(ctx); stopped {
-		r.stopped = true
-		return r
-	} else if err != nil {
-		return offline(err, len(lines))
+	for {
+		_, stopped, err := s.connected(ctx)
+		if stopped {
+			r.stopped = true
+			return r
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-read:
+			return offline(err, len(lines))
+		default:
+			if n := len(lines); n > 0 {
+				return offline(err, n)
+			}
+			// No line waits to be given up: wait on.
+		}
 	}
 	for text := range lines {
 		stopped, err := s.sendLine(ctx, text)

@@ -716,3 +716,27 @@ wait:
 		t.Fatalf("the room holds %q, want %q", got, want)
 	}
 }
+
+// TestChatFollowOutlastsAnOutage: a reader with --follow and nothing to
+// send keeps printing the room through an outage longer than maxOffline:
+// no line waits, so nothing is given up.
+func TestChatFollowOutlastsAnOutage(t *testing.T) {
+	defer func(d time.Duration) { maxOffline = d }(maxOffline)
+	maxOffline = 300 * time.Millisecond
+	srv := startServer(t)
+	chat := start(t, strings.NewReader(""), nil, "--server", srv.URL, "chat", "--room", "f", "--history", "0", "--follow")
+	chat.errOut.waitContains(t, "connected to room/f")
+	srv.down(t)
+	chat.errOut.waitContains(t, "reconnecting to room/f")
+	// Longer than maxOffline: what is checked is that nothing gave up.
+	time.Sleep(3 * maxOffline)
+	srv.up(t)
+	alice, err := client.New(srv.URL, client.WithUser("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Publish(context.Background(), "f", "after the outage"); err != nil {
+		t.Fatal(err)
+	}
+	chat.out.waitContains(t, "after the outage")
+}
