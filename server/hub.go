@@ -449,10 +449,7 @@ func (s *stream) flush(ctx context.Context, b *batch) bool {
 	defer s.mu.Unlock()
 	if len(out) > 0 && out[0].Epoch != s.epoch {
 		// The store lost the stream's history; start the tail anew.
-		s.epoch = out[0].Epoch
-		s.epochGen.Add(1)
-		clear(s.ring)
-		s.ringFirst = out[0].Seq
+		s.beginEpochLocked(out[0].Epoch, out[0].Seq)
 	}
 	for _, e := range entries {
 		s.push(e)
@@ -544,6 +541,16 @@ func (s *stream) wakeWaiters() {
 	s.waitMu.Unlock()
 }
 
+// beginEpochLocked starts the tail anew in a new history (epoch) whose
+// first event is seq first: what the tail held is of the old one.
+// Subscriptions see epochGen move and reset. s.mu is held.
+func (s *stream) beginEpochLocked(epoch string, first uint64) {
+	s.epoch = epoch
+	s.epochGen.Add(1)
+	clear(s.ring)
+	s.ringFirst, s.last = first, first-1
+}
+
 // push adds e, the event after s.last, to the tail, growing the ring up to
 // the hub's tail size and then overwriting the oldest. s.mu is held.
 func (s *stream) push(e *entry) {
@@ -615,10 +622,8 @@ func (s *stream) resume(ctx context.Context) (uint64, error) {
 		return last, nil
 	}
 	s.hub.log.Warn("stream's history began anew in the store; subscribers get a reset", "stream", s.name, "epoch", info.Epoch, "was", s.epoch)
-	s.epoch = info.Epoch
-	s.epochGen.Add(1)
-	clear(s.ring)
-	s.last, s.ringFirst, s.appended = info.First-1, info.First, 0
+	s.beginEpochLocked(info.Epoch, info.First)
+	s.appended = 0
 	// Announce the new epoch at once: waiting subscribers must see it.
 	s.pending = false
 	s.announceNowLocked(time.Now())
@@ -639,10 +644,7 @@ func (s *stream) deliver(events []protocol.Event) {
 		ev := &events[i]
 		switch {
 		case ev.Epoch != s.epoch:
-			s.epoch = ev.Epoch
-			s.epochGen.Add(1)
-			clear(s.ring)
-			s.ringFirst, s.last = ev.Seq, ev.Seq-1
+			s.beginEpochLocked(ev.Epoch, ev.Seq)
 		case ev.Seq <= s.last:
 			continue
 		case ev.Seq > s.last+1:

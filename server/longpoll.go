@@ -25,7 +25,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	if err != nil {
 		return err
 	}
-	cleanup, err := s.setUp(w, r, t, transportLongPoll)
+	cleanup, err := s.setUp(r, t, transportLongPoll)
 	if err != nil {
 		return err
 	}

@@ -248,7 +248,7 @@ func hubDone(h *Hub) bool {
 // success the returned cleanup undoes it all; on error it has been undone
 // already. Presence is joined separately (join), once nothing can refuse
 // the request any more.
-func (s *Server) setUp(w http.ResponseWriter, r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
+func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
 	if !s.begin() {
 		return nil, errShuttingDown
 	}

@@ -27,7 +27,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 	if err != nil {
 		return err
 	}
-	cleanup, err := s.setUp(w, r, t, transportSSE)
+	cleanup, err := s.setUp(r, t, transportSSE)
 	if err != nil {
 		return err
 	}

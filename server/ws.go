@@ -36,7 +36,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err != nil {
 		return err
 	}
-	cleanup, err := s.setUp(w, r, t, transportWS)
+	cleanup, err := s.setUp(r, t, transportWS)
 	if err != nil {
 		return err
 	}
