@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +138,83 @@ func TestStreamLimitCountsStreamsInUse(t *testing.T) {
 	c.close()
 	if _, err := h.publish(ctx, "room/d", hubMessage("d"), true); err != nil {
 		t.Fatalf("a new room after one was let go: %v", err)
+	}
+}
+
+// infoGatedStore holds the first Info of one stream until gate is closed,
+// after reading it: that Info answers as the store was before.
+type infoGatedStore struct {
+	*MemoryStore
+	stream  string
+	held    atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *infoGatedStore) Info(ctx context.Context, stream string) (StreamInfo, error) {
+	info, err := g.MemoryStore.Info(ctx, stream)
+	if stream == g.stream && g.held.CompareAndSwap(false, true) {
+		close(g.entered)
+		<-g.gate
+	}
+	return info, err
+}
+
+// A stream loaded from the store while the same stream is made, used and
+// dropped meanwhile is read again: its tail starts after the events
+// appended meanwhile, not before them.
+func TestStreamLoadedWhileDroppedIsReadAgain(t *testing.T) {
+	const name = "room/x"
+	store := &infoGatedStore{MemoryStore: NewMemoryStore(0, 0), stream: name, entered: make(chan struct{}), gate: make(chan struct{})}
+	h := newHub(store, 0, 8, 1000, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		h.shutdown()
+		store.Close()
+	})
+	ctx := t.Context()
+	loaded := make(chan *stream, 1)
+	go func() {
+		st, err := h.acquire(ctx, name, true)
+		if err != nil {
+			t.Error(err)
+		}
+		loaded <- st
+	}()
+	<-store.entered // its Info has read the stream as empty
+
+	// Meanwhile the stream is made, gets an event, and is dropped.
+	first, err := h.Publish(ctx, name, hubMessage("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.setStreamIdle(time.Nanosecond)
+	other, err := h.acquire(ctx, "room/other", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.release(other)
+	if held(h, name) {
+		t.Fatalf("%s is still in memory", name)
+	}
+	h.setStreamIdle(time.Hour)
+
+	close(store.gate)
+	st := <-loaded
+	if st == nil {
+		t.FailNow()
+	}
+	h.release(st)
+	second, err := h.Publish(ctx, name, hubMessage("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.subscribe(ctx, name, &protocol.Cursor{Epoch: first.Epoch, Seq: 0}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.close()
+	got := testCollect(t, sub, 2)
+	if got[0].Text != "a" || got[1].Text != "b" || got[1].Seq != second.Seq {
+		t.Fatalf("the stream from the start: %+v; want a then b", got)
 	}
 }
