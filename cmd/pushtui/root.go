@@ -32,8 +32,6 @@ type globalOptions struct {
 	// userGiven reports whether --user was on the command line (rather
 	// than the $USER default); tokenGiven the same of --token.
 	userGiven, tokenGiven func() bool
-	// userChecked: checkUser has run.
-	userChecked bool
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -132,10 +130,6 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 // once. The token is read, not verified (only the server has the secret);
 // one that cannot be read is a mistake said first, whatever the user.
 func (o *globalOptions) checkUser() error {
-	if o.userChecked {
-		return nil
-	}
-	o.userChecked = true
 	token := strings.TrimSpace(o.token)
 	sub := ""
 	if token != "" {
