@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -367,11 +369,13 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	chat.errOut.waitContains(t, "reconnecting to room/q")
 	const total = sendQueue + 10
 	full := make(chan struct{})
+	var written atomic.Int64
 	go func() {
 		for i := range total {
 			if _, err := fmt.Fprintf(keys, "line %d\n", i); err != nil {
 				return
 			}
+			written.Add(1)
 			// One line is being sent, sendQueue wait, and one more is read:
 			// the queue is full, and the next write waits.
 			if i == sendQueue+1 {
@@ -384,6 +388,18 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	case <-full:
 	case <-time.After(wait):
 		t.Fatalf("the chat read fewer than %d lines while pushd was away", sendQueue+2)
+	}
+	// While pushd stays away (another try to reconnect goes by), the chat
+	// reads no further: the writer waits.
+	tries := strings.Count(chat.errOut.String(), "reconnecting to room/q")
+	testwait.Until(t, wait, 20*time.Millisecond, func() error {
+		if strings.Count(chat.errOut.String(), "reconnecting to room/q") <= tries {
+			return errors.New("no further try to reconnect")
+		}
+		return nil
+	})
+	if n := written.Load(); n > sendQueue+3 {
+		t.Fatalf("%d lines read while pushd was away; want at most %d", n, sendQueue+3)
 	}
 	srv.up(t)
 	if code := chat.wait(t); code != 0 {
