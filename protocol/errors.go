@@ -1,6 +1,10 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
 
 // Error codes of the error body. Clients branch on the code, people read the
 // message.
@@ -36,13 +40,46 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
-// Error is an error answer as a Go error, used by clients.
+// Error is an error answer: the HTTP status, the code and message of the
+// error body, and when to try again. The server answers with it, clients
+// get it back from a failed request, and servers pass it to each other.
 type Error struct {
-	Status  int    // HTTP status
-	Code    string // one of the Code* constants
-	Message string
+	Status  int    `json:"status"`
+	Code    string `json:"code"` // one of the Code* constants; "" when the answer had no pushd error body
+	Message string `json:"message"`
+	// RetryAfter is how long to wait before trying again: the
+	// Retry-After header of 429 and 503 answers, in whole seconds on the
+	// wire; 0 when the answer said nothing.
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// RetryIn sets e's RetryAfter and returns e.
+func (e *Error) RetryIn(d time.Duration) *Error {
+	e.RetryAfter = d
+	return e
 }
 
 func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("%s (%d)", e.Message, e.Status)
+	}
 	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
+}
+
+// Temporary reports whether the same request may succeed later, unchanged:
+// the answer was a timeout (408), a rate limit (429) or a server-side
+// failure (5xx). Any other error status refuses the request for what it
+// is, and sending it again gets the same answer.
+func (e *Error) Temporary() bool {
+	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// Body returns e as the JSON error body.
+func (e *Error) Body() ErrorBody {
+	return ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message}}
 }
