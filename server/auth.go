@@ -82,25 +82,25 @@ func (s *Server) authenticate(r *http.Request) (*identity, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the Authorization header must be \"Bearer <token>\"")
+			return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the Authorization header must be \"Bearer <token>\"")
 		}
 		raw = strings.TrimSpace(tok)
 	} else {
 		raw = r.URL.Query().Get("token")
 	}
 	if raw == "" {
-		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "this server needs a token: send \"Authorization: Bearer <token>\" or ?token=<token> (pushd token mints one)")
+		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "this server needs a token: send \"Authorization: Bearer <token>\" or ?token=<token> (pushd token mints one)")
 	}
 	claims, err := parseToken(s.cfg.AuthSecret, raw)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token has expired; get a new one")
+		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token has expired; get a new one")
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is malformed; pass it whole, as pushd token printed it")
+		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is malformed; pass it whole, as pushd token printed it")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token was not signed by this server's secret")
+		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token was not signed by this server's secret")
 	case err != nil:
-		return nil, errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is not valid for this server: %v", err)
+		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is not valid for this server: %v", err)
 	}
 	return &identity{user: claims.Subject, claims: claims}, nil
 }
@@ -128,13 +128,13 @@ func (s *Server) roomAccess(r *http.Request, room, claimed string, publish bool)
 		return claimed, err
 	}
 	if !id.mayJoin(room) {
-		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s (the token allows %s)", id.user, room, strings.Join(id.claims.Rooms, ", "))
+		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s (the token allows %s)", id.user, room, strings.Join(id.claims.Rooms, ", "))
 	}
 	if publish && !id.claims.Publish {
-		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may read room %s but not post; ask for a token with publish", id.user, room)
+		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may read room %s but not post; ask for a token with publish", id.user, room)
 	}
 	if claimed != "" && claimed != id.user {
-		return "", errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot act as %s", id.user, claimed)
+		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot act as %s", id.user, claimed)
 	}
 	return id.user, nil
 }
@@ -147,7 +147,7 @@ func (s *Server) taskAccess(r *http.Request, change bool) error {
 		return err
 	}
 	if change && !id.claims.Tasks {
-		return errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may watch tasks but not start, report on or cancel them; ask for a token with tasks", id.user)
+		return protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may watch tasks but not start, report on or cancel them; ask for a token with tasks", id.user)
 	}
 	return nil
 }

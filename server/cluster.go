@@ -64,7 +64,7 @@ type Roster interface {
 // vanished are ended as failed by one of the others.
 //
 // Errors that mean the shared service cannot be reached wrap
-// ErrUnavailable (503); a refusal from the owner is a *TaskPeerError.
+// ErrUnavailable (503); a refusal from the owner is a *protocol.Error.
 type TaskPeers interface {
 	// Serve answers the other servers' requests for the tasks of local,
 	// keeps this server known to be alive, and ends the unfinished tasks
@@ -87,14 +87,4 @@ type TaskPeers interface {
 // the record says stands.
 var ErrTaskTaken = errors.New("task taken over by another server")
 
-// TaskPeerError is a refusal from the server that runs a task, as
-// TaskPeers carry it back to the server that forwarded the request, so
-// that both answer alike: the status, code and message of the owner's
-// answer.
-type TaskPeerError struct {
-	Status  int    `json:"status"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
-func (e *TaskPeerError) Error() string { return e.Message }

@@ -18,53 +18,31 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// apiError is an error answer: an HTTP status, a code from protocol and a
-// message a person can act on, and, for refusals that pass, when to try
-// again.
-type apiError struct {
-	status     int
-	code       string
-	message    string
-	retryAfter time.Duration // sent as Retry-After, in whole seconds, when set
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-// retryIn sets the answer's Retry-After and returns e.
-func (e *apiError) retryIn(d time.Duration) *apiError {
-	e.retryAfter = d
-	return e
-}
-
-// writeError writes err as the JSON error body. Errors that are not an
-// apiError are server faults: they are logged and answered with a 500 that
-// does not leak details.
+// writeError writes err as the JSON error body. Errors that are not a
+// *protocol.Error are server faults: they are logged and answered with a
+// 500 that does not leak details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
+	var ae *protocol.Error
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrTooManyStreams):
-		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms in use as it may (%d); try an existing room, or again later", s.cfg.Limits.MaxStreams).retryIn(5 * time.Second)
+		ae = protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "this server holds as many rooms in use as it may (%d); try an existing room, or again later", s.cfg.Limits.MaxStreams).RetryIn(5 * time.Second)
 	case errors.Is(err, ErrUnavailable):
 		s.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
-		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment").retryIn(time.Second)
+		ae = protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server cannot reach its event store right now; retry in a moment").RetryIn(time.Second)
 	case errors.Is(err, ErrStoreClosed), errors.Is(err, ErrShutdown):
-		ae = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
+		ae = protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
 	}
 	if ae == nil {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		ae = errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
+		ae = protocol.Errorf(http.StatusInternalServerError, protocol.CodeInternal, "internal error; the server log has the details")
 	}
-	if ae.retryAfter > 0 {
-		secs := int(math.Ceil(ae.retryAfter.Seconds()))
+	if ae.RetryAfter > 0 {
+		secs := int(math.Ceil(ae.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	s.metrics.rejected.WithLabelValues(ae.code).Inc()
-	writeJSON(w, ae.status, protocol.ErrorBody{Error: protocol.ErrorDetail{Code: ae.code, Message: ae.message}})
+	s.metrics.rejected.WithLabelValues(ae.Code).Inc()
+	writeJSON(w, ae.Status, ae.Body())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -97,7 +75,7 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != "application/json" {
-		return errorf(http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia,
+		return protocol.Errorf(http.StatusUnsupportedMediaType, protocol.CodeUnsupportedMedia,
 			"the body must be JSON with Content-Type: application/json (got %q)", ct)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
@@ -106,10 +84,10 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	}
 	// JSON is UTF-8; the decoder would turn bad bytes into U+FFFD quietly.
 	if at := invalidUTF8(body); at >= 0 {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is not valid UTF-8 (at byte %d); send JSON in UTF-8", at)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is not valid UTF-8 (at byte %d); send JSON in UTF-8", at)
 	}
 	if string(bytes.TrimSpace(body)) == "null" {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object, not null")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -117,11 +95,11 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return jsonError(err, s.cfg.MaxBodyBytes)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err == nil {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be one JSON object; found more after it")
 	} else if !errors.Is(err, io.EOF) {
 		return jsonError(err, s.cfg.MaxBodyBytes)
 	}
@@ -178,23 +156,23 @@ func typeError(typeErr *json.UnmarshalTypeError) string {
 }
 
 // jsonError turns a decoding error into a 400 or 413 that says what is wrong.
-func jsonError(err error, limit int64) *apiError {
+func jsonError(err error, limit int64) *protocol.Error {
 	var maxErr *http.MaxBytesError
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errorf(http.StatusRequestTimeout, protocol.CodeTimeout, "the body did not arrive in time; send it whole, promptly")
+		return protocol.Errorf(http.StatusRequestTimeout, protocol.CodeTimeout, "the body did not arrive in time; send it whole, promptly")
 	case errors.As(err, &maxErr):
-		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
+		return protocol.Errorf(http.StatusRequestEntityTooLarge, protocol.CodeBodyTooLarge, "the body is over the limit of %d bytes", limit)
 	case errors.As(err, &syntaxErr):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
 	case errors.As(err, &typeErr):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%s", typeError(typeErr))
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%s", typeError(typeErr))
 	case errors.Is(err, io.EOF):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is empty; send a JSON object")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body is empty; send a JSON object")
 	default:
 		// Unknown fields and truncated bodies: the decoder's text says which.
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "invalid JSON body: %v", err)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "invalid JSON body: %v", err)
 	}
 }

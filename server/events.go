@@ -69,13 +69,13 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 	}
 	if raw == "" {
 		if q.Has("since") {
-			return nil, errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "since is empty: give a cursor (<epoch>:<seq> or <seq>), or leave it out to start at the live end")
+			return nil, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "since is empty: give a cursor (<epoch>:<seq> or <seq>), or leave it out to start at the live end")
 		}
 		return nil, nil
 	}
 	c, err := protocol.ParseCursor(raw)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "%s: %v", what, err)
+		return nil, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidCursor, "%s: %v", what, err)
 	}
 	return &c, nil
 }

@@ -144,7 +144,7 @@ func clientIP(r *http.Request) string {
 
 // tooMany is a 429 with Retry-After (at least a second).
 func tooMany(retry time.Duration, format string, args ...any) error {
-	return errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).retryIn(max(retry, time.Second))
+	return protocol.Errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).RetryIn(max(retry, time.Second))
 }
 
 // allowPublish applies the per-user publish rate; the caller settles the

@@ -89,12 +89,12 @@ func (s *Server) pollWait(r *http.Request, q url.Values) (time.Duration, error) 
 	if err != nil {
 		n, nerr := strconv.ParseUint(raw, 10, 32)
 		if nerr != nil {
-			return 0, errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: give a duration such as 25s or 500ms, or whole seconds", raw)
+			return 0, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: give a duration such as 25s or 500ms, or whole seconds", raw)
 		}
 		d = time.Duration(n) * time.Second
 	}
 	if d < 0 {
-		return 0, errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: must not be negative", raw)
+		return 0, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "wait=%q: must not be negative", raw)
 	}
 	return min(d, s.cfg.LongPollWait), nil
 }

@@ -20,7 +20,7 @@ func (s *Server) checkOrigin(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !s.originAllowed(origin, r.Host) {
-		s.writeError(w, r, errorf(http.StatusForbidden, protocol.CodeForbidden,
+		s.writeError(w, r, protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden,
 			"pages from %s may not use this server; its operator can allow them with --allow-origin", origin))
 		return true
 	}

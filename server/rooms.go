@@ -13,7 +13,7 @@ import (
 func roomName(r *http.Request) (string, error) {
 	room := r.PathValue("room")
 	if err := protocol.ValidateName("room", room); err != nil {
-		return "", errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 	}
 	return room, nil
 }
@@ -27,7 +27,7 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 	user := q.Get("user")
 	if user != "" || q.Has("user") {
 		if err := protocol.ValidateName("user", user); err != nil {
-			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+			return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
 	}
 	if _, err := s.roomAccess(r, room, user, false); err != nil {
@@ -47,28 +47,28 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	}
 	var req protocol.PublishRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.code == protocol.CodeBodyTooLarge {
+		var ae *protocol.Error
+		if errors.As(err, &ae) && ae.Code == protocol.CodeBodyTooLarge {
 			// The limit a person sending a message meets is the text's.
-			ae.message += fmt.Sprintf("; a message's text may be at most %d bytes", s.cfg.MaxTextBytes)
+			ae.Message += fmt.Sprintf("; a message's text may be at most %d bytes", s.cfg.MaxTextBytes)
 		}
 		return err
 	}
 	switch {
 	case actor == "":
 		if err := protocol.ValidateName("user", req.User); err != nil {
-			return errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+			return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
 	case req.User != "" && req.User != actor:
-		return errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot post as %s", actor, req.User)
+		return protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot post as %s", actor, req.User)
 	default:
 		req.User = actor
 	}
 	switch {
 	case strings.TrimSpace(req.Text) == "":
-		return errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty or only whitespace; send {\"user\":\"...\",\"text\":\"...\"} with some text")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeEmptyText, "the message text is empty or only whitespace; send {\"user\":\"...\",\"text\":\"...\"} with some text")
 	case len(req.Text) > s.cfg.MaxTextBytes:
-		return errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
+		return protocol.Errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
 	settle, err := s.allowPublish(req.User)
 	if err != nil {

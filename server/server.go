@@ -47,7 +47,7 @@ type Server struct {
 }
 
 // errShuttingDown refuses new subscriptions during Shutdown.
-var errShuttingDown = errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
+var errShuttingDown = protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; retry in a moment")
 
 // begin counts a subscription handler in; false once Shutdown has begun.
 func (s *Server) begin() bool {
@@ -134,7 +134,7 @@ func (s *Server) routes() {
 	s.handle("/v1/tasks/{id}/progress", map[string]handlerFunc{http.MethodPost: s.handleTaskProgress})
 	s.handle("/v1/tasks/{id}/cancel", map[string]handlerFunc{http.MethodPost: s.handleCancelTask})
 	s.mux.Handle("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
-		return errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
+		return protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
 	}))
 }
 
@@ -157,7 +157,7 @@ func (s *Server) handle(pattern string, byMethod map[string]handlerFunc) {
 		h, ok := byMethod[method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			return errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
+			return protocol.Errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
 		}
 		return h(w, r)
 	}))
@@ -198,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p != "/" && p != cleanPath(p) {
 		// The mux would answer with a redirect to the cleaned path; an API
 		// client is better told what is wrong.
-		s.writeError(w, r, errorf(http.StatusNotFound, protocol.CodeNotFound,
+		s.writeError(w, r, protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound,
 			"no such endpoint: %s %s: the path has an empty or dot segment (a room name or task id missing?); see PROTOCOL.md", r.Method, p))
 		return
 	}
@@ -260,7 +260,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	}
 	if rd, ok := s.store.(Readier); ok {
 		if err := rd.Ready(r.Context()); err != nil {
-			return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "not ready: %v", err)
+			return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "not ready: %v", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

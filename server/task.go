@@ -172,8 +172,8 @@ func (t *task) keep(ctx context.Context) {
 // errTaskKept answers a report or a cancel (what) for an external task
 // that a shutdown has kept for the next start.
 func errTaskKept(what string) error {
-	return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable,
-		"the server is restarting; the task goes on once it is back: send the %s again in a moment", what).retryIn(time.Second)
+	return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable,
+		"the server is restarting; the task goes on once it is back: send the %s again in a moment", what).RetryIn(time.Second)
 }
 
 // finishWithCause ends a task whose context was cancelled, saying why.
@@ -385,17 +385,17 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 	if rep.Done != nil && *rep.Done < t.snap.Done {
 		done := t.snap.Done
 		t.mu.Unlock()
-		return errorf(http.StatusConflict, protocol.CodeConflict, "done %d is below the %d already reported; progress never goes backwards", *rep.Done, done)
+		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict, "done %d is below the %d already reported; progress never goes backwards", *rep.Done, done)
 	}
 	if rep.Total != nil && *rep.Total < t.snap.Done {
 		done := t.snap.Done
 		t.mu.Unlock()
-		return errorf(http.StatusConflict, protocol.CodeConflict, "total %d is below the %d already done; progress never goes backwards", *rep.Total, done)
+		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict, "total %d is below the %d already done; progress never goes backwards", *rep.Total, done)
 	}
 	if rep.Percent != nil && *rep.Percent < t.snap.Percent {
 		pct := t.snap.Percent
 		t.mu.Unlock()
-		return errorf(http.StatusConflict, protocol.CodeConflict, "percent %g is below the %g already reported; progress never goes backwards", *rep.Percent, pct)
+		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict, "percent %g is below the %g already reported; progress never goes backwards", *rep.Percent, pct)
 	}
 	t.progressLocked(rep.Done, rep.Total, rep.Percent, rep.Message)
 	t.lastReport = time.Now()
@@ -428,21 +428,21 @@ func (t *task) report(ctx context.Context, rep protocol.ProgressReport) error {
 func checkReport(rep protocol.ProgressReport) error {
 	switch {
 	case rep.Done != nil && *rep.Done < 0:
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "done must be 0 or more, not %d", *rep.Done)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "done must be 0 or more, not %d", *rep.Done)
 	case rep.Total != nil && *rep.Total < 0:
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "total must be 0 or more, not %d", *rep.Total)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "total must be 0 or more, not %d", *rep.Total)
 	case rep.Percent != nil && (*rep.Percent < 0 || *rep.Percent > 100 || math.IsNaN(*rep.Percent)):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "percent must be from 0 to 100, not %g", *rep.Percent)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "percent must be from 0 to 100, not %g", *rep.Percent)
 	case rep.Message != nil && (len(*rep.Message) > 1024 || !utf8.ValidString(*rep.Message)):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "message must be valid UTF-8 of at most 1024 bytes")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "message must be valid UTF-8 of at most 1024 bytes")
 	}
 	switch rep.State {
 	case "", protocol.TaskSucceeded, protocol.TaskFailed:
 	default:
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "state %q: a report may only end a task with \"succeeded\" or \"failed\" (cancel with POST /v1/tasks/{id}/cancel)", rep.State)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "state %q: a report may only end a task with \"succeeded\" or \"failed\" (cancel with POST /v1/tasks/{id}/cancel)", rep.State)
 	}
 	if rep.Done == nil && rep.Percent == nil && rep.Total == nil && rep.Message == nil && rep.State == "" {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "empty report: give done (of total), percent, message or state")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "empty report: give done (of total), percent, message or state")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -528,8 +529,8 @@ func (ts *Tasks) reportLocal(ctx context.Context, id string, rep protocol.Progre
 		return protocol.Task{}, err
 	}
 	if !t.external {
-		return protocol.Task{}, &apiError{status: 409, code: protocol.CodeConflict,
-			message: fmt.Sprintf("task %s is of kind %s, which reports its own progress; only external tasks take reports", id, t.snap.Kind)}
+		return protocol.Task{}, protocol.Errorf(http.StatusConflict, protocol.CodeConflict,
+			"task %s is of kind %s, which reports its own progress; only external tasks take reports", id, t.snap.Kind)
 	}
 	if err := t.report(ctx, rep); err != nil {
 		return protocol.Task{}, err

@@ -16,29 +16,25 @@ import (
 // ErrUnavailable go on as they are, to writeError, which answers 503 with
 // Retry-After and without the store's details.
 func taskAnswer(err error) error {
-	var ae *apiError
-	var pe *TaskPeerError
+	var ae *protocol.Error
 	switch {
 	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &pe):
-		ae = errorf(pe.Status, pe.Code, "%s", pe.Message)
-		if pe.Status == http.StatusServiceUnavailable {
-			ae.retryIn(time.Second)
+		if ae.Status == http.StatusServiceUnavailable && ae.RetryAfter == 0 {
+			ae.RetryIn(time.Second)
 		}
 		return ae
 	case errors.Is(err, ErrTaskOwnerSilent):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err).retryIn(time.Second)
+		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err).RetryIn(time.Second)
 	case errors.Is(err, ErrTaskNotFound):
-		return errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
+		return protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
 	case errors.Is(err, ErrTaskFinished):
-		return errorf(http.StatusConflict, protocol.CodeConflict, "%v", err)
+		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict, "%v", err)
 	case errors.Is(err, errParamsJSON):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
 	case errors.Is(err, ErrUnknownKind), errors.Is(err, errBadParams):
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
 	case errors.Is(err, ErrTaskShutdown):
-		return errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
+		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
 	}
 	return err
 }
@@ -47,17 +43,17 @@ func taskAnswer(err error) error {
 // of LocalTasks' Cancel or Report, so that task peers can carry it back to
 // the server that forwarded the request. An error that is a fault of this
 // server is answered as an internal error, without its details.
-func TaskPeerErrorOf(err error) *TaskPeerError {
-	var ae *apiError
+func TaskPeerErrorOf(err error) *protocol.Error {
+	var ae *protocol.Error
 	switch {
 	case errors.As(taskAnswer(err), &ae):
-		return &TaskPeerError{Status: ae.status, Code: ae.code, Message: ae.message}
+		return ae
 	case errors.Is(err, ErrUnavailable):
-		return &TaskPeerError{Status: http.StatusServiceUnavailable, Code: protocol.CodeUnavailable,
-			Message: "the server that runs the task cannot reach its event store right now; retry in a moment"}
+		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable,
+			"the server that runs the task cannot reach its event store right now; retry in a moment").RetryIn(time.Second)
 	}
-	return &TaskPeerError{Status: http.StatusInternalServerError, Code: protocol.CodeInternal,
-		Message: "internal error on the server that runs the task; its log has the details"}
+	return protocol.Errorf(http.StatusInternalServerError, protocol.CodeInternal,
+		"internal error on the server that runs the task; its log has the details")
 }
 
 func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
@@ -69,14 +65,14 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if body == nil {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object such as {\"kind\":\"demo\",\"name\":\"try\"}")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object such as {\"kind\":\"demo\",\"name\":\"try\"}")
 	}
 	var kind, name string
 	if err := takeString(body, "kind", &kind); err != nil {
 		return err
 	}
 	if kind == "" {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "kind is required, e.g. {\"kind\":\"demo\"} or {\"kind\":\"external\"}")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "kind is required, e.g. {\"kind\":\"demo\"} or {\"kind\":\"external\"}")
 	}
 	if err := takeString(body, "name", &name); err != nil {
 		return err
@@ -105,7 +101,7 @@ func takeString(body map[string]json.RawMessage, field string, dst *string) erro
 	}
 	delete(body, field)
 	if err := json.Unmarshal(raw, dst); err != nil {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON string", field)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON string", field)
 	}
 	return nil
 }
@@ -113,7 +109,7 @@ func takeString(body map[string]json.RawMessage, field string, dst *string) erro
 // checkTaskName allows any printable text of at most 200 bytes.
 func checkTaskName(name string) error {
 	if len(name) > 200 || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "name must be printable UTF-8 text of at most 200 bytes")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "name must be printable UTF-8 text of at most 200 bytes")
 	}
 	return nil
 }

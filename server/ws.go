@@ -72,21 +72,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 // before anything has changed.
 func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 	if r.ProtoMajor != 1 || !r.ProtoAtLeast(1, 1) {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "a WebSocket upgrade needs HTTP/1.1, not %s", r.Proto)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "a WebSocket upgrade needs HTTP/1.1, not %s", r.Proto)
 	}
 	if _, ok := w.(http.Hijacker); !ok {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "this connection cannot be upgraded to a WebSocket; use SSE or long polling")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "this connection cannot be upgraded to a WebSocket; use SSE or long polling")
 	}
 	if keys := r.Header.Values("Sec-WebSocket-Key"); len(keys) != 1 {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "send exactly one Sec-WebSocket-Key")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "send exactly one Sec-WebSocket-Key")
 	}
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "WebSocket version %q is not supported; use 13", v)
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "WebSocket version %q is not supported; use 13", v)
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Header.Get("Sec-WebSocket-Key")))
 	if err != nil || len(key) != 16 {
-		return errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "Sec-WebSocket-Key must be 16 bytes in base64")
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ const (
 // peerReply is the owner's answer: the task, or why not.
 type peerReply struct {
 	Task  *protocol.Task        `json:"task,omitempty"`
-	Error *server.TaskPeerError `json:"error,omitempty"`
+	Error *protocol.Error `json:"error,omitempty"`
 }
 
 const (
@@ -632,7 +632,7 @@ func (ts *Tasks) answer(ctx context.Context, local *server.Tasks, msg *nats.Msg)
 	var reply peerReply
 	var req peerRequest
 	if err := json.Unmarshal(msg.Data, &req); err != nil {
-		reply.Error = &server.TaskPeerError{Status: http.StatusBadRequest, Code: protocol.CodeInvalidJSON, Message: fmt.Sprintf("undecodable task request: %v", err)}
+		reply.Error = protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "undecodable task request: %v", err)
 	} else {
 		// The request is answered even if the server is shutting down.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.st.Timeout())
