@@ -1,0 +1,259 @@
+package pushdtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/internal/testwait"
+	"github.com/pushd/push/protocol"
+)
+
+// Answer is a server's answer to one request.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the answer's body into v, failing the test if it is not
+// JSON of that shape.
+func (a Answer) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.Body, v); err != nil {
+		t.Fatalf("answer %d %s: %v", a.Status, a.Body, err)
+	}
+}
+
+// Error returns the answer's error body, failing the test if it has none.
+func (a Answer) Error(t testing.TB) protocol.ErrorDetail {
+	t.Helper()
+	var eb protocol.ErrorBody
+	if err := json.Unmarshal(a.Body, &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+		t.Fatalf("answer %d %s: not an error body with a code and a message (%v)", a.Status, a.Body, err)
+	}
+	return eb.Error
+}
+
+// Request sends a request to path (with its query) and returns the answer.
+// A body that is not empty is sent as application/json unless header
+// (name, value pairs) sets another Content-Type; an empty value removes a
+// header. The request is bounded by ctx and Timeout beyond any wait it
+// asks for.
+func (s *Server) Request(t testing.TB, ctx context.Context, method, path, body string, header ...string) Answer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, Timeout+time.Minute)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	a, err := s.do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return a
+}
+
+// do sends req and reads the whole answer.
+func (s *Server) do(req *http.Request) (Answer, error) {
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return Answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Answer{}, fmt.Errorf("read the answer: %w", err)
+	}
+	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// Get is a GET of path.
+func (s *Server) Get(t testing.TB, path string, header ...string) Answer {
+	t.Helper()
+	return s.Request(t, context.Background(), http.MethodGet, path, "", header...)
+}
+
+// Post is a POST of a JSON body to path.
+func (s *Server) Post(t testing.TB, path, body string, header ...string) Answer {
+	t.Helper()
+	return s.Request(t, context.Background(), http.MethodPost, path, body, header...)
+}
+
+// Expect sends a request, fails the test unless the answer has status
+// want, and decodes its body into out unless out is nil.
+func (s *Server) Expect(t testing.TB, method, path, body string, want int, out any) Answer {
+	t.Helper()
+	a := s.Request(t, context.Background(), method, path, body)
+	if a.Status != want {
+		t.Fatalf("%s %s %s: %d %s; want %d", method, path, body, a.Status, a.Body, want)
+	}
+	if out != nil {
+		a.JSON(t, out)
+	}
+	return a
+}
+
+// Publish posts a message to room as user and returns the stored event,
+// failing the test unless it was stored (201) as sent.
+func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
+	t.Helper()
+	body, err := json.Marshal(protocol.PublishRequest{User: user, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Post(t, "/v1/rooms/"+room+"/messages", string(body))
+	if a.Status != http.StatusCreated {
+		t.Fatalf("publish to %s: %d %s", room, a.Status, a.Body)
+	}
+	ev := CheckEvent(t, a.Body)
+	if ev.Type != protocol.TypeMessage || ev.User != user || ev.Text != text || ev.Stream != protocol.RoomStream(room) {
+		t.Fatalf("publish answered %s; want the stored message of %s in %s", a.Body, user, room)
+	}
+	return ev
+}
+
+// Poll makes a long or short poll of a stream's events path (such as
+// "/v1/rooms/lobby/events", or "/v1/tasks/events") with query (no
+// leading "?"), and returns its events, each checked against the
+// protocol, and its cursor.
+func (s *Server) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
+	t.Helper()
+	a := s.Get(t, path+"?"+query)
+	if a.Status != http.StatusOK {
+		t.Fatalf("poll %s?%s: %d %s", path, query, a.Status, a.Body)
+	}
+	evs, cur, err := parsePoll(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, cur
+}
+
+// parsePoll checks a poll's answer (JSON with exactly events and cursor,
+// each event as the protocol says, the cursor <epoch>:<seq>) and returns
+// its events and cursor.
+func parsePoll(a Answer) ([]protocol.Event, string, error) {
+	if ct := a.Header.Get("Content-Type"); ct != "application/json" {
+		return nil, "", fmt.Errorf("poll answer Content-Type = %q; want application/json", ct)
+	}
+	var ans struct {
+		Events []json.RawMessage `json:"events"`
+		Cursor string            `json:"cursor"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(a.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ans); err != nil || ans.Events == nil {
+		return nil, "", fmt.Errorf("poll answer %s: %v; want {\"events\":[...],\"cursor\":...}", a.Body, err)
+	}
+	if _, err := protocol.ParseCursor(ans.Cursor); err != nil || !strings.Contains(ans.Cursor, ":") {
+		return nil, "", fmt.Errorf("poll answer cursor %q: want <epoch>:<seq> (%v)", ans.Cursor, err)
+	}
+	evs := make([]protocol.Event, len(ans.Events))
+	for i, raw := range ans.Events {
+		ev, err := checkEvent(raw)
+		if err != nil {
+			return nil, "", err
+		}
+		evs[i] = ev
+	}
+	return evs, ans.Cursor, nil
+}
+
+// RoomPath is the events path of a room.
+func RoomPath(room string) string { return "/v1/rooms/" + url.PathEscape(room) + "/events" }
+
+// Head returns a stream's current cursor (a short poll without since).
+func (s *Server) Head(t testing.TB, path string) protocol.Cursor {
+	t.Helper()
+	evs, cur := s.Poll(t, path, "wait=0")
+	if len(evs) != 0 {
+		t.Fatalf("short poll without since returned %d events; want none", len(evs))
+	}
+	c, err := protocol.ParseCursor(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// History returns every event a stream holds (short polls from 0).
+func (s *Server) History(t testing.TB, path string) []protocol.Event {
+	t.Helper()
+	var all []protocol.Event
+	since := "0"
+	for range 1000 {
+		evs, cur := s.Poll(t, path, "wait=0&since="+since)
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
+		since = cur
+	}
+	t.Fatalf("%s holds more than 1000 polls of events", path)
+	return nil
+}
+
+// Presence returns the users present in room.
+func (s *Server) Presence(t testing.TB, room string) []string {
+	t.Helper()
+	var p protocol.Presence
+	s.Expect(t, http.MethodGet, "/v1/rooms/"+room+"/presence", "", http.StatusOK, &p)
+	if p.Users == nil {
+		t.Fatalf("presence of %s: no users list", room)
+	}
+	return p.Users
+}
+
+// Metric returns the value of one sample of /metrics: name with its
+// labels as they stand there, such as `pushd_connections{transport="sse"}`.
+func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
+	t.Helper()
+	a := s.Get(t, "/metrics")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindSubmatch(a.Body)
+	if m == nil {
+		return 0, fmt.Errorf("/metrics has no %s", sample)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// WaitConnections waits until the server counts n open connections over
+// transport ("ws", "sse", "longpoll"), as /metrics says.
+func (s *Server) WaitConnections(t testing.TB, transport string, n int) {
+	t.Helper()
+	sample := `pushd_connections{transport="` + transport + `"}`
+	testwait.Until(t, Timeout, 5*time.Millisecond, func() error {
+		got, err := s.Metric(t, sample)
+		if err != nil {
+			return err
+		}
+		if int(got) != n {
+			return fmt.Errorf("%v %s connections; want %d", got, transport, n)
+		}
+		return nil
+	})
+}
