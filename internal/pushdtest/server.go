@@ -30,9 +30,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	entered map[string]int // requests that reached the server, by SubOptions.Name
-	cur atomic.Pointer[server.Server]
-	hs  *httptest.Server
-	ln  *switchListener
+	cur     atomic.Pointer[server.Server]
+	hs      *httptest.Server
+	ln      *switchListener
 }
 
 // Option changes how Start runs a server.
