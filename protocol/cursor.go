@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -41,6 +42,9 @@ func ParseCursor(s string) (Cursor, error) {
 		return Cursor{}, fmt.Errorf("%w %q: want <epoch>:<seq> or <seq>, seq a whole number", ErrBadCursor, clip(s))
 	}
 	n, err := strconv.ParseUint(seq, 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return Cursor{}, fmt.Errorf("%w %q: seq is too large (at most %d)", ErrBadCursor, clip(s), uint64(math.MaxUint64))
+	}
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w %q: want <epoch>:<seq> or <seq>, seq a whole number", ErrBadCursor, clip(s))
 	}

@@ -113,3 +113,12 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+func TestParseCursorTooLargeSaysSo(t *testing.T) {
+	for _, in := range []string{"18446744073709551616", "ep:12345678901234567890123"} {
+		_, err := protocol.ParseCursor(in)
+		if err == nil || !strings.Contains(err.Error(), "too large") || strings.Contains(err.Error(), "whole number") {
+			t.Errorf("ParseCursor(%q) = %v; want it to say the seq is too large", in, err)
+		}
+	}
+}
