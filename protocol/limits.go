@@ -55,7 +55,7 @@ func ValidateDemo(total int64, interval time.Duration) error {
 		return fmt.Errorf("%w: total must be from 1 to %d, not %d", ErrBadValue, DemoMaxTotal, total)
 	}
 	if interval < DemoMinInterval || interval > DemoMaxInterval {
-		return fmt.Errorf("%w: interval %s: give a duration from %s to %s, such as \"50ms\"", ErrBadValue, interval, DemoMinInterval, DemoMaxInterval)
+		return fmt.Errorf("%w: interval %s: give a duration from 1ms to 1h, such as \"50ms\"", ErrBadValue, interval)
 	}
 	return nil
 }

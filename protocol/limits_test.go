@@ -69,3 +69,10 @@ func TestErrorTemporary(t *testing.T) {
 		t.Fatalf("an error without a code reads %q", got)
 	}
 }
+
+func TestValidateDemoNamesTheBoundsAsPeopleWriteThem(t *testing.T) {
+	err := protocol.ValidateDemo(10, 2*time.Hour)
+	if err == nil || !strings.Contains(err.Error(), "from 1ms to 1h") {
+		t.Fatalf("ValidateDemo with 2h: %v", err)
+	}
+}
