@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/tasks"
 )
 
 // The task API over HTTP: start, list, get, cancel, external reports, and
@@ -422,7 +423,7 @@ func (ts *taskServer) taskWaitGone(id string, wait time.Duration) bool {
 }
 
 func TestTaskKeepFinished(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
+	ts := startTaskServer(t, server.Config{Tasks: tasks.Config{KeepFinished: 2}})
 	live := ts.startTask(`{"kind":"external","name":"live"}`)
 	var ids []string
 	for i := range 3 {
@@ -454,7 +455,7 @@ func TestTaskKeepFinished(t *testing.T) {
 
 func TestTaskKeepFor(t *testing.T) {
 	const keepFor = 30 * time.Millisecond
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFor: keepFor}})
+	ts := startTaskServer(t, server.Config{Tasks: tasks.Config{KeepFor: keepFor}})
 	live := ts.startTask(`{"kind":"external","name":"live"}`)
 	task := ts.startTask(`{"kind":"demo","total":1,"interval":"1ms"}`)
 	ts.waitTask(task.ID, "succeeded", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
@@ -596,7 +597,7 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 // vanished server: Announce publishes it on the tasks stream, and Adopt
 // makes it one of this server's finished tasks.
 func TestTaskAdoptAndAnnounce(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
+	ts := startTaskServer(t, server.Config{Tasks: tasks.Config{KeepFinished: 2}})
 	local := ts.srv.Tasks().Local()
 	created := time.Now().UTC().Add(-time.Minute)
 	finished := created.Add(time.Second)

@@ -10,6 +10,7 @@ import (
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
+	"github.com/pushd/push/server/tasks"
 )
 
 // An external task's work goes on elsewhere, so a server with a task store
@@ -120,13 +121,13 @@ func TestTaskExternalGoesOnAcrossGracefulRestart(t *testing.T) {
 func TestTaskExternalStallsAgainAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	bs := openTaskBolt(t, dir)
-	ts := startTaskServer(t, server.Config{Store: bs, TaskStore: bs, Tasks: server.TaskConfig{StallTimeout: time.Hour}})
+	ts := startTaskServer(t, server.Config{Store: bs, TaskStore: bs, Tasks: tasks.Config{StallTimeout: time.Hour}})
 	ext := ts.startTask(`{"kind":"external","name":"silent after one"}`)
 	ts.report(ext.ID, `{"percent":20}`)
 
 	const stall = 100 * time.Millisecond
 	restarted := time.Now()
-	ts, _ = restartTaskServer(t, ts, bs, dir, server.Config{Tasks: server.TaskConfig{StallTimeout: stall}})
+	ts, _ = restartTaskServer(t, ts, bs, dir, server.Config{Tasks: tasks.Config{StallTimeout: stall}})
 	w := ts.watch("longpoll", "/v1/tasks/"+ext.ID+"/events?since=0")
 	final := w.waitFinal(ext.ID)
 	if final.State != protocol.TaskFailed || !strings.HasPrefix(final.Message, "stalled") || final.Percent != 20 {

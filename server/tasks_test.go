@@ -22,6 +22,7 @@ import (
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/tasks"
 )
 
 // The task runner's tests: what watchers see of tasks on every transport,
@@ -869,7 +870,7 @@ func TestTaskShutdownCancelsRunningTasks(t *testing.T) {
 	for _, tr := range taskTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{MaxRunning: 1}})
+			ts := startTaskServer(t, server.Config{Tasks: tasks.Config{MaxRunning: 1}})
 			all := ts.watch(tr, "/v1/tasks/events?since="+ts.cursor())
 			running := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
 			queued := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
@@ -980,7 +981,7 @@ func (p *taskGateParams) Validate() error {
 
 func newTaskGates(s *server.Server) *taskGates {
 	g := &taskGates{gates: make(map[string]chan struct{}), started: make(map[string]bool)}
-	server.RegisterKind(s.Tasks(), "gate", func(ctx context.Context, p taskGateParams, r *server.Reporter) error {
+	tasks.RegisterKind(s.Tasks(), "gate", func(ctx context.Context, p taskGateParams, r *tasks.Reporter) error {
 		g.mu.Lock()
 		g.started[p.Gate] = true
 		g.running++
@@ -1028,7 +1029,7 @@ func (g *taskGates) state() (started map[string]bool, maxRunning int) {
 }
 
 func TestTaskMaxRunningQueuesTheRest(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{MaxRunning: 2}})
+	ts := startTaskServer(t, server.Config{Tasks: tasks.Config{MaxRunning: 2}})
 	gates := newTaskGates(ts.srv)
 	ids := make(map[string]string)
 	for _, g := range []string{"a", "b", "c", "d"} {
@@ -1086,7 +1087,7 @@ func TestTaskMaxRunningQueuesTheRest(t *testing.T) {
 
 func TestTaskPanickingKindFailsOnlyItsTask(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	server.RegisterKind(ts.srv.Tasks(), "boom", func(ctx context.Context, p struct{}, r *server.Reporter) error {
+	tasks.RegisterKind(ts.srv.Tasks(), "boom", func(ctx context.Context, p struct{}, r *tasks.Reporter) error {
 		r.Progress(1, "about to panic")
 		panic("kaboom")
 	})
@@ -1128,7 +1129,7 @@ func (p *taskStepParams) Validate() error {
 
 func TestTaskRegisteredKind(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	server.RegisterKind(ts.srv.Tasks(), "steps", func(ctx context.Context, p taskStepParams, r *server.Reporter) error {
+	tasks.RegisterKind(ts.srv.Tasks(), "steps", func(ctx context.Context, p taskStepParams, r *tasks.Reporter) error {
 		r.SetTotal(p.Steps)
 		for i := range p.Steps {
 			r.Progress(i+1, "")
@@ -1165,7 +1166,7 @@ func TestTaskCoalescedProgress(t *testing.T) {
 	t.Run("demo", func(t *testing.T) {
 		t.Parallel()
 		// With an hour between progress events, only the state changes go out.
-		ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Hour}})
+		ts := startTaskServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Hour}})
 		task := ts.startTask(`{"kind":"demo","total":30,"interval":"1ms"}`)
 		w := ts.watch("sse", "/v1/tasks/"+task.ID+"/events?since=0")
 		final := w.waitFinal(task.ID)
@@ -1184,7 +1185,7 @@ func TestTaskCoalescedProgress(t *testing.T) {
 	})
 	t.Run("external", func(t *testing.T) {
 		t.Parallel()
-		ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Hour}})
+		ts := startTaskServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Hour}})
 		task := ts.startTask(`{"kind":"external","total":20}`)
 		w := ts.watch("ws", "/v1/tasks/"+task.ID+"/events?since=0")
 		ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
@@ -1212,7 +1213,7 @@ func TestTaskCoalescedProgress(t *testing.T) {
 	t.Run("latest wins", func(t *testing.T) {
 		t.Parallel()
 		// A held-back progress event goes out later with the latest state.
-		ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: 50 * time.Millisecond}})
+		ts := startTaskServer(t, server.Config{Tasks: tasks.Config{MinInterval: 50 * time.Millisecond}})
 		task := ts.startTask(`{"kind":"external","total":10}`)
 		w := ts.watch("longpoll", "/v1/tasks/"+task.ID+"/events?since=0")
 		ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
@@ -1230,7 +1231,7 @@ func TestTaskCoalescedProgress(t *testing.T) {
 }
 
 func TestTaskExternalStalls(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{StallTimeout: 50 * time.Millisecond}})
+	ts := startTaskServer(t, server.Config{Tasks: tasks.Config{StallTimeout: 50 * time.Millisecond}})
 	task := ts.startTask(`{"kind":"external","name":"silent"}`)
 	w := ts.watch("sse", "/v1/tasks/"+task.ID+"/events?since=0")
 	final := w.waitFinal(task.ID)
