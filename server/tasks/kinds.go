@@ -15,7 +15,7 @@ import (
 // and returns what the task needs to run.
 type kind struct {
 	parse    func(params json.RawMessage) (parsedTask, error)
-	external bool // reports through the HTTP API and needs no run slot
+	external bool // reports through Runner.Report and needs no run slot
 }
 
 // parsedTask is a start request's params made ready to run.
