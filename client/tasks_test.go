@@ -12,6 +12,7 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/tasks"
 )
 
 func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.Task {
@@ -51,7 +52,7 @@ func followCtx(t *testing.T) context.Context {
 func TestFollowTaskUntilItSucceeds(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Millisecond}}, nil)
+			s := startServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}}, nil)
 			c := newClient(t, s, "alice")
 			task := startTask(t, c, client.TaskSpec{Kind: "demo", Name: "count to five", Params: map[string]any{"total": 5, "interval": "20ms"}})
 			if task.ID == "" || task.Kind != "demo" || task.Name != "count to five" || task.State.Final() {
@@ -165,7 +166,7 @@ func TestFollowTaskEndsWithItsContext(t *testing.T) {
 }
 
 func TestExternalTaskReportsProgress(t *testing.T) {
-	s := startServer(t, server.Config{Tasks: server.TaskConfig{MinInterval: time.Millisecond}}, nil)
+	s := startServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}}, nil)
 	c := newClient(t, s, "alice")
 	ctx := followCtx(t)
 	task := startTask(t, c, client.TaskSpec{Kind: "external", Name: "backup", Params: map[string]any{"total": 3}})

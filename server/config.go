@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/pushd/push/server/tasks"
 )
 
 // Config sets up a Server. The zero value is usable: a memory store and the
@@ -70,14 +72,14 @@ type Config struct {
 	// Limits bound what one client may take.
 	Limits Limits
 	// Tasks sets up the background task runner.
-	Tasks TaskConfig
+	Tasks tasks.Config
 	// TaskStore keeps task records across restarts (nil: in memory only).
-	TaskStore TaskStore
+	TaskStore tasks.Store
 	// Roster shares presence with other servers (nil: this server's own).
 	Roster Roster
 	// TaskPeers reaches tasks running on other servers that share the
 	// TaskStore (nil: every task is this server's).
-	TaskPeers TaskPeers
+	TaskPeers tasks.Peers
 	// Logger receives the server's logs (default: discarded).
 	Logger *slog.Logger
 }

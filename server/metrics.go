@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server/tasks"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own so
@@ -35,7 +36,7 @@ const (
 // newMetrics registers the server's metrics; tasks returns the server's
 // tasks at scrape time (the metrics come before them: loading the tasks
 // publishes).
-func newMetrics(hub *Hub, tasks func() *Tasks) *metrics {
+func newMetrics(hub *Hub, tasks func() *tasks.Runner) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.conns = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushd_connections",
 		Help: "Open subscriptions (waiting long polls for longpoll), by transport."}, []string{"transport"})
@@ -83,7 +84,7 @@ func (m *metrics) handler() http.Handler {
 // taskCollector reports task counts by state at scrape time.
 type taskCollector struct {
 	desc  *prometheus.Desc
-	tasks func() *Tasks
+	tasks func() *tasks.Runner
 }
 
 func (c taskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server/tasks"
 )
 
 // Server is pushd's HTTP API: subscribe, publish, presence and health. It
@@ -25,7 +26,7 @@ type Server struct {
 	ownsStore bool
 	hub       *Hub
 	presence  *presence
-	tasks     *Tasks
+	tasks     *tasks.Runner
 	mux       *http.ServeMux
 
 	conns     counter // open WebSocket and SSE subscriptions per address
@@ -82,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.setStreamIdle(cfg.StreamIdle)
 	// Metrics first: what follows may publish, and timers it starts may
 	// fire before New returns.
-	s.metrics = newMetrics(s.hub, func() *Tasks { return s.tasks })
+	s.metrics = newMetrics(s.hub, func() *tasks.Runner { return s.tasks })
 	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.newLimiters()
 	saved, _ := s.store.(PresenceStore)
@@ -90,11 +91,11 @@ func New(cfg Config) (*Server, error) {
 	if err := s.presence.adopt(context.Background()); err != nil {
 		s.log.Warn("who was present before the restart is not known; they will log in again", "err", err)
 	}
-	tasks, err := newTasks(context.Background(), s.hub, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
+	runner, err := tasks.New(context.Background(), taskStream{hub: s.hub, store: s.store}, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	s.tasks = tasks
+	s.tasks = runner
 	s.mux = http.NewServeMux()
 	s.routes()
 	var bgCtx context.Context
@@ -104,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TaskPeers != nil {
 		s.bg.Go(func() {
-			if err := cfg.TaskPeers.Serve(bgCtx, s.tasks); err != nil && bgCtx.Err() == nil {
+			if err := cfg.TaskPeers.Serve(bgCtx, s.tasks.Local()); err != nil && bgCtx.Err() == nil {
 				s.log.Error("serve task requests from other servers", "err", err)
 			}
 		})
@@ -117,8 +118,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Hub() *Hub { return s.hub }
 
 // Tasks returns the server's task runner, for programs that embed pushd
-// and register their own task kinds (see RegisterKind).
-func (s *Server) Tasks() *Tasks { return s.tasks }
+// and register their own task kinds (see tasks.RegisterKind).
+func (s *Server) Tasks() *tasks.Runner { return s.tasks }
 
 func (s *Server) routes() {
 	s.handle("/healthz", map[string]handlerFunc{http.MethodGet: s.handleHealth})

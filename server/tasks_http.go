@@ -4,43 +4,44 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server/tasks"
 )
 
-// taskAnswer maps the task API's errors onto answers. Errors that wrap
+// taskAnswer maps the task runner's errors onto answers. Errors that wrap
 // ErrUnavailable go on as they are, to writeError, which answers 503 with
 // Retry-After and without the store's details.
 func taskAnswer(err error) error {
 	var ae *protocol.Error
+	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &ae):
 		if ae.Status == http.StatusServiceUnavailable && ae.RetryAfter == 0 {
 			ae.RetryIn(time.Second)
 		}
 		return ae
-	case errors.Is(err, ErrTaskOwnerSilent):
+	case errors.Is(err, tasks.ErrOwnerSilent):
 		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "%v; retry in a moment", err).RetryIn(time.Second)
-	case errors.Is(err, ErrTaskNotFound):
+	case errors.Is(err, tasks.ErrNotFound):
 		return protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "%v", err)
-	case errors.Is(err, ErrTaskFinished):
+	case errors.Is(err, tasks.ErrFinished):
 		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict, "%v", err)
-	case errors.Is(err, errParamsJSON):
+	case errors.Is(err, tasks.ErrParamsJSON) && errors.As(err, &typeErr):
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v: %s", tasks.ErrParamsJSON, typeError(typeErr))
+	case errors.Is(err, tasks.ErrParamsJSON):
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
-	case errors.Is(err, ErrUnknownKind), errors.Is(err, errBadParams):
+	case errors.Is(err, tasks.ErrUnknownKind), errors.Is(err, tasks.ErrBadParams):
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
-	case errors.Is(err, ErrTaskShutdown):
+	case errors.Is(err, tasks.ErrShutdown):
 		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
 	}
 	return err
 }
 
 // TaskPeerErrorOf returns the answer the task API gives for err, an error
-// of LocalTasks' Cancel or Report, so that task peers can carry it back to
+// of tasks.Local's Cancel or Report, so that task peers can carry it back to
 // the server that forwarded the request. An error that is a fault of this
 // server is answered as an internal error, without its details.
 func TaskPeerErrorOf(err error) *protocol.Error {
@@ -77,8 +78,8 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 	if err := takeString(body, "name", &name); err != nil {
 		return err
 	}
-	if err := checkTaskName(name); err != nil {
-		return err
+	if err := protocol.ValidateTaskName(name); err != nil {
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
 	}
 	params, err := json.Marshal(body)
 	if err != nil {
@@ -102,14 +103,6 @@ func takeString(body map[string]json.RawMessage, field string, dst *string) erro
 	delete(body, field)
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field %q must be a JSON string", field)
-	}
-	return nil
-}
-
-// checkTaskName allows any printable text of at most 200 bytes.
-func checkTaskName(name string) error {
-	if len(name) > 200 || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "name must be printable UTF-8 text of at most 200 bytes")
 	}
 	return nil
 }

@@ -7,46 +7,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/tasks/tasktest"
 )
 
 // The task API over HTTP: start, list, get, cancel, external reports, and
-// the errors of each. The runner's behaviour as watchers see it is in
-// tasks_test.go, with the helpers.
-
-// taskWantError checks an error answer: the status, and the JSON error body
-// with the code and a message.
-func taskWantError(t *testing.T, status int, body []byte, wantStatus int, wantCode string) {
-	t.Helper()
-	var eb protocol.ErrorBody
-	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Message == "" {
-		t.Errorf("answer %d %q is not the JSON error body (want %d %s)", status, body, wantStatus, wantCode)
-		return
-	}
-	if status != wantStatus || eb.Error.Code != wantCode {
-		t.Errorf("answer %d %s %q; want %d %s", status, eb.Error.Code, eb.Error.Message, wantStatus, wantCode)
-	}
-}
-
-// taskSnapshot is what a refused request must leave as it was: the tasks,
-// their states, and the tasks stream.
-func (ts *taskServer) taskSnapshot() string {
-	ts.t.Helper()
-	list := ts.listTasks()
-	for i := range list {
-		list[i].ETASeconds = nil
-	}
-	b, err := json.Marshal(list)
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	return string(b) + " at " + ts.cursor()
-}
+// the errors of each, also as task peers carry them to other servers.
+// What watchers see is in tasks_test.go; the helpers are in
+// tasks_harness_test.go and tasks_watch_test.go.
 
 func TestTaskStartAnswer(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
@@ -69,7 +42,7 @@ func TestTaskStartAnswer(t *testing.T) {
 		t.Errorf("start answered %+v; want a queued external task \"nightly backup\" of 7, created, not started", task)
 	}
 	if got := ts.getTask(task.ID); got.ID != task.ID || got.Kind != "external" || got.Total != 7 {
-		t.Errorf("GET shows %s; want the task just started", taskString(got))
+		t.Errorf("GET shows %s; want the task just started", tasktest.String(got))
 	}
 }
 
@@ -97,11 +70,11 @@ func TestTaskExternalReports(t *testing.T) {
 			}
 			for _, s := range steps {
 				if got := ts.report(task.ID, s.report); !s.check(got) {
-					t.Errorf("report %s answered %s", s.report, taskString(got))
+					t.Errorf("report %s answered %s", s.report, tasktest.String(got))
 				}
 			}
 			w.waitFor("done 12", func(evs []protocol.Event) bool {
-				return taskSeen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
+				return tasktest.Seen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
 			})
 
 			// Going backwards is a conflict, and changes nothing.
@@ -116,12 +89,12 @@ func TestTaskExternalReports(t *testing.T) {
 
 			got := ts.report(task.ID, `{"state":"succeeded","message":"all done"}`)
 			if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
-				t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", taskString(got))
+				t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", tasktest.String(got))
 			}
 			final := w.waitFinal(task.ID)
-			taskCheckSameTask(t, ts.getTask(task.ID), final)
+			tasktest.CheckSame(t, ts.getTask(task.ID), final)
 			evs, _, _ := w.seen()
-			taskCheckOrder(t, evs)
+			tasktest.CheckOrder(t, evs)
 
 			// A finished task takes no more reports, and cannot be cancelled.
 			before = ts.taskSnapshot()
@@ -167,15 +140,15 @@ func TestTaskExternalEnds(t *testing.T) {
 		}
 		final := w.waitFinal(task.ID)
 		if final.State != c.state || final.Message != c.message {
-			t.Errorf("%s: ended %s; want %s %q", c.name, taskString(final), c.state, c.message)
+			t.Errorf("%s: ended %s; want %s %q", c.name, tasktest.String(final), c.state, c.message)
 		}
 		if c.state == protocol.TaskSucceeded && (final.Done != 5 || final.Percent != 100) {
-			t.Errorf("%s: ended %s; want 5/5", c.name, taskString(final))
+			t.Errorf("%s: ended %s; want 5/5", c.name, tasktest.String(final))
 		}
-		taskCheckSameTask(t, ts.getTask(task.ID), final)
+		tasktest.CheckSame(t, ts.getTask(task.ID), final)
 	}
 	evs, _, _ := w.seen()
-	taskCheckOrder(t, evs)
+	tasktest.CheckOrder(t, evs)
 }
 
 func TestTaskStartBadRequests(t *testing.T) {
@@ -241,6 +214,16 @@ func TestTaskStartBadRequests(t *testing.T) {
 	if status == http.StatusBadRequest && (!strings.Contains(string(body), "demo") || !strings.Contains(string(body), "external")) {
 		t.Errorf("the answer to an unknown kind does not list the known ones: %s", body)
 	}
+	// Refused params say why: the kind's check, and the wrong type in
+	// JSON's words.
+	for body, says := range map[string]string{
+		`{"kind":"demo","total":1000001}`: "total must be from 1 to 1000000",
+		`{"kind":"demo","total":"ten"}`:   `field \"total\" must be a whole number in range, not string`,
+	} {
+		if status, _, answer := ts.do(http.MethodPost, "/v1/tasks", body); status != http.StatusBadRequest || !strings.Contains(string(answer), says) {
+			t.Errorf("POST /v1/tasks %s: %d %s; want 400 saying %s", body, status, answer, says)
+		}
+	}
 }
 
 func TestTaskReportBadRequests(t *testing.T) {
@@ -297,9 +280,11 @@ func TestTaskReportBadRequests(t *testing.T) {
 		demo := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
 		// Its events: queued, running (with the total its params gave) and
 		// the total it reports, which may go out a moment later, coalesced.
-		taskWaitFor(t, "the demo's three events", func() bool {
-			evs, _ := ts.streamEvents()
-			return len(taskOf(evs, demo.ID)) >= 3
+		testwait.Until(t, taskWait, taskPollEvery, func() error {
+			if evs, _ := ts.streamEvents(); len(tasktest.Of(evs, demo.ID)) < 3 {
+				return fmt.Errorf("the demo's three events are not all out: %s", tasktest.EventsString(evs))
+			}
+			return nil
 		})
 		before := ts.taskSnapshot()
 		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+demo.ID+"/progress", `{"done":2}`)
@@ -405,113 +390,6 @@ func TestTaskListNewestFirst(t *testing.T) {
 	}
 }
 
-// taskWaitGone polls GET /v1/tasks/{id} until it answers 404 with the error
-// body, for at most wait; false if it still knows the task.
-func (ts *taskServer) taskWaitGone(id string, wait time.Duration) bool {
-	ts.t.Helper()
-	var status int
-	var body []byte
-	if !taskPoll(wait, func() bool {
-		status, _, body = ts.do(http.MethodGet, "/v1/tasks/"+id, "")
-		return status != http.StatusOK
-	}) {
-		return false
-	}
-	taskWantError(ts.t, status, body, http.StatusNotFound, protocol.CodeNotFound)
-	return true
-}
-
-func TestTaskKeepFinished(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
-	live := ts.startTask(`{"kind":"external","name":"live"}`)
-	var ids []string
-	for i := range 3 {
-		task := ts.startTask(fmt.Sprintf(`{"kind":"demo","name":"done %d","total":1,"interval":"1ms"}`, i))
-		ts.waitTask(task.ID, "succeeded", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
-		ids = append(ids, task.ID)
-	}
-	if !ts.taskWaitGone(ids[0], taskWait) {
-		t.Fatalf("with KeepFinished 2 and three finished tasks, the oldest is still there")
-	}
-	var got []string
-	for _, tk := range ts.listTasks() {
-		got = append(got, tk.ID)
-	}
-	if want := []string{ids[2], ids[1], live.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("GET /v1/tasks lists %v; want the two newest finished tasks and the live one %v", got, want)
-	}
-	for _, c := range []struct{ method, path, body string }{
-		{http.MethodPost, "/v1/tasks/" + ids[0] + "/cancel", ""},
-		{http.MethodGet, "/v1/tasks/" + ids[0] + "/events?since=0&wait=0", ""},
-	} {
-		status, _, body := ts.do(c.method, c.path, c.body)
-		taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
-	}
-	if got := ts.getTask(live.ID); got.State != protocol.TaskRunning {
-		t.Errorf("the live task is %s; want running", taskString(got))
-	}
-}
-
-func TestTaskKeepFor(t *testing.T) {
-	const keepFor = 30 * time.Millisecond
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFor: keepFor}})
-	live := ts.startTask(`{"kind":"external","name":"live"}`)
-	task := ts.startTask(`{"kind":"demo","total":1,"interval":"1ms"}`)
-	ts.waitTask(task.ID, "succeeded", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
-
-	// Nothing else happens on the server: the task must still be forgotten.
-	if !ts.taskWaitGone(task.ID, 2*time.Second) {
-		t.Errorf("GET /v1/tasks/%s still answers 200 two seconds after the task finished, with KeepFor %s", task.ID, keepFor)
-	}
-	for _, tk := range ts.listTasks() {
-		if tk.ID == task.ID {
-			t.Errorf("GET /v1/tasks still lists %s, finished longer than KeepFor %s ago", task.ID, keepFor)
-		}
-	}
-	status, _, body := ts.do(http.MethodGet, "/v1/tasks/"+task.ID, "")
-	taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
-	if got := ts.getTask(live.ID); got.State != protocol.TaskRunning {
-		t.Errorf("the live task is %s; KeepFor forgets only finished tasks", taskString(got))
-	}
-}
-
-func TestTaskExternalTotalBelowDone(t *testing.T) {
-	// A report may lower the total below what is already done. Whatever the
-	// server makes of it, done must never go back, and never exceed a known
-	// total.
-	ts := startTaskServer(t, server.Config{})
-	task := ts.startTask(`{"kind":"external","total":10}`)
-	w := ts.watch("ws", "/v1/tasks/"+task.ID+"/events?since=0")
-	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
-	ts.report(task.ID, `{"done":8}`)
-	for _, rep := range []string{`{"total":5}`, `{"done":9}`} {
-		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
-		if status != http.StatusOK {
-			// Refusing is fine, with the error body.
-			var eb protocol.ErrorBody
-			if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" || status < 400 || status >= 500 {
-				t.Errorf("report %s: %d %s; want 200 or a 4xx error body", rep, status, body)
-			}
-		}
-		got := ts.getTask(task.ID)
-		if got.Done < 8 {
-			t.Errorf("after report %s (answered %d) the task is %s: done went back below the 8 already done", rep, status, taskString(got))
-		}
-		if got.Total > 0 && got.Done > got.Total {
-			t.Errorf("after report %s (answered %d) the task is %s: done is above the total", rep, status, taskString(got))
-		}
-	}
-	ts.report(task.ID, `{"state":"succeeded"}`)
-	w.waitFinal(task.ID)
-	evs, _, _ := w.seen()
-	taskCheckOrder(t, evs)
-	for _, tk := range taskOf(evs, task.ID) {
-		if tk.Total > 0 && tk.Done > tk.Total {
-			t.Errorf("a watcher saw done above the total: %s", taskString(tk))
-		}
-	}
-}
-
 // TestTaskLocalAnswersAsTheAPI checks what task peers serve to other
 // servers: LocalTasks' results, and TaskPeerErrorOf's answers, which must
 // be those the HTTP API gives for the same request.
@@ -528,7 +406,7 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 		t.Fatalf("Local().Report: %+v, %v; want done 1", got, err)
 	}
 	if shown := ts.getTask(ext.ID); shown.Done != 1 {
-		t.Fatalf("after Local().Report the API shows %s", taskString(shown))
+		t.Fatalf("after Local().Report the API shows %s", tasktest.String(shown))
 	}
 
 	report := func(id string, rep protocol.ProgressReport) func() error {
@@ -589,52 +467,5 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 	if pe := server.TaskPeerErrorOf(fmt.Errorf("write record: disk on fire")); pe.Status != http.StatusInternalServerError ||
 		pe.Code != protocol.CodeInternal || strings.Contains(pe.Message, "disk") {
 		t.Errorf("a server fault: peers get %+v; want 500 internal without details", pe)
-	}
-}
-
-// TestTaskAdoptAndAnnounce checks what task peers do with the task of a
-// vanished server: Announce publishes it on the tasks stream, and Adopt
-// makes it one of this server's finished tasks.
-func TestTaskAdoptAndAnnounce(t *testing.T) {
-	ts := startTaskServer(t, server.Config{Tasks: server.TaskConfig{KeepFinished: 2}})
-	local := ts.srv.Tasks().Local()
-	created := time.Now().UTC().Add(-time.Minute)
-	finished := created.Add(time.Second)
-	orphan := protocol.Task{ID: "torphan", Kind: "demo", Name: "orphan", State: protocol.TaskFailed,
-		Message: "interrupted: the server running it is gone", Created: created, Finished: &finished}
-
-	if err := local.Announce(t.Context(), orphan); err != nil {
-		t.Fatal(err)
-	}
-	evs, _ := ts.streamEvents()
-	if f := taskFinal(evs, orphan.ID); f == nil || f.State != protocol.TaskFailed || f.Message != orphan.Message {
-		t.Fatalf("the tasks stream has %s; want the orphan's end", taskEventsString(evs))
-	}
-
-	local.Adopt(orphan)
-	if got := ts.getTask(orphan.ID); got.State != protocol.TaskFailed || got.Name != "orphan" {
-		t.Fatalf("GET after Adopt: %s", taskString(got))
-	}
-	// A task that has not ended is not adopted; one already here is left
-	// alone.
-	live := orphan
-	live.ID, live.State, live.Finished = "tlive", protocol.TaskRunning, nil
-	local.Adopt(live)
-	status, _, body := ts.do(http.MethodGet, "/v1/tasks/tlive", "")
-	taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
-	again := orphan
-	again.Name = "other"
-	local.Adopt(again)
-	if got := ts.getTask(orphan.ID); got.Name != "orphan" {
-		t.Fatalf("a second Adopt replaced the task: %s", taskString(got))
-	}
-
-	// Adopted tasks are forgotten with the others, oldest finished first.
-	for range 2 {
-		id := ts.startTask(`{"kind":"external"}`).ID
-		ts.report(id, `{"state":"succeeded"}`)
-	}
-	if !ts.taskWaitGone(orphan.ID, taskWait) {
-		t.Fatalf("the adopted task is still kept after two later ones finished (keep 2): %s", taskString(ts.getTask(orphan.ID)))
 	}
 }

@@ -3,18 +3,19 @@ package server_test
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
+	"github.com/pushd/push/server/tasks/tasktest"
 )
 
 // An external task's work goes on elsewhere, so a server with a task store
-// of its own neither ends it when it shuts down nor when it comes back. The
-// kill -9 case is in cmd/pushd, with a real process.
+// of its own neither ends it when it shuts down nor when it comes back, and
+// its watchers resume across the restart. The runner's side of it (what it
+// takes back, the stall timer) is tested in server/tasks; the kill -9 case
+// is in cmd/pushd, with a real process.
 
 // openTaskBolt opens the bolt store in dir; Cleanup closes it (again: a
 // test may close it first, to open it anew).
@@ -55,8 +56,8 @@ func TestTaskExternalGoesOnAcrossGracefulRestart(t *testing.T) {
 	ts.report(ext.ID, `{"done":3}`)
 	ts.report(ext.ID, `{"done":4,"message":"copied d"}`)
 	w.waitInFlight("the external task at 4 and the demo running", func(evs []protocol.Event) bool {
-		return taskSeen(evs, ext.ID, func(tk protocol.Task) bool { return tk.Done == 4 && tk.Message == "copied d" }) &&
-			taskSeen(evs, demo.ID, func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning && tk.Total == 1000 })
+		return tasktest.Seen(evs, ext.ID, func(tk protocol.Task) bool { return tk.Done == 4 && tk.Message == "copied d" }) &&
+			tasktest.Seen(evs, demo.ID, func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning && tk.Total == 1000 })
 	})
 	before := ts.getTask(ext.ID)
 
@@ -66,21 +67,21 @@ func TestTaskExternalGoesOnAcrossGracefulRestart(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	evs, _ := w.waitEnded()
-	taskCheckOrder(t, evs)
-	if final := taskFinal(evs, ext.ID); final != nil {
-		t.Errorf("the shutdown ended the external task: %s", taskString(*final))
+	tasktest.CheckOrder(t, evs)
+	if final := tasktest.Final(evs, ext.ID); final != nil {
+		t.Errorf("the shutdown ended the external task: %s", tasktest.String(*final))
 	}
-	if final := taskFinal(evs, demo.ID); final == nil || final.State != protocol.TaskCancelled || final.Message != "server shutting down" {
-		t.Errorf("the demo task's final event before the streams closed: %v; want cancelled \"server shutting down\"; watchers saw %s", final, taskEventsString(evs))
+	if final := tasktest.Final(evs, demo.ID); final == nil || final.State != protocol.TaskCancelled || final.Message != "server shutting down" {
+		t.Errorf("the demo task's final event before the streams closed: %v; want cancelled \"server shutting down\"; watchers saw %s", final, tasktest.EventsString(evs))
 	}
 	// While the server shuts down, the task takes no reports or cancels:
 	// they are to be sent again once it is back.
-	tasks := ts.srv.Tasks()
+	runner := ts.srv.Tasks()
 	msg := "late"
-	if _, err := tasks.Report(ctx, ext.ID, protocol.ProgressReport{Message: &msg}); server.TaskPeerErrorOf(err).Status != http.StatusServiceUnavailable {
+	if _, err := runner.Report(ctx, ext.ID, protocol.ProgressReport{Message: &msg}); server.TaskPeerErrorOf(err).Status != http.StatusServiceUnavailable {
 		t.Errorf("a report during the shutdown: %v; want a 503", err)
 	}
-	if _, err := tasks.Cancel(ctx, ext.ID); server.TaskPeerErrorOf(err).Status != http.StatusServiceUnavailable {
+	if _, err := runner.Cancel(ctx, ext.ID); server.TaskPeerErrorOf(err).Status != http.StatusServiceUnavailable {
 		t.Errorf("a cancel during the shutdown: %v; want a 503", err)
 	}
 	last := evs[len(evs)-1].Cursor().String()
@@ -89,54 +90,30 @@ func TestTaskExternalGoesOnAcrossGracefulRestart(t *testing.T) {
 	got := ts.getTask(ext.ID)
 	if got.State != protocol.TaskRunning || got.Done != 4 || got.Total != 10 || got.Message != "copied d" || got.Finished != nil ||
 		got.Started == nil || !got.Started.Equal(*before.Started) {
-		t.Fatalf("after the restart the external task is %s started %v; want running at 4/10 \"copied d\", started %v as before", taskString(got), got.Started, before.Started)
+		t.Fatalf("after the restart the external task is %s started %v; want running at 4/10 \"copied d\", started %v as before", tasktest.String(got), got.Started, before.Started)
 	}
 	if got := ts.getTask(demo.ID); got.State != protocol.TaskCancelled || got.Message != "server shutting down" {
-		t.Errorf("after the restart the demo task is %s; want cancelled \"server shutting down\" as it ended", taskString(got))
+		t.Errorf("after the restart the demo task is %s; want cancelled \"server shutting down\" as it ended", tasktest.String(got))
 	}
 
 	// A watcher resuming from where it was sees the task running again,
 	// and its reports as before.
 	w = ts.watch("ws", "/v1/tasks/"+ext.ID+"/events?since="+last)
 	w.waitFor("the external task running again", func(evs []protocol.Event) bool {
-		return taskSeen(evs, ext.ID, func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+		return tasktest.Seen(evs, ext.ID, func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 	})
 	if r := ts.report(ext.ID, `{"done":5,"message":"copied e"}`); r.State != protocol.TaskRunning || r.Done != 5 {
-		t.Errorf("the first report after the restart answered %s; want running at 5", taskString(r))
+		t.Errorf("the first report after the restart answered %s; want running at 5", tasktest.String(r))
 	}
 	ts.report(ext.ID, `{"done":10,"state":"succeeded"}`)
 	final := w.waitFinal(ext.ID)
 	if final.State != protocol.TaskSucceeded || final.Done != 10 || final.Percent != 100 {
-		t.Errorf("final state %s; want succeeded at 10/10", taskString(final))
+		t.Errorf("final state %s; want succeeded at 10/10", tasktest.String(final))
 	}
 	after, _, _ := w.seen()
 	if len(after) > 0 && after[0].Type == protocol.TypeReset {
-		t.Fatalf("the resumed watcher got a reset: %s", taskEventsString(after))
+		t.Fatalf("the resumed watcher got a reset: %s", tasktest.EventsString(after))
 	}
-	taskCheckOrder(t, append(taskEventsOf(evs, ext.ID), after...))
-	taskCheckSameTask(t, ts.getTask(ext.ID), final)
-}
-
-func TestTaskExternalStallsAgainAfterRestart(t *testing.T) {
-	dir := t.TempDir()
-	bs := openTaskBolt(t, dir)
-	ts := startTaskServer(t, server.Config{Store: bs, TaskStore: bs, Tasks: server.TaskConfig{StallTimeout: time.Hour}})
-	ext := ts.startTask(`{"kind":"external","name":"silent after one"}`)
-	ts.report(ext.ID, `{"percent":20}`)
-
-	const stall = 100 * time.Millisecond
-	restarted := time.Now()
-	ts, _ = restartTaskServer(t, ts, bs, dir, server.Config{Tasks: server.TaskConfig{StallTimeout: stall}})
-	w := ts.watch("longpoll", "/v1/tasks/"+ext.ID+"/events?since=0")
-	final := w.waitFinal(ext.ID)
-	if final.State != protocol.TaskFailed || !strings.HasPrefix(final.Message, "stalled") || final.Percent != 20 {
-		t.Errorf("the external task silent after the restart ended %s; want failed as stalled at 20%%", taskString(final))
-	}
-	if final.Finished == nil || final.Finished.Sub(restarted) < stall {
-		t.Errorf("it stalled at %v, less than %s after the restart began at %v: the timer did not start afresh", final.Finished, stall, restarted)
-	}
-	evs, _, _ := w.seen()
-	taskCheckOrder(t, evs)
-	status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+ext.ID+"/progress", `{"percent":30}`)
-	taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
+	tasktest.CheckOrder(t, append(tasktest.EventsOf(evs, ext.ID), after...))
+	tasktest.CheckSame(t, ts.getTask(ext.ID), final)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
+	"github.com/pushd/push/server/tasks"
 )
 
 // natsOptions are serve's flags for running as one of several servers on
@@ -36,9 +37,9 @@ func (o *natsOptions) addFlags(f *pflag.FlagSet) {
 type natsParts struct {
 	store     *natsstore.Store
 	tasks     *natsstore.Tasks
-	taskStore server.TaskStore
+	taskStore tasks.Store
 	roster    server.Roster
-	taskPeers server.TaskPeers
+	taskPeers tasks.Peers
 }
 
 // close releases the parts, after the server's Shutdown: the task peers

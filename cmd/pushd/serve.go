@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
+	"github.com/pushd/push/server/tasks"
 )
 
 type serveOptions struct {
@@ -211,9 +212,9 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 
 	var store server.Store
-	var taskStore server.TaskStore
+	var taskStore tasks.Store
 	var roster server.Roster
-	var taskPeers server.TaskPeers
+	var taskPeers tasks.Peers
 	switch o.store {
 	case "nats":
 		c, err := o.nats.open(ctx, o.history, o.historyAge, log)
@@ -249,7 +250,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		MaxBodyBytes:  o.maxBody,
 		ReadTimeout:   o.bodyTimeout,
 		Limits:        o.limits,
-		Tasks: server.TaskConfig{
+		Tasks: tasks.Config{
 			MaxRunning:   o.maxTasks,
 			StallTimeout: o.taskStall,
 			KeepFinished: o.keepTasks,

@@ -8,15 +8,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/tasks"
 )
 
 // bucketTasks holds task records: tasks/<id> = <task JSON>.
 var bucketTasks = []byte("tasks")
 
-var _ server.TaskStore = (*Store)(nil)
+var _ tasks.Store = (*Store)(nil)
 
-// SaveTask implements server.TaskStore. Concurrent saves share a
+// SaveTask implements tasks.Store. Concurrent saves share a
 // transaction.
 func (s *Store) SaveTask(_ context.Context, t protocol.Task) error {
 	js, err := json.Marshal(t)
@@ -36,7 +36,7 @@ func (s *Store) SaveTask(_ context.Context, t protocol.Task) error {
 	return nil
 }
 
-// DeleteTask implements server.TaskStore.
+// DeleteTask implements tasks.Store.
 func (s *Store) DeleteTask(_ context.Context, id string) error {
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketTasks); b != nil {
@@ -50,7 +50,7 @@ func (s *Store) DeleteTask(_ context.Context, id string) error {
 	return nil
 }
 
-// LoadTasks implements server.TaskStore.
+// LoadTasks implements tasks.Store.
 func (s *Store) LoadTasks(context.Context) ([]protocol.Task, error) {
 	var out []protocol.Task
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -31,8 +31,8 @@ const (
 // 1 ms apart.
 func withTasks(nodeTTL time.Duration) func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
 	return func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
-		tasks := openTasks(t, st, natsstore.TaskOptions{NodeTTL: nodeTTL, Logger: cfg.Logger})
-		cfg.TaskStore, cfg.TaskPeers = tasks, tasks
+		shared := openTasks(t, st, natsstore.TaskOptions{NodeTTL: nodeTTL, Logger: cfg.Logger})
+		cfg.TaskStore, cfg.TaskPeers = shared, shared
 		cfg.Tasks.MinInterval = time.Millisecond
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
+	"github.com/pushd/push/server/tasks"
 )
 
 // openTasks opens a task store on st until the test ends.
@@ -62,7 +63,7 @@ func TestTasksRecordsAreSharedAndOwned(t *testing.T) {
 		t.Fatalf("the other node reads %+v, %v; want %+v", got, err, task)
 	}
 	// A node's own tasks are its server's to show, not its peers'.
-	if _, err := x.Get(ctx, task.ID); !errors.Is(err, server.ErrTaskNotFound) {
+	if _, err := x.Get(ctx, task.ID); !errors.Is(err, tasks.ErrNotFound) {
 		t.Fatalf("the owner's peers give %v for its own task, want ErrTaskNotFound", err)
 	}
 	// A list sees every record saved before it was asked for.
@@ -85,14 +86,14 @@ func TestTasksRecordsAreSharedAndOwned(t *testing.T) {
 	if err := x.DeleteTask(ctx, task.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := y.Get(ctx, task.ID); !errors.Is(err, server.ErrTaskNotFound) {
+	if _, err := y.Get(ctx, task.ID); !errors.Is(err, tasks.ErrNotFound) {
 		t.Fatalf("a deleted task reads %v, want ErrTaskNotFound", err)
 	}
 	if list, err := y.List(ctx); err != nil || len(list) != 0 {
 		t.Fatalf("after the delete the other node lists %v, %v", ids(list), err)
 	}
 	for _, id := range []string{"no-such-task", "not a key", "t.>", ""} {
-		if _, err := y.Get(ctx, id); !errors.Is(err, server.ErrTaskNotFound) {
+		if _, err := y.Get(ctx, id); !errors.Is(err, tasks.ErrNotFound) {
 			t.Errorf("Get(%q): %v, want ErrTaskNotFound", id, err)
 		}
 	}
@@ -140,10 +141,10 @@ func TestTasksRequestsNobodyAnswers(t *testing.T) {
 	if err := x.SaveTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := y.Cancel(ctx, task.ID); !errors.Is(err, server.ErrTaskFinished) {
+	if _, err := y.Cancel(ctx, task.ID); !errors.Is(err, tasks.ErrFinished) {
 		t.Fatalf("cancel of a finished task: %v, want ErrTaskFinished", err)
 	}
-	if _, err := y.Cancel(ctx, "tnosuchtask"); !errors.Is(err, server.ErrTaskNotFound) {
+	if _, err := y.Cancel(ctx, "tnosuchtask"); !errors.Is(err, tasks.ErrNotFound) {
 		t.Fatalf("cancel of an unknown task: %v, want ErrTaskNotFound", err)
 	}
 }
@@ -169,7 +170,7 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 	}
 	// The vanished node, back, may no longer write the record.
 	task.Done = 5
-	if err := x.SaveTask(ctx, task); !errors.Is(err, server.ErrTaskTaken) {
+	if err := x.SaveTask(ctx, task); !errors.Is(err, tasks.ErrTaken) {
 		t.Fatalf("save by the node that lost the task: %v, want ErrTaskTaken", err)
 	}
 	if err := x.DeleteTask(ctx, task.ID); err != nil {
@@ -218,7 +219,7 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	}
 
 	// a's task stops there, announcing nothing, and a shows the record.
-	if !poll(func() bool { _, err := a.Srv.Tasks().Get(id); return errors.Is(err, server.ErrTaskNotFound) }) {
+	if !poll(func() bool { _, err := a.Srv.Tasks().Get(id); return errors.Is(err, tasks.ErrNotFound) }) {
 		t.Fatal("the task still runs on a after another node took it over")
 	}
 	if got, status := a.getTask(t, id); status != http.StatusOK || got.State != protocol.TaskFailed || got.Message != "taken over" {
@@ -236,10 +237,10 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 func TestTasksStoreAndPeersGoTogether(t *testing.T) {
 	ns := natstest.Start(t)
 	st := open(t, ns.URL(), natsstore.Options{Prefix: "t" + server.NewEpoch()})
-	tasks := openTasks(t, st, natsstore.TaskOptions{NodeTTL: steadyTTL})
+	shared := openTasks(t, st, natsstore.TaskOptions{NodeTTL: steadyTTL})
 	for _, cfg := range []server.Config{
-		{Store: st, TaskPeers: tasks},
-		{Store: st, TaskStore: tasks},
+		{Store: st, TaskPeers: shared},
+		{Store: st, TaskStore: shared},
 	} {
 		srv, err := server.New(cfg)
 		if err == nil {

@@ -1,15 +1,17 @@
-package server
+package tasks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"time"
+
+	"github.com/pushd/push/protocol"
 )
+
+// kindExternal names the kind whose work happens elsewhere and is reported
+// through Runner.Report (POST /v1/tasks/{id}/progress).
+const kindExternal = "external"
 
 // demoParams are the parameters of the demo kind.
 type demoParams struct {
@@ -23,20 +25,21 @@ type demoParams struct {
 	interval time.Duration
 }
 
-// Validate checks the params and fills in the defaults.
+// Validate checks the params against protocol's bounds for the demo kind
+// and fills in the defaults.
 func (p *demoParams) Validate() error {
 	if p.Total == 0 {
 		p.Total = 100
-	}
-	if p.Total < 1 || p.Total > 1_000_000 {
-		return fmt.Errorf("total must be from 1 to 1000000, not %d", p.Total)
 	}
 	if p.Interval == "" {
 		p.Interval = "50ms"
 	}
 	d, err := time.ParseDuration(p.Interval)
-	if err != nil || d < time.Millisecond || d > time.Hour {
-		return fmt.Errorf("interval %q: give a duration from 1ms to 1h, such as \"50ms\"", p.Interval)
+	if err != nil {
+		return fmt.Errorf("interval %q: give a duration from %s to %s, such as \"50ms\"", p.Interval, protocol.DemoMinInterval, protocol.DemoMaxInterval)
+	}
+	if err := protocol.ValidateDemo(p.Total, d); err != nil {
+		return err
 	}
 	p.interval = d
 	if p.FailAt < 0 || p.FailAt > p.Total {
@@ -69,8 +72,7 @@ func runDemo(ctx context.Context, p demoParams, r *Reporter) error {
 	return nil
 }
 
-// externalParams are the parameters of the external kind: the work happens
-// elsewhere and is reported through POST /v1/tasks/{id}/progress.
+// externalParams are the parameters of the external kind.
 type externalParams struct {
 	// Total is the number of units of work, if known.
 	Total int64 `json:"total"`
@@ -81,31 +83,10 @@ type externalParams struct {
 func parseExternal(raw json.RawMessage) (parsedTask, error) {
 	var p externalParams
 	if err := decodeParams(raw, &p); err != nil {
-		return parsedTask{}, fmt.Errorf("%w: %w", errParamsJSON, err)
+		return parsedTask{}, err
 	}
 	if p.Total < 0 {
 		return parsedTask{}, fmt.Errorf("total must be 0 or more, not %d", p.Total)
 	}
 	return parsedTask{total: p.Total}, nil
-}
-
-// decodeParams decodes a kind's params strictly: unknown fields and wrong
-// types are errors that name the field.
-func decodeParams(raw json.RawMessage, v any) error {
-	if len(raw) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return errors.New(typeError(typeErr))
-		}
-		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("params: trailing data after the object")
-	}
-	return nil
 }
