@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -68,10 +69,10 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 		return err
 	}
 	if err := protocol.ValidateName("room", o.room); err != nil {
-		return usageErr(fmt.Errorf("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen))
+		return cli.Usagef("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen)
 	}
 	if o.history < 0 || o.scrollback < 0 {
-		return usageErr(fmt.Errorf("--history and --scrollback cannot be negative"))
+		return cli.Usagef("--history and --scrollback cannot be negative")
 	}
 	tr, err := g.transportOpt()
 	if err != nil {

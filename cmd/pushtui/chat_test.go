@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -36,8 +37,8 @@ func TestChatPlainOverEachTransport(t *testing.T) {
 			if !strings.Contains(out, " room/r1 login bob") {
 				t.Errorf("no login line for bob:\n%s", out)
 			}
-			if code := chat.stop(t); code != exitInterrupted {
-				t.Fatalf("exit %d after interrupt, want %d", code, exitInterrupted)
+			if code := chat.stop(t); code != cli.ExitInterrupted {
+				t.Fatalf("exit %d after interrupt, want %d", code, cli.ExitInterrupted)
 			}
 		})
 	}
@@ -179,7 +180,7 @@ func eventTypes(out string) []string {
 func TestChatRefusedRoom(t *testing.T) {
 	srv := startServer(t)
 	_, errOut, code := pushtui(t, nil, "--server", srv.URL, "chat", "--room", "no/slash")
-	if code != exitUsage || !strings.Contains(errOut, `--room "no/slash"`) {
+	if code != cli.ExitUsage || !strings.Contains(errOut, `--room "no/slash"`) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
@@ -237,7 +238,7 @@ func TestChatPipedInputNotSent(t *testing.T) {
 	srv := startServer(t)
 	in := "one\n" + strings.Repeat("x", 5000) + "\ntwo\n"
 	out, errOut, code := pushtui(t, strings.NewReader(in), "--server", srv.URL, "chat", "--room", "r", "--history", "0")
-	if code != exitFailed || !strings.Contains(errOut, "pushtui: not sent:") || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+	if code != cli.ExitFailed || !strings.Contains(errOut, "pushtui: not sent:") || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
 		t.Fatalf("exit %d: %q", code, errOut)
 	}
 	if got, want := eventTypes(out), []string{"login tester", "message tester one", "message tester two"}; !slices.Equal(got, want) {
@@ -253,8 +254,8 @@ func TestChatFollowAfterInput(t *testing.T) {
 	chat.out.waitContains(t, "message tester one")
 	pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r", "later")
 	chat.out.waitContains(t, "message alice later")
-	if code := chat.stop(t); code != exitInterrupted {
-		t.Fatalf("exit %d after interrupt, want %d", code, exitInterrupted)
+	if code := chat.stop(t); code != cli.ExitInterrupted {
+		t.Fatalf("exit %d after interrupt, want %d", code, cli.ExitInterrupted)
 	}
 }
 
@@ -287,7 +288,7 @@ func TestRefusedSubscriptionIsOneLine(t *testing.T) {
 			s := startScreen(t, nil, 80, 20, append([]string{"--server", srv.URL}, args...)...)
 			code := s.wait(t)
 			errOut := s.errOut.String()
-			if code != exitFailed || errOut != "pushtui: no subscriptions here\n" {
+			if code != cli.ExitFailed || errOut != "pushtui: no subscriptions here\n" {
 				t.Fatalf("exit %d, stderr %q; want 1 and one line", code, errOut)
 			}
 			if out := s.out.String(); out != "" {
@@ -296,7 +297,7 @@ func TestRefusedSubscriptionIsOneLine(t *testing.T) {
 		})
 		t.Run(strings.Join(args, " ")+" plain", func(t *testing.T) {
 			_, errOut, code := pushtui(t, nil, append([]string{"--server", srv.URL, "--plain"}, args...)...)
-			if code != exitFailed || errOut != "pushtui: no subscriptions here\n" {
+			if code != cli.ExitFailed || errOut != "pushtui: no subscriptions here\n" {
 				t.Fatalf("exit %d, stderr %q; want 1 and one line", code, errOut)
 			}
 		})
@@ -526,7 +527,7 @@ func TestChatPipedLineGivenUp(t *testing.T) {
 	}))
 	in := "a\nb\n" + strings.Repeat("x", 5000) + "\nc\n"
 	out, errOut, code := pushtui(t, strings.NewReader(in), "--server", srv.URL, "chat", "--room", "r", "--history", "0")
-	if code != exitFailed || strings.Count(errOut, "pushtui: not sent:") != 2 || !strings.HasSuffix(errOut, "pushtui: 2 of 4 lines were not sent\n") {
+	if code != cli.ExitFailed || strings.Count(errOut, "pushtui: not sent:") != 2 || !strings.HasSuffix(errOut, "pushtui: 2 of 4 lines were not sent\n") {
 		t.Fatalf("exit %d: %q", code, errOut)
 	}
 	if n := tries.Load(); n != maxSendTries {
@@ -555,7 +556,7 @@ func TestReconnectReportedOverEachTransport(t *testing.T) {
 				chat.errOut.waitContains(t, "reconnecting to room/q")
 				srv.up(t)
 				chat.errOut.waitFor(t, "connected again", func(s string) bool { return strings.Count(s, connected) == 2 })
-				if code := chat.stop(t); code != exitInterrupted {
+				if code := chat.stop(t); code != cli.ExitInterrupted {
 					t.Fatalf("exit %d after interrupt", code)
 				}
 			})
@@ -635,7 +636,7 @@ func TestChatPipedLineNotTakenForAnOlderCopy(t *testing.T) {
 			})
 		})
 		_, errOut, code := pushtui(t, strings.NewReader("a\nb\nb\n"), "--server", srv.URL, "--transport", "ws", "chat", "--room", "r", "--history", "0")
-		if code != exitFailed || strings.Count(errOut, "pushtui: not sent:") != 1 || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+		if code != cli.ExitFailed || strings.Count(errOut, "pushtui: not sent:") != 1 || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
 			t.Fatalf("exit %d: %q", code, errOut)
 		}
 		if got, want := messages(t, srv, "r", "tester"), []string{"a", "b", "b"}; !slices.Equal(got, want) {
@@ -661,7 +662,7 @@ func TestChatPipedLinesGivenUpWhileUnreachable(t *testing.T) {
 	begun := time.Now()
 	io.WriteString(keys, "b\n")
 	io.WriteString(keys, "c\n") // returns once the chat has read it
-	if code := chat.wait(t); code != exitFailed {
+	if code := chat.wait(t); code != cli.ExitFailed {
 		t.Fatalf("exit %d: %s", code, chat.errOut.String())
 	}
 	if d := time.Since(begun); d < maxOffline {
@@ -722,7 +723,7 @@ wait:
 		}
 	}
 	errOut := chat.errOut.String()
-	if code != exitFailed || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
+	if code != cli.ExitFailed || !strings.HasSuffix(errOut, "pushtui: 1 of 3 lines were not sent\n") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	if n := tries.Load(); n <= maxSendTries || n > maxLineTries {

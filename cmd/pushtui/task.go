@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -79,7 +79,7 @@ external kind is work done elsewhere that reports with "task report".`,
 // that is not printable text of at most 200 bytes.
 func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 	if strings.TrimSpace(o.kind) == "" {
-		return usageErr(errors.New("--kind is empty: give demo, external, or a kind the server registered"))
+		return cli.Usagef("--kind is empty: give demo, external, or a kind the server registered")
 	}
 	switch o.kind {
 	case "demo":
@@ -87,20 +87,20 @@ func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 			return err
 		}
 		if o.failAt < 0 || o.failAt > o.total {
-			return usageErr(fmt.Errorf("--fail-at %d: give a step from 1 to --total (%d), or leave it out", o.failAt, o.total))
+			return cli.Usagef("--fail-at %d: give a step from 1 to --total (%d), or leave it out", o.failAt, o.total)
 		}
 	case "external":
 		if o.total < 0 {
-			return usageErr(fmt.Errorf("--total %d: give 0 or more units of work", o.total))
+			return cli.Usagef("--total %d: give 0 or more units of work", o.total)
 		}
 		for _, name := range []string{"interval", "fail-at"} {
 			if f.Changed(name) {
-				return usageErr(fmt.Errorf("--%s is for demo tasks; an external task reports its own progress", name))
+				return cli.Usagef("--%s is for demo tasks; an external task reports its own progress", name)
 			}
 		}
 	}
 	if len(o.name) > maxTaskName || !utf8.ValidString(o.name) || strings.IndexFunc(o.name, unicode.IsControl) >= 0 {
-		return usageErr(fmt.Errorf("--name: give printable text of at most %d bytes", maxTaskName))
+		return cli.Usagef("--name: give printable text of at most %d bytes", maxTaskName)
 	}
 	return nil
 }
@@ -119,10 +119,10 @@ const (
 // flags in the message.
 func checkDemo(totalFlag string, total int64, intervalFlag string, interval time.Duration) error {
 	if total < 1 || total > demoMaxTotal {
-		return usageErr(fmt.Errorf("%s %d: a demo task has 1 to %d steps", totalFlag, total, demoMaxTotal))
+		return cli.Usagef("%s %d: a demo task has 1 to %d steps", totalFlag, total, demoMaxTotal)
 	}
 	if interval < demoMinInterval || interval > demoMaxInterval {
-		return usageErr(fmt.Errorf("%s %s: a demo task's steps take from 1ms to 1h each", intervalFlag, interval))
+		return cli.Usagef("%s %s: a demo task's steps take from 1ms to 1h each", intervalFlag, interval)
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ func checkDemo(totalFlag string, total int64, intervalFlag string, interval time
 // or on none, instead of failing.
 func checkID(what, id string) error {
 	if strings.TrimSpace(id) == "" {
-		return usageErr(fmt.Errorf("%s is empty: give a task ID (pushtui task list shows them; did \"pushtui task start\" fail?)", what))
+		return cli.Usagef("%s is empty: give a task ID (pushtui task list shows them; did \"pushtui task start\" fail?)", what)
 	}
 	return nil
 }
@@ -351,10 +351,10 @@ func (o *taskReportOptions) run(cmd *cobra.Command, a *app, g *globalOptions, id
 	case protocol.TaskSucceeded, protocol.TaskFailed:
 		p.State = protocol.TaskState(o.state)
 	default:
-		return usageErr(fmt.Errorf("--state %q: use succeeded or failed", o.state))
+		return cli.Usagef("--state %q: use succeeded or failed", o.state)
 	}
 	if p.Done == nil && p.Total == nil && p.Percent == nil && p.Message == "" && p.State == "" {
-		return usageErr(fmt.Errorf("nothing to report: give --done, --total, --percent, --message or --state"))
+		return cli.Usagef("nothing to report: give --done, --total, --percent, --message or --state")
 	}
 	c, err := g.client(a)
 	if err != nil {
@@ -376,17 +376,17 @@ func (o *taskReportOptions) check(f *pflag.FlagSet) error {
 	case done && percent:
 		// The server would take the percentage from --percent and leave
 		// --done's out of it.
-		return usageErr(errors.New("--done and --percent: give one of them; the task's progress is counted in units of --total or in percent"))
+		return cli.Usagef("--done and --percent: give one of them; the task's progress is counted in units of --total or in percent")
 	case done && o.done < 0:
-		return usageErr(fmt.Errorf("--done %d: give 0 or more", o.done))
+		return cli.Usagef("--done %d: give 0 or more", o.done)
 	case total && o.total < 0:
-		return usageErr(fmt.Errorf("--total %d: give 0 or more", o.total))
+		return cli.Usagef("--total %d: give 0 or more", o.total)
 	case done && total && o.done > o.total:
-		return usageErr(fmt.Errorf("--done %d is more than --total %d", o.done, o.total))
+		return cli.Usagef("--done %d is more than --total %d", o.done, o.total)
 	case percent && !(o.percent >= 0 && o.percent <= 100):
-		return usageErr(fmt.Errorf("--percent %g: give 0 to 100", o.percent))
+		return cli.Usagef("--percent %g: give 0 to 100", o.percent)
 	case len(o.message) > maxReportMessage || !utf8.ValidString(o.message):
-		return usageErr(fmt.Errorf("--message: give UTF-8 text of at most %d bytes", maxReportMessage))
+		return cli.Usagef("--message: give UTF-8 text of at most %d bytes", maxReportMessage)
 	}
 	return nil
 }

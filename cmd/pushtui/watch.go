@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -139,7 +140,7 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 	t, err := m.Result()
 	switch {
 	case errors.Is(err, tui.ErrStopped):
-		return &exitError{code: exitInterrupted}
+		return &cli.ExitError{Code: cli.ExitInterrupted}
 	case errors.Is(err, tui.ErrClosed):
 		if ferr := f.Err(); ferr != nil {
 			return ferr
@@ -218,5 +219,5 @@ func outcome(t protocol.Task) error {
 	if t.State == protocol.TaskSucceeded {
 		return nil
 	}
-	return &exitError{code: exitFailed}
+	return &cli.ExitError{Code: cli.ExitFailed}
 }
