@@ -229,7 +229,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 }
 
 // maxAnswer bounds the body of a helper's answer (a poll holds at most
-// 1,000 events of a few KiB each).
+// protocol.MaxPollEvents events of a few KiB each).
 const maxAnswer = 64 << 20
 
 // do sends one request and decodes a JSON answer of status want into out
@@ -445,7 +445,7 @@ type PollOptions struct {
 }
 
 // Poll makes one short or long poll of stream: the events after
-// opts.Since (at most 1,000) and the cursor to continue from. Without
+// opts.Since (at most protocol.MaxPollEvents) and the cursor to continue from. Without
 // Since it returns no events and the stream's current cursor. It does not
 // dedupe or resume; Subscribe does that.
 func (c *Client) Poll(ctx context.Context, stream Stream, opts PollOptions) (*protocol.Poll, error) {

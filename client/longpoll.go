@@ -8,10 +8,6 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// maxPollEvents is the most events the server puts in one poll answer; a
-// full answer means more may be waiting.
-const maxPollEvents = 1000
-
 // runPoll polls until a poll fails: long polls (t TransportLongPoll, each
 // waiting up to wait) back to back, or short polls (TransportPoll, wait 0)
 // every PollInterval. Each answer's cursor is where the next one continues.
@@ -49,8 +45,8 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 		s.setPos(next)
 		var pause time.Duration
 		switch {
-		case len(p.Events) >= maxPollEvents:
-			// More are waiting: ask again at once.
+		case len(p.Events) >= protocol.MaxPollEvents:
+			// A full answer: more are waiting, ask again at once.
 		case t == TransportPoll:
 			pause = s.opts.PollInterval
 		case len(p.Events) == 0 && time.Since(start) < w/2:

@@ -457,7 +457,7 @@ func (s *sender) stored(ctx context.Context, before protocol.Cursor, text string
 				return &cur, nil
 			}
 		}
-		if len(p.Events) < pollPage {
+		if len(p.Events) < protocol.MaxPollEvents {
 			break
 		}
 		since = p.Cursor
@@ -465,12 +465,9 @@ func (s *sender) stored(ctx context.Context, before protocol.Cursor, text string
 	return nil, nil
 }
 
-// pollPage is the most events one poll answers; maxStoredPages bounds the
-// pages stored reads.
-const (
-	pollPage       = 1000
-	maxStoredPages = 10
-)
+// maxStoredPages bounds the pages of protocol.MaxPollEvents events that
+// stored reads.
+const maxStoredPages = 10
 
 // mayBeStored reports whether a failed send may have been stored all the
 // same: the request may have reached pushd, and no answer said for sure

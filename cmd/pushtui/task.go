@@ -6,8 +6,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -76,7 +74,7 @@ external kind is work done elsewhere that reports with "task report".`,
 
 // check refuses, before any request, what the server would refuse: the
 // demo and external kinds' params out of range or not theirs, and a name
-// that is not printable text of at most 200 bytes.
+// that protocol.ValidateTaskName refuses.
 func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 	if strings.TrimSpace(o.kind) == "" {
 		return cli.Usagef("--kind is empty: give demo, external, or a kind the server registered")
@@ -99,32 +97,35 @@ func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 			}
 		}
 	}
-	if len(o.name) > maxTaskName || !utf8.ValidString(o.name) || strings.IndexFunc(o.name, unicode.IsControl) >= 0 {
-		return cli.Usagef("--name: give printable text of at most %d bytes", maxTaskName)
+	if protocol.ValidateTaskName(o.name) != nil {
+		return cli.Usagef("--name: give printable text of at most %d bytes", protocol.MaxTaskNameBytes)
 	}
 	return nil
 }
 
-// maxTaskName is the longest task name the server takes, in bytes.
-const maxTaskName = 200
-
-// The demo kind's bounds (PROTOCOL.md, Tasks), as the messages say them.
-const (
-	demoMaxTotal    = 1_000_000
-	demoMinInterval = time.Millisecond // "1ms"
-	demoMaxInterval = time.Hour        // "1h"
-)
-
-// checkDemo checks a demo task's steps and time per step, named by their
-// flags in the message.
+// checkDemo checks a demo task's steps and time per step as the server
+// will (protocol.ValidateDemo), naming the flag that is out of bounds.
 func checkDemo(totalFlag string, total int64, intervalFlag string, interval time.Duration) error {
-	if total < 1 || total > demoMaxTotal {
-		return cli.Usagef("%s %d: a demo task has 1 to %d steps", totalFlag, total, demoMaxTotal)
+	if protocol.ValidateDemo(total, protocol.DemoMinInterval) != nil {
+		return cli.Usagef("%s %d: a demo task has 1 to %d steps", totalFlag, total, protocol.DemoMaxTotal)
 	}
-	if interval < demoMinInterval || interval > demoMaxInterval {
-		return cli.Usagef("%s %s: a demo task's steps take from 1ms to 1h each", intervalFlag, interval)
+	if protocol.ValidateDemo(1, interval) != nil {
+		return cli.Usagef("%s %s: a demo task's steps take from %s to %s each", intervalFlag, interval,
+			shortDuration(protocol.DemoMinInterval), shortDuration(protocol.DemoMaxInterval))
 	}
 	return nil
+}
+
+// shortDuration writes d without trailing zero units: "1h", not "1h0m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // checkID refuses an empty task ID (what "$(pushtui task start ...)" gives
@@ -385,15 +386,11 @@ func (o *taskReportOptions) check(f *pflag.FlagSet) error {
 		return cli.Usagef("--done %d is more than --total %d", o.done, o.total)
 	case percent && !(o.percent >= 0 && o.percent <= 100):
 		return cli.Usagef("--percent %g: give 0 to 100", o.percent)
-	case len(o.message) > maxReportMessage || !utf8.ValidString(o.message):
-		return cli.Usagef("--message: give UTF-8 text of at most %d bytes", maxReportMessage)
+	case protocol.ValidateTaskMessage(o.message) != nil:
+		return cli.Usagef("--message: give UTF-8 text of at most %d bytes", protocol.MaxTaskMessageBytes)
 	}
 	return nil
 }
-
-// maxReportMessage is the longest progress message the server takes, in
-// bytes.
-const maxReportMessage = 1024
 
 // completeTaskIDs completes task IDs from the server, the name as the
 // description; liveOnly offers only queued and running tasks.
