@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 )
 
@@ -55,14 +56,8 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 			// Do not spin.
 			pause = s.opts.PollInterval
 		}
-		if pause > 0 {
-			timer := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			case <-timer.C:
-			}
+		if pause > 0 && !backoff.Sleep(ctx, pause) {
+			return ctx.Err()
 		}
 	}
 }

@@ -42,7 +42,7 @@ func (s *Subscription) runSSE(ctx context.Context, sess *session) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &refusedError{transport: TransportSSE, err: statusError(resp)}
+		return &refusedError{transport: TransportSSE, err: decodeError(resp)}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
 		return &refusedError{transport: TransportSSE, err: &notPushdError{status: resp.StatusCode,

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 )
 
@@ -331,12 +330,13 @@ func (s *Subscription) run(ctx context.Context) {
 // nothing, for the backoff to start over after it drops.
 const stableAfter = 5 * time.Second
 
-// loop connects and reconnects until ctx ends or an error is permanent.
+// loop connects and reconnects until ctx ends or an error is not
+// Retryable.
 func (s *Subscription) loop(ctx context.Context) error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	failures := 0
+	b := backoff.New(s.opts.retryPolicy())
 	for {
 		sess := &session{s: s}
 		err := s.connect(ctx, sess)
@@ -346,26 +346,21 @@ func (s *Subscription) loop(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("connection ended")
 		}
-		if permanent(err) {
+		if !Retryable(err) {
 			return fmt.Errorf("subscribe to %s: %w", s.stream, err)
 		}
 		if sess.delivered > 0 || (sess.opened && time.Since(sess.openedAt) >= stableAfter) {
-			failures = 0
+			b.Reset()
 		}
-		failures++
-		if s.opts.MaxRetries > 0 && failures > s.opts.MaxRetries {
+		delay := b.NextAfter(s.hint, RetryAfter(err))
+		if s.opts.MaxRetries > 0 && b.Tries() > s.opts.MaxRetries {
 			return fmt.Errorf("subscribe to %s: gave up after %d tries: %w", s.stream, s.opts.MaxRetries, err)
 		}
-		delay := s.backoff(failures, err)
 		next := s.order()[0]
-		s.c.log.Info("subscription reconnecting", "stream", s.stream.String(), "attempt", failures, "in", delay, "err", err)
-		s.emit(StateChange{State: StateReconnecting, Transport: next, Attempt: failures, RetryIn: delay, Err: err})
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		s.c.log.Info("subscription reconnecting", "stream", s.stream.String(), "attempt", b.Tries(), "in", delay, "err", err)
+		s.emit(StateChange{State: StateReconnecting, Transport: next, Attempt: b.Tries(), RetryIn: delay, Err: err})
+		if !backoff.Sleep(ctx, delay) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }
@@ -475,25 +470,11 @@ func (s *Subscription) query() url.Values {
 	return q
 }
 
-// backoff returns the wait before try n (from 1) after err: full jitter
-// up to MinBackoff·2ⁿ⁻¹ (or the server's SSE retry hint, if larger),
-// capped at MaxBackoff, and at least the server's Retry-After, still
-// capped.
-func (s *Subscription) backoff(n int, err error) time.Duration {
-	ceil := s.opts.MaxBackoff
-	if n <= 32 {
-		if c := s.opts.MinBackoff << (n - 1); c > 0 && c < ceil {
-			ceil = c
-		}
-	}
-	if s.hint > ceil {
-		ceil = min(s.hint, s.opts.MaxBackoff)
-	}
-	d := rand.N(ceil + 1)
-	if ra := RetryAfter(err); ra > d {
-		d = min(ra, s.opts.MaxBackoff)
-	}
-	return d
+// retryPolicy is the reconnect schedule: full jitter up to
+// MinBackoff·2ⁿ⁻¹ (or the server's SSE retry hint, if larger), capped at
+// MaxBackoff, and at least the server's Retry-After, still capped.
+func (o SubscribeOptions) retryPolicy() backoff.Policy {
+	return backoff.Policy{Min: o.MinBackoff, Max: o.MaxBackoff}
 }
 
 // emit reports a state change to OnState and States.
@@ -586,94 +567,6 @@ func (ss *session) deliver(ctx context.Context, ev protocol.Event, wd *watchdog)
 	}
 	return err
 }
-
-// errBadEvent: the server sent something that is not an event.
-var errBadEvent = errors.New("malformed event from server")
-
-// refusedError says the server (or something on the way) answered the
-// request but not with the transport asked for: a WebSocket upgrade that
-// did not get 101, an SSE request that did not get an event stream. Auto
-// mode falls back to the next transport, unless the answer refused the
-// credentials (see credentials).
-type refusedError struct {
-	transport Transport
-	err       error // a *protocol.Error when there was an unexpected status
-	// transient: there was no answer at all (the connection broke or
-	// timed out during the handshake). Auto mode falls back all the same;
-	// when the transport was the only one allowed, it is retried.
-	transient bool
-}
-
-func (e *refusedError) Error() string {
-	return fmt.Sprintf("%s refused: %v", e.transport, e.err)
-}
-
-func (e *refusedError) Unwrap() error { return e.err }
-
-// credentials reports whether the refusal is of the request's credentials,
-// not of the transport: a 401, or pushd's own 403 (a 403 without pushd's
-// error body may be a proxy that blocks only this transport).
-func (e *refusedError) credentials() bool {
-	var pe *protocol.Error
-	if !errors.As(e.err, &pe) {
-		return false
-	}
-	return pe.Status == http.StatusUnauthorized || (pe.Status == http.StatusForbidden && pe.Code != "")
-}
-
-// CloseError is the server ending a connection on purpose: a WebSocket
-// close frame, or an SSE close event (see PROTOCOL.md). A subscription
-// reconnects after one, except after a refusal (WebSocket 1008).
-type CloseError struct {
-	// Code is the WebSocket close code; 0 for SSE.
-	Code int
-	// Reason is the close reason, such as protocol.CloseShutdown, or for
-	// a refusal the server's message.
-	Reason string
-	// Message is the SSE close event's message, for a person.
-	Message string
-}
-
-func (e *CloseError) Error() string {
-	msg := "server closed the connection"
-	if e.Code != 0 {
-		msg += fmt.Sprintf(" (%d)", e.Code)
-	}
-	if e.Reason != "" {
-		msg += ": " + e.Reason
-	}
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	return msg
-}
-
-// ErrQuiet is why a connection was dropped when nothing, not even a
-// heartbeat, came from the server for longer than its heartbeat promises.
-var ErrQuiet = errors.New("nothing from the server")
-
-// permanent reports whether err means reconnecting cannot help: a 4xx
-// answer other than 408 and 429, a WebSocket close 1008 (policy), or a
-// transport refused with an answer that is not one (a failed WebSocket
-// handshake, an SSE answer that is not an event stream; only reached when
-// it was the one transport allowed).
-func permanent(err error) bool {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe.Status >= 400 && pe.Status < 500 &&
-			pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
-	}
-	var ce *CloseError
-	if errors.As(err, &ce) {
-		return ce.Code == closePolicyViolation
-	}
-	var re *refusedError
-	return errors.As(err, &re) && !re.transient
-}
-
-// closePolicyViolation is the WebSocket close code by which the server
-// refuses a request.
-const closePolicyViolation = 1008
 
 // watchdog cancels a connection on which nothing arrived for a while.
 // kick, pause and set are called from the subscription's goroutine; the

@@ -201,7 +201,7 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.sending = ""
 		if msg.err != nil {
 			m.sendErr = "not sent: " + errText(msg.err)
-			if retryable(msg.err) {
+			if client.Retryable(msg.err) {
 				m.sendErr += "; enter to retry"
 			}
 		} else if m.input.Value() == msg.text {

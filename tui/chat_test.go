@@ -823,6 +823,17 @@ func TestChatLongText(t *testing.T) {
 			t.Fatal("the text was not kept")
 		}
 	})
+	t.Run("a proxy's 404 is not offered again: sending again gets the same answer", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = fmt.Errorf("publish to room lobby: %w", &protocol.Error{Status: 404, Message: "unexpected answer 404 Not Found"})
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "hi")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		v := m.View()
+		contains(t, v, "✗ not sent: unexpected answer from the server (404 Not Found)")
+		lacks(t, v, "enter to retry")
+	})
 }
 
 func TestChatJumps(t *testing.T) {

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
@@ -382,14 +380,14 @@ func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err e
 				s.after = ev.Cursor()
 				return false, nil
 			}
-			unsure = mayBeStored(err)
+			unsure = client.MayHaveApplied(err)
 		}
 		if ctx.Err() != nil {
 			return true, nil
 		}
 		tries++
 		all++
-		if !retryable(err) || tries >= maxSendTries || all >= maxLineTries {
+		if !client.Retryable(err) || tries >= maxSendTries || all >= maxLineTries {
 			s.after = protocol.Cursor{}
 			return false, err
 		}
@@ -469,59 +467,12 @@ func (s *sender) stored(ctx context.Context, before protocol.Cursor, text string
 // stored reads.
 const maxStoredPages = 10
 
-// mayBeStored reports whether a failed send may have been stored all the
-// same: the request may have reached pushd, and no answer said for sure
-// that it was not: a cut connection, a timeout, a success whose body was
-// lost (client.ErrAnswerBody), any 5xx (pushd's own 503 may come after the
-// store took the line but did not confirm it in time) or 408.
-func mayBeStored(err error) bool {
-	if errors.Is(err, client.ErrAnswerBody) {
-		return true
-	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe.Status >= 500 || pe.Status == http.StatusRequestTimeout
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "dial" {
-		return false // never connected: connection refused, no route
-	}
-	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-		return true
-	}
-	var ue *url.Error
-	return errors.As(err, &ue)
-}
-
-// retryable reports whether sending again may succeed after err: no answer
-// at all (pushd unreachable, a connection cut, a timeout), a success whose
-// body was lost, or an answer that says to come back (408, 429, 5xx, from
-// pushd or a proxy in front of it). Other answers refuse the line itself.
-func retryable(err error) bool {
-	if errors.Is(err, client.ErrAnswerBody) {
-		return true
-	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe.Status == http.StatusRequestTimeout || pe.Status == http.StatusTooManyRequests || pe.Status >= 500
-	}
-	if _, ok := client.NotPushd(err); ok {
-		return false // an answer, but not pushd's: retrying will not change it
-	}
-	var ue *url.Error
-	return errors.As(err, &ue)
-}
-
 // sendBackoff is the pause after the n-th failed try of a line (from 1):
-// 250 ms doubling up to maxBackoff, or the server's Retry-After when
-// longer (at most maxRetryAfter).
+// full jitter up to 250 ms doubling up to maxBackoff, or the server's
+// Retry-After when longer (at most a minute).
 func sendBackoff(n int, err error) time.Duration {
-	d := maxBackoff
-	if n < 8 {
-		d = min(250*time.Millisecond<<(n-1), maxBackoff)
-	}
-	return max(d, min(client.RetryAfter(err), maxRetryAfter))
+	return sendPolicy.Delay(n, 0, client.RetryAfter(err))
 }
 
-// maxRetryAfter caps the wait a server's Retry-After imposes on a line.
-const maxRetryAfter = time.Minute
+// sendPolicy is the schedule of a line's tries.
+var sendPolicy = backoff.Policy{Min: 250 * time.Millisecond, Max: maxBackoff, MaxRetryAfter: time.Minute}
