@@ -92,14 +92,11 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 		return err
 	}
 	m := tui.NewChatModel(tui.ChatConfig{
+		Common:     g.common(a, c, tr),
 		Conn:       &chatConn{feed: f, c: c, room: o.room},
-		Server:     c.BaseURL(),
 		Room:       o.room,
 		User:       g.user,
-		Transport:  string(tr),
-		Styles:     g.styles(a),
 		Scrollback: o.scrollback,
-		Timeout:    requestTimeout,
 	})
 	err = a.runProgram(ctx, m, tea.WithAltScreen(), tea.WithMouseCellMotion())
 	if err := screenErr(ctx, err); err != nil {

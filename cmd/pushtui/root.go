@@ -194,3 +194,8 @@ func (o *globalOptions) styles(a *app) *tui.Styles {
 	}
 	return tui.NewStyles(lipgloss.NewRenderer(a.out))
 }
+
+// common is what every screen's config shares, from the flags.
+func (o *globalOptions) common(a *app, c *client.Client, tr client.Transport) tui.Common {
+	return tui.Common{Server: c.BaseURL(), Transport: string(tr), Styles: o.styles(a), Timeout: requestTimeout}
+}

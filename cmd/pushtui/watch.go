@@ -84,11 +84,8 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 		return err
 	}
 	m := tui.NewWatchModel(tui.WatchConfig{
-		Conn:      &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
-		Server:    c.BaseURL(),
-		Transport: string(tr),
-		Styles:    g.styles(a),
-		Timeout:   requestTimeout,
+		Common: g.common(a, c, tr),
+		Conn:   &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
 	})
 	err = a.runProgram(ctx, m, tea.WithAltScreen())
 	return screenErr(ctx, err)
@@ -126,12 +123,9 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 		return err
 	}
 	m := tui.NewFollowModel(tui.FollowConfig{
-		Conn:      &followConn{feed: f, c: c, id: o.task},
-		TaskID:    o.task,
-		Server:    c.BaseURL(),
-		Transport: string(tr),
-		Styles:    g.styles(a),
-		Timeout:   requestTimeout,
+		Common: g.common(a, c, tr),
+		Conn:   &followConn{feed: f, c: c, id: o.task},
+		TaskID: o.task,
 	})
 	err = a.runProgram(ctx, m)
 	if err := screenErr(ctx, err); err != nil {
