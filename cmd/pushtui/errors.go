@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
@@ -19,7 +20,7 @@ import (
 func explain(err error, server string) string {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		return explainAnswer(pe, err, server)
+		return explainAnswer(pe, server)
 	}
 	if status, ok := client.NotPushd(err); ok {
 		return notPushd(server, status)
@@ -42,7 +43,7 @@ func explain(err error, server string) string {
 
 // explainAnswer explains an error answer from the server. An answer
 // without pushd's error body is not quoted: it is some other server's page.
-func explainAnswer(pe *protocol.Error, err error, server string) string {
+func explainAnswer(pe *protocol.Error, server string) string {
 	msg := strings.TrimSuffix(pe.Message, ".")
 	if pe.Code == "" {
 		msg = statusLine(pe.Status)
@@ -51,8 +52,8 @@ func explainAnswer(pe *protocol.Error, err error, server string) string {
 	case pe.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("%s: %s; pass --token (or set PUSH_TOKEN)", server, msg)
 	case pe.Status == http.StatusTooManyRequests:
-		if d := client.RetryAfter(err); d > 0 {
-			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(1e9))
+		if d := pe.RetryAfter; d > 0 {
+			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(time.Second))
 		}
 		return fmt.Sprintf("the server is busy (%s); try again in a moment", msg)
 	case pe.Code == "":
