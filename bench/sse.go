@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,22 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/push/internal/sse"
 	"github.com/pushd/push/protocol"
 )
 
-// sseState is a subscriber's SSE reader, kept across connections.
-type sseState struct {
-	br    *bufio.Reader
-	long  []byte // a line longer than br's buffer
-	event []byte // the current frame's event name
-	data  []byte // the current frame's data
-}
-
 // sseReadBuffer is the size of each subscriber's SSE read buffer; longer
-// lines are gathered in sseState.long.
+// lines are gathered in a buffer of the reader's own.
 const sseReadBuffer = 4 << 10
 
-// sseSession reads one Server-Sent Events stream until it ends.
+// sseSession reads one Server-Sent Events stream until it ends. The
+// subscriber's reader, and its buffers, serve every connection.
 func (s *subscriber) sseSession(ctx context.Context, connected func()) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.r.eventsURL(s.cursor()), nil)
 	if err != nil {
@@ -45,70 +38,30 @@ func (s *subscriber) sseSession(ctx context.Context, connected func()) error {
 		return fmt.Errorf("connect: the answer is %q, not text/event-stream", ct)
 	}
 	connected()
-	st := &s.sse
-	if st.br == nil {
-		st.br = bufio.NewReaderSize(resp.Body, sseReadBuffer)
+	if s.sse == nil {
+		s.sse = sse.NewReader(resp.Body, sseReadBuffer, 0)
 	} else {
-		st.br.Reset(resp.Body)
+		s.sse.Reset(resp.Body)
 	}
-	defer st.br.Reset(eof{})
-	st.event, st.data = st.event[:0], st.data[:0]
-	hasData := false
+	defer s.sse.Reset(eof{})
 	for {
-		line, err := st.readLine()
+		ev, err := s.sse.Next()
 		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return fmt.Errorf("read: %w", err)
 		}
-		if len(line) == 0 { // end of a frame
-			if hasData {
-				if string(st.event) == "close" {
-					if bytes.Contains(st.data, []byte(protocol.CloseSlowConsumer)) {
-						s.slow++
-					}
-				} else {
-					s.handle(st.data, time.Now().UnixNano())
-				}
+		// The event's JSON carries its cursor: the id field is not needed.
+		if string(ev.Type) == "close" {
+			if bytes.Contains(ev.Data, []byte(protocol.CloseSlowConsumer)) {
+				s.slow++
 			}
-			st.event, st.data, hasData = st.event[:0], keepSmall(st.data), false
-			s.pause(ctx)
-			continue
+		} else {
+			s.handle(ev.Data, time.Now().UnixNano())
 		}
-		field, value, _ := bytes.Cut(line, []byte{':'})
-		value = bytes.TrimPrefix(value, []byte{' '})
-		switch string(field) {
-		case "data":
-			if hasData {
-				st.data = append(st.data, '\n')
-			}
-			st.data, hasData = append(st.data, value...), true
-		case "event":
-			st.event = append(st.event[:0], value...)
-		}
-		// id, retry and comments (an empty field) need nothing: the event's
-		// JSON carries its cursor.
+		s.pause(ctx)
 	}
-}
-
-// readLine returns the next line without its line ending, valid until the
-// next call.
-func (st *sseState) readLine() ([]byte, error) {
-	line, err := st.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		st.long = append(st.long[:0], line...)
-		for err == bufio.ErrBufferFull {
-			line, err = st.br.ReadSlice('\n')
-			st.long = append(st.long, line...)
-		}
-		line = st.long
-	}
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
-	return line, nil
 }
 
 // eof is what an idle subscriber's reader points at between connections,

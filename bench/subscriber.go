@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/push/internal/sse"
 	"github.com/pushd/push/protocol"
 )
 
@@ -49,7 +50,7 @@ type subscriber struct {
 
 	// Buffers reused by the transports across messages and connections.
 	buf   []byte
-	sse   sseState
+	sse   *sse.Reader
 	polls pollState
 }
 

@@ -229,8 +229,15 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 }
 
 // maxAnswer bounds the body of a helper's answer (a poll holds at most
-// 1,000 events of a few KiB each).
+// protocol.MaxPollEvents events of a few KiB each).
 const maxAnswer = 64 << 20
+
+// drainClose reads a little of what is left of body, so the connection can
+// be reused, and closes it.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 4<<10))
+	_ = body.Close()
+}
 
 // do sends one request and decodes a JSON answer of status want into out
 // (nil: discard). Any other status becomes a *protocol.Error. The request
@@ -249,7 +256,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	defer drainClose(resp.Body)
 	if resp.StatusCode != want {
-		return statusError(resp)
+		return decodeError(resp)
 	}
 	if out == nil {
 		return nil
@@ -263,147 +270,6 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return &answerBodyError{status: resp.StatusCode, err: err}
 	}
 	return nil
-}
-
-// ErrAnswerBody is wrapped by the error of a call whose answer had the
-// status of success but a body that could not be read or decoded (cut
-// short, say): the server did what was asked, though the result is lost.
-var ErrAnswerBody = errors.New("answer body unreadable")
-
-// answerBodyError is an answer of the expected status whose body could not
-// be read or decoded.
-type answerBodyError struct {
-	status int
-	err    error
-}
-
-func (e *answerBodyError) Error() string   { return fmt.Sprintf("decode %d answer: %v", e.status, e.err) }
-func (e *answerBodyError) Unwrap() []error { return []error{ErrAnswerBody, e.err} }
-
-// notPushdError is an answer with the expected status but not the body
-// pushd sends with it: something else answered.
-type notPushdError struct {
-	status int
-	msg    string
-}
-
-func (e *notPushdError) Error() string { return e.msg }
-
-// contentTypeOf names an answer's content type for messages.
-func contentTypeOf(resp *http.Response) string {
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		return strconv.Quote(ct)
-	}
-	return "without a Content-Type"
-}
-
-// NotPushd reports whether err comes from an answer pushd would not give,
-// and that answer's HTTP status: an error status without pushd's JSON error
-// body (another web server's page, a proxy's), or the status asked for with
-// a body that is not what pushd sends. It usually means the server URL
-// points at something other than pushd, or at a proxy that could not reach
-// it.
-func NotPushd(err error) (status int, ok bool) {
-	var np *notPushdError
-	if errors.As(err, &np) {
-		return np.status, true
-	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) && pe.Code == "" {
-		return pe.Status, true
-	}
-	return 0, false
-}
-
-// drainClose reads a little of what is left of body, so the connection can
-// be reused, and closes it.
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 4<<10))
-	_ = body.Close()
-}
-
-// maxErrorBody bounds how much of an error answer is read.
-const maxErrorBody = 16 << 10
-
-// decodeError turns an answer that is not the expected one into a
-// *protocol.Error: code and message from pushd's error body when there is
-// one, else an empty code and the start of whatever came back (a proxy's
-// page, say). It reads, but does not close, resp.Body.
-func decodeError(resp *http.Response) *protocol.Error {
-	var b []byte
-	if resp.Body != nil {
-		b, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	}
-	return errorFromBody(resp.StatusCode, resp.Header.Get("Content-Type"), b)
-}
-
-// statusError is decodeError, keeping the Retry-After header (see
-// RetryAfter) when there is one.
-func statusError(resp *http.Response) error {
-	return withRetryAfter(decodeError(resp), resp.Header)
-}
-
-// withRetryAfter attaches h's Retry-After, if any, to pe.
-func withRetryAfter(pe *protocol.Error, h http.Header) error {
-	if d := parseRetryAfter(h.Get("Retry-After"), time.Now()); d > 0 {
-		return &retryAfterError{err: pe, after: d}
-	}
-	return pe
-}
-
-// retryAfterError is an error answer that said when to try again.
-type retryAfterError struct {
-	err   *protocol.Error
-	after time.Duration
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
-// RetryAfter returns how long the server asked to wait before trying
-// again (its Retry-After header, sent with 429 and 503 answers) when err
-// came from such an answer, else 0.
-func RetryAfter(err error) time.Duration {
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		return ra.after
-	}
-	return 0
-}
-
-// parseRetryAfter reads a Retry-After value: whole seconds or an HTTP
-// date; 0 when absent or not valid.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// errorFromBody is decodeError on a body already read.
-func errorFromBody(status int, contentType string, b []byte) *protocol.Error {
-	e := &protocol.Error{Status: status}
-	var body protocol.ErrorBody
-	if mt, _, _ := mime.ParseMediaType(contentType); mt == "application/json" && json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message = body.Error.Code, body.Error.Message
-		return e
-	}
-	e.Message = "unexpected answer " + strconv.Itoa(status)
-	if text := strings.TrimSpace(string(b)); text != "" {
-		if len(text) > 200 {
-			text = text[:200] + "..."
-		}
-		e.Message += ": " + text
-	} else if st := http.StatusText(status); st != "" {
-		e.Message += " " + st
-	}
-	return e
 }
 
 // Publish posts text to room as the client's user (WithUser; on a server
@@ -445,7 +311,7 @@ type PollOptions struct {
 }
 
 // Poll makes one short or long poll of stream: the events after
-// opts.Since (at most 1,000) and the cursor to continue from. Without
+// opts.Since (at most protocol.MaxPollEvents) and the cursor to continue from. Without
 // Since it returns no events and the stream's current cursor. It does not
 // dedupe or resume; Subscribe does that.
 func (c *Client) Poll(ctx context.Context, stream Stream, opts PollOptions) (*protocol.Poll, error) {

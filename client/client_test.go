@@ -249,8 +249,8 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != protocol.CodeRateLimited {
 		t.Fatalf("second publish: %v, want 429 rate_limited", err)
 	}
-	if client.RetryAfter(err) <= 0 {
-		t.Fatalf("RetryAfter(%v) = %s, want the server's Retry-After", err, client.RetryAfter(err))
+	if client.RetryAfter(err) <= 0 || pe.RetryAfter != client.RetryAfter(err) {
+		t.Fatalf("RetryAfter(%v) = %s (the error's %s), want the server's Retry-After", err, client.RetryAfter(err), pe.RetryAfter)
 	}
 }
 

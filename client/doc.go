@@ -35,6 +35,9 @@
 // returns when the task reaches a final state.
 //
 // Errors the server answers with are *protocol.Error values (HTTP status,
-// code and message), wrapped with the operation that failed; use errors.As
-// to read them.
+// code, message and Retry-After), wrapped with the operation that failed;
+// use errors.As to read them. Retryable says whether trying the same
+// request again may succeed after an error (the rule subscriptions
+// reconnect by), and MayHaveApplied whether the server may have done what
+// a failed request asked.
 package client

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 )
-
-// maxPollEvents is the most events the server puts in one poll answer; a
-// full answer means more may be waiting.
-const maxPollEvents = 1000
 
 // runPoll polls until a poll fails: long polls (t TransportLongPoll, each
 // waiting up to wait) back to back, or short polls (TransportPoll, wait 0)
@@ -49,8 +46,8 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 		s.setPos(next)
 		var pause time.Duration
 		switch {
-		case len(p.Events) >= maxPollEvents:
-			// More are waiting: ask again at once.
+		case len(p.Events) >= protocol.MaxPollEvents:
+			// A full answer: more are waiting, ask again at once.
 		case t == TransportPoll:
 			pause = s.opts.PollInterval
 		case len(p.Events) == 0 && time.Since(start) < w/2:
@@ -59,14 +56,8 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 			// Do not spin.
 			pause = s.opts.PollInterval
 		}
-		if pause > 0 {
-			timer := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			case <-timer.C:
-			}
+		if pause > 0 && !backoff.Sleep(ctx, pause) {
+			return ctx.Err()
 		}
 	}
 }

@@ -15,7 +15,7 @@ type TaskSpec struct {
 	// Kind is the kind of work, one the server knows: "demo", "external",
 	// or one a program embedding the server registered.
 	Kind string
-	// Name is a label for people (printable text, at most 200 bytes).
+	// Name is a label for people (see protocol.ValidateTaskName).
 	Name string
 	// Params are the kind's own parameters, sent beside kind and name in
 	// one JSON object; for "demo": {"total": 100, "interval": "50ms"}.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 
 	"github.com/coder/websocket"
@@ -53,12 +51,7 @@ func (s *Subscription) runWS(ctx context.Context, sess *session) error {
 			return &refusedError{transport: TransportWebSocket, err: err, transient: true}
 		}
 		if resp.StatusCode != http.StatusSwitchingProtocols {
-			var body []byte
-			if resp.Body != nil {
-				body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-			}
-			pe := errorFromBody(resp.StatusCode, resp.Header.Get("Content-Type"), body)
-			return &refusedError{transport: TransportWebSocket, err: withRetryAfter(pe, resp.Header)}
+			return &refusedError{transport: TransportWebSocket, err: decodeError(resp)}
 		}
 		return &refusedError{transport: TransportWebSocket, err: err}
 	}
@@ -97,7 +90,7 @@ func (s *Subscription) runWS(ctx context.Context, sess *session) error {
 }
 
 // wsError turns the end of a WebSocket read into the subscription's view
-// of it: a close frame from the server is a CloseError (1008 permanent,
+// of it: a close frame from the server is a CloseError (1008 a refusal,
 // 1012, 4008 and the rest a reason to reconnect).
 func wsError(err error) error {
 	var ce websocket.CloseError
@@ -105,11 +98,4 @@ func wsError(err error) error {
 		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
 	}
 	return err
-}
-
-// isDialError reports whether err happened before a connection was made
-// (refused, unreachable, no such host).
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }

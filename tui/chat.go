@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
@@ -31,53 +30,34 @@ type ChatConn interface {
 
 // ChatConfig sets up a ChatModel.
 type ChatConfig struct {
-	Conn   ChatConn
-	Server string // shown in the header
-	Room   string
-	User   string
-	// Transport is the transport asked for ("auto", "ws", ...), shown until
-	// a connection says which one it uses.
-	Transport string
-	Styles    *Styles
+	Common
+	Conn ChatConn
+	Room string
+	User string
 	// Scrollback is how many lines the message pane keeps (default
 	// DefaultScrollback).
 	Scrollback int
 	// Location is the time zone of message times (default local).
 	Location *time.Location
-	// Now is the clock (default time.Now); tests fix it.
-	Now func() time.Time
-	// Timeout bounds each request to the server (default 10 s).
-	Timeout time.Duration
-}
-
-func (c *ChatConfig) defaults() {
-	screenDefaults(&c.Styles, &c.Now, &c.Timeout, &c.Transport)
 }
 
 // ChatModel is the chat screen: header, messages, who is here, the live
 // tasks, and the input line.
 type ChatModel struct {
-	cfg      ChatConfig
-	st       *Styles
-	keys     ChatKeys
-	width    int
-	height   int
-	conn     connInfo // the room's subscription
-	wasUp    bool     // the room has been connected at least once
-	pane     MessagePane
-	people   PresenceList
-	input    InputLine
-	tasks    TaskSet
-	taskGen  int
-	strip    TaskStrip
-	spin     spinner.Model
-	spinning bool
-	help     help.Model
-	seen     dedupe
-	sending  string // the text being sent, "" when none
-	sendErr  string
-	closed   bool
-	quitting bool
+	frame
+	conn    ChatConn
+	room    string
+	user    string
+	keys    chatKeys
+	wasUp   bool // the room has been connected at least once
+	pane    messagePane
+	people  presenceList
+	input   inputLine
+	tasks   taskSet
+	taskGen int
+	strip   taskStrip
+	sending string // the text being sent, "" when none
+	sendErr string
 }
 
 // sentMsg is the answer to a send.
@@ -86,81 +66,52 @@ type sentMsg struct {
 	err  error
 }
 
-// TasksMsg is the answer to a task listing. Gen tells answers to old
-// listings apart from the latest.
-type TasksMsg struct {
-	Gen   int
-	Tasks []protocol.Task
-	Err   error
-}
-
 // NewChatModel returns the chat screen for cfg.
 func NewChatModel(cfg ChatConfig) *ChatModel {
-	cfg.defaults()
-	st := cfg.Styles
-	m := &ChatModel{
-		cfg:    cfg,
-		st:     st,
-		keys:   DefaultChatKeys(),
-		pane:   NewMessagePane(st, cfg.Scrollback, cfg.Location),
-		people: NewPresenceList(st, cfg.User),
-		input:  NewInputLine(st, "message #"+cfg.Room+"  (/help for commands)"),
-		tasks:  NewTaskSet(),
-		strip:  NewTaskStrip(st),
-		spin:   spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent)),
-		help:   st.help(),
-		seen:   dedupe{},
+	f := newFrame(cfg.Common, cfg.Conn.Updates(), protocol.RoomStream(cfg.Room))
+	st := f.Styles
+	return &ChatModel{
+		frame:  f,
+		conn:   cfg.Conn,
+		room:   cfg.Room,
+		user:   cfg.User,
+		keys:   defaultChatKeys(),
+		pane:   newMessagePane(st, cfg.Scrollback, cfg.Location),
+		people: newPresenceList(st, cfg.User),
+		input:  newInputLine(st, "message #"+cfg.Room+"  (/help for commands)"),
+		tasks:  newTaskSet(),
+		strip:  newTaskStrip(st),
 	}
-	m.conn.set(Status{Stream: protocol.RoomStream(cfg.Room), State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
-	return m
 }
 
 // Init starts reading updates and fetches presence and the tasks.
 func (m *ChatModel) Init() tea.Cmd {
 	return tea.Batch(
-		waitForUpdates(m.cfg.Conn.Updates()),
+		m.nextUpdates(),
 		m.fetchPresence(),
 		m.fetchTasks(),
-		m.animate(),
+		m.animate(m.liveTasks()),
 	)
 }
+
+// liveTasks reports whether a task is queued or running: the spinner
+// turns for them.
+func (m *ChatModel) liveTasks() bool { return len(m.tasks.Live()) > 0 }
 
 // fetchPresence begins a presence fetch.
 func (m *ChatModel) fetchPresence() tea.Cmd {
 	gen := m.people.startFetch()
-	conn, timeout := m.cfg.Conn, m.cfg.Timeout
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
+	conn := m.conn
+	return m.request(func(ctx context.Context) tea.Msg {
 		users, err := conn.Presence(ctx)
-		return PresenceMsg{Gen: gen, Users: users, Err: err}
-	}
+		return presenceMsg{Gen: gen, Users: users, Err: err}
+	})
 }
 
 // fetchTasks begins a task listing.
 func (m *ChatModel) fetchTasks() tea.Cmd {
 	m.taskGen++
-	return listTasks(m.cfg.Conn.Tasks, m.taskGen, m.cfg.Timeout)
-}
-
-// listTasks returns a command that lists the tasks.
-func listTasks(list func(context.Context) ([]protocol.Task, error), gen int, timeout time.Duration) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		ts, err := list(ctx)
-		return TasksMsg{Gen: gen, Tasks: ts, Err: err}
-	}
-}
-
-// animate starts the spinner when something needs it and it is not
-// already turning.
-func (m *ChatModel) animate() tea.Cmd {
-	if m.spinning || !(m.conn.busy() || len(m.tasks.Live()) > 0) {
-		return nil
-	}
-	m.spinning = true
-	return m.spin.Tick
+	return listTasks(&m.frame, m.conn.Tasks, m.taskGen)
 }
 
 // Update implements tea.Model.
@@ -168,40 +119,39 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.setSize(msg.Width, msg.Height)
+		m.layout()
 		return m, nil
 	case tea.KeyMsg:
 		return m, m.onKey(msg)
 	case tea.MouseMsg:
-		var cmd tea.Cmd
-		m.pane, cmd = m.pane.Update(msg)
+		cmd, _ := m.pane.update(msg)
 		return m, cmd
-	case UpdatesMsg:
+	case updatesMsg:
 		cmds := m.apply(msg.Updates)
-		if m.people.retryDue(m.cfg.Now()) {
+		if m.people.retryDue(m.Now()) {
 			cmds = append(cmds, m.fetchPresence())
 		}
 		if msg.Closed {
-			m.closed = true
-			m.conn.set(Status{Stream: m.conn.Stream, State: client.StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
+			m.endUpdates()
 		} else {
-			cmds = append(cmds, waitForUpdates(m.cfg.Conn.Updates()))
+			cmds = append(cmds, m.nextUpdates())
 		}
-		cmds = append(cmds, m.animate())
+		cmds = append(cmds, m.animate(m.liveTasks()))
 		return m, tea.Batch(cmds...)
-	case PresenceMsg:
-		m.people.set(msg, m.cfg.Now())
+	case presenceMsg:
+		m.people.set(msg, m.Now())
 		return m, nil
-	case TasksMsg:
+	case tasksMsg:
 		if msg.Gen == m.taskGen && msg.Err == nil {
 			m.tasks.Replace(msg.Tasks)
 			m.layout()
 		}
-		return m, m.animate()
+		return m, m.animate(m.liveTasks())
 	case sentMsg:
 		m.sending = ""
 		if msg.err != nil {
 			m.sendErr = "not sent: " + errText(msg.err)
-			if retryable(msg.err) {
+			if client.Retryable(msg.err) {
 				m.sendErr += "; enter to retry"
 			}
 		} else if m.input.Value() == msg.text {
@@ -210,20 +160,15 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.layout()
 		return m, nil
 	case spinner.TickMsg:
-		if !(m.conn.busy() || len(m.tasks.Live()) > 0) {
-			m.spinning = false
-			return m, nil
-		}
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
+		return m, m.tick(msg, m.liveTasks())
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
 	return m, cmd
 }
 
-// onKey handles a key press.
+// onKey handles a key press: the screen's own keys, then the message
+// pane's, then the input line's.
 func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
 	if isText(k) {
 		return m.edit(k) // typed or pasted text, never a key binding
@@ -234,17 +179,9 @@ func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
 		return tea.Quit
 	case key.Matches(k, m.keys.Send):
 		return m.submit()
-	case key.Matches(k, m.pane.vp.KeyMap.PageUp, m.pane.vp.KeyMap.PageDown):
-		var cmd tea.Cmd
-		m.pane, cmd = m.pane.Update(k)
+	}
+	if cmd, used := m.pane.update(k); used {
 		return cmd
-	case key.Matches(k, m.pane.keys.Top):
-		m.pane.GotoTop()
-		return nil
-	case key.Matches(k, m.pane.keys.Bottom):
-		m.pane.GotoBottom()
-		// End goes on to the input line too, where it moves the cursor
-		// to the end of the line.
 	}
 	return m.edit(k)
 }
@@ -281,18 +218,16 @@ func (m *ChatModel) submit() tea.Cmd {
 	m.sending = m.input.Value()
 	m.sendErr = ""
 	m.layout()
-	conn, timeout, sent := m.cfg.Conn, m.cfg.Timeout, m.sending
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
+	conn, sent := m.conn, m.sending
+	return m.request(func(ctx context.Context) tea.Msg {
 		return sentMsg{text: sent, err: conn.Send(ctx, text)}
-	}
+	})
 }
 
 // command runs a slash command.
 func (m *ChatModel) command(line string) tea.Cmd {
 	name, _, _ := strings.Cut(line, " ")
-	now := m.cfg.Now()
+	now := m.Now()
 	switch name {
 	case "/quit", "/exit", "/q":
 		m.quitting = true
@@ -321,7 +256,7 @@ func (m *ChatModel) command(line string) tea.Cmd {
 func (m *ChatModel) apply(us []Update) []tea.Cmd {
 	var cmds []tea.Cmd
 	var lines []paneEntry
-	room := protocol.RoomStream(m.cfg.Room)
+	room := protocol.RoomStream(m.room)
 	tasksChanged := false
 	// A presence fetch starts where the batch first calls for it, so the
 	// logins and logouts after that point are applied on top of its answer
@@ -333,11 +268,11 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			if s.Stream == protocol.TasksStream {
 				continue // the strip shows tasks; the header shows the room
 			}
-			now := m.cfg.Now()
+			now := m.Now()
 			switch {
-			case s.State == client.StateReconnecting && m.conn.State == client.StateConnected:
+			case s.State == client.StateReconnecting && m.link.State == client.StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost: " + errText(s.Err) + "; reconnecting"})
-			case s.State == client.StateConnected && m.wasUp && m.conn.State != client.StateConnected:
+			case s.State == client.StateConnected && m.wasUp && m.link.State != client.StateConnected:
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
 				// Logins and logouts while the connection was down were
 				// missed, and a restarted server knows only who came back:
@@ -351,7 +286,7 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			if s.State == client.StateConnected {
 				m.wasUp = true
 			}
-			m.conn.set(*s, now)
+			m.link.set(*s, now)
 			continue
 		}
 		e := u.Event
@@ -380,9 +315,9 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 				m.people.apply(e.User, false)
 				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "← " + e.User + " left"})
 			case protocol.TypeReset:
-				now := m.cfg.Now()
+				now := m.Now()
 				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "⟳ " + resetText(e.Reason)})
-				m.conn.noteReset(e.Reason, now)
+				m.link.noteReset(e.Reason, now)
 				if presence == nil {
 					presence = m.fetchPresence()
 				}
@@ -410,13 +345,6 @@ func resetText(reason string) string {
 		return "reset: the server's history is older than what you had seen"
 	}
 	return "reset: the server could not resume exactly where you were (" + reason + ")"
-}
-
-// setSize lays the screen out for a new terminal size.
-func (m *ChatModel) setSize(w, h int) {
-	m.width, m.height = w, h
-	m.help.Width = w
-	m.layout()
 }
 
 // sideWidth is the width of the presence list (0: hidden when narrow).
@@ -459,11 +387,10 @@ func (m *ChatModel) View() string {
 	if m.quitting || m.width == 0 {
 		return ""
 	}
-	st := m.st
-	now := m.cfg.Now()
+	st := m.Styles
 	var b strings.Builder
-	left := st.Title.Render("#"+clean(m.cfg.Room, false)) + " " + st.User(m.cfg.User).Render(m.cfg.User) + st.Dim.Render(" @ "+m.cfg.Server)
-	b.WriteString(headerLine(m.width, left, m.conn.view(st, now, m.spin.View())))
+	left := st.Title.Render("#"+clean(m.room, false)) + " " + st.User(m.user).Render(m.user) + st.Dim.Render(" @ "+m.Server)
+	b.WriteString(headerLine(m.width, left, m.linkView()))
 	b.WriteByte('\n')
 	side := m.sideWidth()
 	paneW := m.width
@@ -517,11 +444,11 @@ func (m *ChatModel) View() string {
 
 // emptyPane is what the pane shows before the first line: a hint.
 func (m *ChatModel) emptyPane(w int) string {
-	hint := "No messages in #" + clean(m.cfg.Room, false) + " yet. Say hello!"
+	hint := "No messages in #" + clean(m.room, false) + " yet. Say hello!"
 	lines := make([]string, m.pane.height)
 	if len(lines) > 0 {
 		mid := len(lines) / 2
-		lines[mid] = m.st.Dim.Render(pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
+		lines[mid] = m.Styles.Dim.Render(pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -529,7 +456,7 @@ func (m *ChatModel) emptyPane(w int) string {
 // rule draws a horizontal line across the screen, joining the side list's
 // border with joint, with marker (if any) near its right end.
 func (m *ChatModel) rule(paneW, side int, joint, marker string) string {
-	st := m.st
+	st := m.Styles
 	var line string
 	if marker != "" && paneW > len([]rune(marker))+4 {
 		mw := len([]rune(marker))

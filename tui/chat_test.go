@@ -20,8 +20,17 @@ import (
 func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
 	t.Helper()
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Server: "http://127.0.0.1:8080", Room: "lobby", User: "alice",
-		Transport: "auto", Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{
+		Common: Common{
+			Server:    "http://127.0.0.1:8080",
+			Transport: "auto",
+			Now:       c.Now,
+		},
+		Conn:     conn,
+		Room:     "lobby",
+		User:     "alice",
+		Location: time.UTC,
+	})
 	m.Init()
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	return m, c
@@ -30,8 +39,8 @@ func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
 // connect brings a chat screen to connected with alice and bob present.
 func connect(m *ChatModel) {
 	m.Update(updates(status("room/lobby", client.StateConnected, "ws"), status("tasks", client.StateConnected, "ws")))
-	m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice", "bob"}})
-	m.Update(TasksMsg{Gen: m.taskGen})
+	m.Update(presenceMsg{Gen: m.people.gen, Users: []string{"alice", "bob"}})
+	m.Update(tasksMsg{Gen: m.taskGen})
 }
 
 func TestChatScreen(t *testing.T) {
@@ -66,7 +75,7 @@ func TestChatScreen(t *testing.T) {
 				status("room/lobby", client.StateConnected, "sse"),
 				resetEv("room/lobby", "ep2", 0, protocol.ResetEpochChanged),
 			))
-			m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
+			m.Update(presenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
 		}},
 		{"tasks", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			conversation(m)
@@ -134,7 +143,7 @@ func TestChatEvents(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		gen := m.people.gen
 		m.Update(updates(roomEv(1, protocol.TypeLogin, "dave", ""), roomEv(2, protocol.TypeLogout, "bob", "")))
-		m.Update(PresenceMsg{Gen: gen, Users: []string{"alice", "bob"}})
+		m.Update(presenceMsg{Gen: gen, Users: []string{"alice", "bob"}})
 		if got := strings.Join(m.people.Users(), ","); got != "alice,dave" {
 			t.Fatalf("users = %s, want alice,dave", got)
 		}
@@ -142,7 +151,7 @@ func TestChatEvents(t *testing.T) {
 	t.Run("an old presence answer is ignored", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		m.Update(PresenceMsg{Gen: m.people.gen - 1, Users: []string{"zed"}})
+		m.Update(presenceMsg{Gen: m.people.gen - 1, Users: []string{"zed"}})
 		if got := strings.Join(m.people.Users(), ","); got != "alice,bob" {
 			t.Fatalf("users = %s", got)
 		}
@@ -157,7 +166,7 @@ func TestChatEvents(t *testing.T) {
 		}
 		v := m.View()
 		contains(t, v, "⟳ reset: the server restarted", "· reset")
-		m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"zed"}})
+		m.Update(presenceMsg{Gen: m.people.gen, Users: []string{"zed"}})
 		if got := strings.Join(m.people.Users(), ","); got != "zed" {
 			t.Fatalf("users = %s, want zed", got)
 		}
@@ -234,7 +243,7 @@ func TestChatEvents(t *testing.T) {
 		if m.taskGen != gen+1 {
 			t.Fatal("no task listing after a reset")
 		}
-		m.Update(TasksMsg{Gen: m.taskGen, Tasks: []protocol.Task{task("t2", "fresh", protocol.TaskRunning, 1, 10, 0)}})
+		m.Update(tasksMsg{Gen: m.taskGen, Tasks: []protocol.Task{task("t2", "fresh", protocol.TaskRunning, 1, 10, 0)}})
 		v := m.View()
 		contains(t, v, "fresh")
 		lacks(t, v, "old")
@@ -242,10 +251,10 @@ func TestChatEvents(t *testing.T) {
 	t.Run("closed channel", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		_, cmd := m.Update(UpdatesMsg{Closed: true})
+		_, cmd := m.Update(updatesMsg{Closed: true})
 		contains(t, m.View(), "✗ closed")
 		if cmd != nil {
-			if _, ok := cmd().(UpdatesMsg); ok {
+			if _, ok := cmd().(updatesMsg); ok {
 				t.Fatal("the feed was re-armed after the channel closed")
 			}
 		}
@@ -263,7 +272,7 @@ func TestChatEvents(t *testing.T) {
 	})
 	t.Run("presence fetch fails, then is retried", func(t *testing.T) {
 		m, c := newChat(t, newFakeConn(), 80, 20)
-		m.Update(PresenceMsg{Gen: m.people.gen, Err: errBoom})
+		m.Update(presenceMsg{Gen: m.people.gen, Err: errBoom})
 		contains(t, m.View(), "could not load")
 		gen := m.people.gen
 		m.Update(updates(roomEv(1, protocol.TypeMessage, "bob", "x")))
@@ -501,7 +510,7 @@ func TestChatResize(t *testing.T) {
 func TestChatBurst(t *testing.T) {
 	conn := newFakeConn()
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
 	m.Init()
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
 	var us []Update
@@ -532,17 +541,17 @@ func TestWaitForUpdatesBatches(t *testing.T) {
 	for i := range 5 {
 		ch <- roomEv(uint64(i+1), protocol.TypeMessage, "bob", "x")
 	}
-	msg := waitForUpdates(ch)().(UpdatesMsg)
+	msg := waitForUpdates(ch)().(updatesMsg)
 	if len(msg.Updates) != 5 || msg.Closed {
 		t.Fatalf("got %d updates, closed %v; want 5 in one message", len(msg.Updates), msg.Closed)
 	}
 	ch <- roomEv(6, protocol.TypeMessage, "bob", "x")
 	close(ch)
-	msg = waitForUpdates(ch)().(UpdatesMsg)
+	msg = waitForUpdates(ch)().(updatesMsg)
 	if len(msg.Updates) != 1 || !msg.Closed {
 		t.Fatalf("got %d updates, closed %v; want 1 and closed", len(msg.Updates), msg.Closed)
 	}
-	msg = waitForUpdates(ch)().(UpdatesMsg)
+	msg = waitForUpdates(ch)().(updatesMsg)
 	if len(msg.Updates) != 0 || !msg.Closed {
 		t.Fatalf("after close: %+v", msg)
 	}
@@ -573,10 +582,10 @@ func TestChatSendScrollsToTheBottom(t *testing.T) {
 // to a full 10,000-line scrollback, then drawn.
 func BenchmarkChatBurst(b *testing.B) {
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: newFakeConn(), Server: "s", Room: "lobby", User: "alice", Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{Conn: newFakeConn(), Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
 	m.Update(tea.WindowSizeMsg{Width: 160, Height: 50})
 	seq := uint64(0)
-	batch := func(n int) UpdatesMsg {
+	batch := func(n int) updatesMsg {
 		us := make([]Update, n)
 		for i := range us {
 			seq++
@@ -671,7 +680,7 @@ func TestChatProgramReadsChunksAsText(t *testing.T) {
 	conn := newFakeConn()
 	defer close(conn.ch)
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
 	in, typist := io.Pipe()
 	p := tea.NewProgram(m, tea.WithInput(in), tea.WithOutput(io.Discard), tea.WithoutSignals())
 	type result struct {
@@ -744,7 +753,7 @@ func TestChatPresenceAfterReconnect(t *testing.T) {
 			t.Fatalf("no presence fetch after the reconnect (gen %d -> %d)", gen, m.people.gen)
 		}
 		// bob left while the connection was down; carol came after it was back.
-		m.Update(PresenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
+		m.Update(presenceMsg{Gen: m.people.gen, Users: []string{"alice"}})
 		if got := strings.Join(m.people.Users(), ","); got != "alice,carol" {
 			t.Fatalf("users = %s, want alice,carol", got)
 		}
@@ -768,7 +777,7 @@ func TestChatProgramPresenceAfterReconnect(t *testing.T) {
 	conn := newFakeConn()
 	conn.users = []string{"alice", "bob"}
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Server: "s", Room: "lobby", User: "alice", Transport: "auto", Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "s", Transport: "auto", Now: c.Now}})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
 	defer close(conn.ch)
 
@@ -822,6 +831,17 @@ func TestChatLongText(t *testing.T) {
 		if m.input.Value() != long {
 			t.Fatal("the text was not kept")
 		}
+	})
+	t.Run("a proxy's 404 is not offered again: sending again gets the same answer", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = fmt.Errorf("publish to room lobby: %w", &protocol.Error{Status: 404, Message: "unexpected answer 404 Not Found"})
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "hi")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		v := m.View()
+		contains(t, v, "✗ not sent: unexpected answer from the server (404 Not Found)")
+		lacks(t, v, "enter to retry")
 	})
 }
 

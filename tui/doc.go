@@ -10,8 +10,16 @@
 // state, and whose methods send messages or act on tasks. cmd/pushtui
 // implements them with the Go client; tests implement them with values.
 //
+// The screens share a frame: their configs embed Common (the server, the
+// transport asked for, the styles, the clock, the request timeout), and
+// each model embeds the frame that holds what every screen has, beside its
+// own parts: its size, the connection its header shows, the spinner, the
+// help line, the events already applied. A component handles its own keys:
+// the chat screen offers a key to its message pane, which says whether it
+// used it, and gives the input line what the pane left.
+//
 // Updates reach a model through a command that waits on the channel, drains
-// whatever else is already queued into one UpdatesMsg, and is re-armed after
+// whatever else is already queued into one updatesMsg, and is re-armed after
 // each message, so a burst of events costs one Update and one View per
 // frame rather than one per event.
 //

@@ -139,14 +139,3 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
-
-// retryable reports whether trying the same request again may work: not
-// when the server refused it for what it is (a 4xx other than 408 and 429).
-func retryable(err error) bool {
-	var pe *protocol.Error
-	if errors.As(err, &pe) && pe.Code != "" {
-		return pe.Status < 400 || pe.Status >= 500 ||
-			pe.Status == http.StatusRequestTimeout || pe.Status == http.StatusTooManyRequests
-	}
-	return true
-}

@@ -152,7 +152,7 @@ func TestErrTextFromTheClient(t *testing.T) {
 		if got, want := errText(err), "the message text is 5000 bytes; the limit is 4096"; got != want {
 			t.Errorf("%q, want %q (from %q)", got, want, err)
 		}
-		if retryable(err) {
+		if client.Retryable(err) {
 			t.Error("a 413 is retryable")
 		}
 	})
@@ -172,7 +172,7 @@ func TestErrTextFromTheClient(t *testing.T) {
 		if got, want := errText(err), "timed out"; got != want {
 			t.Errorf("%q, want %q (from %q)", got, want, err)
 		}
-		if !retryable(err) {
+		if !client.Retryable(err) {
 			t.Error("a timeout is not retryable")
 		}
 	})

@@ -38,21 +38,21 @@ type Status struct {
 	Err error
 }
 
-// UpdatesMsg carries every update that was queued when the feed command
+// updatesMsg carries every update that was queued when the feed command
 // ran, oldest first, so a burst is applied as one Update.
-type UpdatesMsg struct {
+type updatesMsg struct {
 	Updates []Update
 	// Closed is set when the channel was closed after these updates.
 	Closed bool
 }
 
-// maxBatch bounds one UpdatesMsg, so a flood still lets keys through.
+// maxBatch bounds one updatesMsg, so a flood still lets keys through.
 const maxBatch = 4096
 
 // waitForUpdates returns a command that waits for the next update on ch,
 // then takes whatever else is already queued (up to maxBatch) without
-// waiting, and returns them as one UpdatesMsg. The model runs it again after
-// each UpdatesMsg that is not Closed. A nil channel never delivers.
+// waiting, and returns them as one updatesMsg. The model runs it again after
+// each updatesMsg that is not Closed. A nil channel never delivers.
 func waitForUpdates(ch <-chan Update) tea.Cmd {
 	if ch == nil {
 		return nil
@@ -60,21 +60,21 @@ func waitForUpdates(ch <-chan Update) tea.Cmd {
 	return func() tea.Msg {
 		u, ok := <-ch
 		if !ok {
-			return UpdatesMsg{Closed: true}
+			return updatesMsg{Closed: true}
 		}
 		batch := []Update{u}
 		for len(batch) < maxBatch {
 			select {
 			case u, ok := <-ch:
 				if !ok {
-					return UpdatesMsg{Updates: batch, Closed: true}
+					return updatesMsg{Updates: batch, Closed: true}
 				}
 				batch = append(batch, u)
 			default:
-				return UpdatesMsg{Updates: batch}
+				return updatesMsg{Updates: batch}
 			}
 		}
-		return UpdatesMsg{Updates: batch}
+		return updatesMsg{Updates: batch}
 	}
 }
 

@@ -7,12 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -33,35 +31,25 @@ type FollowConn interface {
 
 // FollowConfig sets up a FollowModel.
 type FollowConfig struct {
-	Conn      FollowConn
-	TaskID    string
-	Server    string
-	Transport string
-	Styles    *Styles
-	Now       func() time.Time
-	Timeout   time.Duration
+	Common
+	Conn   FollowConn
+	TaskID string
 }
 
 // FollowModel follows one task until it ends, then quits; Result says how
 // it ended. It draws a few lines in place, not the whole screen, so what it
-// showed last stays in the terminal.
+// showed last stays in the terminal (also once the user stops watching,
+// which is its frame's quitting).
 type FollowModel struct {
-	cfg      FollowConfig
-	st       *Styles
-	keys     FollowKeys
-	width    int
-	conn     connInfo
-	tasks    TaskSet
-	bars     bars
-	spin     spinner.Model
-	spinning bool
-	help     help.Model
-	seen     dedupe
-	note     string
-	err      error // a fatal error: the task could not be read
-	closed   bool
-	stopped  bool
-	done     bool
+	frame
+	conn   FollowConn
+	taskID string
+	keys   followKeys
+	tasks  taskSet
+	bars   bars
+	note   string
+	err    error // a fatal error: the task could not be read
+	done   bool
 }
 
 // taskMsg is the answer to fetching the task.
@@ -76,41 +64,38 @@ type cancelledMsg struct {
 	err  error
 }
 
+// followWidth is the widest the view draws, and its width until the
+// terminal tells its own.
+const followWidth = 100
+
 // NewFollowModel returns the view following cfg.TaskID.
 func NewFollowModel(cfg FollowConfig) *FollowModel {
-	screenDefaults(&cfg.Styles, &cfg.Now, &cfg.Timeout, &cfg.Transport)
-	st := cfg.Styles
-	m := &FollowModel{
-		cfg:   cfg,
-		st:    st,
-		keys:  DefaultFollowKeys(),
-		tasks: NewTaskSet(),
-		bars:  newBars(st),
-		spin:  spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent)),
-		help:  st.help(),
-		seen:  dedupe{},
-		width: 80,
+	f := newFrame(cfg.Common, cfg.Conn.Updates(), protocol.TasksStream)
+	f.width = 80
+	return &FollowModel{
+		frame:  f,
+		conn:   cfg.Conn,
+		taskID: cfg.TaskID,
+		keys:   defaultFollowKeys(),
+		tasks:  newTaskSet(),
+		bars:   newBars(f.Styles),
 	}
-	m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
-	return m
 }
 
-// Init starts reading updates and fetches the task.
+// Init starts reading updates and fetches the task. The spinner turns
+// until the program ends.
 func (m *FollowModel) Init() tea.Cmd {
-	conn, timeout := m.cfg.Conn, m.cfg.Timeout
-	fetch := func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
+	conn := m.conn
+	fetch := m.request(func(ctx context.Context) tea.Msg {
 		t, err := conn.Task(ctx)
 		return taskMsg{t, err}
-	}
-	m.spinning = true
-	return tea.Batch(waitForUpdates(conn.Updates()), fetch, m.spin.Tick)
+	})
+	return tea.Batch(m.nextUpdates(), fetch, m.animate(true))
 }
 
 // task returns the followed task, if known.
 func (m *FollowModel) task() (*TaskView, bool) {
-	return m.tasks.Get(m.cfg.TaskID)
+	return m.tasks.Get(m.taskID)
 }
 
 // finish quits once the task is in a final state.
@@ -126,41 +111,38 @@ func (m *FollowModel) finish() tea.Cmd {
 func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width = min(msg.Width, 100)
-		m.help.Width = m.width
+		m.setSize(min(msg.Width, followWidth), msg.Height)
 		return m, nil
 	case tea.KeyMsg:
 		switch {
 		case isText(msg):
 			// A chunk of text ("esc") is no key press.
 		case key.Matches(msg, m.keys.Quit):
-			m.stopped = true
+			m.quitting = true
 			return m, tea.Quit
 		case key.Matches(msg, m.keys.Cancel):
 			if v, ok := m.task(); ok && v.State.Final() {
 				return m, nil
 			}
 			m.note = "cancelling…"
-			conn, timeout := m.cfg.Conn, m.cfg.Timeout
-			return m, func() tea.Msg {
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				defer cancel()
+			conn := m.conn
+			return m, m.request(func(ctx context.Context) tea.Msg {
 				t, err := conn.Cancel(ctx)
 				return cancelledMsg{t, err}
-			}
+			})
 		}
 		return m, nil
-	case UpdatesMsg:
+	case updatesMsg:
 		for _, u := range msg.Updates {
 			if u.Status != nil {
-				m.conn.set(*u.Status, m.cfg.Now())
+				m.setStatus(*u.Status)
 				continue
 			}
 			e := u.Event
 			if e == nil || !m.seen.fresh(e) {
 				continue
 			}
-			if e.Type == protocol.TypeProgress && e.Task != nil && e.Task.ID == m.cfg.TaskID {
+			if e.Type == protocol.TypeProgress && e.Task != nil && e.Task.ID == m.taskID {
 				m.tasks.Apply(*e.Task, e.Time)
 			}
 		}
@@ -171,7 +153,7 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.closed = true
 			return m, tea.Quit
 		}
-		return m, waitForUpdates(m.cfg.Conn.Updates())
+		return m, m.nextUpdates()
 	case taskMsg:
 		if msg.err != nil {
 			m.err = msg.err
@@ -189,9 +171,7 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case spinner.TickMsg:
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
+		return m, m.tick(msg, true)
 	}
 	return m, nil
 }
@@ -205,7 +185,7 @@ func (m *FollowModel) Result() (protocol.Task, error) {
 		return v.Task, nil
 	case m.err != nil:
 		return protocol.Task{}, m.err
-	case m.stopped:
+	case m.quitting:
 		if ok {
 			return v.Task, ErrStopped
 		}
@@ -219,19 +199,19 @@ func (m *FollowModel) Result() (protocol.Task, error) {
 
 // View implements tea.Model.
 func (m *FollowModel) View() string {
-	st := m.st
+	st := m.Styles
 	if m.err != nil {
 		return ""
 	}
 	v, ok := m.task()
 	if !ok {
-		return headerLine(m.width, st.Dim.Render(m.spin.View()+" looking up task "+m.cfg.TaskID+"…"), m.conn.view(st, m.cfg.Now(), m.spin.View())) + "\n"
+		return headerLine(m.width, st.Dim.Render(m.spin.View()+" looking up task "+m.taskID+"…"), m.linkView()) + "\n"
 	}
 	var lines []string
 	left := st.Accent.Render(taskName(&v.Task)) + st.Dim.Render(" · "+v.ID+" · "+v.Kind)
 	right := ""
 	if !v.State.Final() {
-		right = m.conn.view(st, m.cfg.Now(), m.spin.View())
+		right = m.linkView()
 	}
 	lines = append(lines, headerLine(m.width, left, right))
 
@@ -257,7 +237,7 @@ func (m *FollowModel) View() string {
 	}
 	if v.State.Final() {
 		lines = append(lines, m.summary(v))
-	} else if !m.stopped {
+	} else if !m.quitting {
 		lines = append(lines, m.help.View(m.keys))
 	}
 	for i, l := range lines {
@@ -272,5 +252,5 @@ func (m *FollowModel) summary(v *TaskView) string {
 	if d, ok := v.Took(); ok {
 		text += " after " + fmtDuration(d)
 	}
-	return m.st.TaskState(v.State).Bold(true).Render(text)
+	return m.Styles.TaskState(v.State).Bold(true).Render(text)
 }

@@ -158,7 +158,7 @@ func task(id, name string, state protocol.TaskState, done, total int64, created 
 	return t
 }
 
-func updates(us ...Update) UpdatesMsg { return UpdatesMsg{Updates: us} }
+func updates(us ...Update) updatesMsg { return updatesMsg{Updates: us} }
 
 // Keys.
 

@@ -10,33 +10,33 @@ import (
 // maxHistory bounds the input line's history.
 const maxHistory = 200
 
-// InputLine is the chat screen's text input with a history of what was
+// inputLine is the chat screen's text input with a history of what was
 // sent: Up recalls older lines, Down newer ones and finally the draft that
 // was being typed.
-type InputLine struct {
+type inputLine struct {
 	ti      textinput.Model
-	keys    InputKeys
+	keys    inputKeys
 	history []string
 	pos     int    // index into history while browsing; len(history) when not
 	draft   string // what was typed before browsing began
 }
 
-// InputKeys are the input line's own keys (editing keys are textinput's).
-type InputKeys struct {
+// inputKeys are the input line's own keys (editing keys are textinput's).
+type inputKeys struct {
 	Older key.Binding
 	Newer key.Binding
 }
 
-// DefaultInputKeys returns Up and Down for the history.
-func DefaultInputKeys() InputKeys {
-	return InputKeys{
+// defaultInputKeys returns Up and Down for the history.
+func defaultInputKeys() inputKeys {
+	return inputKeys{
 		Older: key.NewBinding(key.WithKeys("up", "ctrl+p"), key.WithHelp("↑/↓", "history")),
 		Newer: key.NewBinding(key.WithKeys("down", "ctrl+n"), key.WithHelp("↓", "newer")),
 	}
 }
 
-// NewInputLine returns a focused input line with a prompt and placeholder.
-func NewInputLine(st *Styles, placeholder string) InputLine {
+// newInputLine returns a focused input line with a prompt and placeholder.
+func newInputLine(st *Styles, placeholder string) inputLine {
 	ti := textinput.New()
 	ti.Prompt = "› "
 	ti.Placeholder = placeholder
@@ -51,11 +51,11 @@ func NewInputLine(st *Styles, placeholder string) InputLine {
 	// message saying so, instead of the text being cut here unseen.
 	ti.CharLimit = 0
 	ti.Focus()
-	return InputLine{ti: ti, keys: DefaultInputKeys()}
+	return inputLine{ti: ti, keys: defaultInputKeys()}
 }
 
 // SetSize sets the line's width (its height is one line).
-func (in *InputLine) SetSize(w, _ int) {
+func (in *inputLine) SetSize(w, _ int) {
 	in.ti.Width = max(w-lenPrompt-1, 1)
 }
 
@@ -63,23 +63,23 @@ func (in *InputLine) SetSize(w, _ int) {
 const lenPrompt = 2
 
 // Value returns the text in the line.
-func (in *InputLine) Value() string { return in.ti.Value() }
+func (in *inputLine) Value() string { return in.ti.Value() }
 
 // SetValue replaces the text and puts the cursor at its end.
-func (in *InputLine) SetValue(s string) {
+func (in *inputLine) SetValue(s string) {
 	in.ti.SetValue(s)
 	in.ti.CursorEnd()
 }
 
 // Reset empties the line and ends history browsing.
-func (in *InputLine) Reset() {
+func (in *inputLine) Reset() {
 	in.ti.Reset()
 	in.pos = len(in.history)
 	in.draft = ""
 }
 
 // Remember adds a sent line to the history (not twice in a row).
-func (in *InputLine) Remember(s string) {
+func (in *inputLine) Remember(s string) {
 	if s == "" {
 		return
 	}
@@ -96,7 +96,7 @@ func (in *InputLine) Remember(s string) {
 // Update handles the history keys and hands every other message to the
 // text input. Text that arrives in one chunk (see isText) is inserted as
 // it is, never taken for the history keys or the text input's own.
-func (in InputLine) Update(msg tea.Msg) (InputLine, tea.Cmd) {
+func (in inputLine) Update(msg tea.Msg) (inputLine, tea.Cmd) {
 	if k, ok := msg.(tea.KeyMsg); ok {
 		switch {
 		case isText(k):
@@ -128,4 +128,4 @@ func (in InputLine) Update(msg tea.Msg) (InputLine, tea.Cmd) {
 }
 
 // View draws the line.
-func (in InputLine) View() string { return in.ti.View() }
+func (in inputLine) View() string { return in.ti.View() }

@@ -22,9 +22,9 @@ func asText(k tea.KeyMsg) tea.KeyMsg {
 	return k
 }
 
-// ChatKeys are the chat screen's keys. Typing goes to the input line, so
+// chatKeys are the chat screen's keys. Typing goes to the input line, so
 // the screen's own keys are ones that type nothing.
-type ChatKeys struct {
+type chatKeys struct {
 	Send    key.Binding
 	History key.Binding
 	Scroll  key.Binding
@@ -32,27 +32,27 @@ type ChatKeys struct {
 	Help    key.Binding // shown only: /help is typed
 }
 
-// DefaultChatKeys returns the chat screen's keys.
-func DefaultChatKeys() ChatKeys {
-	return ChatKeys{
+// defaultChatKeys returns the chat screen's keys.
+func defaultChatKeys() chatKeys {
+	return chatKeys{
 		Send:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		History: DefaultInputKeys().Older,
-		Scroll:  DefaultMessagePaneKeys().PageUp,
+		History: defaultInputKeys().Older,
+		Scroll:  defaultMessagePaneKeys().PageUp,
 		Quit:    key.NewBinding(key.WithKeys("ctrl+c", "esc"), key.WithHelp("esc", "quit")),
 		Help:    key.NewBinding(key.WithKeys("/"), key.WithHelp("/help", "commands")),
 	}
 }
 
 // ShortHelp implements help.KeyMap.
-func (k ChatKeys) ShortHelp() []key.Binding {
+func (k chatKeys) ShortHelp() []key.Binding {
 	return []key.Binding{k.Send, k.History, k.Scroll, k.Help, k.Quit}
 }
 
 // FullHelp implements help.KeyMap.
-func (k ChatKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
+func (k chatKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
 
-// WatchKeys are the task list's keys.
-type WatchKeys struct {
+// watchKeys are the task list's keys.
+type watchKeys struct {
 	Select   key.Binding // shown only, in the short help: Up and Down
 	Up       key.Binding
 	Down     key.Binding
@@ -66,9 +66,9 @@ type WatchKeys struct {
 	Quit     key.Binding
 }
 
-// DefaultWatchKeys returns the task list's keys.
-func DefaultWatchKeys() WatchKeys {
-	return WatchKeys{
+// defaultWatchKeys returns the task list's keys.
+func defaultWatchKeys() watchKeys {
+	return watchKeys{
 		Select:   key.NewBinding(key.WithKeys("up", "down", "k", "j"), key.WithHelp("↑/↓", "select")),
 		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
@@ -84,12 +84,12 @@ func DefaultWatchKeys() WatchKeys {
 }
 
 // ShortHelp implements help.KeyMap.
-func (k WatchKeys) ShortHelp() []key.Binding {
+func (k watchKeys) ShortHelp() []key.Binding {
 	return []key.Binding{k.Select, k.Cancel, k.New, k.Quit, k.Help}
 }
 
 // FullHelp implements help.KeyMap.
-func (k WatchKeys) FullHelp() [][]key.Binding {
+func (k watchKeys) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown},
 		{k.Top, k.Bottom},
@@ -98,22 +98,22 @@ func (k WatchKeys) FullHelp() [][]key.Binding {
 	}
 }
 
-// FollowKeys are the single-task view's keys.
-type FollowKeys struct {
+// followKeys are the single-task view's keys.
+type followKeys struct {
 	Cancel key.Binding
 	Quit   key.Binding
 }
 
-// DefaultFollowKeys returns the single-task view's keys.
-func DefaultFollowKeys() FollowKeys {
-	return FollowKeys{
+// defaultFollowKeys returns the single-task view's keys.
+func defaultFollowKeys() followKeys {
+	return followKeys{
 		Cancel: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "cancel task")),
 		Quit:   key.NewBinding(key.WithKeys("q", "esc", "ctrl+c"), key.WithHelp("q", "stop watching")),
 	}
 }
 
 // ShortHelp implements help.KeyMap.
-func (k FollowKeys) ShortHelp() []key.Binding { return []key.Binding{k.Cancel, k.Quit} }
+func (k followKeys) ShortHelp() []key.Binding { return []key.Binding{k.Cancel, k.Quit} }
 
 // FullHelp implements help.KeyMap.
-func (k FollowKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }
+func (k followKeys) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }

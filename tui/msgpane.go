@@ -32,13 +32,13 @@ type paneEntry struct {
 	rows int // screen lines it took when last drawn
 }
 
-// MessagePane is the scrolling list of messages and system lines of the
+// messagePane is the scrolling list of messages and system lines of the
 // chat screen, on a viewport. New lines keep it at the bottom unless the
 // reader has scrolled up; then it counts them (Unseen) instead. It keeps at
 // most its scrollback in entries and drops the oldest.
-type MessagePane struct {
+type messagePane struct {
 	vp      viewport.Model
-	keys    MessagePaneKeys
+	keys    messagePaneKeys
 	st      *Styles
 	loc     *time.Location
 	max     int
@@ -50,21 +50,22 @@ type MessagePane struct {
 	height  int
 }
 
-// MessagePaneKeys are the pane's keys; other keys belong to the input line.
+// messagePaneKeys are the pane's keys (see update); other keys belong to
+// the input line.
 // Home stays the input line's (the start of the line), so the oldest line
 // is ctrl+home; End both scrolls to the newest line and moves the cursor to
 // the end of the input.
-type MessagePaneKeys struct {
+type messagePaneKeys struct {
 	PageUp   key.Binding
 	PageDown key.Binding
 	Top      key.Binding
 	Bottom   key.Binding
 }
 
-// DefaultMessagePaneKeys returns PgUp and PgDn, ctrl+home for the oldest
+// defaultMessagePaneKeys returns PgUp and PgDn, ctrl+home for the oldest
 // line, and End (or ctrl+end) for the newest.
-func DefaultMessagePaneKeys() MessagePaneKeys {
-	return MessagePaneKeys{
+func defaultMessagePaneKeys() messagePaneKeys {
+	return messagePaneKeys{
 		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup/pgdn", "scroll")),
 		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "scroll down")),
 		Top:      key.NewBinding(key.WithKeys("ctrl+home"), key.WithHelp("ctrl+home", "oldest")),
@@ -72,24 +73,24 @@ func DefaultMessagePaneKeys() MessagePaneKeys {
 	}
 }
 
-// NewMessagePane returns a pane keeping scrollback entries (0 means
+// newMessagePane returns a pane keeping scrollback entries (0 means
 // DefaultScrollback), showing times in loc (nil means local time).
-func NewMessagePane(st *Styles, scrollback int, loc *time.Location) MessagePane {
+func newMessagePane(st *Styles, scrollback int, loc *time.Location) messagePane {
 	if scrollback <= 0 {
 		scrollback = DefaultScrollback
 	}
 	if loc == nil {
 		loc = time.Local
 	}
-	keys := DefaultMessagePaneKeys()
+	keys := defaultMessagePaneKeys()
 	vp := viewport.New(0, 0)
 	vp.KeyMap = viewport.KeyMap{PageUp: keys.PageUp, PageDown: keys.PageDown}
 	vp.MouseWheelDelta = 3
-	return MessagePane{vp: vp, keys: keys, st: st, loc: loc, max: scrollback, nameW: 4}
+	return messagePane{vp: vp, keys: keys, st: st, loc: loc, max: scrollback, nameW: 4}
 }
 
 // SetSize sets the pane's width and height and redraws every line.
-func (p *MessagePane) SetSize(w, h int) {
+func (p *messagePane) SetSize(w, h int) {
 	bottom := p.vp.AtBottom()
 	p.width, p.height = max(w, 0), max(h, 0)
 	p.vp.Width, p.vp.Height = p.width, p.height
@@ -100,25 +101,25 @@ func (p *MessagePane) SetSize(w, h int) {
 }
 
 // Len returns how many entries the pane holds.
-func (p *MessagePane) Len() int { return len(p.entries) }
+func (p *messagePane) Len() int { return len(p.entries) }
 
 // Unseen returns how many messages arrived while the reader was scrolled up.
-func (p *MessagePane) Unseen() int { return p.unseen }
+func (p *messagePane) Unseen() int { return p.unseen }
 
 // AtBottom reports whether the last line is in view.
-func (p *MessagePane) AtBottom() bool { return p.vp.AtBottom() }
+func (p *messagePane) AtBottom() bool { return p.vp.AtBottom() }
 
 // GotoBottom scrolls to the last line.
-func (p *MessagePane) GotoBottom() {
+func (p *messagePane) GotoBottom() {
 	p.vp.GotoBottom()
 	p.unseen = 0
 }
 
 // GotoTop scrolls to the first line.
-func (p *MessagePane) GotoTop() { p.vp.GotoTop() }
+func (p *messagePane) GotoTop() { p.vp.GotoTop() }
 
 // Clear removes every line.
-func (p *MessagePane) Clear() {
+func (p *messagePane) Clear() {
 	p.entries, p.rows, p.unseen = nil, nil, 0
 	p.vp.SetContent("")
 	p.vp.GotoTop()
@@ -126,7 +127,7 @@ func (p *MessagePane) Clear() {
 
 // add appends entries, drops the oldest beyond the scrollback, and follows
 // the bottom unless the reader scrolled up.
-func (p *MessagePane) add(es ...paneEntry) {
+func (p *messagePane) add(es ...paneEntry) {
 	if len(es) == 0 {
 		return
 	}
@@ -176,7 +177,7 @@ func (p *MessagePane) add(es ...paneEntry) {
 }
 
 // rerender draws every entry again (after a resize or a wider name).
-func (p *MessagePane) rerender() {
+func (p *messagePane) rerender() {
 	p.rows = p.rows[:0]
 	for i := range p.entries {
 		p.rows = append(p.rows, p.render(&p.entries[i])...)
@@ -192,7 +193,7 @@ const timeW = 8
 
 // render draws one entry at the pane's width: the time, the user in their
 // colour, then the text wrapped under itself.
-func (p *MessagePane) render(e *paneEntry) []string {
+func (p *messagePane) render(e *paneEntry) []string {
 	st := p.st
 	stamp := st.Dim.Render(e.at.In(p.loc).Format("15:04:05"))
 	textW := p.width - timeW - 1 - p.nameW - 1
@@ -242,18 +243,40 @@ func (p *MessagePane) render(e *paneEntry) []string {
 	return out
 }
 
-// Update scrolls on PgUp, PgDn and the mouse wheel (the chat screen
-// handles Top and Bottom itself).
-func (p MessagePane) Update(msg tea.Msg) (MessagePane, tea.Cmd) {
+// update handles the pane's keys and the mouse wheel, and reports whether
+// it consumed msg: PgUp and PgDn scroll a page, ctrl+home goes to the
+// oldest line, End (or ctrl+end) to the newest, and the wheel scrolls. End
+// is not consumed: it is the input line's key too (the end of the line).
+// Anything it does not consume it leaves alone, with no command.
+func (p *messagePane) update(msg tea.Msg) (tea.Cmd, bool) {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		switch {
+		case key.Matches(msg, p.keys.PageUp, p.keys.PageDown):
+			return p.scroll(msg), true
+		case key.Matches(msg, p.keys.Top):
+			p.GotoTop()
+			return nil, true
+		case key.Matches(msg, p.keys.Bottom):
+			p.GotoBottom()
+		}
+	case tea.MouseMsg:
+		return p.scroll(msg), true
+	}
+	return nil, false
+}
+
+// scroll hands msg to the viewport; reaching the bottom shows every line.
+func (p *messagePane) scroll(msg tea.Msg) tea.Cmd {
 	var cmd tea.Cmd
 	p.vp, cmd = p.vp.Update(msg)
 	if p.vp.AtBottom() {
 		p.unseen = 0
 	}
-	return p, cmd
+	return cmd
 }
 
 // View draws the visible lines, exactly the pane's size.
-func (p MessagePane) View() string {
+func (p messagePane) View() string {
 	return p.vp.View()
 }

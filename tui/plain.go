@@ -10,8 +10,8 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// PlainTime is the time format of plain lines: UTC, milliseconds.
-const PlainTime = "2006-01-02T15:04:05.000Z07:00"
+// plainTime is the time format of plain lines: UTC, milliseconds.
+const plainTime = "2006-01-02T15:04:05.000Z07:00"
 
 // PlainEvent formats an event as one line for scripts (--plain): the time,
 // the stream, the type, then by type:
@@ -26,7 +26,7 @@ const PlainTime = "2006-01-02T15:04:05.000Z07:00"
 // spaces. --json gives the event exactly instead.
 func PlainEvent(e *protocol.Event) string {
 	var b strings.Builder
-	b.WriteString(e.Time.UTC().Format(PlainTime))
+	b.WriteString(e.Time.UTC().Format(plainTime))
 	b.WriteByte(' ')
 	b.WriteString(e.Stream)
 	b.WriteByte(' ')

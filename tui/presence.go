@@ -10,19 +10,19 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// PresenceMsg is the answer to a presence fetch. Gen tells answers to old
+// presenceMsg is the answer to a presence fetch. Gen tells answers to old
 // fetches apart from the latest.
-type PresenceMsg struct {
+type presenceMsg struct {
 	Gen   int
 	Users []string
 	Err   error
 }
 
-// PresenceList is the side list of who is in the room. It is set from the
+// presenceList is the side list of who is in the room. It is set from the
 // presence endpoint and kept current by login and logout events; events
 // that arrive while a fetch is under way are applied again on top of its
 // answer, so the list never goes back in time.
-type PresenceList struct {
+type presenceList struct {
 	st      *Styles
 	me      string
 	users   map[string]bool
@@ -41,16 +41,16 @@ type change struct {
 	in   bool
 }
 
-// NewPresenceList returns an empty list for the room of user me.
-func NewPresenceList(st *Styles, me string) PresenceList {
-	return PresenceList{st: st, me: me, users: map[string]bool{}}
+// newPresenceList returns an empty list for the room of user me.
+func newPresenceList(st *Styles, me string) presenceList {
+	return presenceList{st: st, me: me, users: map[string]bool{}}
 }
 
 // SetSize sets the list's width and height.
-func (p *PresenceList) SetSize(w, h int) { p.width, p.height = w, h }
+func (p *presenceList) SetSize(w, h int) { p.width, p.height = w, h }
 
 // startFetch begins a new fetch and returns its generation.
-func (p *PresenceList) startFetch() int {
+func (p *presenceList) startFetch() int {
 	p.gen++
 	p.pending = p.pending[:0]
 	p.failed = time.Time{}
@@ -58,7 +58,7 @@ func (p *PresenceList) startFetch() int {
 }
 
 // apply records a login or logout.
-func (p *PresenceList) apply(user string, in bool) {
+func (p *presenceList) apply(user string, in bool) {
 	p.pending = append(p.pending, change{user, in})
 	if in {
 		p.users[user] = true
@@ -71,7 +71,7 @@ func (p *PresenceList) apply(user string, in bool) {
 const retryAfter = 3 * time.Second
 
 // set takes a fetch's answer at now; answers to old fetches are ignored.
-func (p *PresenceList) set(msg PresenceMsg, now time.Time) {
+func (p *presenceList) set(msg presenceMsg, now time.Time) {
 	if msg.Gen != p.gen {
 		return
 	}
@@ -96,12 +96,12 @@ func (p *PresenceList) set(msg PresenceMsg, now time.Time) {
 
 // retryDue reports whether the last fetch failed long enough ago to try
 // again; the chat screen asks whenever updates arrive.
-func (p *PresenceList) retryDue(now time.Time) bool {
+func (p *presenceList) retryDue(now time.Time) bool {
 	return p.err != nil && !p.failed.IsZero() && now.Sub(p.failed) >= retryAfter
 }
 
 // Users returns who is present, sorted.
-func (p *PresenceList) Users() []string {
+func (p *presenceList) Users() []string {
 	us := make([]string, 0, len(p.users))
 	for u := range p.users {
 		us = append(us, u)
@@ -112,7 +112,7 @@ func (p *PresenceList) Users() []string {
 
 // View draws the list: a title with the count, then one user a line, you
 // marked; "+N more" when they do not fit.
-func (p PresenceList) View() string {
+func (p presenceList) View() string {
 	if p.width <= 0 || p.height <= 0 {
 		return ""
 	}

@@ -40,7 +40,7 @@ func TestChatProgram(t *testing.T) {
 	conn := newFakeConn()
 	conn.users = []string{"alice", "bob"}
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Server: "http://127.0.0.1:8080", Room: "lobby", User: "alice", Transport: "auto", Location: time.UTC, Now: c.Now})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "http://127.0.0.1:8080", Transport: "auto", Now: c.Now}})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
 	defer close(conn.ch) // ends the feed command's goroutine
 
@@ -80,7 +80,7 @@ func TestWatchProgram(t *testing.T) {
 	conn := newFakeConn()
 	conn.tasks = someTasks()
 	c := &clock{now: t0}
-	m := NewWatchModel(WatchConfig{Conn: conn, Server: "http://127.0.0.1:8080", Transport: "ws", Now: c.Now})
+	m := NewWatchModel(WatchConfig{Conn: conn, Common: Common{Server: "http://127.0.0.1:8080", Transport: "ws", Now: c.Now}})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 14))
 	defer close(conn.ch)
 
@@ -101,7 +101,7 @@ func TestFollowProgram(t *testing.T) {
 	conn := newFakeConn()
 	conn.task = task("t5", "build-42", protocol.TaskRunning, 10, 100, 0)
 	c := &clock{now: t0}
-	m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Server: "s", Now: c.Now})
+	m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Common: Common{Server: "s", Now: c.Now}})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	defer close(conn.ch)
 

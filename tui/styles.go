@@ -3,7 +3,6 @@ package tui
 import (
 	"hash/fnv"
 	"io"
-	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/lipgloss"
@@ -100,9 +99,9 @@ func NewStyles(r *lipgloss.Renderer) *Styles {
 	}
 }
 
-// PlainStyles returns styles that draw plain text: no colours, no
+// plainStyles returns styles that draw plain text: no colours, no
 // attributes, no escape codes at all. Tests use them.
-func PlainStyles() *Styles {
+func plainStyles() *Styles {
 	r := lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))
 	r.SetColorProfile(termenv.Ascii)
 	r.SetHasDarkBackground(true)
@@ -219,21 +218,4 @@ func (s *Styles) help() help.Model {
 	}
 	h.ShortSeparator = " · "
 	return h
-}
-
-// screenDefaults fills in what every screen's config defaults alike: plain
-// styles, the real clock, 10 s per request, and the auto transport.
-func screenDefaults(styles **Styles, now *func() time.Time, timeout *time.Duration, transport *string) {
-	if *styles == nil {
-		*styles = PlainStyles()
-	}
-	if *now == nil {
-		*now = time.Now
-	}
-	if *timeout <= 0 {
-		*timeout = 10 * time.Second
-	}
-	if *transport == "" {
-		*transport = "auto"
-	}
 }

@@ -42,7 +42,7 @@ func TestStyles(t *testing.T) {
 		t.Error("mono selection is not in reverse video")
 	}
 
-	plain := PlainStyles()
+	plain := plainStyles()
 	if got := plain.Title.Render("x") + plain.User("bob").Render("y"); strings.Contains(got, "\x1b") {
 		t.Errorf("plain styles draw escape codes: %q", got)
 	}

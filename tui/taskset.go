@@ -2,8 +2,11 @@ package tui
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pushd/push/protocol"
 )
@@ -106,21 +109,21 @@ func (t *TaskView) observe(at time.Time) {
 	t.samples = t.samples[cut:]
 }
 
-// TaskSet is the tasks a screen knows, newest first, kept current by
+// taskSet is the tasks a screen knows, newest first, kept current by
 // progress events and refreshed by listing.
-type TaskSet struct {
+type taskSet struct {
 	byID  map[string]*TaskView
 	order []*TaskView
 }
 
-// NewTaskSet returns an empty set.
-func NewTaskSet() TaskSet {
-	return TaskSet{byID: map[string]*TaskView{}}
+// newTaskSet returns an empty set.
+func newTaskSet() taskSet {
+	return taskSet{byID: map[string]*TaskView{}}
 }
 
 // Apply records a task's new state, seen at (server time) at. It reports
 // whether the task was new to the set.
-func (s *TaskSet) Apply(t protocol.Task, at time.Time) bool {
+func (s *taskSet) Apply(t protocol.Task, at time.Time) bool {
 	if s.byID == nil {
 		s.byID = map[string]*TaskView{}
 	}
@@ -146,7 +149,7 @@ func (s *TaskSet) Apply(t protocol.Task, at time.Time) bool {
 
 // Replace takes a full list (after a reset or at start): tasks not in it
 // are dropped, the others keep their rate samples.
-func (s *TaskSet) Replace(ts []protocol.Task) {
+func (s *taskSet) Replace(ts []protocol.Task) {
 	keep := make(map[string]*TaskView, len(ts))
 	s.order = s.order[:0]
 	for _, t := range ts {
@@ -163,7 +166,7 @@ func (s *TaskSet) Replace(ts []protocol.Task) {
 }
 
 // sort orders the tasks newest first.
-func (s *TaskSet) sort() {
+func (s *taskSet) sort() {
 	slices.SortStableFunc(s.order, func(a, b *TaskView) int {
 		if c := b.Created.Compare(a.Created); c != 0 {
 			return c
@@ -173,16 +176,16 @@ func (s *TaskSet) sort() {
 }
 
 // Get returns the task with id.
-func (s *TaskSet) Get(id string) (*TaskView, bool) {
+func (s *taskSet) Get(id string) (*TaskView, bool) {
 	v, ok := s.byID[id]
 	return v, ok
 }
 
 // All returns every task, newest first. The slice is the set's own.
-func (s *TaskSet) All() []*TaskView { return s.order }
+func (s *taskSet) All() []*TaskView { return s.order }
 
 // Live returns the queued and running tasks, newest first.
-func (s *TaskSet) Live() []*TaskView {
+func (s *taskSet) Live() []*TaskView {
 	var out []*TaskView
 	for _, v := range s.order {
 		if !v.State.Final() {
@@ -193,6 +196,22 @@ func (s *TaskSet) Live() []*TaskView {
 }
 
 // Len returns how many tasks the set holds.
-func (s *TaskSet) Len() int { return len(s.order) }
+func (s *taskSet) Len() int { return len(s.order) }
 
 func clamp01(f float64) float64 { return max(0, min(1, f)) }
+
+// tasksMsg is the answer to a task listing. Gen tells answers to old
+// listings apart from the latest.
+type tasksMsg struct {
+	Gen   int
+	Tasks []protocol.Task
+	Err   error
+}
+
+// listTasks returns a command that lists the tasks.
+func listTasks(f *frame, list func(context.Context) ([]protocol.Task, error), gen int) tea.Cmd {
+	return f.request(func(ctx context.Context) tea.Msg {
+		ts, err := list(ctx)
+		return tasksMsg{Gen: gen, Tasks: ts, Err: err}
+	})
+}

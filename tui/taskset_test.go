@@ -8,7 +8,7 @@ import (
 )
 
 func TestTaskRateAndETA(t *testing.T) {
-	var s TaskSet
+	var s taskSet
 	tk := task("t1", "a", protocol.TaskRunning, 0, 100, 0)
 	s.Apply(tk, t0)
 	v, _ := s.Get("t1")
@@ -58,7 +58,7 @@ func TestTaskRateAndETA(t *testing.T) {
 }
 
 func TestTaskStartIsASample(t *testing.T) {
-	var s TaskSet
+	var s taskSet
 	s.Apply(task("t1", "a", protocol.TaskRunning, 30, 100, 0), t0.Add(3*time.Second))
 	v, _ := s.Get("t1")
 	if v.Rate() != 10 {
@@ -86,7 +86,7 @@ func TestTaskFraction(t *testing.T) {
 }
 
 func TestTaskSetOrderAndReplace(t *testing.T) {
-	var s TaskSet
+	var s taskSet
 	s.Apply(task("t1", "old", protocol.TaskRunning, 1, 10, 0), time.Time{})
 	s.Apply(task("t3", "new", protocol.TaskRunning, 1, 10, 2), time.Time{})
 	s.Apply(task("t2", "mid", protocol.TaskQueued, 0, 10, 1), time.Time{})

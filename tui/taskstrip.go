@@ -37,31 +37,31 @@ func (b bars) view(frac float64, w int, state protocol.TaskState) string {
 // maxStripRows is how many tasks the chat screen's strip shows at once.
 const maxStripRows = 3
 
-// TaskStrip is the chat screen's strip of live tasks, each with a progress
+// taskStrip is the chat screen's strip of live tasks, each with a progress
 // bar. It is empty (zero height) when no task is queued or running.
-type TaskStrip struct {
+type taskStrip struct {
 	st    *Styles
 	bars  bars
 	width int
 }
 
-// NewTaskStrip returns an empty strip.
-func NewTaskStrip(st *Styles) TaskStrip {
-	return TaskStrip{st: st, bars: newBars(st)}
+// newTaskStrip returns an empty strip.
+func newTaskStrip(st *Styles) taskStrip {
+	return taskStrip{st: st, bars: newBars(st)}
 }
 
 // SetSize sets the strip's width; its height follows the tasks.
-func (s *TaskStrip) SetSize(w, _ int) { s.width = w }
+func (s *taskStrip) SetSize(w, _ int) { s.width = w }
 
 // Height returns how many lines View will draw for these tasks.
-func (s *TaskStrip) Height(live []*TaskView) int {
+func (s *taskStrip) Height(live []*TaskView) int {
 	return min(len(live), maxStripRows)
 }
 
 // View draws one line per live task, newest first: spinner, name, bar,
 // percent, done/total, rate and ETA; "+N more" on the last line when they
 // do not all fit.
-func (s TaskStrip) View(live []*TaskView, spin string) string {
+func (s taskStrip) View(live []*TaskView, spin string) string {
 	if len(live) == 0 || s.width <= 0 {
 		return ""
 	}

@@ -6,12 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
 
@@ -30,42 +28,25 @@ type TaskConn interface {
 
 // WatchConfig sets up a WatchModel.
 type WatchConfig struct {
-	Conn      TaskConn
-	Server    string
-	Transport string
-	Styles    *Styles
-	Now       func() time.Time
-	Timeout   time.Duration
-}
-
-func (c *WatchConfig) defaults() {
-	screenDefaults(&c.Styles, &c.Now, &c.Timeout, &c.Transport)
+	Common
+	Conn TaskConn
 }
 
 // WatchModel is the list of every task, newest first, with live progress;
 // keys select, cancel and start tasks.
 type WatchModel struct {
-	cfg      WatchConfig
-	st       *Styles
-	keys     WatchKeys
-	width    int
-	height   int
-	conn     connInfo
-	tasks    TaskSet
+	frame
+	conn     TaskConn
+	keys     watchKeys
+	tasks    taskSet
 	gen      int
 	loaded   bool
 	loadErr  error
 	selected string // the selected task's ID
 	top      int    // the first row shown
 	bars     bars
-	spin     spinner.Model
-	spinning bool
-	help     help.Model
-	seen     dedupe
 	note     string // the outcome of the last action
 	noteBad  bool
-	closed   bool
-	quitting bool
 }
 
 // actionMsg is the outcome of starting or cancelling a task.
@@ -77,55 +58,44 @@ type actionMsg struct {
 
 // NewWatchModel returns the task list for cfg.
 func NewWatchModel(cfg WatchConfig) *WatchModel {
-	cfg.defaults()
-	st := cfg.Styles
-	m := &WatchModel{
-		cfg:   cfg,
-		st:    st,
-		keys:  DefaultWatchKeys(),
-		tasks: NewTaskSet(),
-		bars:  newBars(st),
-		spin:  spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent)),
-		help:  st.help(),
-		seen:  dedupe{},
+	f := newFrame(cfg.Common, cfg.Conn.Updates(), protocol.TasksStream)
+	return &WatchModel{
+		frame: f,
+		conn:  cfg.Conn,
+		keys:  defaultWatchKeys(),
+		tasks: newTaskSet(),
+		bars:  newBars(f.Styles),
 	}
-	m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateConnecting, Transport: cfg.Transport}, cfg.Now())
-	return m
 }
 
 // Init starts reading updates and lists the tasks.
 func (m *WatchModel) Init() tea.Cmd {
-	return tea.Batch(waitForUpdates(m.cfg.Conn.Updates()), m.list(), m.animate())
+	return tea.Batch(m.nextUpdates(), m.list(), m.animate(m.liveTasks()))
 }
 
 func (m *WatchModel) list() tea.Cmd {
 	m.gen++
-	return listTasks(m.cfg.Conn.Tasks, m.gen, m.cfg.Timeout)
+	return listTasks(&m.frame, m.conn.Tasks, m.gen)
 }
 
-func (m *WatchModel) animate() tea.Cmd {
-	if m.spinning || !(m.conn.busy() || len(m.tasks.Live()) > 0) {
-		return nil
-	}
-	m.spinning = true
-	return m.spin.Tick
-}
+// liveTasks reports whether a task is queued or running: the spinner
+// turns for them.
+func (m *WatchModel) liveTasks() bool { return len(m.tasks.Live()) > 0 }
 
 // Update implements tea.Model.
 func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
-		m.width, m.height = msg.Width, msg.Height
-		m.help.Width = msg.Width
+		m.setSize(msg.Width, msg.Height)
 		m.scrollToSelection()
 		return m, nil
 	case tea.KeyMsg:
 		return m, m.onKey(msg)
-	case UpdatesMsg:
+	case updatesMsg:
 		var cmds []tea.Cmd
 		for _, u := range msg.Updates {
 			if u.Status != nil {
-				m.conn.set(*u.Status, m.cfg.Now())
+				m.setStatus(*u.Status)
 				continue
 			}
 			e := u.Event
@@ -138,20 +108,19 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 					m.tasks.Apply(*e.Task, e.Time)
 				}
 			case protocol.TypeReset:
-				m.conn.noteReset(e.Reason, m.cfg.Now())
+				m.link.noteReset(e.Reason, m.Now())
 				cmds = append(cmds, m.list())
 			}
 		}
 		m.fixSelection()
 		if msg.Closed {
-			m.closed = true
-			m.conn.set(Status{Stream: protocol.TasksStream, State: client.StateClosed, Transport: m.conn.Transport}, m.cfg.Now())
+			m.endUpdates()
 		} else {
-			cmds = append(cmds, waitForUpdates(m.cfg.Conn.Updates()))
+			cmds = append(cmds, m.nextUpdates())
 		}
-		cmds = append(cmds, m.animate())
+		cmds = append(cmds, m.animate(m.liveTasks()))
 		return m, tea.Batch(cmds...)
-	case TasksMsg:
+	case tasksMsg:
 		if msg.Gen != m.gen {
 			return m, nil
 		}
@@ -162,7 +131,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.loaded, m.loadErr = true, nil
 		m.tasks.Replace(msg.Tasks)
 		m.fixSelection()
-		return m, m.animate()
+		return m, m.animate(m.liveTasks())
 	case actionMsg:
 		m.noteBad = msg.err != nil
 		switch {
@@ -180,15 +149,9 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.tasks.Apply(msg.task, time.Time{})
 			}
 		}
-		return m, m.animate()
+		return m, m.animate(m.liveTasks())
 	case spinner.TickMsg:
-		if !(m.conn.busy() || len(m.tasks.Live()) > 0) {
-			m.spinning = false
-			return m, nil
-		}
-		var cmd tea.Cmd
-		m.spin, cmd = m.spin.Update(msg)
-		return m, cmd
+		return m, m.tick(msg, m.liveTasks())
 	}
 	return m, nil
 }
@@ -220,14 +183,12 @@ func (m *WatchModel) onKey(k tea.KeyMsg) tea.Cmd {
 		m.help.ShowAll = !m.help.ShowAll
 		m.scrollToSelection()
 	case key.Matches(k, m.keys.New):
-		conn, timeout := m.cfg.Conn, m.cfg.Timeout
+		conn := m.conn
 		m.note, m.noteBad = "starting a demo task…", false
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
+		return m.request(func(ctx context.Context) tea.Msg {
 			t, err := conn.StartDemo(ctx)
 			return actionMsg{what: "start", task: t, err: err}
-		}
+		})
 	case key.Matches(k, m.keys.Cancel):
 		v, ok := m.tasks.Get(m.selected)
 		if !ok {
@@ -238,14 +199,12 @@ func (m *WatchModel) onKey(k tea.KeyMsg) tea.Cmd {
 			m.note, m.noteBad = fmt.Sprintf("%s already %s", taskName(&v.Task), v.State), true
 			return nil
 		}
-		conn, timeout, id := m.cfg.Conn, m.cfg.Timeout, v.ID
+		conn, id := m.conn, v.ID
 		m.note, m.noteBad = fmt.Sprintf("cancelling %s…", taskName(&v.Task)), false
-		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
+		return m.request(func(ctx context.Context) tea.Msg {
 			t, err := conn.Cancel(ctx, id)
 			return actionMsg{what: "cancel " + id, task: t, err: err}
-		}
+		})
 	}
 	return nil
 }
@@ -329,11 +288,10 @@ func (m *WatchModel) View() string {
 	if m.quitting || m.width == 0 {
 		return ""
 	}
-	st := m.st
-	now := m.cfg.Now()
+	st := m.Styles
 	lines := make([]string, 0, m.height)
-	left := st.Title.Render("tasks") + " " + st.Dim.Render(m.cfg.Server)
-	lines = append(lines, headerLine(m.width, left, m.conn.view(st, now, m.spin.View())))
+	left := st.Title.Render("tasks") + " " + st.Dim.Render(m.Server)
+	lines = append(lines, headerLine(m.width, left, m.linkView()))
 	lines = append(lines, "")
 	cols := m.columns()
 	title := "  " + pad("NAME", cols.nameW) + " " + pad("STATE", colState) + " " + pad("PROGRESS", cols.barW) +
@@ -416,7 +374,7 @@ func (l tableLayout) numbers(pct, count, rate, eta string) string {
 
 // row draws one task.
 func (m *WatchModel) row(v *TaskView, cols tableLayout) string {
-	st := m.st
+	st := m.Styles
 	sel := v.ID == m.selected
 	mark := "  "
 	if sel {
@@ -446,7 +404,7 @@ func (m *WatchModel) row(v *TaskView, cols tableLayout) string {
 // detail is the line under the table: the outcome of the last action, or
 // the selected task's ID, kind and message.
 func (m *WatchModel) detail() string {
-	st := m.st
+	st := m.Styles
 	if m.note != "" {
 		if m.noteBad {
 			return st.Error.Render("✗ " + m.note)

@@ -16,7 +16,7 @@ import (
 func newWatch(t *testing.T, conn *fakeConn, w, h int) (*WatchModel, *clock) {
 	t.Helper()
 	c := &clock{now: t0}
-	m := NewWatchModel(WatchConfig{Conn: conn, Server: "http://127.0.0.1:8080", Transport: "sse", Now: c.Now})
+	m := NewWatchModel(WatchConfig{Conn: conn, Common: Common{Server: "http://127.0.0.1:8080", Transport: "sse", Now: c.Now}})
 	m.Init()
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	return m, c
@@ -49,30 +49,30 @@ func TestWatchScreen(t *testing.T) {
 		{"loading", w, h, func(m *WatchModel, conn *fakeConn) {}},
 		{"empty", w, h, func(m *WatchModel, conn *fakeConn) {
 			m.Update(updates(status("tasks", client.StateConnected, "sse")))
-			m.Update(TasksMsg{Gen: m.gen})
+			m.Update(tasksMsg{Gen: m.gen})
 		}},
 		{"list", w, h, func(m *WatchModel, conn *fakeConn) {
 			m.Update(updates(status("tasks", client.StateConnected, "sse")))
-			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
+			m.Update(tasksMsg{Gen: m.gen, Tasks: someTasks()})
 		}},
 		{"selected_failed", w, h, func(m *WatchModel, conn *fakeConn) {
 			m.Update(updates(status("tasks", client.StateConnected, "sse")))
-			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
+			m.Update(tasksMsg{Gen: m.gen, Tasks: someTasks()})
 			for range 3 {
 				m.Update(keyMsg("down"))
 			}
 		}},
 		{"full_help", w, h, func(m *WatchModel, conn *fakeConn) {
 			m.Update(updates(status("tasks", client.StateConnected, "sse")))
-			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
+			m.Update(tasksMsg{Gen: m.gen, Tasks: someTasks()})
 			m.Update(keyMsg("?"))
 		}},
 		{"narrow", 60, 10, func(m *WatchModel, conn *fakeConn) {
 			m.Update(updates(status("tasks", client.StateConnected, "ws")))
-			m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
+			m.Update(tasksMsg{Gen: m.gen, Tasks: someTasks()})
 		}},
 		{"list_error", w, h, func(m *WatchModel, conn *fakeConn) {
-			m.Update(TasksMsg{Gen: m.gen, Err: fmt.Errorf("server said no")})
+			m.Update(tasksMsg{Gen: m.gen, Err: fmt.Errorf("server said no")})
 		}},
 	}
 	for _, tc := range cases {
@@ -88,7 +88,7 @@ func TestWatchScreen(t *testing.T) {
 func TestWatchEvents(t *testing.T) {
 	t.Run("progress adds and updates tasks, newest first", func(t *testing.T) {
 		m, _ := newWatch(t, newFakeConn(), 100, 14)
-		m.Update(TasksMsg{Gen: m.gen})
+		m.Update(tasksMsg{Gen: m.gen})
 		m.Update(updates(taskEv(1, t0, task("t1", "first", protocol.TaskRunning, 1, 10, 0))))
 		m.Update(updates(taskEv(2, t0, task("t2", "second", protocol.TaskRunning, 1, 10, 1))))
 		m.Update(updates(taskEv(3, t0.Add(time.Second), task("t1", "first", protocol.TaskRunning, 6, 10, 0))))
@@ -117,7 +117,7 @@ func TestWatchEvents(t *testing.T) {
 	})
 	t.Run("closed", func(t *testing.T) {
 		m, _ := newWatch(t, newFakeConn(), 100, 14)
-		m.Update(UpdatesMsg{Closed: true})
+		m.Update(updatesMsg{Closed: true})
 		contains(t, m.View(), "✗ closed")
 	})
 	t.Run("duplicates are dropped", func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestWatchKeys(t *testing.T) {
 	setup := func(t *testing.T) (*WatchModel, *fakeConn) {
 		conn := newFakeConn()
 		m, _ := newWatch(t, conn, 100, 14)
-		m.Update(TasksMsg{Gen: m.gen, Tasks: someTasks()})
+		m.Update(tasksMsg{Gen: m.gen, Tasks: someTasks()})
 		return m, conn
 	}
 	t.Run("up and down select", func(t *testing.T) {
@@ -246,7 +246,7 @@ func TestWatchKeys(t *testing.T) {
 		for i := range 20 {
 			ts = append(ts, task(fmt.Sprintf("t%02d", 20-i), fmt.Sprintf("job-%02d", 20-i), protocol.TaskSucceeded, 1, 1, 20-i))
 		}
-		m.Update(TasksMsg{Gen: m.gen, Tasks: ts})
+		m.Update(tasksMsg{Gen: m.gen, Tasks: ts})
 		for range 12 {
 			m.Update(keyMsg("down"))
 		}
@@ -259,7 +259,7 @@ func TestWatchKeys(t *testing.T) {
 func TestFollow(t *testing.T) {
 	newFollow := func(t *testing.T, conn *fakeConn) *FollowModel {
 		c := &clock{now: t0}
-		m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Server: "s", Transport: "ws", Now: c.Now})
+		m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Common: Common{Server: "s", Transport: "ws", Now: c.Now}})
 		m.Init()
 		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 		return m
@@ -353,8 +353,8 @@ func TestFollow(t *testing.T) {
 				t.Fatal("text gave a command")
 			}
 		}
-		if m.stopped || m.note != "" {
-			t.Fatalf("stopped %v, note %q", m.stopped, m.note)
+		if m.quitting || m.note != "" {
+			t.Fatalf("stopped %v, note %q", m.quitting, m.note)
 		}
 		if _, cmd := m.Update(keyMsg("esc")); !isQuit(cmd) {
 			t.Fatal("esc did not stop watching")
@@ -363,7 +363,7 @@ func TestFollow(t *testing.T) {
 	t.Run("closed before the end", func(t *testing.T) {
 		m := newFollow(t, newFakeConn())
 		m.Update(taskMsg{task: running})
-		_, cmd := m.Update(UpdatesMsg{Closed: true})
+		_, cmd := m.Update(updatesMsg{Closed: true})
 		if !isQuit(cmd) {
 			t.Fatal("did not quit")
 		}
@@ -398,7 +398,7 @@ func TestTinyScreens(t *testing.T) {
 		chat.Update(updates(roomEv(1, protocol.TypeMessage, "someone-with-a-long-name", "a fairly long message that wraps"),
 			taskEv(1, t0, task("t1", "build", protocol.TaskRunning, 5, 10, 0))))
 		watch, _ := newWatch(t, newFakeConn(), w, h)
-		watch.Update(TasksMsg{Gen: watch.gen, Tasks: someTasks()})
+		watch.Update(tasksMsg{Gen: watch.gen, Tasks: someTasks()})
 		for name, v := range map[string]string{"chat": chat.View(), "watch": watch.View()} {
 			for i, l := range strings.Split(v, "\n") {
 				if lw := lipgloss.Width(l); lw > w {

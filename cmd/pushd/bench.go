@@ -41,7 +41,7 @@ this process, so run the bench on the server's machine.`,
   pushd bench --transport sse --subscribers 5000 --messages 200 --rate 100
   pushd bench --transport ws --ws-subprotocol pushd.batch.v1 --size 1024 --json
   pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"`,
-		Args: noArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd)
 		},

@@ -2,7 +2,7 @@
 //
 // Exit codes: 0 done; 1 an error while running; 2 a mistake on the
 // command line (an unknown flag, a bad flag value, a missing flag, an
-// argument too many).
+// argument too many); 130 interrupted before it was serving.
 package main
 
 import (

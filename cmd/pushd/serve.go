@@ -60,7 +60,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the server",
 		Example: `  pushd serve
   pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug`,
-		Args: noArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.storeSet = cmd.Flags().Changed("store")
 			return o.run(cmd.Context())

@@ -26,7 +26,7 @@ func newTokenCmd() *cobra.Command {
 		Short: "Mint a token for a user",
 		Example: `  pushd token --auth-secret-file secret --user alice --rooms 'lobby,dev-*' --publish --ttl 24h
   pushtui chat --token "$(pushd token --auth-secret-file secret --user alice --rooms lobby --publish)"`,
-		Args: noArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.user == "" {
 				return usagef("--user is required: the user the token is for, e.g. --user alice")

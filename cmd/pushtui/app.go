@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +9,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/term"
+
+	"github.com/pushd/push/internal/cli"
 )
 
 // app is pushtui as a value: its standard streams, environment and HTTP
@@ -58,7 +59,8 @@ func (a *app) Exit(err error) int {
 	if server == "" {
 		server = defaultServer
 	}
-	return exitCode(err, server, func(s string) { fmt.Fprintln(a.errOut, "pushtui:", s) })
+	explain := func(err error) string { return explain(err, server) }
+	return cli.Reporter{Program: "pushtui", W: a.errOut, Explain: explain}.Exit(err, "")
 }
 
 // Close releases the app's idle connections.

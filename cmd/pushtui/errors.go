@@ -9,77 +9,18 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
 )
-
-// Exit codes.
-const (
-	exitOK          = 0
-	exitFailed      = 1   // an error, or a followed task that failed or was cancelled
-	exitUsage       = 2   // bad flags or arguments
-	exitInterrupted = 130 // stopped by Ctrl+C (or q) before the end
-)
-
-// exitError ends the program with code, printing msg (if any) first.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e *exitError) Error() string { return e.msg }
-
-// usageError is a mistake on the command line.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usageErr(err error) error { return &usageError{err} }
-
-// exitCode prints err as one line (when there is something to say) and
-// returns the program's exit code for it.
-func exitCode(err error, server string, print func(string)) int {
-	if err == nil {
-		return exitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.msg != "" {
-			print(ee.msg)
-		}
-		return ee.code
-	}
-	var ue *usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		print(usageLine(err.Error()) + " (see pushtui --help)")
-		return exitUsage
-	}
-	if errors.Is(err, context.Canceled) {
-		return exitInterrupted
-	}
-	print(explain(err, server))
-	return exitFailed
-}
-
-// isCobraUsage recognises cobra's own argument errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
-		if strings.HasPrefix(msg, p) || strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // explain turns an error into one line that says what went wrong and what
 // to do about it.
 func explain(err error, server string) string {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		return explainAnswer(pe, err, server)
+		return explainAnswer(pe, server)
 	}
 	if status, ok := client.NotPushd(err); ok {
 		return notPushd(server, status)
@@ -102,7 +43,7 @@ func explain(err error, server string) string {
 
 // explainAnswer explains an error answer from the server. An answer
 // without pushd's error body is not quoted: it is some other server's page.
-func explainAnswer(pe *protocol.Error, err error, server string) string {
+func explainAnswer(pe *protocol.Error, server string) string {
 	msg := strings.TrimSuffix(pe.Message, ".")
 	if pe.Code == "" {
 		msg = statusLine(pe.Status)
@@ -111,8 +52,8 @@ func explainAnswer(pe *protocol.Error, err error, server string) string {
 	case pe.Status == http.StatusUnauthorized:
 		return fmt.Sprintf("%s: %s; pass --token (or set PUSH_TOKEN)", server, msg)
 	case pe.Status == http.StatusTooManyRequests:
-		if d := client.RetryAfter(err); d > 0 {
-			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(1e9))
+		if d := pe.RetryAfter; d > 0 {
+			return fmt.Sprintf("the server is busy (%s); try again in %s", msg, d.Round(time.Second))
 		}
 		return fmt.Sprintf("the server is busy (%s); try again in a moment", msg)
 	case pe.Code == "":
@@ -143,14 +84,4 @@ func statusLine(status int) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// usageLine puts cobra's messages on one line: "unknown command "chatt"
-// for "pushtui"; did you mean chat?".
-func usageLine(msg string) string {
-	head, suggestions, found := strings.Cut(msg, "\n\nDid you mean this?\n")
-	if !found {
-		return strings.Join(strings.Fields(msg), " ")
-	}
-	return strings.TrimSpace(head) + "; did you mean " + strings.Join(strings.Fields(suggestions), " or ") + "?"
 }

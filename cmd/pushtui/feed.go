@@ -13,17 +13,19 @@ import (
 // feed merges the events and state changes of some subscriptions into one
 // channel of tui.Update, which is what the screens and the plain printers
 // read. Close stops the subscriptions and closes the channel; so does the
-// end of every subscription.
+// end of every subscription. The first subscription is the feed's main
+// one (the room of a chat, the stream of a screen): started and connected
+// follow it.
 type feed struct {
 	ch     chan tui.Update
 	ctx    context.Context
 	cancel context.CancelFunc
 	subs   []*client.Subscription
-	// conn[i] follows whether subscription i is connected; settled[i] is
-	// closed when its first try has an outcome: connected, failed (it will
-	// retry), or ended.
-	conn    []*connWatch
-	settled []chan struct{}
+	// conn follows whether the first subscription is connected; settled
+	// is closed when its first try has an outcome: connected, failed (it
+	// will retry), or ended.
+	conn    *connWatch
+	settled chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -41,23 +43,24 @@ type subSpec struct {
 // startFeed subscribes to every spec with c.
 func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 	ctx, cancel := context.WithCancel(ctx)
-	f := &feed{ch: make(chan tui.Update, 256), ctx: ctx, cancel: cancel}
-	for _, sp := range specs {
+	f := &feed{ch: make(chan tui.Update, 256), ctx: ctx, cancel: cancel, conn: newConnWatch(), settled: make(chan struct{})}
+	for i, sp := range specs {
 		name := sp.stream.Name()
 		opts := sp.opts
-		conn, settled := newConnWatch(), make(chan struct{})
-		f.conn, f.settled = append(f.conn, conn), append(f.settled, settled)
-		isSettled := false
+		main, isSettled := i == 0, false
 		// State changes go out on the subscription's goroutine, in order
 		// with its events; a full channel makes it wait, as a full Events
-		// channel would, until the feed is closed. conn and settled are
-		// told first, so that waiting on them needs no reader.
+		// channel would, until the feed is closed. For the main
+		// subscription, conn and settled are told first, so that waiting
+		// on them needs no reader.
 		opts.OnState = func(sc client.StateChange) {
-			if sc.State != client.StateConnecting && !isSettled {
-				isSettled = true
-				close(settled)
+			if main {
+				if sc.State != client.StateConnecting && !isSettled {
+					isSettled = true
+					close(f.settled)
+				}
+				f.conn.set(sc.State == client.StateConnected)
 			}
-			conn.set(sc.State == client.StateConnected)
 			st := tui.Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
 				Attempt: sc.Attempt, RetryIn: sc.RetryIn, Err: sc.Err}
 			f.send(tui.Update{Status: &st})
@@ -120,7 +123,7 @@ func (f *feed) Err() error {
 // before it is drawn (it then shows the connection's progress itself).
 const startupWait = 5 * time.Second
 
-// started waits, at most d, until the first subscription's first try has
+// started waits, at most d, until the main subscription's first try has
 // an outcome, and returns the error that ended the subscription if the
 // server refused it at once: a command then fails with one line instead of
 // drawing a screen that can only say it is closed. It returns nil once the
@@ -129,7 +132,7 @@ func (f *feed) started(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-f.settled[0]:
+	case <-f.settled:
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
@@ -139,15 +142,15 @@ func (f *feed) started(ctx context.Context, d time.Duration) error {
 	return f.subs[0].Err()
 }
 
-// connected waits until subscription i is connected (at once if it is)
-// and returns the number of its connections so far; false when it ended
-// first, or the feed or ctx did.
-func (f *feed) connected(ctx context.Context, i int) (int, bool) {
-	up, n := f.conn[i].now()
+// connected waits until the main subscription is connected (at once if it
+// is) and returns the number of its connections so far; false when it
+// ended first, or the feed or ctx did.
+func (f *feed) connected(ctx context.Context) (int, bool) {
+	up, n := f.conn.now()
 	select {
 	case <-up:
 		return n, ctx.Err() == nil && f.ctx.Err() == nil
-	case <-f.subs[i].Done():
+	case <-f.subs[0].Done():
 	case <-f.ctx.Done():
 	case <-ctx.Done():
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -45,7 +46,7 @@ func TestFlagMistakes(t *testing.T) {
 			r := start(t, nil, tc.env, tc.args...)
 			code := r.wait(t)
 			errOut := r.errOut.String()
-			if code != exitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
 			}
 		})
@@ -131,7 +132,7 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 			r := start(t, nil, nil, append([]string{"--server", dead}, tc.args...)...)
 			code := r.wait(t)
 			errOut := r.errOut.String()
-			if code != exitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
 			}
 		})
@@ -159,7 +160,7 @@ func TestUnreadableTokenFirst(t *testing.T) {
 					r := start(t, nil, env(user, "PUSH_TOKEN="+tok.env), all...)
 					code := r.wait(t)
 					errOut := r.errOut.String()
-					if code != exitUsage || !strings.Contains(errOut, tok.want) || strings.Count(errOut, "\n") != 1 {
+					if code != cli.ExitUsage || !strings.Contains(errOut, tok.want) || strings.Count(errOut, "\n") != 1 {
 						t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tok.want)
 					}
 				})
@@ -184,7 +185,7 @@ func TestUnreachableServer(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, errOut, code := pushtui(t, nil, append([]string{"--server", addr}, args...)...)
 			want := "pushtui: cannot reach pushd at http://" + addr + ": connection refused; start it with \"pushd serve\""
-			if code != exitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			if code != cli.ExitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
 		})
@@ -223,7 +224,7 @@ func TestNotPushd(t *testing.T) {
 			t.Run(name+"/"+strings.Join(args, " "), func(t *testing.T) {
 				_, errOut, code := pushtui(t, nil, append([]string{"--server", other.URL}, args...)...)
 				want := "pushtui: " + other.URL + " does not look like pushd (it answered an API request with "
-				if code != exitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "<") {
+				if code != cli.ExitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "<") {
 					t.Fatalf("exit %d, stderr %q; want exit 1 and one line starting %q", code, errOut, want)
 				}
 			})
@@ -236,7 +237,7 @@ func TestNotPushd(t *testing.T) {
 	defer proxy.Close()
 	_, errOut, code := pushtui(t, nil, "--server", proxy.URL, "send", "hi")
 	want := "pushtui: " + proxy.URL + " answered 502 Bad Gateway without pushd's error body: a proxy in front of pushd that cannot reach it, or not pushd at all"
-	if code != exitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+	if code != cli.ExitFailed || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 		t.Fatalf("behind a proxy: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -302,7 +303,7 @@ func TestTokens(t *testing.T) {
 		ts.Close()
 	}()
 	_, errOut, code := pushtui(t, nil, "--server", ts.URL, "task", "list")
-	if code != exitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
+	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
 	}
 	tok, err := server.MintToken(secret, "tester", []string{"*"}, true, true, time.Hour)

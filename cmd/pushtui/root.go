@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -60,7 +61,7 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
 	root.SetIn(a.in)
 	root.SetOut(a.out)
 	root.SetErr(a.errOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usage(err) })
 
 	f := root.PersistentFlags()
 	f.StringVar(&o.server, "server", envOr(a.getenv("PUSH_SERVER"), defaultServer), "pushd's address (env PUSH_SERVER)")
@@ -101,7 +102,7 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 	}
 	server := strings.TrimSpace(o.server)
 	if server == "" {
-		return nil, usageErr(fmt.Errorf("--server is empty; give pushd's address, such as %s", defaultServer))
+		return nil, cli.Usagef("--server is empty; give pushd's address, such as %s", defaultServer)
 	}
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
@@ -119,7 +120,7 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 		// "client: server URL "…": why" or "client: server URL "…" has no host"
 		why := strings.TrimPrefix(err.Error(), "client: ")
 		why = strings.TrimLeft(strings.TrimPrefix(why, fmt.Sprintf("server URL %q", server)), ": ")
-		return nil, usageErr(fmt.Errorf("--server %q: %s; give an address such as %s", o.server, why, defaultServer))
+		return nil, cli.Usagef("--server %q: %s; give an address such as %s", o.server, why, defaultServer)
 	}
 	return c, nil
 }
@@ -140,18 +141,18 @@ func (o *globalOptions) checkUser() error {
 				from = "--token"
 			}
 			why := strings.TrimPrefix(err.Error(), "token: ")
-			return usageErr(fmt.Errorf("%s: the token is malformed: %s; pass it whole, as pushd token printed it", from, why))
+			return cli.Usagef("%s: the token is malformed: %s; pass it whole, as pushd token printed it", from, why)
 		}
 	}
 	explicit := o.userGiven != nil && o.userGiven()
 	if explicit && strings.TrimSpace(o.user) == "" {
-		return usageErr(fmt.Errorf("--user is empty: give a name, or leave --user out (the default is the token's user, else $USER)"))
+		return cli.Usagef("--user is empty: give a name, or leave --user out (the default is the token's user, else $USER)")
 	}
 	if token == "" {
 		return nil
 	}
 	if explicit && o.user != sub {
-		return usageErr(fmt.Errorf("--user %s, but the token is for %s and the server would refuse any other name: leave out --user, or pass --user %s", o.user, sub, sub))
+		return cli.Usagef("--user %s, but the token is for %s and the server would refuse any other name: leave out --user, or pass --user %s", o.user, sub, sub)
 	}
 	o.user = sub
 	return nil
@@ -161,7 +162,7 @@ func (o *globalOptions) checkUser() error {
 func (o *globalOptions) transportOpt() (client.Transport, error) {
 	t, err := client.ParseTransport(o.transport)
 	if err != nil {
-		return "", usageErr(fmt.Errorf("--transport %q: use auto, ws, sse, longpoll or poll", o.transport))
+		return "", cli.Usagef("--transport %q: use auto, ws, sse, longpoll or poll", o.transport)
 	}
 	return t, nil
 }
@@ -172,10 +173,10 @@ func (o *globalOptions) needUser() error {
 		return err
 	}
 	if o.user == "" {
-		return usageErr(fmt.Errorf("no user name: pass --user NAME (USER is not set)"))
+		return cli.Usagef("no user name: pass --user NAME (USER is not set)")
 	}
 	if err := protocol.ValidateName("user", o.user); err != nil {
-		return usageErr(fmt.Errorf("--user %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.user, protocol.MaxNameLen))
+		return cli.Usagef("--user %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.user, protocol.MaxNameLen)
 	}
 	return nil
 }
@@ -192,4 +193,9 @@ func (o *globalOptions) styles(a *app) *tui.Styles {
 		return tui.MonoStyles(lipgloss.NewRenderer(a.out))
 	}
 	return tui.NewStyles(lipgloss.NewRenderer(a.out))
+}
+
+// common is what every screen's config shares, from the flags.
+func (o *globalOptions) common(a *app, c *client.Client, tr client.Transport) tui.Common {
+	return tui.Common{Server: c.BaseURL(), Transport: string(tr), Styles: o.styles(a), Timeout: requestTimeout}
 }

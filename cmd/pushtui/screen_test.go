@@ -8,6 +8,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pushd/push/internal/cli"
 )
 
 // screen is pushtui drawing its screens in-process: keys go in through a
@@ -123,8 +125,8 @@ func TestFollowScreenStopped(t *testing.T) {
 	s := startScreen(t, nil, 80, 24, "--server", srv.URL, "watch-progress", "--task", id)
 	s.waitScreen(t, "running")
 	s.press(t, "q")
-	if code := s.wait(t); code != exitInterrupted {
-		t.Fatalf("exit %d, want %d", code, exitInterrupted)
+	if code := s.wait(t); code != cli.ExitInterrupted {
+		t.Fatalf("exit %d, want %d", code, cli.ExitInterrupted)
 	}
 	pushtui(t, nil, "--server", srv.URL, "task", "cancel", id)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 )
 
@@ -40,7 +41,7 @@ func (o *sendOptions) run(ctx context.Context, a *app, g *globalOptions, args []
 		return err
 	}
 	if err := protocol.ValidateName("room", o.room); err != nil {
-		return usageErr(fmt.Errorf("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen))
+		return cli.Usagef("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen)
 	}
 	c, err := g.client(a)
 	if err != nil {
@@ -50,12 +51,12 @@ func (o *sendOptions) run(ctx context.Context, a *app, g *globalOptions, args []
 	if len(args) > 0 {
 		text := strings.Join(args, " ")
 		if strings.TrimSpace(text) == "" {
-			return usageErr(fmt.Errorf("nothing to send: the text is empty or only white space; give some text"))
+			return cli.Usagef("nothing to send: the text is empty or only white space; give some text")
 		}
 		texts = []string{text}
 	} else {
 		if isTerminal(a.in) {
-			return usageErr(fmt.Errorf("nothing to send: give the text as arguments, or pipe lines in"))
+			return cli.Usagef("nothing to send: give the text as arguments, or pipe lines in")
 		}
 		sc := bufio.NewScanner(a.in)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
@@ -69,7 +70,7 @@ func (o *sendOptions) run(ctx context.Context, a *app, g *globalOptions, args []
 		}
 	}
 	if len(texts) == 0 {
-		return usageErr(fmt.Errorf("nothing to send: the text is empty"))
+		return cli.Usagef("nothing to send: the text is empty")
 	}
 	p := a.printer(g)
 	for _, text := range texts {

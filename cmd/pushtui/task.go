@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -76,10 +74,10 @@ external kind is work done elsewhere that reports with "task report".`,
 
 // check refuses, before any request, what the server would refuse: the
 // demo and external kinds' params out of range or not theirs, and a name
-// that is not printable text of at most 200 bytes.
+// that protocol.ValidateTaskName refuses.
 func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 	if strings.TrimSpace(o.kind) == "" {
-		return usageErr(errors.New("--kind is empty: give demo, external, or a kind the server registered"))
+		return cli.Usagef("--kind is empty: give demo, external, or a kind the server registered")
 	}
 	switch o.kind {
 	case "demo":
@@ -87,44 +85,47 @@ func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 			return err
 		}
 		if o.failAt < 0 || o.failAt > o.total {
-			return usageErr(fmt.Errorf("--fail-at %d: give a step from 1 to --total (%d), or leave it out", o.failAt, o.total))
+			return cli.Usagef("--fail-at %d: give a step from 1 to --total (%d), or leave it out", o.failAt, o.total)
 		}
 	case "external":
 		if o.total < 0 {
-			return usageErr(fmt.Errorf("--total %d: give 0 or more units of work", o.total))
+			return cli.Usagef("--total %d: give 0 or more units of work", o.total)
 		}
 		for _, name := range []string{"interval", "fail-at"} {
 			if f.Changed(name) {
-				return usageErr(fmt.Errorf("--%s is for demo tasks; an external task reports its own progress", name))
+				return cli.Usagef("--%s is for demo tasks; an external task reports its own progress", name)
 			}
 		}
 	}
-	if len(o.name) > maxTaskName || !utf8.ValidString(o.name) || strings.IndexFunc(o.name, unicode.IsControl) >= 0 {
-		return usageErr(fmt.Errorf("--name: give printable text of at most %d bytes", maxTaskName))
+	if protocol.ValidateTaskName(o.name) != nil {
+		return cli.Usagef("--name: give printable text of at most %d bytes", protocol.MaxTaskNameBytes)
 	}
 	return nil
 }
 
-// maxTaskName is the longest task name the server takes, in bytes.
-const maxTaskName = 200
-
-// The demo kind's bounds (PROTOCOL.md, Tasks), as the messages say them.
-const (
-	demoMaxTotal    = 1_000_000
-	demoMinInterval = time.Millisecond // "1ms"
-	demoMaxInterval = time.Hour        // "1h"
-)
-
-// checkDemo checks a demo task's steps and time per step, named by their
-// flags in the message.
+// checkDemo checks a demo task's steps and time per step as the server
+// will (protocol.ValidateDemo), naming the flag that is out of bounds.
 func checkDemo(totalFlag string, total int64, intervalFlag string, interval time.Duration) error {
-	if total < 1 || total > demoMaxTotal {
-		return usageErr(fmt.Errorf("%s %d: a demo task has 1 to %d steps", totalFlag, total, demoMaxTotal))
+	if protocol.ValidateDemo(total, protocol.DemoMinInterval) != nil {
+		return cli.Usagef("%s %d: a demo task has 1 to %d steps", totalFlag, total, protocol.DemoMaxTotal)
 	}
-	if interval < demoMinInterval || interval > demoMaxInterval {
-		return usageErr(fmt.Errorf("%s %s: a demo task's steps take from 1ms to 1h each", intervalFlag, interval))
+	if protocol.ValidateDemo(1, interval) != nil {
+		return cli.Usagef("%s %s: a demo task's steps take from %s to %s each", intervalFlag, interval,
+			shortDuration(protocol.DemoMinInterval), shortDuration(protocol.DemoMaxInterval))
 	}
 	return nil
+}
+
+// shortDuration writes d without trailing zero units: "1h", not "1h0m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // checkID refuses an empty task ID (what "$(pushtui task start ...)" gives
@@ -132,7 +133,7 @@ func checkDemo(totalFlag string, total int64, intervalFlag string, interval time
 // or on none, instead of failing.
 func checkID(what, id string) error {
 	if strings.TrimSpace(id) == "" {
-		return usageErr(fmt.Errorf("%s is empty: give a task ID (pushtui task list shows them; did \"pushtui task start\" fail?)", what))
+		return cli.Usagef("%s is empty: give a task ID (pushtui task list shows them; did \"pushtui task start\" fail?)", what)
 	}
 	return nil
 }
@@ -351,10 +352,10 @@ func (o *taskReportOptions) run(cmd *cobra.Command, a *app, g *globalOptions, id
 	case protocol.TaskSucceeded, protocol.TaskFailed:
 		p.State = protocol.TaskState(o.state)
 	default:
-		return usageErr(fmt.Errorf("--state %q: use succeeded or failed", o.state))
+		return cli.Usagef("--state %q: use succeeded or failed", o.state)
 	}
 	if p.Done == nil && p.Total == nil && p.Percent == nil && p.Message == "" && p.State == "" {
-		return usageErr(fmt.Errorf("nothing to report: give --done, --total, --percent, --message or --state"))
+		return cli.Usagef("nothing to report: give --done, --total, --percent, --message or --state")
 	}
 	c, err := g.client(a)
 	if err != nil {
@@ -376,24 +377,20 @@ func (o *taskReportOptions) check(f *pflag.FlagSet) error {
 	case done && percent:
 		// The server would take the percentage from --percent and leave
 		// --done's out of it.
-		return usageErr(errors.New("--done and --percent: give one of them; the task's progress is counted in units of --total or in percent"))
+		return cli.Usagef("--done and --percent: give one of them; the task's progress is counted in units of --total or in percent")
 	case done && o.done < 0:
-		return usageErr(fmt.Errorf("--done %d: give 0 or more", o.done))
+		return cli.Usagef("--done %d: give 0 or more", o.done)
 	case total && o.total < 0:
-		return usageErr(fmt.Errorf("--total %d: give 0 or more", o.total))
+		return cli.Usagef("--total %d: give 0 or more", o.total)
 	case done && total && o.done > o.total:
-		return usageErr(fmt.Errorf("--done %d is more than --total %d", o.done, o.total))
+		return cli.Usagef("--done %d is more than --total %d", o.done, o.total)
 	case percent && !(o.percent >= 0 && o.percent <= 100):
-		return usageErr(fmt.Errorf("--percent %g: give 0 to 100", o.percent))
-	case len(o.message) > maxReportMessage || !utf8.ValidString(o.message):
-		return usageErr(fmt.Errorf("--message: give UTF-8 text of at most %d bytes", maxReportMessage))
+		return cli.Usagef("--percent %g: give 0 to 100", o.percent)
+	case protocol.ValidateTaskMessage(o.message) != nil:
+		return cli.Usagef("--message: give UTF-8 text of at most %d bytes", protocol.MaxTaskMessageBytes)
 	}
 	return nil
 }
-
-// maxReportMessage is the longest progress message the server takes, in
-// bytes.
-const maxReportMessage = 1024
 
 // completeTaskIDs completes task IDs from the server, the name as the
 // description; liveOnly offers only queued and running tasks.

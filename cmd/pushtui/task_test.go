@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 )
 
@@ -57,12 +58,12 @@ func TestTaskCommands(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"task", "report", id}, exitUsage, "nothing to report"},
-		{[]string{"task", "report", id, "--state", "done"}, exitUsage, `--state "done"`},
-		{[]string{"task", "cancel", id}, exitFailed, "finished"},
-		{[]string{"task", "get", "nope"}, exitFailed, "task not found"},
-		{[]string{"task", "cancel"}, exitUsage, "requires at least 1 arg"},
-		{[]string{"task", "start", "--kind", "nosuch"}, exitFailed, "nosuch"},
+		{[]string{"task", "report", id}, cli.ExitUsage, "nothing to report"},
+		{[]string{"task", "report", id, "--state", "done"}, cli.ExitUsage, `--state "done"`},
+		{[]string{"task", "cancel", id}, cli.ExitFailed, "finished"},
+		{[]string{"task", "get", "nope"}, cli.ExitFailed, "task not found"},
+		{[]string{"task", "cancel"}, cli.ExitUsage, "requires at least 1 arg"},
+		{[]string{"task", "start", "--kind", "nosuch"}, cli.ExitFailed, "nosuch"},
 	}
 	for _, tc := range cases {
 		_, errOut, code := pushtui(t, nil, append(s, tc.args...)...)
@@ -94,7 +95,7 @@ func TestSend(t *testing.T) {
 		t.Fatalf("--plain: %q", out)
 	}
 	_, errOut, code = pushtui(t, strings.NewReader("\n"), append(s, "send")...)
-	if code != exitUsage || !strings.Contains(errOut, "nothing to send") {
+	if code != cli.ExitUsage || !strings.Contains(errOut, "nothing to send") {
 		t.Fatalf("empty: exit %d %q", code, errOut)
 	}
 }

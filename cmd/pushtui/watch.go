@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -83,11 +84,8 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 		return err
 	}
 	m := tui.NewWatchModel(tui.WatchConfig{
-		Conn:      &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
-		Server:    c.BaseURL(),
-		Transport: string(tr),
-		Styles:    g.styles(a),
-		Timeout:   requestTimeout,
+		Common: g.common(a, c, tr),
+		Conn:   &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
 	})
 	err = a.runProgram(ctx, m, tea.WithAltScreen())
 	return screenErr(ctx, err)
@@ -125,12 +123,9 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 		return err
 	}
 	m := tui.NewFollowModel(tui.FollowConfig{
-		Conn:      &followConn{feed: f, c: c, id: o.task},
-		TaskID:    o.task,
-		Server:    c.BaseURL(),
-		Transport: string(tr),
-		Styles:    g.styles(a),
-		Timeout:   requestTimeout,
+		Common: g.common(a, c, tr),
+		Conn:   &followConn{feed: f, c: c, id: o.task},
+		TaskID: o.task,
 	})
 	err = a.runProgram(ctx, m)
 	if err := screenErr(ctx, err); err != nil {
@@ -139,7 +134,7 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 	t, err := m.Result()
 	switch {
 	case errors.Is(err, tui.ErrStopped):
-		return &exitError{code: exitInterrupted}
+		return &cli.ExitError{Code: cli.ExitInterrupted}
 	case errors.Is(err, tui.ErrClosed):
 		if ferr := f.Err(); ferr != nil {
 			return ferr
@@ -218,5 +213,5 @@ func outcome(t protocol.Task) error {
 	if t.State == protocol.TaskSucceeded {
 		return nil
 	}
-	return &exitError{code: exitFailed}
+	return &cli.ExitError{Code: cli.ExitFailed}
 }
