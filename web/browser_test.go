@@ -91,10 +91,10 @@ type page struct {
 	ctx  context.Context
 }
 
-// open opens url in a new tab; the page's console errors and uncaught
-// exceptions go to the test's log.
-func (b *browser) open(name, url string) *page {
-	b.t.Helper()
+// open opens url in a new tab for test t, closed when t ends; the page's
+// console errors and uncaught exceptions go to t's log.
+func (b *browser) open(t *testing.T, name, url string) *page {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(func(ev any) {
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
@@ -103,7 +103,7 @@ func (b *browser) open(name, url string) *page {
 				for _, a := range ev.Args {
 					parts = append(parts, strings.TrimSpace(string(a.Value)+" "+a.Description))
 				}
-				b.t.Logf("%s console %s: %s", name, ev.Type, strings.Join(parts, " "))
+				t.Logf("%s console %s: %s", name, ev.Type, strings.Join(parts, " "))
 			}
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
@@ -111,13 +111,13 @@ func (b *browser) open(name, url string) *page {
 			if d.Exception != nil {
 				desc += " " + d.Exception.Description
 			}
-			b.t.Logf("%s exception at %s:%d: %s", name, d.URL, d.LineNumber+1, desc)
+			t.Logf("%s exception at %s:%d: %s", name, d.URL, d.LineNumber+1, desc)
 		}
 	}))
-	b.t.Cleanup(cancel)
+	t.Cleanup(cancel)
 	// The tab lives as long as the context of its first run.
 	if err := chromedp.Do(ctx); err != nil {
-		b.t.Fatalf("%s: open a tab: %v", name, err)
+		t.Fatalf("%s: open a tab: %v", name, err)
 	}
 	p := &page{t: b.t, name: name, ctx: ctx}
 	if b.phone {
@@ -160,6 +160,17 @@ func (p *page) must(expr string, out any) {
 	}
 }
 
+// expect evaluates expr, a JavaScript expression that gives "" when what
+// holds and why not otherwise, once, failing the test unless it holds.
+func (p *page) expect(what, expr string) {
+	p.t.Helper()
+	var why string
+	p.must(expr, &why)
+	if why != "" {
+		p.t.Fatalf("%s: %s: %s", p.name, what, why)
+	}
+}
+
 // waitFor waits until expr, a JavaScript expression, gives "" (so),
 // failing the test with what it last gave otherwise (why not yet).
 func (p *page) waitFor(what, expr string) {
@@ -189,4 +200,3 @@ func (p *page) screenshot(path string) {
 		p.t.Fatal(err)
 	}
 }
-

@@ -461,6 +461,7 @@ class Subscription {
   #cursor = null; // the cursor of the last event passed on
   #working = null; // auto: the transport that worked last
   #hint = 0; // the server's SSE retry hint, ms
+  #longPollRefusals = 0; // long polls in a row that only the network refused
   #closed = false;
   #ended = false;
   #state = "connecting";
@@ -940,9 +941,9 @@ class Subscription {
    * #runPoll polls until a poll fails: long polls back to back (the first
    * a short one, so that connected is reported once the server accepts,
    * not at the stream's next event), or short polls every pollInterval.
-   * Each answer's cursor is where the next one continues. A long poll
-   * that gets no answer, or one not from pushd, while a short poll works
-   * is refused by the network: auto goes on with short polls.
+   * Each answer's cursor is where the next one continues. Two long polls
+   * in a row that get no answer, or one not from pushd, while a short poll
+   * works are refused by the network: auto goes on with short polls.
    */
   async #runPoll(sess, t, wait) {
     for (;;) {
@@ -955,10 +956,13 @@ class Subscription {
         if (this.#ended) throw new Closed();
         if (err instanceof PushdError && w > 0 && (err.status === 0 || err.code === "")) {
           const why = await this.#probe(t, err);
-          if (why instanceof RefusedError && why.cause.status === 0) throw why;
+          // Twice in a row: once may be a server restarting between the
+          // long poll and the check.
+          if (why instanceof RefusedError && why.cause.status === 0 && ++this.#longPollRefusals >= 2) throw why;
         }
         throw err;
       }
+      if (w > 0) this.#longPollRefusals = 0;
       if (!sess.opened) this.#open(sess, t);
       for (const ev of p.events ?? []) this.#deliver(ev, sess);
       // Every event up to the answer's cursor has been passed on (a
