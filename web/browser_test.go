@@ -119,7 +119,7 @@ func (b *browser) open(t *testing.T, name, url string) *page {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("%s: open a tab: %v", name, err)
 	}
-	p := &page{t: b.t, name: name, ctx: ctx}
+	p := &page{t: t, name: name, ctx: ctx}
 	if b.phone {
 		p.run("emulate a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	}
