@@ -71,11 +71,12 @@ type child struct {
 
 var listening = regexp.MustCompile(`msg="pushd listening"`)
 
-// startChild runs pushd serve on addr with the bolt store in data and
-// waits until it listens; it is killed when the test ends.
-func startChild(t *testing.T, addr, data string) *child {
+// startChild runs pushd serve on addr with the bolt store in data, and
+// args, and waits until it listens; it is killed when the test ends.
+func startChild(t *testing.T, addr, data string, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(pushdBinary(t), "serve", "--addr", addr, "--data", data, "--publish-rate", "0", "--presence-grace", "2s")
+	argv := append([]string{"serve", "--addr", addr, "--data", data, "--publish-rate", "0", "--presence-grace", "2s"}, args...)
+	cmd := exec.Command(pushdBinary(t), argv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -248,4 +249,29 @@ func roomMessages(t *testing.T, base, room string) [][2]any {
 		}
 	}
 	return out
+}
+
+// TestServeWebFlag: pushd serve has the app and pushd.js by default, and
+// --web=false leaves only the API.
+func TestServeWebFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusOK},
+		{[]string{"--web=false"}, http.StatusNotFound},
+	} {
+		addr := freeAddr(t)
+		startChild(t, addr, t.TempDir(), c.args...)
+		for _, path := range []string{"/", "/pushd.js", "/app.js"} {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("pushd serve %v: GET %s: %d; want %d", c.args, path, resp.StatusCode, c.want)
+			}
+		}
+	}
 }
