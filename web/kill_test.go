@@ -192,7 +192,7 @@ func TestAppAcrossSIGKILL(t *testing.T) {
 			page.waitFor("every message once, in order", `(() => { const got = JSON.stringify(`+appMessages+`.map(m => [m[0], m[2]]));
 				return got === `+js(string(wantJSON))+` ? "" : "shows " + got; })()`)
 			page.waitFor("live again", connectedOver(transport))
-			page.expect("said it was reconnecting", `(() => { const notes = [...document.querySelectorAll("#messages li.sys.conn")].map(li => li.textContent);
+			page.expect("said it was reconnecting", `(() => { const notes = [...document.querySelectorAll("#messages li.sys.net")].map(li => li.textContent);
 				return notes.some(n => /reconnecting/.test(n)) && notes.some(n => /^Reconnected/.test(n)) &&
 					Number(document.getElementById("conn").dataset.reconnects) >= 1 ? "" : "notes " + JSON.stringify(notes); })()`)
 		})

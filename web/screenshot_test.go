@@ -9,17 +9,20 @@ import (
 	"github.com/pushd/push/server"
 )
 
-// updateScreenshots writes the screenshots README shows, in docs/.
-var updateScreenshots = flag.Bool("screenshots", false, "write the web app's screenshots to ../docs")
+// screenshots names a directory to keep the screenshots in: web-app.png
+// (README's, docs/web-app.png), web-app-phone.png and
+// web-app-reconnecting.png.
+var screenshots = flag.String("screenshots", "", "keep the web app's screenshots in this directory")
 
 // TestAppAtDesktopAndPhoneWidth fills a room and the task list and looks at
 // the app at a desktop's width and a phone's: nothing is wider than the
-// window. With -screenshots it writes them for README.
+// window; then pushd goes away and the page says it is reconnecting. With
+// -screenshots DIR it keeps the screenshots there.
 func TestAppAtDesktopAndPhoneWidth(t *testing.T) {
 	srv := startApp(t, server.Config{})
-	dir := t.TempDir()
-	if *updateScreenshots {
-		dir = filepath.Join("..", "docs")
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
 	}
 	for _, m := range []struct{ user, text string }{
 		{"ann", "Morning! Is the deploy still on for ten?"},
@@ -55,4 +58,11 @@ func TestAppAtDesktopAndPhoneWidth(t *testing.T) {
 	p.waitFor("dan sees everyone", presenceIs("ann", "bob", "dan"))
 	p.screenshot(filepath.Join(dir, "web-app-phone.png"))
 	p.expect("fits the phone", `document.documentElement.scrollWidth <= innerWidth ? "" : "page " + document.documentElement.scrollWidth + "px wide in a " + innerWidth + "px window"`)
+
+	srv.Down(t)
+	ann.waitFor("reconnecting", `document.getElementById("conn").dataset.state === "reconnecting" ? "" : "not yet"`)
+	ann.waitFor("says so", `[...document.querySelectorAll("#messages li.sys.net")].some(li => /reconnecting/.test(li.textContent)) ? "" : "no note"`)
+	ann.screenshot(filepath.Join(dir, "web-app-reconnecting.png"))
+	srv.Up(t)
+	ann.waitFor("back", connectedOver("sse"))
 }

@@ -93,11 +93,11 @@ const conn = {
         break;
       case "connected":
         text.textContent = "Live";
-        if (this.outage) note(`Reconnected over ${name}.`, "conn");
+        if (this.outage) note(`Reconnected over ${name}.`, "net");
         this.outage = false;
         break;
       case "reconnecting": {
-        if (!this.outage) note(`Connection lost (${s.error?.message || "dropped"}); reconnecting.`, "conn warn");
+        if (!this.outage) note(`Connection lost (${s.error?.message || "dropped"}); reconnecting.`, "net warn");
         this.outage = true;
         box.dataset.reconnects = String(Number(box.dataset.reconnects || 0) + 1);
         const until = Date.now() + s.retryIn;
@@ -117,7 +117,7 @@ const conn = {
       case "closed":
         text.textContent = s.error ? "Disconnected" : "Closed";
         box.title = s.error?.message || "";
-        if (s.error) note(`Disconnected: ${s.error.message}`, "conn error");
+        if (s.error) note(`Disconnected: ${s.error.message}`, "net error");
         break;
     }
   },
