@@ -18,6 +18,7 @@ import (
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
 	"github.com/pushd/push/server/tasks"
+	"github.com/pushd/push/web"
 )
 
 type serveOptions struct {
@@ -51,6 +52,7 @@ type serveOptions struct {
 	readTimeout   time.Duration
 	bodyTimeout   time.Duration
 	idleTimeout   time.Duration
+	web           bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -100,6 +102,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&o.readTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request header")
 	f.DurationVar(&o.bodyTimeout, "read-timeout", 10*time.Second, "time a client has to send a request body")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	f.BoolVar(&o.web, "web", true, "serve the web app at / and the browser client at /pushd.js")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	return cmd
@@ -272,8 +275,12 @@ func (o *serveOptions) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
+	var handler http.Handler = srv
+	if o.web {
+		handler = web.Handler(srv)
+	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: o.readTimeout,
 		IdleTimeout:       o.idleTimeout,
 		MaxHeaderBytes:    o.maxHeader,

@@ -1,0 +1,277 @@
+package web_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/internal/backoff"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
+	"github.com/pushd/push/protocol"
+)
+
+// binDir holds the pushd binary the tests build, removed by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// pushdBinary builds cmd/pushd once per test run and returns its path:
+// the tests that kill pushd run the real binary, web app included.
+func pushdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "pushd-web-test-")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "pushd"), "github.com/pushd/push/cmd/pushd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/pushd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "pushd")
+}
+
+// child is a pushd serve process.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mu     sync.Mutex
+	log    bytes.Buffer
+}
+
+var listening = regexp.MustCompile(`msg="pushd listening"`)
+
+// startChild runs pushd serve on addr with the bolt store in data, and
+// args, and waits until it listens; it is killed when the test ends.
+func startChild(t *testing.T, addr, data string, args ...string) *child {
+	t.Helper()
+	argv := append([]string{"serve", "--addr", addr, "--data", data, "--publish-rate", "0", "--presence-grace", "2s"}, args...)
+	cmd := exec.Command(pushdBinary(t), argv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.OnceFunc(func() { close(up) })
+		for sc.Scan() {
+			c.mu.Lock()
+			c.log.WriteString(sc.Text() + "\n")
+			c.mu.Unlock()
+			if listening.MatchString(sc.Text()) {
+				once()
+			}
+		}
+		_ = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.exited
+		if t.Failed() {
+			c.mu.Lock()
+			t.Logf("pushd log:\n%s", c.log.String())
+			c.mu.Unlock()
+		}
+	})
+	select {
+	case <-up:
+	case <-c.exited:
+		t.Fatalf("pushd exited before listening:\n%s", c.log.String())
+	case <-time.After(pushdtest.Timeout):
+		t.Fatal("pushd did not listen in time")
+	}
+	return c
+}
+
+// kill ends the process with SIGKILL and waits until it is gone.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(pushdtest.Timeout):
+		t.Fatal("pushd did not die after SIGKILL")
+	}
+}
+
+// freeAddr returns a loopback address with a port free now, for a server
+// that must come back on the same one.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestAppAcrossSIGKILL: while messages are posted, pushd on the bolt store
+// is killed with SIGKILL and started again; the app, on each transport,
+// shows every message of the room once and in order, and says that it was
+// reconnecting.
+func TestAppAcrossSIGKILL(t *testing.T) {
+	b := newBrowser(t, 1000, 700)
+	for _, transport := range appTransports {
+		t.Run(transport, func(t *testing.T) {
+			addr, data := freeAddr(t), t.TempDir()
+			base := "http://" + addr
+			p := startChild(t, addr, data)
+			room := "kill-" + transport
+			page := b.open(t, "ann", appURL(base, room, "ann", transport))
+			page.waitFor("connected", connectedOver(transport))
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var acked atomic.Int32
+			const total = 30
+			done := make(chan error, 1)
+			go func() { done <- postAll(ctx, base, room, total, &acked) }()
+			testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
+				if n := acked.Load(); n < total/3 {
+					return fmt.Errorf("%d messages acknowledged", n)
+				}
+				return nil
+			})
+			p.kill(t)
+			page.waitFor("noticed", `document.getElementById("conn").dataset.reconnects >= 1 ? "" : "not yet"`)
+			startChild(t, addr, data)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(pushdtest.Timeout):
+				t.Fatalf("the messages were not all posted: %d acknowledged", acked.Load())
+			}
+
+			want := roomMessages(t, base, room)
+			if len(want) < total {
+				t.Fatalf("the room has %d messages after the restart; want at least the %d acknowledged", len(want), total)
+			}
+			wantJSON, _ := json.Marshal(want)
+			page.waitFor("every message once, in order", `(() => { const got = JSON.stringify(`+appMessages+`.map(m => [m[0], m[2]]));
+				return got === `+js(string(wantJSON))+` ? "" : "shows " + got; })()`)
+			page.waitFor("live again", connectedOver(transport))
+			page.expect("said it was reconnecting", `(() => { const notes = [...document.querySelectorAll("#messages li.sys.net")].map(li => li.textContent);
+				return notes.some(n => /reconnecting/.test(n)) && notes.some(n => /^Reconnected/.test(n)) &&
+					Number(document.getElementById("conn").dataset.reconnects) >= 1 ? "" : "notes " + JSON.stringify(notes); })()`)
+		})
+	}
+}
+
+// postAll posts messages m-00 to m-(n-1) to room one after another, each
+// retried until pushd acknowledges it (it refuses connections while it is
+// down), counting the acknowledged ones in acked.
+func postAll(ctx context.Context, base, room string, n int, acked *atomic.Int32) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	bo := backoff.New(backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond})
+	for i := range n {
+		body := fmt.Sprintf(`{"user":"curl","text":"m-%02d"}`, i)
+		for {
+			resp, err := hc.Post(base+"/v1/rooms/"+room+"/messages", "application/json", strings.NewReader(body))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					acked.Add(1)
+					bo.Reset()
+					break
+				}
+				if resp.StatusCode < 500 {
+					return fmt.Errorf("post m-%02d: %s", i, resp.Status)
+				}
+			}
+			if !backoff.Sleep(ctx, bo.Next()) {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// roomMessages returns the room's messages as [seq, text] pairs, from
+// the server's log.
+func roomMessages(t *testing.T, base, room string) [][2]any {
+	t.Helper()
+	resp, err := http.Get(base + pushdtest.RoomPath(room) + "?since=0&wait=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p protocol.Poll
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	var out [][2]any
+	for _, ev := range p.Events {
+		if ev.Type == protocol.TypeMessage {
+			out = append(out, [2]any{ev.Seq, ev.Text})
+		}
+	}
+	return out
+}
+
+// TestServeWebFlag: pushd serve has the app and pushd.js by default, and
+// --web=false leaves only the API.
+func TestServeWebFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusOK},
+		{[]string{"--web=false"}, http.StatusNotFound},
+	} {
+		addr := freeAddr(t)
+		startChild(t, addr, t.TempDir(), c.args...)
+		for _, path := range []string{"/", "/pushd.js", "/app.js"} {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("pushd serve %v: GET %s: %d; want %d", c.args, path, resp.StatusCode, c.want)
+			}
+		}
+	}
+}
