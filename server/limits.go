@@ -13,11 +13,12 @@ import (
 )
 
 // Limits bound what one client can take from the server. For the rate and
-// the per-client counts, zero or less means no limit (pushd serve sets them
-// by default); MaxStreams and WSReadLimit have defaults.
+// the per-client counts, zero or less means no limit (DefaultConfig has
+// the ones pushd serve applies); MaxStreams and WSReadLimit take
+// DefaultConfig's when zero.
 type Limits struct {
 	// PublishRate is how many messages one user may post per second,
-	// PublishBurst how many at once (default: as many as PublishRate).
+	// PublishBurst how many at once (zero: as many as PublishRate).
 	PublishRate  float64
 	PublishBurst int
 	// ConnsPerIP and ConnsPerUser bound open WebSocket and SSE
@@ -27,26 +28,24 @@ type Limits struct {
 	// LongPollsPerIP bounds long polls waiting at once from one address.
 	LongPollsPerIP int
 	// MaxStreams bounds the rooms clients open that the server keeps in
-	// memory at once (default 100,000): a new room past it is refused
-	// with 503, but one no one uses makes room for it, and goes after a
-	// while anyway. The server's own streams (tasks) and publishes
-	// (logouts, task progress) are never refused.
+	// memory at once: a new room past it is refused with 503, but one no
+	// one uses makes room for it, and goes after a while anyway. The
+	// server's own streams (tasks) and publishes (logouts, task progress)
+	// are never refused.
 	MaxStreams int
 	// WSReadLimit is the largest WebSocket message a client may send
-	// (default 4 KiB; clients have nothing to say but control frames).
+	// (clients have nothing to say but control frames).
 	WSReadLimit int64
 }
 
-func (l Limits) withDefaults() Limits {
+// withDefaults fills MaxStreams and WSReadLimit from d when zero, and a
+// zero PublishBurst from PublishRate.
+func (l Limits) withDefaults(d Limits) Limits {
 	if l.PublishBurst <= 0 {
 		l.PublishBurst = max(1, int(math.Ceil(l.PublishRate)))
 	}
-	if l.MaxStreams <= 0 {
-		l.MaxStreams = 100_000
-	}
-	if l.WSReadLimit <= 0 {
-		l.WSReadLimit = 4 << 10
-	}
+	orDefault(&l.MaxStreams, d.MaxStreams)
+	orDefault(&l.WSReadLimit, d.WSReadLimit)
 	return l
 }
 
