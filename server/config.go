@@ -131,12 +131,6 @@ func (c Config) withDefaults() Config {
 		c.BatchWindow = d.BatchWindow
 	}
 	orDefault(&c.TailSize, d.TailSize)
-	// The tail is a ring indexed by seq: round up to a power of two.
-	size := 8
-	for size < c.TailSize {
-		size *= 2
-	}
-	c.TailSize = size
 	orDefault(&c.StreamIdle, d.StreamIdle)
 	c.Limits = c.Limits.withDefaults(d.Limits)
 	if c.Logger == nil {
