@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
 )
@@ -123,10 +124,8 @@ func retryUnavailable[T any](ctx context.Context, log *slog.Logger, what string,
 			return v, err
 		}
 		log.Info("waiting for NATS", "for", what, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 500*time.Millisecond) {
 			return v, err
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -161,11 +162,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			nc.Close()
 			return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 250*time.Millisecond) {
 			nc.Close()
 			return nil, fmt.Errorf("open NATS store at %s: %w (is JetStream on, and has the NATS cluster formed?)", opts.URL, err)
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -196,16 +195,6 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 
 // JetStream returns the store's JetStream context.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
-
-// Prefix returns the prefix of everything the store creates in NATS.
-func (s *Store) Prefix() string { return s.opts.Prefix }
-
-// Timeout returns the bound on each call to NATS.
-func (s *Store) Timeout() time.Duration { return s.opts.Timeout }
-
-// Replicas returns how many copies JetStream keeps of what the store
-// creates.
-func (s *Store) Replicas() int { return s.opts.Replicas }
 
 // Ready reports whether NATS and JetStream answer.
 func (s *Store) Ready(ctx context.Context) error {
@@ -270,28 +259,9 @@ func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream
 		return nil, nil, err
 	}
 	name := s.streamName(stream)
-	cfg := jetstream.StreamConfig{
-		Name:        name,
-		Description: "pushd stream " + stream,
-		Subjects:    []string{s.subject(stream)},
-		Storage:     jetstream.FileStorage,
-		Replicas:    s.opts.Replicas,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxMsgs:     int64(s.opts.MaxEvents),
-		MaxAge:      s.opts.MaxAge,
-		AllowDirect: true,
-		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
-	}
-	if cfg.MaxMsgs == 0 {
-		cfg.MaxMsgs = -1
-	}
 	st, err := s.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, name) // another server created it first
-		}
+		st, err = s.create(ctx, stream, name)
 	}
 	if err != nil {
 		return nil, nil, unavailable(fmt.Errorf("stream %s: %w", name, err))
@@ -310,6 +280,32 @@ func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream
 		s.streams[stream] = js
 	}
 	return js, st, nil
+}
+
+// create makes name, the JetStream stream of a pushd stream, with a new
+// epoch; if another server made it first, it returns that one.
+func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stream, error) {
+	cfg := jetstream.StreamConfig{
+		Name:        name,
+		Description: "pushd stream " + stream,
+		Subjects:    []string{s.subject(stream)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.opts.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     int64(s.opts.MaxEvents),
+		MaxAge:      s.opts.MaxAge,
+		AllowDirect: true,
+		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = -1
+	}
+	st, err := s.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = s.js.Stream(ctx, name)
+	}
+	return st, err
 }
 
 // cached returns the stream as last looked up, or looks it up.

@@ -144,13 +144,13 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 	if err := st.checkOpen(); err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, st.opts.Timeout)
 	defer cancel()
 	cfg := jetstream.KeyValueConfig{
-		Bucket:         st.Prefix() + "_tasks",
+		Bucket:         st.opts.Prefix + "_tasks",
 		Description:    "pushd task records, by task id",
 		Storage:        jetstream.FileStorage,
-		Replicas:       st.Replicas(),
+		Replicas:       st.opts.Replicas,
 		LimitMarkerTTL: markerTTL,
 	}
 	var err error
@@ -171,11 +171,11 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 		ts.purgeTTL = markerTTL
 	}
 	ts.nodes, err = bucket(ctx, st.js, jetstream.KeyValueConfig{
-		Bucket:      st.Prefix() + "_task_nodes",
+		Bucket:      st.opts.Prefix + "_task_nodes",
 		Description: "pushd servers that run tasks, each renewed while it lives",
 		TTL:         opts.NodeTTL,
 		Storage:     jetstream.FileStorage,
-		Replicas:    st.Replicas(),
+		Replicas:    st.opts.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
@@ -227,7 +227,7 @@ func (ts *Tasks) Close() error {
 
 // subject is where a node answers requests for its tasks.
 func (ts *Tasks) subject(node string) string {
-	return ts.st.Prefix() + ".tasks.node." + node
+	return ts.st.opts.Prefix + ".tasks.node." + node
 }
 
 // SaveTask implements server.TaskStore: it writes the record as this
@@ -238,7 +238,7 @@ func (ts *Tasks) SaveTask(ctx context.Context, t protocol.Task) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return fmt.Errorf("save task %s: %w", t.ID, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	data, err := json.Marshal(record{Node: ts.node, Task: t})
 	if err != nil {
@@ -301,7 +301,7 @@ func (ts *Tasks) DeleteTask(ctx context.Context, id string) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	ts.mu.Lock()
 	rev, ok := ts.revs[id]
@@ -343,7 +343,7 @@ func (ts *Tasks) lookup(ctx context.Context, id string) (mirrored, error) {
 	if err := ts.st.checkOpen(); err != nil {
 		return mirrored{}, fmt.Errorf("read task %s: %w", id, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	e, err := ts.records.Get(ctx, id)
 	switch {
@@ -388,7 +388,7 @@ func (ts *Tasks) List(ctx context.Context) ([]protocol.Task, error) {
 // catchUp waits until the view reflects the bucket's latest revision, or
 // the timeout; past it, a view that has caught up once is used as it is.
 func (ts *Tasks) catchUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	status, err := ts.records.Status(ctx)
 	if err != nil {
@@ -458,7 +458,7 @@ func (ts *Tasks) watchOnce(ctx context.Context) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	sctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	status, err := ts.records.Status(sctx)
 	cancel()
 	if err != nil {
@@ -476,7 +476,7 @@ func (ts *Tasks) watchOnce(ctx context.Context) error {
 		_ = w.Stop()
 		// The watch's delivery blocks on its channel: drain it so that
 		// it can end.
-		drain := time.NewTimer(ts.st.Timeout())
+		drain := time.NewTimer(ts.st.opts.Timeout)
 		defer drain.Stop()
 		for {
 			select {
@@ -574,7 +574,7 @@ func (ts *Tasks) forward(ctx context.Context, req peerRequest) (protocol.Task, e
 	if err != nil {
 		return protocol.Task{}, fmt.Errorf("encode task request: %w", err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	rctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	msg, err := ts.st.nc.RequestWithContext(rctx, ts.subject(m.rec.Node), data)
 	switch {
@@ -635,7 +635,7 @@ func (ts *Tasks) answer(ctx context.Context, local *server.Tasks, msg *nats.Msg)
 		reply.Error = protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "undecodable task request: %v", err)
 	} else {
 		// The request is answered even if the server is shutting down.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.st.Timeout())
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.st.opts.Timeout)
 		var t protocol.Task
 		switch {
 		case req.Op == opCancel:
@@ -672,7 +672,7 @@ func (ts *Tasks) keepAlive(ctx context.Context, local *server.Tasks) {
 	tick := time.NewTicker(ts.ttl / 3)
 	defer tick.Stop()
 	defer func() {
-		gctx, cancel := context.WithTimeout(context.Background(), ts.st.Timeout())
+		gctx, cancel := context.WithTimeout(context.Background(), ts.st.opts.Timeout)
 		defer cancel()
 		if ts.st.checkOpen() == nil {
 			if err := ts.nodes.Purge(gctx, ts.node); err != nil {
@@ -706,7 +706,7 @@ func (ts *Tasks) renew(ctx context.Context) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	data, _ := json.Marshal(map[string]any{"name": ts.st.opts.Name, "time": time.Now().UTC()})
 	if _, err := ts.nodes.Put(ctx, ts.node, data); err != nil {
@@ -755,7 +755,7 @@ func (ts *Tasks) reap(ctx context.Context, local *server.Tasks) {
 
 // alive reports whether a node's liveness is current.
 func (ts *Tasks) alive(ctx context.Context, node string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	_, err := ts.nodes.Get(ctx, node)
 	switch {
@@ -785,7 +785,7 @@ func (ts *Tasks) takeOver(ctx context.Context, local *server.Tasks, m mirrored) 
 		ts.log.Error("encode task record", "task", c.task.ID, "err", err)
 		return
 	}
-	uctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	uctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	rev, err := ts.records.Update(uctx, c.task.ID, c.data, m.rev)
 	cancel()
 	switch {
@@ -819,7 +819,7 @@ type claim struct {
 // did not land, and the record is reaped again if its node is still
 // gone. If it cannot be read, the next reap tries again.
 func (ts *Tasks) confirm(ctx context.Context, local *server.Tasks, c claim) {
-	rctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	rctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	e, err := ts.records.Get(rctx, c.task.ID)
 	cancel()
 	switch {
@@ -849,7 +849,7 @@ func (ts *Tasks) tookOver(ctx context.Context, local *server.Tasks, c claim, rev
 	ts.mu.Unlock()
 	if c.ended {
 		ts.log.Info("task ended: its server is gone", "task", c.task.ID, "node", c.from)
-		actx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+		actx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 		err := local.Local().Announce(actx, c.task)
 		cancel()
 		if err != nil {
