@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -228,13 +226,15 @@ func (o *serveOptions) run(ctx context.Context) error {
 	if o.pprofAddr != "" {
 		stopProfiles, err := servePprof(o.pprofAddr, log)
 		if err != nil {
+			_ = srv.Shutdown(ctx) // it has served nothing: nothing to wait for
 			return err
 		}
 		defer stopProfiles()
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := listen("--addr", o.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.addr, err)
+		_ = srv.Shutdown(ctx)
+		return err
 	}
 	hs := &http.Server{
 		Handler:           srv,
@@ -282,57 +282,39 @@ func (o *serveOptions) dataDirFor() string {
 	return o.dataDir
 }
 
+// listenAddrHint is what a listen address looks like, for its errors.
+const listenAddrHint = "want host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 for every interface"
+
 // checkListenAddr checks that addr, the value of flag, is host:port with a
-// port from 0 to 65535 (0: any free one) and a host that is empty (every
-// interface), an IP address or a host name.
+// port from 0 to 65535 (0: any free one). The host is left to listen,
+// which refuses one that names nothing.
 func checkListenAddr(flag, addr string) error {
-	const want = "want host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 for every interface"
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		var ae *net.AddrError
 		if errors.As(err, &ae) {
 			err = errors.New(ae.Err)
 		}
-		return usagef("%s %q: %v; %s", flag, addr, err, want)
+		return usagef("%s %q: %v; %s", flag, addr, err, listenAddrHint)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return usagef("%s %q: the port must be a number from 0 to 65535; %s", flag, addr, want)
-	}
-	if host != "" && !isIPAddr(host) && !isHostName(host) {
-		return usagef("%s %q: %q is neither an IP address nor a host name; %s", flag, addr, host, want)
+		return usagef("%s %q: the port must be a number from 0 to 65535; %s", flag, addr, listenAddrHint)
 	}
 	return nil
 }
 
-// isIPAddr reports whether host is an IP address, with a zone or not.
-func isIPAddr(host string) bool {
-	_, err := netip.ParseAddr(host)
-	return err == nil
-}
-
-// isHostName reports whether host is a DNS name: dot-separated labels of
-// letters, digits, - and _, each 1 to 63 long and not starting or ending
-// with -, the last not all digits (so 256.0.0.1 is neither this nor an
-// IP address).
-func isHostName(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	if host == "" || len(host) > 253 {
-		return false
+// listen listens on addr, the value of flag. A host that names no address
+// is a mistake on the command line, like a malformed address.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		return nil, usagef("%s %q: %v; %s", flag, addr, dnsErr, listenAddrHint)
+	case err != nil:
+		return nil, fmt.Errorf("%s: listen on %s: %w", flag, addr, err)
 	}
-	labels := strings.Split(host, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
+	return ln, nil
 }
 
 // isLoopback reports whether a listen address stays on this machine.
