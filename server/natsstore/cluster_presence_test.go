@@ -279,7 +279,7 @@ func TestClusterPresenceFailedLoginOwesNoLogout(t *testing.T) {
 	b, _ := presenceNode(t, ns.URL(), 1)
 	// The room's events subject under the default prefix, its name
 	// escaped as the store does.
-	events := "pushd.events." + strings.NewReplacer(".", "=2E", "/", "=2F").Replace(protocol.RoomStream("lobby"))
+	events := natsstore.DefaultOptions().Prefix + ".events." + strings.NewReplacer(".", "=2E", "/", "=2F").Replace(protocol.RoomStream("lobby"))
 	key := "$KV." + ra.Bucket() + ".r.lobby."
 
 	login := px.loseRequest(events, `"type":"login"`)

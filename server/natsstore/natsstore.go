@@ -24,7 +24,8 @@ import (
 	"github.com/pushd/push/server"
 )
 
-// Options configure a Store. URL is required.
+// Options configure a Store. URL is required; Open takes the zero fields
+// of the others from DefaultOptions.
 type Options struct {
 	// URL is the NATS server, or a comma-separated list of a cluster's.
 	URL string
@@ -32,21 +33,27 @@ type Options struct {
 	// needs one.
 	CredsFile string
 	// Prefix names everything pushd creates in NATS, so several pushd
-	// clusters can share one NATS (default "pushd").
+	// clusters can share one NATS.
 	Prefix string
-	// Replicas is how many copies JetStream keeps of each stream (default
-	// 1; use 3 on a three-node NATS cluster).
+	// Replicas is how many copies JetStream keeps of each stream (3 on a
+	// three-node NATS cluster).
 	Replicas int
 	// MaxEvents and MaxAge bound each stream's history (0: no bound).
 	MaxEvents int
 	MaxAge    time.Duration
-	// Timeout bounds each call to NATS (default 5 s). A call that takes
-	// longer fails with server.ErrUnavailable.
+	// Timeout bounds each call to NATS. A call that takes longer fails
+	// with server.ErrUnavailable.
 	Timeout time.Duration
 	// Name identifies this server's connection in NATS monitoring.
 	Name string
 	// Logger receives connection changes (default: discarded).
 	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults of Options, written once here: Open
+// takes a zero field from it, and pushd serve's flags start from it.
+func DefaultOptions() Options {
+	return Options{Prefix: "pushd", Replicas: 1, Timeout: 5 * time.Second, Name: "pushd"}
 }
 
 // Store is a server.Store on NATS JetStream, shared by every pushd that
@@ -96,21 +103,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.URL == "" {
 		return nil, errors.New("open NATS store: no URL")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = "pushd"
-	}
+	d := DefaultOptions()
+	opts.Prefix = cmp.Or(opts.Prefix, d.Prefix)
 	if err := ValidatePrefix(opts.Prefix); err != nil {
 		return nil, fmt.Errorf("open NATS store: %w", err)
 	}
 	if opts.Replicas <= 0 {
-		opts.Replicas = 1
+		opts.Replicas = d.Replicas
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Second
+		opts.Timeout = d.Timeout
 	}
-	if opts.Name == "" {
-		opts.Name = "pushd"
-	}
+	opts.Name = cmp.Or(opts.Name, d.Name)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
