@@ -8,6 +8,28 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
+// Publish appends ev to the named stream and returns it as stored. When
+// Publish returns nil the event is in the store and every subscriber will
+// receive it. Concurrent publishes to one stream are grouped into one store
+// append. The limit on rooms (Limits.MaxStreams) is for what clients open:
+// Publish is never refused by it.
+func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
+	return h.publish(ctx, name, ev, false)
+}
+
+// publish is Publish, within the limit on rooms when limited.
+func (h *Hub) publish(ctx context.Context, name string, ev protocol.Event, limited bool) (protocol.Event, error) {
+	s, err := h.acquire(ctx, name, limited)
+	if err != nil {
+		return protocol.Event{}, err
+	}
+	defer h.release(s)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	return s.publish(ctx, ev)
+}
+
 // batch is a group of publishes that go to the store in one append.
 type batch struct {
 	events []protocol.Event

@@ -9,6 +9,40 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
+// settle waits, in follow mode, until every stream's tail holds the events
+// this server appended, so that its own subscribers get them before a
+// shutdown ends their subscriptions (the final events of cancelled tasks).
+// It gives up when ctx ends or after a few seconds.
+func (h *Hub) settle(ctx context.Context) {
+	if h.follower == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	streams := make([]*stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		streams = append(streams, s)
+	}
+	h.mu.Unlock()
+	for _, s := range streams {
+		for {
+			s.mu.RLock()
+			caughtUp, notify := s.published.Load() >= s.appended, s.notify
+			s.mu.RUnlock()
+			if caughtUp {
+				break
+			}
+			select {
+			case <-notify:
+			case <-ctx.Done():
+				h.log.Warn("shutdown: some events of this server did not reach its subscribers in time; they will read them on reconnecting", "stream", s.name)
+				return
+			}
+		}
+	}
+}
+
 // follow feeds the tail from the store until ctx ends. When following
 // fails (the store lost the stream, or cannot be reached for long) it
 // starts again from where it stopped, or from the start of a new history

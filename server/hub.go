@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/pushd/push/protocol"
 )
 
 // Errors a subscription ends with; transports turn them into close reasons.
@@ -31,9 +29,10 @@ var (
 // grows, so one publish wakes every waiting subscriber without the
 // publisher touching any of them.
 //
-// This file is the hub's registry of streams; stream.go is a stream's
-// announcements, batch.go its publishes, follow.go how it follows a
-// shared store, and tail.go its tail.
+// This file is the hub's registry of the streams in memory; stream.go is
+// a stream and how it tells its subscribers of new events, batch.go how
+// publishes reach the store, follow.go how a stream follows a shared
+// store, and tail.go the tail.
 type Hub struct {
 	store Store
 	cfg   hubConfig
@@ -124,40 +123,6 @@ func (h *Hub) shutdown() {
 	h.mu.Unlock()
 	h.stopFollow()
 	h.following.Wait()
-}
-
-// settle waits, in follow mode, until every stream's tail holds the events
-// this server appended, so that its own subscribers get them before a
-// shutdown ends their subscriptions (the final events of cancelled tasks).
-// It gives up when ctx ends or after a few seconds.
-func (h *Hub) settle(ctx context.Context) {
-	if h.follower == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	h.mu.Lock()
-	streams := make([]*stream, 0, len(h.streams))
-	for _, s := range h.streams {
-		streams = append(streams, s)
-	}
-	h.mu.Unlock()
-	for _, s := range streams {
-		for {
-			s.mu.RLock()
-			caughtUp, notify := s.published.Load() >= s.appended, s.notify
-			s.mu.RUnlock()
-			if caughtUp {
-				break
-			}
-			select {
-			case <-notify:
-			case <-ctx.Done():
-				h.log.Warn("shutdown: some events of this server did not reach its subscribers in time; they will read them on reconnecting", "stream", s.name)
-				return
-			}
-		}
-	}
 }
 
 // acquire returns the named stream, loading its position from the store
@@ -286,26 +251,4 @@ func (h *Hub) release(s *stream) {
 		h.idle++
 	}
 	h.sweepLocked(now)
-}
-
-// Publish appends ev to the named stream and returns it as stored. When
-// Publish returns nil the event is in the store and every subscriber will
-// receive it. Concurrent publishes to one stream are grouped into one store
-// append. The limit on rooms (Limits.MaxStreams) is for what clients open:
-// Publish is never refused by it.
-func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
-	return h.publish(ctx, name, ev, false)
-}
-
-// publish is Publish, within the limit on rooms when limited.
-func (h *Hub) publish(ctx context.Context, name string, ev protocol.Event, limited bool) (protocol.Event, error) {
-	s, err := h.acquire(ctx, name, limited)
-	if err != nil {
-		return protocol.Event{}, err
-	}
-	defer h.release(s)
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
-	return s.publish(ctx, ev)
 }
