@@ -58,7 +58,7 @@ func (s *stream) follow(ctx context.Context) {
 			return
 		}
 		s.mu.RLock()
-		moved := s.tail.last != after
+		moved := s.tail.last != after.Seq
 		s.mu.RUnlock()
 		if moved {
 			retry.Reset()
@@ -75,19 +75,20 @@ func (s *stream) follow(ctx context.Context) {
 // doubling up to 5 s, and from the start again once the tail has moved.
 var followBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
-// resume returns the seq to follow the store after: the tail's last, or,
-// when the store's history is no longer the tail's, the point before the
-// new history's first event, after starting the tail anew in that epoch.
-func (s *stream) resume(ctx context.Context) (uint64, error) {
+// resume returns the cursor to follow the store after: the tail's last,
+// or, when the store's history is no longer the tail's, the point before
+// the new history's first event, after starting the tail anew in that
+// epoch.
+func (s *stream) resume(ctx context.Context) (protocol.Cursor, error) {
 	info, err := s.hub.store.Info(ctx, s.name)
 	if err != nil {
-		return 0, err
+		return protocol.Cursor{}, err
 	}
 	s.mu.Lock()
 	if info.Epoch == s.epoch {
-		last := s.tail.last
+		after := protocol.Cursor{Epoch: s.epoch, Seq: s.tail.last}
 		s.mu.Unlock()
-		return last, nil
+		return after, nil
 	}
 	s.hub.log.Warn("stream's history began anew in the store; subscribers get a reset", "stream", s.name, "epoch", info.Epoch, "was", s.epoch)
 	s.beginEpochLocked(info.Epoch, info.First)
@@ -95,7 +96,7 @@ func (s *stream) resume(ctx context.Context) (uint64, error) {
 	// Announce the new epoch at once: waiting subscribers must see it.
 	s.pending = false
 	s.announceNowLocked(time.Now())
-	after := s.tail.last
+	after := protocol.Cursor{Epoch: s.epoch, Seq: s.tail.last}
 	s.mu.Unlock()
 	s.wakeWaiters()
 	return after, nil

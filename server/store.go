@@ -70,11 +70,13 @@ type StreamInfo struct {
 // by following the store, not from the appending server's own hand, so
 // that all servers see one order.
 type Follower interface {
-	// Follow calls deliver with the stream's events after seq after, in
-	// order and as soon as they are stored, until ctx ends or the store
-	// fails; it returns the reason. deliver is called from one goroutine
-	// at a time and must not keep the slice.
-	Follow(ctx context.Context, stream string, after uint64, deliver func([]protocol.Event)) error
+	// Follow calls deliver with the stream's events after the cursor
+	// after, in order and as soon as they are stored, until ctx ends or
+	// the store fails; it returns the reason. A stream whose history is
+	// no longer after's epoch (it began anew) is not followed: Follow
+	// returns at once. deliver is called from one goroutine at a time and
+	// must not keep the slice.
+	Follow(ctx context.Context, stream string, after protocol.Cursor, deliver func([]protocol.Event)) error
 }
 
 // Readier is a Store that can tell whether it is ready to serve (optional;

@@ -492,20 +492,23 @@ const followBatch = 256
 
 // Follow implements server.Follower with an ordered consumer, which
 // JetStream recreates by itself after a lost connection, from where it
-// left off. When the consumer reports trouble, Follow checks that the
-// stream is still the one it began on: a stream deleted and made again
-// (by an operator, or a NATS that lost its data) is a new history, and
-// Follow returns for the hub to start on it afresh.
-func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver func([]protocol.Event)) error {
+// left off. A stream deleted and made again (by an operator, or a NATS
+// that lost its data) is a new history: Follow returns for the hub to
+// start on it afresh if it finds one when it starts, or when the consumer
+// reports trouble and a check finds one, or cannot be made.
+func (s *Store) Follow(ctx context.Context, stream string, after protocol.Cursor, deliver func([]protocol.Event)) error {
 	lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	js, st, err := s.lookup(lctx, stream)
 	cancel()
 	if err != nil {
 		return err
 	}
+	if js.epoch != after.Epoch {
+		return fmt.Errorf("follow %s: the stream was made anew (epoch %s, not %s)", js.name, js.epoch, after.Epoch)
+	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   after + 1,
+		OptStartSeq:   after.Seq + 1,
 	})
 	if err != nil {
 		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
@@ -563,7 +566,12 @@ func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver
 			lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 			now, _, err := s.lookup(lctx, stream)
 			cancel()
-			if err == nil && now.epoch != js.epoch {
+			switch {
+			case err != nil:
+				// Whether the stream is still this one is not known, and
+				// the consumer may go on in another: start afresh.
+				return fmt.Errorf("follow %s: check the stream after trouble: %w", js.name, err)
+			case now.epoch != js.epoch:
 				return fmt.Errorf("follow %s: the stream was made anew (epoch %s, was %s)", js.name, now.epoch, js.epoch)
 			}
 		}
