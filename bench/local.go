@@ -23,12 +23,13 @@ type localServer struct {
 }
 
 func startLocal(o Options) (*localServer, error) {
+	d := server.DefaultConfig()
 	srv, err := server.New(server.Config{
 		// Keep every message of the run, so a subscriber that reconnects
 		// late still resumes exactly.
-		History:      max(10000, o.Messages),
-		MaxTextBytes: max(4<<10, o.Size),
-		MaxBodyBytes: max(64<<10, int64(o.Size)+4<<10),
+		History:      max(d.History, o.Messages),
+		MaxTextBytes: max(d.MaxTextBytes, o.Size),
+		MaxBodyBytes: max(d.MaxBodyBytes, int64(o.Size)+4<<10),
 		Limits:       server.Limits{}, // no rate or connection limits
 	})
 	if err != nil {

@@ -71,13 +71,14 @@ type Options struct {
 	StallFor time.Duration
 	// Room is the room to use; empty picks a fresh "bench-<random>".
 	Room string
-	// Timeout bounds the whole run (zero: 2 minutes).
+	// Timeout bounds the whole run (zero: DefaultOptions').
 	Timeout time.Duration
 	// Drain is how long Run waits, once everything is published, without
 	// a single new delivery before it counts what is missing as lost
-	// (zero: 10 seconds).
+	// (zero: DefaultOptions').
 	Drain time.Duration
-	// ConnectConcurrency is how many subscribers connect at once (zero: 64).
+	// ConnectConcurrency is how many subscribers connect at once (zero:
+	// DefaultOptions').
 	ConnectConcurrency int
 	// Progress, when set, receives a line at each phase and every few
 	// seconds while messages flow.
@@ -168,30 +169,40 @@ func (o Options) checked() (Options, string, error) {
 	}
 	base := ""
 	if o.Target != "" {
-		u, err := url.Parse(o.Target)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return o, "", badOption("target", strconv.Quote(o.Target), "want the server's base URL, e.g. http://127.0.0.1:8080")
+		var err error
+		if base, err = baseURL("target", o.Target, "want the server's base URL, e.g. http://127.0.0.1:8080"); err != nil {
+			return o, "", err
 		}
-		base = strings.TrimSuffix(u.String(), "/")
 	}
 	if o.PublishTo != "" {
-		u, err := url.Parse(o.PublishTo)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return o, "", badOption("publish-to", strconv.Quote(o.PublishTo), "want a server's base URL, e.g. http://127.0.0.1:8081")
+		u, err := baseURL("publish-to", o.PublishTo, "want a server's base URL, e.g. http://127.0.0.1:8081")
+		if err != nil {
+			return o, "", err
 		}
 		if o.Target == "" {
 			return o, "", badOption("publish-to", strconv.Quote(o.PublishTo), "only with --target (another node of the same cluster)")
 		}
-		o.PublishTo = strings.TrimSuffix(u.String(), "/")
+		o.PublishTo = u
 	}
+	d := DefaultOptions()
 	if o.Timeout == 0 {
-		o.Timeout = 2 * time.Minute
+		o.Timeout = d.Timeout
 	}
 	if o.Drain == 0 {
-		o.Drain = 10 * time.Second
+		o.Drain = d.Drain
 	}
 	if o.ConnectConcurrency == 0 {
-		o.ConnectConcurrency = 64
+		o.ConnectConcurrency = d.ConnectConcurrency
 	}
 	return o, base, nil
+}
+
+// baseURL checks raw, the value of option, as the base URL of a server,
+// and returns it without a final slash; problem says what is wanted.
+func baseURL(option, raw, problem string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", badOption(option, strconv.Quote(raw), "%s", problem)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/pushd/push/internal/backoff"
 )
 
 // publishTimeout bounds one publish request.
@@ -62,7 +64,7 @@ func (r *runner) publisher(ctx context.Context, pub int, start time.Time) (first
 	for seq := range n {
 		if r.o.Rate > 0 {
 			due := start.Add(time.Duration(float64(pub+seq*p) / r.o.Rate * float64(time.Second)))
-			if d := time.Until(due); d > 0 && !sleep(ctx, d) {
+			if d := time.Until(due); d > 0 && !backoff.Sleep(ctx, d) {
 				return first, fmt.Errorf("publisher %d: message %d: %w", pub, seq, ctx.Err())
 			}
 		}

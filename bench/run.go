@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 )
 
@@ -318,7 +319,7 @@ func (r *runner) waitForGauge(ctx context.Context, want float64) error {
 		if got >= want {
 			return nil
 		}
-		if !sleep(ctx, 20*time.Millisecond) {
+		if !backoff.Sleep(ctx, 20*time.Millisecond) {
 			return fmt.Errorf("the server counted %g of %g after %s", got, want, gaugeWait)
 		}
 	}

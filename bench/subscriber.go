@@ -7,18 +7,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/internal/sse"
 	"github.com/pushd/push/protocol"
 )
 
-// Reconnect pacing, and how many times a subscriber tries its first
-// connection before the run gives up.
+// How many times a subscriber tries its first connection before the run
+// gives up, and how long each try may take.
 const (
-	minBackoff      = 20 * time.Millisecond
-	maxBackoff      = time.Second
 	connectAttempts = 3
 	connectTimeout  = 10 * time.Second
 )
+
+// reconnectBackoff paces a subscriber's reconnects: from 20 ms, doubling
+// up to 1 s, and from the start again after a connection that made
+// progress or lasted longer than that.
+var reconnectBackoff = backoff.Policy{Min: 20 * time.Millisecond, Max: time.Second}
 
 // latencyBatch is how many latency samples a subscriber gathers before it
 // adds them to the shared histogram.
@@ -97,7 +101,7 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 			ready <- nil
 		}
 	}
-	backoff := minBackoff
+	retry := backoff.New(reconnectBackoff)
 	for attempt := 1; ; attempt++ {
 		before, started := s.unique.Load(), time.Now()
 		err := s.session(ctx, connected)
@@ -120,13 +124,10 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 				s.firstDrop = fmt.Sprintf("subscriber %d: %v", s.id, err)
 			}
 		}
-		if s.unique.Load() != before || time.Since(started) > maxBackoff {
-			backoff = minBackoff
+		if s.unique.Load() != before || time.Since(started) > reconnectBackoff.Max {
+			retry.Reset()
 		}
-		if !sleep(ctx, backoff) {
-			continue // ctx ended: the next session returns at once
-		}
-		backoff = min(2*backoff, maxBackoff)
+		backoff.Sleep(ctx, retry.Next()) // if ctx ends, the next session returns at once
 	}
 }
 
@@ -206,19 +207,7 @@ func (s *subscriber) flushLatency() {
 func (s *subscriber) pause(ctx context.Context) {
 	if s.stallNow {
 		s.stallNow = false
-		sleep(ctx, s.r.o.StallFor)
-	}
-}
-
-// sleep waits for d or ctx; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+		backoff.Sleep(ctx, s.r.o.StallFor)
 	}
 }
 

@@ -179,7 +179,7 @@ func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
 
 func TestTokenUser(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	tok, err := server.MintToken(secret, "alice", []string{"lobby"}, true, false, time.Hour)
+	tok, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestTokenUser(t *testing.T) {
 	}
 	// Read, not verified: a token signed with another secret names its
 	// user all the same (the server is the one to refuse it).
-	other, err := server.MintToken([]byte("another-secret-another-secret!!"), "bob", nil, false, false, time.Hour)
+	other, err := server.MintToken([]byte("another-secret-another-secret!!"), "bob", server.Claims{}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 func TestTokensAreSent(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	s := startServer(t, server.Config{AuthSecret: secret}, nil)
-	tok, err := server.MintToken(secret, "carol", []string{"lobby"}, true, true, time.Hour)
+	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

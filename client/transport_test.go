@@ -137,7 +137,7 @@ func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 func TestTokenIsSentOnEveryTransport(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	s := startServer(t, server.Config{AuthSecret: secret}, nil)
-	tok, err := server.MintToken(secret, "carol", []string{"lobby"}, true, false, time.Hour)
+	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,11 +188,11 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	var ws, sse, poll atomic.Int64
 	s := startServer(t, server.Config{AuthSecret: secret}, countTransports(&ws, &sse, &poll))
-	carol, err := server.MintToken(secret, "carol", []string{"lobby"}, true, false, time.Hour)
+	carol, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := server.MintToken([]byte("not-this-servers-secret-at-all!!"), "carol", []string{"lobby"}, true, false, time.Hour)
+	foreign, err := server.MintToken([]byte("not-this-servers-secret-at-all!!"), "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

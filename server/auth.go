@@ -27,15 +27,17 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// MintToken signs a token for user with the given grants, valid for ttl.
-func MintToken(secret []byte, user string, rooms []string, publish, tasks bool, ttl time.Duration) (string, error) {
+// MintToken signs a token for user that grants what c says (Rooms,
+// Publish, Tasks), valid for ttl. Its registered claims (sub, iat, exp)
+// are set here.
+func MintToken(secret []byte, user string, c Claims, ttl time.Duration) (string, error) {
 	if len(secret) < 16 {
 		return "", errors.New("the secret must be at least 16 bytes")
 	}
 	if err := protocol.ValidateName("user", user); err != nil {
 		return "", err
 	}
-	for _, r := range rooms {
+	for _, r := range c.Rooms {
 		if err := protocol.ValidateRoomPattern(r); err != nil {
 			return "", err
 		}
@@ -44,10 +46,10 @@ func MintToken(secret []byte, user string, rooms []string, publish, tasks bool, 
 		return "", errors.New("the token's lifetime must be positive")
 	}
 	now := time.Now()
-	claims := Claims{Rooms: rooms, Publish: publish, Tasks: tasks, RegisteredClaims: jwt.RegisteredClaims{
+	c.RegisteredClaims = jwt.RegisteredClaims{
 		Subject: user, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
 // identity is who made a request, from a verified token; nil when the

@@ -33,9 +33,9 @@ func authServer(t *testing.T, cfg server.Config) string {
 	return ts.URL
 }
 
-func mint(t *testing.T, user string, rooms []string, publish, tasks bool) string {
+func mint(t *testing.T, user string, c server.Claims) string {
 	t.Helper()
-	tok, err := server.MintToken(authSecret, user, rooms, publish, tasks, time.Hour)
+	tok, err := server.MintToken(authSecret, user, c, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +74,12 @@ func call(t *testing.T, method, url, token, body string, header ...string) (int,
 
 func TestAuth(t *testing.T) {
 	base := authServer(t, server.Config{})
-	alice := mint(t, "alice", []string{"lobby", "dev-*"}, true, false)
-	reader := mint(t, "rita", []string{"lobby"}, false, false)
-	tasker := mint(t, "tom", nil, false, true)
+	alice := mint(t, "alice", server.Claims{Rooms: []string{"lobby", "dev-*"}, Publish: true})
+	reader := mint(t, "rita", server.Claims{Rooms: []string{"lobby"}})
+	tasker := mint(t, "tom", server.Claims{Tasks: true})
 	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, server.Claims{RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))}}).SignedString(authSecret)
-	foreign, _ := server.MintToken([]byte("another-secret-of-enough-length"), "alice", []string{"*"}, true, true, time.Hour)
+	foreign, _ := server.MintToken([]byte("another-secret-of-enough-length"), "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	noneAlg := jwt.NewWithClaims(jwt.SigningMethodNone, server.Claims{Rooms: []string{"*"}, Publish: true, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
 	unsigned, _ := noneAlg.SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -154,7 +154,7 @@ func TestMintTokenRefusesBadInput(t *testing.T) {
 		{"bad pattern", authSecret, "alice", []string{"[x"}, time.Hour},
 		{"no lifetime", authSecret, "alice", nil, 0},
 	} {
-		if _, err := server.MintToken(tc.secret, tc.user, tc.rooms, false, false, tc.ttl); err == nil {
+		if _, err := server.MintToken(tc.secret, tc.user, server.Claims{Rooms: tc.rooms}, tc.ttl); err == nil {
 			t.Errorf("%s: MintToken succeeded; want an error", tc.name)
 		}
 	}

@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,7 +19,7 @@ var benchEvent = protocol.Event{Type: protocol.TypeMessage, User: "alice",
 func benchHub(b *testing.B, history, maxLag int) *Hub {
 	b.Helper()
 	store := NewMemoryStore(history, 0)
-	h := newHub(store, 0, 4096, maxLag, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, hubConfig{tailSize: 4096, maxLag: maxLag})
 	b.Cleanup(func() {
 		h.shutdown()
 		store.Close()

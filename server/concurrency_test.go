@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,4 +98,36 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 	}
 	p.waitGauge(t, "ws", 0)
 	p.waitGauge(t, "sse", 0)
+}
+
+// Two final reports at once: one ends the task, the other gets 409.
+func TestConcurrentFinalReports(t *testing.T) {
+	base := limitServer(t, server.Config{})
+	for range 20 {
+		var task protocol.Task
+		postJSON(t, base+"/v1/tasks", `{"kind":"external"}`, &task)
+		codes := make(chan int, 2)
+		for _, state := range []string{"succeeded", "failed"} {
+			go func() {
+				status, _ := call(t, "POST", base+"/v1/tasks/"+task.ID+"/progress", "", `{"state":"`+state+`"}`)
+				codes <- status
+			}()
+		}
+		a, b := <-codes, <-codes
+		if min(a, b) != 200 || max(a, b) != 409 {
+			t.Fatalf("two final reports answered %d and %d; want 200 and 409", a, b)
+		}
+	}
+}
+
+func postJSON(t *testing.T, url, body string, v any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"io"
 	"log/slog"
 	"time"
 
@@ -9,57 +8,56 @@ import (
 )
 
 // Config sets up a Server. The zero value is usable: a memory store and the
-// defaults below.
+// defaults of DefaultConfig (see there for the per-client limits).
 type Config struct {
 	// Store is the event log. Nil means a MemoryStore bounded by History
 	// and HistoryAge, which the server closes on Shutdown; a store passed
 	// in is the caller's to close.
 	Store Store
-	// History is how many events the memory store keeps per stream
-	// (default 10,000).
+	// History is how many events the memory store keeps per stream.
 	History int
-	// HistoryAge is how long the memory store keeps events (default: no
-	// age limit).
+	// HistoryAge is how long the memory store keeps events (zero: no age
+	// limit).
 	HistoryAge time.Duration
 	// PresenceGrace is how long a user stays present after their last
-	// connection closes (default 5 s).
+	// connection closes.
 	PresenceGrace time.Duration
 	// LongPollWait is the longest a long poll waits, and the wait when a
-	// request names none (default 25 s).
+	// request names none.
 	LongPollWait time.Duration
 	// Heartbeat is how often an idle SSE stream gets a comment and an idle
-	// WebSocket a ping (default 15 s).
+	// WebSocket a ping.
 	Heartbeat time.Duration
-	// WriteTimeout bounds each write to a subscriber (default 10 s); a
-	// subscriber that takes longer to accept bytes is dropped and resumes.
+	// WriteTimeout bounds each write to a subscriber; a subscriber that
+	// takes longer to accept bytes is dropped and resumes.
 	WriteTimeout time.Duration
-	// ReadTimeout bounds the reading of a request body (default 10 s).
+	// ReadTimeout bounds the reading of a request body.
 	ReadTimeout time.Duration
-	// MaxTextBytes is the longest message text (default 4 KiB).
+	// MaxTextBytes is the longest message text, in bytes.
 	MaxTextBytes int
-	// MaxBodyBytes is the largest request body (default 64 KiB).
+	// MaxBodyBytes is the largest request body, in bytes.
 	MaxBodyBytes int64
 	// MaxLag is how many events a live subscriber may fall behind before
-	// it is disconnected as a slow consumer (default 4,096). It resumes
-	// from its cursor and loses nothing.
+	// it is disconnected as a slow consumer. It resumes from its cursor
+	// and loses nothing.
 	MaxLag int
 	// BatchWindow is the least time between two announcements of new
 	// events on a stream with a thousand or more streaming subscribers
-	// (default 20 ms; negative: every event at once); smaller streams get
-	// a share of it, 20 µs per subscriber. A quiet stream's events go out
+	// (negative: every event at once); smaller streams get a share of it,
+	// 20 µs per subscriber. A quiet stream's events go out
 	// at once; on a busy one each subscriber gets, at most once per
 	// window, everything that arrived meanwhile in one write, which costs
 	// far less than a write per event and so keeps latency down under
 	// load. It bounds the delay it adds.
 	BatchWindow time.Duration
 	// TailSize is how many recent events per stream the hub keeps encoded
-	// in memory (default 4,096); older ones are read from the store.
+	// in memory, rounded up to a power of two; older ones are read from
+	// the store.
 	TailSize int
 	// StreamIdle is how long at least a stream (a room, the tasks stream)
 	// that no subscriber or publisher uses stays in memory, its tail and,
-	// with a shared store, the following of it (default 2 minutes); it
-	// goes at the server's next subscribe, unsubscribe or publish after
-	// that. Its log stays in the store, and it is loaded again when next
+	// with a shared store, the following of it; it goes at the server's
+	// next subscribe, unsubscribe or publish after that. Its log stays in the store, and it is loaded again when next
 	// used.
 	StreamIdle time.Duration
 	// AuthSecret, when set, makes every request need a token signed with
@@ -80,56 +78,72 @@ type Config struct {
 	// TaskPeers reaches tasks running on other servers that share the
 	// TaskStore (nil: every task is this server's).
 	TaskPeers tasks.Peers
-	// Logger receives the server's logs (default: discarded).
+	// Logger receives the server's logs (nil: discarded).
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns every default of Config, written once here:
+// pushd serve's flags start from it, and New takes a zero field of the
+// Config it is given from it. Its per-client limits (Limits.PublishRate,
+// PublishBurst, ConnsPerIP, ConnsPerUser, LongPollsPerIP) are the ones
+// pushd serve applies; in a Config passed to New, zero in those means no
+// limit.
+func DefaultConfig() Config {
+	return Config{
+		History:       10_000,
+		PresenceGrace: 5 * time.Second,
+		LongPollWait:  25 * time.Second,
+		Heartbeat:     15 * time.Second,
+		WriteTimeout:  10 * time.Second,
+		ReadTimeout:   10 * time.Second,
+		MaxTextBytes:  4 << 10,
+		MaxBodyBytes:  64 << 10,
+		MaxLag:        4096,
+		BatchWindow:   20 * time.Millisecond,
+		TailSize:      4096,
+		StreamIdle:    2 * time.Minute,
+		Limits: Limits{
+			PublishRate:    20,
+			PublishBurst:   40,
+			ConnsPerIP:     512,
+			ConnsPerUser:   64,
+			LongPollsPerIP: 256,
+			MaxStreams:     100_000,
+			WSReadLimit:    4 << 10,
+		},
+		Tasks: tasks.DefaultConfig(),
+	}
+}
+
+// withDefaults fills the zero (or negative) fields of c from DefaultConfig,
+// but for those where zero has a meaning of its own (HistoryAge, the
+// per-client limits; a negative BatchWindow).
 func (c Config) withDefaults() Config {
-	if c.History <= 0 {
-		c.History = 10000
-	}
-	if c.PresenceGrace <= 0 {
-		c.PresenceGrace = 5 * time.Second
-	}
-	if c.LongPollWait <= 0 {
-		c.LongPollWait = 25 * time.Second
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 15 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 10 * time.Second
-	}
-	if c.MaxTextBytes <= 0 {
-		c.MaxTextBytes = 4 << 10
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 64 << 10
-	}
-	if c.MaxLag <= 0 {
-		c.MaxLag = 4096
-	}
+	d := DefaultConfig()
+	orDefault(&c.History, d.History)
+	orDefault(&c.PresenceGrace, d.PresenceGrace)
+	orDefault(&c.LongPollWait, d.LongPollWait)
+	orDefault(&c.Heartbeat, d.Heartbeat)
+	orDefault(&c.WriteTimeout, d.WriteTimeout)
+	orDefault(&c.ReadTimeout, d.ReadTimeout)
+	orDefault(&c.MaxTextBytes, d.MaxTextBytes)
+	orDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
+	orDefault(&c.MaxLag, d.MaxLag)
 	if c.BatchWindow == 0 {
-		c.BatchWindow = 20 * time.Millisecond
+		c.BatchWindow = d.BatchWindow
 	}
-	if c.TailSize <= 0 {
-		c.TailSize = 4096
-	}
-	if c.StreamIdle <= 0 {
-		c.StreamIdle = 2 * time.Minute
-	}
-	// The tail is a ring indexed by seq: round up to a power of two.
-	size := 8
-	for size < c.TailSize {
-		size *= 2
-	}
-	c.TailSize = size
-	c.Limits = c.Limits.withDefaults()
+	orDefault(&c.TailSize, d.TailSize)
+	orDefault(&c.StreamIdle, d.StreamIdle)
+	c.Limits = c.Limits.withDefaults(d.Limits)
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// orDefault sets *v to d if it is zero or less.
+func orDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }

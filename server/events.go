@@ -80,6 +80,57 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 	return &c, nil
 }
 
+// subscribeRequest does what every transport does before it starts to
+// send: it reads the cursor the request asks for (see since; SSE's
+// Last-Event-ID counts), counts the subscription in (setUp), opens it with
+// batches of up to max events (open) and, once nothing can refuse the
+// request any more, puts the user into the room's presence (join). A long
+// poll's subscription has no lag limit: each poll reads from the log and
+// holds nothing between polls. The returned cleanup undoes it all, in
+// reverse; on error it has been undone already.
+func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport string, max int) (*subscription, func(), error) {
+	c, err := since(r, t.query, transport == transportSSE)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup, err := s.setUp(r, t, transport)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub, cleanup, err := s.open(r.Context(), t, c, max, cleanup)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub.unbounded = transport == transportLongPoll
+	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
+		return nil, nil, err
+	}
+	return sub, cleanup, nil
+}
+
+// setUp does what every subscription needs before its transport starts:
+// the shutdown count, the per-client limits and the connection gauge. On
+// success the returned cleanup undoes it all; on error it has been undone
+// already. Presence is joined separately (join), once nothing can refuse
+// the request any more.
+func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
+	if !s.begin() {
+		return nil, errShuttingDown
+	}
+	release, err := s.admit(r, t.user, transport == transportLongPoll)
+	if err != nil {
+		s.end()
+		return nil, err
+	}
+	gauge := s.metrics.connGauges[transport]
+	gauge.Inc()
+	return func() {
+		gauge.Dec()
+		release()
+		s.end()
+	}, nil
+}
+
 // open opens a subscription at the cursor the request asked for (see
 // since), after the limits have admitted it (setUp), so a refused request
 // creates no stream. The returned cleanup closes the subscription, then

@@ -18,7 +18,7 @@ import (
 // FuzzToken sends arbitrary text as a bearer token: it is refused with 401
 // and the error body, never accepted and never a crash.
 func FuzzToken(f *testing.F) {
-	good, err := server.MintToken(authSecret, "alice", []string{"*"}, true, true, time.Hour)
+	good, err := server.MintToken(authSecret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		f.Fatal(err)
 	}

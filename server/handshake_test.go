@@ -1,9 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"net"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -41,5 +46,51 @@ func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 				t.Errorf("refused handshake answered %d with Content-Type %q and body %q; want the JSON error body", status, hdr.Get("Content-Type"), body)
 			}
 		})
+	}
+}
+
+// A WebSocket upgrade over HTTP/1.0 or with two keys is refused with the
+// error body, and its ?user= never logs in.
+func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
+	base := limitServer(t, server.Config{})
+	addr := strings.TrimPrefix(base, "http://")
+	for name, req := range map[string]string{
+		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte(req))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %s; want 400 with the JSON error body", name, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if status, _ := call(t, "GET", base+"/v1/rooms/hs/events?since=0&wait=0", "", ""); status != 200 {
+		t.Fatalf("poll: %d", status)
+	}
+	var p protocol.Poll
+	getJSON(t, base+"/v1/rooms/hs/events?since=0&wait=0", &p)
+	if len(p.Events) != 0 {
+		t.Fatalf("the refused upgrades left %d events (logins?) in the room", len(p.Events))
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,12 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +15,7 @@ import (
 func newTestHub(t testing.TB, history, tailSize, maxLag int) *Hub {
 	t.Helper()
 	store := NewMemoryStore(history, 0)
-	h := newHub(store, 0, tailSize, maxLag, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, hubConfig{tailSize: tailSize, maxLag: maxLag})
 	t.Cleanup(func() {
 		h.shutdown()
 		store.Close()
@@ -122,83 +120,43 @@ func TestHubSlowConsumer(t *testing.T) {
 	}
 }
 
-// Concurrent publishes to one stream are grouped into store appends, and
-// each publisher is answered with its own event.
-func TestHubConcurrentPublishAnswersEachPublisher(t *testing.T) {
-	ctx := t.Context()
-	h := newTestHub(t, 0, 64, 1<<20)
-	const workers, each = 16, 100
-	var wg sync.WaitGroup
-	answers := make([][]protocol.Event, workers)
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				text := strconv.Itoa(w) + "/" + strconv.Itoa(i)
-				ev, err := h.Publish(ctx, "s", hubMessage(text))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if ev.Text != text {
-					t.Errorf("publish of %q answered with %q (seq %d)", text, ev.Text, ev.Seq)
-					return
-				}
-				answers[w] = append(answers[w], ev)
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	seen := map[uint64]bool{}
-	for _, evs := range answers {
-		for i, ev := range evs {
-			if seen[ev.Seq] || ev.Seq < 1 || ev.Seq > workers*each {
-				t.Fatalf("seq %d given twice or out of range", ev.Seq)
-			}
-			seen[ev.Seq] = true
-			if i > 0 && ev.Seq <= evs[i-1].Seq {
-				t.Fatalf("one publisher's seqs went %d then %d", evs[i-1].Seq, ev.Seq)
-			}
+// A subscriber catching up from the store gets nothing past the hub's
+// head, even when the store already holds more (an append the hub has not
+// announced yet): otherwise it would resume ahead of the stream and get a
+// cursor_ahead reset and every event again.
+func TestCatchUpStopsAtTheHubsHead(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore(0, 0)
+	h := newHub(store, hubConfig{tailSize: 8, maxLag: 1 << 20})
+	defer h.shutdown()
+	name := protocol.RoomStream("lobby")
+	for range 20 {
+		if _, err := h.Publish(ctx, name, protocol.Event{Type: protocol.TypeMessage, User: "u", Text: "x"}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// The log holds them in seq order, as the subscribers will read them.
-	zero := protocol.Cursor{Seq: 0}
-	sub, err := h.subscribe(ctx, "s", &zero, "", 1000)
+	// Two more in the store that the hub has not announced.
+	if _, err := store.Append(ctx, name, []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "early"}, {Type: protocol.TypeMessage, User: "u", Text: "early"}}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := h.subscribe(ctx, name, &protocol.Cursor{Seq: 0}, "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, ev := range testCollect(t, sub, workers*each) {
-		if ev.Seq != uint64(i+1) {
-			t.Fatalf("event %d has seq %d", i, ev.Seq)
+	var got []uint64
+	for range 10 {
+		batch, _, err := sub.collect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, e := range batch {
+			got = append(got, e.seq)
 		}
 	}
-}
-
-// encodeEntry builds the SSE frame and the JSON in one buffer: the frame
-// is exactly "id: <cursor>\nevent: <type>\ndata: <json>\n\n", and the JSON
-// keeps <, > and & as they are.
-func TestEncodeEntry(t *testing.T) {
-	ev := protocol.Event{Seq: 42, Epoch: "k3x9q2m7b1c4", Stream: "room/lobby", Type: protocol.TypeMessage,
-		Time: time.Date(2026, 11, 23, 8, 30, 0, 123456789, time.UTC), User: "alice", Text: "<b>hi</b> & \"bye\"\n"}
-	e, err := encodeEntry(&ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const wantJSON = `{"seq":42,"epoch":"k3x9q2m7b1c4","stream":"room/lobby","type":"message","time":"2026-11-23T08:30:00.123456789Z","user":"alice","text":"<b>hi</b> & \"bye\"\n"}`
-	if got := string(e.json()); got != wantJSON {
-		t.Fatalf("json:\n%s\nwant\n%s", got, wantJSON)
-	}
-	if want := "id: k3x9q2m7b1c4:42\nevent: message\ndata: " + wantJSON + "\n\n"; string(e.frame) != want {
-		t.Fatalf("frame:\n%q\nwant\n%q", e.frame, want)
-	}
-	if e.seq != 42 || e.key != "" || e.final {
-		t.Fatalf("entry fields: %+v", e)
-	}
-	task := protocol.Event{Seq: 7, Epoch: "e", Stream: protocol.TasksStream, Type: protocol.TypeProgress, Time: ev.Time,
-		Task: &protocol.Task{ID: "t1", Kind: "demo", State: protocol.TaskSucceeded}}
-	if e, err = encodeEntry(&task); err != nil || e.key != "t1" || !e.final {
-		t.Fatalf("progress entry: %+v, %v; want key t1, final", e, err)
+	if len(got) != 20 || got[19] != 20 || sub.Cursor().Seq != 20 {
+		t.Fatalf("caught up to %v, cursor %v; want seqs 1..20 and cursor 20 (the hub's head)", got, sub.Cursor())
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,7 +96,7 @@ func TestIdleStreamLeavesMemory(t *testing.T) {
 // new one at once, and only when every stream is in use is one refused.
 func TestStreamLimitCountsStreamsInUse(t *testing.T) {
 	h := newTestHub(t, 0, 8, 1000)
-	h.maxStreams = 2
+	h.cfg.maxStreams = 2
 	ctx := t.Context()
 	if _, err := h.Publish(ctx, "room/a", hubMessage("a")); err != nil {
 		t.Fatal(err)
@@ -166,7 +164,7 @@ func (g *infoGatedStore) Info(ctx context.Context, stream string) (StreamInfo, e
 func TestStreamLoadedWhileDroppedIsReadAgain(t *testing.T) {
 	const name = "room/x"
 	store := &infoGatedStore{MemoryStore: NewMemoryStore(0, 0), stream: name, entered: make(chan struct{}), gate: make(chan struct{})}
-	h := newHub(store, 0, 8, 1000, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, hubConfig{tailSize: 8, maxLag: 1000})
 	t.Cleanup(func() {
 		h.shutdown()
 		store.Close()

@@ -13,11 +13,12 @@ import (
 )
 
 // Limits bound what one client can take from the server. For the rate and
-// the per-client counts, zero or less means no limit (pushd serve sets them
-// by default); MaxStreams and WSReadLimit have defaults.
+// the per-client counts, zero or less means no limit (DefaultConfig has
+// the ones pushd serve applies); MaxStreams and WSReadLimit take
+// DefaultConfig's when zero.
 type Limits struct {
 	// PublishRate is how many messages one user may post per second,
-	// PublishBurst how many at once (default: as many as PublishRate).
+	// PublishBurst how many at once (zero: as many as PublishRate).
 	PublishRate  float64
 	PublishBurst int
 	// ConnsPerIP and ConnsPerUser bound open WebSocket and SSE
@@ -27,26 +28,24 @@ type Limits struct {
 	// LongPollsPerIP bounds long polls waiting at once from one address.
 	LongPollsPerIP int
 	// MaxStreams bounds the rooms clients open that the server keeps in
-	// memory at once (default 100,000): a new room past it is refused
-	// with 503, but one no one uses makes room for it, and goes after a
-	// while anyway. The server's own streams (tasks) and publishes
-	// (logouts, task progress) are never refused.
+	// memory at once: a new room past it is refused with 503, but one no
+	// one uses makes room for it, and goes after a while anyway. The
+	// server's own streams (tasks) and publishes (logouts, task progress)
+	// are never refused.
 	MaxStreams int
 	// WSReadLimit is the largest WebSocket message a client may send
-	// (default 4 KiB; clients have nothing to say but control frames).
+	// (clients have nothing to say but control frames).
 	WSReadLimit int64
 }
 
-func (l Limits) withDefaults() Limits {
+// withDefaults fills MaxStreams and WSReadLimit from d when zero, and a
+// zero PublishBurst from PublishRate.
+func (l Limits) withDefaults(d Limits) Limits {
 	if l.PublishBurst <= 0 {
 		l.PublishBurst = max(1, int(math.Ceil(l.PublishRate)))
 	}
-	if l.MaxStreams <= 0 {
-		l.MaxStreams = 100_000
-	}
-	if l.WSReadLimit <= 0 {
-		l.WSReadLimit = 4 << 10
-	}
+	orDefault(&l.MaxStreams, d.MaxStreams)
+	orDefault(&l.WSReadLimit, d.WSReadLimit)
 	return l
 }
 
@@ -89,17 +88,16 @@ type limiters struct {
 }
 
 type bucket struct {
-	lim     *rate.Limiter
-	used    time.Time
-	pending int // tokens promised to requests still under way
+	lim  *rate.Limiter
+	used time.Time
 }
 
-// allow promises one of key's tokens to a request if one is free now, and
-// the returned settle takes it (the request succeeded) or frees it (it was
-// refused for another reason, which so costs nothing). Otherwise it says
-// how long until a token is free. A promised token is not free, so
+// allow takes one of key's tokens for a request if one is free now, and
+// the returned settle keeps it (the request succeeded) or gives it back
+// (it was refused for another reason, which so costs nothing). Otherwise
+// it says how long until a token is free. A token is taken at once, so
 // concurrent requests of one key cannot share one.
-func (l *limiters) allow(key string, now time.Time) (settle func(taken bool), wait time.Duration) {
+func (l *limiters) allow(key string, now time.Time) (settle func(kept bool), wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buckets == nil {
@@ -107,7 +105,7 @@ func (l *limiters) allow(key string, now time.Time) (settle func(taken bool), wa
 	}
 	if now.Sub(l.swept) > time.Minute {
 		for k, b := range l.buckets {
-			if now.Sub(b.used) > time.Minute && b.pending == 0 {
+			if now.Sub(b.used) > time.Minute {
 				delete(l.buckets, k)
 			}
 		}
@@ -119,16 +117,16 @@ func (l *limiters) allow(key string, now time.Time) (settle func(taken bool), wa
 		l.buckets[key] = b
 	}
 	b.used = now
-	if tokens := b.lim.TokensAt(now) - float64(b.pending); tokens < 1 {
-		return nil, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
+	r := b.lim.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
+		return nil, wait
 	}
-	b.pending++
-	return func(taken bool) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		b.pending--
-		if taken {
-			b.lim.AllowN(time.Now(), 1)
+	return func(kept bool) {
+		if !kept {
+			// As of when it was taken: Cancel at a later time gives back
+			// nothing of a token whose time has come.
+			r.CancelAt(now)
 		}
 	}, 0
 }
@@ -148,8 +146,8 @@ func tooMany(retry time.Duration, format string, args ...any) error {
 }
 
 // allowPublish applies the per-user publish rate; the caller settles the
-// returned token: taken if the publish succeeded, freed if not.
-func (s *Server) allowPublish(user string) (settle func(taken bool), err error) {
+// token it took: kept if the publish succeeded, given back if not.
+func (s *Server) allowPublish(user string) (settle func(kept bool), err error) {
 	if s.cfg.Limits.PublishRate <= 0 {
 		return func(bool) {}, nil
 	}

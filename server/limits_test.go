@@ -250,3 +250,55 @@ func TestSlowBodyAndLargeClientMessage(t *testing.T) {
 		t.Fatalf("after a 2 KiB message with a 1 KiB limit: %v; want close 1009", err)
 	}
 }
+
+// A subscription refused by a limit creates no room, so refusals cannot
+// use up the room limit; and a publish refused after its rate check costs
+// no token.
+func TestRefusedRequestsCreateNothing(t *testing.T) {
+	base := limitServer(t, server.Config{Limits: server.Limits{ConnsPerIP: 1, MaxStreams: 2, PublishRate: 1, PublishBurst: 1}})
+	// One SSE subscription uses the address's only place.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/rooms/one/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for i := range 5 {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/rooms/refused%d/events", base, i), nil)
+		req.Header.Set("Accept", "text/event-stream")
+		r2, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2.Body.Close()
+		if r2.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a second subscription: %d; want 429", r2.StatusCode)
+		}
+	}
+	// The refusals made no rooms: a second room can still be made.
+	if status, _ := call(t, "POST", base+"/v1/rooms/two/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+		t.Fatalf("publish to a second room: %d; want 201 (refused subscriptions must not use up the room limit)", status)
+	}
+	// With both rooms in use (a long poll waits in room two), the room
+	// limit refuses a third room with 503; that refusal costs no token,
+	// so the user may still post at once.
+	pollCtx, stopPoll := context.WithCancel(t.Context())
+	defer stopPoll()
+	polling := make(chan struct{})
+	go func() {
+		defer close(polling)
+		req, _ := http.NewRequestWithContext(pollCtx, http.MethodGet, base+"/v1/rooms/two/events?wait=30s", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	defer func() { stopPoll(); <-polling }()
+	waitMetric(t, base, `pushd_connections{transport="longpoll"} 1`)
+	if status, code := call(t, "POST", base+"/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
+		t.Fatalf("publish to a third room: %d %s; want 503", status, code)
+	}
+	if status, _ := call(t, "POST", base+"/v1/rooms/two/messages", "", `{"user":"v","text":"hi"}`); status != 201 {
+		t.Fatalf("publish after a refused one: %d; want 201 (the refusal cost no token)", status)
+	}
+}

@@ -10,9 +10,6 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// maxPollEvents is the most events one poll answer holds.
-const maxPollEvents = 1000
-
 // serveLongPoll answers with the events after ?since= as soon as there is
 // at least one, or with none when ?wait= runs out. wait=0 is a short poll.
 func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
@@ -20,24 +17,12 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	c, err := since(r, t.query, false)
+	sub, cleanup, err := s.subscribeRequest(r, t, transportLongPoll, protocol.MaxPollEvents)
 	if err != nil {
-		return err
-	}
-	cleanup, err := s.setUp(r, t, transportLongPoll)
-	if err != nil {
-		return err
-	}
-	sub, cleanup, err := s.open(ctx, t, c, maxPollEvents, cleanup)
-	if err != nil {
-		return err
-	}
-	sub.unbounded = true // each poll reads from the log; there is no queue to overflow
-	if cleanup, err = s.join(ctx, t, cleanup); err != nil {
 		return err
 	}
 	defer cleanup()
+	ctx := r.Context()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -108,14 +108,9 @@ func (m *MemoryStore) trim(l *memLog) {
 
 // Read implements Store.
 func (m *MemoryStore) Read(_ context.Context, stream string, after uint64, limit int) ([]protocol.Event, StreamInfo, error) {
-	l, err := m.log(stream)
+	l, err := m.aged(stream)
 	if err != nil {
 		return nil, StreamInfo{}, err
-	}
-	if m.maxAge > 0 {
-		l.mu.Lock()
-		m.trim(l)
-		l.mu.Unlock()
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -131,18 +126,26 @@ func (m *MemoryStore) Read(_ context.Context, stream string, after uint64, limit
 
 // Info implements Store.
 func (m *MemoryStore) Info(_ context.Context, stream string) (StreamInfo, error) {
-	l, err := m.log(stream)
+	l, err := m.aged(stream)
 	if err != nil {
 		return StreamInfo{}, err
-	}
-	if m.maxAge > 0 {
-		l.mu.Lock()
-		m.trim(l)
-		l.mu.Unlock()
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.info(), nil
+}
+
+// aged returns the stream's log with the events too old for the age limit
+// dropped, for a read: events age while nothing is appended.
+func (m *MemoryStore) aged(stream string) (*memLog, error) {
+	l, err := m.log(stream)
+	if err != nil || m.maxAge <= 0 {
+		return l, err
+	}
+	l.mu.Lock()
+	m.trim(l)
+	l.mu.Unlock()
+	return l, nil
 }
 
 func (l *memLog) info() StreamInfo {

@@ -37,18 +37,6 @@ type member struct {
 	gen    uint64      // bumped on every join and leave; a stale timer sees a newer one
 }
 
-// PresenceStore keeps who is present on a server of its own (no Roster)
-// across restarts: after one, the server gives the users who were present
-// the grace period to come back, and logs out those who do not, so a
-// room's log never keeps a login without its logout and a restart does
-// not log everyone in again. The bolt store implements it.
-type PresenceStore interface {
-	// SetPresent records that user is (or is no longer) present in room.
-	SetPresent(ctx context.Context, room, user string, present bool) error
-	// LoadPresent returns who was present, by room.
-	LoadPresent(ctx context.Context) (map[string][]string, error)
-}
-
 func newPresence(hub *Hub, grace time.Duration, roster Roster, saved PresenceStore) *presence {
 	if roster != nil {
 		saved = nil // the roster keeps presence across servers and restarts

@@ -46,7 +46,7 @@ func FuzzPublishRequest(f *testing.F) {
 	} {
 		f.Add(seed.ctype, []byte(seed.body))
 	}
-	srv, err := server.New(server.Config{History: 100, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(server.Config{History: 100, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,27 +240,4 @@ func hubDone(h *Hub) bool {
 	default:
 		return false
 	}
-}
-
-// setUp does what every subscription needs before its transport starts:
-// the shutdown count, the per-client limits and the connection gauge. On
-// success the returned cleanup undoes it all; on error it has been undone
-// already. Presence is joined separately (join), once nothing can refuse
-// the request any more.
-func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (cleanup func(), err error) {
-	if !s.begin() {
-		return nil, errShuttingDown
-	}
-	release, err := s.admit(r, t.user, transport == transportLongPoll)
-	if err != nil {
-		s.end()
-		return nil, err
-	}
-	gauge := s.metrics.connGauges[transport]
-	gauge.Inc()
-	return func() {
-		gauge.Dec()
-		release()
-		s.end()
-	}, nil
 }

@@ -78,13 +78,19 @@ func New(cfg Config) (*Server, error) {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
 		s.ownsStore = true
 	}
-	s.hub = newHub(s.store, cfg.BatchWindow, cfg.TailSize, cfg.MaxLag, cfg.Limits.MaxStreams, cfg.Logger)
-	s.hub.perPusher = windowPerPusher
-	s.hub.setStreamIdle(cfg.StreamIdle)
+	s.hub = newHub(s.store, hubConfig{
+		batchWindow: cfg.BatchWindow,
+		perPusher:   windowPerPusher,
+		tailSize:    cfg.TailSize,
+		maxLag:      cfg.MaxLag,
+		maxStreams:  cfg.Limits.MaxStreams,
+		streamIdle:  cfg.StreamIdle,
+		log:         cfg.Logger,
+		onPublish:   func(n int) { s.metrics.published.Add(float64(n)) },
+	})
 	// Metrics first: what follows may publish, and timers it starts may
 	// fire before New returns.
 	s.metrics = newMetrics(s.hub, func() *tasks.Runner { return s.tasks })
-	s.hub.onPublish = func(n int) { s.metrics.published.Add(float64(n)) }
 	s.newLimiters()
 	saved, _ := s.store.(PresenceStore)
 	s.presence = newPresence(s.hub, cfg.PresenceGrace, cfg.Roster, saved)

@@ -23,19 +23,8 @@ const sseBatch = 128
 // once for everyone) with no goroutine of its own while idle. Where the
 // connection cannot be taken over (HTTP/2), the handler streams instead.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
-	c, err := since(r, t.query, true)
+	sub, cleanup, err := s.subscribeRequest(r, t, transportSSE, sseBatch)
 	if err != nil {
-		return err
-	}
-	cleanup, err := s.setUp(r, t, transportSSE)
-	if err != nil {
-		return err
-	}
-	sub, cleanup, err := s.open(r.Context(), t, c, sseBatch, cleanup)
-	if err != nil {
-		return err
-	}
-	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
 		return err
 	}
 	h := w.Header()

@@ -7,8 +7,24 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
+// What the server needs from the stores behind it. Store is the one every
+// server has (Config.Store; a MemoryStore when nil). The others are
+// optional:
+//
+//   - Follower, Readier and PresenceStore are found on the Store by type
+//     assertion: a store that has the method is used for it.
+//   - Roster is set as Config.Roster, for servers that share presence.
+//
+// A store's errors wrap ErrStoreClosed after Close, and ErrUnavailable
+// while the service behind a shared store is out of reach.
+
 // ErrStoreClosed is returned by a Store after Close.
 var ErrStoreClosed = errors.New("store closed")
+
+// ErrUnavailable is wrapped by a shared store's errors while the service
+// behind it cannot be reached. Requests that need the store get 503 and
+// are asked to retry; the server stays up and recovers by itself.
+var ErrUnavailable = errors.New("store unavailable")
 
 // Store is the event log behind the hub: one append-only sequence of events
 // per stream.
@@ -47,4 +63,64 @@ type StreamInfo struct {
 	First uint64
 	// Last is the newest seq, 0 before the first event.
 	Last uint64
+}
+
+// Follower is a Store shared by several servers (optional; found on the
+// Store). Events appended by any of them reach every server's subscribers
+// by following the store, not from the appending server's own hand, so
+// that all servers see one order.
+type Follower interface {
+	// Follow calls deliver with the stream's events after the cursor
+	// after, in order and as soon as they are stored, until ctx ends or
+	// the store fails; it returns the reason. A stream whose history is
+	// no longer after's epoch (it began anew) is not followed: Follow
+	// returns at once. deliver is called from one goroutine at a time and
+	// must not keep the slice.
+	Follow(ctx context.Context, stream string, after protocol.Cursor, deliver func([]protocol.Event)) error
+}
+
+// Readier is a Store that can tell whether it is ready to serve (optional;
+// found on the Store): /readyz answers 503 with Ready's error while it has
+// one.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+// PresenceStore keeps who is present on a server of its own (no Roster)
+// across restarts (optional; found on the Store, and unused with a
+// Roster): after one, the server gives the users who were present the
+// grace period to come back, and logs out those who do not, so a room's
+// log never keeps a login without its logout and a restart does not log
+// everyone in again. The bolt store implements it.
+type PresenceStore interface {
+	// SetPresent records that user is (or is no longer) present in room.
+	SetPresent(ctx context.Context, room, user string, present bool) error
+	// LoadPresent returns who was present, by room.
+	LoadPresent(ctx context.Context) (map[string][]string, error)
+}
+
+// Roster shares room presence between servers (optional; Config.Roster).
+// Each server counts its own connections; the roster says when a user
+// arrives in or leaves a room as a whole, so login and logout fire once
+// per user, not once per server. Without one, presence is this server's
+// alone.
+type Roster interface {
+	// Arrive records that this server has user in room. first reports that
+	// no server had them before, so the caller publishes the login.
+	Arrive(ctx context.Context, room, user string) (first bool, err error)
+	// Depart records that this server no longer has user in room. last
+	// reports that no server has them now, so the caller publishes the
+	// logout.
+	Depart(ctx context.Context, room, user string) (last bool, err error)
+	// Withdraw takes back an Arrive whose login was never published (the
+	// publish failed): unlike after a Depart, no logout is owed, so Run
+	// never reports the user gone for it, even if the entry only goes
+	// later, after a retry.
+	Withdraw(ctx context.Context, room, user string) error
+	// Users returns who is in room on any server, sorted.
+	Users(ctx context.Context, room string) ([]string, error)
+	// Run keeps this server's entries alive and calls gone for each user
+	// whose servers have all vanished without a Depart, once per user,
+	// until ctx ends.
+	Run(ctx context.Context, gone func(room, user string))
 }

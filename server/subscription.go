@@ -64,7 +64,7 @@ func (sub *subscription) close() {
 func (sub *subscription) start(ctx context.Context, since *protocol.Cursor) error {
 	h, st, name := sub.st.hub, sub.st, sub.st.name
 	st.mu.RLock()
-	sub.epoch, sub.cursor, sub.epochGen = st.epoch, st.last, st.epochGen.Load()
+	sub.epoch, sub.cursor, sub.epochGen = st.epoch, st.tail.last, st.epochGen.Load()
 	st.mu.RUnlock()
 	if since == nil {
 		return nil
@@ -147,7 +147,7 @@ func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*en
 func (sub *subscription) behind() bool {
 	sub.st.mu.RLock()
 	defer sub.st.mu.RUnlock()
-	return sub.cursor < sub.st.last || sub.epoch != sub.st.epoch
+	return sub.cursor < sub.st.tail.last || sub.epoch != sub.st.epoch
 }
 
 // collect returns what is available after the cursor without waiting, and
@@ -182,16 +182,15 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 			continue
 		}
 		sub.epochGen = st.epochGen.Load()
-		notify, last := st.notify, st.last
+		notify, last := st.notify, st.tail.last
 		if sub.cursor < last && len(sub.buf) < sub.max {
-			if sub.live && !sub.unbounded && last-sub.cursor > uint64(h.maxLag) {
+			if sub.live && !sub.unbounded && last-sub.cursor > uint64(h.cfg.maxLag) {
 				st.mu.RUnlock()
 				return nil, nil, ErrSlowConsumer
 			}
-			if sub.cursor+1 >= st.ringFirst {
-				mask := uint64(len(st.ring) - 1)
+			if st.tail.lookup(sub.cursor+1) != nil {
 				for seq := sub.cursor + 1; seq <= last && len(sub.buf) < sub.max; seq++ {
-					e := st.ring[seq&mask]
+					e := st.tail.lookup(seq)
 					sub.cursor = seq
 					if sub.filter == "" || e.key == sub.filter {
 						sub.buf = append(sub.buf, e)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -419,4 +420,36 @@ func TestWebSocketHeartbeatPings(t *testing.T) {
 		}
 	}
 	p.waitGauge(t, "ws", 0)
+}
+
+// Clients that send a subscribe request and at once close their side must
+// never take the server down (the pusher starts with its connection's
+// context already ended).
+func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
+	base := limitServer(t, server.Config{})
+	addr := strings.TrimPrefix(base, "http://")
+	requests := []string{
+		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	}
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = c.Write([]byte(requests[i%2]))
+			_ = c.(*net.TCPConn).CloseWrite()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _ = bufio.NewReader(c).ReadString('\n')
+		}()
+	}
+	wg.Wait()
+	if status, _ := call(t, "POST", base+"/v1/rooms/half/messages", "", `{"user":"u","text":"still up"}`); status != 201 {
+		t.Fatalf("publish after the half-closed clients: %d", status)
+	}
 }

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 )
@@ -11,7 +9,7 @@ import (
 func newWindowHub(t *testing.T, window time.Duration) *Hub {
 	t.Helper()
 	store := NewMemoryStore(1000, 0)
-	h := newHub(store, window, 64, 1000, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, hubConfig{batchWindow: window, tailSize: 64, maxLag: 1000})
 	t.Cleanup(func() {
 		h.shutdown()
 		store.Close()
@@ -111,7 +109,7 @@ func (w *countingWaker) wake() {
 
 func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
 	h := newWindowHub(t, time.Hour)
-	h.perPusher = time.Minute
+	h.cfg.perPusher = time.Minute
 	st, err := h.acquire(t.Context(), "room/small", true)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +140,7 @@ func TestBatchWindowScalesWithStreamingSubscribers(t *testing.T) {
 func TestBatchWindowOffAnnouncesEveryEvent(t *testing.T) {
 	for _, window := range []time.Duration{-time.Millisecond, -time.Hour, 0} {
 		h := newWindowHub(t, window)
-		h.perPusher = 20 * time.Microsecond
+		h.cfg.perPusher = 20 * time.Microsecond
 		sub, err := h.subscribe(t.Context(), "room/off", nil, "", 100)
 		if err != nil {
 			t.Fatal(err)

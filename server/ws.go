@@ -32,22 +32,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	if err := checkHandshake(w, r); err != nil {
 		return err
 	}
-	cursor, err := since(r, t.query, false)
-	if err != nil {
-		return err
-	}
-	cleanup, err := s.setUp(r, t, transportWS)
-	if err != nil {
-		return err
-	}
-	sub, cleanup, err := s.open(r.Context(), t, cursor, wsBatch, cleanup)
-	if err != nil {
-		return err
-	}
 	// The handshake was checked, so Accept can only fail for want of a
 	// connection to take over: join presence now, and the client's login is
 	// in the stream before its upgrade is answered.
-	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
+	sub, cleanup, err := s.subscribeRequest(r, t, transportWS, wsBatch)
+	if err != nil {
 		return err
 	}
 	hw := &hijackRecorder{ResponseWriter: w}

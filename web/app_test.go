@@ -71,7 +71,7 @@ func TestAppAsksForAToken(t *testing.T) {
 	p.waitFor("asked for a token", `(() => !document.getElementById("join").hidden && !document.getElementById("token-label").hidden &&
 		/needs a token/.test(document.getElementById("join-error").textContent) ? "" : "not asked")()`)
 
-	tok, err := server.MintToken(secret, "zoe", []string{"lobby"}, true, true, time.Hour)
+	tok, err := server.MintToken(secret, "zoe", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

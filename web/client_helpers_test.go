@@ -124,7 +124,7 @@ func startCrossOrigin(t *testing.T, cfg server.Config, network func(http.Handler
 // tasks.
 func (co *crossOrigin) token(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := server.MintToken(co.secret, user, []string{"r*"}, true, true, time.Hour)
+	tok, err := server.MintToken(co.secret, user, server.Claims{Rooms: []string{"r*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -279,7 +279,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--store", "nope"}, 2, `--store "nope"`},
 		{[]string{"serve", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{[]string{"serve", "--history", "0", "--store", "memory"}, 2, "--history 0"},
-		{[]string{"serve", "--addr", "256.0.0.1:1", "--store", "memory"}, 2, `--addr "256.0.0.1:1"`},
+		{[]string{"serve", "--addr", "256.0.0.1:1", "--store", "memory", "--insecure-open"}, 2, `--addr "256.0.0.1:1"`},
 		{[]string{"serve", "extra"}, 2, "unknown command"},
 		{[]string{"serve", "--addr", "0.0.0.0:0", "--store", "memory"}, 2, "refusing to listen on 0.0.0.0:0 without authentication"},
 		{[]string{"serve", "--auth-secret", "short", "--store", "memory"}, 2, "at least 16 bytes"},

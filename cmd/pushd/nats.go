@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
 	"github.com/pushd/push/server/tasks"
@@ -26,11 +27,12 @@ type natsOptions struct {
 }
 
 func (o *natsOptions) addFlags(f *pflag.FlagSet) {
+	d := natsstore.DefaultOptions()
 	f.StringVar(&o.url, "nats", "", "NATS server URL(s), comma-separated: keep streams, presence and tasks in NATS JetStream, shared with every pushd on the same NATS")
 	f.StringVar(&o.creds, "nats-creds", "", "NATS credentials file (JWT and seed)")
-	f.StringVar(&o.prefix, "nats-prefix", "pushd", "prefix of the streams, buckets and subjects pushd uses in NATS; pushd servers with the same prefix serve the same rooms")
-	f.IntVar(&o.replicas, "nats-replicas", 1, "copies JetStream keeps of each stream and bucket (3 on a three-node NATS cluster)")
-	f.DurationVar(&o.timeout, "nats-timeout", 5*time.Second, "longest wait for NATS on any one call; longer fails the request with 503")
+	f.StringVar(&o.prefix, "nats-prefix", d.Prefix, "prefix of the streams, buckets and subjects pushd uses in NATS; pushd servers with the same prefix serve the same rooms")
+	f.IntVar(&o.replicas, "nats-replicas", d.Replicas, "copies JetStream keeps of each stream and bucket (3 on a three-node NATS cluster)")
+	f.DurationVar(&o.timeout, "nats-timeout", d.Timeout, "longest wait for NATS on any one call; longer fails the request with 503")
 }
 
 // natsParts is what serve takes from NATS.
@@ -124,10 +126,8 @@ func retryUnavailable[T any](ctx context.Context, log *slog.Logger, what string,
 			return v, err
 		}
 		log.Info("waiting for NATS", "for", what, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 500*time.Millisecond) {
 			return v, err
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

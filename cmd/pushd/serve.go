@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,42 +19,28 @@ import (
 	"github.com/pushd/push/web"
 )
 
+// serveOptions are serve's flags. cfg starts as server.DefaultConfig and
+// its fields are bound to flags, so the flags' defaults are the server's.
 type serveOptions struct {
-	addr          string
-	store         string
-	storeSet      bool // --store given on the command line
-	dataDir       string
-	history       int
-	historyAge    time.Duration
-	presenceGrace time.Duration
-	longPollWait  time.Duration
-	heartbeat     time.Duration
-	writeTimeout  time.Duration
-	maxText       int
-	maxLag        int
-	batchWindow   time.Duration
-	logLevel      string
-	shutdownWait  time.Duration
-	maxTasks      int
-	taskStall     time.Duration
-	keepTasks     int
-	keepTasksFor  time.Duration
-	pprofAddr     string
-	nats          natsOptions
-	auth          authOptions
-	insecureOpen  bool
-	allowOrigins  []string
-	limits        server.Limits
-	maxBody       int64
-	maxHeader     int
-	readTimeout   time.Duration
-	bodyTimeout   time.Duration
-	idleTimeout   time.Duration
-	web           bool
+	cfg          server.Config
+	addr         string
+	store        string
+	storeSet     bool // --store given on the command line
+	dataDir      string
+	logLevel     string
+	shutdownWait time.Duration
+	pprofAddr    string
+	nats         natsOptions
+	auth         authOptions
+	insecureOpen bool
+	maxHeader    int
+	readTimeout  time.Duration
+	idleTimeout  time.Duration
+	web          bool
 }
 
 func newServeCmd() *cobra.Command {
-	o := serveOptions{}
+	o := serveOptions{cfg: server.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
@@ -69,38 +53,39 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	c, lim, tasks := &o.cfg, &o.cfg.Limits, &o.cfg.Tasks
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.store, "store", "bolt", "event store: bolt (durable, in --data), memory (forgets everything on exit), or nats (set by --nats)")
 	f.StringVar(&o.dataDir, "data", "pushd-data", "data directory of the bolt store")
-	f.IntVar(&o.history, "history", 10000, "events kept per stream")
-	f.DurationVar(&o.historyAge, "history-age", 0, "drop events older than this (0: keep by count only)")
-	f.DurationVar(&o.presenceGrace, "presence-grace", 5*time.Second, "how long a user stays present after their last connection closes")
-	f.DurationVar(&o.longPollWait, "long-poll-wait", 25*time.Second, "longest wait of one long poll")
-	f.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "SSE heartbeat comment and WebSocket ping interval")
-	f.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "a subscriber that takes longer to accept one write is dropped (and resumes)")
-	f.IntVar(&o.maxText, "max-text", 4096, "longest message text in bytes")
-	f.DurationVar(&o.batchWindow, "batch-window", 20*time.Millisecond, "on a busy stream of 1,000 or more subscribers, tell them of new events at most this often, each getting everything since in one write; smaller streams wait less (negative: every event at once)")
-	f.IntVar(&o.maxLag, "max-lag", 4096, "events a live subscriber may fall behind before it is told to reconnect")
-	f.IntVar(&o.maxTasks, "max-tasks", 64, "background tasks running at once; the rest queue")
-	f.DurationVar(&o.taskStall, "task-stall-timeout", 10*time.Minute, "an external task that reports nothing for this long fails as stalled")
-	f.IntVar(&o.keepTasks, "keep-tasks", 1000, "finished tasks kept for GET /v1/tasks")
-	f.DurationVar(&o.keepTasksFor, "keep-tasks-for", 24*time.Hour, "how long finished tasks are kept")
+	f.IntVar(&c.History, "history", c.History, "events kept per stream")
+	f.DurationVar(&c.HistoryAge, "history-age", c.HistoryAge, "drop events older than this (0: keep by count only)")
+	f.DurationVar(&c.PresenceGrace, "presence-grace", c.PresenceGrace, "how long a user stays present after their last connection closes")
+	f.DurationVar(&c.LongPollWait, "long-poll-wait", c.LongPollWait, "longest wait of one long poll")
+	f.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "SSE heartbeat comment and WebSocket ping interval")
+	f.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "a subscriber that takes longer to accept one write is dropped (and resumes)")
+	f.IntVar(&c.MaxTextBytes, "max-text", c.MaxTextBytes, "longest message text in bytes")
+	f.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "on a busy stream of 1,000 or more subscribers, tell them of new events at most this often, each getting everything since in one write; smaller streams wait less (negative: every event at once)")
+	f.IntVar(&c.MaxLag, "max-lag", c.MaxLag, "events a live subscriber may fall behind before it is told to reconnect")
+	f.IntVar(&tasks.MaxRunning, "max-tasks", tasks.MaxRunning, "background tasks running at once; the rest queue")
+	f.DurationVar(&tasks.StallTimeout, "task-stall-timeout", tasks.StallTimeout, "an external task that reports nothing for this long fails as stalled")
+	f.IntVar(&tasks.KeepFinished, "keep-tasks", tasks.KeepFinished, "finished tasks kept for GET /v1/tasks")
+	f.DurationVar(&tasks.KeepFor, "keep-tasks-for", tasks.KeepFor, "how long finished tasks are kept")
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	o.nats.addFlags(f)
 	o.auth.addFlags(f)
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
-	f.StringSliceVar(&o.allowOrigins, "allow-origin", nil, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
-	f.Float64Var(&o.limits.PublishRate, "publish-rate", 20, "messages one user may post per second (0: no limit)")
-	f.IntVar(&o.limits.PublishBurst, "publish-burst", 40, "messages one user may post at once")
-	f.IntVar(&o.limits.ConnsPerIP, "max-conns-per-ip", 512, "open WebSocket and SSE subscriptions per client address (0: no limit)")
-	f.IntVar(&o.limits.ConnsPerUser, "max-conns-per-user", 64, "open WebSocket and SSE subscriptions per user (0: no limit)")
-	f.IntVar(&o.limits.LongPollsPerIP, "max-long-polls-per-ip", 256, "waiting long polls per client address (0: no limit)")
-	f.IntVar(&o.limits.MaxStreams, "max-rooms", 100000, "rooms in use the server keeps in memory at once (its own streams and publishes are never refused); one unused for two minutes or more leaves, and at the limit an unused one makes room at once")
-	f.Int64Var(&o.limits.WSReadLimit, "ws-read-limit", 4096, "largest WebSocket message a client may send, in bytes")
-	f.Int64Var(&o.maxBody, "max-body", 64<<10, "largest request body, in bytes")
+	f.StringSliceVar(&c.AllowOrigins, "allow-origin", c.AllowOrigins, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
+	f.Float64Var(&lim.PublishRate, "publish-rate", lim.PublishRate, "messages one user may post per second (0: no limit)")
+	f.IntVar(&lim.PublishBurst, "publish-burst", lim.PublishBurst, "messages one user may post at once")
+	f.IntVar(&lim.ConnsPerIP, "max-conns-per-ip", lim.ConnsPerIP, "open WebSocket and SSE subscriptions per client address (0: no limit)")
+	f.IntVar(&lim.ConnsPerUser, "max-conns-per-user", lim.ConnsPerUser, "open WebSocket and SSE subscriptions per user (0: no limit)")
+	f.IntVar(&lim.LongPollsPerIP, "max-long-polls-per-ip", lim.LongPollsPerIP, "waiting long polls per client address (0: no limit)")
+	f.IntVar(&lim.MaxStreams, "max-rooms", lim.MaxStreams, "rooms in use the server keeps in memory at once (its own streams and publishes are never refused); one unused for two minutes or more leaves, and at the limit an unused one makes room at once")
+	f.Int64Var(&lim.WSReadLimit, "ws-read-limit", lim.WSReadLimit, "largest WebSocket message a client may send, in bytes")
+	f.Int64Var(&c.MaxBodyBytes, "max-body", c.MaxBodyBytes, "largest request body, in bytes")
 	f.IntVar(&o.maxHeader, "max-header-bytes", 16<<10, "largest request header, in bytes")
 	f.DurationVar(&o.readTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request header")
-	f.DurationVar(&o.bodyTimeout, "read-timeout", 10*time.Second, "time a client has to send a request body")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time a client has to send a request body")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	f.BoolVar(&o.web, "web", true, "serve the web app at / and the browser client at /pushd.js")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -123,8 +108,8 @@ func (o *serveOptions) check() (slog.Level, error) {
 			return level, err
 		}
 	}
-	if o.history < 1 {
-		return level, usagef("--history %d: keep at least 1 event per stream", o.history)
+	if o.cfg.History < 1 {
+		return level, usagef("--history %d: keep at least 1 event per stream", o.cfg.History)
 	}
 	if err := o.checkRanges(); err != nil {
 		return level, err
@@ -154,13 +139,14 @@ func (o *serveOptions) check() (slog.Level, error) {
 // otherwise take them quietly for its default: a zero heartbeat, a
 // negative limit. A 0 that means "no limit" is documented on its flag.
 func (o *serveOptions) checkRanges() error {
+	c, lim, tasks := &o.cfg, &o.cfg.Limits, &o.cfg.Tasks
 	positive := []struct {
 		flag string
 		d    time.Duration
 	}{
-		{"--presence-grace", o.presenceGrace}, {"--long-poll-wait", o.longPollWait}, {"--heartbeat", o.heartbeat},
-		{"--write-timeout", o.writeTimeout}, {"--task-stall-timeout", o.taskStall}, {"--keep-tasks-for", o.keepTasksFor},
-		{"--read-header-timeout", o.readTimeout}, {"--read-timeout", o.bodyTimeout}, {"--idle-timeout", o.idleTimeout},
+		{"--presence-grace", c.PresenceGrace}, {"--long-poll-wait", c.LongPollWait}, {"--heartbeat", c.Heartbeat},
+		{"--write-timeout", c.WriteTimeout}, {"--task-stall-timeout", tasks.StallTimeout}, {"--keep-tasks-for", tasks.KeepFor},
+		{"--read-header-timeout", o.readTimeout}, {"--read-timeout", c.ReadTimeout}, {"--idle-timeout", o.idleTimeout},
 		{"--shutdown-timeout", o.shutdownWait},
 	}
 	for _, p := range positive {
@@ -172,9 +158,9 @@ func (o *serveOptions) checkRanges() error {
 		flag string
 		n    int64
 	}{
-		{"--max-text", int64(o.maxText)}, {"--max-lag", int64(o.maxLag)}, {"--max-tasks", int64(o.maxTasks)},
-		{"--keep-tasks", int64(o.keepTasks)}, {"--max-rooms", int64(o.limits.MaxStreams)},
-		{"--ws-read-limit", o.limits.WSReadLimit}, {"--max-body", o.maxBody}, {"--max-header-bytes", int64(o.maxHeader)},
+		{"--max-text", int64(c.MaxTextBytes)}, {"--max-lag", int64(c.MaxLag)}, {"--max-tasks", int64(tasks.MaxRunning)},
+		{"--keep-tasks", int64(tasks.KeepFinished)}, {"--max-rooms", int64(lim.MaxStreams)},
+		{"--ws-read-limit", lim.WSReadLimit}, {"--max-body", c.MaxBodyBytes}, {"--max-header-bytes", int64(o.maxHeader)},
 	}
 	for _, c := range counts {
 		if c.n < 1 {
@@ -182,15 +168,15 @@ func (o *serveOptions) checkRanges() error {
 		}
 	}
 	switch {
-	case o.maxBody < int64(o.maxText)+1024:
-		return usagef("--max-body %d: leave room for a message of --max-text %d bytes and its JSON, e.g. --max-body %d", o.maxBody, o.maxText, max(int64(o.maxText)*2, 64<<10))
-	case o.historyAge < 0:
-		return usagef("--history-age %s: give 0 (keep by count only) or a positive duration", o.historyAge)
-	case o.limits.PublishRate < 0:
-		return usagef("--publish-rate %g: give 0 (no limit) or more", o.limits.PublishRate)
-	case o.limits.PublishRate > 0 && o.limits.PublishBurst < 1:
-		return usagef("--publish-burst %d: give 1 or more", o.limits.PublishBurst)
-	case o.limits.ConnsPerIP < 0, o.limits.ConnsPerUser < 0, o.limits.LongPollsPerIP < 0:
+	case c.MaxBodyBytes < int64(c.MaxTextBytes)+1024:
+		return usagef("--max-body %d: leave room for a message of --max-text %d bytes and its JSON, e.g. --max-body %d", c.MaxBodyBytes, c.MaxTextBytes, max(int64(c.MaxTextBytes)*2, 64<<10))
+	case c.HistoryAge < 0:
+		return usagef("--history-age %s: give 0 (keep by count only) or a positive duration", c.HistoryAge)
+	case lim.PublishRate < 0:
+		return usagef("--publish-rate %g: give 0 (no limit) or more", lim.PublishRate)
+	case lim.PublishRate > 0 && lim.PublishBurst < 1:
+		return usagef("--publish-burst %d: give 1 or more", lim.PublishBurst)
+	case lim.ConnsPerIP < 0, lim.ConnsPerUser < 0, lim.LongPollsPerIP < 0:
 		return usagef("--max-conns-per-ip, --max-conns-per-user and --max-long-polls-per-ip: give 0 (no limit) or more")
 	}
 	return nil
@@ -220,60 +206,39 @@ func (o *serveOptions) run(ctx context.Context) error {
 	var taskPeers tasks.Peers
 	switch o.store {
 	case "nats":
-		c, err := o.nats.open(ctx, o.history, o.historyAge, log)
+		parts, err := o.nats.open(ctx, o.cfg.History, o.cfg.HistoryAge, log)
 		if err != nil {
 			return err
 		}
-		defer c.close()
-		store, taskStore, roster, taskPeers = c.store, c.taskStore, c.roster, c.taskPeers
+		defer parts.close()
+		store, taskStore, roster, taskPeers = parts.store, parts.taskStore, parts.roster, parts.taskPeers
 	case "bolt":
-		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.history, MaxAge: o.historyAge})
+		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.cfg.History, MaxAge: o.cfg.HistoryAge})
 		if err != nil {
 			return err
 		}
 		defer bs.Close()
 		store, taskStore = bs, bs
 	}
-	srv, err := server.New(server.Config{
-		AuthSecret:    secret,
-		AllowOrigins:  o.allowOrigins,
-		Store:         store,
-		TaskStore:     taskStore,
-		Roster:        roster,
-		TaskPeers:     taskPeers,
-		History:       o.history,
-		HistoryAge:    o.historyAge,
-		PresenceGrace: o.presenceGrace,
-		LongPollWait:  o.longPollWait,
-		Heartbeat:     o.heartbeat,
-		WriteTimeout:  o.writeTimeout,
-		MaxTextBytes:  o.maxText,
-		MaxLag:        o.maxLag,
-		BatchWindow:   o.batchWindow,
-		MaxBodyBytes:  o.maxBody,
-		ReadTimeout:   o.bodyTimeout,
-		Limits:        o.limits,
-		Tasks: tasks.Config{
-			MaxRunning:   o.maxTasks,
-			StallTimeout: o.taskStall,
-			KeepFinished: o.keepTasks,
-			KeepFor:      o.keepTasksFor,
-		},
-		Logger: log,
-	})
+	cfg := o.cfg
+	cfg.AuthSecret, cfg.Logger = secret, log
+	cfg.Store, cfg.TaskStore, cfg.Roster, cfg.TaskPeers = store, taskStore, roster, taskPeers
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
 	if o.pprofAddr != "" {
 		stopProfiles, err := servePprof(o.pprofAddr, log)
 		if err != nil {
+			_ = srv.Shutdown(ctx) // it has served nothing: nothing to wait for
 			return err
 		}
 		defer stopProfiles()
 	}
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := listen("--addr", o.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.addr, err)
+		_ = srv.Shutdown(ctx)
+		return err
 	}
 	var handler http.Handler = srv
 	if o.web {
@@ -286,7 +251,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		MaxHeaderBytes:    o.maxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.history)
+	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.cfg.History)
 	if o.store == "nats" {
 		log.Info("sharing streams through NATS JetStream", "nats", o.nats.url, "prefix", o.nats.prefix, "replicas", o.nats.replicas)
 	}
@@ -325,57 +290,39 @@ func (o *serveOptions) dataDirFor() string {
 	return o.dataDir
 }
 
+// listenAddrHint is what a listen address looks like, for its errors.
+const listenAddrHint = "want host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 for every interface"
+
 // checkListenAddr checks that addr, the value of flag, is host:port with a
-// port from 0 to 65535 (0: any free one) and a host that is empty (every
-// interface), an IP address or a host name.
+// port from 0 to 65535 (0: any free one). The host is left to listen,
+// which refuses one that names nothing.
 func checkListenAddr(flag, addr string) error {
-	const want = "want host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 for every interface"
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		var ae *net.AddrError
 		if errors.As(err, &ae) {
 			err = errors.New(ae.Err)
 		}
-		return usagef("%s %q: %v; %s", flag, addr, err, want)
+		return usagef("%s %q: %v; %s", flag, addr, err, listenAddrHint)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return usagef("%s %q: the port must be a number from 0 to 65535; %s", flag, addr, want)
-	}
-	if host != "" && !isIPAddr(host) && !isHostName(host) {
-		return usagef("%s %q: %q is neither an IP address nor a host name; %s", flag, addr, host, want)
+		return usagef("%s %q: the port must be a number from 0 to 65535; %s", flag, addr, listenAddrHint)
 	}
 	return nil
 }
 
-// isIPAddr reports whether host is an IP address, with a zone or not.
-func isIPAddr(host string) bool {
-	_, err := netip.ParseAddr(host)
-	return err == nil
-}
-
-// isHostName reports whether host is a DNS name: dot-separated labels of
-// letters, digits, - and _, each 1 to 63 long and not starting or ending
-// with -, the last not all digits (so 256.0.0.1 is neither this nor an
-// IP address).
-func isHostName(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	if host == "" || len(host) > 253 {
-		return false
+// listen listens on addr, the value of flag. A host that names no address
+// is a mistake on the command line, like a malformed address.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		return nil, usagef("%s %q: %v; %s", flag, addr, dnsErr, listenAddrHint)
+	case err != nil:
+		return nil, fmt.Errorf("%s: listen on %s: %w", flag, addr, err)
 	}
-	labels := strings.Split(host, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
+	return ln, nil
 }
 
 // isLoopback reports whether a listen address stays on this machine.

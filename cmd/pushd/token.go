@@ -51,7 +51,7 @@ func newTokenCmd() *cobra.Command {
 			if len(secret) == 0 {
 				return usagef("give the server's secret with --auth-secret-file or --auth-secret")
 			}
-			tok, err := server.MintToken(secret, o.user, rooms, o.publish, o.tasks, o.ttl)
+			tok, err := server.MintToken(secret, o.user, server.Claims{Rooms: rooms, Publish: o.publish, Tasks: o.tasks}, o.ttl)
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ func deadAddress(t *testing.T) string {
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 	dead := deadAddress(t)
 	secret := []byte("a-test-secret-of-enough-length")
-	alice, err := server.MintToken(secret, "alice", []string{"*"}, true, true, time.Hour)
+	alice, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestNotPushd(t *testing.T) {
 func TestTokenNamesTheUser(t *testing.T) {
 	secret := []byte("a-test-secret-of-enough-length")
 	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
-	tok, err := server.MintToken(secret, "alice", []string{"lobby"}, true, true, time.Hour)
+	tok, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestTokens(t *testing.T) {
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
 	}
-	tok, err := server.MintToken(secret, "tester", []string{"*"}, true, true, time.Hour)
+	tok, err := server.MintToken(secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

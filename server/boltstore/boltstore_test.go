@@ -2,7 +2,10 @@ package boltstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +112,45 @@ func TestRefusesForeignFiles(t *testing.T) {
 			t.Fatalf("second Open: %v; want a locked error", err)
 		}
 	})
+}
+
+// After Close the store says so in the Store contract's terms, and a
+// request that reaches it gets 503, not 500.
+func TestClosedIsUnavailable(t *testing.T) {
+	bs, err := boltstore.Open(t.TempDir(), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := bs.Info(ctx, "room/a"); err != nil {
+		t.Fatal(err)
+	}
+	bs.Close()
+	if _, err := bs.Append(ctx, "room/a", []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "x"}}); !errors.Is(err, server.ErrStoreClosed) {
+		t.Fatalf("Append after Close: %v; want ErrStoreClosed", err)
+	}
+	if _, _, err := bs.Read(ctx, "room/a", 0, 1); !errors.Is(err, server.ErrStoreClosed) {
+		t.Fatalf("Read after Close: %v; want ErrStoreClosed", err)
+	}
+	srv, err := server.New(server.Config{Store: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer srv.Shutdown(ctx)
+	resp, err := http.Post(ts.URL+"/v1/rooms/b/messages", "application/json", strings.NewReader(`{"user":"u","text":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e protocol.ErrorBody
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error.Message == "" {
+		t.Fatalf("publish with the store closed: %d without the JSON error body (%v)", resp.StatusCode, err)
+	}
+	if status, code := resp.StatusCode, e.Error.Code; status != 503 || code != protocol.CodeUnavailable {
+		t.Fatalf("publish with the store closed: %d %s; want 503 unavailable", status, code)
+	}
 }
 
 func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {

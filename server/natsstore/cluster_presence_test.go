@@ -277,8 +277,9 @@ func TestClusterPresenceFailedLoginOwesNoLogout(t *testing.T) {
 	px := startNATSProxy(t, ns.URL())
 	a, ra := presenceNode(t, px.URL(), 0)
 	b, _ := presenceNode(t, ns.URL(), 1)
-	// The room's events subject, its name escaped as the store does.
-	events := a.Store.Prefix() + ".events." + strings.NewReplacer(".", "=2E", "/", "=2F").Replace(protocol.RoomStream("lobby"))
+	// The room's events subject under the default prefix, its name
+	// escaped as the store does.
+	events := natsstore.DefaultOptions().Prefix + ".events." + strings.NewReplacer(".", "=2E", "/", "=2F").Replace(protocol.RoomStream("lobby"))
 	key := "$KV." + ra.Bucket() + ".r.lobby."
 
 	login := px.loseRequest(events, `"type":"login"`)

@@ -19,11 +19,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
-// Options configure a Store. URL is required.
+// Options configure a Store. URL is required; Open takes the zero fields
+// of the others from DefaultOptions.
 type Options struct {
 	// URL is the NATS server, or a comma-separated list of a cluster's.
 	URL string
@@ -31,21 +33,27 @@ type Options struct {
 	// needs one.
 	CredsFile string
 	// Prefix names everything pushd creates in NATS, so several pushd
-	// clusters can share one NATS (default "pushd").
+	// clusters can share one NATS.
 	Prefix string
-	// Replicas is how many copies JetStream keeps of each stream (default
-	// 1; use 3 on a three-node NATS cluster).
+	// Replicas is how many copies JetStream keeps of each stream (3 on a
+	// three-node NATS cluster).
 	Replicas int
 	// MaxEvents and MaxAge bound each stream's history (0: no bound).
 	MaxEvents int
 	MaxAge    time.Duration
-	// Timeout bounds each call to NATS (default 5 s). A call that takes
-	// longer fails with server.ErrUnavailable.
+	// Timeout bounds each call to NATS. A call that takes longer fails
+	// with server.ErrUnavailable.
 	Timeout time.Duration
 	// Name identifies this server's connection in NATS monitoring.
 	Name string
 	// Logger receives connection changes (default: discarded).
 	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults of Options, written once here: Open
+// takes a zero field from it, and pushd serve's flags start from it.
+func DefaultOptions() Options {
+	return Options{Prefix: "pushd", Replicas: 1, Timeout: 5 * time.Second, Name: "pushd"}
 }
 
 // Store is a server.Store on NATS JetStream, shared by every pushd that
@@ -95,21 +103,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.URL == "" {
 		return nil, errors.New("open NATS store: no URL")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = "pushd"
-	}
+	d := DefaultOptions()
+	opts.Prefix = cmp.Or(opts.Prefix, d.Prefix)
 	if err := ValidatePrefix(opts.Prefix); err != nil {
 		return nil, fmt.Errorf("open NATS store: %w", err)
 	}
 	if opts.Replicas <= 0 {
-		opts.Replicas = 1
+		opts.Replicas = d.Replicas
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Second
+		opts.Timeout = d.Timeout
 	}
-	if opts.Name == "" {
-		opts.Name = "pushd"
-	}
+	opts.Name = cmp.Or(opts.Name, d.Name)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -161,11 +166,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			nc.Close()
 			return nil, fmt.Errorf("open NATS store at %s: %w", opts.URL, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, 250*time.Millisecond) {
 			nc.Close()
 			return nil, fmt.Errorf("open NATS store at %s: %w (is JetStream on, and has the NATS cluster formed?)", opts.URL, err)
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
@@ -196,16 +199,6 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 
 // JetStream returns the store's JetStream context.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
-
-// Prefix returns the prefix of everything the store creates in NATS.
-func (s *Store) Prefix() string { return s.opts.Prefix }
-
-// Timeout returns the bound on each call to NATS.
-func (s *Store) Timeout() time.Duration { return s.opts.Timeout }
-
-// Replicas returns how many copies JetStream keeps of what the store
-// creates.
-func (s *Store) Replicas() int { return s.opts.Replicas }
 
 // Ready reports whether NATS and JetStream answer.
 func (s *Store) Ready(ctx context.Context) error {
@@ -270,28 +263,9 @@ func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream
 		return nil, nil, err
 	}
 	name := s.streamName(stream)
-	cfg := jetstream.StreamConfig{
-		Name:        name,
-		Description: "pushd stream " + stream,
-		Subjects:    []string{s.subject(stream)},
-		Storage:     jetstream.FileStorage,
-		Replicas:    s.opts.Replicas,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxMsgs:     int64(s.opts.MaxEvents),
-		MaxAge:      s.opts.MaxAge,
-		AllowDirect: true,
-		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
-	}
-	if cfg.MaxMsgs == 0 {
-		cfg.MaxMsgs = -1
-	}
 	st, err := s.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, name) // another server created it first
-		}
+		st, err = s.create(ctx, stream, name)
 	}
 	if err != nil {
 		return nil, nil, unavailable(fmt.Errorf("stream %s: %w", name, err))
@@ -310,6 +284,32 @@ func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream
 		s.streams[stream] = js
 	}
 	return js, st, nil
+}
+
+// create makes name, the JetStream stream of a pushd stream, with a new
+// epoch; if another server made it first, it returns that one.
+func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stream, error) {
+	cfg := jetstream.StreamConfig{
+		Name:        name,
+		Description: "pushd stream " + stream,
+		Subjects:    []string{s.subject(stream)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.opts.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     int64(s.opts.MaxEvents),
+		MaxAge:      s.opts.MaxAge,
+		AllowDirect: true,
+		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = -1
+	}
+	st, err := s.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = s.js.Stream(ctx, name)
+	}
+	return st, err
 }
 
 // cached returns the stream as last looked up, or looks it up.
@@ -492,20 +492,23 @@ const followBatch = 256
 
 // Follow implements server.Follower with an ordered consumer, which
 // JetStream recreates by itself after a lost connection, from where it
-// left off. When the consumer reports trouble, Follow checks that the
-// stream is still the one it began on: a stream deleted and made again
-// (by an operator, or a NATS that lost its data) is a new history, and
-// Follow returns for the hub to start on it afresh.
-func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver func([]protocol.Event)) error {
+// left off. A stream deleted and made again (by an operator, or a NATS
+// that lost its data) is a new history: Follow returns for the hub to
+// start on it afresh if it finds one when it starts, or when the consumer
+// reports trouble and a check finds one, or cannot be made.
+func (s *Store) Follow(ctx context.Context, stream string, after protocol.Cursor, deliver func([]protocol.Event)) error {
 	lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	js, st, err := s.lookup(lctx, stream)
 	cancel()
 	if err != nil {
 		return err
 	}
+	if js.epoch != after.Epoch {
+		return fmt.Errorf("follow %s: the stream was made anew (epoch %s, not %s)", js.name, js.epoch, after.Epoch)
+	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   after + 1,
+		OptStartSeq:   after.Seq + 1,
 	})
 	if err != nil {
 		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
@@ -563,7 +566,12 @@ func (s *Store) Follow(ctx context.Context, stream string, after uint64, deliver
 			lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 			now, _, err := s.lookup(lctx, stream)
 			cancel()
-			if err == nil && now.epoch != js.epoch {
+			switch {
+			case err != nil:
+				// Whether the stream is still this one is not known, and
+				// the consumer may go on in another: start afresh.
+				return fmt.Errorf("follow %s: check the stream after trouble: %w", js.name, err)
+			case now.epoch != js.epoch:
 				return fmt.Errorf("follow %s: the stream was made anew (epoch %s, was %s)", js.name, now.epoch, js.epoch)
 			}
 		}

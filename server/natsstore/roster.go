@@ -37,7 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"log/slog"
 	mathrand "math/rand/v2"
 	"regexp"
@@ -48,6 +48,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/server"
 )
 
@@ -87,8 +88,10 @@ type Roster struct {
 	log     *slog.Logger
 
 	// stripes serialise this server's own changes to one key: an Arrive,
-	// a Depart and Run's retries never interleave on it.
+	// a Depart and Run's retries never interleave on it. A key's stripe is
+	// chosen by its hash, seeded by seed.
 	stripes [64]sync.Mutex
+	seed    maphash.Seed
 
 	mu          sync.Mutex
 	self        string                 // this server's current incarnation
@@ -196,6 +199,7 @@ func (s *Store) Roster(ctx context.Context, opts RosterOptions) (*Roster, error)
 		rooms:      make(map[string]map[string]*rosterEntry),
 		servers:    make(map[string]*serverState),
 		synced:     make(chan struct{}),
+		seed:       maphash.MakeSeed(),
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -325,13 +329,11 @@ func isConflict(err error) bool {
 // the bucket; Run takes this server's entry out again unless a later
 // Arrive succeeds.
 func (r *Roster) Arrive(ctx context.Context, room, user string) (bool, error) {
-	key := roomKey(room, user)
 	if err := r.store.checkOpen(); err != nil {
 		return false, fmt.Errorf("arrive %s in %s: %w", user, room, err)
 	}
-	mu := r.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
+	key, unlock := r.lockKey(room, user)
+	defer unlock()
 	r.mu.Lock()
 	prev := r.local[key]
 	r.local[key] = &localEntry{room: room, user: user, present: true}
@@ -394,10 +396,8 @@ func (r *Roster) Withdraw(ctx context.Context, room, user string) error {
 // whether that emptied the key. announce: a login went out, so emptying
 // the key owes a logout.
 func (r *Roster) depart(ctx context.Context, room, user string, announce bool) (bool, error) {
-	key := roomKey(room, user)
-	mu := r.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
+	key, unlock := r.lockKey(room, user)
+	defer unlock()
 	r.mu.Lock()
 	prev := r.local[key]
 	e := &localEntry{room: room, user: user, pending: true, announce: announce,
@@ -408,29 +408,20 @@ func (r *Roster) depart(ctx context.Context, room, user string, announce bool) (
 	if err := r.store.checkOpen(); err != nil {
 		return false, err
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	removed, err := r.takeOut(ctx, key, e, mine)
-	if err != nil {
-		return false, err
-	}
-	r.mu.Lock()
-	if r.local[key] == e {
-		delete(r.local, key)
-	}
-	r.mu.Unlock()
-	return removed, nil
+	return r.takeOut(ctx, key, e, mine)
 }
 
 // takeOut takes this server's incarnations (mine) out of a room key for
-// e, its pending entry, and reports whether that emptied the key. The
-// caller holds the key's stripe. A removal that goes unanswered may have
-// landed: e remembers it, and a later takeOut that finds the key absent
-// counts it as emptied, so that the logout it owes is announced once.
-// (Were the key taken out by another server's sweep of this one in
-// between, both would announce it; a sweep of a live server is rare.)
+// e, its pending entry, forgets e once that is done, and reports whether
+// that emptied the key. The caller holds the key's stripe. A removal that
+// goes unanswered may have landed: e remembers it, and a later takeOut
+// that finds the key absent counts it as emptied, so that the logout it
+// owes is announced once. (Were the key taken out by another server's
+// sweep of this one in between, both would announce it; a sweep of a live
+// server is rare.)
 func (r *Roster) takeOut(ctx context.Context, key string, e *localEntry, mine []string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	absent := false
 	out, err := r.update(ctx, key, e.room, e.user, func(servers []string) ([]string, bool) {
 		absent = len(servers) == 0
@@ -444,6 +435,11 @@ func (r *Roster) takeOut(ctx context.Context, key string, e *localEntry, mine []
 		}
 		return false, err
 	}
+	r.mu.Lock()
+	if r.local[key] == e {
+		delete(r.local, key)
+	}
+	r.mu.Unlock()
 	return out.removed || e.purged && absent, nil
 }
 
@@ -476,10 +472,14 @@ func (r *Roster) Users(ctx context.Context, room string) ([]string, error) {
 	return users, nil
 }
 
-func (r *Roster) stripe(key string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return &r.stripes[h.Sum32()%uint32(len(r.stripes))]
+// lockKey takes the stripe of user's key in room, which serialises this
+// server's changes to that key, and returns the key and the stripe's
+// unlock.
+func (r *Roster) lockKey(room, user string) (key string, unlock func()) {
+	key = roomKey(room, user)
+	mu := &r.stripes[maphash.String(r.seed, key)%uint64(len(r.stripes))]
+	mu.Lock()
+	return key, mu.Unlock
 }
 
 // withOnly puts me into servers and takes this Roster's earlier
@@ -518,13 +518,9 @@ type outcome struct {
 func (r *Roster) update(ctx context.Context, key, room, user string, change func([]string) ([]string, bool)) (outcome, error) {
 	kv := r.kvHandle()
 	for attempt := 0; ; attempt++ {
-		if attempt > 1 {
-			// Several servers race for this key: spread the retries.
-			select {
-			case <-time.After(mathrand.N(time.Duration(attempt) * time.Millisecond)):
-			case <-ctx.Done():
-				return outcome{}, unavailable(fmt.Errorf("presence %s: %w", key, ctx.Err()))
-			}
+		// Several servers race for this key: spread the retries.
+		if attempt > 1 && !backoff.Sleep(ctx, mathrand.N(time.Duration(attempt)*time.Millisecond)) {
+			return outcome{}, unavailable(fmt.Errorf("presence %s: %w", key, ctx.Err()))
 		}
 		var rev uint64
 		var servers []string

@@ -143,16 +143,11 @@ func (r *Roster) reassert(ctx context.Context) {
 		r.mu.Unlock()
 		return
 	}
-	var keys []*localEntry
-	for _, e := range r.local {
-		if e.present {
-			keys = append(keys, &localEntry{room: e.room, user: e.user})
-		}
-	}
+	present := r.localLocked(func(e *localEntry) bool { return e.present })
 	r.mu.Unlock()
-	for _, e := range keys {
-		if err := r.reassertOne(ctx, e.room, e.user); err != nil {
-			r.log.Warn("write presence again", "room", e.room, "user", e.user, "err", err)
+	for _, k := range present {
+		if err := r.reassertOne(ctx, k.room, k.user); err != nil {
+			r.log.Warn("write presence again", "room", k.room, "user", k.user, "err", err)
 			return
 		}
 	}
@@ -164,10 +159,8 @@ func (r *Roster) reassert(ctx context.Context) {
 }
 
 func (r *Roster) reassertOne(ctx context.Context, room, user string) error {
-	key := roomKey(room, user)
-	mu := r.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
+	key, unlock := r.lockKey(room, user)
+	defer unlock()
 	r.mu.Lock()
 	e := r.local[key]
 	me, mine := r.self, slices.Clone(r.mine)
@@ -193,31 +186,36 @@ func (r *Roster) reassertOne(ctx context.Context, room, user string) error {
 // unanswered.
 func (r *Roster) retryPending(ctx context.Context, gone func(room, user string)) {
 	r.mu.Lock()
-	var keys []*localEntry
-	for _, e := range r.local {
-		if e.pending {
-			keys = append(keys, &localEntry{room: e.room, user: e.user})
-		}
-	}
+	pending := r.localLocked(func(e *localEntry) bool { return e.pending })
 	r.mu.Unlock()
-	for _, e := range keys {
-		last, err := r.retryOne(ctx, e.room, e.user)
+	for _, k := range pending {
+		last, err := r.retryOne(ctx, k.room, k.user)
 		if err != nil {
-			r.log.Warn("leave presence", "room", e.room, "user", e.user, "err", err)
+			r.log.Warn("leave presence", "room", k.room, "user", k.user, "err", err)
 			return
 		}
 		if last {
-			gone(e.room, e.user)
+			gone(k.room, k.user)
 		}
 	}
 	r.retrySweeps(ctx, gone)
 }
 
+// localLocked returns the room and user of this server's entries for which
+// want is true. r.mu is held.
+func (r *Roster) localLocked(want func(*localEntry) bool) []roomUser {
+	var out []roomUser
+	for _, e := range r.local {
+		if want(e) {
+			out = append(out, roomUser{e.room, e.user})
+		}
+	}
+	return out
+}
+
 func (r *Roster) retryOne(ctx context.Context, room, user string) (last bool, err error) {
-	key := roomKey(room, user)
-	mu := r.stripe(key)
-	mu.Lock()
-	defer mu.Unlock()
+	key, unlock := r.lockKey(room, user)
+	defer unlock()
 	r.mu.Lock()
 	e := r.local[key]
 	mine := slices.Clone(r.mine)
@@ -225,16 +223,8 @@ func (r *Roster) retryOne(ctx context.Context, room, user string) (last bool, er
 	if e == nil || !e.pending {
 		return false, nil // arrived again meanwhile
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
 	removed, err := r.takeOut(ctx, key, e, mine)
-	if err != nil {
-		return false, err
-	}
-	r.mu.Lock()
-	delete(r.local, key)
-	r.mu.Unlock()
-	return removed && e.announce, nil
+	return removed && e.announce, err
 }
 
 // retrySweeps takes out again the servers that sweeps took out of room
@@ -250,8 +240,7 @@ func (r *Roster) retrySweeps(ctx context.Context, gone func(room, user string)) 
 		absent := false
 		out, err := r.update(cctx, key, l.room, l.user, func(servers []string) ([]string, bool) {
 			absent = len(servers) == 0
-			next := slices.DeleteFunc(slices.Clone(servers), func(m string) bool { return slices.Contains(l.stale, m) })
-			return next, len(next) != len(servers)
+			return without(servers, l.stale)
 		})
 		cancel()
 		if err != nil {
@@ -268,8 +257,8 @@ func (r *Roster) retrySweeps(ctx context.Context, gone func(room, user string)) 
 	}
 }
 
-// victim is a room key with servers to sweep out.
-type victim struct{ room, user string }
+// roomUser names a room key: user in room.
+type roomUser struct{ room, user string }
 
 // sweep takes out of the roster the servers whose heartbeat this server has
 // not seen change for TTL, or that another server has swept already, and
@@ -345,13 +334,14 @@ func (r *Roster) sweep(ctx context.Context, gone func(room, user string)) {
 		}
 	}
 
+	swept := slices.Sorted(maps.Keys(stale))
 	r.mu.Lock()
-	var victims []victim
+	var victims []roomUser
 	for room, users := range r.rooms {
 		for user, e := range users {
 			_, lost := r.lostSweeps[roomKey(room, user)] // retrySweeps has it
 			if !e.tomb && !lost && slices.ContainsFunc(e.servers, func(m string) bool { return stale[m] }) {
-				victims = append(victims, victim{room, user})
+				victims = append(victims, roomUser{room, user})
 			}
 		}
 	}
@@ -360,15 +350,14 @@ func (r *Roster) sweep(ctx context.Context, gone func(room, user string)) {
 		key := roomKey(v.room, v.user)
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
 		out, err := r.update(cctx, key, v.room, v.user, func(servers []string) ([]string, bool) {
-			next := slices.DeleteFunc(slices.Clone(servers), func(m string) bool { return stale[m] })
-			return next, len(next) != len(servers)
+			return without(servers, swept)
 		})
 		cancel()
 		if err != nil {
 			if out.removed {
 				// It may have landed: retrySweeps finds out.
 				r.mu.Lock()
-				r.lostSweeps[key] = lostSweep{room: v.room, user: v.user, stale: slices.Sorted(maps.Keys(stale))}
+				r.lostSweeps[key] = lostSweep{room: v.room, user: v.user, stale: swept}
 				r.mu.Unlock()
 			}
 			r.log.Warn("sweep presence", "room", v.room, "user", v.user, "err", err)

@@ -121,13 +121,13 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 	if err := st.checkOpen(); err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, st.opts.Timeout)
 	defer cancel()
 	cfg := jetstream.KeyValueConfig{
-		Bucket:         st.Prefix() + "_tasks",
+		Bucket:         st.opts.Prefix + "_tasks",
 		Description:    "pushd task records, by task id",
 		Storage:        jetstream.FileStorage,
-		Replicas:       st.Replicas(),
+		Replicas:       st.opts.Replicas,
 		LimitMarkerTTL: markerTTL,
 	}
 	var err error
@@ -148,11 +148,11 @@ func OpenTasks(ctx context.Context, st *Store, opts TaskOptions) (*Tasks, error)
 		ts.purgeTTL = markerTTL
 	}
 	ts.nodes, err = bucket(ctx, st.js, jetstream.KeyValueConfig{
-		Bucket:      st.Prefix() + "_task_nodes",
+		Bucket:      st.opts.Prefix + "_task_nodes",
 		Description: "pushd servers that run tasks, each renewed while it lives",
 		TTL:         opts.NodeTTL,
 		Storage:     jetstream.FileStorage,
-		Replicas:    st.Replicas(),
+		Replicas:    st.opts.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open NATS task store: %w", err)
@@ -204,5 +204,5 @@ func (ts *Tasks) Close() error {
 
 // subject is where a node answers requests for its tasks.
 func (ts *Tasks) subject(node string) string {
-	return ts.st.Prefix() + ".tasks.node." + node
+	return ts.st.opts.Prefix + ".tasks.node." + node
 }

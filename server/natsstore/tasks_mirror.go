@@ -38,7 +38,7 @@ func (ts *Tasks) List(ctx context.Context) ([]protocol.Task, error) {
 // catchUp waits until the view reflects the bucket's latest revision, or
 // the timeout; past it, a view that has caught up once is used as it is.
 func (ts *Tasks) catchUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	status, err := ts.records.Status(ctx)
 	if err != nil {
@@ -103,7 +103,7 @@ func (ts *Tasks) watchOnce(ctx context.Context) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	sctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	status, err := ts.records.Status(sctx)
 	cancel()
 	if err != nil {
@@ -121,7 +121,7 @@ func (ts *Tasks) watchOnce(ctx context.Context) error {
 		_ = w.Stop()
 		// The watch's delivery blocks on its channel: drain it so that
 		// it can end.
-		drain := time.NewTimer(ts.st.Timeout())
+		drain := time.NewTimer(ts.st.opts.Timeout)
 		defer drain.Stop()
 		for {
 			select {

@@ -61,7 +61,7 @@ func (ts *Tasks) forward(ctx context.Context, req peerRequest) (protocol.Task, e
 	if err != nil {
 		return protocol.Task{}, fmt.Errorf("encode task request: %w", err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	rctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	msg, err := ts.st.nc.RequestWithContext(rctx, ts.subject(m.rec.Node), data)
 	switch {
@@ -122,7 +122,7 @@ func (ts *Tasks) answer(ctx context.Context, local tasks.Local, msg *nats.Msg) {
 		reply.Error = protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "undecodable task request: %v", err)
 	} else {
 		// The request is answered even if the server is shutting down.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.st.Timeout())
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.st.opts.Timeout)
 		var t protocol.Task
 		switch {
 		case req.Op == opCancel:

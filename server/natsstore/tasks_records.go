@@ -20,7 +20,7 @@ func (ts *Tasks) SaveTask(ctx context.Context, t protocol.Task) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return fmt.Errorf("save task %s: %w", t.ID, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	data, err := json.Marshal(record{Node: ts.node, Task: t})
 	if err != nil {
@@ -83,7 +83,7 @@ func (ts *Tasks) DeleteTask(ctx context.Context, id string) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	ts.mu.Lock()
 	rev, ok := ts.revs[id]
@@ -125,7 +125,7 @@ func (ts *Tasks) lookup(ctx context.Context, id string) (mirrored, error) {
 	if err := ts.st.checkOpen(); err != nil {
 		return mirrored{}, fmt.Errorf("read task %s: %w", id, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	e, err := ts.records.Get(ctx, id)
 	switch {

@@ -24,7 +24,7 @@ func (ts *Tasks) keepAlive(ctx context.Context, local tasks.Local) {
 	tick := time.NewTicker(ts.ttl / 3)
 	defer tick.Stop()
 	defer func() {
-		gctx, cancel := context.WithTimeout(context.Background(), ts.st.Timeout())
+		gctx, cancel := context.WithTimeout(context.Background(), ts.st.opts.Timeout)
 		defer cancel()
 		if ts.st.checkOpen() == nil {
 			if err := ts.nodes.Purge(gctx, ts.node); err != nil {
@@ -58,7 +58,7 @@ func (ts *Tasks) renew(ctx context.Context) error {
 	if err := ts.st.checkOpen(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	data, _ := json.Marshal(map[string]any{"name": ts.st.opts.Name, "time": time.Now().UTC()})
 	if _, err := ts.nodes.Put(ctx, ts.node, data); err != nil {
@@ -107,7 +107,7 @@ func (ts *Tasks) reap(ctx context.Context, local tasks.Local) {
 
 // alive reports whether a node's liveness is current.
 func (ts *Tasks) alive(ctx context.Context, node string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	defer cancel()
 	_, err := ts.nodes.Get(ctx, node)
 	switch {
@@ -137,7 +137,7 @@ func (ts *Tasks) takeOver(ctx context.Context, local tasks.Local, m mirrored) {
 		ts.log.Error("encode task record", "task", c.task.ID, "err", err)
 		return
 	}
-	uctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	uctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	rev, err := ts.records.Update(uctx, c.task.ID, c.data, m.rev)
 	cancel()
 	switch {
@@ -171,7 +171,7 @@ type claim struct {
 // did not land, and the record is reaped again if its node is still
 // gone. If it cannot be read, the next reap tries again.
 func (ts *Tasks) confirm(ctx context.Context, local tasks.Local, c claim) {
-	rctx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+	rctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 	e, err := ts.records.Get(rctx, c.task.ID)
 	cancel()
 	switch {
@@ -201,7 +201,7 @@ func (ts *Tasks) tookOver(ctx context.Context, local tasks.Local, c claim, rev u
 	ts.mu.Unlock()
 	if c.ended {
 		ts.log.Info("task ended: its server is gone", "task", c.task.ID, "node", c.from)
-		actx, cancel := context.WithTimeout(ctx, ts.st.Timeout())
+		actx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
 		err := local.Announce(actx, c.task)
 		cancel()
 		if err != nil {

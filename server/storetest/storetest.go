@@ -21,9 +21,6 @@ type Factory func(t *testing.T, maxEvents int, maxAge time.Duration) server.Stor
 // Run runs the conformance tests against stores made by open.
 func Run(t *testing.T, open Factory) {
 	ctx := context.Background()
-	msg := func(text string) protocol.Event {
-		return protocol.Event{Type: protocol.TypeMessage, Time: time.Now().UTC(), User: "u", Text: text}
-	}
 
 	t.Run("fresh stream", func(t *testing.T) {
 		s := open(t, 0, 0)
@@ -72,11 +69,7 @@ func Run(t *testing.T, open Factory) {
 
 	t.Run("read after cursor with limit", func(t *testing.T) {
 		s := open(t, 0, 0)
-		for i := range 10 {
-			if _, err := s.Append(ctx, "tasks", []protocol.Event{msg(fmt.Sprint(i + 1))}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendN(t, s, "tasks", 10)
 		evs, in, err := s.Read(ctx, "tasks", 4, 3)
 		if err != nil {
 			t.Fatal(err)
@@ -92,11 +85,7 @@ func Run(t *testing.T, open Factory) {
 
 	t.Run("retention by count", func(t *testing.T) {
 		s := open(t, 3, 0)
-		for i := range 5 {
-			if _, err := s.Append(ctx, "room/a", []protocol.Event{msg(fmt.Sprint(i + 1))}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendN(t, s, "room/a", 5)
 		evs, in, err := s.Read(ctx, "room/a", 0, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -148,6 +137,22 @@ func Run(t *testing.T, open Factory) {
 			}
 		}
 	})
+}
+
+// msg is a chat message with text, sent now.
+func msg(text string) protocol.Event {
+	return protocol.Event{Type: protocol.TypeMessage, Time: time.Now().UTC(), User: "u", Text: text}
+}
+
+// appendN appends n messages to stream, one append each, with the texts
+// "1" to "n".
+func appendN(t *testing.T, s server.Store, stream string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := s.Append(context.Background(), stream, []protocol.Event{msg(fmt.Sprint(i + 1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func seqs(evs []protocol.Event) []uint64 {

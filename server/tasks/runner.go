@@ -33,21 +33,34 @@ type Config struct {
 	MinInterval time.Duration
 }
 
+// DefaultConfig returns the runner's defaults, the values the zero fields
+// of a Config take.
+func DefaultConfig() Config {
+	return Config{
+		MaxRunning:   64,
+		StallTimeout: 10 * time.Minute,
+		KeepFinished: 1000,
+		KeepFor:      24 * time.Hour,
+		MinInterval:  100 * time.Millisecond,
+	}
+}
+
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.MaxRunning <= 0 {
-		c.MaxRunning = 64
+		c.MaxRunning = d.MaxRunning
 	}
 	if c.StallTimeout <= 0 {
-		c.StallTimeout = 10 * time.Minute
+		c.StallTimeout = d.StallTimeout
 	}
 	if c.KeepFinished <= 0 {
-		c.KeepFinished = 1000
+		c.KeepFinished = d.KeepFinished
 	}
 	if c.KeepFor <= 0 {
-		c.KeepFor = 24 * time.Hour
+		c.KeepFor = d.KeepFor
 	}
 	if c.MinInterval <= 0 {
-		c.MinInterval = 100 * time.Millisecond
+		c.MinInterval = d.MinInterval
 	}
 	return c
 }

@@ -3,14 +3,69 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
+
+// Concurrent publishes to one stream are grouped into store appends, and
+// each publisher is answered with its own event.
+func TestHubConcurrentPublishAnswersEachPublisher(t *testing.T) {
+	ctx := t.Context()
+	h := newTestHub(t, 0, 64, 1<<20)
+	const workers, each = 16, 100
+	var wg sync.WaitGroup
+	answers := make([][]protocol.Event, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				text := strconv.Itoa(w) + "/" + strconv.Itoa(i)
+				ev, err := h.Publish(ctx, "s", hubMessage(text))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ev.Text != text {
+					t.Errorf("publish of %q answered with %q (seq %d)", text, ev.Text, ev.Seq)
+					return
+				}
+				answers[w] = append(answers[w], ev)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen := map[uint64]bool{}
+	for _, evs := range answers {
+		for i, ev := range evs {
+			if seen[ev.Seq] || ev.Seq < 1 || ev.Seq > workers*each {
+				t.Fatalf("seq %d given twice or out of range", ev.Seq)
+			}
+			seen[ev.Seq] = true
+			if i > 0 && ev.Seq <= evs[i-1].Seq {
+				t.Fatalf("one publisher's seqs went %d then %d", evs[i-1].Seq, ev.Seq)
+			}
+		}
+	}
+	// The log holds them in seq order, as the subscribers will read them.
+	zero := protocol.Cursor{Seq: 0}
+	sub, err := h.subscribe(ctx, "s", &zero, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range testCollect(t, sub, workers*each) {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, ev.Seq)
+		}
+	}
+}
 
 // gatedStore is a MemoryStore whose appends wait while the gate is shut,
 // so a test can hold a store append in flight.
@@ -26,26 +81,19 @@ func (g *gatedStore) Append(ctx context.Context, stream string, events []protoco
 	return g.MemoryStore.Append(ctx, stream, events)
 }
 
-// waitUntil polls cond every millisecond for up to 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// queued returns how many publishes wait in the stream's open batch.
-func queued(st *stream) int {
+// queuedIs says whether n publishes wait in the stream's open batch, as
+// what says they should.
+func queuedIs(st *stream, n int, what string) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.open == nil {
-		return 0
+	got := 0
+	if st.open != nil {
+		got = len(st.open.events)
 	}
-	return len(st.open.events)
+	if got != n {
+		return fmt.Errorf("not yet so that %s: %d publishes in the open batch, want %d", what, got, n)
+	}
+	return nil
 }
 
 // A publisher that joins a batch as a follower and whose context ends
@@ -57,7 +105,7 @@ func queued(st *stream) int {
 func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 	ctx := t.Context()
 	store := &gatedStore{MemoryStore: NewMemoryStore(0, 0), entered: make(chan struct{}, 16), gate: make(chan struct{})}
-	h := newHub(store, 0, 64, 1<<20, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHub(store, hubConfig{tailSize: 64, maxLag: 1 << 20})
 	p := newPresence(h, time.Hour, nil, nil)
 	t.Cleanup(func() {
 		p.stop()
@@ -84,12 +132,12 @@ func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 		_, err := h.Publish(ctx, name, protocol.Event{Type: protocol.TypeMessage, User: "b", Text: "b"})
 		bDone <- err
 	}()
-	waitUntil(t, "B waits in the next batch", func() bool { return queued(st) == 1 })
+	testwait.Until(t, 10*time.Second, time.Millisecond, func() error { return queuedIs(st, 1, "B waits in the next batch") })
 	// alice's connection joins the room; her login follows B's message.
 	joinCtx, cancel := context.WithCancel(ctx)
 	joinDone := make(chan error, 1)
 	go func() { joinDone <- p.join(joinCtx, "lobby", "alice") }()
-	waitUntil(t, "alice's login waits in the batch", func() bool { return queued(st) == 2 })
+	testwait.Until(t, 10*time.Second, time.Millisecond, func() error { return queuedIs(st, 2, "alice's login waits in the batch") })
 	// Her client goes away before the login is stored; the join still
 	// waits for the append it is part of.
 	cancel()
