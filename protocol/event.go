@@ -47,6 +47,8 @@ type Event struct {
 	Time   time.Time `json:"time"`
 	User   string    `json:"user,omitempty"`
 	Text   string    `json:"text,omitempty"`
+	// ID is the id its publisher gave a message (see PublishRequest.ID).
+	ID string `json:"id,omitempty"`
 	// Reason says why a reset was sent (one of the Reset* constants).
 	Reason string `json:"reason,omitempty"`
 	// Task is the state of a task after a change, on progress events.
@@ -72,7 +74,16 @@ type Presence struct {
 type PublishRequest struct {
 	User string `json:"user"`
 	Text string `json:"text"`
+	// ID, when set, makes the publish safe to repeat: the server stores
+	// the message once, and answers a repeat of the same ID within its
+	// de-duplication window with the message as first stored. The
+	// Idempotency-Key header says the same. See ValidateID.
+	ID string `json:"id,omitempty"`
 }
+
+// IdempotencyKeyHeader is the request header that gives a publish, or a
+// task's start, its ID.
+const IdempotencyKeyHeader = "Idempotency-Key"
 
 // Close reasons: why the server ended a subscription. They are sent as the
 // reason of a WebSocket close frame and in the "close" event of SSE.

@@ -38,3 +38,20 @@ func nameChars(s string) bool {
 	}
 	return true
 }
+
+// MaxIDLen is the longest message ID or idempotency key.
+const MaxIDLen = 64
+
+// ValidateID checks a message ID or an idempotency key: 1 to 64 of
+// [A-Za-z0-9._:-]. what names it in the error ("id", "Idempotency-Key").
+func ValidateID(what, id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("%w: %s %q: use 1 to %d of A-Z a-z 0-9 . _ : -", ErrBadValue, what, clip(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c != ':' && !nameChars(id[i:i+1]) {
+			return fmt.Errorf("%w: %s %q: use 1 to %d of A-Z a-z 0-9 . _ : - (not %q)", ErrBadValue, what, clip(id), MaxIDLen, rune(c))
+		}
+	}
+	return nil
+}

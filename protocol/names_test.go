@@ -51,3 +51,17 @@ func FuzzValidateName(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateID(t *testing.T) {
+	for _, id := range []string{"a", "01J9ZK:3", "host-1.pid_2:17", strings.Repeat("x", 64)} {
+		if err := protocol.ValidateID("id", id); err != nil {
+			t.Errorf("ValidateID(%q): %v", id, err)
+		}
+	}
+	for _, id := range []string{"", strings.Repeat("x", 65), "a b", "a/b", "é", "a\n", "{x}", "a,b"} {
+		err := protocol.ValidateID("Idempotency-Key", id)
+		if !errors.Is(err, protocol.ErrBadValue) || !strings.Contains(err.Error(), "Idempotency-Key") {
+			t.Errorf("ValidateID(%q) = %v", id, err)
+		}
+	}
+}

@@ -2,26 +2,38 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/pushd/push/protocol"
 )
 
+// ErrIDConflict is returned (wrapped) by Publish for an event whose ID the
+// stream took, within its de-duplication window, for another event.
+var ErrIDConflict = errors.New("id used for another event")
+
 // Publish appends ev to the named stream and returns it as stored. When
 // Publish returns nil the event is in the store and every subscriber will
 // receive it. Concurrent publishes to one stream are grouped into one store
 // append. The limit on rooms (Limits.MaxStreams) is for what clients open:
-// Publish is never refused by it.
+// Publish is never refused by it. An event with an ID that the stream
+// took already is stored once: Publish returns the event as first stored,
+// or ErrIDConflict if that one said something else.
 func (h *Hub) Publish(ctx context.Context, name string, ev protocol.Event) (protocol.Event, error) {
-	return h.publish(ctx, name, ev, false)
+	a, err := h.publish(ctx, name, ev, false)
+	if err == nil && a.Conflict {
+		err = fmt.Errorf("publish to %s: %w: %s at seq %d", name, ErrIDConflict, ev.ID, a.Event.Seq)
+	}
+	return a.Event, err
 }
 
-// publish is Publish, within the limit on rooms when limited.
-func (h *Hub) publish(ctx context.Context, name string, ev protocol.Event, limited bool) (protocol.Event, error) {
+// publish is Publish, within the limit on rooms when limited, that tells a
+// repeat and a conflict by the store's outcome.
+func (h *Hub) publish(ctx context.Context, name string, ev protocol.Event, limited bool) (Appended, error) {
 	s, err := h.acquire(ctx, name, limited)
 	if err != nil {
-		return protocol.Event{}, err
+		return Appended{}, err
 	}
 	defer h.release(s)
 	if ev.Time.IsZero() {
@@ -35,7 +47,7 @@ type batch struct {
 	events []protocol.Event
 	turn   chan struct{} // closed when the batch's leader may flush it
 	done   chan struct{} // closed when out and err are set
-	out    []protocol.Event
+	out    []Appended
 	err    error
 }
 
@@ -44,7 +56,7 @@ type batch struct {
 // to newcomers and appends it; the others wait for the result. So appends
 // to a stream are serial and in order, and a busy stream gets large
 // batches.
-func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event, error) {
+func (s *stream) publish(ctx context.Context, ev protocol.Event) (Appended, error) {
 	s.mu.Lock()
 	b := s.open
 	if b == nil {
@@ -86,14 +98,14 @@ func (s *stream) publish(ctx context.Context, ev protocol.Event) (protocol.Event
 
 // result is the outcome of the batch's i-th event: stored if the store
 // took it, even when it failed on a later one.
-func (b *batch) result(i int) (protocol.Event, error) {
+func (b *batch) result(i int) (Appended, error) {
 	if i < len(b.out) {
 		return b.out[i], nil
 	}
 	if b.err == nil {
-		return protocol.Event{}, fmt.Errorf("append: the store returned %d of %d events", len(b.out), len(b.events))
+		return Appended{}, fmt.Errorf("append: the store returned %d of %d events", len(b.out), len(b.events))
 	}
-	return protocol.Event{}, b.err
+	return Appended{}, b.err
 }
 
 // flush appends b to the store and adds the stored events to the tail. It
@@ -101,33 +113,39 @@ func (b *batch) result(i int) (protocol.Event, error) {
 func (s *stream) flush(ctx context.Context, b *batch) bool {
 	defer close(b.done)
 	out, err := s.hub.store.Append(ctx, s.name, b.events)
+	b.out = out
+	if err != nil {
+		b.err = fmt.Errorf("append to %s: %w", s.name, err)
+	}
+	// What this append stored: repeats are in the log already.
+	stored := make([]protocol.Event, 0, len(out))
+	for _, a := range out {
+		if !a.Repeat {
+			stored = append(stored, a.Event)
+		}
+	}
+	if len(stored) > 0 && s.hub.cfg.onPublish != nil {
+		s.hub.cfg.onPublish(len(stored))
+	}
 	if s.hub.follower != nil {
 		// The events reach the tail by following the store, in the order
 		// the store gave them among other servers' appends. A shared
 		// store may have taken the first events of a batch before failing:
 		// those publishers get their events, the others the error.
-		if err != nil {
-			b.err = fmt.Errorf("append to %s: %w", s.name, err)
-		}
-		if len(out) > 0 {
-			if s.hub.cfg.onPublish != nil {
-				s.hub.cfg.onPublish(len(out))
-			}
+		if len(stored) > 0 {
 			s.mu.Lock()
-			s.appended = max(s.appended, out[len(out)-1].Seq)
+			s.appended = max(s.appended, stored[len(stored)-1].Seq)
 			s.mu.Unlock()
 		}
-		b.out = out
 		return false
 	}
-	if err != nil {
-		b.err = fmt.Errorf("append to %s: %w", s.name, err)
+	if err != nil || len(stored) == 0 {
 		return false
 	}
-	entries := make([]*entry, len(out))
+	entries := make([]*entry, len(stored))
 	now := time.Now()
-	for i := range out {
-		if entries[i], err = encodeEntry(&out[i]); err != nil {
+	for i := range stored {
+		if entries[i], err = encodeEntry(&stored[i]); err != nil {
 			// The events are stored; subscribers will read them from the store.
 			s.hub.log.Error("encode event", "stream", s.name, "err", err)
 			entries = entries[:i]
@@ -135,22 +153,18 @@ func (s *stream) flush(ctx context.Context, b *batch) bool {
 		}
 		entries[i].published = now
 	}
-	if s.hub.cfg.onPublish != nil {
-		s.hub.cfg.onPublish(len(out))
-	}
-	b.out = out
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(out) > 0 && out[0].Epoch != s.epoch {
+	if stored[0].Epoch != s.epoch {
 		// The store lost the stream's history; start the tail anew.
-		s.beginEpochLocked(out[0].Epoch, out[0].Seq)
+		s.beginEpochLocked(stored[0].Epoch, stored[0].Seq)
 	}
 	for _, e := range entries {
 		s.tail.push(e)
 	}
-	if n := len(out); len(entries) < n {
+	if n := len(stored); len(entries) < n {
 		// Subscribers read the unencodable events from the store instead.
-		s.tail.reset(out[n-1].Seq)
+		s.tail.reset(stored[n-1].Seq)
 	}
 	return s.announceLocked()
 }

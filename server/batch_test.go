@@ -75,7 +75,7 @@ type gatedStore struct {
 	gate    chan struct{} // closed to let appends through
 }
 
-func (g *gatedStore) Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+func (g *gatedStore) Append(ctx context.Context, stream string, events []protocol.Event) ([]Appended, error) {
 	g.entered <- struct{}{}
 	<-g.gate
 	return g.MemoryStore.Append(ctx, stream, events)
@@ -104,7 +104,7 @@ func queuedIs(st *stream, n int, what string) error {
 // waits behind a busy stream's append).
 func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 	ctx := t.Context()
-	store := &gatedStore{MemoryStore: NewMemoryStore(0, 0), entered: make(chan struct{}, 16), gate: make(chan struct{})}
+	store := &gatedStore{MemoryStore: NewMemoryStore(MemoryOptions{}), entered: make(chan struct{}, 16), gate: make(chan struct{})}
 	h := newHub(store, hubConfig{tailSize: 64, maxLag: 1 << 20})
 	p := newPresence(h, time.Hour, nil, nil)
 	t.Cleanup(func() {

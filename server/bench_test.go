@@ -18,7 +18,7 @@ var benchEvent = protocol.Event{Type: protocol.TypeMessage, User: "alice",
 
 func benchHub(b *testing.B, history, maxLag int) *Hub {
 	b.Helper()
-	store := NewMemoryStore(history, 0)
+	store := NewMemoryStore(MemoryOptions{MaxEvents: history})
 	h := newHub(store, hubConfig{tailSize: 4096, maxLag: maxLag})
 	b.Cleanup(func() {
 		h.shutdown()

@@ -19,6 +19,10 @@ type Config struct {
 	// HistoryAge is how long the memory store keeps events (zero: no age
 	// limit).
 	HistoryAge time.Duration
+	// DedupeWindow is how long the memory store remembers the ID of a
+	// message, so that a repeat of its publish stores nothing (see
+	// Store.Append); a store passed in has a window of its own.
+	DedupeWindow time.Duration
 	// PresenceGrace is how long a user stays present after their last
 	// connection closes.
 	PresenceGrace time.Duration
@@ -91,6 +95,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		History:       10_000,
+		DedupeWindow:  10 * time.Minute,
 		PresenceGrace: 5 * time.Second,
 		LongPollWait:  25 * time.Second,
 		Heartbeat:     15 * time.Second,
@@ -121,6 +126,7 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	orDefault(&c.History, d.History)
+	orDefault(&c.DedupeWindow, d.DedupeWindow)
 	orDefault(&c.PresenceGrace, d.PresenceGrace)
 	orDefault(&c.LongPollWait, d.LongPollWait)
 	orDefault(&c.Heartbeat, d.Heartbeat)

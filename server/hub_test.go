@@ -14,7 +14,7 @@ import (
 // newTestHub returns a hub on a memory store, shut down on cleanup.
 func newTestHub(t testing.TB, history, tailSize, maxLag int) *Hub {
 	t.Helper()
-	store := NewMemoryStore(history, 0)
+	store := NewMemoryStore(MemoryOptions{MaxEvents: history})
 	h := newHub(store, hubConfig{tailSize: tailSize, maxLag: maxLag})
 	t.Cleanup(func() {
 		h.shutdown()
@@ -126,7 +126,7 @@ func TestHubSlowConsumer(t *testing.T) {
 // cursor_ahead reset and every event again.
 func TestCatchUpStopsAtTheHubsHead(t *testing.T) {
 	ctx := context.Background()
-	store := NewMemoryStore(0, 0)
+	store := NewMemoryStore(MemoryOptions{})
 	h := newHub(store, hubConfig{tailSize: 8, maxLag: 1 << 20})
 	defer h.shutdown()
 	name := protocol.RoomStream("lobby")

@@ -163,7 +163,7 @@ func (g *infoGatedStore) Info(ctx context.Context, stream string) (StreamInfo, e
 // appended meanwhile, not before them.
 func TestStreamLoadedWhileDroppedIsReadAgain(t *testing.T) {
 	const name = "room/x"
-	store := &infoGatedStore{MemoryStore: NewMemoryStore(0, 0), stream: name, entered: make(chan struct{}), gate: make(chan struct{})}
+	store := &infoGatedStore{MemoryStore: NewMemoryStore(MemoryOptions{}), stream: name, entered: make(chan struct{}), gate: make(chan struct{})}
 	h := newHub(store, hubConfig{tailSize: 8, maxLag: 1000})
 	t.Cleanup(func() {
 		h.shutdown()

@@ -14,8 +14,7 @@ import (
 // each stream gets a fresh epoch per MemoryStore: a client resuming with a
 // cursor from an earlier process gets a reset.
 type MemoryStore struct {
-	maxEvents int
-	maxAge    time.Duration
+	opts MemoryOptions
 
 	mu      sync.RWMutex
 	streams map[string]*memLog
@@ -29,12 +28,24 @@ type memLog struct {
 	epoch  string
 	first  uint64 // seq of events[0]
 	events []protocol.Event
+	ids    idWindow
 }
 
-// NewMemoryStore returns a store that keeps at most maxEvents events per
-// stream (0: unbounded) and none older than maxAge (0: no age limit).
-func NewMemoryStore(maxEvents int, maxAge time.Duration) *MemoryStore {
-	return &MemoryStore{maxEvents: maxEvents, maxAge: maxAge, streams: make(map[string]*memLog)}
+// MemoryOptions bound what a MemoryStore keeps per stream.
+type MemoryOptions struct {
+	// MaxEvents is how many events a stream keeps (0: unbounded).
+	MaxEvents int
+	// MaxAge drops events older than this (0: no age limit).
+	MaxAge time.Duration
+	// DedupeWindow is how long the IDs of stored events are remembered
+	// (0: DefaultConfig's DedupeWindow).
+	DedupeWindow time.Duration
+}
+
+// NewMemoryStore returns a store bounded by opts.
+func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	orDefault(&opts.DedupeWindow, DefaultConfig().DedupeWindow)
+	return &MemoryStore{opts: opts, streams: make(map[string]*memLog)}
 }
 
 func (m *MemoryStore) log(stream string) (*memLog, error) {
@@ -51,27 +62,39 @@ func (m *MemoryStore) log(stream string) (*memLog, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if l, ok = m.streams[stream]; !ok {
-		l = &memLog{epoch: NewEpoch(), first: 1}
+		l = &memLog{epoch: NewEpoch(), first: 1, ids: idWindow{span: m.opts.DedupeWindow}}
 		m.streams[stream] = l
 	}
 	return l, nil
 }
 
 // Append implements Store.
-func (m *MemoryStore) Append(_ context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+func (m *MemoryStore) Append(_ context.Context, stream string, events []protocol.Event) ([]Appended, error) {
 	l, err := m.log(stream)
 	if err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	next := l.first + uint64(len(l.events))
-	for i := range events {
-		events[i].Stream, events[i].Epoch, events[i].Seq = stream, l.epoch, next+uint64(i)
+	now := time.Now()
+	out := make([]Appended, len(events))
+	for i, ev := range events {
+		ev.Stream, ev.Epoch = stream, l.epoch
+		if ev.ID != "" {
+			if rec, ok := l.ids.lookup(ev.ID, now); ok {
+				out[i] = RepeatOf(ev, rec)
+				continue
+			}
+		}
+		ev.Seq = l.first + uint64(len(l.events))
+		l.events = append(l.events, ev)
+		if ev.ID != "" {
+			l.ids.add(&ev, now)
+		}
+		out[i] = Appended{Event: ev}
 	}
-	l.events = append(l.events, events...)
 	m.trim(l)
-	return events, nil
+	return out, nil
 }
 
 // trim drops what retention no longer allows. Append calls it, so a stream
@@ -84,11 +107,11 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []protocol
 // the slice's backing array bounded by copying down once half of it is dead.
 func (m *MemoryStore) trim(l *memLog) {
 	drop := 0
-	if m.maxEvents > 0 && len(l.events) > m.maxEvents {
-		drop = len(l.events) - m.maxEvents
+	if m.opts.MaxEvents > 0 && len(l.events) > m.opts.MaxEvents {
+		drop = len(l.events) - m.opts.MaxEvents
 	}
-	if m.maxAge > 0 {
-		cutoff := time.Now().Add(-m.maxAge)
+	if m.opts.MaxAge > 0 {
+		cutoff := time.Now().Add(-m.opts.MaxAge)
 		for drop < len(l.events) && l.events[drop].Time.Before(cutoff) {
 			drop++
 		}
@@ -139,7 +162,7 @@ func (m *MemoryStore) Info(_ context.Context, stream string) (StreamInfo, error)
 // dropped, for a read: events age while nothing is appended.
 func (m *MemoryStore) aged(stream string) (*memLog, error) {
 	l, err := m.log(stream)
-	if err != nil || m.maxAge <= 0 {
+	if err != nil || m.opts.MaxAge <= 0 {
 		return l, err
 	}
 	l.mu.Lock()

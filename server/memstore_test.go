@@ -23,7 +23,11 @@ func memAppend(t *testing.T, s *server.MemoryStore, stream string, evs ...protoc
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	stored := make([]protocol.Event, len(out))
+	for i, a := range out {
+		stored[i] = a.Event
+	}
+	return stored
 }
 
 func memRead(t *testing.T, s *server.MemoryStore, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo) {
@@ -45,7 +49,7 @@ func seqsOf(evs []protocol.Event) []uint64 {
 
 func TestMemoryStoreAppendReadInfo(t *testing.T) {
 	ctx := context.Background()
-	s := server.NewMemoryStore(0, 0)
+	s := server.NewMemoryStore(server.MemoryOptions{})
 	defer s.Close()
 	info, err := s.Info(ctx, "room/a")
 	if err != nil || info.Last != 0 || info.First != 1 || info.Epoch == "" {
@@ -100,7 +104,7 @@ func TestMemoryStoreAppendReadInfo(t *testing.T) {
 }
 
 func TestMemoryStoreRetentionByCount(t *testing.T) {
-	s := server.NewMemoryStore(5, 0)
+	s := server.NewMemoryStore(server.MemoryOptions{MaxEvents: 5})
 	defer s.Close()
 	now := time.Now().UTC()
 	for i := range 12 {
@@ -139,7 +143,7 @@ func TestMemoryStoreRetentionByCount(t *testing.T) {
 }
 
 func TestMemoryStoreRetentionByAge(t *testing.T) {
-	s := server.NewMemoryStore(0, time.Hour)
+	s := server.NewMemoryStore(server.MemoryOptions{MaxAge: time.Hour})
 	defer s.Close()
 	now := time.Now().UTC()
 	memAppend(t, s, "room/a", memMsg("old1", now.Add(-3*time.Hour)), memMsg("old2", now.Add(-2*time.Hour)))
@@ -149,7 +153,7 @@ func TestMemoryStoreRetentionByAge(t *testing.T) {
 		t.Fatalf("after old and new events: %v %+v; want 3..4 only", seqsOf(evs), info)
 	}
 	// An age limit and a count limit together: the stricter wins.
-	both := server.NewMemoryStore(1, time.Hour)
+	both := server.NewMemoryStore(server.MemoryOptions{MaxEvents: 1, MaxAge: time.Hour})
 	defer both.Close()
 	memAppend(t, both, "room/a", memMsg("old", now.Add(-2*time.Hour)), memMsg("a", now), memMsg("b", now))
 	if evs, info := memRead(t, both, "room/a", 0, 10); len(evs) != 1 || evs[0].Text != "b" || info.First != 3 {
@@ -162,7 +166,7 @@ func TestMemoryStoreRetentionByAge(t *testing.T) {
 // store holds is seen through weak pointers to each event's Task, which the
 // collector clears once the store no longer keeps the event.
 func TestMemoryStoreRetentionByAgeOnAppendAlone(t *testing.T) {
-	s := server.NewMemoryStore(0, time.Hour)
+	s := server.NewMemoryStore(server.MemoryOptions{MaxAge: time.Hour})
 	defer s.Close()
 	now := time.Now().UTC()
 	// appendHeld appends one event and returns a weak pointer to its Task
@@ -218,7 +222,7 @@ func TestMemoryStoreEpochsDiffer(t *testing.T) {
 	ctx := context.Background()
 	seen := map[string]bool{}
 	for range 50 {
-		s := server.NewMemoryStore(0, 0)
+		s := server.NewMemoryStore(server.MemoryOptions{})
 		info, err := s.Info(ctx, "room/a")
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +243,7 @@ func TestMemoryStoreEpochsDiffer(t *testing.T) {
 
 func TestMemoryStoreClosed(t *testing.T) {
 	ctx := context.Background()
-	s := server.NewMemoryStore(0, 0)
+	s := server.NewMemoryStore(server.MemoryOptions{})
 	memAppend(t, s, "room/a", memMsg("x", time.Now()))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

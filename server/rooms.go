@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -70,17 +71,54 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return protocol.Errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
+	id, err := messageID(r, req.ID)
+	if err != nil {
+		return err
+	}
 	settle, err := s.allowPublish(req.User)
 	if err != nil {
 		return err
 	}
-	ev, err := s.hub.publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text}, true)
-	settle(err == nil) // a refused publish costs no token
-	if err != nil {
+	a, err := s.hub.publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text, ID: id}, true)
+	settle(err == nil && !a.Repeat) // a refused or repeated publish costs no token
+	switch {
+	case err != nil:
 		return err
+	case a.Conflict:
+		return protocol.Errorf(http.StatusConflict, protocol.CodeConflict,
+			"id %q was given to another message in this room (seq %d), with another user or text; give each message an id of its own", id, a.Event.Seq)
+	case a.Repeat:
+		writeJSON(w, http.StatusOK, a.Event)
+	default:
+		writeJSON(w, http.StatusCreated, a.Event)
 	}
-	writeJSON(w, http.StatusCreated, ev)
 	return nil
+}
+
+// messageID returns the id a publish gives its message: the body's "id" or
+// the Idempotency-Key header, which must agree when both are there; "" for
+// none.
+func messageID(r *http.Request, body string) (string, error) {
+	keys := r.Header.Values(protocol.IdempotencyKeyHeader)
+	if len(keys) > 1 {
+		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the %s header is given %d times; give it once", protocol.IdempotencyKeyHeader, len(keys))
+	}
+	var header string
+	if len(keys) == 1 {
+		header = keys[0]
+		if err := protocol.ValidateID(protocol.IdempotencyKeyHeader, header); err != nil {
+			return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+		}
+	}
+	if body != "" {
+		if err := protocol.ValidateID("id", body); err != nil {
+			return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+		}
+	}
+	if header != "" && body != "" && header != body {
+		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the body's id %q and the %s header %q differ; give one, or the same in both", body, protocol.IdempotencyKeyHeader, header)
+	}
+	return cmp.Or(body, header), nil
 }
 
 func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {

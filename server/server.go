@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{})}
 	if s.store == nil {
-		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
+		s.store = NewMemoryStore(MemoryOptions{MaxEvents: cfg.History, MaxAge: cfg.HistoryAge, DedupeWindow: cfg.DedupeWindow})
 		s.ownsStore = true
 	}
 	s.hub = newHub(s.store, hubConfig{

@@ -35,15 +35,23 @@ var ErrUnavailable = errors.New("store unavailable")
 type Store interface {
 	// Append adds events to the end of stream, in order. It sets each
 	// event's Stream, Epoch and Seq (the stream's last seq plus one, two,
-	// ...) and returns the events as stored. When Append returns nil the
-	// events are as durable as the store promises.
+	// ...) and returns, for each event, what it did. When Append returns
+	// nil the events are as durable as the store promises.
+	//
+	// An event with an ID (a message its publisher named) is stored once:
+	// when the stream took an event with the same ID within the store's
+	// de-duplication window, nothing is stored and its Appended is a
+	// Repeat that holds the event as first stored (same seq, epoch and
+	// time), or a Conflict when the first had another user or text. The
+	// window holds as long as the store keeps its data (across restarts
+	// for a durable store), in events appended together too.
 	//
 	// A store of one server appends atomically: on error, none of the
 	// events is stored. A store shared by several servers (a Follower)
 	// may give a batch seqs that others' events fall between, and on error
-	// returns the events it stored before failing, which the hub counts as
-	// published.
-	Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error)
+	// returns the outcomes of the events it stored before failing, which
+	// the hub counts as published.
+	Append(ctx context.Context, stream string, events []protocol.Event) ([]Appended, error)
 	// Read returns up to limit events of stream with seq > after, oldest
 	// first, and the stream's info as of that read. Events dropped by
 	// retention are not returned; info.First says where the log begins.
@@ -53,6 +61,19 @@ type Store interface {
 	Info(ctx context.Context, stream string) (StreamInfo, error)
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Appended is what Store.Append did with one event.
+type Appended struct {
+	// Event is the event as stored; for a Repeat, as it was stored first.
+	Event protocol.Event
+	// Repeat: the stream took an event with the same ID within the
+	// de-duplication window, and this one was not stored.
+	Repeat bool
+	// Conflict: a Repeat whose first event had another user or text.
+	// Event has the first one's seq, epoch and time, and its user when
+	// the store still knows it.
+	Conflict bool
 }
 
 // StreamInfo describes a stream's log.

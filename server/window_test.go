@@ -8,7 +8,7 @@ import (
 // newWindowHub returns a hub with the given batch window on a memory store.
 func newWindowHub(t *testing.T, window time.Duration) *Hub {
 	t.Helper()
-	store := NewMemoryStore(1000, 0)
+	store := NewMemoryStore(MemoryOptions{MaxEvents: 1000})
 	h := newHub(store, hubConfig{batchWindow: window, tailSize: 64, maxLag: 1000})
 	t.Cleanup(func() {
 		h.shutdown()

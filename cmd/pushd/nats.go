@@ -74,22 +74,23 @@ func (o *natsOptions) check() error {
 
 // open connects to NATS and sets up the store, presence roster and task
 // peers on it. Call check first.
-func (o *natsOptions) open(ctx context.Context, history int, historyAge time.Duration, log *slog.Logger) (*natsParts, error) {
+func (o *natsOptions) open(ctx context.Context, history int, historyAge, dedupeWindow time.Duration, log *slog.Logger) (*natsParts, error) {
 	host, _ := os.Hostname()
 	// A NATS cluster that has just formed takes a few seconds to elect
 	// the leaders of the streams and buckets pushd makes: wait that long.
 	ctx, cancel := context.WithTimeout(ctx, o.timeout+startupGrace)
 	defer cancel()
 	st, err := natsstore.Open(ctx, natsstore.Options{
-		URL:       o.url,
-		CredsFile: o.creds,
-		Prefix:    o.prefix,
-		Replicas:  o.replicas,
-		MaxEvents: history,
-		MaxAge:    historyAge,
-		Timeout:   o.timeout,
-		Name:      "pushd " + host,
-		Logger:    log,
+		URL:          o.url,
+		CredsFile:    o.creds,
+		Prefix:       o.prefix,
+		Replicas:     o.replicas,
+		MaxEvents:    history,
+		MaxAge:       historyAge,
+		DedupeWindow: dedupeWindow,
+		Timeout:      o.timeout,
+		Name:         "pushd " + host,
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, err

@@ -59,6 +59,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.dataDir, "data", "pushd-data", "data directory of the bolt store")
 	f.IntVar(&c.History, "history", c.History, "events kept per stream")
 	f.DurationVar(&c.HistoryAge, "history-age", c.HistoryAge, "drop events older than this (0: keep by count only)")
+	f.DurationVar(&c.DedupeWindow, "dedupe-window", c.DedupeWindow, "how long a message's id is remembered, so that a repeated publish of it stores nothing")
 	f.DurationVar(&c.PresenceGrace, "presence-grace", c.PresenceGrace, "how long a user stays present after their last connection closes")
 	f.DurationVar(&c.LongPollWait, "long-poll-wait", c.LongPollWait, "longest wait of one long poll")
 	f.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "SSE heartbeat comment and WebSocket ping interval")
@@ -147,7 +148,7 @@ func (o *serveOptions) checkRanges() error {
 		{"--presence-grace", c.PresenceGrace}, {"--long-poll-wait", c.LongPollWait}, {"--heartbeat", c.Heartbeat},
 		{"--write-timeout", c.WriteTimeout}, {"--task-stall-timeout", tasks.StallTimeout}, {"--keep-tasks-for", tasks.KeepFor},
 		{"--read-header-timeout", o.readTimeout}, {"--read-timeout", c.ReadTimeout}, {"--idle-timeout", o.idleTimeout},
-		{"--shutdown-timeout", o.shutdownWait},
+		{"--shutdown-timeout", o.shutdownWait}, {"--dedupe-window", c.DedupeWindow},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -206,14 +207,14 @@ func (o *serveOptions) run(ctx context.Context) error {
 	var taskPeers tasks.Peers
 	switch o.store {
 	case "nats":
-		parts, err := o.nats.open(ctx, o.cfg.History, o.cfg.HistoryAge, log)
+		parts, err := o.nats.open(ctx, o.cfg.History, o.cfg.HistoryAge, o.cfg.DedupeWindow, log)
 		if err != nil {
 			return err
 		}
 		defer parts.close()
 		store, taskStore, roster, taskPeers = parts.store, parts.taskStore, parts.roster, parts.taskPeers
 	case "bolt":
-		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.cfg.History, MaxAge: o.cfg.HistoryAge})
+		bs, err := boltstore.Open(o.dataDir, boltstore.Options{MaxEvents: o.cfg.History, MaxAge: o.cfg.HistoryAge, DedupeWindow: o.cfg.DedupeWindow})
 		if err != nil {
 			return err
 		}

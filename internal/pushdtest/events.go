@@ -14,7 +14,14 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// eventFields lists the JSON fields each event type has, and no others.
+// optionalFields lists the JSON fields an event type may have besides its
+// eventFields.
+var optionalFields = map[protocol.Type][]string{
+	protocol.TypeMessage: {"id"},
+}
+
+// eventFields lists the JSON fields each event type has, and no others
+// but its optionalFields.
 var eventFields = map[protocol.Type][]string{
 	protocol.TypeMessage:  {"epoch", "seq", "stream", "text", "time", "type", "user"},
 	protocol.TypeLogin:    {"epoch", "seq", "stream", "time", "type", "user"},
@@ -50,6 +57,12 @@ func checkEvent(raw []byte) (protocol.Event, error) {
 	want, ok := eventFields[ev.Type]
 	if !ok {
 		return ev, fmt.Errorf("event %s: unknown type %q", raw, ev.Type)
+	}
+	for _, k := range optionalFields[ev.Type] {
+		if _, ok := fields[k]; ok {
+			want = append(slices.Clone(want), k)
+			slices.Sort(want)
+		}
 	}
 	if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 		return ev, fmt.Errorf("event %s has fields %v; a %s event has exactly %v", raw, got, ev.Type, want)

@@ -49,7 +49,7 @@ func TestRestartStartsANewEpochOnTheMemoryStore(t *testing.T) {
 }
 
 func TestRestartKeepsAStoreGiven(t *testing.T) {
-	store := server.NewMemoryStore(100, 0)
+	store := server.NewMemoryStore(server.MemoryOptions{MaxEvents: 100})
 	t.Cleanup(func() { _ = store.Close() })
 	s := pushdtest.Start(t, server.Config{Store: store})
 	ev := s.Publish(t, "r", "ann", "kept")

@@ -36,10 +36,18 @@ var ErrFormat = errors.New("unsupported data format")
 //	meta                       format = "1"
 //	streams/<stream name>/     epoch, last (8-byte big-endian seq)
 //	streams/<stream name>/events/<seq (8 bytes)> = <time (8 bytes, unix nanos)><event JSON>
+//	streams/<stream name>/ids/<id> = <seq (8)><time (8, unix nanos)><sum (16)>
+//	streams/<stream name>/idorder/<seq (8)> = <stored at (8, unix nanos)><id>
+//
+// ids and idorder are the de-duplication window: the IDs of the events
+// stored in it, and the same by seq, to forget them oldest first. A file
+// of an earlier pushd has neither, and gets them at its first append.
 var (
 	bucketMeta    = []byte("meta")
 	bucketStreams = []byte("streams")
 	bucketEvents  = []byte("events")
+	bucketIDs     = []byte("ids")
+	bucketIDOrder = []byte("idorder")
 	keyFormat     = []byte("format")
 	keyEpoch      = []byte("epoch")
 	keyLast       = []byte("last")
@@ -47,19 +55,21 @@ var (
 
 // Store is a server.Store on a bbolt file.
 type Store struct {
-	db        *bolt.DB
-	maxEvents int
-	maxAge    time.Duration
+	db   *bolt.DB
+	opts Options
 }
 
 var _ server.Store = (*Store)(nil)
 
-// Options bound the history kept per stream.
+// Options bound what is kept per stream.
 type Options struct {
 	// MaxEvents is how many events a stream keeps (0: unbounded).
 	MaxEvents int
 	// MaxAge drops events older than this (0: no age limit).
 	MaxAge time.Duration
+	// DedupeWindow is how long the IDs of stored events are remembered
+	// (0: server.DefaultConfig's DedupeWindow).
+	DedupeWindow time.Duration
 }
 
 // Open opens (or creates) the store in dir. It refuses a file written in
@@ -102,7 +112,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{db: db, maxEvents: opts.MaxEvents, maxAge: opts.MaxAge}, nil
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = server.DefaultConfig().DedupeWindow
+	}
+	return &Store{db: db, opts: opts}, nil
 }
 
 // Close implements server.Store.
@@ -155,34 +168,53 @@ func info(b *bolt.Bucket) server.StreamInfo {
 
 // Append implements server.Store: one transaction, fsynced before it
 // returns.
-func (s *Store) Append(_ context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
-	var out []protocol.Event
+func (s *Store) Append(_ context.Context, stream string, events []protocol.Event) ([]server.Appended, error) {
+	var out []server.Appended
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		out = append(out[:0], events...)
+		out = make([]server.Appended, len(events))
 		b, err := streamBucket(tx, stream, true)
 		if err != nil {
 			return err
 		}
 		in := info(b)
+		ids, err := s.idWindow(b, time.Now())
+		if err != nil {
+			return err
+		}
 		evb := b.Bucket(bucketEvents)
-		for i := range out {
-			out[i].Stream, out[i].Epoch, out[i].Seq = stream, in.Epoch, in.Last+1+uint64(i)
-			js, err := json.Marshal(&out[i])
+		last := in.Last
+		for i, ev := range events {
+			ev.Stream, ev.Epoch = stream, in.Epoch
+			if ev.ID != "" {
+				if rec, ok := ids.lookup(ev.ID); ok {
+					out[i] = server.RepeatOf(ev, rec)
+					continue
+				}
+			}
+			last++
+			ev.Seq = last
+			js, err := json.Marshal(&ev)
 			if err != nil {
 				return fmt.Errorf("encode event: %w", err)
 			}
 			// bolt keeps the value until the commit: one buffer per event.
 			val := make([]byte, 8, 8+len(js))
-			binary.BigEndian.PutUint64(val, uint64(out[i].Time.UnixNano()))
+			binary.BigEndian.PutUint64(val, uint64(ev.Time.UnixNano()))
 			val = append(val, js...)
-			if err := evb.Put(seqKey(out[i].Seq), val); err != nil {
+			if err := evb.Put(seqKey(ev.Seq), val); err != nil {
 				return err
 			}
+			if ev.ID != "" {
+				if err := ids.add(&ev); err != nil {
+					return err
+				}
+			}
+			out[i] = server.Appended{Event: ev}
 		}
-		if err := b.Put(keyLast, seqKey(in.Last+uint64(len(out)))); err != nil {
+		if err := b.Put(keyLast, seqKey(last)); err != nil {
 			return err
 		}
-		return s.trim(evb, in.Last+uint64(len(out)))
+		return s.trim(evb, last)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", stream, closedErr(err))
@@ -199,8 +231,8 @@ func (s *Store) trim(evb *bolt.Bucket, last uint64) error {
 		return nil
 	}
 	drop := uint64(0)
-	if n := last - binary.BigEndian.Uint64(k) + 1; s.maxEvents > 0 && n > uint64(s.maxEvents) {
-		drop = n - uint64(s.maxEvents)
+	if n := last - binary.BigEndian.Uint64(k) + 1; s.opts.MaxEvents > 0 && n > uint64(s.opts.MaxEvents) {
+		drop = n - uint64(s.opts.MaxEvents)
 	}
 	cutoff := s.cutoff()
 	for ; k != nil; k, v = c.First() {
@@ -220,10 +252,10 @@ func (s *Store) trim(evb *bolt.Bucket, last uint64) error {
 
 // cutoff is the unix-nano time before which events are too old, or 0.
 func (s *Store) cutoff() int64 {
-	if s.maxAge <= 0 {
+	if s.opts.MaxAge <= 0 {
 		return 0
 	}
-	return time.Now().Add(-s.maxAge).UnixNano()
+	return time.Now().Add(-s.opts.MaxAge).UnixNano()
 }
 
 // recordTime is the time stored in front of an event's JSON.

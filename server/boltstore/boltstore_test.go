@@ -21,8 +21,8 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store {
-		s, err := boltstore.Open(t.TempDir(), boltstore.Options{MaxEvents: maxEvents, MaxAge: maxAge})
+	storetest.Run(t, func(t *testing.T, o storetest.Options) server.Store {
+		s, err := boltstore.Open(t.TempDir(), boltstore.Options{MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, DedupeWindow: o.DedupeWindow})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,8 +54,8 @@ func TestReopenKeepsEventsAndEpoch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 1 || evs[0].Text != "kept" || in.Epoch != stored[0].Epoch || evs[0].Epoch != stored[0].Epoch {
-		t.Fatalf("after reopen: events %+v, info %+v; want the one event in epoch %s", evs, in, stored[0].Epoch)
+	if len(evs) != 1 || evs[0].Text != "kept" || in.Epoch != stored[0].Event.Epoch || evs[0].Epoch != stored[0].Event.Epoch {
+		t.Fatalf("after reopen: events %+v, info %+v; want the one event in epoch %s", evs, in, stored[0].Event.Epoch)
 	}
 }
 

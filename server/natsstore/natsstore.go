@@ -41,6 +41,10 @@ type Options struct {
 	// MaxEvents and MaxAge bound each stream's history (0: no bound).
 	MaxEvents int
 	MaxAge    time.Duration
+	// DedupeWindow is how long JetStream remembers the IDs of stored
+	// events (0: server.DefaultConfig's DedupeWindow); at most MaxAge,
+	// when that is set.
+	DedupeWindow time.Duration
 	// Timeout bounds each call to NATS. A call that takes longer fails
 	// with server.ErrUnavailable.
 	Timeout time.Duration
@@ -115,6 +119,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Timeout = d.Timeout
 	}
 	opts.Name = cmp.Or(opts.Name, d.Name)
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = server.DefaultConfig().DedupeWindow
+	}
+	if opts.MaxAge > 0 {
+		opts.DedupeWindow = min(opts.DedupeWindow, opts.MaxAge) // JetStream's rule
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -299,6 +309,7 @@ func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stre
 		Discard:     jetstream.DiscardOld,
 		MaxMsgs:     int64(s.opts.MaxEvents),
 		MaxAge:      s.opts.MaxAge,
+		Duplicates:  s.opts.DedupeWindow,
 		AllowDirect: true,
 		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
 	}
@@ -344,7 +355,7 @@ func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, err
 // returns once JetStream has acknowledged every one. Events other servers
 // append at the same time may fall between them. On an error it returns
 // the events stored before it, which are in the stream.
-func (s *Store) Append(ctx context.Context, stream string, events []protocol.Event) ([]protocol.Event, error) {
+func (s *Store) Append(ctx context.Context, stream string, events []protocol.Event) ([]server.Appended, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	js, err := s.cached(ctx, stream)
@@ -357,7 +368,13 @@ func (s *Store) Append(ctx context.Context, stream string, events []protocol.Eve
 		events[i].Stream, events[i].Epoch, events[i].Seq = stream, js.epoch, 0
 		data, err := json.Marshal(&events[i])
 		if err == nil {
-			acks[i], err = s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(js.name))
+			msg := &nats.Msg{Subject: subject, Data: data}
+			opts := []jetstream.PublishOpt{jetstream.WithExpectStream(js.name)}
+			if id := events[i].ID; id != "" {
+				// JetStream keeps the stream's de-duplication window.
+				opts = append(opts, jetstream.WithMsgID(id))
+			}
+			acks[i], err = s.js.PublishMsgAsync(msg, opts...)
 			if err != nil {
 				err = unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
 			}
@@ -371,23 +388,57 @@ func (s *Store) Append(ctx context.Context, stream string, events []protocol.Eve
 	return s.await(ctx, js, stream, events, acks)
 }
 
-// await waits for the acknowledgements of the first len(acks) events and
-// returns those stored, in order, up to the first that was not.
-func (s *Store) await(ctx context.Context, js *jsStream, stream string, events []protocol.Event, acks []jetstream.PubAckFuture) ([]protocol.Event, error) {
+// await collects the acknowledgements of events, in order, up to the first
+// that fails. A duplicate's acknowledgement names the seq of the event
+// first stored with its ID, which is read back to answer with it.
+func (s *Store) await(ctx context.Context, js *jsStream, stream string, events []protocol.Event, acks []jetstream.PubAckFuture) ([]server.Appended, error) {
+	out := make([]server.Appended, 0, len(acks))
 	for i, f := range acks {
 		select {
 		case ack := <-f.Ok():
 			events[i].Seq = ack.Sequence
+			if !ack.Duplicate {
+				out = append(out, server.Appended{Event: events[i]})
+				continue
+			}
+			a, err := s.repeatOf(ctx, js, events[i])
+			if err != nil {
+				return out, err
+			}
+			out = append(out, a)
 		case err := <-f.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 				s.forget(stream) // deleted behind our back: look it up again next time
 			}
-			return events[:i], unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
+			return out, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
 		case <-ctx.Done():
-			return events[:i], unavailable(fmt.Errorf("publish to %s: no acknowledgement within %s", js.name, s.opts.Timeout))
+			return out, unavailable(fmt.Errorf("publish to %s: no acknowledgement within %s", js.name, s.opts.Timeout))
 		}
 	}
-	return events[:len(acks)], nil
+	return out, nil
+}
+
+// repeatOf answers ev, whose ID JetStream found in its window, with the
+// event first stored under that ID (at ev.Seq), read back; when retention
+// dropped it meanwhile, with ev at that seq, as the same content is all
+// that can be told.
+func (s *Store) repeatOf(ctx context.Context, js *jsStream, ev protocol.Event) (server.Appended, error) {
+	var first *protocol.Event
+	err := s.directGet(ctx, js.name, ev.Seq, 1, func(seq uint64, data []byte) error {
+		if seq != ev.Seq {
+			return nil // the first is gone; this is a later one
+		}
+		got, err := decode(data, ev.Stream, ev.Epoch, seq)
+		first = &got
+		return err
+	})
+	if err != nil {
+		return server.Appended{}, err
+	}
+	if first == nil {
+		return server.Appended{Event: ev, Repeat: true}, nil
+	}
+	return server.RepeatOf(ev, server.NewIDRecord(first)), nil
 }
 
 func (s *Store) forget(stream string) {

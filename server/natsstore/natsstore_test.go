@@ -30,9 +30,10 @@ func open(t testing.TB, url string, opts natsstore.Options) *natsstore.Store {
 func TestConformance(t *testing.T) {
 	ns := natstest.Start(t)
 	n := 0
-	storetest.Run(t, func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store {
+	storetest.Run(t, func(t *testing.T, o storetest.Options) server.Store {
 		n++ // a prefix per store: each starts empty
-		return open(t, ns.URL(), natsstore.Options{Prefix: "t" + string(rune('a'+n%26)) + time.Now().Format("150405999"), MaxEvents: maxEvents, MaxAge: maxAge})
+		return open(t, ns.URL(), natsstore.Options{Prefix: "t" + string(rune('a'+n%26)) + time.Now().Format("150405999"),
+			MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, DedupeWindow: o.DedupeWindow})
 	})
 }
 

@@ -13,17 +13,27 @@ import (
 	"github.com/pushd/push/server"
 )
 
-// Factory opens a fresh, empty store that keeps at most maxEvents events
-// per stream (0: unbounded) and none older than maxAge (0: no limit). The
-// factory registers the store's cleanup with t.
-type Factory func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store
+// Options bound the store a Factory opens.
+type Options struct {
+	// MaxEvents is how many events a stream keeps (0: unbounded).
+	MaxEvents int
+	// MaxAge drops events older than this (0: no limit).
+	MaxAge time.Duration
+	// DedupeWindow is how long IDs are remembered (0: the store's
+	// default).
+	DedupeWindow time.Duration
+}
+
+// Factory opens a fresh, empty store bounded by o. The factory registers
+// the store's cleanup with t.
+type Factory func(t *testing.T, o Options) server.Store
 
 // Run runs the conformance tests against stores made by open.
 func Run(t *testing.T, open Factory) {
 	ctx := context.Background()
 
 	t.Run("fresh stream", func(t *testing.T) {
-		s := open(t, 0, 0)
+		s := open(t, Options{})
 		in, err := s.Info(ctx, "room/a")
 		if err != nil {
 			t.Fatal(err)
@@ -42,15 +52,9 @@ func Run(t *testing.T, open Factory) {
 	})
 
 	t.Run("append assigns seqs in order", func(t *testing.T) {
-		s := open(t, 0, 0)
-		first, err := s.Append(ctx, "room/a", []protocol.Event{msg("1"), msg("2")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		second, err := s.Append(ctx, "room/a", []protocol.Event{msg("3")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := open(t, Options{})
+		first := stored(t, s, "room/a", msg("1"), msg("2"))
+		second := stored(t, s, "room/a", msg("3"))
 		all := append(first, second...)
 		in, _ := s.Info(ctx, "room/a")
 		for i, ev := range all {
@@ -61,14 +65,13 @@ func Run(t *testing.T, open Factory) {
 		if in.First != 1 || in.Last != 3 {
 			t.Fatalf("Info = %+v, want First 1 Last 3", in)
 		}
-		other, _ := s.Append(ctx, "room/b", []protocol.Event{msg("x")})
-		if other[0].Seq != 1 {
+		if other := stored(t, s, "room/b", msg("x")); other[0].Seq != 1 {
 			t.Fatalf("another stream's first seq = %d, want 1", other[0].Seq)
 		}
 	})
 
 	t.Run("read after cursor with limit", func(t *testing.T) {
-		s := open(t, 0, 0)
+		s := open(t, Options{})
 		appendN(t, s, "tasks", 10)
 		evs, in, err := s.Read(ctx, "tasks", 4, 3)
 		if err != nil {
@@ -84,7 +87,7 @@ func Run(t *testing.T, open Factory) {
 	})
 
 	t.Run("retention by count", func(t *testing.T) {
-		s := open(t, 3, 0)
+		s := open(t, Options{MaxEvents: 3})
 		appendN(t, s, "room/a", 5)
 		evs, in, err := s.Read(ctx, "room/a", 0, 10)
 		if err != nil {
@@ -96,7 +99,7 @@ func Run(t *testing.T, open Factory) {
 	})
 
 	t.Run("retention by age", func(t *testing.T) {
-		s := open(t, 0, time.Hour)
+		s := open(t, Options{MaxAge: time.Hour})
 		old := msg("old")
 		old.Time = time.Now().Add(-2 * time.Hour)
 		if _, err := s.Append(ctx, "room/a", []protocol.Event{old, old}); err != nil {
@@ -115,7 +118,7 @@ func Run(t *testing.T, open Factory) {
 	})
 
 	t.Run("concurrent streams", func(t *testing.T) {
-		s := open(t, 0, 0)
+		s := open(t, Options{})
 		var wg sync.WaitGroup
 		for w := range 4 {
 			wg.Add(1)
@@ -137,6 +140,29 @@ func Run(t *testing.T, open Factory) {
 			}
 		}
 	})
+
+	runIDs(t, open)
+}
+
+// stored appends events that carry no ID and returns them as stored,
+// failing the test unless each was stored.
+func stored(t *testing.T, s server.Store, stream string, events ...protocol.Event) []protocol.Event {
+	t.Helper()
+	out, err := s.Append(context.Background(), stream, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(events) {
+		t.Fatalf("Append of %d events returned %d outcomes", len(events), len(out))
+	}
+	evs := make([]protocol.Event, len(out))
+	for i, a := range out {
+		if a.Repeat || a.Conflict {
+			t.Fatalf("event %d without an ID came back as %+v", i, a)
+		}
+		evs[i] = a.Event
+	}
+	return evs
 }
 
 // msg is a chat message with text, sent now.
