@@ -240,8 +240,10 @@ func drainClose(body io.ReadCloser) {
 }
 
 // do sends one request and decodes a JSON answer of status want into out
-// (nil: discard). Any other status becomes a *protocol.Error. The request
-// is bounded by ctx and extra plus the client's request timeout.
+// (nil: discard); a want of 201 Created takes 200 OK too, the answer to a
+// repeat of an idempotent request. Any other status becomes a
+// *protocol.Error. The request is bounded by ctx and extra plus the
+// client's request timeout.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, extra time.Duration, want int, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout+extra)
 	defer cancel()
@@ -255,7 +257,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return err
 	}
 	defer drainClose(resp.Body)
-	if resp.StatusCode != want {
+	if resp.StatusCode != want && (want != http.StatusCreated || resp.StatusCode != http.StatusOK) {
 		return decodeError(resp)
 	}
 	if out == nil {
@@ -270,19 +272,6 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return &answerBodyError{status: resp.StatusCode, err: err}
 	}
 	return nil
-}
-
-// Publish posts text to room as the client's user (WithUser; on a server
-// with tokens, the token's user) and returns the stored event. Its seq and
-// epoch say where in the room's stream it landed.
-func (c *Client) Publish(ctx context.Context, room, text string) (*protocol.Event, error) {
-	var ev protocol.Event
-	err := c.do(ctx, http.MethodPost, "/v1/rooms/"+url.PathEscape(room)+"/messages", nil,
-		protocol.PublishRequest{User: c.user, Text: text}, 0, http.StatusCreated, &ev)
-	if err != nil {
-		return nil, fmt.Errorf("publish to room %s: %w", room, err)
-	}
-	return &ev, nil
 }
 
 // Presence returns who is in room now, sorted.

@@ -20,8 +20,9 @@ type ChatConn interface {
 	// both subscriptions' connection state changes. The model reads it
 	// until it is closed; the implementation closes it when it is done.
 	Updates() <-chan Update
-	// Send publishes text to the room as the user.
-	Send(ctx context.Context, text string) error
+	// Send publishes text to the room as the user, as the message id:
+	// sending the same id again stores the message once.
+	Send(ctx context.Context, id, text string) error
 	// Presence returns who is in the room.
 	Presence(ctx context.Context) ([]string, error)
 	// Tasks returns the tasks the server keeps, newest first.
@@ -58,12 +59,23 @@ type ChatModel struct {
 	strip   taskStrip
 	sending string // the text being sent, "" when none
 	sendErr string
+	out     outgoing
+}
+
+// outgoing is the message last sent from the input line: a retry of the
+// same text after a failure sends the same id, so it is stored once.
+type outgoing struct {
+	text, id string
+	// echoed: its message came back in the room, so it is sent whatever
+	// the answer to its send says.
+	echoed bool
+	failed bool
 }
 
 // sentMsg is the answer to a send.
 type sentMsg struct {
-	text string
-	err  error
+	text, id string
+	err      error
 }
 
 // NewChatModel returns the chat screen for cfg.
@@ -149,13 +161,14 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.animate(m.liveTasks())
 	case sentMsg:
 		m.sending = ""
-		if msg.err != nil {
+		if msg.err != nil && !(m.out.id == msg.id && m.out.echoed) {
+			m.out.failed = true
 			m.sendErr = "not sent: " + errText(msg.err)
 			if client.Retryable(msg.err) {
 				m.sendErr += "; enter to retry"
 			}
-		} else if m.input.Value() == msg.text {
-			m.input.Reset()
+		} else {
+			m.sent(msg.text)
 		}
 		m.layout()
 		return m, nil
@@ -217,11 +230,25 @@ func (m *ChatModel) submit() tea.Cmd {
 	m.pane.GotoBottom() // what you send is what you want to see
 	m.sending = m.input.Value()
 	m.sendErr = ""
+	if !m.out.failed || m.out.text != m.sending {
+		m.out = outgoing{text: m.sending, id: client.NewID()}
+	}
+	m.out.failed = false
 	m.layout()
-	conn, sent := m.conn, m.sending
+	conn, sent, id := m.conn, m.sending, m.out.id
 	return m.request(func(ctx context.Context) tea.Msg {
-		return sentMsg{text: sent, err: conn.Send(ctx, text)}
+		return sentMsg{text: sent, id: id, err: conn.Send(ctx, id, text)}
 	})
+}
+
+// sent clears the input line of text, just sent, and any error of its
+// earlier tries.
+func (m *ChatModel) sent(text string) {
+	m.out.failed = false
+	m.sendErr = ""
+	if m.input.Value() == text {
+		m.input.Reset()
+	}
 }
 
 // command runs a slash command.
@@ -308,6 +335,14 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			switch e.Type {
 			case protocol.TypeMessage:
 				lines = append(lines, paneEntry{kind: kindMessage, at: e.Time, user: e.User, text: e.Text})
+				if e.ID != "" && e.ID == m.out.id && !m.out.echoed {
+					// What was sent from here is in the room, whatever
+					// its answer said or will say.
+					m.out.echoed = true
+					if m.out.failed {
+						m.sent(m.out.text)
+					}
+				}
 			case protocol.TypeLogin:
 				m.people.apply(e.User, true)
 				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "→ " + e.User + " joined"})

@@ -342,6 +342,42 @@ func TestChatKeys(t *testing.T) {
 		}
 		lacks(t, m.View(), "not sent")
 	})
+	t.Run("a retry sends the same id; another text another", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = errBoom
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "again")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		_, cmd = m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		conn.sendErr = nil
+		_, cmd = m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		typeText(m, "next")
+		_, cmd = m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		ids := conn.ids
+		if len(ids) != 4 || ids[0] == "" || ids[1] != ids[0] || ids[2] != ids[0] || ids[3] == ids[0] {
+			t.Fatalf("ids %q; want the three tries of one text under one id, the next text under another", ids)
+		}
+	})
+	t.Run("a failed send whose message comes back is sent", func(t *testing.T) {
+		conn := newFakeConn()
+		conn.sendErr = errBoom
+		m, _ := newChat(t, conn, 80, 20)
+		typeText(m, "stored after all")
+		_, cmd := m.Update(keyMsg("enter"))
+		m.Update(cmd())
+		contains(t, m.View(), "not sent")
+		ev := roomEv(1, protocol.TypeMessage, "ann", "stored after all")
+		ev.Event.ID = conn.ids[0]
+		m.Update(updates(ev))
+		lacks(t, m.View(), "not sent")
+		if m.input.Value() != "" {
+			t.Fatalf("input %q; the message is in the room", m.input.Value())
+		}
+	})
 	t.Run("editing clears the send error", func(t *testing.T) {
 		conn := newFakeConn()
 		conn.sendErr = errBoom

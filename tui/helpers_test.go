@@ -38,6 +38,7 @@ type fakeConn struct {
 	mu        sync.Mutex
 	sent      []string
 	sendErr   error
+	ids       []string // the id of every send, failed ones too
 	users     []string
 	presences int
 	tasks     []protocol.Task
@@ -52,9 +53,10 @@ func newFakeConn() *fakeConn { return &fakeConn{ch: make(chan Update, 1024)} }
 
 func (f *fakeConn) Updates() <-chan Update { return f.ch }
 
-func (f *fakeConn) Send(_ context.Context, text string) error {
+func (f *fakeConn) Send(_ context.Context, id, text string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.ids = append(f.ids, id)
 	if f.sendErr != nil {
 		return f.sendErr
 	}

@@ -19,8 +19,8 @@ type chatConn struct {
 
 var _ tui.ChatConn = (*chatConn)(nil)
 
-func (cc *chatConn) Send(ctx context.Context, text string) error {
-	_, err := cc.c.Publish(ctx, cc.room, text)
+func (cc *chatConn) Send(ctx context.Context, id, text string) error {
+	_, err := cc.c.Publish(ctx, cc.room, text, client.WithID(id))
 	return err
 }
 

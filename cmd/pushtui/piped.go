@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pushd/push/client"
@@ -25,7 +25,7 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 	inputDone := make(chan sendResult, 1)
 	// The last event printed; at first, where the subscription starts.
 	last, _ := protocol.ParseCursor(room.opts.Since)
-	snd := &sender{c: c, f: f, room: o.room}
+	snd := &sender{c: c, f: f, room: o.room, waiting: make(map[string]chan struct{})}
 	go func() { inputDone <- snd.sendLines(ctx, a) }()
 	var (
 		sent    sendResult
@@ -47,10 +47,11 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 			}
 			if u.Event != nil {
 				last = u.Event.Cursor()
+				snd.echo(u.Event.ID)
 			}
 		case sent = <-inputDone:
 			inputDone = nil
-			if sent.offline != nil && (sent.failed > 0 || !o.follow) {
+			if sent.offline != nil && (sent.failed+sent.unconfirmed > 0 || !o.follow) {
 				return sent.err() // the room is out of reach: nothing more to print
 			}
 			if o.follow || sent.stopped {
@@ -81,7 +82,11 @@ const drainWait = requestTimeout
 // sendResult is how sending standard input went.
 type sendResult struct {
 	sent, failed int
-	readErr      error
+	// unconfirmed counts the lines given up after a try that may have
+	// stored them: pushd never confirmed them, and they may be in the
+	// room.
+	unconfirmed int
+	readErr     error
 	// stopped: it ended before the end of input, because the subscription
 	// or the command did.
 	stopped bool
@@ -92,11 +97,16 @@ type sendResult struct {
 
 // err is the command's error for it: nil when every line went out.
 func (r sendResult) err() error {
+	all := r.sent + r.failed + r.unconfirmed
 	switch {
 	case r.readErr != nil:
 		return fmt.Errorf("read standard input: %w", r.readErr)
+	case r.failed > 0 && r.unconfirmed > 0:
+		return fmt.Errorf("%d of %d lines were not sent, and %d more not confirmed (they may be in the room)", r.failed, all, r.unconfirmed)
 	case r.failed > 0:
-		return fmt.Errorf("%d of %d lines were not sent", r.failed, r.sent+r.failed)
+		return fmt.Errorf("%d of %d lines were not sent", r.failed, all)
+	case r.unconfirmed > 0:
+		return fmt.Errorf("%d of %d lines were not confirmed (they may be in the room)", r.unconfirmed, all)
 	case r.offline != nil:
 		return r.offline
 	}
@@ -125,16 +135,51 @@ const (
 // up (reported not sent) and the chat ends. A variable for tests.
 var maxOffline = 5 * time.Minute
 
+// line is a line of standard input to send, with the id that makes its
+// sending safe to repeat.
+type line struct {
+	text, id string
+}
+
 // sender sends the lines of standard input to a room.
 type sender struct {
 	c    *client.Client
 	f    *feed // its main subscription is the room's
 	room string
-	// after is a position in the room before the next line: that of the
-	// last line sent, or the room's live end taken before the line's first
-	// try; none at first and after a line is given up (a copy of it may be
-	// stored after all, and must not be taken for the next line's).
-	after protocol.Cursor
+
+	mu sync.Mutex
+	// waiting has a channel per line being sent, by id, closed when the
+	// line's message comes back in the room.
+	waiting map[string]chan struct{}
+}
+
+// expect returns a channel closed when the message with id comes back in
+// the room, until forget.
+func (s *sender) expect(id string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.waiting[id] = ch
+	return ch
+}
+
+func (s *sender) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.waiting, id)
+}
+
+// echo is told the id of each event the room's subscription delivers.
+func (s *sender) echo(id string) {
+	if id == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.waiting[id]; ok {
+		close(ch)
+		delete(s.waiting, id)
+	}
 }
 
 // offlineError is the end of a wait for the room that lasted maxOffline.
@@ -147,20 +192,31 @@ func (e *offlineError) Error() string {
 	return fmt.Sprintf("could not reach room/%s for %v", e.room, e.d)
 }
 
+// lineOutcome is how sending one line ended.
+type lineOutcome int
+
+const (
+	lineSent        lineOutcome = iota // stored: confirmed, or seen in the room
+	lineNotSent                        // not stored
+	lineUnconfirmed                    // given up after a try that may have stored it
+	lineStopped                        // the subscription, the feed or the command ended first
+)
+
 // sendLines sends each non-empty line of standard input to the room, in
 // order, while the room's subscription is connected: the user is in the
 // room before anything they send, and a line read while it is
-// reconnecting waits, with the lines after it, until it is back. A send
-// that failed for a reason that retrying can fix (no answer, a timeout,
-// 408, 429, 5xx) is tried again after a pause, once connected; a line the
-// server refuses (400, 413, ...) is reported on standard error, counted as
-// not sent, and the next one goes on. Lines are read ahead into a queue of
-// sendQueue lines. It returns at the end of input once the room was joined
-// and every line read is sent or given up, or early: stopped when the
-// subscription, the feed or ctx ends, offline when the room was out of
-// reach for maxOffline while lines waited (they are given up).
+// reconnecting waits, with the lines after it, until it is back. Each
+// line has an id, so a send that failed for a reason that retrying can
+// fix (no answer, a timeout, 408, 429, 5xx) is tried again, once
+// connected, with no risk of storing it twice; a line the server refuses
+// (400, 413, ...) is reported on standard error, counted as not sent, and
+// the next one goes on. Lines are read ahead into a queue of sendQueue
+// lines. It returns at the end of input once the room was joined and every
+// line read is sent or given up, or early: stopped when the subscription,
+// the feed or ctx ends, offline when the room was out of reach for
+// maxOffline while lines waited (they are given up).
 func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
-	lines := make(chan string, sendQueue)
+	lines := make(chan line, sendQueue)
 	done := make(chan struct{})
 	defer close(done)
 	read := make(chan struct{}) // closed at the end of input
@@ -176,7 +232,7 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 				continue
 			}
 			select {
-			case lines <- text:
+			case lines <- line{text: text, id: client.NewID()}:
 			case <-done:
 				return
 			}
@@ -184,7 +240,6 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 		readErr = sc.Err()
 	}()
 	var r sendResult
-	var off *offlineError
 	offline := func(err error, waiting int) sendResult {
 		r.failed += waiting
 		r.offline = err
@@ -194,7 +249,7 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 		return r
 	}
 	for {
-		_, stopped, err := s.connected(ctx)
+		_, stopped, err := s.connected(ctx, nil)
 		if stopped {
 			r.stopped = true
 			return r
@@ -212,82 +267,80 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 			// No line waits to be given up: wait on.
 		}
 	}
-	for text := range lines {
-		stopped, err := s.sendLine(ctx, text)
+	for l := range lines {
+		outcome, err := s.sendLine(ctx, l)
+		var off *offlineError
 		switch {
-		case stopped:
+		case outcome == lineStopped:
 			r.stopped = true
 			return r
-		case errors.As(err, &off):
+		case outcome == lineSent:
+			r.sent++
+		case outcome == lineNotSent && errors.As(err, &off):
 			return offline(err, 1+len(lines))
-		case err != nil:
+		case outcome == lineUnconfirmed:
+			r.unconfirmed++
+			fmt.Fprintln(a.errOut, "pushtui: not confirmed:", explain(err, s.c.BaseURL()))
+			if errors.As(err, &off) {
+				return offline(err, len(lines))
+			}
+		default:
 			r.failed++
 			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, s.c.BaseURL()))
-		default:
-			r.sent++
 		}
 	}
 	r.readErr = readErr
 	return r
 }
 
-// sendLine sends one line once the room is connected, trying again while
-// the failure is one retrying can fix (see sendLines), at most maxSendTries
-// times a connection and maxLineTries in all. Before the first try it takes
-// the room's live end, unless the last line sent marks a place already;
-// before sending again after a failure that may have come after the server
-// stored the line (a cut connection or answer, a timeout, a 5xx), it looks
-// for the line in the room after there, so as not to send it twice. It
-// returns the error that made it give up on the line (an *offlineError
-// when the room was out of reach for maxOffline), or stopped when the
-// subscription, the feed or ctx ended first.
-func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err error) {
+// sendLine sends one line once the room is connected, trying again with
+// the same id while the failure is one retrying can fix (see sendLines),
+// at most maxSendTries times a connection and maxLineTries in all. The
+// line is sent once a try is answered, or once its message comes back in
+// the room, whichever comes first. When it gives up, the line counts as
+// not sent if no try can have stored it, else as unconfirmed; err says
+// why (an *offlineError when the room was out of reach for maxOffline).
+func (s *sender) sendLine(ctx context.Context, l line) (lineOutcome, error) {
+	echoed := s.expect(l.id)
+	defer s.forget(l.id)
 	unsure := false // a try may have stored the line
+	giveUp := func(err error) (lineOutcome, error) {
+		if unsure && (client.Retryable(err) || errors.As(err, new(*offlineError))) {
+			return lineUnconfirmed, err
+		}
+		return lineNotSent, err
+	}
 	tries, all, conn := 0, 0, 0
 	for {
-		n, stopped, err := s.connected(ctx)
-		if stopped || err != nil {
-			return stopped, err
+		n, stopped, err := s.connected(ctx, echoed)
+		switch {
+		case isClosed(echoed):
+			return lineSent, nil
+		case stopped:
+			return lineStopped, nil
+		case err != nil:
+			return giveUp(err)
 		}
 		if n != conn {
 			tries, conn = 0, n
 		}
-		if s.after.Epoch == "" {
-			var cur protocol.Cursor
-			if cur, err = s.c.Cursor(ctx, client.Room(s.room)); err == nil {
-				s.after = cur
-			}
+		err = s.publish(ctx, l, echoed)
+		switch {
+		case err == nil, isClosed(echoed):
+			return lineSent, nil
+		case ctx.Err() != nil:
+			return lineStopped, nil
 		}
-		if err == nil && unsure {
-			var found *protocol.Cursor
-			if found, err = s.stored(ctx, s.after, text); err == nil {
-				if found != nil {
-					s.after = *found
-					return false, nil
-				}
-				unsure = false
-			}
-		}
-		if err == nil && !unsure {
-			var ev *protocol.Event
-			if ev, err = s.c.Publish(ctx, s.room, text); err == nil {
-				s.after = ev.Cursor()
-				return false, nil
-			}
-			unsure = client.MayHaveApplied(err)
-		}
-		if ctx.Err() != nil {
-			return true, nil
-		}
+		unsure = unsure || client.MayHaveApplied(err)
 		tries++
 		all++
 		if !client.Retryable(err) || tries >= maxSendTries || all >= maxLineTries {
-			s.after = protocol.Cursor{}
-			return false, err
+			return giveUp(err)
 		}
 		t := time.NewTimer(sendBackoff(tries, err))
 		select {
 		case <-t.C:
+		case <-echoed:
 		case <-s.f.subs[0].Done():
 		case <-s.f.ctx.Done():
 		case <-ctx.Done():
@@ -296,17 +349,57 @@ func (s *sender) sendLine(ctx context.Context, text string) (stopped bool, err e
 	}
 }
 
+// publish makes one try of l, given up early when its message comes back
+// in the room meanwhile.
+func (s *sender) publish(ctx context.Context, l line, echoed <-chan struct{}) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.f.ctx, cancel)
+	defer stop()
+	go func() {
+		select {
+		case <-echoed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := s.c.Publish(ctx, s.room, l.text, client.WithID(l.id), client.WithTries(1))
+	return err
+}
+
+// isClosed reports whether ch is closed; a nil ch never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // connected waits until the room's subscription is connected, at most
 // maxOffline, and returns the number of its connections so far; stopped
 // when the subscription, the feed or ctx ended first, an *offlineError
-// after maxOffline.
-func (s *sender) connected(ctx context.Context) (n int, stopped bool, err error) {
+// after maxOffline. It returns at once, neither stopped nor with an error,
+// once echoed is closed.
+func (s *sender) connected(ctx context.Context, echoed <-chan struct{}) (n int, stopped bool, err error) {
 	wctx, cancel := context.WithTimeout(ctx, maxOffline)
 	defer cancel()
+	if echoed != nil {
+		go func() {
+			select {
+			case <-echoed:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+	}
 	n, ok := s.f.connected(wctx)
 	switch {
 	case ok:
 		return n, false, nil
+	case isClosed(echoed):
+		return 0, false, nil
 	case ctx.Err() == nil && s.f.ctx.Err() == nil && wctx.Err() != nil:
 		select {
 		case <-s.f.subs[0].Done():
@@ -324,42 +417,6 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
-
-// stored looks in the room, after the cursor before, for a message of this
-// user with text (a send whose answer was lost) and returns its cursor, or
-// nil when there is none.
-func (s *sender) stored(ctx context.Context, before protocol.Cursor, text string) (*protocol.Cursor, error) {
-	if before.Epoch == "" {
-		return nil, nil // nowhere to look from: send again
-	}
-	// The text as the server stores it: JSON makes invalid UTF-8 valid.
-	want := text
-	if b, err := json.Marshal(text); err == nil {
-		_ = json.Unmarshal(b, &want)
-	}
-	since := before.String()
-	for range maxStoredPages {
-		p, err := s.c.Poll(ctx, client.Room(s.room), client.PollOptions{Since: since})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range p.Events {
-			if e.Type == protocol.TypeMessage && e.User == s.c.User() && e.Text == want {
-				cur := e.Cursor()
-				return &cur, nil
-			}
-		}
-		if len(p.Events) < protocol.MaxPollEvents {
-			break
-		}
-		since = p.Cursor
-	}
-	return nil, nil
-}
-
-// maxStoredPages bounds the pages of protocol.MaxPollEvents events that
-// stored reads.
-const maxStoredPages = 10
 
 // sendBackoff is the pause after the n-th failed try of a line (from 1):
 // full jitter up to 250 ms doubling up to maxBackoff, or the server's
