@@ -31,6 +31,11 @@
 // SubscribeOptions.OnState. Close, or cancelling the context given to
 // Subscribe, stops it and leaves no goroutine behind.
 //
+// Publish gives every message an id (WithID, or a random one) and retries a
+// failure that trying again may fix with the same id: the server stores
+// the message once, so Publish is safe to retry, by itself and by the
+// caller (with WithID).
+//
 // FollowTask combines a subscription to one task's events with GetTask and
 // returns when the task reaches a final state.
 //
