@@ -67,6 +67,11 @@ type Config struct {
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// DedupeWindow is how long an Idempotency-Key stands for what it did:
+	// a task start repeated with its key within it starts nothing and
+	// answers the task the first one started. It is the task runner's
+	// too: it replaces Tasks.DedupeWindow.
+	DedupeWindow time.Duration
 	// Limits bound what one client may take.
 	Limits Limits
 	// Tasks sets up the background task runner.
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		BatchWindow:   20 * time.Millisecond,
 		TailSize:      4096,
 		StreamIdle:    2 * time.Minute,
+		DedupeWindow:  10 * time.Minute,
 		Limits: Limits{
 			PublishRate:    20,
 			PublishBurst:   40,
@@ -134,6 +140,8 @@ func (c Config) withDefaults() Config {
 	}
 	orDefault(&c.TailSize, d.TailSize)
 	orDefault(&c.StreamIdle, d.StreamIdle)
+	orDefault(&c.DedupeWindow, d.DedupeWindow)
+	c.Tasks.DedupeWindow = c.DedupeWindow
 	c.Limits = c.Limits.withDefaults(d.Limits)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

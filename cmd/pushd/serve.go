@@ -70,6 +70,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&tasks.StallTimeout, "task-stall-timeout", tasks.StallTimeout, "an external task that reports nothing for this long fails as stalled")
 	f.IntVar(&tasks.KeepFinished, "keep-tasks", tasks.KeepFinished, "finished tasks kept for GET /v1/tasks")
 	f.DurationVar(&tasks.KeepFor, "keep-tasks-for", tasks.KeepFor, "how long finished tasks are kept")
+	f.DurationVar(&c.DedupeWindow, "dedupe-window", c.DedupeWindow, "how long an Idempotency-Key stands for what it did: a request repeated with it within this time is not done again")
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	o.nats.addFlags(f)
 	o.auth.addFlags(f)
@@ -147,7 +148,7 @@ func (o *serveOptions) checkRanges() error {
 		{"--presence-grace", c.PresenceGrace}, {"--long-poll-wait", c.LongPollWait}, {"--heartbeat", c.Heartbeat},
 		{"--write-timeout", c.WriteTimeout}, {"--task-stall-timeout", tasks.StallTimeout}, {"--keep-tasks-for", tasks.KeepFor},
 		{"--read-header-timeout", o.readTimeout}, {"--read-timeout", c.ReadTimeout}, {"--idle-timeout", o.idleTimeout},
-		{"--shutdown-timeout", o.shutdownWait},
+		{"--shutdown-timeout", o.shutdownWait}, {"--dedupe-window", c.DedupeWindow},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
