@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -249,13 +250,19 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if err != nil {
 		return err
 	}
+	return c.send(req, out, want)
+}
+
+// send sends req and decodes a JSON answer of one of the statuses want
+// into out (nil: discard); any other status becomes a *protocol.Error.
+func (c *Client) send(req *http.Request, out any, want ...int) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer drainClose(resp.Body)
-	if resp.StatusCode != want {
+	if !slices.Contains(want, resp.StatusCode) {
 		return decodeError(resp)
 	}
 	if out == nil {

@@ -2,11 +2,15 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
 )
 
@@ -19,17 +23,43 @@ type TaskSpec struct {
 	Name string
 	// Params are the kind's own parameters, sent beside kind and name in
 	// one JSON object; for "demo": {"total": 100, "interval": "50ms"}.
-	// They must not use the keys "kind" and "name".
+	// They must not use the keys of the fields of TaskSpec ("kind",
+	// "name", "room", "private", "cancel_unwatched").
 	Params map[string]any
+	// Room shows the task only to those who may use that room (and in
+	// its chat); Private only to its owner, the client's user. Neither:
+	// to everyone.
+	Room    string
+	Private bool
+	// CancelUnwatched, when positive, has the server cancel the task once
+	// nobody who can see it has watched it (its events, or the tasks
+	// stream) for that long; from 1s to 24h.
+	CancelUnwatched time.Duration
+	// Key is the start's Idempotency-Key (see
+	// protocol.ValidateIdempotencyKey); empty takes a random one. A start
+	// sent again with the key within the server's dedupe window starts
+	// nothing and answers the task the first one started.
+	Key string
 }
 
+// startTries is how many times StartTask sends a start, the first
+// included, when it fails for a passing reason.
+const startTries = 5
+
+// startBackoff spaces the tries of a start.
+var startBackoff = backoff.Policy{Min: 200 * time.Millisecond, Max: 5 * time.Second}
+
 // StartTask starts a background task and returns it as created (usually
-// queued). Follow it with FollowTask or a subscription to Task(id).
+// queued). It sends the start with an Idempotency-Key (spec.Key, else 128
+// random bits) and sends it again, with the same key, when it failed for
+// a passing reason (Retryable), up to 5 times in all: the task starts
+// once. Follow it with FollowTask or a subscription to Task(id).
 func (c *Client) StartTask(ctx context.Context, spec TaskSpec) (*protocol.Task, error) {
-	body := make(map[string]any, len(spec.Params)+2)
+	body := make(map[string]any, len(spec.Params)+6)
+	fields := map[string]string{"kind": "Kind", "name": "Name", "room": "Room", "private": "Private", "cancel_unwatched": "CancelUnwatched", "user": "the client's user"}
 	for k, v := range spec.Params {
-		if k == "kind" || k == "name" {
-			return nil, fmt.Errorf("start %s task: Params must not hold %q; use TaskSpec.%s", spec.Kind, k, map[string]string{"kind": "Kind", "name": "Name"}[k])
+		if f, ok := fields[k]; ok {
+			return nil, fmt.Errorf("start %s task: Params must not hold %q; use %s", spec.Kind, k, f)
 		}
 		body[k] = v
 	}
@@ -37,11 +67,57 @@ func (c *Client) StartTask(ctx context.Context, spec TaskSpec) (*protocol.Task, 
 	if spec.Name != "" {
 		body["name"] = spec.Name
 	}
-	var t protocol.Task
-	if err := c.do(ctx, http.MethodPost, "/v1/tasks", nil, body, 0, http.StatusCreated, &t); err != nil {
+	if spec.Room != "" {
+		body["room"] = spec.Room
+	}
+	if spec.Private {
+		body["private"] = true
+	}
+	if spec.CancelUnwatched > 0 {
+		body["cancel_unwatched"] = spec.CancelUnwatched.String()
+	}
+	if c.user != "" {
+		body["user"] = c.user
+	}
+	key := spec.Key
+	if key == "" {
+		key = newIdempotencyKey()
+	} else if err := protocol.ValidateIdempotencyKey(key); err != nil {
 		return nil, fmt.Errorf("start %s task: %w", spec.Kind, err)
 	}
+	b := backoff.New(startBackoff)
+	for {
+		t, err := c.startTask(ctx, body, key)
+		if err == nil {
+			return t, nil
+		}
+		if !Retryable(err) || b.Tries()+1 >= startTries || !backoff.Sleep(ctx, b.NextAfter(0, RetryAfter(err))) {
+			return nil, fmt.Errorf("start %s task: %w", spec.Kind, err)
+		}
+	}
+}
+
+// startTask sends one start with its Idempotency-Key.
+func (c *Client) startTask(ctx context.Context, body map[string]any, key string) (*protocol.Task, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/tasks", nil, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Idempotency-Key", key)
+	var t protocol.Task
+	if err := c.send(req, &t, http.StatusCreated, http.StatusOK); err != nil {
+		return nil, err
+	}
 	return &t, nil
+}
+
+// newIdempotencyKey returns 128 random bits in hex: an Idempotency-Key.
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // GetTask returns the task with that id as it is now.
