@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,9 +241,7 @@ func drainClose(body io.ReadCloser) {
 }
 
 // do sends one request and decodes a JSON answer of status want into out
-// (nil: discard); a want of 201 Created takes 200 OK too, the answer to a
-// repeat of an idempotent request. Any other status becomes a
-// *protocol.Error. The request is bounded by ctx and extra plus the
+// (nil: discard). Any other status becomes a *protocol.Error. The request is bounded by ctx and extra plus the
 // client's request timeout.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, extra time.Duration, want int, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout+extra)
@@ -251,13 +250,19 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if err != nil {
 		return err
 	}
+	return c.send(req, out, want)
+}
+
+// send sends req and decodes a JSON answer of one of the statuses want
+// into out (nil: discard); any other status becomes a *protocol.Error.
+func (c *Client) send(req *http.Request, out any, want ...int) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer drainClose(resp.Body)
-	if resp.StatusCode != want && (want != http.StatusCreated || resp.StatusCode != http.StatusOK) {
+	if !slices.Contains(want, resp.StatusCode) {
 		return decodeError(resp)
 	}
 	if out == nil {

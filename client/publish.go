@@ -32,15 +32,17 @@ func WithID(id string) PublishOption {
 }
 
 // WithTries bounds the tries of one Publish (default 5); 1 tries once.
+// StartTask tries as many times as the default.
 func WithTries(n int) PublishOption {
 	return func(o *publishOptions) { o.tries = max(n, 1) }
 }
 
 // defaultPublishTries is how many times Publish tries a message unless
-// WithTries says otherwise.
+// WithTries says otherwise, and StartTask a start.
 const defaultPublishTries = 5
 
-// publishPolicy is the pause between a publish's tries. A server that asks
+// publishPolicy is the pause between the tries of a publish or a task's
+// start. A server that asks
 // for a longer pause than its MaxRetryAfter (Retry-After) gets its answer
 // passed back to the caller instead.
 var publishPolicy = backoff.Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second, MaxRetryAfter: 5 * time.Second}
@@ -78,23 +80,53 @@ func (c *Client) Publish(ctx context.Context, room, text string, opts ...Publish
 	if err := protocol.ValidateID("id", o.id); err != nil {
 		return nil, fmt.Errorf("publish to room %s: %w", room, err)
 	}
-	req := protocol.PublishRequest{User: c.user, Text: text, ID: o.id}
-	path := "/v1/rooms/" + url.PathEscape(room) + "/messages"
+	body := protocol.PublishRequest{User: c.user, Text: text, ID: o.id}
+	var ev protocol.Event
+	err := c.idempotently(ctx, o.tries, func(ctx context.Context) error {
+		return c.post(ctx, "/v1/rooms/"+url.PathEscape(room)+"/messages", "", body, &ev)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish to room %s: %w", room, err)
+	}
+	return &ev, nil
+}
+
+// idempotently runs try, a request that names what it does with an id or
+// an idempotency key, so that doing it again does nothing more: again
+// after a failure that trying again may fix (Retryable), up to tries
+// times in all and while ctx lasts, after a pause of publishPolicy's that
+// honours the server's Retry-After; but an answer that asks to wait
+// longer than the policy's MaxRetryAfter is returned at once.
+func (c *Client) idempotently(ctx context.Context, tries int, try func(ctx context.Context) error) error {
 	for n := 1; ; n++ {
-		var ev protocol.Event
-		err := c.do(ctx, http.MethodPost, path, nil, req, 0, http.StatusCreated, &ev)
+		err := try(ctx)
 		if err == nil {
-			return &ev, nil
+			return nil
 		}
-		err = fmt.Errorf("publish to room %s: %w", room, err)
 		ra := RetryAfter(err)
-		if n >= o.tries || !Retryable(err) || ra > publishPolicy.MaxRetryAfter || ctx.Err() != nil {
-			return nil, err
+		if n >= tries || !Retryable(err) || ra > publishPolicy.MaxRetryAfter || ctx.Err() != nil {
+			return err
 		}
 		d := publishPolicy.Delay(n, 0, ra)
-		c.log.Debug("publish failed; trying again with the same id", "room", room, "id", o.id, "in", d, "err", err)
+		c.log.Debug("request failed; sending it again as it was", "in", d, "err", err)
 		if !backoff.Sleep(ctx, d) {
-			return nil, err
+			return err
 		}
 	}
+}
+
+// post sends an idempotent POST of body (with an Idempotency-Key header
+// when key is set) and decodes its answer, 201 for what it made, 200 for
+// a repeat, into out.
+func (c *Client) post(ctx context.Context, path, key string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, http.MethodPost, path, nil, body)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		req.Header.Set(protocol.IdempotencyKeyHeader, key)
+	}
+	return c.send(req, out, http.StatusCreated, http.StatusOK)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
@@ -19,17 +20,36 @@ type TaskSpec struct {
 	Name string
 	// Params are the kind's own parameters, sent beside kind and name in
 	// one JSON object; for "demo": {"total": 100, "interval": "50ms"}.
-	// They must not use the keys "kind" and "name".
+	// They must not use the keys of the fields of TaskSpec ("kind",
+	// "name", "room", "private", "cancel_unwatched").
 	Params map[string]any
+	// Room shows the task only to those who may use that room (and in
+	// its chat); Private only to its owner, the client's user. Neither:
+	// to everyone.
+	Room    string
+	Private bool
+	// CancelUnwatched, when positive, has the server cancel the task once
+	// nobody who can see it has watched it (its events, or the tasks
+	// stream) for that long; from 1s to 24h.
+	CancelUnwatched time.Duration
+	// Key is the start's Idempotency-Key (see protocol.ValidateID);
+	// empty takes a random one. A start
+	// sent again with the key within the server's dedupe window starts
+	// nothing and answers the task the first one started.
+	Key string
 }
 
 // StartTask starts a background task and returns it as created (usually
-// queued). Follow it with FollowTask or a subscription to Task(id).
+// queued). It sends the start with an Idempotency-Key (spec.Key, else a
+// random one, as NewID makes) and sends it again, with the same key, when
+// it failed for a passing reason, as Publish does: the task starts once.
+// Follow it with FollowTask or a subscription to Task(id).
 func (c *Client) StartTask(ctx context.Context, spec TaskSpec) (*protocol.Task, error) {
-	body := make(map[string]any, len(spec.Params)+2)
+	body := make(map[string]any, len(spec.Params)+6)
+	fields := map[string]string{"kind": "Kind", "name": "Name", "room": "Room", "private": "Private", "cancel_unwatched": "CancelUnwatched", "user": "the client's user"}
 	for k, v := range spec.Params {
-		if k == "kind" || k == "name" {
-			return nil, fmt.Errorf("start %s task: Params must not hold %q; use TaskSpec.%s", spec.Kind, k, map[string]string{"kind": "Kind", "name": "Name"}[k])
+		if f, ok := fields[k]; ok {
+			return nil, fmt.Errorf("start %s task: Params must not hold %q; use %s", spec.Kind, k, f)
 		}
 		body[k] = v
 	}
@@ -37,8 +57,29 @@ func (c *Client) StartTask(ctx context.Context, spec TaskSpec) (*protocol.Task, 
 	if spec.Name != "" {
 		body["name"] = spec.Name
 	}
+	if spec.Room != "" {
+		body["room"] = spec.Room
+	}
+	if spec.Private {
+		body["private"] = true
+	}
+	if spec.CancelUnwatched > 0 {
+		body["cancel_unwatched"] = spec.CancelUnwatched.String()
+	}
+	if c.user != "" {
+		body["user"] = c.user
+	}
+	key := spec.Key
+	if key == "" {
+		key = NewID()
+	} else if err := protocol.ValidateID(protocol.IdempotencyKeyHeader, key); err != nil {
+		return nil, fmt.Errorf("start %s task: %w", spec.Kind, err)
+	}
 	var t protocol.Task
-	if err := c.do(ctx, http.MethodPost, "/v1/tasks", nil, body, 0, http.StatusCreated, &t); err != nil {
+	err := c.idempotently(ctx, defaultPublishTries, func(ctx context.Context) error {
+		return c.post(ctx, "/v1/tasks", key, body, &t)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("start %s task: %w", spec.Kind, err)
 	}
 	return &t, nil

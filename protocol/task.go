@@ -33,7 +33,23 @@ type Task struct {
 	Created    time.Time  `json:"created"`
 	Started    *time.Time `json:"started,omitempty"`
 	Finished   *time.Time `json:"finished,omitempty"`
+	// Owner is who started the task: the token's user, or on a server
+	// without tokens the start request's user (empty if it named none).
+	Owner string `json:"owner,omitempty"`
+	// Room, when set, scopes the task to a room: only those who may use
+	// the room see it. Private scopes it to its owner. Neither: everyone
+	// sees it. See Scope.
+	Room    string `json:"room,omitempty"`
+	Private bool   `json:"private,omitempty"`
+	// CancelUnwatched, a Go duration such as "30s", cancels the task
+	// with the message "nobody watching" once nobody who can see it has
+	// watched it for that long (see PROTOCOL.md).
+	CancelUnwatched string `json:"cancel_unwatched,omitempty"`
 }
+
+// MessageUnwatched is the message of a task cancelled because nobody
+// watched it for its CancelUnwatched.
+const MessageUnwatched = "nobody watching"
 
 // TaskList is the body of GET /v1/tasks: newest first.
 type TaskList struct {

@@ -19,9 +19,12 @@ type Config struct {
 	// HistoryAge is how long the memory store keeps events (zero: no age
 	// limit).
 	HistoryAge time.Duration
-	// DedupeWindow is how long the memory store remembers the ID of a
-	// message, so that a repeat of its publish stores nothing (see
-	// Store.Append); a store passed in has a window of its own.
+	// DedupeWindow is how long message ids and idempotency keys are
+	// remembered: a publish or a task start repeated with its id within
+	// it does nothing again and answers what the first did (see
+	// Store.Append). The memory store and the task runner take it (it
+	// replaces Tasks.DedupeWindow); a store passed in has a window of its
+	// own.
 	DedupeWindow time.Duration
 	// PresenceGrace is how long a user stays present after their last
 	// connection closes.
@@ -140,6 +143,7 @@ func (c Config) withDefaults() Config {
 	}
 	orDefault(&c.TailSize, d.TailSize)
 	orDefault(&c.StreamIdle, d.StreamIdle)
+	c.Tasks.DedupeWindow = c.DedupeWindow
 	c.Limits = c.Limits.withDefaults(d.Limits)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -15,10 +15,11 @@ import (
 // (the WebSocket message and the long-poll array element) is a slice of it.
 type entry struct {
 	seq   uint64
-	key   string // what one-task subscriptions filter on: the task id
-	frame []byte // "id: <epoch>:<seq>\nevent: <type>\ndata: <json>\n\n"
-	data  int    // offset of the JSON in frame
-	final bool   // a progress event whose task reached an end state
+	key   string     // what one-task subscriptions filter on: the task id
+	scope *taskScope // a task's scope, which tasks-stream subscribers filter on
+	frame []byte     // "id: <epoch>:<seq>\nevent: <type>\ndata: <json>\n\n"
+	data  int        // offset of the JSON in frame
+	final bool       // a progress event whose task reached an end state
 	// published is when the hub appended the event, for the delivery
 	// latency metric; zero for events read back from the store.
 	published time.Time
@@ -49,6 +50,7 @@ func encodeEntry(ev *protocol.Event) (*entry, error) {
 	e := &entry{seq: ev.Seq, frame: buf.Bytes(), data: data}
 	if ev.Task != nil {
 		e.key = ev.Task.ID
+		e.scope = scopeOf(ev.Task)
 		e.final = ev.Task.State.Final()
 	}
 	return e, nil

@@ -14,6 +14,11 @@ type eventsTarget struct {
 	query  url.Values // the request's query, parsed once
 	stream string
 	filter string // one task's id, on /v1/tasks/{id}/events
+	// tasks is set on the tasks stream: the events of tasks viewer may
+	// not see are left out (a nil viewer sees every task), and the
+	// subscription counts as watching the tasks it may see.
+	tasks  bool
+	viewer *identity
 	room   string // set for rooms: presence applies
 	user   string // join the room's presence while connected
 }
@@ -102,6 +107,10 @@ func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport str
 		return nil, nil, err
 	}
 	sub.unbounded = transport == transportLongPoll
+	if t.tasks {
+		sub.viewer = t.viewer
+		cleanup = s.watchTasks(r, t, transport, cleanup)
+	}
 	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
 		return nil, nil, err
 	}

@@ -99,16 +99,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 // the Idempotency-Key header, which must agree when both are there; "" for
 // none.
 func messageID(r *http.Request, body string) (string, error) {
-	keys := r.Header.Values(protocol.IdempotencyKeyHeader)
-	if len(keys) > 1 {
-		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the %s header is given %d times; give it once", protocol.IdempotencyKeyHeader, len(keys))
-	}
-	var header string
-	if len(keys) == 1 {
-		header = keys[0]
-		if err := protocol.ValidateID(protocol.IdempotencyKeyHeader, header); err != nil {
-			return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
-		}
+	header, err := idempotencyKey(r)
+	if err != nil {
+		return "", err
 	}
 	if body != "" {
 		if err := protocol.ValidateID("id", body); err != nil {
@@ -119,6 +112,22 @@ func messageID(r *http.Request, body string) (string, error) {
 		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the body's id %q and the %s header %q differ; give one, or the same in both", body, protocol.IdempotencyKeyHeader, header)
 	}
 	return cmp.Or(body, header), nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key header, checked,
+// or "" when there is none.
+func idempotencyKey(r *http.Request) (string, error) {
+	keys := r.Header.Values(protocol.IdempotencyKeyHeader)
+	switch {
+	case len(keys) == 0:
+		return "", nil
+	case len(keys) > 1:
+		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "the %s header is given %d times; give it once", protocol.IdempotencyKeyHeader, len(keys))
+	}
+	if err := protocol.ValidateID(protocol.IdempotencyKeyHeader, keys[0]); err != nil {
+		return "", protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	}
+	return keys[0], nil
 }
 
 func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) error {

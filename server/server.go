@@ -27,6 +27,7 @@ type Server struct {
 	hub       *Hub
 	presence  *presence
 	tasks     *tasks.Runner
+	watchers  *taskWatchers
 	mux       *http.ServeMux
 
 	conns     counter // open WebSocket and SSE subscriptions per address
@@ -97,7 +98,8 @@ func New(cfg Config) (*Server, error) {
 	if err := s.presence.adopt(context.Background()); err != nil {
 		s.log.Warn("who was present before the restart is not known; they will log in again", "err", err)
 	}
-	runner, err := tasks.New(context.Background(), taskStream{hub: s.hub, store: s.store}, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
+	s.watchers = newTaskWatchers()
+	runner, err := tasks.New(context.Background(), taskStream{hub: s.hub, store: s.store, watchers: s.watchers}, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,12 @@ type subscription struct {
 	epoch  string
 	cursor uint64 // the last seq handed to the transport or skipped by the filter
 	filter string // when set, only entries with this key are handed out
-	max    int    // entries per batch
-	live   bool   // has caught up with the head at least once
+	// viewer, when set, is who subscribes to the tasks stream: only the
+	// tasks they may see are handed out. Nil on rooms; set before the
+	// first batch.
+	viewer *identity
+	max    int  // entries per batch
+	live   bool // has caught up with the head at least once
 	// unbounded exempts the subscription from the lag limit (long polls
 	// read from the log and hold nothing between polls).
 	unbounded bool
@@ -192,7 +196,7 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 				for seq := sub.cursor + 1; seq <= last && len(sub.buf) < sub.max; seq++ {
 					e := st.tail.lookup(seq)
 					sub.cursor = seq
-					if sub.filter == "" || e.key == sub.filter {
+					if sub.wants(e.key, e.scope) {
 						sub.buf = append(sub.buf, e)
 					}
 				}
@@ -211,6 +215,13 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 		}
 		return sub.buf, notify, nil
 	}
+}
+
+// wants reports whether an entry of that key and scope is handed out:
+// its task's, for a one-task subscription, and one its viewer may see.
+// Those it does not want still move the cursor on.
+func (sub *subscription) wants(key string, scope *taskScope) bool {
+	return (sub.filter == "" || key == sub.filter) && (sub.viewer == nil || sub.viewer.sees(scope))
 }
 
 // park registers w to be woken by the stream's next publish, if the
@@ -266,8 +277,14 @@ func (sub *subscription) catchUp(ctx context.Context, last uint64) error {
 			break
 		}
 		sub.cursor = events[i].Seq
-		if sub.filter != "" && (events[i].Task == nil || events[i].Task.ID != sub.filter) {
-			continue
+		if sub.filter != "" || sub.viewer != nil {
+			var key string
+			if events[i].Task != nil {
+				key = events[i].Task.ID
+			}
+			if !sub.wants(key, scopeOf(events[i].Task)) {
+				continue
+			}
 		}
 		e, err := encodeEntry(&events[i])
 		if err != nil {

@@ -58,7 +58,12 @@ func TaskPeerErrorOf(err error) *protocol.Error {
 }
 
 func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, true); err != nil {
+	id, err := s.taskAccess(r, true)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
 		return err
 	}
 	var body map[string]json.RawMessage
@@ -68,30 +73,86 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 	if body == nil {
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "the body must be a JSON object such as {\"kind\":\"demo\",\"name\":\"try\"}")
 	}
-	var kind, name string
-	if err := takeString(body, "kind", &kind); err != nil {
-		return err
-	}
-	if kind == "" {
-		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "kind is required, e.g. {\"kind\":\"demo\"} or {\"kind\":\"external\"}")
-	}
-	if err := takeString(body, "name", &name); err != nil {
-		return err
-	}
-	if err := protocol.ValidateTaskName(name); err != nil {
-		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
-	}
-	params, err := json.Marshal(body)
+	spec, err := s.taskSpec(id, body)
 	if err != nil {
 		return err
 	}
-	t, err := s.tasks.Start(r.Context(), kind, name, params)
+	spec.Key = key
+	t, repeat, err := s.tasks.Start(r.Context(), spec)
 	if err != nil {
 		return taskAnswer(err)
 	}
 	w.Header().Set("Location", "/v1/tasks/"+t.ID)
-	writeJSON(w, http.StatusCreated, t)
+	status := http.StatusCreated
+	if repeat {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, t)
 	return nil
+}
+
+// taskSpec reads a start request's body: kind and name, the owner (the
+// token's user; on a server without tokens the body's user), the scope
+// (room, private), cancel_unwatched, and the rest as the kind's params.
+func (s *Server) taskSpec(id *identity, body map[string]json.RawMessage) (tasks.Spec, error) {
+	var spec tasks.Spec
+	var user, unwatched string
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"kind", &spec.Kind}, {"name", &spec.Name}, {"user", &user}, {"room", &spec.Room}, {"cancel_unwatched", &unwatched}} {
+		if err := takeString(body, f.name, f.dst); err != nil {
+			return spec, err
+		}
+	}
+	if raw, ok := body["private"]; ok {
+		delete(body, "private")
+		if err := json.Unmarshal(raw, &spec.Private); err != nil {
+			return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "field \"private\" must be true or false")
+		}
+	}
+	if spec.Kind == "" {
+		return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "kind is required, e.g. {\"kind\":\"demo\"} or {\"kind\":\"external\"}")
+	}
+	if err := protocol.ValidateTaskName(spec.Name); err != nil {
+		return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	}
+	if user != "" {
+		if err := protocol.ValidateName("user", user); err != nil {
+			return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+		}
+	}
+	spec.Owner = user
+	if id != nil {
+		if user != "" && user != id.user {
+			return spec, protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "the token is for %s; it cannot start a task as %s", id.user, user)
+		}
+		spec.Owner = id.user
+	}
+	if spec.Room != "" {
+		if err := protocol.ValidateName("room", spec.Room); err != nil {
+			return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
+		}
+		if spec.Private {
+			return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "a task shows in a room or privately, not both: give room or private")
+		}
+		if !id.isAdmin() && !id.mayJoin(spec.Room) {
+			return spec, protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s, so cannot start a task there", id.user, spec.Room)
+		}
+	}
+	if unwatched != "" {
+		d, err := protocol.ParseCancelUnwatched(unwatched)
+		if err != nil {
+			return spec, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+		}
+		spec.CancelUnwatched = d
+	}
+	params, err := json.Marshal(body)
+	if err != nil {
+		return spec, err
+	}
+	spec.Params = params
+	return spec, nil
 }
 
 // takeString removes a string field from body into dst.
@@ -108,31 +169,70 @@ func takeString(body map[string]json.RawMessage, field string, dst *string) erro
 }
 
 func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, false); err != nil {
+	id, err := s.taskAccess(r, false)
+	if err != nil {
 		return err
 	}
-	tasks, err := s.tasks.ListAll(r.Context())
+	all, err := s.tasks.ListAll(r.Context())
 	if err != nil {
 		return taskAnswer(err)
 	}
-	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: tasks})
+	seen := all[:0]
+	for i := range all {
+		if id.seesTask(&all[i]) {
+			seen = append(seen, all[i])
+		}
+	}
+	writeJSON(w, http.StatusOK, protocol.TaskList{Tasks: seen})
 	return nil
 }
 
-func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, false); err != nil {
-		return err
-	}
+// findTask returns the task of the request's path as id may see it: one
+// it may not see is not found, like one that does not exist.
+func (s *Server) findTask(r *http.Request, id *identity) (protocol.Task, error) {
 	t, err := s.tasks.Find(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return taskAnswer(err)
+		return t, taskAnswer(err)
+	}
+	if !id.seesTask(&t) {
+		return protocol.Task{}, protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "%v: %s", tasks.ErrNotFound, t.ID)
+	}
+	return t, nil
+}
+
+// changeTask checks that id may cancel (what) or report on the request's
+// task: its owner, an admin, or on a task without owner anyone with the
+// tasks right.
+func (s *Server) changeTask(r *http.Request, what string) error {
+	id, err := s.taskAccess(r, true)
+	if err != nil {
+		return err
+	}
+	t, err := s.findTask(r, id)
+	if err != nil {
+		return err
+	}
+	if id.isAdmin() || t.Owner == "" || t.Owner == id.user {
+		return nil
+	}
+	return protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "task %s is %s's: only they or an admin may %s it", t.ID, t.Owner, what)
+}
+
+func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.taskAccess(r, false)
+	if err != nil {
+		return err
+	}
+	t, err := s.findTask(r, id)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }
 
 func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, true); err != nil {
+	if err := s.changeTask(r, "cancel"); err != nil {
 		return err
 	}
 	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
@@ -144,7 +244,7 @@ func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, true); err != nil {
+	if err := s.changeTask(r, "report on"); err != nil {
 		return err
 	}
 	var rep protocol.ProgressReport
@@ -160,19 +260,21 @@ func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, false); err != nil {
+	id, err := s.taskAccess(r, false)
+	if err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, tasks: true, viewer: taskViewer(id)})
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
-	if err := s.taskAccess(r, false); err != nil {
+	id, err := s.taskAccess(r, false)
+	if err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	if _, err := s.tasks.Find(r.Context(), id); err != nil {
-		return taskAnswer(err)
+	t, err := s.findTask(r, id)
+	if err != nil {
+		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id)})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/tasks"
@@ -10,8 +11,9 @@ import (
 // taskStream is the tasks stream as the task runner reaches it: it
 // publishes through the hub, like any publisher, and reads from the store.
 type taskStream struct {
-	hub   *Hub
-	store Store
+	hub      *Hub
+	store    Store
+	watchers *taskWatchers
 }
 
 var _ tasks.Stream = taskStream{}
@@ -49,4 +51,10 @@ func (s taskStream) Latest(ctx context.Context, n int, fn func(protocol.Event)) 
 		}
 	}
 	return nil
+}
+
+// LastWatched implements tasks.Stream from the server's count of
+// subscriptions to tasks.
+func (s taskStream) LastWatched(t protocol.Task) time.Time {
+	return s.watchers.lastWatched(t)
 }

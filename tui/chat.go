@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ type ChatConfig struct {
 	Scrollback int
 	// Location is the time zone of message times (default local).
 	Location *time.Location
+	// RoomTasksOnly has the task strip show only the tasks scoped to the
+	// room; otherwise it shows those shown to everyone too (for a user
+	// who may use every room). Tasks of other rooms and private ones it
+	// never shows.
+	RoomTasksOnly bool
 }
 
 // ChatModel is the chat screen: header, messages, who is here, the live
@@ -57,9 +63,11 @@ type ChatModel struct {
 	tasks   taskSet
 	taskGen int
 	strip   taskStrip
-	sending string // the text being sent, "" when none
-	sendErr string
-	out     outgoing
+	// roomTasksOnly: see ChatConfig.RoomTasksOnly.
+	roomTasksOnly bool
+	sending       string // the text being sent, "" when none
+	sendErr       string
+	out           outgoing
 }
 
 // outgoing is the message last sent from the input line: a retry of the
@@ -93,7 +101,15 @@ func NewChatModel(cfg ChatConfig) *ChatModel {
 		input:  newInputLine(st, "message #"+cfg.Room+"  (/help for commands)"),
 		tasks:  newTaskSet(),
 		strip:  newTaskStrip(st),
+
+		roomTasksOnly: cfg.RoomTasksOnly,
 	}
+}
+
+// showsTask reports whether the task strip shows t: the room's tasks,
+// and unless roomTasksOnly those shown to everyone.
+func (m *ChatModel) showsTask(t protocol.Task) bool {
+	return t.Room == m.room || !m.roomTasksOnly && t.Room == "" && !t.Private
 }
 
 // Init starts reading updates and fetches presence and the tasks.
@@ -155,7 +171,7 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tasksMsg:
 		if msg.Gen == m.taskGen && msg.Err == nil {
-			m.tasks.Replace(msg.Tasks)
+			m.tasks.Replace(slices.DeleteFunc(msg.Tasks, func(t protocol.Task) bool { return !m.showsTask(t) }))
 			m.layout()
 		}
 		return m, m.animate(m.liveTasks())
@@ -324,7 +340,7 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 		case e.Stream == protocol.TasksStream:
 			switch e.Type {
 			case protocol.TypeProgress:
-				if e.Task != nil {
+				if e.Task != nil && m.showsTask(*e.Task) {
 					m.tasks.Apply(*e.Task, e.Time)
 					tasksChanged = true
 				}

@@ -23,7 +23,7 @@ export interface Timings {
   pollInterval: number;
   /** Bound of each request beyond a long poll's wait. Default 30000. */
   requestTimeout: number;
-  /** Tries of one publish in all, the first included. Default 5. */
+  /** Tries of one publish or task start in all, the first included. Default 5. */
   publishTries: number;
 }
 
@@ -69,6 +69,14 @@ export interface Task {
   created: string;
   started?: string;
   finished?: string;
+  /** Who started it. */
+  owner?: string;
+  /** Shown only to those who may use this room. */
+  room?: string;
+  /** Shown only to its owner. */
+  private?: boolean;
+  /** Cancelled once nobody has watched it for this long (a Go duration). */
+  cancel_unwatched?: string;
 }
 
 /** Parameters of startTask: kind (default "demo") and its params. */
@@ -80,7 +88,18 @@ export interface TaskParams {
   interval?: string;
   /** demo: the step at which to fail. */
   fail_at?: number;
+  /** Show the task only to those who may use this room. */
+  room?: string;
+  /** Show the task only to its owner (and admins). */
+  private?: boolean;
+  /** A Go duration, "1s" to "24h": cancel the task once nobody has watched it for that long. */
+  cancel_unwatched?: string;
   [param: string]: unknown;
+}
+
+export interface StartTaskOptions extends RequestOptions {
+  /** The start's Idempotency-Key (1 to 64 of A-Z a-z 0-9 . _ : -); default 128 random bits in hex. */
+  key?: string;
 }
 
 export type ConnState = "connecting" | "connected" | "reconnecting" | "closed";
@@ -143,7 +162,8 @@ export class Client {
   /** The room's cursor now: where a subscription from the live end would start. */
   roomCursor(room: string, options?: RequestOptions): Promise<string>;
   presence(room: string, options?: RequestOptions): Promise<string[]>;
-  startTask(params?: TaskParams, options?: RequestOptions): Promise<Task>;
+  /** Sent with an Idempotency-Key and retried with it like publish: the task starts once. */
+  startTask(params?: TaskParams, options?: StartTaskOptions): Promise<Task>;
   cancelTask(id: string, options?: RequestOptions): Promise<Task>;
   tasks(options?: RequestOptions): Promise<Task[]>;
   task(id: string, options?: RequestOptions): Promise<Task>;

@@ -304,8 +304,16 @@ export class Client {
   async publish(room, text, { signal } = {}) {
     const body = { text: String(text) };
     if (this.#opts.user) body.user = this.#opts.user;
-    const headers = { "Idempotency-Key": randomKey() };
-    const path = `/v1/rooms/${encodeURIComponent(room)}/messages`;
+    return this.#postOnce(`/v1/rooms/${encodeURIComponent(room)}/messages`, body, randomKey(), signal);
+  }
+
+  /**
+   * #postOnce posts body to path with an Idempotency-Key, and posts it
+   * again with the same key after a failure for a passing reason, at most
+   * publishTries tries in all: the server does it once.
+   */
+  async #postOnce(path, body, key, signal) {
+    const headers = { "Idempotency-Key": key };
     for (let tries = 1; ; tries++) {
       try {
         return await this._request("POST", path, { body, headers, want: [201, 200], signal });
@@ -334,9 +342,17 @@ export class Client {
     return p.users ?? [];
   }
 
-  /** startTask starts a task ({kind: "demo", name, total, interval, ...}; kind defaults to demo) and resolves to it. */
-  async startTask(params = {}, { signal } = {}) {
-    return this._request("POST", "/v1/tasks", { body: { kind: "demo", ...params }, want: [201], signal });
+  /**
+   * startTask starts a task ({kind: "demo", name, total, interval, room,
+   * private, cancel_unwatched, ...}; kind defaults to demo) as the
+   * client's user and resolves to it. Like publish it sends an
+   * Idempotency-Key (key, or a random one) and retries with it: the task
+   * starts once.
+   */
+  async startTask(params = {}, { signal, key } = {}) {
+    const body = { kind: "demo", ...params };
+    if (this.#opts.user && body.user === undefined) body.user = this.#opts.user;
+    return this.#postOnce("/v1/tasks", body, key ?? randomKey(), signal);
   }
 
   /** cancelTask cancels a task and resolves to it; a 409 PushdError if it had ended. */

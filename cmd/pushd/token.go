@@ -16,6 +16,7 @@ type tokenOptions struct {
 	rooms   string
 	publish bool
 	tasks   bool
+	admin   bool
 	ttl     time.Duration
 }
 
@@ -51,7 +52,7 @@ func newTokenCmd() *cobra.Command {
 			if len(secret) == 0 {
 				return usagef("give the server's secret with --auth-secret-file or --auth-secret")
 			}
-			tok, err := server.MintToken(secret, o.user, server.Claims{Rooms: rooms, Publish: o.publish, Tasks: o.tasks}, o.ttl)
+			tok, err := server.MintToken(secret, o.user, server.Claims{Rooms: rooms, Publish: o.publish, Tasks: o.tasks, Admin: o.admin}, o.ttl)
 			if err != nil {
 				return err
 			}
@@ -65,6 +66,7 @@ func newTokenCmd() *cobra.Command {
 	f.StringVar(&o.rooms, "rooms", "", "comma-separated room names or patterns (* ? [...]) the user may join, e.g. 'lobby,dev-*' (default: none)")
 	f.BoolVar(&o.publish, "publish", false, "may post messages to those rooms")
 	f.BoolVar(&o.tasks, "tasks", false, "may start, report on and cancel tasks")
+	f.BoolVar(&o.admin, "admin", false, "may see every task and cancel or report on any, whoever started it")
 	f.DurationVar(&o.ttl, "ttl", 24*time.Hour, "how long the token is valid")
 	return cmd
 }

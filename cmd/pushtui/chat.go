@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
@@ -97,6 +99,9 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 		Room:       o.room,
 		User:       g.user,
 		Scrollback: o.scrollback,
+		// Until tokens say otherwise, a user who may use every room sees
+		// the tasks shown to everyone in every room's strip.
+		RoomTasksOnly: roomTasksOnly(g.token),
 	})
 	err = a.runProgram(ctx, m, tea.WithAltScreen(), tea.WithMouseCellMotion())
 	if err := screenErr(ctx, err); err != nil {
@@ -108,4 +113,15 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 		}
 	}
 	return nil
+}
+
+// roomTasksOnly reports whether the chat's task strip shows only the
+// room's tasks (tui.ChatConfig.RoomTasksOnly): with a token that does not
+// allow every room.
+func roomTasksOnly(token string) bool {
+	if strings.TrimSpace(token) == "" {
+		return false
+	}
+	rooms, err := client.TokenRooms(token)
+	return err != nil || !slices.Contains(rooms, "*")
 }

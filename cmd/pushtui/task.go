@@ -39,11 +39,15 @@ new task's ID, so it composes:
 }
 
 type taskStartOptions struct {
-	kind     string
-	name     string
-	total    int64
-	interval time.Duration
-	failAt   int64
+	kind      string
+	name      string
+	total     int64
+	interval  time.Duration
+	failAt    int64
+	room      string
+	private   bool
+	unwatched time.Duration
+	key       string
 }
 
 func newTaskStartCmd(a *app, g *globalOptions) *cobra.Command {
@@ -53,10 +57,20 @@ func newTaskStartCmd(a *app, g *globalOptions) *cobra.Command {
 		Short: "Start a task and print its ID",
 		Long: `Start a background task and print its ID. The demo kind is simulated work
 (--total steps of --interval each, failing at --fail-at if given); the
-external kind is work done elsewhere that reports with "task report".`,
+external kind is work done elsewhere that reports with "task report".
+
+The task is yours: only you (and admins) may cancel it or report on it.
+--room shows it only to those who may use that room (and in its chat),
+--private only to you; otherwise everyone sees it. --cancel-unwatched
+has the server cancel it once nobody has watched it (watch-progress, a
+chat of its room, any subscription to it) for that long.
+
+The start is sent with an idempotency key (--key, or a random one) and
+sent again with it if it fails for a passing reason: the task starts once.`,
 		Example: `  pushtui task start --name try-it
   pushtui task start --name flaky --total 20 --fail-at 12
-  pushtui task start --kind external --name backup --total 40`,
+  pushtui task start --kind external --name backup --total 40 --room ops
+  pushtui watch-progress --task "$(pushtui task start --private --cancel-unwatched 30s)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd, a, g)
@@ -68,6 +82,10 @@ external kind is work done elsewhere that reports with "task report".`,
 	f.Int64Var(&o.total, "total", 100, "units of work (demo: steps; external: what reports count to)")
 	f.DurationVar(&o.interval, "interval", 50*time.Millisecond, "demo: time per step")
 	f.Int64Var(&o.failAt, "fail-at", 0, "demo: fail at this step")
+	f.StringVar(&o.room, "room", "", "show the task only to those who may use this room, and in its chat")
+	f.BoolVar(&o.private, "private", false, "show the task only to you (and admins)")
+	f.DurationVar(&o.unwatched, "cancel-unwatched", 0, "cancel the task once nobody has watched it for this long, from 1s to 24h (0: never)")
+	f.StringVar(&o.key, "key", "", "the start's idempotency key: a start again with it (within the server's dedupe window) starts nothing and prints the same task (default: a random one)")
 	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"demo", "external"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -99,6 +117,27 @@ func (o *taskStartOptions) check(f *pflag.FlagSet) error {
 	}
 	if protocol.ValidateTaskName(o.name) != nil {
 		return cli.Usagef("--name: give printable text of at most %d bytes", protocol.MaxTaskNameBytes)
+	}
+	return o.checkScope(f)
+}
+
+// checkScope refuses, before any request, a scope, cancel_unwatched or
+// key the server would refuse.
+func (o *taskStartOptions) checkScope(f *pflag.FlagSet) error {
+	if f.Changed("room") {
+		if err := protocol.ValidateName("room", o.room); err != nil {
+			return cli.Usagef("--room %q: use 1 to %d of A-Z a-z 0-9 . _ -", o.room, protocol.MaxNameLen)
+		}
+		if o.private {
+			return cli.Usagef("--room and --private: a task shows in a room or privately, not both")
+		}
+	}
+	if f.Changed("cancel-unwatched") && (o.unwatched < protocol.MinCancelUnwatched || o.unwatched > protocol.MaxCancelUnwatched) {
+		return cli.Usagef("--cancel-unwatched %s: give a duration from %s to %s", o.unwatched,
+			shortDuration(protocol.MinCancelUnwatched), shortDuration(protocol.MaxCancelUnwatched))
+	}
+	if f.Changed("key") && protocol.ValidateID("--key", o.key) != nil {
+		return cli.Usagef("--key %q: use 1 to %d of A-Z a-z 0-9 . _ : -", o.key, protocol.MaxIDLen)
 	}
 	return nil
 }
@@ -156,7 +195,8 @@ func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) err
 	if err != nil {
 		return err
 	}
-	spec := client.TaskSpec{Kind: o.kind, Name: o.name, Params: map[string]any{}}
+	spec := client.TaskSpec{Kind: o.kind, Name: o.name, Params: map[string]any{},
+		Room: o.room, Private: o.private, CancelUnwatched: o.unwatched, Key: o.key}
 	if spec.Name == "" {
 		spec.Name = o.kind + "-" + a.now().Format("150405")
 	}

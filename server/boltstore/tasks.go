@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -71,4 +72,117 @@ func (s *Store) LoadTasks(context.Context) ([]protocol.Task, error) {
 		return nil, fmt.Errorf("load tasks: %w", err)
 	}
 	return out, nil
+}
+
+// bucketTaskKeys holds the idempotency keys of task starts:
+// task_keys/<key> = <tasks.Claim JSON>, and under keyPruned when claims
+// older than their window were last deleted.
+var (
+	bucketTaskKeys = []byte("task_keys")
+	keyPruned      = []byte("\x00pruned")
+)
+
+// storedClaim is a claim as stored, with its revision.
+type storedClaim struct {
+	tasks.Claim
+	Rev uint64 `json:"rev"`
+}
+
+// pruneKeysEvery is how often, at most, ClaimKey deletes the claims that
+// no longer stand for anything.
+const pruneKeysEvery = time.Minute
+
+var _ tasks.Keys = (*Store)(nil)
+
+// ClaimKey implements tasks.Keys, in one transaction (shared with
+// concurrent ones): the claim is on disk when it returns.
+func (s *Store) ClaimKey(_ context.Context, c tasks.Claim, window time.Duration) (tasks.Claim, bool, error) {
+	var held tasks.Claim
+	var won bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		held, won = tasks.Claim{}, false
+		b, err := tx.CreateBucketIfNotExists(bucketTaskKeys)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if err := pruneKeys(b, now, window); err != nil {
+			return err
+		}
+		if v := b.Get([]byte(c.Key)); v != nil {
+			var sc storedClaim
+			if err := json.Unmarshal(v, &sc); err != nil {
+				return fmt.Errorf("claim of key %q: %w: %v", c.Key, ErrFormat, err)
+			}
+			if now.Sub(sc.At) < window {
+				held = sc.Claim
+				held.Rev = sc.Rev
+				return nil
+			}
+		}
+		c.Rev = b.Sequence() + 1
+		if err := b.SetSequence(c.Rev); err != nil {
+			return err
+		}
+		js, err := json.Marshal(storedClaim{c, c.Rev})
+		if err != nil {
+			return err
+		}
+		held, won = c, true
+		return b.Put([]byte(c.Key), js)
+	})
+	if err != nil {
+		return tasks.Claim{}, false, fmt.Errorf("claim key %q: %w", c.Key, err)
+	}
+	return held, won, nil
+}
+
+// pruneKeys deletes the claims older than window, at most once per
+// pruneKeysEvery.
+func pruneKeys(b *bolt.Bucket, now time.Time, window time.Duration) error {
+	var last time.Time
+	if v := b.Get(keyPruned); v != nil {
+		_ = last.UnmarshalText(v)
+	}
+	if now.Sub(last) < pruneKeysEvery {
+		return nil
+	}
+	var old [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var c tasks.Claim
+		if string(k) != string(keyPruned) && json.Unmarshal(v, &c) == nil && now.Sub(c.At) >= window {
+			old = append(old, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	stamp, _ := now.MarshalText()
+	return b.Put(keyPruned, stamp)
+}
+
+// DropKey implements tasks.Keys.
+func (s *Store) DropKey(_ context.Context, c tasks.Claim) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTaskKeys)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(c.Key))
+		var held storedClaim
+		if v == nil || json.Unmarshal(v, &held) != nil || held.Rev != c.Rev {
+			return nil
+		}
+		return b.Delete([]byte(c.Key))
+	})
+	if err != nil {
+		return fmt.Errorf("drop claim of key %q: %w", c.Key, err)
+	}
+	return nil
 }

@@ -74,6 +74,9 @@ type Tasks struct {
 	// unsure holds the takeovers whose write went unanswered and could
 	// not be read back yet, by task id.
 	unsure map[string]claim
+
+	keysMu sync.Mutex
+	keys   jetstream.KeyValue // idempotency keys, opened on first use (see keyBucket)
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,20 +18,24 @@ import (
 
 // peerRequest is a request to a task's owner.
 type peerRequest struct {
-	Op     string                   `json:"op"` // opCancel or opReport
+	Op     string                   `json:"op"` // opCancel, opReport or opWatched
 	ID     string                   `json:"id"`
 	Report *protocol.ProgressReport `json:"report,omitempty"`
+	Task   *protocol.Task           `json:"task,omitempty"` // opWatched: the task, for its scope
 }
 
 const (
-	opCancel = "cancel"
-	opReport = "report"
+	opCancel  = "cancel"
+	opReport  = "report"
+	opWatched = "watched" // when did the node last have a watcher of the task (any node may be asked)
 )
 
-// peerReply is the owner's answer: the task, or why not.
+// peerReply is the owner's answer: the task, or why not; or a node's
+// answer to opWatched.
 type peerReply struct {
-	Task  *protocol.Task  `json:"task,omitempty"`
-	Error *protocol.Error `json:"error,omitempty"`
+	Task    *protocol.Task  `json:"task,omitempty"`
+	Error   *protocol.Error `json:"error,omitempty"`
+	Watched *time.Time      `json:"watched,omitempty"`
 }
 
 // Cancel implements tasks.Peers: it asks the task's owner.
@@ -129,6 +134,9 @@ func (ts *Tasks) answer(ctx context.Context, local tasks.Local, msg *nats.Msg) {
 			t, err = local.Cancel(actx, req.ID)
 		case req.Op == opReport && req.Report != nil:
 			t, err = local.Report(actx, req.ID, *req.Report)
+		case req.Op == opWatched && req.Task != nil:
+			at := local.LastWatched(*req.Task)
+			reply.Watched = &at
 		default:
 			err = fmt.Errorf("unknown task request %q", req.Op)
 		}
@@ -138,7 +146,7 @@ func (ts *Tasks) answer(ctx context.Context, local tasks.Local, msg *nats.Msg) {
 			if reply.Error.Status >= http.StatusInternalServerError {
 				ts.log.Error("task request from another server", "op", req.Op, "task", req.ID, "err", err)
 			}
-		} else {
+		} else if reply.Watched == nil {
 			reply.Task = &t
 		}
 	}

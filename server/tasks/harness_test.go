@@ -33,6 +33,8 @@ const (
 type memStream struct {
 	mu     sync.Mutex
 	events []protocol.Event
+	// watched is what LastWatched answers, by task id.
+	watched map[string]time.Time
 }
 
 var _ tasks.Stream = (*memStream)(nil)
@@ -54,6 +56,22 @@ func (s *memStream) Latest(_ context.Context, n int, fn func(protocol.Event)) er
 		fn(ev)
 	}
 	return nil
+}
+
+func (s *memStream) LastWatched(t protocol.Task) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watched[t.ID]
+}
+
+// setWatched sets what LastWatched answers for task id.
+func (s *memStream) setWatched(id string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watched == nil {
+		s.watched = make(map[string]time.Time)
+	}
+	s.watched[id] = at
 }
 
 // seen returns a copy of the events so far.
@@ -155,7 +173,7 @@ func shutdown(t testing.TB, r *tasks.Runner) {
 // start starts a task, failing the test if it is refused.
 func (r *runner) start(kind, name, params string) protocol.Task {
 	r.t.Helper()
-	task, err := r.Start(r.t.Context(), kind, name, []byte(params))
+	task, _, err := r.Start(r.t.Context(), tasks.Spec{Kind: kind, Name: name, Params: []byte(params)})
 	if err != nil {
 		r.t.Fatalf("start %s %s: %v", kind, params, err)
 	}

@@ -76,7 +76,7 @@ func TestRegisteredKind(t *testing.T) {
 		t.Errorf("ended %s; want failed \"disk full\"", tasktest.String(got))
 	}
 	before := len(r.List())
-	_, err := r.Start(t.Context(), "steps", "", json.RawMessage(`{"steps":9}`))
+	_, _, err := r.Start(t.Context(), tasks.Spec{Kind: "steps", Params: json.RawMessage(`{"steps":9}`)})
 	if !errors.Is(err, tasks.ErrBadParams) {
 		t.Errorf("params that fail Validate: %v; want ErrBadParams", err)
 	}
@@ -107,7 +107,7 @@ func TestStartRefusals(t *testing.T) {
 		{"external total negative", "external", `{"total":-1}`, tasks.ErrBadParams, "total must be 0 or more"},
 	}
 	for _, c := range cases {
-		_, err := r.Start(t.Context(), c.kind, "", json.RawMessage(c.params))
+		_, _, err := r.Start(t.Context(), tasks.Spec{Kind: c.kind, Params: json.RawMessage(c.params)})
 		if !errors.Is(err, c.want) || !strings.Contains(fmt.Sprint(err), c.says) {
 			t.Errorf("%s: %v; want %v saying %q", c.name, err, c.want, c.says)
 		}

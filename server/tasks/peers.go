@@ -34,6 +34,11 @@ type Peers interface {
 	Cancel(ctx context.Context, id string) (protocol.Task, error)
 	// Report hands a progress report to the server that runs task id.
 	Report(ctx context.Context, id string, rep protocol.ProgressReport) (protocol.Task, error)
+	// LastWatched returns the latest of what Stream.LastWatched says of
+	// t on each other server (zero if none has watchers of it). An error
+	// means some server could not say: the task is then not taken for
+	// unwatched.
+	LastWatched(ctx context.Context, t protocol.Task) (time.Time, error)
 }
 
 // Local returns this server's own tasks, as its Peers serve them to the
@@ -55,7 +60,7 @@ func (l Local) Cancel(ctx context.Context, id string) (protocol.Task, error) {
 	if err != nil {
 		return protocol.Task{}, err
 	}
-	return l.r.cancel(ctx, t)
+	return l.r.cancelWith(ctx, t, ErrCancelled)
 }
 
 // Report applies a progress report to a task of this server, as
@@ -66,6 +71,12 @@ func (l Local) Report(ctx context.Context, id string, rep protocol.ProgressRepor
 		return protocol.Task{}, err
 	}
 	return l.r.report(ctx, t, rep)
+}
+
+// LastWatched returns when t was last watched on this server, as
+// Stream.LastWatched says, for Peers to answer the other servers.
+func (l Local) LastWatched(t protocol.Task) time.Time {
+	return l.r.stream.LastWatched(t)
 }
 
 // Announce publishes t's state on the tasks stream. Peers call it once

@@ -52,6 +52,10 @@ func (p *fakePeers) Report(_ context.Context, id string, _ protocol.ProgressRepo
 	return p.Get(context.Background(), id)
 }
 
+func (p *fakePeers) LastWatched(context.Context, protocol.Task) (time.Time, error) {
+	return time.Time{}, nil
+}
+
 func (p *fakePeers) called(call string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

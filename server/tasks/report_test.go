@@ -37,7 +37,7 @@ func TestExternalReportBeforeItRuns(t *testing.T) {
 	want := make(map[string]protocol.TaskState)
 	var ids []string
 	for i := range 100 {
-		task, err := r.Start(ctx, "external", fmt.Sprintf("quick %d", i), nil)
+		task, _, err := r.Start(ctx, tasks.Spec{Kind: "external", Name: fmt.Sprintf("quick %d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

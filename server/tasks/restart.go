@@ -60,6 +60,7 @@ func (r *Runner) load(ctx context.Context) error {
 		// its reports.
 		t.mu.Lock()
 		t.startLocked()
+		t.watchLocked(time.Now())
 		t.mu.Unlock()
 		r.wg.Go(func() { t.await(false) })
 	}

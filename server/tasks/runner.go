@@ -2,8 +2,6 @@ package tasks
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +29,9 @@ type Config struct {
 	// task (default 100 ms, so at most 10 per second); state changes are
 	// always sent at once.
 	MinInterval time.Duration
+	// DedupeWindow is how long a start's idempotency key (Spec.Key)
+	// stands for the task it started (default 10 min).
+	DedupeWindow time.Duration
 }
 
 // DefaultConfig returns the runner's defaults, the values the zero fields
@@ -42,6 +43,7 @@ func DefaultConfig() Config {
 		KeepFinished: 1000,
 		KeepFor:      24 * time.Hour,
 		MinInterval:  100 * time.Millisecond,
+		DedupeWindow: 10 * time.Minute,
 	}
 }
 
@@ -62,6 +64,9 @@ func (c Config) withDefaults() Config {
 	if c.MinInterval <= 0 {
 		c.MinInterval = d.MinInterval
 	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = d.DedupeWindow
+	}
 	return c
 }
 
@@ -74,6 +79,7 @@ type Runner struct {
 	stream Stream
 	store  Store // nil: tasks are kept in memory only
 	peers  Peers // nil: every task is this server's
+	keys   Keys  // the store's, or in memory
 	log    *slog.Logger
 
 	kindsMu sync.RWMutex
@@ -86,6 +92,9 @@ type Runner struct {
 	queue    []*task // waiting for a slot, oldest first
 	closing  bool
 	wg       sync.WaitGroup // task goroutines
+	// starting holds the idempotency keys whose start is under way here,
+	// each with a channel closed when it is done.
+	starting map[string]chan struct{}
 }
 
 // New returns a runner that announces its tasks on stream, with the kinds
@@ -107,86 +116,18 @@ func New(ctx context.Context, stream Stream, cfg Config, store Store, peers Peer
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Runner{cfg: cfg.withDefaults(), stream: stream, store: store, peers: peers, log: log,
-		kinds: make(map[string]kind), tasks: make(map[string]*task)}
+		kinds: make(map[string]kind), tasks: make(map[string]*task), starting: make(map[string]chan struct{})}
+	if keys, ok := store.(Keys); ok {
+		r.keys = keys
+	} else {
+		r.keys = newMemKeys()
+	}
 	RegisterKind(r, "demo", runDemo)
 	r.kinds[kindExternal] = kind{parse: parseExternal, external: true}
 	if err := r.load(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// newID returns a fresh task id: "t" and 12 characters of [a-z2-7].
-func newID() string {
-	return "t" + strings.ToLower(rand.Text()[:12])
-}
-
-// Start creates a task of the given kind and runs it, or queues it when
-// MaxRunning tasks are running. params are the kind's parameters as JSON;
-// an empty name takes the kind's.
-func (r *Runner) Start(ctx context.Context, kindName, name string, params json.RawMessage) (protocol.Task, error) {
-	r.kindsMu.RLock()
-	k, ok := r.kinds[kindName]
-	r.kindsMu.RUnlock()
-	if !ok {
-		return protocol.Task{}, fmt.Errorf("%w %q; known kinds: %s", ErrUnknownKind, kindName, r.kindNames())
-	}
-	parsed, err := k.parse(params)
-	if errors.Is(err, ErrParamsJSON) {
-		return protocol.Task{}, err
-	}
-	if err != nil {
-		return protocol.Task{}, fmt.Errorf("%w: %w", ErrBadParams, err)
-	}
-	if name == "" {
-		name = kindName
-	}
-	now := time.Now().UTC()
-	t := &task{runner: r, run: parsed.run, external: k.external, snap: protocol.Task{
-		ID: newID(), Kind: kindName, Name: name, State: protocol.TaskQueued, Created: now, Total: parsed.total,
-	}}
-	t.ctx, t.cancel = context.WithCancelCause(context.Background())
-	if t.external {
-		t.reports = make(chan error, 1)
-	}
-	if r.peers != nil {
-		// The other servers learn of the task from its record: it starts
-		// only once that is stored.
-		if err := r.store.SaveTask(context.WithoutCancel(ctx), t.snap); err != nil {
-			return protocol.Task{}, fmt.Errorf("start task: %w", err)
-		}
-	}
-
-	r.mu.Lock()
-	if r.closing {
-		r.mu.Unlock()
-		if r.peers != nil {
-			r.deleteRecords([]string{t.snap.ID})
-		}
-		return protocol.Task{}, ErrShutdown
-	}
-	r.tasks[t.snap.ID] = t
-	start := t.external || r.running < r.cfg.MaxRunning
-	if start && !t.external {
-		r.running++
-	}
-	if !start {
-		r.queue = append(r.queue, t)
-	}
-	r.wg.Add(1)
-	t.mu.Lock() // publish the queued state before the task can change
-	r.mu.Unlock()
-	if r.peers != nil {
-		t.sendLocked(ctx) // saved above
-	} else {
-		t.changedLocked(ctx)
-	}
-	snap := t.snap
-	t.mu.Unlock()
-	if start {
-		go t.runTask()
-	}
-	return snap, nil
 }
 
 // Get returns the current state of a task of this server (see Find for
@@ -282,11 +223,12 @@ func (r *Runner) Cancel(ctx context.Context, id string) (protocol.Task, error) {
 		}
 		return protocol.Task{}, err
 	}
-	return r.cancel(ctx, t)
+	return r.cancelWith(ctx, t, ErrCancelled)
 }
 
-// cancel cancels t, a task of this server, and returns it as it is then.
-func (r *Runner) cancel(ctx context.Context, t *task) (protocol.Task, error) {
+// cancelWith cancels t, a task of this server, for cause, and returns it
+// as it is then.
+func (r *Runner) cancelWith(ctx context.Context, t *task, cause error) (protocol.Task, error) {
 	t.mu.Lock()
 	if t.snap.State.Final() {
 		snap := t.snap
@@ -300,10 +242,14 @@ func (r *Runner) cancel(ctx context.Context, t *task) (protocol.Task, error) {
 	queued := t.snap.State == protocol.TaskQueued && !t.external
 	// Cancelled under t.mu, so that a shutdown does not keep the task (see
 	// keep) once this has answered.
-	t.cancel(ErrCancelled)
+	t.cancel(cause)
 	t.mu.Unlock()
 	if queued && r.dequeue(t) {
-		t.finish(ctx, protocol.TaskCancelled, "cancelled before it started")
+		msg := "cancelled before it started"
+		if errors.Is(cause, errUnwatched) {
+			msg = protocol.MessageUnwatched
+		}
+		t.finish(ctx, protocol.TaskCancelled, msg)
 		r.ended(t, false)
 		r.wg.Done()
 	}

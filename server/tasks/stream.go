@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
@@ -19,4 +20,10 @@ type Stream interface {
 	// Latest calls fn with each of the stream's latest n events (fewer if
 	// it holds fewer), oldest first. An error may come after some events.
 	Latest(ctx context.Context, n int, fn func(protocol.Event)) error
+	// LastWatched returns when t was last watched on this server, for
+	// tasks started with Spec.CancelUnwatched: now, or a moment to come
+	// (a long poll counts for a while after it ends), while a subscription
+	// that may see t is open; else when the last one closed; zero if
+	// none ever was. It must not block.
+	LastWatched(t protocol.Task) time.Time
 }

@@ -36,6 +36,8 @@ type task struct {
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
 	kept       bool        // external: kept for the next start by a shutdown (see keep)
+	watch      *time.Timer // CancelUnwatched: the next check that someone watches
+	watchFrom  time.Time   // CancelUnwatched: when the wait for a first watcher began
 	rateFrom   time.Time   // start of the rate window, for the ETA
 	rateDone   float64     // progress (in percent) at rateFrom
 }
@@ -162,6 +164,7 @@ func (t *task) keep(ctx context.Context) {
 	if t.stall != nil {
 		t.stall.Stop()
 	}
+	t.stopWatchLocked()
 	if t.pending != nil {
 		t.sendLocked(ctx)
 	}
@@ -182,6 +185,8 @@ func (t *task) finishWithCause(cause error) {
 		t.finish(context.Background(), protocol.TaskFailed, fmt.Sprintf("stalled: no progress report for %s", t.runner.cfg.StallTimeout))
 	case errors.Is(cause, ErrShutdown):
 		t.finish(context.Background(), protocol.TaskCancelled, ErrShutdown.Error())
+	case errors.Is(cause, errUnwatched):
+		t.finish(context.Background(), protocol.TaskCancelled, protocol.MessageUnwatched)
 	case errors.Is(cause, ErrTaken):
 		t.finish(context.Background(), protocol.TaskFailed, ErrTaken.Error()) // stays here: see saveLocked
 	default:
@@ -218,6 +223,7 @@ func (t *task) finishLocked(ctx context.Context, state protocol.TaskState, messa
 	if t.stall != nil {
 		t.stall.Stop()
 	}
+	t.stopWatchLocked()
 	t.changedLocked(ctx)
 	return true
 }
@@ -249,6 +255,7 @@ func (t *task) saveLocked(ctx context.Context) bool {
 		if t.stall != nil {
 			t.stall.Stop()
 		}
+		t.stopWatchLocked()
 		t.cancel(ErrTaken)
 		return false
 	}
