@@ -170,9 +170,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	if err := s.taskAccess(r, false); err != nil {
 		return err
 	}
-	id := r.PathValue("id")
-	if _, err := s.tasks.Find(r.Context(), id); err != nil {
-		return taskAnswer(err)
-	}
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: id})
+	// The task is looked up once the subscription is open (settleTask),
+	// so that an end in between is not missed.
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: r.PathValue("id")})
 }
