@@ -69,7 +69,10 @@ type Options struct {
 	// arrives, as a slow client would.
 	Stall    int
 	StallFor time.Duration
-	// Room is the room to use; empty picks a fresh "bench-<random>".
+	// Room is the room to use (default DefaultRoom). Its messages stay in
+	// the server's store like any room's, so runs against one server
+	// share a room rather than leave one each; each run reads only its
+	// own messages.
 	Room string
 	// Timeout bounds the whole run (zero: DefaultOptions').
 	Timeout time.Duration
@@ -85,11 +88,15 @@ type Options struct {
 	Progress io.Writer
 }
 
+// DefaultRoom is the room a run uses unless told another.
+const DefaultRoom = "bench"
+
 // DefaultOptions returns the defaults of pushd bench: an in-process server,
 // 1000 WebSocket subscribers, 1000 messages of 64 bytes from 4 publishers
-// as fast as they go.
+// as fast as they go, in the room DefaultRoom.
 func DefaultOptions() Options {
 	return Options{
+		Room:               DefaultRoom,
 		Transport:          WebSocket,
 		Subscribers:        1000,
 		Messages:           1000,
@@ -118,9 +125,9 @@ func badOption(option string, value any, format string, args ...any) error {
 	return &OptionError{Option: option, Value: fmt.Sprint(value), Problem: fmt.Sprintf(format, args...)}
 }
 
-// checked returns o with defaults for zero durations and concurrency, and
-// the base URL of the target (empty for an in-process server), or an
-// *OptionError.
+// checked returns o with defaults for zero durations and concurrency and
+// an empty room, and the base URL of the target (empty for an in-process
+// server), or an *OptionError.
 func (o Options) checked() (Options, string, error) {
 	if _, err := ParseTransport(string(o.Transport)); err != nil {
 		return o, "", err
@@ -185,6 +192,9 @@ func (o Options) checked() (Options, string, error) {
 		o.PublishTo = u
 	}
 	d := DefaultOptions()
+	if o.Room == "" {
+		o.Room = d.Room
+	}
 	if o.Timeout == 0 {
 		o.Timeout = d.Timeout
 	}

@@ -75,9 +75,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	r := &runner{o: o, base: base, room: o.Room, runID: randomID(8), allDone: make(chan struct{}), stopSubs: func() {}}
-	if r.room == "" {
-		r.room = "bench-" + r.runID
-	}
 	rep.Room = r.room
 	subTransport := newTransport(o.Subscribers + 16)
 	pubTransport := newTransport(o.Publishers + 4)

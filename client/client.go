@@ -305,9 +305,12 @@ type PollOptions struct {
 }
 
 // Poll makes one short or long poll of stream: the events after
-// opts.Since (at most protocol.MaxPollEvents) and the cursor to continue from. Without
-// Since it returns no events and the stream's current cursor. It does not
-// dedupe or resume; Subscribe does that.
+// opts.Since (at most protocol.MaxPollEvents) and the cursor to continue
+// from. Without Since it returns no events and the stream's current
+// cursor, except for one task's stream of a task that has ended: that
+// answers with the task's final event. An answer with Final ends the
+// stream: there is nothing more to poll for. It does not dedupe or
+// resume; Subscribe does that.
 func (c *Client) Poll(ctx context.Context, stream Stream, opts PollOptions) (*protocol.Poll, error) {
 	var p protocol.Poll
 	if err := c.poll(ctx, stream, opts, &p); err != nil {
@@ -339,15 +342,23 @@ func pollQuery(opts PollOptions) url.Values {
 
 // Cursor returns the stream's current position, "now": a subscription
 // started with it as Since receives exactly the events published after
-// this call.
+// this call. For one task's stream of a task that has ended, it is the
+// cursor of the task's final event.
 func (c *Client) Cursor(ctx context.Context, stream Stream) (protocol.Cursor, error) {
+	_, cur, err := c.head(ctx, stream)
+	return cur, err
+}
+
+// head makes the short poll without since that Cursor makes, and returns
+// its answer too.
+func (c *Client) head(ctx context.Context, stream Stream) (*protocol.Poll, protocol.Cursor, error) {
 	var p protocol.Poll
 	if err := c.poll(ctx, stream, PollOptions{}, &p); err != nil {
-		return protocol.Cursor{}, fmt.Errorf("cursor of %s: %w", stream, err)
+		return nil, protocol.Cursor{}, fmt.Errorf("cursor of %s: %w", stream, err)
 	}
 	cur, err := protocol.ParseCursor(p.Cursor)
 	if err != nil {
-		return protocol.Cursor{}, fmt.Errorf("cursor of %s: server sent %w", stream, err)
+		return nil, protocol.Cursor{}, fmt.Errorf("cursor of %s: server sent %w", stream, err)
 	}
-	return cur, nil
+	return &p, cur, nil
 }

@@ -36,8 +36,10 @@
 // the message once, so Publish is safe to retry, by itself and by the
 // caller (with WithID).
 //
-// FollowTask combines a subscription to one task's events with GetTask and
-// returns when the task reaches a final state.
+// A subscription to one task's events (Task(id)) ends by itself after the
+// task's final event: the server says the stream is over, and Events is
+// closed with Err nil. FollowTask combines such a subscription with
+// GetTask and returns the task's final state.
 //
 // Errors the server answers with are *protocol.Error values (HTTP status,
 // code, message and Retry-After), wrapped with the operation that failed;

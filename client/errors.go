@@ -31,6 +31,19 @@ var ErrQuiet = errors.New("nothing from the server")
 // errBadEvent: the server sent something that is not an event.
 var errBadEvent = errors.New("malformed event from server")
 
+// errEnded: a poll's answer said the stream has ended ("final": one task's
+// stream after the task's final event).
+var errEnded = errors.New("the stream has ended")
+
+// streamEnded reports whether err is the server saying that the stream has
+// ended for good, as one task's stream does after the task's final event:
+// a close with the reason protocol.CloseTaskFinished, or a poll's answer
+// with Final. The subscription ends then, without an error.
+func streamEnded(err error) bool {
+	var ce *CloseError
+	return errors.Is(err, errEnded) || errors.As(err, &ce) && ce.Reason == protocol.CloseTaskFinished
+}
+
 // answerBodyError is an answer of the expected status whose body could not
 // be read or decoded.
 type answerBodyError struct {
@@ -135,7 +148,8 @@ func RetryAfter(err error) time.Duration {
 
 // CloseError is the server ending a connection on purpose: a WebSocket
 // close frame, or an SSE close event (see PROTOCOL.md). A subscription
-// reconnects after one, except after a refusal (WebSocket 1008).
+// reconnects after one, except after a refusal (WebSocket 1008) and the
+// end of a stream (reason protocol.CloseTaskFinished), which ends it.
 type CloseError struct {
 	// Code is the WebSocket close code; 0 for SSE.
 	Code int

@@ -9,9 +9,10 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// runPoll polls until a poll fails: long polls (t TransportLongPoll, each
-// waiting up to wait) back to back, or short polls (TransportPoll, wait 0)
-// every PollInterval. Each answer's cursor is where the next one continues.
+// runPoll polls until a poll fails or an answer ends the stream (Final):
+// long polls (t TransportLongPoll, each waiting up to wait) back to back,
+// or short polls (TransportPoll, wait 0) every PollInterval. Each answer's
+// cursor is where the next one continues.
 //
 // The first poll of a connection is a short one even when long polling: a
 // long poll answers only once there is an event, so on a quiet stream the
@@ -44,6 +45,9 @@ func (s *Subscription) runPoll(ctx context.Context, sess *session, t Transport, 
 		// Every event up to the answer's cursor has been handed over (a
 		// one-task stream's cursor may be past its last event).
 		s.setPos(next)
+		if p.Final {
+			return fmt.Errorf("%s: %w", t, errEnded)
+		}
 		var pause time.Duration
 		switch {
 		case len(p.Events) >= protocol.MaxPollEvents:

@@ -35,8 +35,8 @@ func (s *Subscription) run(ctx context.Context) {
 // nothing, for the backoff to start over after it drops.
 const stableAfter = 5 * time.Second
 
-// loop connects and reconnects until ctx ends or an error is not
-// Retryable.
+// loop connects and reconnects until ctx ends, the server ends the stream
+// (nil), or an error is not Retryable.
 func (s *Subscription) loop(ctx context.Context) error {
 	if err := s.init(); err != nil {
 		return err
@@ -47,6 +47,10 @@ func (s *Subscription) loop(ctx context.Context) error {
 		err := s.connect(ctx, sess)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if streamEnded(err) {
+			s.c.log.Debug("subscription ended by the server: the stream is complete", "stream", s.stream.String())
+			return nil
 		}
 		if err == nil {
 			err = errors.New("connection ended")

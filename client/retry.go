@@ -14,7 +14,8 @@ import (
 // after err. It may when there was no answer at all (the server out of
 // reach, a connection cut, a timeout, nothing heard for too long), when
 // the answer was lost (ErrAnswerBody), when the server ended a stream for
-// a passing reason (a CloseError other than a refusal), and when the
+// a passing reason (a CloseError other than a refusal or the stream's
+// end, protocol.CloseTaskFinished), and when the
 // answer was a temporary one (protocol.Error.Temporary: 408, 429, 5xx),
 // whoever sent it. It may not when the answer refused the request for
 // what it is, which sending it again does not change: any other error
@@ -38,7 +39,7 @@ func Retryable(err error) bool {
 	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
-		return ce.Code != closePolicyViolation
+		return ce.Code != closePolicyViolation && ce.Reason != protocol.CloseTaskFinished
 	}
 	var np *notPushdError
 	if errors.As(err, &np) {

@@ -20,7 +20,9 @@ const (
 	// Nothing is lost: the subscription resumes from its cursor.
 	StateReconnecting
 	// StateClosed: the subscription ended for good; StateChange.Err is
-	// why (nil after Close). It is always the last state reported.
+	// why (nil after Close, and when the server ended the stream, as one
+	// task's stream ends after the task's final event). It is always the
+	// last state reported.
 	StateClosed
 )
 

@@ -49,13 +49,15 @@ type Subscription struct {
 
 // Subscribe starts following stream and returns at once; connecting,
 // reading and reconnecting happen on the subscription's own goroutine
-// until ctx is cancelled, Close is called, or the server refuses the
-// subscription for good (a 4xx answer other than 408 and 429: a bad room
-// name, a missing task, a token that does not allow it; or options that
-// are not valid). Then StateClosed is reported, Events and States are
-// closed, and Err says why. A refused token (401, or pushd's 403) ends
-// the subscription on the transport that got it: in auto mode the others
-// are not tried, as they would be refused alike.
+// until ctx is cancelled, Close is called, the server ends the stream (one
+// task's stream ends after the task's final event; from the live end, a
+// task that has ended already gives that event, then the end), or the
+// server refuses the subscription for good (a 4xx answer other than 408
+// and 429: a bad room name, a missing task, a token that does not allow
+// it; or options that are not valid). Then StateClosed is reported,
+// Events and States are closed, and Err says why. A refused token (401,
+// or pushd's 403) ends the subscription on the transport that got it: in
+// auto mode the others are not tried, as they would be refused alike.
 func (c *Client) Subscribe(ctx context.Context, stream Stream, opts SubscribeOptions) *Subscription {
 	opts = opts.withDefaults()
 	sctx, cancel := context.WithCancel(ctx)
@@ -88,8 +90,9 @@ func (s *Subscription) States() <-chan StateChange { return s.states }
 // gone.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
-// Err returns why the subscription ended: nil while it runs and after
-// Close, the context's error when ctx was cancelled, else the error that
+// Err returns why the subscription ended: nil while it runs, after Close
+// and after the server ended the stream (a task's stream after its final
+// event), the context's error when ctx was cancelled, else the error that
 // ended it (errors.As finds a *protocol.Error when the server refused).
 func (s *Subscription) Err() error {
 	s.mu.Lock()

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -163,8 +162,9 @@ type FollowOptions struct {
 // failed, cancelled) and returns it. It takes the task's cursor first and
 // then the task itself, so an end that happens in between is seen either
 // way; after a reset on the stream it fetches the task again, since events
-// may have been missed. If ctx ends first, it returns the last state seen
-// and the context's error.
+// may have been missed, and so it does when the server ends the task's
+// stream without its final event (one the stream no longer holds). If ctx
+// ends first, it returns the last state seen and the context's error.
 func (c *Client) FollowTask(ctx context.Context, id string, opts FollowOptions) (protocol.Task, error) {
 	cur, err := c.Cursor(ctx, Task(id))
 	if err != nil {
@@ -205,9 +205,21 @@ func (c *Client) FollowTask(ctx context.Context, id string, opts FollowOptions) 
 			return last, nil
 		}
 	}
-	err = sub.Err()
-	if err == nil {
-		err = errors.New("subscription closed")
+	if err := sub.Err(); err != nil {
+		return last, fmt.Errorf("follow task %s: %w", id, err)
 	}
-	return last, fmt.Errorf("follow task %s: %w", id, err)
+	// The server ended the task's stream, which it does once the task has
+	// ended: the final state was not in it, so ask for the task.
+	t, err = c.GetTask(ctx, id)
+	if err != nil {
+		return last, fmt.Errorf("follow task %s: after its stream ended: %w", id, err)
+	}
+	last = *t
+	if opts.OnProgress != nil {
+		opts.OnProgress(last)
+	}
+	if !last.State.Final() {
+		return last, fmt.Errorf("follow task %s: its stream ended while it is %s", id, last.State)
+	}
+	return last, nil
 }

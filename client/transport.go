@@ -67,9 +67,20 @@ func (s *Subscription) connect(ctx context.Context, sess *session) error {
 	if !s.hasPos {
 		// Live end: learn where "now" is first, so that a drop before the
 		// first event resumes from here instead of skipping ahead.
-		cur, err := s.c.Cursor(ctx, s.stream)
+		p, cur, err := s.c.head(ctx, s.stream)
 		if err != nil {
 			return err
+		}
+		if p.Final {
+			// One task's stream, of a task that has ended: its final
+			// event, and nothing more to follow.
+			for _, ev := range p.Events {
+				if err := sess.deliver(ctx, ev, nil); err != nil {
+					return err
+				}
+			}
+			s.setPos(cur)
+			return errEnded
 		}
 		s.pos, s.hasPos = cur, true
 	}

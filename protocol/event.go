@@ -63,6 +63,9 @@ type Poll struct {
 	Events []Event `json:"events"`
 	// Cursor is where the next poll continues: pass it back as ?since=.
 	Cursor string `json:"cursor"`
+	// Final is true when the stream has ended with these events: one
+	// task's stream after the task's final event. Poll no more.
+	Final bool `json:"final,omitempty"`
 }
 
 // Presence is the body of GET /v1/rooms/{room}/presence.
@@ -95,10 +98,16 @@ const (
 	// cluster's NATS is away); reconnect with the last cursor after a
 	// moment, to this server or another.
 	CloseUnavailable = "unavailable"
+	// CloseTaskFinished: the stream of one task has sent the task's
+	// final event and has nothing more; do not reconnect.
+	CloseTaskFinished = "task_finished"
 )
 
 // WebSocket close codes used by the server besides the standard ones.
 const (
+	// CloseCodeNormal (1000, standard) means the stream is complete (with
+	// the reason CloseTaskFinished): do not reconnect.
+	CloseCodeNormal = 1000
 	// CloseCodeServiceRestart (1012, standard) means the server is going
 	// away for a restart: reconnect with the last cursor.
 	CloseCodeServiceRestart = 1012

@@ -88,11 +88,12 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 // subscribeRequest does what every transport does before it starts to
 // send: it reads the cursor the request asks for (see since; SSE's
 // Last-Event-ID counts), counts the subscription in (setUp), opens it with
-// batches of up to max events (open) and, once nothing can refuse the
-// request any more, puts the user into the room's presence (join). A long
-// poll's subscription has no lag limit: each poll reads from the log and
-// holds nothing between polls. The returned cleanup undoes it all, in
-// reverse; on error it has been undone already.
+// batches of up to max events (open), checks the task of a one-task
+// stream (settleTask) and, once nothing can refuse the request any more,
+// puts the user into the room's presence (join). A long poll's
+// subscription has no lag limit: each poll reads from the log and holds
+// nothing between polls. The returned cleanup undoes it all, in reverse;
+// on error it has been undone already.
 func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport string, max int) (*subscription, func(), error) {
 	c, err := since(r, t.query, transport == transportSSE)
 	if err != nil {
@@ -107,6 +108,12 @@ func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport str
 		return nil, nil, err
 	}
 	sub.unbounded = transport == transportLongPoll
+	if t.filter != "" {
+		if err := s.settleTask(r.Context(), sub, c == nil); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
 	if t.tasks {
 		sub.viewer = t.viewer
 		cleanup = s.watchTasks(r, t, transport, cleanup)

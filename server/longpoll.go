@@ -12,6 +12,8 @@ import (
 
 // serveLongPoll answers with the events after ?since= as soon as there is
 // at least one, or with none when ?wait= runs out. wait=0 is a short poll.
+// An answer that ends one task's stream (its final event, or nothing when
+// the task ended long ago) says "final":true.
 func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
 	wait, err := s.pollWait(r, t.query)
 	if err != nil {
@@ -28,7 +30,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	defer timer.Stop()
 	batch, err := sub.next(ctx, timer.C)
 	switch {
-	case err == nil, errors.Is(err, errIdle), errors.Is(err, ErrShutdown):
+	case err == nil, errors.Is(err, errIdle), errors.Is(err, ErrShutdown), errors.Is(err, errTaskFinished):
 	case ctx.Err() != nil:
 		return nil // the client has gone
 	default:
@@ -48,7 +50,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	}
 	body = append(body, `],"cursor":"`...)
 	body = append(body, sub.Cursor().String()...)
-	body = append(body, "\"}\n"...)
+	if sub.finished {
+		body = append(body, `","final":true}`+"\n"...)
+	} else {
+		body = append(body, "\"}\n"...)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -167,7 +167,7 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			}
 			s.metrics.wrote(p.transport, batch, time.Now())
 			p.heartbeat.Reset(s.cfg.Heartbeat)
-			if len(batch) < p.sub.max && s.cfg.BatchWindow > 0 {
+			if len(batch) < p.sub.max && s.cfg.BatchWindow > 0 && !p.sub.finished {
 				// Caught up as of the collect: wait for the stream's next
 				// announcement, which brings a window's worth at once.
 				return false, news
@@ -187,6 +187,9 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			continue
 		case err == nil:
 			return false, news // caught up
+		case errors.Is(err, errTaskFinished):
+			p.sink.end(protocol.CloseTaskFinished, taskFinishedMessage)
+			return true, nil
 		case errors.Is(err, ErrSlowConsumer):
 			s.metrics.slowDrops.Inc()
 			p.sink.end(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last cursor, nothing is lost")

@@ -151,7 +151,8 @@ func (s *Server) routes() {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // handle registers a path with one handler per method, answering other
-// methods with 405 and an Allow header.
+// methods with 405 and an Allow header, and a query that repeats a
+// parameter with 400 (checkQuery).
 func (s *Server) handle(pattern string, byMethod map[string]handlerFunc) {
 	methods := slices.Sorted(maps.Keys(byMethod))
 	if _, ok := byMethod[http.MethodGet]; ok {
@@ -167,6 +168,9 @@ func (s *Server) handle(pattern string, byMethod map[string]handlerFunc) {
 		if !ok {
 			w.Header().Set("Allow", allow)
 			return protocol.Errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)
+		}
+		if err := checkQuery(r); err != nil {
+			return err
 		}
 		return h(w, r)
 	}))

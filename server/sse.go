@@ -138,6 +138,10 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscrip
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
 				return
 			}
+		case errors.Is(err, errTaskFinished):
+			_, _ = w.Write(closeFrame(protocol.CloseTaskFinished, taskFinishedMessage))
+			_ = rc.Flush()
+			return
 		case errors.Is(err, ErrSlowConsumer):
 			s.metrics.slowDrops.Inc()
 			_, _ = w.Write(closeFrame(protocol.CloseSlowConsumer, "you fell too far behind; reconnect with your last event id, nothing is lost"))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,13 +31,21 @@ type subscription struct {
 	// read from the log and hold nothing between polls).
 	unbounded bool
 	reset     *protocol.Event
-	buf       []*entry // reused between batches
-	closed    bool
+	// finished: the task the filter names has ended and its final event
+	// is handed out (or was not there to hand out): the stream has
+	// nothing more, and collect says so with errTaskFinished.
+	finished bool
+	buf      []*entry // reused between batches
+	closed   bool
 	// epochGen is the stream's epochGen when the subscription last saw
 	// its epoch match the stream's: a subscriber may park only if no new
 	// epoch has begun since.
 	epochGen uint64
 }
+
+// errTaskFinished ends a subscription to one task's stream once the task's
+// final event is handed out: nothing more can come.
+var errTaskFinished = errors.New("task finished")
 
 // subscribe opens a subscription to the named stream after since (nil: at
 // the live end). If since cannot be honoured exactly, the first batch
@@ -122,8 +131,9 @@ func (sub *subscription) Cursor() protocol.Cursor {
 
 // next returns the next batch of entries after the cursor and moves the
 // cursor past them. It blocks until there is at least one, ctx is done
-// (ctx.Err()), the hub shuts down (ErrShutdown), or idle fires (errIdle).
-// The returned slice is valid until the next call.
+// (ctx.Err()), the hub shuts down (ErrShutdown), idle fires (errIdle), or
+// the stream of one task has ended (errTaskFinished, once its final event
+// was handed out). The returned slice is valid until the next call.
 func (sub *subscription) next(ctx context.Context, idle <-chan time.Time) ([]*entry, error) {
 	h := sub.st.hub
 	for {
@@ -156,11 +166,19 @@ func (sub *subscription) behind() bool {
 
 // collect returns what is available after the cursor without waiting, and
 // moves the cursor past it. With nothing to hand out it returns an empty
-// batch and the channel the stream's next publish closes.
+// batch and the channel the stream's next publish closes. A batch of one
+// task's stream ends with the task's final event; the call after it
+// returns errTaskFinished.
 func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}, error) {
 	h := sub.st.hub
 	sub.buf = sub.buf[:0]
 	for {
+		if sub.finished {
+			if len(sub.buf) > 0 {
+				return sub.buf, nil, nil
+			}
+			return nil, nil, errTaskFinished
+		}
 		if sub.reset != nil {
 			e, err := encodeEntry(sub.reset)
 			sub.reset = nil
@@ -198,6 +216,9 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 					sub.cursor = seq
 					if sub.wants(e.key, e.scope) {
 						sub.buf = append(sub.buf, e)
+						if sub.ends(e) {
+							break
+						}
 					}
 				}
 				st.mu.RUnlock()
@@ -230,8 +251,8 @@ func (sub *subscription) park(w waker) bool {
 	st := sub.st
 	st.waitMu.Lock()
 	defer st.waitMu.Unlock()
-	if sub.cursor < st.published.Load() || sub.epochGen != st.epochGen.Load() || sub.reset != nil || hubDone(st.hub) {
-		return false // more to collect, or a shutdown to see (it wakes waiters after closing done)
+	if sub.cursor < st.published.Load() || sub.epochGen != st.epochGen.Load() || sub.reset != nil || sub.finished || hubDone(st.hub) {
+		return false // more to collect, an end or a shutdown to see (it wakes waiters after closing done)
 	}
 	if st.waiters == nil {
 		st.waiters = make(map[waker]struct{})
@@ -291,6 +312,18 @@ func (sub *subscription) catchUp(ctx context.Context, last uint64) error {
 			return err
 		}
 		sub.buf = append(sub.buf, e)
+		if sub.ends(e) {
+			break
+		}
 	}
 	return nil
+}
+
+// ends reports whether e, just handed out, ends the subscription: the final
+// event of the one task it follows. It marks the subscription finished.
+func (sub *subscription) ends(e *entry) bool {
+	if sub.filter != "" && e.final {
+		sub.finished = true
+	}
+	return sub.finished
 }

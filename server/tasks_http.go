@@ -276,5 +276,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// The task's state is looked at again once the subscription is open
+	// (settleTask), so that an end in between is not missed.
 	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id)})
 }

@@ -266,18 +266,26 @@ func TestTaskShutdownCancelsRunningTasks(t *testing.T) {
 				t.Fatalf("shutdown: %v", err)
 			}
 
+			// The stream of every task is told to reconnect; the stream of
+			// the one task ends with that task's final event.
 			wantEnd := map[string]string{
 				"ws":       fmt.Sprintf("ws close %d %s", protocol.CloseCodeServiceRestart, protocol.CloseShutdown),
 				"sse":      "sse close " + protocol.CloseShutdown,
 				"longpoll": fmt.Sprintf("longpoll %d %s", http.StatusServiceUnavailable, protocol.CodeUnavailable),
 			}[tr]
+			wantTaskEnd := map[string]string{
+				"ws":       fmt.Sprintf("ws close %d %s", protocol.CloseCodeNormal, protocol.CloseTaskFinished),
+				"sse":      "sse close " + protocol.CloseTaskFinished,
+				"longpoll": "longpoll final",
+			}[tr]
 			for _, c := range []struct {
-				w   *taskWatcher
-				ids []string
-			}{{one, []string{running.ID}}, {all, []string{running.ID, queued.ID, external.ID}}} {
+				w    *taskWatcher
+				ids  []string
+				want string
+			}{{one, []string{running.ID}, wantTaskEnd}, {all, []string{running.ID, queued.ID, external.ID}, wantEnd}} {
 				evs, end := c.w.waitEnded()
-				if end != wantEnd {
-					t.Errorf("%s: the stream ended with %q; want %q", c.w.name, end, wantEnd)
+				if end != c.want {
+					t.Errorf("%s: the stream ended with %q; want %q", c.w.name, end, c.want)
 				}
 				tasktest.CheckOrder(t, evs)
 				finals := 0

@@ -183,7 +183,7 @@ func (w *taskWatcher) readSSE(body io.ReadCloser) {
 }
 
 // poll long-polls path, passing each answer's cursor to the next poll,
-// until a poll fails or is refused.
+// until a poll fails or is refused, or an answer says the stream ended.
 func (w *taskWatcher) poll(ctx context.Context, path string) {
 	defer close(w.done)
 	u, err := url.Parse(w.ts.url + path)
@@ -227,6 +227,10 @@ func (w *taskWatcher) poll(ctx context.Context, path string) {
 		w.events = append(w.events, p.Events...)
 		w.polls++
 		w.mu.Unlock()
+		if p.Final {
+			w.finish("longpoll final")
+			return
+		}
 		q.Set("since", p.Cursor)
 	}
 }

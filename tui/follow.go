@@ -50,6 +50,10 @@ type FollowModel struct {
 	note   string
 	err    error // a fatal error: the task could not be read
 	done   bool
+	// fetched: the answer to fetching the task has come. Until it has,
+	// the end of the updates does not end the view: a stream that ended
+	// at once (the task had ended) leaves the answer to say how.
+	fetched bool
 }
 
 // taskMsg is the answer to fetching the task.
@@ -151,10 +155,14 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.Closed {
 			m.closed = true
+			if !m.fetched {
+				return m, nil
+			}
 			return m, tea.Quit
 		}
 		return m, m.nextUpdates()
 	case taskMsg:
+		m.fetched = true
 		if msg.err != nil {
 			m.err = msg.err
 			return m, tea.Quit
@@ -162,7 +170,10 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if _, ok := m.task(); !ok || msg.task.State.Final() {
 			m.tasks.Apply(msg.task, time.Time{})
 		}
-		return m, m.finish()
+		if cmd := m.finish(); cmd != nil || !m.closed {
+			return m, cmd
+		}
+		return m, tea.Quit
 	case cancelledMsg:
 		if msg.err != nil {
 			m.note = "cancel: " + errText(msg.err)

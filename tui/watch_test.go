@@ -371,6 +371,29 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("Result err = %v", err)
 		}
 	})
+	t.Run("closed before the task's answer", func(t *testing.T) {
+		// The stream of a task that had ended ends at once; the answer
+		// about the task says how it ended.
+		m := newFollow(t, newFakeConn())
+		if _, cmd := m.Update(updatesMsg{Closed: true}); isQuit(cmd) {
+			t.Fatal("quit before the task's answer")
+		}
+		_, cmd := m.Update(taskMsg{task: task("t5", "build-42", protocol.TaskSucceeded, 10, 10, 0)})
+		if !isQuit(cmd) {
+			t.Fatal("did not quit")
+		}
+		if got, err := m.Result(); err != nil || got.State != protocol.TaskSucceeded {
+			t.Fatalf("Result = %v, %v", got.State, err)
+		}
+		m = newFollow(t, newFakeConn())
+		m.Update(updatesMsg{Closed: true})
+		if _, cmd := m.Update(taskMsg{task: running}); !isQuit(cmd) {
+			t.Fatal("did not quit")
+		}
+		if _, err := m.Result(); err != ErrClosed {
+			t.Fatalf("Result err = %v", err)
+		}
+	})
 	t.Run("c cancels", func(t *testing.T) {
 		conn := newFakeConn()
 		conn.task = running

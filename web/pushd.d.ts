@@ -108,7 +108,7 @@ export interface StateChange {
   state: ConnState;
   /** Being tried (connecting), in use (connected), next to try (reconnecting), last used (closed). */
   transport: Exclude<Transport, "auto"> | null;
-  /** Why the connection dropped (reconnecting) or the subscription ended (closed; null after close()). */
+  /** Why the connection dropped (reconnecting) or the subscription ended (closed; null after close(), and when the server ended the stream: a task's after its final event). */
   error: Error | null;
   /** Milliseconds before the next try (reconnecting). */
   retryIn: number;
@@ -154,6 +154,7 @@ export class Client {
   readonly user: string;
   subscribeRoom(room: string, options?: RoomSubscribeOptions): Subscription;
   subscribeTasks(options?: SubscribeOptions): Subscription;
+  /** Follows one task; the subscription ends by itself (closed, error null) after the task's final event, which from the live end comes at once for a task that has ended. */
   subscribeTask(id: string, options?: SubscribeOptions): Subscription;
   /** Ends every subscription this client made. */
   close(): void;
@@ -181,7 +182,7 @@ export class PushdError extends Error {
   readonly temporary: boolean;
 }
 
-/** The server ended a connection on purpose (a WebSocket close frame, or an SSE close event: closeCode 0). */
+/** The server ended a connection on purpose (a WebSocket close frame, or an SSE close event: closeCode 0); reason task_finished ends a subscription without an error. */
 export class CloseError extends Error {
   constructor(closeCode: number, reason: string, message?: string);
   readonly name: "CloseError";

@@ -75,11 +75,15 @@ export class PushdError extends Error {
   }
 }
 
+/** The close reason by which the server ends one task's stream after the task's final event. */
+const TASK_FINISHED = "task_finished";
+
 /**
  * CloseError is the server ending a connection on purpose: a WebSocket
  * close frame (closeCode 1012 restart, 1013 try later, 4008 slow consumer,
- * 1008 refusal) or an SSE close event (closeCode 0). The subscription
- * reconnects after one, except after a refusal.
+ * 1008 refusal, 1000 with reason task_finished: the stream is complete)
+ * or an SSE close event (closeCode 0). The subscription reconnects after
+ * one, except after a refusal and the end of the stream.
  */
 export class CloseError extends Error {
   constructor(closeCode, reason, message = "") {
@@ -118,6 +122,18 @@ class RefusedError extends Error {
 
 /** Closed is thrown inside a subscription whose close() was called. */
 class Closed extends Error {}
+
+/** Ended is thrown inside a subscription when a poll's answer says the stream has ended ("final"). */
+class Ended extends Error {}
+
+/**
+ * streamEnded: the server ended the stream for good, as one task's stream
+ * ends after the task's final event (a close with reason task_finished, or
+ * a poll's answer with final). The subscription ends without an error.
+ */
+function streamEnded(err) {
+  return err instanceof Ended || (err instanceof CloseError && err.reason === TASK_FINISHED);
+}
 
 /**
  * backoffDelay is the wait in ms before try n (from 1): a random time up to
@@ -275,7 +291,12 @@ export class Client {
     return this.#subscribe("/v1/tasks/events", "tasks", { ...options, user: "" });
   }
 
-  /** subscribeTask follows one task's progress (cursors of the tasks stream). */
+  /**
+   * subscribeTask follows one task's progress (cursors of the tasks
+   * stream). It ends by itself after the task's final event (state
+   * "closed", error null); from the live end, a task that has ended
+   * already gives that event, then the end.
+   */
   subscribeTask(id, options = {}) {
     return this.#subscribe(`/v1/tasks/${encodeURIComponent(id)}/events`, `task ${id}`, { ...options, user: "" });
   }
@@ -603,6 +624,10 @@ class Subscription {
         err = e;
       }
       if (this.#ended) return;
+      if (streamEnded(err)) {
+        this.#finish(null);
+        return;
+      }
       if (permanent(err)) {
         this.#finish(err instanceof RefusedError && err.cause ? err.cause : err);
         return;
@@ -634,6 +659,13 @@ class Subscription {
       // Live end: learn where "now" is first, so that a drop before the
       // first event resumes from here instead of skipping ahead.
       const p = await this.#poll(null, 0, "");
+      if (p.final) {
+        // One task's stream, of a task that has ended: its final event,
+        // and nothing more to follow.
+        for (const ev of p.events ?? []) this.#deliver(ev, sess);
+        this.#setPos(p.cursor);
+        throw new Ended("the stream has ended");
+      }
       this.#setPos(p.cursor);
     }
     let last;
@@ -984,6 +1016,7 @@ class Subscription {
       // Every event up to the answer's cursor has been passed on (a
       // one-task stream's cursor may be past its last event).
       this.#setPos(p.cursor);
+      if (p.final) throw new Ended("the stream has ended");
       let pause = 0;
       const n = (p.events ?? []).length;
       if (n >= MAX_POLL_EVENTS) pause = 0;

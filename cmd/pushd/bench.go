@@ -36,7 +36,12 @@ no limits); its memory per connection then counts the bench's own clients too.
 With --target, give --pid of that server to measure its resident memory, and
 start it without limits (--publish-rate 0 --max-conns-per-ip 0
 --max-conns-per-user 0 --max-long-polls-per-ip 0). Latency compares clocks of
-this process, so run the bench on the server's machine.`,
+this process, so run the bench on the server's machine.
+
+The messages go to the room --room (default "bench") and stay in the target's
+store like any room's, up to its --history: pushd has no way to delete a room.
+Runs reuse the room, and each reads only its own messages; give runs at the
+same time rooms of their own, as they would slow each other down.`,
 		Example: `  pushd bench
   pushd bench --transport sse --subscribers 5000 --messages 200 --rate 100
   pushd bench --transport ws --ws-subprotocol pushd.batch.v1 --size 1024 --json
@@ -59,7 +64,7 @@ this process, so run the bench on the server's machine.`,
 	f.IntVar(&o.opts.Size, "size", d.Size, "bytes of each message's text (a header of about 40 bytes, then padding)")
 	f.IntVar(&o.opts.Stall, "stall", d.Stall, "subscribers that stop reading for --stall-for at their first message")
 	f.DurationVar(&o.opts.StallFor, "stall-for", d.StallFor, "how long stalled subscribers stop reading")
-	f.StringVar(&o.opts.Room, "room", "", `room to use (default: a fresh "bench-<random>")`)
+	f.StringVar(&o.opts.Room, "room", d.Room, "room to publish to and subscribe to; it stays in the target's store")
 	f.DurationVar(&o.opts.Timeout, "timeout", d.Timeout, "bound on the whole run")
 	f.DurationVar(&o.opts.Drain, "drain", d.Drain, "after publishing, give up on missing deliveries once none has arrived for this long")
 	f.IntVar(&o.opts.ConnectConcurrency, "connect-concurrency", d.ConnectConcurrency, "subscribers connecting at once")

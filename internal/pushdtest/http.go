@@ -143,20 +143,13 @@ func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
 // protocol, and its cursor.
 func (s *Server) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
 	t.Helper()
-	a := s.Get(t, path+"?"+query)
-	if a.Status != http.StatusOK {
-		t.Fatalf("poll %s?%s: %d %s", path, query, a.Status, a.Body)
-	}
-	evs, cur, err := parsePoll(a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs, cur, _ := s.PollFinal(t, path, query)
 	return evs, cur
 }
 
 // parsePoll checks a poll's answer (JSON with exactly events and cursor,
-// each event as the protocol says, the cursor <epoch>:<seq>) and returns
-// its events and cursor.
+// and final on the answer that ends a stream; each event as the protocol
+// says, the cursor <epoch>:<seq>) and returns its events and cursor.
 func parsePoll(a Answer) ([]protocol.Event, string, error) {
 	if ct := a.Header.Get("Content-Type"); ct != "application/json" {
 		return nil, "", fmt.Errorf("poll answer Content-Type = %q; want application/json", ct)
@@ -164,6 +157,7 @@ func parsePoll(a Answer) ([]protocol.Event, string, error) {
 	var ans struct {
 		Events []json.RawMessage `json:"events"`
 		Cursor string            `json:"cursor"`
+		Final  bool              `json:"final"` // see pollFinal
 	}
 	dec := json.NewDecoder(bytes.NewReader(a.Body))
 	dec.DisallowUnknownFields()

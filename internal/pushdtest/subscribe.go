@@ -43,8 +43,8 @@ type SubOptions struct {
 }
 
 // Ended is how a subscription ended: "ws close 1012 server_shutdown",
-// "sse close server_shutdown", "longpoll 503 unavailable", or the
-// connection's error.
+// "sse close server_shutdown", "longpoll 503 unavailable", "longpoll
+// final" (an answer with "final":true), or the connection's error.
 type Ended struct{ How string }
 
 func (e *Ended) Error() string { return "stream ended: " + e.How }
@@ -71,6 +71,7 @@ type Subscriber struct {
 	sse     *SSEConn
 	pending []protocol.Event
 	polls   atomic.Int64
+	final   bool // a poll's answer said the stream ended
 }
 
 // Subscribe opens a subscription of the given kind to a stream's events
@@ -193,6 +194,9 @@ func (sub *Subscriber) fill(ctx context.Context) error {
 	case SSE:
 		return sub.readSSE(ctx)
 	default:
+		if sub.final {
+			return &Ended{How: sub.kind + " final"}
+		}
 		return sub.poll(ctx)
 	}
 }
@@ -307,6 +311,7 @@ func (sub *Subscriber) poll(ctx context.Context) error {
 	}
 	sub.pending = append(sub.pending, evs...)
 	sub.o.Since = cur
+	sub.final = pollFinal(a)
 	sub.polls.Add(1)
 	return nil
 }

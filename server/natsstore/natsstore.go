@@ -67,6 +67,9 @@ type Store struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	log  *slog.Logger
+	// closed is closed once the connection has closed and every
+	// callback of the connection before that has run.
+	closed chan struct{}
 
 	mu      sync.Mutex
 	streams map[string]*jsStream
@@ -129,6 +132,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	closed := make(chan struct{})
 	natsOpts := []nats.Option{
 		nats.Name(opts.Name),
 		nats.MaxReconnects(-1),
@@ -141,12 +145,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// buffer: one that was refused with 503 must never land later.
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(opts.Timeout),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("lost NATS connection; reconnecting", "err", err)
+		// The connection's callbacks run on a goroutine of its own, after
+		// the fact: one for a disconnect may run once Close has closed the
+		// connection, and Close itself calls it. A closed connection is
+		// not lost, and is not reconnecting.
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				log.Warn("lost NATS connection; reconnecting", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("NATS connection back", "url", nc.ConnectedUrlRedacted())
 		}),
+		// The last callback of a connection; Close waits for it.
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
 	if opts.CredsFile != "" {
 		natsOpts = append(natsOpts, nats.UserCredentials(opts.CredsFile))
@@ -164,7 +176,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		nc.Close()
 		return nil, fmt.Errorf("open JetStream at %s: %w", opts.URL, err)
 	}
-	s := &Store{opts: opts, nc: nc, js: js, log: log, streams: make(map[string]*jsStream)}
+	s := &Store{opts: opts, nc: nc, js: js, log: log, closed: closed, streams: make(map[string]*jsStream)}
 	// A NATS cluster that is still forming answers JetStream requests only
 	// once it has a leader: wait for that as long as ctx allows.
 	for {
@@ -226,9 +238,17 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection to NATS.
+// Close closes the connection to NATS, quietly, and returns once the
+// connection's callbacks have run (at most the store's Timeout): nothing
+// is logged about the connection after Close.
 func (s *Store) Close() error {
 	s.nc.Close()
+	t := time.NewTimer(s.opts.Timeout)
+	defer t.Stop()
+	select {
+	case <-s.closed:
+	case <-t.C:
+	}
 	return nil
 }
 
