@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pushd/push/server/tasks"
@@ -67,6 +68,12 @@ type Config struct {
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// TrustedProxies lists the proxies in front of the server: from these
+	// addresses the client's address (for the per-address limits and logs)
+	// comes from Forwarded or X-Forwarded-For, and the address the page
+	// used (for the origin check) from Forwarded or X-Forwarded-Host and
+	// -Proto. See ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
 	// Limits bound what one client may take.
 	Limits Limits
 	// Tasks sets up the background task runner.

@@ -19,18 +19,38 @@ type eventsTarget struct {
 }
 
 // serveEvents picks the transport from the request: a WebSocket upgrade,
-// SSE for Accept: text/event-stream, long polling for anything else.
+// SSE for Accept: text/event-stream, long polling for anything else. A
+// WebSocket handshake that lost its Upgrade on the way (a proxy that does
+// not pass it) is refused with 400, not taken for a long poll.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
 	switch {
 	case r.Method == http.MethodHead:
 		return s.serveLongPoll(w, r, t) // answered at once: see pollWait
 	case isWebSocket(r):
 		return s.serveWS(w, r, t)
+	case r.Header.Get("Sec-WebSocket-Key") != "":
+		return s.upgradeLost(r)
 	case acceptsEventStream(r):
 		return s.serveSSE(w, r, t)
 	default:
 		return s.serveLongPoll(w, r, t)
 	}
+}
+
+// upgradeLost refuses a WebSocket handshake without its Upgrade or
+// Connection header: a proxy between the client and pushd dropped them, as
+// nginx does unless told to pass them. Answered as a long poll, the
+// client would see a 200 that is not a WebSocket and try again forever.
+// The first of these a minute is logged, for the operator.
+func (s *Server) upgradeLost(r *http.Request) error {
+	s.upgradeLostLog.Do(func() {
+		s.log.Warn("a WebSocket handshake arrived without its Upgrade header: a proxy in front of pushd does not pass WebSocket upgrades (nginx: proxy_http_version 1.1 and proxy_set_header Upgrade and Connection; see Deploying in pushd's README)",
+			"client", s.clientIP(r), "proto", r.Proto, "path", r.URL.Path)
+	})
+	return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam,
+		"this WebSocket handshake (%s) reached pushd without its Upgrade and Connection headers: a proxy on the way dropped them. "+
+			"nginx needs proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; "+
+			"(see Deploying in pushd's README); meanwhile use SSE or long polling", r.Proto)
 }
 
 func isWebSocket(r *http.Request) bool {

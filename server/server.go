@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/tasks"
 )
@@ -34,6 +36,9 @@ type Server struct {
 	userConns counter // open subscriptions per user
 	publishes *limiters
 	metrics   *metrics
+	// upgradeLostLog logs WebSocket handshakes a proxy stripped, at most
+	// once a minute.
+	upgradeLostLog rate.Sometimes
 
 	// background work that lives as long as the server: following shared
 	// stores, the presence roster, task peers. Shutdown cancels it and
@@ -73,7 +78,8 @@ func (s *Server) end() {
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{}),
+		upgradeLostLog: rate.Sometimes{Interval: time.Minute}}
 	if s.store == nil {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
 		s.ownsStore = true
