@@ -64,6 +64,10 @@ type Config struct {
 	// AuthSecret, when set, makes every request need a token signed with
 	// it (see Claims and MintToken); empty runs the server open.
 	AuthSecret []byte
+	// IdentityProvider, when its JWKS is set, makes the server take the
+	// tokens an identity provider signs too (and need a token on every
+	// request, like AuthSecret).
+	IdentityProvider IdentityProvider
 	// AllowOrigins lists the browser origins, besides the server's own, whose
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".

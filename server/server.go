@@ -29,6 +29,7 @@ type Server struct {
 	hub       *Hub
 	presence  *presence
 	tasks     *tasks.Runner
+	tokens    *tokenVerifier // nil: the server runs open
 	mux       *http.ServeMux
 
 	conns     counter // open WebSocket and SSE subscriptions per address
@@ -78,7 +79,11 @@ func (s *Server) end() {
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{}),
+	tokens, err := newTokenVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{}), tokens: tokens,
 		upgradeLostLog: rate.Sometimes{Interval: time.Minute}}
 	if s.store == nil {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
@@ -105,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	runner, err := tasks.New(context.Background(), taskStream{hub: s.hub, store: s.store}, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
+		tokens.close()
 		return nil, err
 	}
 	s.tasks = runner
@@ -248,6 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.presence.stop()
 	s.bgCancel()
 	s.bg.Wait()
+	s.tokens.close()
 	err := terr
 	select {
 	case <-s.drained:
