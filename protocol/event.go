@@ -84,6 +84,9 @@ const (
 	// cluster's NATS is away); reconnect with the last cursor after a
 	// moment, to this server or another.
 	CloseUnavailable = "unavailable"
+	// CloseTokenExpired: the token the subscription was made with has
+	// expired; reconnect with a new token and the last cursor.
+	CloseTokenExpired = "token_expired"
 )
 
 // WebSocket close codes used by the server besides the standard ones.
@@ -98,6 +101,9 @@ const (
 	// the subscription for now: reconnect with the last cursor after a
 	// moment.
 	CloseCodeTryAgainLater = 1013
+	// CloseCodeTokenExpired means the subscription's token has expired:
+	// reconnect with a new token and the last cursor.
+	CloseCodeTokenExpired = 4401
 )
 
 // BatchSubprotocol is the WebSocket subprotocol in which one message may

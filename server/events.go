@@ -103,8 +103,10 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 // subscribeRequest does what every transport does before it starts to
 // send: it reads the cursor the request asks for (see since; SSE's
 // Last-Event-ID counts), counts the subscription in (setUp), opens it with
-// batches of up to max events (open) and, once nothing can refuse the
-// request any more, puts the user into the room's presence (join). A long
+// batches of up to max events (open), notes when the request's token
+// expires, for the transport to end the subscription then, and, once
+// nothing can refuse the request any more, puts the user into the room's
+// presence (join). A long
 // poll's subscription has no lag limit: each poll reads from the log and
 // holds nothing between polls. The returned cleanup undoes it all, in
 // reverse; on error it has been undone already.
@@ -122,6 +124,9 @@ func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport str
 		return nil, nil, err
 	}
 	sub.unbounded = transport == transportLongPoll
+	if id, err := s.authenticate(r); err == nil && id != nil {
+		sub.expires = id.expires
+	}
 	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
 		return nil, nil, err
 	}

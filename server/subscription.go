@@ -26,7 +26,10 @@ type subscription struct {
 	// read from the log and hold nothing between polls).
 	unbounded bool
 	reset     *protocol.Event
-	buf       []*entry // reused between batches
+	// expires is when the subscription's token expires (zero: never):
+	// the transport ends the subscription then.
+	expires time.Time
+	buf     []*entry // reused between batches
 	closed    bool
 	// epochGen is the stream's epochGen when the subscription last saw
 	// its epoch match the stream's: a subscriber may park only if no new

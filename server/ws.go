@@ -154,6 +154,8 @@ func (k *wsSink) end(reason, _ string) {
 		code = protocol.CloseCodeTryAgainLater
 	case protocol.CloseSlowConsumer:
 		code = protocol.CloseCodeSlowConsumer
+	case protocol.CloseTokenExpired:
+		code = protocol.CloseCodeTokenExpired
 	}
 	_ = k.c.Close(code, reason)
 }
