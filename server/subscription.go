@@ -30,7 +30,7 @@ type subscription struct {
 	// the transport ends the subscription then.
 	expires time.Time
 	buf     []*entry // reused between batches
-	closed    bool
+	closed  bool
 	// epochGen is the stream's epochGen when the subscription last saw
 	// its epoch match the stream's: a subscriber may park only if no new
 	// epoch has begun since.
