@@ -298,7 +298,7 @@ func printConfig(w io.Writer, fs *pflag.FlagSet, sources map[string]string) erro
 // tomlText is a flag's value as TOML, masked where it is secret.
 func tomlText(f *pflag.Flag) string {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
-		items := sv.GetSlice()
+		items := slices.Clone(sv.GetSlice())
 		for i, item := range items {
 			items[i] = strconv.Quote(maskURLs(item))
 		}
