@@ -28,6 +28,7 @@ type Server struct {
 	ownsStore bool
 	hub       *Hub
 	presence  *presence
+	ready     *readiness
 	tasks     *tasks.Runner
 	tokens    *tokenVerifier // nil: the server runs open
 	mux       *http.ServeMux
@@ -89,7 +90,8 @@ func New(cfg Config) (*Server, error) {
 		s.store = NewMemoryStore(cfg.History, cfg.HistoryAge)
 		s.ownsStore = true
 	}
-	s.hub = newHub(s.store, hubConfig{
+	s.ready = newReadiness(s.store)
+	s.hub = newHub(s.ready.watch(s.store), hubConfig{
 		batchWindow: cfg.BatchWindow,
 		perPusher:   windowPerPusher,
 		tailSize:    cfg.TailSize,
@@ -267,24 +269,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// handleReady answers 200 while the server takes new work, 503 once it is
-// shutting down, so a load balancer sends clients elsewhere.
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		return errShuttingDown
-	}
-	if rd, ok := s.store.(Readier); ok {
-		if err := rd.Ready(r.Context()); err != nil {
-			return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "not ready: %v", err)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	return nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
