@@ -42,8 +42,8 @@ type readiness struct {
 	mu     sync.Mutex
 	failed map[string]appendFailure // streams whose last append failed
 
-	probeMu sync.Mutex // guards probing
-	probing chan struct{} // closed when the probe under way ends; nil when none
+	probeMu  sync.Mutex    // guards probing
+	probing  chan struct{} // closed when the probe under way ends; nil when none
 	probeErr error         // the outcome of the last probe
 }
 
