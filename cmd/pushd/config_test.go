@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pushd/push/internal/deploytest"
 )
 
 // writeConfig writes a config file and returns its path.
@@ -134,6 +136,38 @@ func TestVersion(t *testing.T) {
 		code, out, errOut := execute(t, args...)
 		if code != exitOK || !strings.HasPrefix(out, "pushd ") || !strings.Contains(out, runtime.Version()) || !strings.Contains(out, "(commit ") {
 			t.Errorf("pushd %v: exit %d %q %q; want the version, commit and Go version", args, code, out, errOut)
+		}
+	}
+}
+
+// The config file and the pushd serve commands of README's "Deploying"
+// section are taken as they stand.
+func TestReadmeDeployingSettings(t *testing.T) {
+	md, err := deploytest.Readme(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := deploytest.ReadmeBlock(md, "### Settings: flags, environment, a config file", "toml", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := execute(t, "serve", "--config", writeConfig(t, file), "--print-config"); code != exitOK || !strings.Contains(out, `trusted-proxies = ["127.0.0.1"] # file`) {
+		t.Fatalf("README's config file: exit %d %s\n%s", code, errOut, out)
+	}
+	for _, section := range []string{"### Behind nginx", "### Tokens from an identity provider"} {
+		block, err := deploytest.ReadmeBlock(md, section, "sh", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := strings.ReplaceAll(block, "\\\n", " ")
+		args := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "pushd "))
+		for i, a := range args {
+			if a == "/etc/pushd/secret" {
+				args[i] = writeSecret(t)
+			}
+		}
+		if code, _, errOut := execute(t, append(args, "--print-config")...); code != exitOK {
+			t.Errorf("README's %s command %v: exit %d %s", section, args, code, errOut)
 		}
 	}
 }
