@@ -90,7 +90,7 @@ func TestTrustedProxiesLimitByTheForwardedAddress(t *testing.T) {
 	}{
 		{"x-forwarded-for", trustLoopback(t), func(c string) []string { return []string{"X-Forwarded-For", c + ", 127.0.0.1"} }, true},
 		{"forwarded", trustLoopback(t), func(c string) []string {
-			return []string{"Forwarded", `for="` + c + `:4711";proto=https, for=127.0.0.1`}
+			return []string{"Forwarded", `for="` + net.JoinHostPort(c, "4711") + `";proto=https, for=127.0.0.1`}
 		}, true},
 		{"untrusted", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, func(c string) []string { return []string{"X-Forwarded-For", c} }, false},
 	} {
