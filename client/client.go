@@ -27,7 +27,7 @@ type Client struct {
 	base           *url.URL
 	hc             *http.Client
 	user           string
-	token          string
+	auth           tokens
 	log            *slog.Logger
 	requestTimeout time.Duration
 }
@@ -50,9 +50,10 @@ func WithUser(name string) Option {
 }
 
 // WithToken makes every request carry "Authorization: Bearer <token>", for
-// servers that require tokens.
+// servers that require tokens. With WithTokenSource too, it is the first
+// token, and the source gives the next ones.
 func WithToken(token string) Option {
-	return func(c *Client) { c.token = token }
+	return func(c *Client) { c.auth.token = token }
 }
 
 // WithLogger sends the client's logs (reconnects, transport fallbacks) to
@@ -198,14 +199,19 @@ func (c *Client) url(path string, q url.Values) string {
 	return u.String()
 }
 
-// header returns the headers every request carries.
-func (c *Client) header() http.Header {
+// header returns the headers every request carries, with the token to
+// send now (see tokens).
+func (c *Client) header(ctx context.Context) (http.Header, error) {
 	h := make(http.Header)
 	h.Set("User-Agent", "pushd-go-client")
-	if c.token != "" {
-		h.Set("Authorization", "Bearer "+c.token)
+	token, err := c.auth.current(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return h
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h, nil
 }
 
 // newRequest builds a request to path with the client's headers.
@@ -222,7 +228,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if err != nil {
 		return nil, err
 	}
-	req.Header = c.header()
+	if req.Header, err = c.header(ctx); err != nil {
+		return nil, err
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -241,9 +249,21 @@ func drainClose(body io.ReadCloser) {
 }
 
 // do sends one request and decodes a JSON answer of status want into out
-// (nil: discard). Any other status becomes a *protocol.Error. The request is bounded by ctx and extra plus the
-// client's request timeout.
+// (nil: discard). Any other status becomes a *protocol.Error. The request
+// is bounded by ctx and extra plus the client's request timeout. A token
+// the server refuses is renewed from the client's token source, if it has
+// one, and the request made once more with the new one.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, extra time.Duration, want int, out any) error {
+	sent, _ := c.auth.current(ctx)
+	err := c.doOnce(ctx, method, path, q, body, extra, want, out)
+	if err != nil && c.renewAfter(ctx, err, sent) {
+		err = c.doOnce(ctx, method, path, q, body, extra, want, out)
+	}
+	return err
+}
+
+// doOnce is one try of do.
+func (c *Client) doOnce(ctx context.Context, method, path string, q url.Values, body any, extra time.Duration, want int, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout+extra)
 	defer cancel()
 	req, err := c.newRequest(ctx, method, path, q, body)

@@ -42,8 +42,10 @@ func (s *Subscription) loop(ctx context.Context) error {
 		return err
 	}
 	b := backoff.New(s.opts.retryPolicy())
+	renewed := false // the last connection was made with a renewed token
 	for {
 		sess := &session{s: s}
+		sent, _ := s.c.auth.current(ctx)
 		err := s.connect(ctx, sess)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -55,6 +57,14 @@ func (s *Subscription) loop(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("connection ended")
 		}
+		// A token that expired, or was refused, is renewed from the
+		// client's token source and the subscription resumes at once;
+		// a renewed token refused before it served is not renewed again.
+		if (sess.opened || !renewed) && s.c.renewAfter(ctx, err, sent) {
+			renewed = true
+			continue
+		}
+		renewed = false
 		if !Retryable(err) {
 			return fmt.Errorf("subscribe to %s: %w", s.stream, err)
 		}

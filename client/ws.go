@@ -23,9 +23,13 @@ func (s *Subscription) runWS(ctx context.Context, sess *session) error {
 	wd := newWatchdog(s.opts.ConnectTimeout, cancel)
 	defer wd.stop()
 
+	header, err := s.c.header(ctx)
+	if err != nil {
+		return err
+	}
 	opts := &websocket.DialOptions{
 		HTTPClient: s.c.hc,
-		HTTPHeader: s.c.header(),
+		HTTPHeader: header,
 		// The server pings an idle connection every heartbeat; that is
 		// the sign of life the watchdog waits for.
 		OnPingReceived: func(context.Context, []byte) bool {

@@ -101,6 +101,9 @@ const (
 	// CloseTaskFinished: the stream of one task has sent the task's
 	// final event and has nothing more; do not reconnect.
 	CloseTaskFinished = "task_finished"
+	// CloseTokenExpired: the token the subscription was made with has
+	// expired; reconnect with a new token and the last cursor.
+	CloseTokenExpired = "token_expired"
 )
 
 // WebSocket close codes used by the server besides the standard ones.
@@ -118,6 +121,9 @@ const (
 	// the subscription for now: reconnect with the last cursor after a
 	// moment.
 	CloseCodeTryAgainLater = 1013
+	// CloseCodeTokenExpired means the subscription's token has expired:
+	// reconnect with a new token and the last cursor.
+	CloseCodeTokenExpired = 4401
 )
 
 // BatchSubprotocol is the WebSocket subprotocol in which one message may

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"path"
 	"strings"
@@ -14,7 +13,8 @@ import (
 )
 
 // Claims are what a pushd token grants its holder. Tokens are HS256 JWTs
-// signed with the server's secret; sub is the user.
+// signed with the server's secret; sub is the user. (An identity provider's
+// tokens may name these claims otherwise: see IdentityProvider.)
 type Claims struct {
 	// Rooms lists the rooms the user may join, read and (with Publish) post
 	// to: names, or patterns with * and ? (path.Match), such as "dev-*".
@@ -58,29 +58,19 @@ func MintToken(secret []byte, user string, c Claims, ttl time.Duration) (string,
 // identity is who made a request, from a verified token; nil when the
 // server runs without authentication.
 type identity struct {
-	user   string
-	claims *Claims
-}
-
-// parseToken verifies a token and returns its claims.
-func parseToken(secret []byte, raw string) (*Claims, error) {
-	var claims Claims
-	_, err := jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
-	if err != nil {
-		return nil, err
-	}
-	if err := protocol.ValidateName("user", claims.Subject); err != nil {
-		return nil, fmt.Errorf("token subject: %w", err)
-	}
-	return &claims, nil
+	user    string
+	rooms   []string // names or patterns
+	publish bool
+	tasks   bool
+	admin   bool
+	expires time.Time // the token's exp
 }
 
 // authenticate returns the request's identity: nil without authentication,
 // else from "Authorization: Bearer <token>" or ?token= (for browsers'
 // EventSource and WebSocket, which cannot set headers).
 func (s *Server) authenticate(r *http.Request) (*identity, error) {
-	if len(s.cfg.AuthSecret) == 0 {
+	if s.tokens == nil {
 		return nil, nil
 	}
 	raw := ""
@@ -96,18 +86,7 @@ func (s *Server) authenticate(r *http.Request) (*identity, error) {
 	if raw == "" {
 		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "this server needs a token: send \"Authorization: Bearer <token>\" or ?token=<token> (pushd token mints one)")
 	}
-	claims, err := parseToken(s.cfg.AuthSecret, raw)
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token has expired; get a new one")
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is malformed; pass it whole, as pushd token printed it")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token was not signed by this server's secret")
-	case err != nil:
-		return nil, protocol.Errorf(http.StatusUnauthorized, protocol.CodeUnauthorized, "the token is not valid for this server: %v", err)
-	}
-	return &identity{user: claims.Subject, claims: claims}, nil
+	return s.tokens.verify(raw, time.Now())
 }
 
 // mayJoin reports whether id may use room.
@@ -115,7 +94,7 @@ func (id *identity) mayJoin(room string) bool {
 	if id == nil {
 		return true
 	}
-	for _, pattern := range id.claims.Rooms {
+	for _, pattern := range id.rooms {
 		if ok, _ := path.Match(pattern, room); ok {
 			return true
 		}
@@ -133,9 +112,9 @@ func (s *Server) roomAccess(r *http.Request, room, claimed string, publish bool)
 		return claimed, err
 	}
 	if !id.mayJoin(room) {
-		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s (the token allows %s)", id.user, room, strings.Join(id.claims.Rooms, ", "))
+		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may not use room %s (the token allows %s)", id.user, room, strings.Join(id.rooms, ", "))
 	}
-	if publish && !id.claims.Publish {
+	if publish && !id.publish {
 		return "", protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may read room %s but not post; ask for a token with publish", id.user, room)
 	}
 	if claimed != "" && claimed != id.user {
@@ -152,7 +131,7 @@ func (s *Server) taskAccess(r *http.Request, change bool) (*identity, error) {
 	if err != nil || id == nil {
 		return nil, err
 	}
-	if change && !id.claims.Tasks && !id.claims.Admin {
+	if change && !id.tasks && !id.admin {
 		return nil, protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "user %s may watch tasks but not start, report on or cancel them; ask for a token with tasks", id.user)
 	}
 	return id, nil
@@ -161,5 +140,5 @@ func (s *Server) taskAccess(r *http.Request, change bool) (*identity, error) {
 // isAdmin reports whether id has the admin right; on a server without
 // tokens (nil) everyone has.
 func (id *identity) isAdmin() bool {
-	return id == nil || id.claims.Admin
+	return id == nil || id.admin
 }

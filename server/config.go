@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pushd/push/server/tasks"
@@ -70,10 +71,20 @@ type Config struct {
 	// AuthSecret, when set, makes every request need a token signed with
 	// it (see Claims and MintToken); empty runs the server open.
 	AuthSecret []byte
+	// IdentityProvider, when its JWKS is set, makes the server take the
+	// tokens an identity provider signs too (and need a token on every
+	// request, like AuthSecret).
+	IdentityProvider IdentityProvider
 	// AllowOrigins lists the browser origins, besides the server's own, whose
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// TrustedProxies lists the proxies in front of the server: from these
+	// addresses the client's address (for the per-address limits and logs)
+	// comes from Forwarded or X-Forwarded-For, and the address the page
+	// used (for the origin check) from Forwarded or X-Forwarded-Host and
+	// -Proto. See ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
 	// Limits bound what one client may take.
 	Limits Limits
 	// Tasks sets up the background task runner.

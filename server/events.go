@@ -24,18 +24,38 @@ type eventsTarget struct {
 }
 
 // serveEvents picks the transport from the request: a WebSocket upgrade,
-// SSE for Accept: text/event-stream, long polling for anything else.
+// SSE for Accept: text/event-stream, long polling for anything else. A
+// WebSocket handshake that lost its Upgrade on the way (a proxy that does
+// not pass it) is refused with 400, not taken for a long poll.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, t eventsTarget) error {
 	switch {
 	case r.Method == http.MethodHead:
 		return s.serveLongPoll(w, r, t) // answered at once: see pollWait
 	case isWebSocket(r):
 		return s.serveWS(w, r, t)
+	case r.Header.Get("Sec-WebSocket-Key") != "":
+		return s.upgradeLost(r)
 	case acceptsEventStream(r):
 		return s.serveSSE(w, r, t)
 	default:
 		return s.serveLongPoll(w, r, t)
 	}
+}
+
+// upgradeLost refuses a WebSocket handshake without its Upgrade or
+// Connection header: a proxy between the client and pushd dropped them, as
+// nginx does unless told to pass them. Answered as a long poll, the
+// client would see a 200 that is not a WebSocket and try again forever.
+// The first of these a minute is logged, for the operator.
+func (s *Server) upgradeLost(r *http.Request) error {
+	s.upgradeLostLog.Do(func() {
+		s.log.Warn("a WebSocket handshake arrived without its Upgrade header: a proxy in front of pushd does not pass WebSocket upgrades (nginx: proxy_http_version 1.1 and proxy_set_header Upgrade and Connection; see Deploying in pushd's README)",
+			"client", s.clientIP(r), "proto", r.Proto, "path", r.URL.Path)
+	})
+	return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam,
+		"this WebSocket handshake (%s) reached pushd without its Upgrade and Connection headers: a proxy on the way dropped them. "+
+			"nginx needs proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; "+
+			"(see Deploying in pushd's README); meanwhile use SSE or long polling", r.Proto)
 }
 
 func isWebSocket(r *http.Request) bool {
@@ -89,11 +109,12 @@ func since(r *http.Request, q url.Values, sseHeader bool) (*protocol.Cursor, err
 // send: it reads the cursor the request asks for (see since; SSE's
 // Last-Event-ID counts), counts the subscription in (setUp), opens it with
 // batches of up to max events (open), checks the task of a one-task
-// stream (settleTask) and, once nothing can refuse the request any more,
-// puts the user into the room's presence (join). A long poll's
-// subscription has no lag limit: each poll reads from the log and holds
-// nothing between polls. The returned cleanup undoes it all, in reverse;
-// on error it has been undone already.
+// stream (settleTask), notes when the request's token expires, for the
+// transport to end the subscription then, and, once nothing can refuse
+// the request any more, puts the user into the room's presence (join). A
+// long poll's subscription has no lag limit: each poll reads from the log
+// and holds nothing between polls. The returned cleanup undoes it all, in
+// reverse; on error it has been undone already.
 func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport string, max int) (*subscription, func(), error) {
 	c, err := since(r, t.query, transport == transportSSE)
 	if err != nil {
@@ -117,6 +138,9 @@ func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport str
 	if t.tasks {
 		sub.viewer = t.viewer
 		cleanup = s.watchTasks(r, t, transport, cleanup)
+	}
+	if id, err := s.authenticate(r); err == nil && id != nil {
+		sub.expires = id.expires
 	}
 	if cleanup, err = s.join(r.Context(), t, cleanup); err != nil {
 		return nil, nil, err

@@ -2,7 +2,6 @@ package server
 
 import (
 	"math"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -131,15 +130,6 @@ func (l *limiters) allow(key string, now time.Time) (settle func(kept bool), wai
 	}, 0
 }
 
-// clientIP is the address the request came from.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // tooMany is a 429 with Retry-After (at least a second).
 func tooMany(retry time.Duration, format string, args ...any) error {
 	return protocol.Errorf(http.StatusTooManyRequests, protocol.CodeRateLimited, format, args...).RetryIn(max(retry, time.Second))
@@ -158,10 +148,11 @@ func (s *Server) allowPublish(user string) (settle func(kept bool), err error) {
 	return settle, nil
 }
 
-// admit counts a subscription against the per-address and per-user limits;
+// admit counts a subscription against the per-address and per-user limits
+// (the address is the client's, behind trusted proxies too: see clientIP);
 // the returned func releases it.
 func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), error) {
-	ip := clientIP(r)
+	ip := s.clientIP(r)
 	byIP, maxIP, what := &s.conns, s.cfg.Limits.ConnsPerIP, "open subscriptions"
 	if longPoll {
 		byIP, maxIP, what = &s.polls, s.cfg.Limits.LongPollsPerIP, "waiting long polls"

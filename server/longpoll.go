@@ -24,6 +24,11 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 		return err
 	}
 	defer cleanup()
+	if !sub.expires.IsZero() {
+		// Answer by the token's expiry at the latest: the next poll needs
+		// a new one.
+		wait = max(0, min(wait, time.Until(sub.expires)))
+	}
 	ctx := r.Context()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
 	timer := time.NewTimer(wait)

@@ -42,6 +42,8 @@ type pusher struct {
 
 	heartbeat   *time.Timer
 	pingDue     atomic.Bool
+	expiry      *time.Timer // nil when the token does not expire
+	expired     atomic.Bool
 	lingerTimer *time.Timer // used by the running goroutine only
 	deadline    time.Time   // the connection's write deadline; running goroutine only
 
@@ -64,6 +66,14 @@ func (s *Server) startPusher(read func(), sub *subscription, sk sink, conn net.C
 		p.pingDue.Store(true)
 		p.wake()
 	})
+	if !sub.expires.IsZero() {
+		// A runtime timer, not a goroutine: an idle subscriber still has
+		// none of its own.
+		p.expiry = time.AfterFunc(time.Until(sub.expires), func() {
+			p.expired.Store(true)
+			p.wake()
+		})
+	}
 	// The reader's goroutine is the only one an idle connection has; it
 	// tells the pusher itself when the client has gone, which costs less
 	// than a hook on the context.
@@ -115,6 +125,9 @@ func (p *pusher) run() {
 	}
 }
 
+// tokenExpiredMessage tells a subscriber whose token expired what to do.
+const tokenExpiredMessage = "your token has expired; reconnect with a new one and your last cursor, nothing is lost"
+
 // windowPerPusher scales a stream's batch window to its streaming
 // subscribers: an announcement costs about one write per subscriber, and
 // a window of this much per subscriber keeps those writes to about one
@@ -156,6 +169,11 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 	s := p.s
 	for {
 		if p.ctx.Err() != nil {
+			return true, nil
+		}
+		if p.expired.Load() {
+			p.extendDeadline()
+			p.sink.end(protocol.CloseTokenExpired, tokenExpiredMessage)
 			return true, nil
 		}
 		batch, news, err := p.sub.collect(p.ctx)
@@ -228,6 +246,9 @@ func (p *pusher) finish() {
 	p.sub.unpark(p)
 	p.sub.st.pushers.Add(-1)
 	p.heartbeat.Stop()
+	if p.expiry != nil {
+		p.expiry.Stop()
+	}
 	if p.lingerTimer != nil {
 		p.lingerTimer.Stop()
 	}

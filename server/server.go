@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/tasks"
 )
@@ -26,8 +28,10 @@ type Server struct {
 	ownsStore bool
 	hub       *Hub
 	presence  *presence
+	ready     *readiness
 	tasks     *tasks.Runner
 	watchers  *taskWatchers
+	tokens    *tokenVerifier // nil: the server runs open
 	mux       *http.ServeMux
 
 	conns     counter // open WebSocket and SSE subscriptions per address
@@ -35,6 +39,9 @@ type Server struct {
 	userConns counter // open subscriptions per user
 	publishes *limiters
 	metrics   *metrics
+	// upgradeLostLog logs WebSocket handshakes a proxy stripped, at most
+	// once a minute.
+	upgradeLostLog rate.Sometimes
 
 	// background work that lives as long as the server: following shared
 	// stores, the presence roster, task peers. Shutdown cancels it and
@@ -74,12 +81,18 @@ func (s *Server) end() {
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{})}
+	tokens, err := newTokenVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{}), tokens: tokens,
+		upgradeLostLog: rate.Sometimes{Interval: time.Minute}}
 	if s.store == nil {
 		s.store = NewMemoryStore(MemoryOptions{MaxEvents: cfg.History, MaxAge: cfg.HistoryAge, DedupeWindow: cfg.DedupeWindow})
 		s.ownsStore = true
 	}
-	s.hub = newHub(s.store, hubConfig{
+	s.ready = newReadiness(s.store)
+	s.hub = newHub(s.ready.watch(s.store), hubConfig{
 		batchWindow: cfg.BatchWindow,
 		perPusher:   windowPerPusher,
 		tailSize:    cfg.TailSize,
@@ -101,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	s.watchers = newTaskWatchers()
 	runner, err := tasks.New(context.Background(), taskStream{hub: s.hub, store: s.store, watchers: s.watchers}, cfg.Tasks, cfg.TaskStore, cfg.TaskPeers, cfg.Logger)
 	if err != nil {
+		tokens.close()
 		return nil, err
 	}
 	s.tasks = runner
@@ -248,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.presence.stop()
 	s.bgCancel()
 	s.bg.Wait()
+	s.tokens.close()
 	err := terr
 	select {
 	case <-s.drained:
@@ -260,24 +275,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// handleReady answers 200 while the server takes new work, 503 once it is
-// shutting down, so a load balancer sends clients elsewhere.
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		return errShuttingDown
-	}
-	if rd, ok := s.store.(Readier); ok {
-		if err := rd.Ready(r.Context()); err != nil {
-			return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "not ready: %v", err)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	return nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {

@@ -108,10 +108,18 @@ func closeFrame(reason, message string) []byte {
 	return []byte("event: close\ndata: " + strings.TrimSpace(string(js)) + "\n\n")
 }
 
+// errTokenExpired ends a subscription whose token has expired.
+var errTokenExpired = errors.New("token expired")
+
 // streamSSE serves SSE on the handler's goroutine, for connections that
 // cannot be taken over.
 func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscription, t eventsTarget) {
 	ctx := r.Context()
+	if !sub.expires.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, sub.expires, errTokenExpired)
+		defer cancel()
+	}
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
@@ -153,6 +161,10 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscrip
 			return
 		case errors.Is(err, ErrUnavailable):
 			_, _ = w.Write(closeFrame(protocol.CloseUnavailable, "the server cannot reach its event store right now; reconnect with your last event id in a moment"))
+			_ = rc.Flush()
+			return
+		case errors.Is(context.Cause(ctx), errTokenExpired):
+			_, _ = w.Write(closeFrame(protocol.CloseTokenExpired, tokenExpiredMessage))
 			_ = rc.Flush()
 			return
 		default:

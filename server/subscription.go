@@ -35,8 +35,11 @@ type subscription struct {
 	// is handed out (or was not there to hand out): the stream has
 	// nothing more, and collect says so with errTaskFinished.
 	finished bool
-	buf      []*entry // reused between batches
-	closed   bool
+	// expires is when the subscription's token expires (zero: never):
+	// the transport ends the subscription then.
+	expires time.Time
+	buf     []*entry // reused between batches
+	closed  bool
 	// epochGen is the stream's epochGen when the subscription last saw
 	// its epoch match the stream's: a subscriber may park only if no new
 	// epoch has begun since.

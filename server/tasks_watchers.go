@@ -58,7 +58,7 @@ func (w *taskWatchers) watch(id string, viewer *identity) (release func(linger t
 	} else {
 		key := viewerKey{all: true}
 		if viewer != nil {
-			key = viewerKey{user: viewer.user, rooms: strings.Join(viewer.claims.Rooms, ",")}
+			key = viewerKey{user: viewer.user, rooms: strings.Join(viewer.rooms, ",")}
 		}
 		if c = w.all[key]; c == nil {
 			c = &watchCount{viewer: viewer}

@@ -156,6 +156,8 @@ func (k *wsSink) end(reason, _ string) {
 		code = protocol.CloseCodeSlowConsumer
 	case protocol.CloseTaskFinished:
 		code = protocol.CloseCodeNormal
+	case protocol.CloseTokenExpired:
+		code = protocol.CloseCodeTokenExpired
 	}
 	_ = k.c.Close(code, reason)
 }

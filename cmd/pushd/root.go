@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/pushd/push/internal/version"
 )
 
 func newRootCmd() *cobra.Command {
@@ -17,8 +19,10 @@ Exit codes: 0 done; 1 an error while running; 2 a mistake on the command
 line.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("pushd {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }

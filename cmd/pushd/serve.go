@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,11 +36,18 @@ type serveOptions struct {
 	pprofAddr    string
 	nats         natsOptions
 	auth         authOptions
+	idp          idpOptions
+	changed      func(flag string) bool
 	insecureOpen bool
 	maxHeader    int
 	readTimeout  time.Duration
 	idleTimeout  time.Duration
 	web          bool
+	proxies      []string
+	tlsCert      string
+	tlsKey       string
+	configFile   string
+	printConfig  bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -44,12 +55,32 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
+		Long: `Run the server.
+
+Every flag can also come from the environment, as PUSHD_ and the flag's name
+in upper case with _ for - (PUSHD_AUTH_SECRET_FILE=/etc/pushd/secret), and
+from a TOML config file (--config FILE, or PUSHD_CONFIG) whose keys are the
+flags' names (auth-secret-file = "/etc/pushd/secret"). Flags beat the
+environment, which beats the file. --print-config shows the settings in
+effect and where each came from.`,
 		Example: `  pushd serve
-  pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug`,
+  pushd serve --addr 127.0.0.1:18080 --store memory --log-level debug
+  pushd serve --config /etc/pushd/pushd.toml --print-config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			sources, err := configLayers(cmd.Flags(), o.configFile, os.LookupEnv)
+			if err != nil {
+				return err
+			}
 			o.storeSet = cmd.Flags().Changed("store")
-			return o.run(cmd.Context())
+			if o.printConfig {
+				if err := printConfig(cmd.OutOrStdout(), cmd.Flags(), sources); err != nil {
+					return err
+				}
+				_, err := o.check()
+				return withSource(err, sources)
+			}
+			return withSource(o.run(cmd.Context()), sources)
 		},
 	}
 	f := cmd.Flags()
@@ -74,6 +105,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	o.nats.addFlags(f)
 	o.auth.addFlags(f)
+	o.idp.addFlags(f)
+	o.changed = f.Changed
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
 	f.StringSliceVar(&c.AllowOrigins, "allow-origin", c.AllowOrigins, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
 	f.Float64Var(&lim.PublishRate, "publish-rate", lim.PublishRate, "messages one user may post per second (0: no limit)")
@@ -89,6 +122,11 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "time a client has to send a request body")
 	f.DurationVar(&o.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	f.BoolVar(&o.web, "web", true, "serve the web app at / and the browser client at /pushd.js")
+	f.StringSliceVar(&o.proxies, "trusted-proxies", nil, "addresses or CIDRs of the proxies in front of pushd, e.g. 127.0.0.1,10.0.0.0/8: from them the client's address comes from X-Forwarded-For or Forwarded (for the per-address limits and logs), and the page's origin from X-Forwarded-Host and -Proto")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate (chain) file; SIGHUP loads it again")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.StringVar(&o.configFile, "config", "", "TOML file of settings, one key per flag (env PUSHD_CONFIG)")
+	f.BoolVar(&o.printConfig, "print-config", false, "print the settings in effect, where each came from, secrets masked, and exit")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	return cmd
@@ -109,6 +147,17 @@ func (o *serveOptions) check() (slog.Level, error) {
 			return level, err
 		}
 	}
+	if err := o.idp.check(o.changed); err != nil {
+		return level, err
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return level, usagef("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+	}
+	proxies, err := server.ParseTrustedProxies(o.proxies)
+	if err != nil {
+		return level, usagef("--trusted-proxies: %v; give addresses or CIDRs such as 127.0.0.1,10.0.0.0/8", err)
+	}
+	o.cfg.TrustedProxies = proxies
 	if o.cfg.History < 1 {
 		return level, usagef("--history %d: keep at least 1 event per stream", o.cfg.History)
 	}
@@ -192,13 +241,14 @@ func (o *serveOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(secret) == 0 && !o.insecureOpen && !isLoopback(o.addr) {
-		return usagef("refusing to listen on %s without authentication: give --auth-secret or --auth-secret-file, listen on 127.0.0.1, or pass --insecure-open", o.addr)
+	open := len(secret) == 0 && o.idp.p.JWKS == ""
+	if open && !o.insecureOpen && !isLoopback(o.addr) {
+		return usagef("refusing to listen on %s without authentication: give --auth-secret-file (or --auth-secret) or --auth-jwks, listen on 127.0.0.1, or pass --insecure-open", o.addr)
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if len(secret) == 0 {
-		log.Warn("running open: no --auth-secret, so anyone who can reach the server can read and post anything")
+	if open {
+		log.Warn("running open: no --auth-secret or --auth-jwks, so anyone who can reach the server can read and post anything")
 	}
 
 	var store server.Store
@@ -222,7 +272,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		store, taskStore = bs, bs
 	}
 	cfg := o.cfg
-	cfg.AuthSecret, cfg.Logger = secret, log
+	cfg.AuthSecret, cfg.IdentityProvider, cfg.Logger = secret, o.idp.p, log
 	cfg.Store, cfg.TaskStore, cfg.Roster, cfg.TaskPeers = store, taskStore, roster, taskPeers
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -235,6 +285,13 @@ func (o *serveOptions) run(ctx context.Context) error {
 			return err
 		}
 		defer stopProfiles()
+	}
+	var certs *certLoader
+	if o.tlsCert != "" {
+		if certs, err = newCertLoader(o.tlsCert, o.tlsKey); err != nil {
+			_ = srv.Shutdown(ctx)
+			return err
+		}
 	}
 	ln, err := listen("--addr", o.addr)
 	if err != nil {
@@ -252,10 +309,24 @@ func (o *serveOptions) run(ctx context.Context) error {
 		MaxHeaderBytes:    o.maxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("pushd listening", "addr", ln.Addr().String(), "store", o.store, "data", o.dataDirFor(), "history", o.cfg.History)
-	if o.store == "nats" {
-		log.Info("sharing streams through NATS JetStream", "nats", o.nats.url, "prefix", o.nats.prefix, "replicas", o.nats.replicas)
+	scheme := "http"
+	if certs != nil {
+		// HTTP/2 where the client offers it (SSE streams then share one
+		// connection); a WebSocket upgrade is a request of HTTP/1.1, which
+		// clients make on a connection of its own.
+		scheme = "https"
+		hs.TLSConfig = certs.config()
+		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
+	log.Info("pushd listening", "addr", ln.Addr().String(), "scheme", scheme, "store", o.store, "data", o.dataDirFor(), "history", o.cfg.History)
+	if certs != nil {
+		log.Info("serving TLS", describeCert(certs.cur.Load().Leaf)...)
+	}
+	if o.store == "nats" {
+		log.Info("sharing streams through NATS JetStream", "nats", maskURLs(o.nats.url), "prefix", o.nats.prefix, "replicas", o.nats.replicas)
+	}
+	stopReloads := reloadOnHangup(certs, log)
+	defer stopReloads()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -281,6 +352,41 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadOnHangup loads the TLS certificate again on every SIGHUP, until the
+// returned func is called; a certificate that does not load is logged and
+// the one served so far stays. Without TLS there is nothing to load, and
+// SIGHUP is only logged (it does not end the process).
+func reloadOnHangup(certs *certLoader, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+			case <-done:
+				return
+			}
+			if certs == nil {
+				log.Info("SIGHUP: nothing to reload (no --tls-cert)")
+				continue
+			}
+			leaf, err := certs.reload()
+			if err != nil {
+				log.Error("SIGHUP: TLS certificate not reloaded; serving the previous one", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: TLS certificate reloaded", describeCert(leaf)...)
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }
 
 // dataDirFor names the data directory in logs, or "-" for the memory store.

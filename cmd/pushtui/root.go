@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/version"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/tui"
 )
@@ -26,6 +27,8 @@ type globalOptions struct {
 	transport string
 	user      string
 	token     string
+	tokenCmd  string
+	ca        string
 	noColor   bool
 	plain     bool
 	json      bool
@@ -57,7 +60,12 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
   pushtui chat --room ops --json | jq -r 'select(.type == "message") | "\(.user): \(.text)"'`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return o.prepare(cmd.Context(), a, cmd)
+		},
 	}
+	root.SetVersionTemplate("pushtui {{.Version}}\n")
 	root.SetIn(a.in)
 	root.SetOut(a.out)
 	root.SetErr(a.errOut)
@@ -68,6 +76,8 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
 	f.StringVar(&o.transport, "transport", "auto", "how to receive events: ws, sse, longpoll, poll, or auto (ws, falling back to sse, then longpoll)")
 	f.StringVar(&o.user, "user", a.getenv("USER"), "who you are in rooms (default: the token's user with --token, else $USER)")
 	f.StringVar(&o.token, "token", a.getenv("PUSH_TOKEN"), "bearer token for servers that need one (env PUSH_TOKEN; pushd token mints one)")
+	f.StringVar(&o.tokenCmd, "token-cmd", a.getenv("PUSH_TOKEN_CMD"), "command (run with sh -c) that prints a token; run at start and again whenever the server says the token expired (env PUSH_TOKEN_CMD)")
+	f.StringVar(&o.ca, "ca", a.getenv("PUSH_CA"), "PEM file of a CA to trust for https:// and wss:// servers, besides the system's (env PUSH_CA)")
 	f.BoolVar(&o.noColor, "no-color", a.getenv("NO_COLOR") != "", "draw without colours (also when NO_COLOR is set)")
 	f.BoolVar(&o.plain, "plain", false, "print one line per event instead of drawing a screen (the default when output is not a terminal)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per event or result")
@@ -83,6 +93,7 @@ cancelled; 2 a mistake on the command line; 130 interrupted.`,
 		newWatchProgressCmd(a, o),
 		newSendCmd(a, o),
 		newTaskCmd(a, o),
+		newVersionCmd(a),
 	)
 	return root
 }
@@ -111,9 +122,7 @@ func (o *globalOptions) client(a *app) (*client.Client, error) {
 	if o.user != "" {
 		opts = append(opts, client.WithUser(o.user))
 	}
-	if o.token != "" {
-		opts = append(opts, client.WithToken(o.token))
-	}
+	opts = append(opts, o.tokenOptions()...)
 	a.server = server
 	c, err := client.New(server, opts...)
 	if err != nil {
@@ -137,7 +146,10 @@ func (o *globalOptions) checkUser() error {
 		var err error
 		if sub, err = client.TokenUser(token); err != nil {
 			from := "PUSH_TOKEN"
-			if o.tokenGiven != nil && o.tokenGiven() {
+			switch {
+			case o.tokenCmd != "":
+				from = "--token-cmd"
+			case o.tokenGiven != nil && o.tokenGiven():
 				from = "--token"
 			}
 			why := strings.TrimPrefix(err.Error(), "token: ")

@@ -1,0 +1,137 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
+	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
+)
+
+var tokenSecret = []byte("a-client-test-secret-32-bytes-ok")
+
+// shortTokens is a token source whose tokens for user last ttl; it counts
+// the tokens it gave.
+type shortTokens struct {
+	user  string
+	ttl   time.Duration
+	given atomic.Int64
+}
+
+func (s *shortTokens) token(context.Context) (string, error) {
+	s.given.Add(1)
+	return server.MintToken(tokenSecret, s.user, server.Claims{Rooms: []string{"*"}, Publish: true}, s.ttl)
+}
+
+// A subscription whose token expires takes a new one from its token source
+// and resumes from its cursor: every event arrives once and in order, and
+// the subscription never ends.
+func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
+	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
+	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
+		t.Run(string(tr), func(t *testing.T) {
+			room := "renew-" + string(tr)
+			src := &shortTokens{user: "ann", ttl: 1100 * time.Millisecond}
+			c, err := client.New(srv.URL, client.WithTokenSource(src.token), client.WithHTTPClient(srv.Client))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var closed atomic.Bool
+			sub := c.Subscribe(t.Context(), client.Room(room), client.SubscribeOptions{
+				Transport: tr, Since: "0", LongPollWait: 5 * time.Second,
+				OnState: func(sc client.StateChange) { closed.Store(closed.Load() || sc.State == client.StateClosed) },
+			})
+			defer sub.Close()
+			pub, err := client.New(srv.URL, client.WithTokenSource((&shortTokens{user: "pub", ttl: time.Hour}).token), client.WithHTTPClient(srv.Client))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Publish before, between and after two expiries of the
+			// subscriber's token.
+			const n = 12
+			for i := range n {
+				if i > 0 && i%4 == 0 {
+					renewals := int64(i / 4)
+					testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+						if got := src.given.Load(); got <= renewals {
+							return fmt.Errorf("%d tokens given; waiting for renewal %d", got, renewals)
+						}
+						return nil
+					})
+				}
+				if _, err := pub.Publish(t.Context(), room, fmt.Sprint("m", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range n {
+				select {
+				case ev := <-sub.Events():
+					if ev.Type != protocol.TypeMessage || ev.Text != fmt.Sprint("m", i) || ev.Seq != uint64(i+1) {
+						t.Fatalf("event %d: %+v; want m%d at seq %d", i, ev, i, i+1)
+					}
+				case <-time.After(pushdtest.Timeout):
+					t.Fatalf("event %d did not come (err %v)", i, sub.Err())
+				}
+			}
+			if got := src.given.Load(); got < 3 {
+				t.Fatalf("the token source gave %d tokens; want a new one at each of two expiries", got)
+			}
+			if closed.Load() || sub.Err() != nil {
+				t.Fatalf("the subscription ended: %v", sub.Err())
+			}
+		})
+	}
+}
+
+// A call refused for its token (401) is made again with a new one.
+func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
+	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
+	expired, err := server.MintToken(tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+		if a := srv.Get(t, "/v1/rooms/lobby/presence", "Authorization", "Bearer "+expired); a.Status != http.StatusUnauthorized {
+			return fmt.Errorf("token still valid: %d", a.Status)
+		}
+		return nil
+	})
+	src := &shortTokens{user: "ann", ttl: time.Hour}
+	c, err := client.New(srv.URL, client.WithToken(expired), client.WithTokenSource(src.token), client.WithHTTPClient(srv.Client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := c.Publish(t.Context(), "lobby", "hi")
+	if err != nil || ev.User != "ann" {
+		t.Fatalf("publish with an expired first token: %v %+v; want it renewed and stored", err, ev)
+	}
+	if got := src.given.Load(); got != 1 {
+		t.Fatalf("the token source gave %d tokens; want 1", got)
+	}
+
+	// A source that gives only refused tokens ends a subscription with the
+	// refusal, after one renewal, not in a loop.
+	bad := func(context.Context) (string, error) { return expired, nil }
+	c, err = client.New(srv.URL, client.WithTokenSource(bad), client.WithHTTPClient(srv.Client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := c.Subscribe(t.Context(), client.Room("lobby"), client.SubscribeOptions{Transport: client.TransportSSE})
+	select {
+	case <-sub.Done():
+	case <-time.After(pushdtest.Timeout):
+		t.Fatal("a subscription whose tokens are all refused did not end")
+	}
+	var pe *protocol.Error
+	if !errors.As(sub.Err(), &pe) || pe.Status != http.StatusUnauthorized {
+		t.Fatalf("ended with %v; want the 401", sub.Err())
+	}
+}
