@@ -142,6 +142,7 @@ func Run(t *testing.T, open Factory) {
 	})
 
 	runIDs(t, open)
+	runEmpty(t, open)
 }
 
 // stored appends events that carry no ID and returns them as stored,
