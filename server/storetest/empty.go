@@ -2,8 +2,12 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pushd/push/internal/testwait"
+	"github.com/pushd/push/server"
 )
 
 // runEmpty checks streams that hold nothing: reading one writes nothing
@@ -12,7 +16,7 @@ import (
 func runEmpty(t *testing.T, open Factory) {
 	ctx := context.Background()
 
-	t.Run("the first append keeps the epoch readers saw", func(t *testing.T) {
+	t.Run("reading a stream nobody wrote is steady", func(t *testing.T) {
 		s := open(t, Options{})
 		before, err := s.Info(ctx, "room/quiet")
 		if err != nil {
@@ -21,8 +25,12 @@ func runEmpty(t *testing.T, open Factory) {
 		if _, in, err := s.Read(ctx, "room/quiet", 0, 10); err != nil || in != before {
 			t.Fatalf("Read of a stream nobody wrote: info %+v, %v; Info said %+v", in, err, before)
 		}
-		ev := stored(t, s, "room/quiet", msg("first"))[0]
-		if ev.Epoch != before.Epoch || ev.Seq != 1 {
+		if again, err := s.Info(ctx, "room/quiet"); err != nil || again != before {
+			t.Fatalf("Info again: %+v, %v; it said %+v", again, err, before)
+		}
+		// The first append keeps the epoch readers were told, so their
+		// cursors go on without a reset.
+		if ev := stored(t, s, "room/quiet", msg("first"))[0]; ev.Seq != 1 || ev.Epoch != before.Epoch {
 			t.Fatalf("the first event is %s:%d; readers were told epoch %s, so a cursor %s:0 goes on without a reset", ev.Epoch, ev.Seq, before.Epoch, before.Epoch)
 		}
 	})
@@ -37,20 +45,26 @@ func runEmpty(t *testing.T, open Factory) {
 	})
 
 	t.Run("a stream whose events all aged out starts anew", func(t *testing.T) {
-		s := open(t, Options{MaxAge: time.Hour})
-		old := msg("old")
-		old.Time = time.Now().Add(-2 * time.Hour)
-		first := stored(t, s, "room/a", old, old)
-		in, err := s.Info(ctx, "room/a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.Epoch == first[0].Epoch {
-			t.Fatalf("after its events aged out the stream is still of epoch %s (%+v): a cursor of the old history would be taken for the new one", in.Epoch, in)
+		const maxAge = 2 * time.Second
+		s := open(t, Options{MaxAge: maxAge})
+		first := stored(t, s, "room/a", msg("old"), msg("old"))
+		var in server.StreamInfo
+		testwait.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
+			var err error
+			if in, err = s.Info(ctx, "room/a"); err != nil {
+				return err
+			}
+			if in.Epoch == first[0].Epoch {
+				return fmt.Errorf("%v after its events were stored, the stream is still of their epoch %s (%+v)", time.Since(first[0].Time), in.Epoch, in)
+			}
+			return nil
+		})
+		if in.Last != 0 || in.First != 1 {
+			t.Fatalf("after its events aged out the stream's info is %+v; want nothing held", in)
 		}
 		again := stored(t, s, "room/a", msg("new"))[0]
-		if again.Epoch != in.Epoch || again.Seq != 1 {
-			t.Fatalf("the next event is %s:%d; want seq 1 in the epoch Info gave, %s", again.Epoch, again.Seq, in.Epoch)
+		if again.Epoch == first[0].Epoch || again.Epoch != in.Epoch || again.Seq != 1 {
+			t.Fatalf("the next event is %s:%d; want seq 1 in the epoch Info gave, %s, not the old %s", again.Epoch, again.Seq, in.Epoch, first[0].Epoch)
 		}
 		evs, in, err := s.Read(ctx, "room/a", 0, 10)
 		if err != nil || len(evs) != 1 || evs[0].Text != "new" || in.First != 1 || in.Last != 1 {
