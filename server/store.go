@@ -56,8 +56,15 @@ type Store interface {
 	// first, and the stream's info as of that read. Events dropped by
 	// retention are not returned; info.First says where the log begins.
 	Read(ctx context.Context, stream string, after uint64, limit int) ([]protocol.Event, StreamInfo, error)
-	// Info returns the stream's epoch and the seqs it holds. A stream that
-	// was never written has Last 0 and an epoch of its own already.
+	// Info returns the stream's epoch and the seqs it holds. A stream
+	// that holds nothing has Last 0 and an epoch of its own already, which
+	// its first append keeps, so readers' cursors go on without a reset.
+	//
+	// Reading (Info, Read) stores nothing: a stream takes room in the
+	// store only once something is appended to it. A stream whose events
+	// have all aged out is dropped, at any time, and starts anew in a new
+	// epoch, so that no cursor of the history that ended is taken for the
+	// next.
 	Info(ctx context.Context, stream string) (StreamInfo, error)
 	// Close releases the store's resources.
 	Close() error

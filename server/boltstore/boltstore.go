@@ -33,7 +33,7 @@ var ErrFormat = errors.New("unsupported data format")
 
 // Bucket layout:
 //
-//	meta                       format = "1"
+//	meta                       format = "1", empty = <epoch> (see server.EmptyEpoch)
 //	streams/<stream name>/     epoch, last (8-byte big-endian seq)
 //	streams/<stream name>/events/<seq (8 bytes)> = <time (8 bytes, unix nanos)><event JSON>
 //	streams/<stream name>/ids/<id> = <seq (8)><time (8, unix nanos)><sum (16)>
@@ -41,7 +41,12 @@ var ErrFormat = errors.New("unsupported data format")
 //
 // ids and idorder are the de-duplication window: the IDs of the events
 // stored in it, and the same by seq, to forget them oldest first. A file
-// of an earlier pushd has neither, and gets them at its first append.
+// of an earlier pushd has neither, and gets them at its first append; nor
+// the empty epoch, which it gets when it is opened.
+//
+// A stream is in the file only once something was appended to it: reading
+// one writes nothing. A stream whose events have all aged out (MaxAge) is
+// deleted, and the empty epoch changes.
 var (
 	bucketMeta    = []byte("meta")
 	bucketStreams = []byte("streams")
@@ -50,6 +55,7 @@ var (
 	bucketIDOrder = []byte("idorder")
 	keyFormat     = []byte("format")
 	keyEpoch      = []byte("epoch")
+	keyEmpty      = []byte("empty")
 	keyLast       = []byte("last")
 )
 
@@ -57,6 +63,10 @@ var (
 type Store struct {
 	db   *bolt.DB
 	opts Options
+	// stopSweep ends the sweep of aged-out streams; swept is closed when
+	// it has ended.
+	stopSweep context.CancelFunc
+	swept     chan struct{}
 }
 
 var _ server.Store = (*Store)(nil)
@@ -105,6 +115,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		if v := meta.Get(keyFormat); string(v) != FormatVersion {
 			return fmt.Errorf("%w: the file has format version %q and this pushd reads %q; use the pushd that wrote it, or move the file away", ErrFormat, v, FormatVersion)
 		}
+		if meta.Get(keyEmpty) == nil {
+			if err := meta.Put(keyEmpty, []byte(server.NewEpoch())); err != nil {
+				return err
+			}
+		}
 		_, err := tx.CreateBucketIfNotExists(bucketStreams)
 		return err
 	})
@@ -115,11 +130,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.DedupeWindow <= 0 {
 		opts.DedupeWindow = server.DefaultConfig().DedupeWindow
 	}
-	return &Store{db: db, opts: opts}, nil
+	st := &Store{db: db, opts: opts, swept: make(chan struct{})}
+	var ctx context.Context
+	ctx, st.stopSweep = context.WithCancel(context.Background())
+	go st.sweepLoop(ctx)
+	return st, nil
 }
 
 // Close implements server.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopSweep()
+	<-s.swept
+	return s.db.Close()
+}
 
 // closedErr turns bolt's error for a closed database into the Store
 // contract's server.ErrStoreClosed, so callers answer 503, not 500.
@@ -136,8 +159,8 @@ func (s *Store) DB() *bolt.DB { return s.db }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// streamBucket returns the stream's bucket, creating it with a fresh epoch
-// when create is set (nil otherwise if it does not exist).
+// streamBucket returns the stream's bucket, creating it in the file's
+// empty epoch when create is set (nil otherwise if it does not exist).
 func streamBucket(tx *bolt.Tx, stream string, create bool) (*bolt.Bucket, error) {
 	streams := tx.Bucket(bucketStreams)
 	b := streams.Bucket([]byte(stream))
@@ -151,10 +174,16 @@ func streamBucket(tx *bolt.Tx, stream string, create bool) (*bolt.Bucket, error)
 	if _, err := b.CreateBucket(bucketEvents); err != nil {
 		return nil, err
 	}
-	if err := b.Put(keyEpoch, []byte(server.NewEpoch())); err != nil {
+	if err := b.Put(keyEpoch, []byte(emptyInfo(tx, stream).Epoch)); err != nil {
 		return nil, err
 	}
 	return b, b.Put(keyLast, seqKey(0))
+}
+
+// emptyInfo is the info of a stream the file does not hold.
+func emptyInfo(tx *bolt.Tx, stream string) server.StreamInfo {
+	base := string(tx.Bucket(bucketMeta).Get(keyEmpty))
+	return server.StreamInfo{Epoch: server.EmptyEpoch(base, stream), First: 1}
 }
 
 func info(b *bolt.Bucket) server.StreamInfo {
@@ -274,14 +303,14 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, _ := streamBucket(tx, stream, false)
 		if b == nil {
+			in = emptyInfo(tx, stream)
 			return nil
+		}
+		if expired = s.aged(b); expired {
+			return nil // age retention applies even to a stream nobody writes to
 		}
 		in = info(b)
 		c := b.Bucket(bucketEvents).Cursor()
-		if k, v := c.First(); k != nil && recordTime(v) < s.cutoff() {
-			expired = true // age retention applies even to a stream nobody writes to
-			return nil
-		}
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(events) < limit; k, v = c.Next() {
 			var ev protocol.Event
 			if len(v) < 8 {
@@ -298,42 +327,143 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64, limit int
 	case err != nil:
 		return nil, server.StreamInfo{}, fmt.Errorf("read %s: %w", stream, closedErr(err))
 	case expired:
-		if err := s.db.Update(func(tx *bolt.Tx) error {
-			b, _ := streamBucket(tx, stream, false)
-			return s.trim(b.Bucket(bucketEvents), info(b).Last)
-		}); err != nil {
-			return nil, server.StreamInfo{}, fmt.Errorf("trim %s: %w", stream, err)
+		if err := s.expire(stream); err != nil {
+			return nil, server.StreamInfo{}, err
 		}
 		return s.Read(ctx, stream, after, limit)
-	case in.Epoch == "":
-		in, err = s.Info(ctx, stream)
-		return nil, in, err
 	}
 	return events, in, nil
 }
 
-// Info implements server.Store. A stream read for the first time is
-// created, so that its epoch is fixed from then on.
-func (s *Store) Info(_ context.Context, stream string) (server.StreamInfo, error) {
+// Info implements server.Store. It writes nothing: a stream the file does
+// not hold has the info emptyInfo gives it.
+func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, error) {
 	var in server.StreamInfo
+	expired := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b, _ := streamBucket(tx, stream, false); b != nil {
+		b, _ := streamBucket(tx, stream, false)
+		switch {
+		case b == nil:
+			in = emptyInfo(tx, stream)
+		case s.aged(b):
+			expired = true
+		default:
 			in = info(b)
 		}
 		return nil
 	})
-	if err != nil || in.Epoch != "" {
-		return in, closedErr(err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		b, err := streamBucket(tx, stream, true)
-		if err == nil {
-			in = info(b)
-		}
-		return err
-	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return in, fmt.Errorf("info %s: %w", stream, closedErr(err))
+	case expired:
+		if err := s.expire(stream); err != nil {
+			return in, err
+		}
+		return s.Info(ctx, stream)
 	}
 	return in, nil
+}
+
+// aged reports whether the oldest event of the stream in b is past the
+// age limit, or, with an age limit, all its events have aged out.
+func (s *Store) aged(b *bolt.Bucket) bool {
+	cutoff := s.cutoff()
+	if cutoff == 0 {
+		return false
+	}
+	k, v := b.Bucket(bucketEvents).Cursor().First()
+	return k == nil && info(b).Last > 0 || k != nil && recordTime(v) < cutoff
+}
+
+// expire trims the stream to its age limit and deletes it if that leaves
+// nothing.
+func (s *Store) expire(stream string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, _ := streamBucket(tx, stream, false)
+		if b == nil {
+			return nil
+		}
+		if err := s.trim(b.Bucket(bucketEvents), info(b).Last); err != nil {
+			return err
+		}
+		return dropIfEmpty(tx, stream, b)
+	})
+	if err != nil {
+		return fmt.Errorf("trim %s: %w", stream, closedErr(err))
+	}
+	return nil
+}
+
+// dropIfEmpty deletes the stream in b if it holds no events. If it held
+// some (all aged out), the file gets a new empty epoch, so that the
+// stream's next history is of another epoch than the one that ended; one
+// that never held any (an earlier pushd made streams on reads) goes
+// quietly.
+func dropIfEmpty(tx *bolt.Tx, stream string, b *bolt.Bucket) error {
+	if k, _ := b.Bucket(bucketEvents).Cursor().First(); k != nil {
+		return nil
+	}
+	held := info(b).Last > 0
+	if err := tx.Bucket(bucketStreams).DeleteBucket([]byte(stream)); err != nil {
+		return err
+	}
+	if !held {
+		return nil
+	}
+	return tx.Bucket(bucketMeta).Put(keyEmpty, []byte(server.NewEpoch()))
+}
+
+// sweepEvery is how often, at most, the store looks for streams whose
+// events have all aged out.
+const sweepEvery = time.Minute
+
+// sweepLoop deletes the streams that hold no events: at once, and then,
+// with an age limit, every sweepEvery (or quarter of the age limit, if
+// less) those whose events have all aged out, until ctx ends: streams
+// nobody reads or writes any more do not stay in the file.
+func (s *Store) sweepLoop(ctx context.Context) {
+	defer close(s.swept)
+	_ = s.sweep() // a failure now is tried again at the next tick
+	if s.opts.MaxAge <= 0 {
+		return
+	}
+	t := time.NewTicker(min(sweepEvery, s.opts.MaxAge/4))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.sweep() // a failure now is tried again at the next tick
+		}
+	}
+}
+
+// sweep deletes the streams that hold no events, or only aged-out ones.
+func (s *Store) sweep() error {
+	cutoff := s.cutoff()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var old []string
+		c := tx.Bucket(bucketStreams).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				continue // not a bucket
+			}
+			b := tx.Bucket(bucketStreams).Bucket(k)
+			last, rec := b.Bucket(bucketEvents).Cursor().Last()
+			if last == nil || cutoff != 0 && recordTime(rec) < cutoff {
+				old = append(old, string(k))
+			}
+		}
+		for _, name := range old {
+			b := tx.Bucket(bucketStreams).Bucket([]byte(name))
+			if err := s.trim(b.Bucket(bucketEvents), info(b).Last); err != nil {
+				return err
+			}
+			if err := dropIfEmpty(tx, name, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -73,6 +73,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	streams map[string]*jsStream
+	empty   string // the empty epoch, as last read (see empty.go)
+
+	meta      jetstream.KeyValue // the store's own settings
+	stopSweep context.CancelFunc
+	swept     chan struct{} // closed when the sweep of empty streams has ended
 }
 
 var (
@@ -176,12 +181,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		nc.Close()
 		return nil, fmt.Errorf("open JetStream at %s: %w", opts.URL, err)
 	}
-	s := &Store{opts: opts, nc: nc, js: js, log: log, closed: closed, streams: make(map[string]*jsStream)}
+	s := &Store{opts: opts, nc: nc, js: js, log: log, closed: closed, streams: make(map[string]*jsStream), swept: make(chan struct{})}
 	// A NATS cluster that is still forming answers JetStream requests only
 	// once it has a leader: wait for that as long as ctx allows.
 	for {
 		err := s.Ready(ctx)
 		if err == nil {
+			err = s.openMeta(ctx)
+		}
+		if err == nil {
+			var sweepCtx context.Context
+			sweepCtx, s.stopSweep = context.WithCancel(context.Background())
+			go s.sweepLoop(sweepCtx)
 			return s, nil
 		}
 		if errors.Is(err, ErrNoJetStream) {
@@ -242,6 +253,8 @@ func (s *Store) Ready(ctx context.Context) error {
 // connection's callbacks have run (at most the store's Timeout): nothing
 // is logged about the connection after Close.
 func (s *Store) Close() error {
+	s.stopSweep()
+	<-s.swept
 	s.nc.Close()
 	t := time.NewTimer(s.opts.Timeout)
 	defer t.Stop()
@@ -286,15 +299,20 @@ func (s *Store) checkOpen() error {
 	return nil
 }
 
-// lookup returns the JetStream stream of a pushd stream, creating it (with
-// a new epoch) the first time any server asks for it.
-func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream.Stream, error) {
+// lookup returns the JetStream stream of a pushd stream. One that does not
+// exist is made when create is set (by the first append), in the epoch
+// its readers were told (see empty.go); errNoStream otherwise.
+func (s *Store) lookup(ctx context.Context, stream string, create bool) (*jsStream, jetstream.Stream, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, nil, err
 	}
 	name := s.streamName(stream)
 	st, err := s.js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && !create:
+		s.forget(stream)
+		return nil, nil, errNoStream
+	case errors.Is(err, jetstream.ErrStreamNotFound):
 		st, err = s.create(ctx, stream, name)
 	}
 	if err != nil {
@@ -316,9 +334,17 @@ func (s *Store) lookup(ctx context.Context, stream string) (*jsStream, jetstream
 	return js, st, nil
 }
 
-// create makes name, the JetStream stream of a pushd stream, with a new
-// epoch; if another server made it first, it returns that one.
+// create makes name, the JetStream stream of a pushd stream, in the epoch
+// its readers were told (see empty.go), unless a stream was made in that
+// epoch before: then, deleted behind pushd's back (an operator, a NATS
+// that lost it), it is made in a new one, whose readers get a reset, so
+// that no cursor of the last history is taken for the next. If another
+// server made it first, it returns that one.
 func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stream, error) {
+	epoch, err := s.newStreamEpoch(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
 	cfg := jetstream.StreamConfig{
 		Name:        name,
 		Description: "pushd stream " + stream,
@@ -331,7 +357,7 @@ func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stre
 		MaxAge:      s.opts.MaxAge,
 		Duplicates:  s.opts.DedupeWindow,
 		AllowDirect: true,
-		Metadata:    map[string]string{metaEpoch: server.NewEpoch()},
+		Metadata:    map[string]string{metaEpoch: epoch},
 	}
 	if cfg.MaxMsgs == 0 {
 		cfg.MaxMsgs = -1
@@ -343,7 +369,8 @@ func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stre
 	return st, err
 }
 
-// cached returns the stream as last looked up, or looks it up.
+// cached returns the stream as last looked up, or looks it up, making it
+// if it does not exist: for appends.
 func (s *Store) cached(ctx context.Context, stream string) (*jsStream, error) {
 	s.mu.Lock()
 	js, ok := s.streams[stream]
@@ -351,19 +378,30 @@ func (s *Store) cached(ctx context.Context, stream string) (*jsStream, error) {
 	if ok {
 		return js, s.checkOpen()
 	}
-	js, _, err := s.lookup(ctx, stream)
+	js, _, err := s.lookup(ctx, stream, true)
 	return js, err
 }
 
-// Info implements server.Store.
+// Info implements server.Store. It makes nothing: a stream without a
+// JetStream stream has an empty one's info, and one whose events all aged
+// out is deleted (see empty.go).
 func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	js, st, err := s.lookup(ctx, stream)
+	js, st, err := s.lookup(ctx, stream, false)
+	if errors.Is(err, errNoStream) {
+		return s.emptyInfo(ctx, stream)
+	}
 	if err != nil {
 		return server.StreamInfo{}, err
 	}
 	state := st.CachedInfo().State
+	if s.aged(state) {
+		if err := s.drop(ctx, stream); err != nil {
+			return server.StreamInfo{}, err
+		}
+		return s.emptyInfo(ctx, stream)
+	}
 	info := server.StreamInfo{Epoch: js.epoch, First: state.FirstSeq, Last: state.LastSeq}
 	if info.Last == 0 || info.First == 0 {
 		info.First = info.Last + 1
@@ -378,6 +416,21 @@ func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, err
 func (s *Store) Append(ctx context.Context, stream string, events []protocol.Event) ([]server.Appended, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
+	out, err := s.append(ctx, stream, events)
+	if len(out) == 0 && errors.Is(err, errStreamGone) {
+		// Deleted since this server last used it (its events aged out,
+		// and another server swept it): nothing was stored. Make it
+		// anew and append there.
+		out, err = s.append(ctx, stream, events)
+	}
+	return out, err
+}
+
+// errStreamGone: no JetStream stream took a publish: the stream is gone.
+var errStreamGone = errors.New("the stream is gone")
+
+// append is Append, once.
+func (s *Store) append(ctx context.Context, stream string, events []protocol.Event) ([]server.Appended, error) {
 	js, err := s.cached(ctx, stream)
 	if err != nil {
 		return nil, err
@@ -429,6 +482,7 @@ func (s *Store) await(ctx context.Context, js *jsStream, stream string, events [
 		case err := <-f.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 				s.forget(stream) // deleted behind our back: look it up again next time
+				err = fmt.Errorf("%w: %w", errStreamGone, err)
 			}
 			return out, unavailable(fmt.Errorf("publish to %s: %w", js.name, err))
 		case <-ctx.Done():
@@ -569,8 +623,19 @@ const followBatch = 256
 // reports trouble and a check finds one, or cannot be made.
 func (s *Store) Follow(ctx context.Context, stream string, after protocol.Cursor, deliver func([]protocol.Event)) error {
 	lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	js, st, err := s.lookup(lctx, stream)
+	js, st, err := s.lookup(lctx, stream, false)
 	cancel()
+	if errors.Is(err, errNoStream) {
+		// Nothing to follow until its first append makes it: wait for
+		// that, then start again (in the epoch readers were told, unless
+		// the empty epoch changed meanwhile).
+		if err := s.awaitStream(ctx, stream); err != nil {
+			return err
+		}
+		lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		js, st, err = s.lookup(lctx, stream, false)
+		cancel()
+	}
 	if err != nil {
 		return err
 	}
@@ -635,9 +700,11 @@ func (s *Store) Follow(ctx context.Context, stream string, after protocol.Cursor
 			return unavailable(fmt.Errorf("follow %s: consumer stopped", js.name))
 		case <-trouble:
 			lctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-			now, _, err := s.lookup(lctx, stream)
+			now, _, err := s.lookup(lctx, stream, false)
 			cancel()
 			switch {
+			case errors.Is(err, errNoStream):
+				return fmt.Errorf("follow %s: the stream is gone (its events aged out)", js.name)
 			case err != nil:
 				// Whether the stream is still this one is not known, and
 				// the consumer may go on in another: start afresh.
