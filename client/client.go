@@ -254,10 +254,16 @@ func drainClose(body io.ReadCloser) {
 // the server refuses is renewed from the client's token source, if it has
 // one, and the request made once more with the new one.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, extra time.Duration, want int, out any) error {
+	return c.authed(ctx, func() error { return c.doOnce(ctx, method, path, q, body, extra, want, out) })
+}
+
+// authed makes a request with try, and, when the server refused its token
+// and the client's token source gives a new one, once more.
+func (c *Client) authed(ctx context.Context, try func() error) error {
 	sent, _ := c.auth.current(ctx)
-	err := c.doOnce(ctx, method, path, q, body, extra, want, out)
+	err := try()
 	if err != nil && c.renewAfter(ctx, err, sent) {
-		err = c.doOnce(ctx, method, path, q, body, extra, want, out)
+		err = try()
 	}
 	return err
 }

@@ -117,8 +117,13 @@ func (c *Client) idempotently(ctx context.Context, tries int, try func(ctx conte
 
 // post sends an idempotent POST of body (with an Idempotency-Key header
 // when key is set) and decodes its answer, 201 for what it made, 200 for
-// a repeat, into out.
+// a repeat, into out; a token the server refused is renewed as do does.
 func (c *Client) post(ctx context.Context, path, key string, body, out any) error {
+	return c.authed(ctx, func() error { return c.postOnce(ctx, path, key, body, out) })
+}
+
+// postOnce is one try of post.
+func (c *Client) postOnce(ctx context.Context, path, key string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
 	defer cancel()
 	req, err := c.newRequest(ctx, http.MethodPost, path, nil, body)
