@@ -44,6 +44,40 @@ func (a Answer) Error(t testing.TB) protocol.ErrorDetail {
 	return eb.Error
 }
 
+// Code returns the answer's error code, "" for a success (a status below
+// 400), failing the test if an error has no error body.
+func (a Answer) Code(t testing.TB) string {
+	t.Helper()
+	if a.Status < 400 {
+		return ""
+	}
+	return a.Error(t).Code
+}
+
+// WantError fails the test unless the answer is an error of status with
+// code, in the protocol's error body: JSON, exactly
+// {"error":{"code":...,"message":...}}, with a message. It returns the
+// error.
+func (a Answer) WantError(t testing.TB, status int, code string) protocol.ErrorDetail {
+	t.Helper()
+	if a.Status != status {
+		t.Fatalf("answer %d %s; want %d %s", a.Status, a.Body, status, code)
+	}
+	if ct := a.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error answer Content-Type %q; want application/json", ct)
+	}
+	var eb protocol.ErrorBody
+	dec := json.NewDecoder(bytes.NewReader(a.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&eb); err != nil {
+		t.Fatalf("error body %s: %v", a.Body, err)
+	}
+	if eb.Error.Code != code || eb.Error.Message == "" {
+		t.Fatalf("error body %s; want code %s and a message", a.Body, code)
+	}
+	return eb.Error
+}
+
 // Request sends a request to path (with its query) and returns the answer.
 // A body that is not empty is sent as application/json unless header
 // (name, value pairs) sets another Content-Type; an empty value removes a
@@ -133,6 +167,17 @@ func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
 	ev := CheckEvent(t, a.Body)
 	if ev.Type != protocol.TypeMessage || ev.User != user || ev.Text != text || ev.Stream != protocol.RoomStream(room) {
 		t.Fatalf("publish answered %s; want the stored message of %s in %s", a.Body, user, room)
+	}
+	return ev
+}
+
+// PublishDirect appends a message to room through the hub, not over
+// HTTP, for tests that need many events or large ones quickly.
+func (s *Server) PublishDirect(t testing.TB, room, user, text string) protocol.Event {
+	t.Helper()
+	ev, err := s.Srv().Hub().Publish(context.Background(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: user, Text: text})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ev
 }
@@ -241,18 +286,25 @@ func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
+// Connections returns how many open connections over transport ("ws",
+// "sse", "longpoll") the server counts, as /metrics says.
+func (s *Server) Connections(t testing.TB, transport string) (int, error) {
+	t.Helper()
+	n, err := s.Metric(t, `pushd_connections{transport="`+transport+`"}`)
+	return int(n), err
+}
+
 // WaitConnections waits until the server counts n open connections over
-// transport ("ws", "sse", "longpoll"), as /metrics says.
+// transport.
 func (s *Server) WaitConnections(t testing.TB, transport string, n int) {
 	t.Helper()
-	sample := `pushd_connections{transport="` + transport + `"}`
 	testwait.Until(t, Timeout, 5*time.Millisecond, func() error {
-		got, err := s.Metric(t, sample)
+		got, err := s.Connections(t, transport)
 		if err != nil {
 			return err
 		}
-		if int(got) != n {
-			return fmt.Errorf("%v %s connections; want %d", got, transport, n)
+		if got != n {
+			return fmt.Errorf("%d %s connections; want %d", got, transport, n)
 		}
 		return nil
 	})

@@ -33,6 +33,8 @@ type Server struct {
 	cur     atomic.Pointer[server.Server]
 	hs      *httptest.Server
 	ln      *switchListener
+	tr      *http.Transport
+	stopped sync.Once
 }
 
 // Option changes how Start runs a server.
@@ -64,10 +66,8 @@ func Start(t testing.TB, cfg server.Config, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	logs := testlog.New(t)
-	t.Cleanup(logs.Stop) // registered first, so it runs last
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: o.logLevel}))
+		cfg.Logger = testlog.Logger(t, o.logLevel) // its cleanup runs after the server's
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -92,18 +92,29 @@ func Start(t testing.TB, cfg server.Config, opts ...Option) *Server {
 	s.hs.Start()
 	s.URL = s.hs.URL
 	s.WS = "ws" + strings.TrimPrefix(s.URL, "http")
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	s.Client = &http.Client{Transport: tr}
-	t.Cleanup(func() {
+	s.tr = &http.Transport{MaxIdleConnsPerHost: 64}
+	s.Client = &http.Client{Transport: s.tr}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// Stop shuts the server down and takes it off the network for good, as a
+// pushd that has gone away; the test's end does nothing more.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.stop()
+}
+
+func (s *Server) stop() {
+	s.stopped.Do(func() {
 		if err := s.ln.up(); err != nil { // a test may have left it down
-			t.Errorf("listen again on %s: %v", s.ln.addr, err)
+			s.t.Errorf("listen again on %s: %v", s.ln.addr, err)
 		}
 		s.shutdown(s.cur.Load(), "shutdown")
-		tr.CloseIdleConnections()
+		s.tr.CloseIdleConnections()
 		s.hs.CloseClientConnections()
 		s.hs.Close()
 	})
-	return s
 }
 
 // Srv returns the server.Server serving now.

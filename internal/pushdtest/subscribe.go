@@ -121,8 +121,8 @@ func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error)
 			return nil, err
 		}
 		f, ferr := sub.sse.frame()
-		if ferr == nil && (f.Retry == "" || f.HasID || f.Event != "" || f.Data != "") {
-			ferr = fmt.Errorf("first SSE frame %+v; want a retry field alone", f)
+		if ferr == nil && (f.Retry != SSERetry || f.HasID || f.Event != "" || f.Data != "" || len(f.Comments) != 0) {
+			ferr = fmt.Errorf("first SSE frame %+v; want retry: %s alone", f, SSERetry)
 		}
 		if ferr != nil {
 			sub.sse.Close()
@@ -137,6 +137,10 @@ func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error)
 	}
 	return sub, nil
 }
+
+// SSE returns an SSE subscriber's stream, for reading it frame by frame;
+// nil for the other kinds.
+func (sub *Subscriber) SSE() *SSEConn { return sub.sse }
 
 // Kind returns how the subscriber reads.
 func (sub *Subscriber) Kind() string { return sub.kind }
@@ -248,12 +252,9 @@ func (sub *Subscriber) readSSE(ctx context.Context) error {
 		_ = json.Unmarshal([]byte(f.Data), &c)
 		return &Ended{How: "sse close " + c.Reason}
 	}
-	ev, err := checkEvent([]byte(f.Data))
+	ev, err := checkSSEEvent(f)
 	if err != nil {
 		return err
-	}
-	if !f.HasID || f.ID != ev.Cursor().String() || f.Event != string(ev.Type) {
-		return fmt.Errorf("SSE frame id %q event %q for %s; want id %s and event %s", f.ID, f.Event, f.Data, ev.Cursor(), ev.Type)
 	}
 	sub.pending = append(sub.pending, ev)
 	return nil
@@ -335,6 +336,22 @@ func (s *Server) DialWS(t testing.TB, path string, client *http.Client, subproto
 	}
 	t.Cleanup(func() { _ = c.CloseNow() })
 	return c
+}
+
+// ReadWS reads one message of a WebSocket, failing the test unless it is
+// a text message that comes within Timeout.
+func ReadWS(t testing.TB, c *websocket.Conn) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	typ, msg, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read WebSocket: %v", err)
+	}
+	if typ != websocket.MessageText {
+		t.Fatalf("WebSocket message of type %v; want text", typ)
+	}
+	return msg
 }
 
 func (s *Server) dialWS(path string, client *http.Client, subprotocols ...string) (*websocket.Conn, error) {

@@ -134,3 +134,23 @@ func (w *Watcher) WaitEnded(t testing.TB) ([]protocol.Event, string) {
 	})
 	return evs, end
 }
+
+// WaitInFlight waits until cond holds for the events seen so far and the
+// watcher is subscribed after them: its WebSocket or SSE stream is open,
+// or a poll made after them has reached the server.
+func (w *Watcher) WaitInFlight(t testing.TB, what string, cond func([]protocol.Event) bool) {
+	t.Helper()
+	testwait.Until(t, Timeout, 2*time.Millisecond, func() error {
+		seen, ended, end := w.Seen()
+		polls := w.Polls() // read after the events: every poll they came in is counted
+		switch {
+		case ended:
+			t.Fatalf("%s watcher: the stream ended (%s) before %s; it saw %s", w.sub.kind, end, what, Summary(seen))
+		case !cond(seen):
+			return fmt.Errorf("%s watcher: no %s; it saw %s", w.sub.kind, what, Summary(seen))
+		case (w.sub.kind == LongPoll || w.sub.kind == ShortPoll) && w.sub.s.Entered(w.Name()) <= polls:
+			return fmt.Errorf("%s watcher: %s seen, and no poll after it at the server yet", w.sub.kind, what)
+		}
+		return nil
+	})
+}
