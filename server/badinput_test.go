@@ -2,11 +2,11 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -14,8 +14,8 @@ import (
 // Every bad request gets its documented status, code and JSON error body,
 // and changes nothing: the stream's cursor stays where it was.
 func TestBadInputAnswers(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	p.publish(t, "lobby", "alice", "before")
+	p := pushdtest.Start(t, server.Config{})
+	p.Publish(t, "lobby", "alice", "before")
 
 	const (
 		msgs   = "/v1/rooms/lobby/messages"
@@ -119,19 +119,16 @@ func TestBadInputAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := p.head(t, "lobby")
-			status, hdr, body := p.do(t, tc.method, tc.path, tc.ctype, tc.body, tc.header...)
-			if status != tc.status {
-				t.Fatalf("%s %s: %d %s; want %d %s", tc.method, tc.path, status, body, tc.status, tc.code)
+			before := p.Head(t, pushdtest.RoomPath("lobby"))
+			a := send(t, p, tc.method, tc.path, tc.ctype, tc.body, tc.header...)
+			a.WantError(t, tc.status, tc.code)
+			if tc.allow != "" && a.Header.Get("Allow") != tc.allow {
+				t.Fatalf("Allow: %q; want %q", a.Header.Get("Allow"), tc.allow)
 			}
-			checkErrorBody(t, hdr, body, tc.code)
-			if tc.allow != "" && hdr.Get("Allow") != tc.allow {
-				t.Fatalf("Allow: %q; want %q", hdr.Get("Allow"), tc.allow)
-			}
-			if after := p.head(t, "lobby"); after != before {
+			if after := p.Head(t, pushdtest.RoomPath("lobby")); after != before {
 				t.Fatalf("the stream moved from %s to %s; a refused request must change nothing", before, after)
 			}
-			if got := p.presence(t, "lobby"); len(got) != 0 {
+			if got := p.Presence(t, "lobby"); len(got) != 0 {
 				t.Fatalf("present after a refused request: %q", got)
 			}
 		})
@@ -142,7 +139,7 @@ func TestBadInputAnswers(t *testing.T) {
 // kind in JSON's words, not the server's types; for a message, the limit
 // on its text, not only the body's.
 func TestRefusalMessagesInTheSendersTerms(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	const msgs, tasks = "/v1/rooms/lobby/messages", "/v1/tasks"
 	for _, tc := range []struct{ path, body, want string }{
 		{msgs, `[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
@@ -153,20 +150,15 @@ func TestRefusalMessagesInTheSendersTerms(t *testing.T) {
 		{tasks, `{"kind":"demo","total":1e30}`, `task params: field "total" must be a whole number in range, not number 1e30`},
 		{tasks, `{"kind":"demo","interval":5}`, `task params: field "interval" must be a JSON string, not number`},
 	} {
-		_, _, body := p.do(t, "POST", tc.path, "application/json", tc.body)
-		var e protocol.ErrorBody
-		if err := json.Unmarshal(body, &e); err != nil {
-			t.Fatalf("%s: answer %s: %v", tc.body, body, err)
-		}
-		if e.Error.Message != tc.want {
-			t.Fatalf("%s: message %q; want %q", tc.body, e.Error.Message, tc.want)
+		if msg := p.Post(t, tc.path, tc.body).Error(t).Message; msg != tc.want {
+			t.Fatalf("%s: message %q; want %q", tc.body, msg, tc.want)
 		}
 	}
 }
 
 // Requests at the edge of the limits are accepted.
 func TestPublishLimitsAccepted(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	for _, tc := range []struct{ name, ctype, body, text string }{
 		{"text of exactly 4 KiB", "application/json", `{"user":"a","text":"` + strings.Repeat("x", 4096) + `"}`, strings.Repeat("x", 4096)},
 		{"charset parameter", "application/json; charset=utf-8", `{"user":"a","text":"hi"}`, "hi"},
@@ -176,39 +168,22 @@ func TestPublishLimitsAccepted(t *testing.T) {
 		{"user of 64", "application/json", `{"user":"` + strings.Repeat("u", 64) + `","text":"hi"}`, "hi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, _, body := p.do(t, "POST", "/v1/rooms/lobby/messages", tc.ctype, tc.body)
-			if status != http.StatusCreated {
-				t.Fatalf("%d %s; want 201", status, body)
+			a := send(t, p, "POST", "/v1/rooms/lobby/messages", tc.ctype, tc.body)
+			if a.Status != http.StatusCreated {
+				t.Fatalf("%d %s; want 201", a.Status, a.Body)
 			}
-			if ev := checkEventJSON(t, body); ev.Text != tc.text {
+			if ev := pushdtest.CheckEvent(t, a.Body); ev.Text != tc.text {
 				t.Fatalf("stored text %q; want %q", ev.Text, tc.text)
 			}
 		})
 	}
 	// A room name of 64 characters works.
-	p.publish(t, strings.Repeat("r", 64), "a", "hi")
+	p.Publish(t, strings.Repeat("r", 64), "a", "hi")
 }
 
-// do makes a request and returns the answer.
-func (p *pushd) do(t testing.TB, method, path, ctype, body string, header ...string) (int, http.Header, []byte) {
+// send makes a request with a Content-Type of ctype ("": none) and
+// returns the answer.
+func send(t testing.TB, p *pushdtest.Server, method, path, ctype, body string, header ...string) pushdtest.Answer {
 	t.Helper()
-	return p.request(t, context.Background(), method, path, ctype, body, header...)
-}
-
-// checkErrorBody checks an error answer: JSON, exactly
-// {"error":{"code":...,"message":...}}, the code wanted, a message.
-func checkErrorBody(t testing.TB, hdr http.Header, body []byte, code string) {
-	t.Helper()
-	if ct := hdr.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("error answer Content-Type %q; want application/json", ct)
-	}
-	var e protocol.ErrorBody
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("error body %s: %v", body, err)
-	}
-	if e.Error.Code != code || e.Error.Message == "" {
-		t.Fatalf("error body %s; want code %s and a message", body, code)
-	}
+	return p.Request(t, context.Background(), method, path, body, append([]string{"Content-Type", ctype}, header...)...)
 }

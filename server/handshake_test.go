@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -18,8 +19,8 @@ import (
 // version other than 13, a bad key) gets the JSON error body like every
 // other refusal, and changes nothing: no login for its ?user=.
 func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	p.publish(t, "lobby", "alice", "before")
+	p := pushdtest.Start(t, server.Config{})
+	p.Publish(t, "lobby", "alice", "before")
 	base := []string{"Connection", "Upgrade", "Upgrade", "websocket"}
 	for _, tc := range []struct {
 		name, user string
@@ -30,16 +31,17 @@ func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 		{"short key", "mallory3", []string{"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "c2hvcnQ="}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := p.head(t, "lobby")
-			status, hdr, body := p.do(t, "GET", "/v1/rooms/lobby/events?user="+tc.user, "", "", append(append([]string{}, base...), tc.header...)...)
+			before := p.Head(t, pushdtest.RoomPath("lobby"))
+			a := p.Request(t, t.Context(), "GET", "/v1/rooms/lobby/events?user="+tc.user, "", append(append([]string{}, base...), tc.header...)...)
+			status, hdr, body := a.Status, a.Header, a.Body
 			if status < 400 || status >= 500 {
 				t.Fatalf("refused handshake answered %d %s; want a 4xx", status, body)
 			}
-			after := p.head(t, "lobby")
-			present := p.presence(t, "lobby")
+			after := p.Head(t, pushdtest.RoomPath("lobby"))
+			present := p.Presence(t, "lobby")
 			if after != before || slices.Contains(present, tc.user) {
 				t.Errorf("a refused handshake moved the stream from %s to %s (%s) and left %q present; it must change nothing",
-					before, after, summary(p.history(t, "lobby")[before.Seq:]), present)
+					before, after, pushdtest.Summary(p.History(t, pushdtest.RoomPath("lobby"))[before.Seq:]), present)
 			}
 			var e protocol.ErrorBody
 			if hdr.Get("Content-Type") != "application/json" || json.Unmarshal(body, &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
@@ -52,8 +54,8 @@ func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 // A WebSocket upgrade over HTTP/1.0 or with two keys is refused with the
 // error body, and its ?user= never logs in.
 func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
-	base := limitServer(t, server.Config{})
-	addr := strings.TrimPrefix(base, "http://")
+	s := pushdtest.Start(t, server.Config{})
+	addr := strings.TrimPrefix(s.URL, "http://")
 	for name, req := range map[string]string{
 		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
@@ -73,24 +75,10 @@ func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d %s; want 400 with the JSON error body", name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	if status, _ := call(t, "GET", base+"/v1/rooms/hs/events?since=0&wait=0", "", ""); status != 200 {
+	if status, _ := call(t, s, "GET", "/v1/rooms/hs/events?since=0&wait=0", "", ""); status != 200 {
 		t.Fatalf("poll: %d", status)
 	}
-	var p protocol.Poll
-	getJSON(t, base+"/v1/rooms/hs/events?since=0&wait=0", &p)
-	if len(p.Events) != 0 {
-		t.Fatalf("the refused upgrades left %d events (logins?) in the room", len(p.Events))
-	}
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
+	if evs := s.History(t, "/v1/rooms/hs/events"); len(evs) != 0 {
+		t.Fatalf("the refused upgrades left %d events (logins?) in the room", len(evs))
 	}
 }

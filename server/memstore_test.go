@@ -9,6 +9,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -226,7 +227,7 @@ func TestMemoryStoreEpochsDiffer(t *testing.T) {
 		if seen[info.Epoch] {
 			t.Fatalf("epoch %s given twice", info.Epoch)
 		}
-		if !epochRE.MatchString(info.Epoch) {
+		if !pushdtest.ValidEpoch(info.Epoch) {
 			t.Fatalf("epoch %q is not 1 to 64 of [A-Za-z0-9._-]", info.Epoch)
 		}
 		seen[info.Epoch] = true
