@@ -79,7 +79,7 @@ type Subscriber struct {
 // ends.
 func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subscriber {
 	t.Helper()
-	sub, err := s.subscribe(kind, path, o)
+	sub, err := s.TrySubscribe(kind, path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +87,10 @@ func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subsc
 	return sub
 }
 
-// subscribe is Subscribe for any goroutine; the caller closes it.
-func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error) {
+// TrySubscribe is Subscribe for any goroutine, and for a subscription the
+// server may refuse (a *RefusedError): it returns the error, and the
+// caller closes the subscriber.
+func (s *Server) TrySubscribe(kind, path string, o SubOptions) (*Subscriber, error) {
 	if o.Wait == 0 {
 		o.Wait = 5 * time.Second
 	}

@@ -67,12 +67,19 @@ func (s *Server) Report(t testing.TB, id, body string) protocol.Task {
 	return task
 }
 
-// WaitTask gets a task until cond holds for it, and returns it.
+// WaitTask gets a task until the server shows it (200) and cond holds for
+// it, and returns it. Until then an answer such as a 404 (the task not yet
+// known to this server of a cluster) is waited past, not a failure.
 func (s *Server) WaitTask(t testing.TB, id, what string, cond func(protocol.Task) bool) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	testwait.Until(t, Timeout, 2*time.Millisecond, func() error {
-		if task = s.Task(t, id); !cond(task) {
+		a := s.Get(t, "/v1/tasks/"+id)
+		if a.Status != http.StatusOK {
+			return fmt.Errorf("task %s: no %s; GET answers %d %s", id, what, a.Status, a.Body)
+		}
+		a.JSON(t, &task)
+		if !cond(task) {
 			return fmt.Errorf("task %s: no %s; it is %s", id, what, tasktest.String(task))
 		}
 		return nil

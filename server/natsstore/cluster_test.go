@@ -6,11 +6,9 @@ package natsstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,16 +19,16 @@ import (
 	"github.com/pushd/push/bench"
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
-// node is one pushd server of a test cluster.
+// node is one pushd server of a test cluster, with a client of its own.
 type node struct {
+	*pushdtest.Server
 	store *Store
-	srv   *server.Server
-	http  *httptest.Server
 	cl    *client.Client
 }
 
@@ -50,61 +48,42 @@ func startNodeWith(t *testing.T, url string, cfg server.Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() }) // after the server's shutdown
 	cfg.Store = st
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = time.Second
 	}
-	srv, err := server.New(cfg)
+	s := pushdtest.Start(t, cfg)
+	cl, err := client.New(s.URL, client.WithUser("tester"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	cl, err := client.New(hs.URL, client.WithUser("tester"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{store: st, srv: srv, http: hs, cl: cl}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-		st.Close()
-	})
-	return n
+	return &node{Server: s, store: st, cl: cl}
 }
 
-// collect reads n events from sub, failing the test after a deadline.
+// collect reads n events from sub.
 func collect(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
 	t.Helper()
 	var got []protocol.Event
-	deadline := time.After(15 * time.Second)
 	for len(got) < n {
-		select {
-		case ev, ok := <-sub.Events():
-			if !ok {
-				t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, sub.Err())
-			}
-			got = append(got, ev)
-		case <-deadline:
-			t.Fatalf("got %d of %d events in time", len(got), n)
+		ev, ok := testwait.Recv(t, pushdtest.Timeout, sub.Events(), fmt.Sprintf("event %d of %d", len(got)+1, n))
+		if !ok {
+			t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, sub.Err())
 		}
+		got = append(got, ev)
 	}
 	return got
 }
 
-// checkMessages checks that got are the messages want, in order, with
-// seqs that follow on from after with no gap.
+// checkMessages checks that got are the messages want, in order, in one
+// epoch, with seqs that follow on from after with no gap.
 func checkMessages(t *testing.T, got []protocol.Event, after uint64, want []string) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d events, want %d", len(got), len(want))
+	epoch := ""
+	if len(got) > 0 {
+		epoch = got[0].Epoch
 	}
-	for i, ev := range got {
-		if ev.Type != protocol.TypeMessage || ev.Text != want[i] || ev.Seq != after+uint64(i)+1 {
-			t.Fatalf("event %d: %s %q seq %d, want message %q seq %d", i, ev.Type, ev.Text, ev.Seq, want[i], after+uint64(i)+1)
-		}
-	}
+	pushdtest.CheckMessages(t, got, epoch, after+1, want)
 }
 
 func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
@@ -216,11 +195,13 @@ func TestNATSOutage(t *testing.T) {
 		}
 		acked = append(acked, text)
 	}
-	checkStatus(t, a.http.URL+"/readyz", http.StatusOK)
+	if a := a.Get(t, "/readyz"); a.Status != http.StatusOK {
+		t.Fatalf("GET /readyz: %d %s, want 200", a.Status, a.Body)
+	}
 
 	ns.Stop()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
-	waitStatus(t, b.http.URL+"/readyz", http.StatusServiceUnavailable)
+	a.waitReady(t, http.StatusServiceUnavailable)
+	b.waitReady(t, http.StatusServiceUnavailable)
 	// Publishes fail with a clear 503 while NATS is away.
 	for range 3 {
 		_, err := a.cl.Publish(ctx, room, "lost")
@@ -234,21 +215,16 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	ns.Restart()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusOK)
-	waitStatus(t, b.http.URL+"/readyz", http.StatusOK)
+	a.waitReady(t, http.StatusOK)
+	b.waitReady(t, http.StatusOK)
 	for i := range 5 {
 		text := fmt.Sprintf("after%d", i)
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			_, err := a.cl.Publish(ctx, room, text)
-			if err == nil {
-				break
+		testwait.Until(t, 15*time.Second, 100*time.Millisecond, func() error {
+			if _, err := a.cl.Publish(ctx, room, text); err != nil {
+				return fmt.Errorf("publish after NATS came back: %w", err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("publish after NATS came back: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 		acked = append(acked, text)
 	}
 	// The subscriber on B, which NATS's outage did not disconnect from
@@ -256,39 +232,15 @@ func TestNATSOutage(t *testing.T) {
 	checkMessages(t, collect(t, sub, len(acked)), 0, acked)
 }
 
-func checkStatus(t *testing.T, url string, want int) {
+// waitReady waits until the node's /readyz answers want.
+func (n *node) waitReady(t *testing.T, want int) {
 	t.Helper()
-	if got := status(t, url); got != want {
-		t.Fatalf("GET %s: %d, want %d", url, got, want)
-	}
-}
-
-func status(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode
-}
-
-// waitStatus polls url until it answers want, for at most 20 s.
-func waitStatus(t *testing.T, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := status(t, url)
-		if got == want {
-			return
+	testwait.Until(t, pushdtest.Timeout, 50*time.Millisecond, func() error {
+		if a := n.Get(t, "/readyz"); a.Status != want {
+			return fmt.Errorf("GET /readyz: %d %s, want %d", a.Status, a.Body, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: still %d after 20s, want %d", url, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // The load generator subscribes on one node and publishes on the other:
@@ -300,7 +252,7 @@ func TestBenchAcrossNodes(t *testing.T) {
 	for _, tr := range []bench.Transport{bench.WebSocket, bench.SSE, bench.LongPoll} {
 		t.Run(string(tr), func(t *testing.T) {
 			o := bench.DefaultOptions()
-			o.Target, o.PublishTo = b.http.URL, a.http.URL
+			o.Target, o.PublishTo = b.URL, a.URL
 			o.Transport, o.Subscribers, o.Messages, o.Publishers = tr, 20, 200, 4
 			o.Timeout = 60 * time.Second
 			rep, err := bench.Run(context.Background(), o)
@@ -351,38 +303,31 @@ func TestStreamMadeAnew(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fresh []string
-	deadline := time.Now().Add(20 * time.Second)
-	for len(fresh) < 3 {
-		text := fmt.Sprintf("new%d", len(fresh))
-		if _, err := a.cl.Publish(ctx, room, text); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("publish into the new history: %v", err)
+	testwait.Until(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for len(fresh) < 3 {
+			text := fmt.Sprintf("new%d", len(fresh))
+			if _, err := a.cl.Publish(ctx, room, text); err != nil {
+				return fmt.Errorf("publish into the new history: %w", err)
 			}
-			time.Sleep(50 * time.Millisecond)
-			continue
+			fresh = append(fresh, text)
 		}
-		fresh = append(fresh, text)
-	}
+		return nil
+	})
 	// Each node moves to the new history when its following of the stream
 	// fails and starts again, after a backoff of up to a few seconds; a
 	// loaded machine may take longer.
-	deadline = time.Now().Add(40 * time.Second)
 	cursor := protocol.Cursor{Epoch: old.Epoch, Seq: old.Seq}.String()
 	for _, n := range []*node{a, b} {
 		var got []protocol.Event
-		for {
+		testwait.Until(t, 40*time.Second, 50*time.Millisecond, func() error {
 			p, err := n.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: cursor, Wait: time.Second})
 			if err == nil && len(p.Events) > 0 && p.Events[0].Type == protocol.TypeReset && p.Events[0].Epoch != old.Epoch {
-				got = p.Events[1:]
-				if len(got) == len(fresh) {
-					break
+				if got = p.Events[1:]; len(got) == len(fresh) {
+					return nil
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("poll %s with the old cursor: %v, %+v; want a reset into the new epoch and %d events", n.http.URL, err, p, len(fresh))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return fmt.Errorf("poll %s with the old cursor: %v, %+v; want a reset into the new epoch and %d events", n.URL, err, p, len(fresh))
+		})
 		checkMessages(t, got, 0, fresh)
 	}
 }
@@ -404,7 +349,7 @@ func TestShutdownDeliversFinalTaskEvents(t *testing.T) {
 		// Wait until the subscriber is live: it has the queued event.
 		collect(t, sub, 1)
 		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := n.srv.Shutdown(sctx); err != nil {
+		if err := n.Srv().Shutdown(sctx); err != nil {
 			t.Fatal(err)
 		}
 		scancel()
@@ -438,7 +383,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	for w := range 64 {
 		wg.Go(func() {
 			for i := w; i < events; i += 64 {
-				if _, err := a.srv.Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
+				if _, err := a.Srv().Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -449,7 +394,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	url := "ws" + strings.TrimPrefix(a.http.URL, "http") + "/v1/rooms/later/events?since=0"
+	url := "ws" + strings.TrimPrefix(a.URL, "http") + "/v1/rooms/later/events?since=0"
 	c, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +405,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Stop()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
+	a.waitReady(t, http.StatusServiceUnavailable)
 	got := 1
 	for {
 		_, _, err := c.Read(ctx)

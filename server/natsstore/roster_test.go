@@ -54,10 +54,7 @@ func openRoster(t *testing.T, url, node string) *testRoster {
 	st := open(t, url, natsstore.Options{Timeout: testTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	logs := testlog.New(t)
-	t.Cleanup(logs.Stop)
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: log})
+	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: testlog.Logger(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,11 +381,7 @@ const purge = "KV-Operation: PURGE"
 // lost waits for a loss the proxy was told of.
 func lost(t *testing.T, what string, ch <-chan struct{}) {
 	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(waitTimeout):
-		t.Fatalf("the proxy never lost %s", what)
-	}
+	testwait.Recv(t, waitTimeout, ch, "loss of "+what+" by the proxy")
 }
 
 // waitGone waits until the roster has reported want gone, and no others.
