@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -56,14 +57,14 @@ func startUpstream(t *testing.T, handlers ...http.HandlerFunc) *upstream {
 func (u *upstream) request(t *testing.T, n int) *http.Request {
 	t.Helper()
 	var r *http.Request
-	waitFor(t, waitTimeout, fmt.Sprintf("request %d", n), func() bool {
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
 		u.mu.Lock()
 		defer u.mu.Unlock()
-		if len(u.reqs) > n {
-			r = u.reqs[n]
-			return true
+		if len(u.reqs) <= n {
+			return fmt.Errorf("no request %d yet", n)
 		}
-		return false
+		r = u.reqs[n]
+		return nil
 	})
 	return r
 }
