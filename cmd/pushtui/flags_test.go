@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -53,23 +53,11 @@ func TestFlagMistakes(t *testing.T) {
 	}
 }
 
-// deadAddress returns an address nothing listens on.
-func deadAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestMistakesFoundBeforeAnyRequest: values pushtui can check itself are
 // usage errors (exit 2, one line) said before any request: the server named
 // is not there, so a request would have been exit 1.
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
-	dead := deadAddress(t)
+	dead := pushdtest.FreeAddr(t)
 	secret := []byte("a-test-secret-of-enough-length")
 	alice, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
@@ -143,7 +131,7 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 // said, before any request, whether $USER is set or not, and before a
 // --user that is empty; from --token or PUSH_TOKEN.
 func TestUnreadableTokenFirst(t *testing.T) {
-	dead := deadAddress(t)
+	dead := pushdtest.FreeAddr(t)
 	for _, user := range []string{"USER=tester", "USER="} {
 		for _, tok := range []struct{ flag, env, want string }{
 			{"garbage", "", "--token: the token is malformed: not a JWT"},
@@ -172,12 +160,7 @@ func TestUnreadableTokenFirst(t *testing.T) {
 // TestUnreachableServer: a server that is not there is one line that says
 // what to do, for every command.
 func TestUnreachableServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := pushdtest.FreeAddr(t)
 	for _, args := range [][]string{
 		{"chat"}, {"chat", "--plain"}, {"watch-progress"}, {"watch-progress", "--task", "t1"},
 		{"send", "hi"}, {"task", "list"}, {"task", "start"},

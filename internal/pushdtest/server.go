@@ -45,7 +45,8 @@ type options struct {
 	logLevel slog.Level
 }
 
-// Wrap puts h in front of the server, as a proxy would stand.
+// Wrap puts h in front of the server, as a proxy would stand; a nil h is
+// no proxy.
 func Wrap(h func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.wrap = h }
 }
