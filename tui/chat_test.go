@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -696,28 +698,22 @@ func TestChatProgramReadsChunksAsText(t *testing.T) {
 	if _, err := typist.Write([]byte(text + "\r")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for conn.calls(func() int { return len(conn.sent) }) == 0 {
-		if time.Now().After(deadline) {
-			p.Kill()
-			t.Fatal("nothing was sent")
-		}
+	t.Cleanup(p.Kill) // ends the program if the test ends first
+	testwait.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
 		select {
 		case r := <-done:
 			t.Fatalf("the program ended before sending (err %v)", r.err)
-		case <-time.After(5 * time.Millisecond):
+		default:
 		}
-	}
+		if conn.calls(func() int { return len(conn.sent) }) == 0 {
+			return errors.New("nothing was sent")
+		}
+		return nil
+	})
 	if _, err := typist.Write([]byte{0x03}); err != nil { // ctrl+c
 		t.Fatal(err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		p.Kill()
-		t.Fatal("ctrl+c did not end the program")
-	}
+	r, _ := testwait.Recv(t, 10*time.Second, done, "end of the program after ctrl+c")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
