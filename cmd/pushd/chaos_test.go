@@ -14,23 +14,13 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
 // The chaos suite: real pushd processes, crashes, storms and floods. It is
 // slower than the rest, so -short skips it; CI runs it.
-
-// freeAddr returns a loopback address that was free a moment ago, so a
-// restarted pushd can come back where its clients look for it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // noLimits lifts the per-client limits: every test client comes from one
 // address.
@@ -57,13 +47,13 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos suite: runs without -short")
 	}
-	addr, data := freeAddr(t), t.TempDir()
+	addr, data := pushdtest.FreeAddr(t), t.TempDir()
 	args := append([]string{"--addr", addr, "--data", data, "--long-poll-wait", "2s"}, noLimits...)
 	p := startPushd(t, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	pub, err := client.New(p.url, client.WithUser("publisher"))
+	pub, err := client.New(p.URL, client.WithUser("publisher"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +70,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	for i := range followers {
 		f := &follower{transport: transports[i%len(transports)]}
 		followers[i] = f
-		c, err := client.New(p.url)
+		c, err := client.New(p.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,17 +123,16 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	}
 	waitPosted := func(n int64) {
 		t.Helper()
-		for range 3000 {
-			if posted.Load() >= n {
-				return
+		testwait.Until(t, 30*time.Second, 10*time.Millisecond, func() error {
+			if got := posted.Load(); got < n {
+				return fmt.Errorf("only %d publishes acknowledged, waiting for %d", got, n)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("only %d publishes acknowledged, waiting for %d", posted.Load(), n)
+			return nil
+		})
 	}
 	for range 2 {
 		waitPosted(posted.Load() + 100)
-		p.kill(t)
+		p.Kill(t)
 		p = startPushd(t, args...)
 	}
 	waitPosted(posted.Load() + 100)
@@ -158,12 +147,14 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 		return true
 	})
 	// Every follower catches up with the last acknowledged event.
-	deadline := time.Now().Add(90 * time.Second)
-	for _, f := range followers {
-		for f.last() < maxAcked && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	testwait.Until(t, 90*time.Second, 20*time.Millisecond, func() error {
+		for i, f := range followers {
+			if last := f.last(); last < maxAcked {
+				return fmt.Errorf("follower %d (%s) is at seq %d; the last acknowledged is %d", i, f.transport, last, maxAcked)
+			}
 		}
-	}
+		return nil
+	})
 	cancel()
 	wg.Wait()
 
@@ -205,7 +196,7 @@ func TestChaosReconnectStorm(t *testing.T) {
 	p := startPushd(t, append([]string{"--store", "memory"}, noLimits...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.New(p.url, client.WithUser("storm"))
+	c, err := client.New(p.URL, client.WithUser("storm"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +215,7 @@ func TestChaosReconnectStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			tr := []client.Transport{client.TransportWebSocket, client.TransportSSE}[i%2]
-			cc, err := client.New(p.url)
+			cc, err := client.New(p.URL)
 			if err != nil {
 				refused.Add(1)
 				return
@@ -250,12 +241,12 @@ func TestChaosReconnectStorm(t *testing.T) {
 		}()
 	}
 	close(release)
-	for range 6000 {
-		if connected.Load() >= clients || refused.Load() > 0 {
-			break
+	testwait.Until(t, time.Minute, 10*time.Millisecond, func() error {
+		if n := connected.Load(); n < clients && refused.Load() == 0 {
+			return fmt.Errorf("%d of %d clients connected", n, clients)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := c.Publish(ctx, "storm", "after the storm"); err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +263,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 	p := startPushd(t, append([]string{"--store", "memory", "--read-timeout", "500ms", "--read-header-timeout", "500ms"}, noLimits...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	legit, err := client.New(p.url, client.WithUser("legit"))
+	legit, err := client.New(p.URL, client.WithUser("legit"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +275,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 	sub := legit.Subscribe(ctx, room, client.SubscribeOptions{Transport: client.TransportSSE, Since: start.String()})
 	defer sub.Close()
 
-	host := strings.TrimPrefix(p.url, "http://")
+	host := strings.TrimPrefix(p.URL, "http://")
 	bad := []struct{ method, path, ctype, body string }{
 		{"POST", "/v1/rooms/calm/messages", "application/json", `{"user":"x","text":`},
 		{"POST", "/v1/rooms/calm/messages", "application/json", `{"user":"x","text":"hi","extra":1}`},
@@ -317,7 +308,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 			for i := range 150 {
 				if w%2 == 0 {
 					b := bad[(i+w)%len(bad)]
-					req, _ := http.NewRequestWithContext(ctx, b.method, p.url+b.path, strings.NewReader(b.body))
+					req, _ := http.NewRequestWithContext(ctx, b.method, p.URL+b.path, strings.NewReader(b.body))
 					if b.ctype != "" {
 						req.Header.Set("Content-Type", b.ctype)
 					}
@@ -374,7 +365,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 		t.Fatalf("flood: %d answers, %d of them 5xx", answered.Load(), fiveXX.Load())
 	}
 	// The server is still healthy.
-	resp, err := hc.Get(p.url + "/healthz")
+	resp, err := hc.Get(p.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz after the flood: %v %v", resp, err)
 	}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
@@ -18,20 +16,14 @@ import (
 func TestInterruptedTaskKeepsItsProgress(t *testing.T) {
 	data := t.TempDir()
 	p := startPushd(t, "--data", data)
-	resp, err := http.Post(p.url+"/v1/tasks", "application/json", strings.NewReader(`{"kind":"demo","name":"long","total":1000,"interval":"20ms"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var task protocol.Task
-	_ = json.NewDecoder(resp.Body).Decode(&task)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || task.Total != 1000 {
-		t.Fatalf("start task: %d, total %d; want 201 and the total asked for, 1000", resp.StatusCode, task.Total)
+	task := p.StartTask(t, `{"kind":"demo","name":"long","total":1000,"interval":"20ms"}`)
+	if task.Total != 1000 {
+		t.Fatalf("start task: total %d; want the total asked for, 1000", task.Total)
 	}
 	// Let it get going, then read what a watcher has seen of it.
 	var seen protocol.Task
 	testwait.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
-		for _, ev := range poll(t, p.url+"/v1/tasks/"+task.ID+"/events?since=0&wait=0").Events {
+		for _, ev := range p.History(t, pushdtest.TaskPath(task.ID)) {
 			if ev.Task != nil && ev.Task.Done > seen.Done {
 				seen = *ev.Task
 			}
@@ -41,11 +33,10 @@ func TestInterruptedTaskKeepsItsProgress(t *testing.T) {
 		}
 		return nil
 	})
-	p.kill(t)
+	p.Kill(t)
 
 	p = startPushd(t, "--data", data)
-	var got protocol.Task
-	getJSON(t, p.url+"/v1/tasks/"+task.ID, &got)
+	got := p.Task(t, task.ID)
 	if got.State != protocol.TaskFailed || got.Message != "interrupted by server restart" {
 		t.Fatalf("task after restart = %s %q; want failed \"interrupted by server restart\"", got.State, got.Message)
 	}

@@ -83,7 +83,7 @@ func (a Answer) WantError(t testing.TB, status int, code string) protocol.ErrorD
 // (name, value pairs) sets another Content-Type; an empty value removes a
 // header. The request is bounded by ctx and Timeout beyond any wait it
 // asks for.
-func (s *Server) Request(t testing.TB, ctx context.Context, method, path, body string, header ...string) Answer {
+func (s *Remote) Request(t testing.TB, ctx context.Context, method, path, body string, header ...string) Answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, Timeout+time.Minute)
 	defer cancel()
@@ -113,7 +113,7 @@ func (s *Server) Request(t testing.TB, ctx context.Context, method, path, body s
 }
 
 // do sends req and reads the whole answer.
-func (s *Server) do(req *http.Request) (Answer, error) {
+func (s *Remote) do(req *http.Request) (Answer, error) {
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return Answer{}, err
@@ -127,20 +127,20 @@ func (s *Server) do(req *http.Request) (Answer, error) {
 }
 
 // Get is a GET of path.
-func (s *Server) Get(t testing.TB, path string, header ...string) Answer {
+func (s *Remote) Get(t testing.TB, path string, header ...string) Answer {
 	t.Helper()
 	return s.Request(t, context.Background(), http.MethodGet, path, "", header...)
 }
 
 // Post is a POST of a JSON body to path.
-func (s *Server) Post(t testing.TB, path, body string, header ...string) Answer {
+func (s *Remote) Post(t testing.TB, path, body string, header ...string) Answer {
 	t.Helper()
 	return s.Request(t, context.Background(), http.MethodPost, path, body, header...)
 }
 
 // Expect sends a request, fails the test unless the answer has status
 // want, and decodes its body into out unless out is nil.
-func (s *Server) Expect(t testing.TB, method, path, body string, want int, out any) Answer {
+func (s *Remote) Expect(t testing.TB, method, path, body string, want int, out any) Answer {
 	t.Helper()
 	a := s.Request(t, context.Background(), method, path, body)
 	if a.Status != want {
@@ -154,7 +154,7 @@ func (s *Server) Expect(t testing.TB, method, path, body string, want int, out a
 
 // Publish posts a message to room as user and returns the stored event,
 // failing the test unless it was stored (201) as sent.
-func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
+func (s *Remote) Publish(t testing.TB, room, user, text string) protocol.Event {
 	t.Helper()
 	body, err := json.Marshal(protocol.PublishRequest{User: user, Text: text})
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Server) PublishDirect(t testing.TB, room, user, text string) protocol.E
 // "/v1/rooms/lobby/events", or "/v1/tasks/events") with query (no
 // leading "?"), and returns its events, each checked against the
 // protocol, and its cursor.
-func (s *Server) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
+func (s *Remote) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
 	t.Helper()
 	a := s.Get(t, path+"?"+query)
 	if a.Status != http.StatusOK {
@@ -233,7 +233,7 @@ func parsePoll(a Answer) ([]protocol.Event, string, error) {
 func RoomPath(room string) string { return "/v1/rooms/" + url.PathEscape(room) + "/events" }
 
 // Head returns a stream's current cursor (a short poll without since).
-func (s *Server) Head(t testing.TB, path string) protocol.Cursor {
+func (s *Remote) Head(t testing.TB, path string) protocol.Cursor {
 	t.Helper()
 	evs, cur := s.Poll(t, path, "wait=0")
 	if len(evs) != 0 {
@@ -247,7 +247,7 @@ func (s *Server) Head(t testing.TB, path string) protocol.Cursor {
 }
 
 // History returns every event a stream holds (short polls from 0).
-func (s *Server) History(t testing.TB, path string) []protocol.Event {
+func (s *Remote) History(t testing.TB, path string) []protocol.Event {
 	t.Helper()
 	var all []protocol.Event
 	since := "0"
@@ -264,7 +264,7 @@ func (s *Server) History(t testing.TB, path string) []protocol.Event {
 }
 
 // Presence returns the users present in room.
-func (s *Server) Presence(t testing.TB, room string) []string {
+func (s *Remote) Presence(t testing.TB, room string) []string {
 	t.Helper()
 	var p protocol.Presence
 	s.Expect(t, http.MethodGet, "/v1/rooms/"+room+"/presence", "", http.StatusOK, &p)
@@ -276,7 +276,7 @@ func (s *Server) Presence(t testing.TB, room string) []string {
 
 // Metric returns the value of one sample of /metrics: name with its
 // labels as they stand there, such as `pushd_connections{transport="sse"}`.
-func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
+func (s *Remote) Metric(t testing.TB, sample string) (float64, error) {
 	t.Helper()
 	a := s.Get(t, "/metrics")
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindSubmatch(a.Body)
@@ -288,7 +288,7 @@ func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
 
 // Connections returns how many open connections over transport ("ws",
 // "sse", "longpoll") the server counts, as /metrics says.
-func (s *Server) Connections(t testing.TB, transport string) (int, error) {
+func (s *Remote) Connections(t testing.TB, transport string) (int, error) {
 	t.Helper()
 	n, err := s.Metric(t, `pushd_connections{transport="`+transport+`"}`)
 	return int(n), err
@@ -296,7 +296,7 @@ func (s *Server) Connections(t testing.TB, transport string) (int, error) {
 
 // WaitConnections waits until the server counts n open connections over
 // transport.
-func (s *Server) WaitConnections(t testing.TB, transport string, n int) {
+func (s *Remote) WaitConnections(t testing.TB, transport string, n int) {
 	t.Helper()
 	testwait.Until(t, Timeout, 5*time.Millisecond, func() error {
 		got, err := s.Connections(t, transport)

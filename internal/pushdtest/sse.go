@@ -34,7 +34,7 @@ type SSEConn struct {
 // header (name, value pairs), checks the answer is a stream with the
 // headers the protocol gives it, and returns it; it is closed when the
 // test ends.
-func (s *Server) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
+func (s *Remote) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
 	t.Helper()
 	c, err := s.dialSSE(path, header...)
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
 }
 
 // dialSSE is DialSSE for any goroutine; the caller closes the stream.
-func (s *Server) dialSSE(path string, header ...string) (*SSEConn, error) {
+func (s *Remote) dialSSE(path string, header ...string) (*SSEConn, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
 	if err != nil {

@@ -63,7 +63,7 @@ func (e *RefusedError) Error() string {
 // Subscriber reads a stream over one transport, checking each event
 // against the protocol. Its methods are for one goroutine at a time.
 type Subscriber struct {
-	s       *Server
+	s       *Remote
 	kind    string
 	path    string
 	o       SubOptions
@@ -77,7 +77,7 @@ type Subscriber struct {
 // path (see RoomPath). WebSocket and SSE subscriptions are open when it
 // returns; polls are made as events are read. It is closed when the test
 // ends.
-func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subscriber {
+func (s *Remote) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subscriber {
 	t.Helper()
 	sub, err := s.TrySubscribe(kind, path, o)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subsc
 // TrySubscribe is Subscribe for any goroutine, and for a subscription the
 // server may refuse (a *RefusedError): it returns the error, and the
 // caller closes the subscriber.
-func (s *Server) TrySubscribe(kind, path string, o SubOptions) (*Subscriber, error) {
+func (s *Remote) TrySubscribe(kind, path string, o SubOptions) (*Subscriber, error) {
 	if o.Wait == 0 {
 		o.Wait = 5 * time.Second
 	}
@@ -327,7 +327,7 @@ func (sub *Subscriber) Close() {
 // DialWS opens a WebSocket to path (with its query) over client (nil: the
 // server's), asking for subprotocols, and checks the server took the batch
 // subprotocol exactly when asked for it. It is closed when the test ends.
-func (s *Server) DialWS(t testing.TB, path string, client *http.Client, subprotocols ...string) *websocket.Conn {
+func (s *Remote) DialWS(t testing.TB, path string, client *http.Client, subprotocols ...string) *websocket.Conn {
 	t.Helper()
 	if client == nil {
 		client = s.Client
@@ -356,7 +356,7 @@ func ReadWS(t testing.TB, c *websocket.Conn) []byte {
 	return msg
 }
 
-func (s *Server) dialWS(path string, client *http.Client, subprotocols ...string) (*websocket.Conn, error) {
+func (s *Remote) dialWS(path string, client *http.Client, subprotocols ...string) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, s.WS+path, &websocket.DialOptions{HTTPClient: client, Subprotocols: subprotocols})

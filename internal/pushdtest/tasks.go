@@ -20,7 +20,7 @@ func TaskPath(id string) string { return "/v1/tasks/" + url.PathEscape(id) + "/e
 
 // StartTask starts a task from a POST /v1/tasks body, failing the test
 // unless it is created (201) with an id.
-func (s *Server) StartTask(t testing.TB, body string) protocol.Task {
+func (s *Remote) StartTask(t testing.TB, body string) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	s.Expect(t, http.MethodPost, "/v1/tasks", body, http.StatusCreated, &task)
@@ -31,7 +31,7 @@ func (s *Server) StartTask(t testing.TB, body string) protocol.Task {
 }
 
 // Task returns a task as GET /v1/tasks/{id} shows it (200).
-func (s *Server) Task(t testing.TB, id string) protocol.Task {
+func (s *Remote) Task(t testing.TB, id string) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	s.Expect(t, http.MethodGet, "/v1/tasks/"+id, "", http.StatusOK, &task)
@@ -39,7 +39,7 @@ func (s *Server) Task(t testing.TB, id string) protocol.Task {
 }
 
 // Tasks returns the list of GET /v1/tasks.
-func (s *Server) Tasks(t testing.TB) []protocol.Task {
+func (s *Remote) Tasks(t testing.TB) []protocol.Task {
 	t.Helper()
 	var list protocol.TaskList
 	s.Expect(t, http.MethodGet, "/v1/tasks", "", http.StatusOK, &list)
@@ -48,7 +48,7 @@ func (s *Server) Tasks(t testing.TB) []protocol.Task {
 
 // CancelTask cancels a task, failing the test unless the cancel is
 // accepted (202) and answered with that task.
-func (s *Server) CancelTask(t testing.TB, id string) protocol.Task {
+func (s *Remote) CancelTask(t testing.TB, id string) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	s.Expect(t, http.MethodPost, "/v1/tasks/"+id+"/cancel", "", http.StatusAccepted, &task)
@@ -60,7 +60,7 @@ func (s *Server) CancelTask(t testing.TB, id string) protocol.Task {
 
 // Report posts an external task's progress report, failing the test
 // unless it is taken (200), and returns the task as it stands after it.
-func (s *Server) Report(t testing.TB, id, body string) protocol.Task {
+func (s *Remote) Report(t testing.TB, id, body string) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	s.Expect(t, http.MethodPost, "/v1/tasks/"+id+"/progress", body, http.StatusOK, &task)
@@ -70,7 +70,7 @@ func (s *Server) Report(t testing.TB, id, body string) protocol.Task {
 // WaitTask gets a task until the server shows it (200) and cond holds for
 // it, and returns it. Until then an answer such as a 404 (the task not yet
 // known to this server of a cluster) is waited past, not a failure.
-func (s *Server) WaitTask(t testing.TB, id, what string, cond func(protocol.Task) bool) protocol.Task {
+func (s *Remote) WaitTask(t testing.TB, id, what string, cond func(protocol.Task) bool) protocol.Task {
 	t.Helper()
 	var task protocol.Task
 	testwait.Until(t, Timeout, 2*time.Millisecond, func() error {

@@ -1,0 +1,118 @@
+package pushdtest
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushd/push/internal/testwait"
+)
+
+// Process is a pushd serve running as a process of its own, for tests
+// that kill it (SIGKILL) or signal it as an operator would.
+type Process struct {
+	// Remote is the server as its clients reach it, at http://addr where
+	// its log says it listens; its Client's idle connections are closed
+	// when the test ends.
+	*Remote
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // how it ended, once exited is closed
+
+	mu  sync.Mutex
+	log bytes.Buffer
+}
+
+// listening is the log line of a pushd that listens, with its address.
+var listening = regexp.MustCompile(`msg="pushd listening" addr=(\S+)`)
+
+// StartProcess starts cmd, a pushd serve (its standard error not set: the
+// Process reads it), and waits until it logs that it listens. The process
+// is killed when the test ends, and its log passed to the test's log if
+// the test failed.
+func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{cmd: cmd, exited: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("pushd log:\n%s", p.Log())
+		}
+	})
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	select {
+	case a := <-addr:
+		tr := &http.Transport{MaxIdleConnsPerHost: 64}
+		t.Cleanup(tr.CloseIdleConnections)
+		p.Remote = newRemote("http://"+a, &http.Client{Transport: tr})
+	case <-p.exited:
+		t.Fatalf("pushd exited before listening: %v\n%s", p.err, p.Log())
+	case <-timer.C:
+		t.Fatalf("pushd did not listen within %v", Timeout)
+	}
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Kill ends the process with SIGKILL and waits until it is gone.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	p.Signal(t, syscall.SIGKILL)
+	p.Wait(t)
+}
+
+// Wait waits for the process to end and returns how it did: nil for exit
+// status 0.
+func (p *Process) Wait(t testing.TB) error {
+	t.Helper()
+	testwait.Recv(t, Timeout, p.exited, "end of pushd")
+	return p.err
+}
+
+// Log returns what the process has logged so far.
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
