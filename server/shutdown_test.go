@@ -92,22 +92,13 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 	}
 
 	// The long poll is answered: no events, the cursor where it was.
-	select {
-	case <-pollDone:
-	case <-time.After(pushdtest.Timeout):
-		t.Fatal("the waiting long poll was not answered")
-	}
+	testwait.Recv(t, pushdtest.Timeout, pollDone, "answer of the waiting long poll")
 	if len(pollEvents) != 0 || pollCursor != head.String() {
 		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", pushdtest.Summary(pollEvents), pollCursor, head)
 	}
 
-	select {
-	case err := <-shutdownDone:
-		if err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-	case <-time.After(pushdtest.Timeout):
-		t.Fatal("Shutdown did not return")
+	if err, _ := testwait.Recv(t, pushdtest.Timeout, shutdownDone, "return from Shutdown"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 
 	// New subscriptions are refused with 503 while the server stops.

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -212,12 +213,8 @@ func TestLongPoll(t *testing.T) {
 	}()
 	p.WaitConnections(t, "longpoll", 1)
 	ev := p.Publish(t, "lobby", "alice", "wake up")
-	select {
-	case <-done:
-		pushdtest.CheckMessages(t, woken, head.Epoch, 1, []string{"wake up"})
-	case <-time.After(pushdtest.Timeout):
-		t.Fatal("the waiting poll did not answer after a publish")
-	}
+	testwait.Recv(t, pushdtest.Timeout, done, "answer of the waiting poll after a publish")
+	pushdtest.CheckMessages(t, woken, head.Epoch, 1, []string{"wake up"})
 
 	// Nothing new: the wait runs out, with no events and the same cursor.
 	evs, cur := p.Poll(t, pushdtest.RoomPath("lobby"), "since="+ev.Cursor().String()+"&wait=30ms")
