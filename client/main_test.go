@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,30 +116,26 @@ func publish(t *testing.T, c *client.Client, room, text string) *protocol.Event 
 	return ev
 }
 
-// stateLog records state changes from OnState, for checks after the fact.
-type stateLog struct {
-	mu     sync.Mutex
-	states []client.StateChange
+// record keeps what a callback (OnState, OnProgress) reports, for checks
+// after the fact.
+type record[T any] struct {
+	mu    sync.Mutex
+	items []T
 }
 
-func (l *stateLog) add(sc client.StateChange) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.states = append(l.states, sc)
+func (r *record[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.items = append(r.items, v)
 }
 
-func (l *stateLog) all() []client.StateChange {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]client.StateChange(nil), l.states...)
+func (r *record[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.items...)
 }
 
-// has reports whether some recorded change satisfies ok.
-func (l *stateLog) has(ok func(client.StateChange) bool) bool {
-	for _, sc := range l.all() {
-		if ok(sc) {
-			return true
-		}
-	}
-	return false
+// has reports whether some recorded value satisfies ok.
+func (r *record[T]) has(ok func(T) bool) bool {
+	return slices.ContainsFunc(r.all(), ok)
 }

@@ -17,7 +17,7 @@ func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := pushdtest.Start(t, server.Config{})
 			c := newClient(t, s, "alice")
-			var states stateLog
+			var states record[client.StateChange]
 			opts := tc.opts
 			opts.OnState = states.add
 			sub := subscribe(t, c, client.Room("lobby"), opts)

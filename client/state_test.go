@@ -14,7 +14,7 @@ import (
 func TestStatesAreReported(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := c.Subscribe(context.Background(), client.Room("lobby"), client.SubscribeOptions{
 		Transport: client.TransportWebSocket, OnState: states.add,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,

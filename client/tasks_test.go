@@ -27,24 +27,6 @@ func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.T
 	return task
 }
 
-// progressLog records what FollowTask reports.
-type progressLog struct {
-	mu    sync.Mutex
-	tasks []protocol.Task
-}
-
-func (l *progressLog) add(t protocol.Task) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.tasks = append(l.tasks, t)
-}
-
-func (l *progressLog) all() []protocol.Task {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]protocol.Task(nil), l.tasks...)
-}
-
 func followCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -61,7 +43,7 @@ func TestFollowTaskUntilItSucceeds(t *testing.T) {
 			if task.ID == "" || task.Kind != "demo" || task.Name != "count to five" || task.State.Final() {
 				t.Fatalf("StartTask = %+v", task)
 			}
-			var seen progressLog
+			var seen record[protocol.Task]
 			opts := client.FollowOptions{SubscribeOptions: tc.opts, OnProgress: seen.add}
 			final, err := c.FollowTask(followCtx(t), task.ID, opts)
 			if err != nil {

@@ -43,7 +43,7 @@ func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 	var refused atomic.Int64
 	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(isUpgrade, &refused)))
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 	waitState(t, sub, connectedWith(client.TransportSSE))
 	want := publish(t, c, "lobby", "via sse")
@@ -78,7 +78,7 @@ func TestAutoFallsBackToLongPollingWhenSSEIsRefusedToo(t *testing.T) {
 	var refused atomic.Int64
 	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(func(r *http.Request) bool { return isUpgrade(r) || wantsEventStream(r) }, &refused)))
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, LongPollWait: 2 * time.Second})
 	waitState(t, sub, connectedWith(client.TransportLongPoll))
 	for _, text := range []string{"one", "two", "three"} {
@@ -222,7 +222,7 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 				if tc.name == "another room" {
 					room = client.Room("elsewhere")
 				}
-				var states stateLog
+				var states record[client.StateChange]
 				opts := tc.opts
 				opts.Transport, opts.Since, opts.OnState = tr, "0", states.add
 				opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond

@@ -113,7 +113,7 @@ func TestSSEDedupeResetLastEventIDAndClose(t *testing.T) {
 		},
 	)
 	c := upstreamClient(t, u)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportSSE, Since: "0", OnState: states.add,
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
@@ -168,7 +168,7 @@ func TestIdleConnectionIsReplaced(t *testing.T) {
 		<-r.Context().Done()
 	}
 	u := startUpstream(t, silent, silent)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportSSE, Since: "0", IdleTimeout: 100 * time.Millisecond,
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnState: states.add,
@@ -243,7 +243,7 @@ func TestServerErrorsAreRetriedAndRetryAfterIsHonoured(t *testing.T) {
 		io.WriteString(w, `{"events":[{"seq":1,"epoch":"E","stream":"room/r","type":"message","time":"2026-01-02T03:04:05Z"}],"cursor":"E:1"}`)
 	}
 	u := startUpstream(t, unavailable, tooMany, poll)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportLongPoll, Since: "0", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnState: states.add,
 	})

@@ -89,10 +89,7 @@ func TestChatScreen(t *testing.T) {
 		}},
 		{"scrolled", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			connect(m)
-			var us []Update
-			for i := uint64(1); i <= 30; i++ {
-				us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("message %d", i)))
-			}
+			us := messages(30, "message")
 			m.Update(updates(us...))
 			m.Update(keyMsg("pgup"))
 			m.Update(updates(roomEv(31, protocol.TypeMessage, "carol", "new one"), roomEv(32, protocol.TypeMessage, "bob", "and another")))
@@ -387,10 +384,7 @@ func TestChatKeys(t *testing.T) {
 	t.Run("pgup and pgdn scroll; new lines while scrolled up are counted", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		contains(t, m.View(), "line 40")
 		m.Update(keyMsg("pgup"))
@@ -408,10 +402,7 @@ func TestChatKeys(t *testing.T) {
 	})
 	t.Run("mouse wheel scrolls", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		m.Update(tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
 		if m.pane.AtBottom() {
@@ -515,10 +506,7 @@ func TestChatBurst(t *testing.T) {
 	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
 	m.Init()
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
-	var us []Update
-	for i := uint64(1); i <= 5000; i++ {
-		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("burst %d", i)))
-	}
+	us := messages(5000, "burst")
 	m.Update(updates(us[:2500]...))
 	m.Update(updates(us[2500:]...))
 	if got := m.pane.Len(); got != 500 {
@@ -565,10 +553,7 @@ func TestWaitForUpdatesBatches(t *testing.T) {
 func TestChatSendScrollsToTheBottom(t *testing.T) {
 	m, _ := newChat(t, newFakeConn(), 80, 20)
 	connect(m)
-	var us []Update
-	for i := uint64(1); i <= 40; i++ {
-		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-	}
+	us := messages(40, "line")
 	m.Update(updates(us...))
 	m.Update(keyMsg("pgup"))
 	m.Update(updates(roomEv(41, protocol.TypeMessage, "bob", "unseen")))
@@ -845,10 +830,7 @@ func TestChatJumps(t *testing.T) {
 	setup := func(t *testing.T) *ChatModel {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		return m
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,22 +17,13 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// The test binary doubles as pushd: started with this variable set, it runs
-// main with the arguments after "--", so tests can kill a real server
-// process with SIGKILL and start it again.
-const asPushd = "PUSHD_TEST_RUN_AS_PUSHD"
-
+// The test binary doubles as pushd (pushdtest.ProgramCommand), so tests
+// can kill a real server process with SIGKILL and start it again.
 func TestMain(m *testing.M) {
-	if os.Getenv(asPushd) == "1" {
-		for i, a := range os.Args {
-			if a == "--" {
-				os.Args = append([]string{"pushd"}, os.Args[i+1:]...)
-				break
-			}
-		}
+	pushdtest.AsProgram("pushd", func() int {
 		main()
-		os.Exit(0)
-	}
+		return 0
+	})
 	os.Exit(m.Run())
 }
 
@@ -41,9 +31,7 @@ func TestMain(m *testing.M) {
 // loopback port with args and waits until it listens.
 func startPushd(t *testing.T, args ...string) *pushdtest.Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), asPushd+"=1")
-	return pushdtest.StartProcess(t, cmd)
+	return pushdtest.StartProcess(t, pushdtest.ProgramCommand(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
 }
 
 func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,21 +19,10 @@ import (
 	"github.com/pushd/push/server"
 )
 
-// The test binary doubles as pushtui: started with this variable set, it
-// runs main with the arguments after "--". The terminal test runs it in a
-// pty that way.
-const asPushtui = "PUSHTUI_TEST_RUN_AS_PUSHTUI"
-
+// The test binary doubles as pushtui (pushdtest.ProgramCommand): the
+// terminal test runs it in a pty.
 func TestMain(m *testing.M) {
-	if os.Getenv(asPushtui) == "1" {
-		for i, a := range os.Args {
-			if a == "--" {
-				os.Args = append([]string{"pushtui"}, os.Args[i+1:]...)
-				break
-			}
-		}
-		os.Exit(run())
-	}
+	pushdtest.AsProgram("pushtui", run)
 	goleak.VerifyTestMain(m)
 }
 

@@ -3,7 +3,9 @@ package pushdtest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"sync"
@@ -115,4 +117,34 @@ func (p *Process) Log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
+}
+
+// asProgram, set to 1 in a test binary's environment, makes it run as the
+// program of its AsProgram.
+const asProgram = "PUSHDTEST_AS_PROGRAM"
+
+// AsProgram lets a test binary double as a program (pushd, pushtui), so
+// that tests can run the real program as a process: kill it, signal it,
+// give it a terminal. Call it first in TestMain. In a binary started by
+// ProgramCommand it runs run with os.Args set to name and the arguments
+// given, and exits with the code run returns; elsewhere it returns.
+func AsProgram(name string, run func() int) {
+	if os.Getenv(asProgram) != "1" {
+		return
+	}
+	for i, a := range os.Args {
+		if a == "--" {
+			os.Args = append([]string{name}, os.Args[i+1:]...)
+			break
+		}
+	}
+	os.Exit(run())
+}
+
+// ProgramCommand returns a command that runs this test binary as the
+// program of its AsProgram, with args; ctx kills it.
+func ProgramCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), asProgram+"=1")
+	return cmd
 }

@@ -105,9 +105,7 @@ func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
 				if i%2 == 1 {
 					from = b // both nodes publish, interleaved
 				}
-				if _, err := from.cl.Publish(ctx, room, text); err != nil {
-					t.Fatal(err)
-				}
+				from.Publish(t, room, "tester", text)
 				want = append(want, text)
 			}
 			checkMessages(t, collect(t, onA, 20), 0, want)
@@ -126,9 +124,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	publish := func(n *node, count int) {
 		for range count {
 			text := fmt.Sprintf("m%d", len(want))
-			if _, err := n.cl.Publish(ctx, room, text); err != nil {
-				t.Fatal(err)
-			}
+			n.Publish(t, room, "tester", text)
 			want = append(want, text)
 		}
 	}
@@ -155,23 +151,13 @@ func TestResumeOnAnotherNode(t *testing.T) {
 func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
 	ns := natstest.Start(t)
 	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	// B opens the stream first, so it follows it from its start.
-	if _, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: "0", Wait: 0}); err != nil {
-		t.Fatal(err)
-	}
+	b.Poll(t, pushdtest.RoomPath("ahead"), "since=0&wait=0")
 	for i := range 50 {
-		ev, err := a.cl.Publish(ctx, "ahead", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := a.Publish(t, "ahead", "tester", fmt.Sprint(i))
 		// Straight to B with the cursor A just gave out: never a reset.
-		p, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: protocol.Cursor{Epoch: ev.Epoch, Seq: ev.Seq}.String(), Wait: 0})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, got := range p.Events {
+		evs, _ := b.Poll(t, pushdtest.RoomPath("ahead"), "wait=0&since="+ev.Cursor().String())
+		for _, got := range evs {
 			if got.Type == protocol.TypeReset {
 				t.Fatalf("resume at %d on the other node: reset %s", ev.Seq, got.Reason)
 			}
@@ -190,9 +176,7 @@ func TestNATSOutage(t *testing.T) {
 	var acked []string
 	for i := range 5 {
 		text := fmt.Sprintf("before%d", i)
-		if _, err := a.cl.Publish(ctx, room, text); err != nil {
-			t.Fatal(err)
-		}
+		a.Publish(t, room, "tester", text)
 		acked = append(acked, text)
 	}
 	if a := a.Get(t, "/readyz"); a.Status != http.StatusOK {
@@ -287,13 +271,9 @@ func TestStreamMadeAnew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const room = "anew"
-	var old *protocol.Event
+	var old protocol.Event
 	for i := range 3 {
-		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("old%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		old = ev
+		old = a.Publish(t, room, "tester", fmt.Sprintf("old%d", i))
 	}
 	// b follows the stream from here on.
 	if p, err := b.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: "0", Wait: 5 * time.Second}); err != nil || len(p.Events) == 0 {
@@ -437,13 +417,9 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const room = "quiet"
-	var last *protocol.Event
+	var last protocol.Event
 	for i := range 3 {
-		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("before%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = ev
+		last = a.Publish(t, room, "tester", fmt.Sprintf("before%d", i))
 	}
 	consumers := func() int {
 		info, err := a.store.js.Stream(ctx, a.store.streamName("room/"+room))
@@ -470,17 +446,13 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	collect(t, first, 3)
 	waitConsumers(1)
 	time.Sleep(300 * time.Millisecond)
-	if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
-		t.Fatal(err)
-	}
+	a.Publish(t, "other", "tester", "tick")
 	waitConsumers(1)
 	first.Close()
 
 	// Past the idle time, A's next request lets the room go.
 	testwait.Until(t, 15*time.Second, 50*time.Millisecond, func() error {
-		if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
-			t.Fatal(err)
-		}
+		a.Publish(t, "other", "tester", "tick")
 		if n := consumers(); n != 0 {
 			return fmt.Errorf("%d consumers of the idle room's stream after its idle time; want 0", n)
 		}
@@ -492,9 +464,7 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	var want []string
 	for i := range 2 {
 		text := fmt.Sprintf("after%d", i)
-		if _, err := b.cl.Publish(ctx, room, text); err != nil {
-			t.Fatal(err)
-		}
+		b.Publish(t, room, "tester", text)
 		want = append(want, text)
 	}
 	cursor := protocol.Cursor{Epoch: last.Epoch, Seq: last.Seq}
