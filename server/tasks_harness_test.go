@@ -34,6 +34,25 @@ func startTaskServer(t *testing.T, cfg server.Config) *pushdtest.Server {
 	return pushdtest.Start(t, taskConfig(cfg))
 }
 
+// forEachTransport runs test for each of taskTransports, in parallel,
+// each on a task server of its own for cfg.
+func forEachTransport(t *testing.T, cfg server.Config, test func(t *testing.T, tr string, ts *pushdtest.Server)) {
+	for _, tr := range taskTransports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			test(t, tr, startTaskServer(t, cfg))
+		})
+	}
+}
+
+// startWatched starts a task from a POST /v1/tasks body and a watcher of
+// its events from the start over tr.
+func startWatched(t *testing.T, ts *pushdtest.Server, tr, body string) (protocol.Task, *pushdtest.Watcher) {
+	t.Helper()
+	task := ts.StartTask(t, body)
+	return task, ts.Watch(t, tr, pushdtest.TaskPath(task.ID), pushdtest.SubOptions{Since: "0"})
+}
+
 // waitQuiet waits until the last event on the tasks stream about task id
 // satisfies cond, so that nothing is still waiting to go out.
 func waitQuiet(t *testing.T, ts *pushdtest.Server, id, what string, cond func(protocol.Task) bool) {

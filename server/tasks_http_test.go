@@ -42,71 +42,66 @@ func TestTaskStartAnswer(t *testing.T) {
 }
 
 func TestTaskExternalReports(t *testing.T) {
-	for _, tr := range taskTransports {
-		t.Run(tr, func(t *testing.T) {
-			t.Parallel()
-			ts := startTaskServer(t, server.Config{})
-			task := ts.StartTask(t, `{"kind":"external","name":"copy","total":10}`)
-			w := ts.Watch(t, tr, pushdtest.TaskPath(task.ID), pushdtest.SubOptions{Since: "0"})
-			ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	forEachTransport(t, server.Config{}, func(t *testing.T, tr string, ts *pushdtest.Server) {
+		task, w := startWatched(t, ts, tr, `{"kind":"external","name":"copy","total":10}`)
+		ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 
-			steps := []struct {
-				report string
-				check  func(protocol.Task) bool
-			}{
-				{`{"done":3,"message":"copying"}`, func(tk protocol.Task) bool {
-					return tk.Done == 3 && tk.Percent == 30 && tk.Message == "copying" && tk.State == protocol.TaskRunning
-				}},
-				{`{"percent":50}`, func(tk protocol.Task) bool { return tk.Done == 3 && tk.Percent == 50 && tk.Message == "copying" }},
-				{`{"message":"halfway"}`, func(tk protocol.Task) bool { return tk.Percent == 50 && tk.Message == "halfway" }},
-				{`{"total":20}`, func(tk protocol.Task) bool { return tk.Total == 20 && tk.Percent == 50 }},
-				{`{"done":12}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Total == 20 && tk.Percent == 60 }},
-				{`{"done":12,"message":"same done again"}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Message == "same done again" }},
+		steps := []struct {
+			report string
+			check  func(protocol.Task) bool
+		}{
+			{`{"done":3,"message":"copying"}`, func(tk protocol.Task) bool {
+				return tk.Done == 3 && tk.Percent == 30 && tk.Message == "copying" && tk.State == protocol.TaskRunning
+			}},
+			{`{"percent":50}`, func(tk protocol.Task) bool { return tk.Done == 3 && tk.Percent == 50 && tk.Message == "copying" }},
+			{`{"message":"halfway"}`, func(tk protocol.Task) bool { return tk.Percent == 50 && tk.Message == "halfway" }},
+			{`{"total":20}`, func(tk protocol.Task) bool { return tk.Total == 20 && tk.Percent == 50 }},
+			{`{"done":12}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Total == 20 && tk.Percent == 60 }},
+			{`{"done":12,"message":"same done again"}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Message == "same done again" }},
+		}
+		for _, s := range steps {
+			if got := ts.Report(t, task.ID, s.report); !s.check(got) {
+				t.Errorf("report %s answered %s", s.report, tasktest.String(got))
 			}
-			for _, s := range steps {
-				if got := ts.Report(t, task.ID, s.report); !s.check(got) {
-					t.Errorf("report %s answered %s", s.report, tasktest.String(got))
-				}
-			}
-			w.WaitFor(t, "done 12", func(evs []protocol.Event) bool {
-				return tasktest.Seen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
-			})
-
-			// Going backwards is a conflict, and changes nothing.
-			before := taskSnapshot(t, ts)
-			for _, rep := range []string{`{"done":11}`, `{"percent":59}`, `{"done":2,"message":"rewound"}`} {
-				ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
-			}
-			if after := taskSnapshot(t, ts); after != before {
-				t.Errorf("refused reports changed the tasks:\n%s\nbecame\n%s", before, after)
-			}
-
-			got := ts.Report(t, task.ID, `{"state":"succeeded","message":"all done"}`)
-			if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
-				t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", tasktest.String(got))
-			}
-			final := w.WaitFinal(t, task.ID)
-			tasktest.CheckSame(t, ts.Task(t, task.ID), final)
-			evs, _, _ := w.Seen()
-			tasktest.CheckOrder(t, evs)
-
-			// A finished task takes no more reports, and cannot be cancelled.
-			before = taskSnapshot(t, ts)
-			for _, rep := range []string{`{"done":20}`, `{"message":"late"}`, `{"state":"failed"}`} {
-				ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
-			}
-			ts.Post(t, "/v1/tasks/"+task.ID+"/cancel", "").WantError(t, http.StatusConflict, protocol.CodeConflict)
-			// The same final report again (its answer was lost) is taken
-			// as what it was, and changes nothing.
-			a := ts.Post(t, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`)
-			if a.Status != http.StatusOK {
-				t.Errorf("the final report again: %d %s; want 200", a.Status, a.Body)
-			}
-			if after := taskSnapshot(t, ts); after != before {
-				t.Errorf("refused and repeated requests changed the tasks:\n%s\nbecame\n%s", before, after)
-			}
+		}
+		w.WaitFor(t, "done 12", func(evs []protocol.Event) bool {
+			return tasktest.Seen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
 		})
-	}
+
+		// Going backwards is a conflict, and changes nothing.
+		before := taskSnapshot(t, ts)
+		for _, rep := range []string{`{"done":11}`, `{"percent":59}`, `{"done":2,"message":"rewound"}`} {
+			ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
+		}
+		if after := taskSnapshot(t, ts); after != before {
+			t.Errorf("refused reports changed the tasks:\n%s\nbecame\n%s", before, after)
+		}
+
+		got := ts.Report(t, task.ID, `{"state":"succeeded","message":"all done"}`)
+		if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
+			t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", tasktest.String(got))
+		}
+		final := w.WaitFinal(t, task.ID)
+		tasktest.CheckSame(t, ts.Task(t, task.ID), final)
+		evs, _, _ := w.Seen()
+		tasktest.CheckOrder(t, evs)
+
+		// A finished task takes no more reports, and cannot be cancelled.
+		before = taskSnapshot(t, ts)
+		for _, rep := range []string{`{"done":20}`, `{"message":"late"}`, `{"state":"failed"}`} {
+			ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
+		}
+		ts.Post(t, "/v1/tasks/"+task.ID+"/cancel", "").WantError(t, http.StatusConflict, protocol.CodeConflict)
+		// The same final report again (its answer was lost) is taken
+		// as what it was, and changes nothing.
+		a := ts.Post(t, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`)
+		if a.Status != http.StatusOK {
+			t.Errorf("the final report again: %d %s; want 200", a.Status, a.Body)
+		}
+		if after := taskSnapshot(t, ts); after != before {
+			t.Errorf("refused and repeated requests changed the tasks:\n%s\nbecame\n%s", before, after)
+		}
+	})
 }
 
 func TestTaskExternalEnds(t *testing.T) {

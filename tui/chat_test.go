@@ -322,19 +322,14 @@ func TestChatKeys(t *testing.T) {
 		}
 	})
 	t.Run("a failed send stays in the input", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "keep me")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, conn := failedSend(t, "keep me")
 		if m.input.Value() != "keep me" {
 			t.Fatalf("input = %q", m.input.Value())
 		}
 		contains(t, m.View(), "✗ not sent: boom; enter to retry")
 		// Retrying works once the server is back.
 		conn.sendErr = nil
-		_, cmd = m.Update(keyMsg("enter"))
+		_, cmd := m.Update(keyMsg("enter"))
 		m.Update(cmd())
 		if len(conn.sent) != 1 || conn.sent[0] != "keep me" || m.input.Value() != "" {
 			t.Fatalf("retry: sent %v, input %q", conn.sent, m.input.Value())
@@ -342,12 +337,7 @@ func TestChatKeys(t *testing.T) {
 		lacks(t, m.View(), "not sent")
 	})
 	t.Run("editing clears the send error", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "x")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, _ := failedSend(t, "x")
 		typeText(m, "y")
 		lacks(t, m.View(), "not sent")
 	})
@@ -648,12 +638,7 @@ func TestChatTextInOneChunk(t *testing.T) {
 		}
 	})
 	t.Run("a chunk clears the send error", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "x")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, _ := failedSend(t, "x")
 		contains(t, m.View(), "not sent")
 		typeChunks(m, " more")
 		lacks(t, m.View(), "not sent")
@@ -755,12 +740,7 @@ func TestChatPresenceAfterReconnect(t *testing.T) {
 // TestChatProgramPresenceAfterReconnect: a server that comes back after a
 // restart knows only who came back; the list follows it.
 func TestChatProgramPresenceAfterReconnect(t *testing.T) {
-	conn := newFakeConn()
-	conn.users = []string{"alice", "bob"}
-	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "s", Transport: "auto", Now: c.Now}})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
-	defer close(conn.ch)
+	tm, conn := chatProgram(t, "s")
 
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
 	waitScreen(t, tm, "Here (2)", "● bob")
@@ -824,6 +804,19 @@ func TestChatLongText(t *testing.T) {
 		contains(t, v, "✗ not sent: unexpected answer from the server (404 Not Found)")
 		lacks(t, v, "enter to retry")
 	})
+}
+
+// failedSend returns an 80×20 chat whose send of text has failed with
+// errBoom, and its connection.
+func failedSend(t *testing.T, text string) (*ChatModel, *fakeConn) {
+	t.Helper()
+	conn := newFakeConn()
+	conn.sendErr = errBoom
+	m, _ := newChat(t, conn, 80, 20)
+	typeText(m, text)
+	_, cmd := m.Update(keyMsg("enter"))
+	m.Update(cmd())
+	return m, conn
 }
 
 func TestChatJumps(t *testing.T) {

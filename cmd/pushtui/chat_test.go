@@ -15,14 +15,22 @@ import (
 	"github.com/pushd/push/server"
 )
 
+// followRoom starts pushd and a chat of bob that follows room r1 over tr,
+// printing as format says (--plain, --json), and waits until it is in.
+func followRoom(t *testing.T, tr, format string) (*pushdtest.Server, *running) {
+	t.Helper()
+	srv := startServer(t)
+	chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", format, "--follow")
+	chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+	return srv, chat
+}
+
 // TestChatPlainOverEachTransport: a plain chat prints the room's events,
 // one line each, as another client sends.
 func TestChatPlainOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--plain", "--follow")
-			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+			srv, chat := followRoom(t, tr, "--plain")
 			if _, errOut, code := pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", "hello", "bob"); code != 0 {
 				t.Fatalf("send: exit %d: %s", code, errOut)
 			}
@@ -42,9 +50,7 @@ func TestChatPlainOverEachTransport(t *testing.T) {
 func TestChatJSONOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--json", "--follow")
-			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+			srv, chat := followRoom(t, tr, "--json")
 			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", `quote " and <tag>`)
 			out := chat.out.waitContains(t, `"text":"quote \" and <tag>"`)
 			var msgs int

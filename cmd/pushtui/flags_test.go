@@ -42,14 +42,19 @@ func TestFlagMistakes(t *testing.T) {
 		{"bad duration", nil, []string{"task", "start", "--interval", "soon"}, `invalid argument "soon"`},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := start(t, nil, tc.env, tc.args...)
-			code := r.wait(t)
-			errOut := r.errOut.String()
-			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
-				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsage(t, tc.env, tc.want, tc.args...) })
+	}
+}
+
+// wantUsage runs pushtui with args and getenv, and checks it exits 2
+// with one line on stderr that holds want.
+func wantUsage(t *testing.T, getenv func(string) string, want string, args ...string) {
+	t.Helper()
+	r := start(t, nil, getenv, args...)
+	code := r.wait(t)
+	errOut := r.errOut.String()
+	if code != cli.ExitUsage || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, want)
 	}
 }
 
@@ -116,14 +121,7 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 			"--user qa, but the token is for alice and the server would refuse any other name: leave out --user, or pass --user alice"})
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := start(t, nil, nil, append([]string{"--server", dead}, tc.args...)...)
-			code := r.wait(t)
-			errOut := r.errOut.String()
-			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
-				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsage(t, nil, tc.want, append([]string{"--server", dead}, tc.args...)...) })
 	}
 }
 
@@ -145,12 +143,7 @@ func TestUnreadableTokenFirst(t *testing.T) {
 				}
 				all = append(all, args...)
 				t.Run(fmt.Sprintf("%s %v", user, all[2:]), func(t *testing.T) {
-					r := start(t, nil, env(user, "PUSH_TOKEN="+tok.env), all...)
-					code := r.wait(t)
-					errOut := r.errOut.String()
-					if code != cli.ExitUsage || !strings.Contains(errOut, tok.want) || strings.Count(errOut, "\n") != 1 {
-						t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tok.want)
-					}
+					wantUsage(t, env(user, "PUSH_TOKEN="+tok.env), tok.want, all...)
 				})
 			}
 		}

@@ -210,10 +210,7 @@ func (sub *Subscriber) readWS(ctx context.Context) error {
 		if errors.As(err, &ce) {
 			return &Ended{How: fmt.Sprintf("ws close %d %s", ce.Code, ce.Reason)}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: "ws: " + err.Error()}
+		return ended(ctx, "ws", err)
 	}
 	if typ != websocket.MessageText {
 		return fmt.Errorf("WebSocket message of type %v; want text", typ)
@@ -241,10 +238,7 @@ func (sub *Subscriber) readSSE(ctx context.Context) error {
 	defer stop()
 	f, err := sub.sse.frame()
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: "sse: " + err.Error()}
+		return ended(ctx, "sse", err)
 	}
 	if len(f.Comments) > 0 && f.Event == "" && f.Data == "" {
 		return nil // a heartbeat
@@ -260,6 +254,15 @@ func (sub *Subscriber) readSSE(ctx context.Context) error {
 	}
 	sub.pending = append(sub.pending, ev)
 	return nil
+}
+
+// ended is the error of a read over kind that failed with err: ctx's
+// error if ctx has ended, else the end of the stream.
+func ended(ctx context.Context, kind string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &Ended{How: kind + ": " + err.Error()}
 }
 
 // poll makes one poll: a long one, or for ShortPoll a short one after a
@@ -294,10 +297,7 @@ func (sub *Subscriber) poll(ctx context.Context) error {
 	}
 	a, err := sub.s.do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: sub.kind + ": " + err.Error()}
+		return ended(ctx, sub.kind, err)
 	}
 	if a.Status != http.StatusOK {
 		var eb protocol.ErrorBody

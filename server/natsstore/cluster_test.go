@@ -61,6 +61,13 @@ func startNodeWith(t *testing.T, url string, cfg server.Config) *node {
 	return &node{Server: s, store: st, cl: cl}
 }
 
+// startPair runs two nodes on a new embedded NATS.
+func startPair(t *testing.T) (ns *natstest.Server, a, b *node) {
+	t.Helper()
+	ns = natstest.Start(t)
+	return ns, startNode(t, ns.URL()), startNode(t, ns.URL())
+}
+
 // collect reads n events from sub.
 func collect(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
 	t.Helper()
@@ -87,8 +94,7 @@ func checkMessages(t *testing.T, got []protocol.Event, after uint64, want []stri
 }
 
 func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
@@ -115,8 +121,7 @@ func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
 }
 
 func TestResumeOnAnotherNode(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const room = "moving"
@@ -149,8 +154,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 }
 
 func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	// B opens the stream first, so it follows it from its start.
 	b.Poll(t, pushdtest.RoomPath("ahead"), "since=0&wait=0")
 	for i := range 50 {
@@ -166,8 +170,7 @@ func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
 }
 
 func TestNATSOutage(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ns, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const room = "outage"
@@ -231,8 +234,7 @@ func (n *node) waitReady(t *testing.T, want int) {
 // every subscriber gets every message once, in order, over every
 // transport.
 func TestBenchAcrossNodes(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	for _, tr := range []bench.Transport{bench.WebSocket, bench.SSE, bench.LongPoll} {
 		t.Run(string(tr), func(t *testing.T) {
 			o := bench.DefaultOptions()
@@ -266,8 +268,7 @@ func TestCheckVersion(t *testing.T) {
 // a client resuming with a cursor of the old one gets a reset and the new
 // events, never a hang or a gap.
 func TestStreamMadeAnew(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const room = "anew"
