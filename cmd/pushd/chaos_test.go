@@ -22,9 +22,31 @@ import (
 // The chaos suite: real pushd processes, crashes, storms and floods. It is
 // slower than the rest, so -short skips it; CI runs it.
 
-// noLimits lifts the per-client limits: every test client comes from one
-// address.
-var noLimits = []string{"--publish-rate", "0", "--max-conns-per-ip", "0", "--max-conns-per-user", "0", "--max-long-polls-per-ip", "0"}
+// chaosPushd starts pushd with args for a chaos test, without the
+// per-client limits (every test client comes from one address); -short
+// skips the test.
+func chaosPushd(t *testing.T, args ...string) *pushdtest.Process {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("chaos suite: runs without -short")
+	}
+	return startPushd(t, append([]string{"--publish-rate", "0", "--max-conns-per-ip", "0", "--max-conns-per-user", "0", "--max-long-polls-per-ip", "0"}, args...)...)
+}
+
+// headClient returns a client of p as user, and the cursor of the head of
+// room.
+func headClient(t *testing.T, ctx context.Context, p *pushdtest.Process, user string, room client.Stream) (*client.Client, protocol.Cursor) {
+	t.Helper()
+	c, err := client.New(p.URL, client.WithUser(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.Cursor(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, head
+}
 
 // follower collects what one subscription delivers.
 type follower struct {
@@ -44,24 +66,13 @@ func (f *follower) last() uint64 {
 }
 
 func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
 	addr, data := pushdtest.FreeAddr(t), t.TempDir()
-	args := append([]string{"--addr", addr, "--data", data, "--long-poll-wait", "2s"}, noLimits...)
-	p := startPushd(t, args...)
+	args := []string{"--addr", addr, "--data", data, "--long-poll-wait", "2s"}
+	p := chaosPushd(t, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	pub, err := client.New(p.URL, client.WithUser("publisher"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("chaos")
-	start, err := pub.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, start := headClient(t, ctx, p, "publisher", room)
 
 	const subscribers = 200
 	transports := []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll, client.TransportAuto}
@@ -133,7 +144,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	for range 2 {
 		waitPosted(posted.Load() + 100)
 		p.Kill(t)
-		p = startPushd(t, args...)
+		p = chaosPushd(t, args...)
 	}
 	waitPosted(posted.Load() + 100)
 	close(stop)
@@ -190,21 +201,11 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 }
 
 func TestChaosReconnectStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
-	p := startPushd(t, append([]string{"--store", "memory"}, noLimits...)...)
+	p := chaosPushd(t, "--store", "memory")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.New(p.URL, client.WithUser("storm"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("storm")
-	start, err := c.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, start := headClient(t, ctx, p, "storm", room)
 	const clients = 1000
 	var connected, got atomic.Int64
 	var refused atomic.Int64
@@ -257,21 +258,11 @@ func TestChaosReconnectStorm(t *testing.T) {
 }
 
 func TestChaosMalformedFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
-	p := startPushd(t, append([]string{"--store", "memory", "--read-timeout", "500ms", "--read-header-timeout", "500ms"}, noLimits...)...)
+	p := chaosPushd(t, "--store", "memory", "--read-timeout", "500ms", "--read-header-timeout", "500ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	legit, err := client.New(p.URL, client.WithUser("legit"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("calm")
-	start, err := legit.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	legit, start := headClient(t, ctx, p, "legit", room)
 	sub := legit.Subscribe(ctx, room, client.SubscribeOptions{Transport: client.TransportSSE, Since: start.String()})
 	defer sub.Close()
 

@@ -12,16 +12,22 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// Two pushd processes on one NATS serve one room: what is published on
-// either is read on both, and when one is killed the other still has
-// every acknowledged event.
-func TestTwoProcessesShareARoom(t *testing.T) {
+// startPair starts two pushd processes on one embedded NATS; -short skips
+// the test.
+func startPair(t *testing.T) (a, b *pushdtest.Process) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts two pushd processes")
 	}
 	ns := natstest.Start(t)
-	a := startPushd(t, "--nats", ns.URL())
-	b := startPushd(t, "--nats", ns.URL())
+	return startPushd(t, "--nats", ns.URL()), startPushd(t, "--nats", ns.URL())
+}
+
+// Two pushd processes on one NATS serve one room: what is published on
+// either is read on both, and when one is killed the other still has
+// every acknowledged event.
+func TestTwoProcessesShareARoom(t *testing.T) {
+	a, b := startPair(t)
 	var acked []protocol.Event
 	for i := range 10 {
 		node := a
@@ -45,12 +51,7 @@ func TestTwoProcessesShareARoom(t *testing.T) {
 // A task started on one process is seen and cancelled through the other,
 // and a user connected to both is present once on each.
 func TestTwoProcessesShareTasksAndPresence(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two pushd processes")
-	}
-	ns := natstest.Start(t)
-	a := startPushd(t, "--nats", ns.URL())
-	b := startPushd(t, "--nats", ns.URL())
+	a, b := startPair(t)
 
 	task := a.StartTask(t, `{"kind":"demo","name":"long","total":1000,"interval":"1s"}`)
 	if got := b.Task(t, task.ID); got.ID != task.ID || got.State.Final() {

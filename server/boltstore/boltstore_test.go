@@ -167,30 +167,15 @@ func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
 	}
 }
 
+// BenchmarkAppend measures acknowledged publishes through a server on the
+// bolt store.
 func BenchmarkAppend(b *testing.B) {
-	for _, parallel := range []int{1, 64} {
-		b.Run(map[int]string{1: "publishers=1", 64: "publishers=64"}[parallel], func(b *testing.B) {
-			s, err := boltstore.Open(b.TempDir(), boltstore.Options{MaxEvents: 10000})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			srv, err := server.New(server.Config{Store: s})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Shutdown(context.Background())
-			hub := srv.Hub()
-			b.SetParallelism(parallel)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := hub.Publish(context.Background(), "room/bench", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: "hello"}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		})
-	}
+	storetest.BenchmarkPublish(b, func(b *testing.B) server.Store {
+		s, err := boltstore.Open(b.TempDir(), boltstore.Options{MaxEvents: 10000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
 }

@@ -68,6 +68,19 @@ func startPair(t *testing.T) (ns *natstest.Server, a, b *node) {
 	return ns, startNode(t, ns.URL()), startNode(t, ns.URL())
 }
 
+// publishN publishes count messages to room, prefix0 to
+// prefix<count-1>, and returns their texts and the last as stored.
+func (n *node) publishN(t *testing.T, room, prefix string, count int) ([]string, protocol.Event) {
+	t.Helper()
+	var texts []string
+	var last protocol.Event
+	for i := range count {
+		texts = append(texts, fmt.Sprintf("%s%d", prefix, i))
+		last = n.Publish(t, room, "tester", texts[i])
+	}
+	return texts, last
+}
+
 // collect reads n events from sub.
 func collect(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
 	t.Helper()
@@ -176,12 +189,7 @@ func TestNATSOutage(t *testing.T) {
 	const room = "outage"
 	sub := b.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: "0", MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	defer sub.Close()
-	var acked []string
-	for i := range 5 {
-		text := fmt.Sprintf("before%d", i)
-		a.Publish(t, room, "tester", text)
-		acked = append(acked, text)
-	}
+	acked, _ := a.publishN(t, room, "before", 5)
 	if a := a.Get(t, "/readyz"); a.Status != http.StatusOK {
 		t.Fatalf("GET /readyz: %d %s, want 200", a.Status, a.Body)
 	}
@@ -272,10 +280,7 @@ func TestStreamMadeAnew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const room = "anew"
-	var old protocol.Event
-	for i := range 3 {
-		old = a.Publish(t, room, "tester", fmt.Sprintf("old%d", i))
-	}
+	_, old := a.publishN(t, room, "old", 3)
 	// b follows the stream from here on.
 	if p, err := b.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: "0", Wait: 5 * time.Second}); err != nil || len(p.Events) == 0 {
 		t.Fatalf("poll b: %v", err)
@@ -418,10 +423,7 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const room = "quiet"
-	var last protocol.Event
-	for i := range 3 {
-		last = a.Publish(t, room, "tester", fmt.Sprintf("before%d", i))
-	}
+	_, last := a.publishN(t, room, "before", 3)
 	consumers := func() int {
 		info, err := a.store.js.Stream(ctx, a.store.streamName("room/"+room))
 		if err != nil {
@@ -462,12 +464,7 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 
 	// Events published meanwhile on B reach a subscriber on A that
 	// resumes from before them, with no reset.
-	var want []string
-	for i := range 2 {
-		text := fmt.Sprintf("after%d", i)
-		b.Publish(t, room, "tester", text)
-		want = append(want, text)
-	}
+	want, _ := b.publishN(t, room, "after", 2)
 	cursor := protocol.Cursor{Epoch: last.Epoch, Seq: last.Seq}
 	sub := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: cursor.String(), MaxRetries: 3})
 	defer sub.Close()
