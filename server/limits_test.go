@@ -129,15 +129,9 @@ func TestConnectionLimits(t *testing.T) {
 func TestLongPollAndRoomLimits(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{LongPollWait: 5 * time.Second, Limits: server.Limits{LongPollsPerIP: 2, MaxStreams: 3}})
 	// Two long polls wait; a third from the same address is refused.
-	done := make(chan struct{}, 2)
+	var polls []<-chan pushdtest.Polled
 	for _, room := range []string{"a", "b"} {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			resp, err := http.Get(s.URL + "/v1/rooms/" + room + "/events?wait=5s")
-			if err == nil {
-				resp.Body.Close()
-			}
-		}()
+		polls = append(polls, s.PollAsync(t, pushdtest.RoomPath(room), "wait=5s"))
 	}
 	s.WaitConnections(t, "longpoll", 2)
 	if status, code := call(t, s, "GET", "/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
@@ -153,16 +147,7 @@ func TestLongPollAndRoomLimits(t *testing.T) {
 	}
 	// With a subscriber in c as well, three rooms are in use and a new
 	// one is refused.
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/v1/rooms/c/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	sse, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sse.Body.Close()
-	if sse.StatusCode != http.StatusOK {
-		t.Fatalf("subscribe to room c: %d", sse.StatusCode)
-	}
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("c"), pushdtest.SubOptions{})
 	if status, code := call(t, s, "POST", "/v1/rooms/e/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a new room with three in use: %d %s; want 503 %s", status, code, protocol.CodeUnavailable)
 	}
@@ -173,8 +158,9 @@ func TestLongPollAndRoomLimits(t *testing.T) {
 	for _, room := range []string{"a", "b"} {
 		call(t, s, "POST", "/v1/rooms/"+room+"/messages", "", `{"user":"u","text":"wake"}`)
 	}
-	<-done
-	<-done
+	for _, polled := range polls {
+		testwait.Recv(t, pushdtest.Timeout, polled, "answer of a long poll")
+	}
 }
 
 func TestSlowBodyAndLargeClientMessage(t *testing.T) {
@@ -222,23 +208,10 @@ func TestSlowBodyAndLargeClientMessage(t *testing.T) {
 func TestRefusedRequestsCreateNothing(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{Limits: server.Limits{ConnsPerIP: 1, MaxStreams: 2, PublishRate: 1, PublishBurst: 1}})
 	// One SSE subscription uses the address's only place.
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/v1/rooms/one/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("one"), pushdtest.SubOptions{})
 	for i := range 5 {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/rooms/refused%d/events", s.URL, i), nil)
-		req.Header.Set("Accept", "text/event-stream")
-		r2, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r2.Body.Close()
-		if r2.StatusCode != http.StatusTooManyRequests {
-			t.Fatalf("a second subscription: %d; want 429", r2.StatusCode)
+		if a := s.Get(t, fmt.Sprintf("/v1/rooms/refused%d/events", i), "Accept", "text/event-stream"); a.Status != http.StatusTooManyRequests {
+			t.Fatalf("a second subscription: %d; want 429", a.Status)
 		}
 	}
 	// The refusals made no rooms: a second room can still be made.
@@ -248,17 +221,7 @@ func TestRefusedRequestsCreateNothing(t *testing.T) {
 	// With both rooms in use (a long poll waits in room two), the room
 	// limit refuses a third room with 503; that refusal costs no token,
 	// so the user may still post at once.
-	pollCtx, stopPoll := context.WithCancel(t.Context())
-	defer stopPoll()
-	polling := make(chan struct{})
-	go func() {
-		defer close(polling)
-		req, _ := http.NewRequestWithContext(pollCtx, http.MethodGet, s.URL+"/v1/rooms/two/events?wait=30s", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	defer func() { stopPoll(); <-polling }()
+	polling := s.PollAsync(t, pushdtest.RoomPath("two"), "wait=30s")
 	s.WaitConnections(t, "longpoll", 1)
 	if status, code := call(t, s, "POST", "/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a third room: %d %s; want 503", status, code)
@@ -266,4 +229,5 @@ func TestRefusedRequestsCreateNothing(t *testing.T) {
 	if status, _ := call(t, s, "POST", "/v1/rooms/two/messages", "", `{"user":"v","text":"hi"}`); status != 201 {
 		t.Fatalf("publish after a refused one: %d; want 201 (the refusal cost no token)", status)
 	}
+	testwait.Recv(t, pushdtest.Timeout, polling, "answer of the long poll in room two") // the publish wakes it
 }

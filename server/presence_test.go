@@ -128,20 +128,15 @@ func TestPresenceLogoutAfterGrace(t *testing.T) {
 func TestPresenceLongPollUser(t *testing.T) {
 	p := pushdtest.Start(t, server.Config{PresenceGrace: time.Minute})
 	head := p.Head(t, pushdtest.RoomPath("lobby"))
-	done := make(chan struct{})
-	var evs []protocol.Event
-	var cur string
-	go func() {
-		defer close(done)
-		evs, cur = p.Poll(pushdtest.GoTB{TB: t}, pushdtest.RoomPath("lobby"), "user=carol&wait=20s&since="+head.String())
-	}()
+	polling := p.PollAsync(t, pushdtest.RoomPath("lobby"), "user=carol&wait=20s&since="+head.String())
 	testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
 		if got := p.Presence(t, "lobby"); !slices.Equal(got, []string{"carol"}) {
 			return fmt.Errorf("present: %q; want carol", got)
 		}
 		return nil
 	})
-	<-done // its own login ends the wait
+	first, _ := testwait.Recv(t, pushdtest.Timeout, polling, "answer of the poll") // its own login ends the wait
+	evs, cur := first.Events, first.Cursor
 	if len(evs) != 1 || evs[0].Type != protocol.TypeLogin || evs[0].User != "carol" {
 		t.Fatalf("the poll got %s; want carol's login", pushdtest.Summary(evs))
 	}

@@ -32,13 +32,7 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 		return nil
 	})
 	head := p.Head(t, pushdtest.RoomPath("lobby"))
-	pollDone := make(chan struct{})
-	var pollEvents []protocol.Event
-	var pollCursor string
-	go func() {
-		defer close(pollDone)
-		pollEvents, pollCursor = p.Poll(pushdtest.GoTB{TB: t}, pushdtest.RoomPath("lobby"), "wait=25s&since="+head.String())
-	}()
+	polling := p.PollAsync(t, pushdtest.RoomPath("lobby"), "wait=25s&since="+head.String())
 	p.WaitConnections(t, "longpoll", 1)
 
 	shutdownDone := make(chan error, 1)
@@ -92,9 +86,9 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 	}
 
 	// The long poll is answered: no events, the cursor where it was.
-	testwait.Recv(t, pushdtest.Timeout, pollDone, "answer of the waiting long poll")
-	if len(pollEvents) != 0 || pollCursor != head.String() {
-		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", pushdtest.Summary(pollEvents), pollCursor, head)
+	polled, _ := testwait.Recv(t, pushdtest.Timeout, polling, "answer of the waiting long poll")
+	if len(polled.Events) != 0 || polled.Cursor != head.String() {
+		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", pushdtest.Summary(polled.Events), polled.Cursor, head)
 	}
 
 	if err, _ := testwait.Recv(t, pushdtest.Timeout, shutdownDone, "return from Shutdown"); err != nil {

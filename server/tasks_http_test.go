@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
@@ -335,13 +333,11 @@ func TestTaskUnknownID(t *testing.T) {
 	for _, c := range cases {
 		ts.Request(t, t.Context(), c.method, c.path, c.body, c.header...).WantError(t, http.StatusNotFound, protocol.CodeNotFound)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), pushdtest.Timeout)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/tasks/"+id+"/events?since=0", nil)
-	if err == nil {
-		c.CloseNow()
+	var refused *pushdtest.RefusedError
+	if sub, err := ts.TrySubscribe(pushdtest.WS, pushdtest.TaskPath(id), pushdtest.SubOptions{Since: "0"}); err == nil {
+		sub.Close()
 		t.Error("a WebSocket to the events of an unknown task was accepted")
-	} else if resp == nil || resp.StatusCode != http.StatusNotFound {
+	} else if !errors.As(err, &refused) || refused.Status != http.StatusNotFound {
 		t.Errorf("a WebSocket to the events of an unknown task: %v; want 404", err)
 	}
 	if after := taskSnapshot(t, ts); after != before {

@@ -205,16 +205,11 @@ func TestLongPoll(t *testing.T) {
 	}
 
 	// A poll that waits gets the event published while it waits.
-	done := make(chan struct{})
-	var woken []protocol.Event
-	go func() {
-		defer close(done)
-		woken, _ = p.Poll(pushdtest.GoTB{TB: t}, pushdtest.RoomPath("lobby"), "since="+head.String()+"&wait=20s")
-	}()
+	waiting := p.PollAsync(t, pushdtest.RoomPath("lobby"), "since="+head.String()+"&wait=20s")
 	p.WaitConnections(t, "longpoll", 1)
 	ev := p.Publish(t, "lobby", "alice", "wake up")
-	testwait.Recv(t, pushdtest.Timeout, done, "answer of the waiting poll after a publish")
-	pushdtest.CheckMessages(t, woken, head.Epoch, 1, []string{"wake up"})
+	woken, _ := testwait.Recv(t, pushdtest.Timeout, waiting, "answer of the waiting poll after a publish")
+	pushdtest.CheckMessages(t, woken.Events, head.Epoch, 1, []string{"wake up"})
 
 	// Nothing new: the wait runs out, with no events and the same cursor.
 	evs, cur := p.Poll(t, pushdtest.RoomPath("lobby"), "since="+ev.Cursor().String()+"&wait=30ms")

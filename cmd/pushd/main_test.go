@@ -78,17 +78,6 @@ func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
 	}
 }
 
-func TestTaskInterruptedByRestart(t *testing.T) {
-	data := t.TempDir()
-	p := startPushd(t, "--data", data)
-	task := p.StartTask(t, `{"kind":"demo","name":"long","total":1000,"interval":"1s"}`)
-	p.Kill(t)
-	p = startPushd(t, "--data", data)
-	if got := p.Task(t, task.ID); got.State != protocol.TaskFailed || got.Message != "interrupted by server restart" {
-		t.Fatalf("task after restart = %s %q; want failed \"interrupted by server restart\"", got.State, got.Message)
-	}
-}
-
 func TestGracefulShutdownTellsClientsToReconnect(t *testing.T) {
 	p := startPushd(t, "--store", "memory")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

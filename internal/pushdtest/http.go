@@ -199,6 +199,25 @@ func (s *Remote) Poll(t testing.TB, path, query string) ([]protocol.Event, strin
 	return evs, cur
 }
 
+// Polled is a poll's answer: its events and cursor.
+type Polled struct {
+	Events []protocol.Event
+	Cursor string
+}
+
+// PollAsync makes a poll (as Poll does) on a goroutine of its own, for a
+// long poll the test answers meanwhile. Its answer comes on the channel,
+// which is closed after it, or without it if the poll failed the test.
+func (s *Remote) PollAsync(t testing.TB, path, query string) <-chan Polled {
+	ch := make(chan Polled, 1)
+	go func() {
+		defer close(ch)
+		evs, cur := s.Poll(GoTB{TB: t}, path, query)
+		ch <- Polled{Events: evs, Cursor: cur}
+	}()
+	return ch
+}
+
 // parsePoll checks a poll's answer (JSON with exactly events and cursor,
 // each event as the protocol says, the cursor <epoch>:<seq>) and returns
 // its events and cursor.

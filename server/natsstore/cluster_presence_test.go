@@ -96,17 +96,12 @@ func presenceLog(evs []protocol.Event) []string {
 // waitPresence waits until GET presence answers want on every node.
 func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNode) {
 	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			status, got := n.presence(t, room)
-			if status != http.StatusOK || !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: presence %d %q; want %q", i, status, got, want)
-			}
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		status, got := n.presence(t, room)
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("presence %d", status)
 		}
-		return nil
+		return got, nil
 	})
 }
 
@@ -114,13 +109,8 @@ func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNod
 // logout events want, and no others.
 func waitPresenceLog(t *testing.T, room string, want []string, nodes ...*clusterNode) {
 	t.Helper()
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := presenceLog(n.History(t, pushdtest.RoomPath(room))); !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, want)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		return presenceLog(n.History(t, pushdtest.RoomPath(room))), nil
 	})
 }
 
@@ -186,13 +176,8 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	}
 	waitPresence(t, "lobby", users, nodes...)
 	sortedLog := func(evs []protocol.Event) []string { return slices.Sorted(slices.Values(presenceLog(evs))) }
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := sortedLog(n.History(t, pushdtest.RoomPath("lobby"))); !slices.Equal(got, logins) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, logins)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, logins, func(n *clusterNode) ([]string, error) {
+		return sortedLog(n.History(t, pushdtest.RoomPath("lobby"))), nil
 	})
 
 	for _, ds := range drops {
@@ -203,13 +188,8 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	wg.Wait()
 	waitPresence(t, "lobby", nil, nodes...)
 	want := slices.Sorted(slices.Values(append(logins, logouts...)))
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := sortedLog(n.History(t, pushdtest.RoomPath("lobby"))); !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, want)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		return sortedLog(n.History(t, pushdtest.RoomPath("lobby"))), nil
 	})
 }
 

@@ -123,6 +123,20 @@ func (n *clusterNode) taskEvents(t *testing.T, id string) []protocol.Task {
 	return out
 }
 
+// waitFinals waits until the tasks stream has a final state of task id,
+// and returns its final states.
+func (n *clusterNode) waitFinals(t *testing.T, id string) []protocol.Task {
+	t.Helper()
+	var f []protocol.Task
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if f = finals(n.streamTask(t, id)); len(f) == 0 {
+			return fmt.Errorf("no final event for task %s on the tasks stream", id)
+		}
+		return nil
+	})
+	return f
+}
+
 // finals returns the final states among states.
 func finals(states []protocol.Task) []protocol.Task {
 	var out []protocol.Task
@@ -202,13 +216,7 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 		t.Fatalf("a's task ended %+v, want cancelled on request", end)
 	}
 	b.WaitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-		if len(finals(b.streamTask(t, id))) == 0 {
-			return errors.New("no final event for the task on the tasks stream")
-		}
-		return nil
-	})
-	if f := finals(b.streamTask(t, id)); len(f) != 1 || f[0].State != protocol.TaskCancelled {
+	if f := b.waitFinals(t, id); len(f) != 1 || f[0].State != protocol.TaskCancelled {
 		t.Fatalf("final events %+v, want one, cancelled", f)
 	}
 	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
@@ -245,12 +253,9 @@ func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
 	}
 	a.WaitTask(t, id, "succeeded on a", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
 	b.WaitTask(t, id, "succeeded on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-		if f := finals(a.streamTask(t, id)); len(f) != 1 {
-			return fmt.Errorf("final events %+v, want one", f)
-		}
-		return nil
-	})
+	if f := a.waitFinals(t, id); len(f) != 1 {
+		t.Fatalf("final events %+v, want one", f)
+	}
 }
 
 func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
@@ -270,12 +275,9 @@ func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
 		t.Fatalf("a's demo ended %+v, want cancelled", end)
 	}
 	b.WaitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-		if f := finals(b.streamTask(t, id)); len(f) != 1 {
-			return fmt.Errorf("final events %+v, want one", f)
-		}
-		return nil
-	})
+	if f := b.waitFinals(t, id); len(f) != 1 {
+		t.Fatalf("final events %+v, want one", f)
+	}
 }
 
 func TestClusterTasksNewServerLeavesTheOthersTasksAlone(t *testing.T) {
@@ -329,12 +331,7 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 				t.Fatalf("%s shows %+v, want failed: its server is gone", n.URL, tk)
 			}
 		}
-		testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-			if len(finals(b.streamTask(t, id))) == 0 {
-				return fmt.Errorf("no final event for task %s", id)
-			}
-			return nil
-		})
+		b.waitFinals(t, id)
 	}
 	// The finished task is still listed, kept by a survivor.
 	if tk, ok := listed(c.Tasks(t), done); !ok || tk.State != protocol.TaskSucceeded {

@@ -111,17 +111,21 @@ func depart(t *testing.T, r *testRoster, room, user string) bool {
 // waitUsers waits until every roster lists want in room.
 func waitUsers(t *testing.T, room string, want []string, rosters ...*testRoster) {
 	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
+	waitAll(t, "roster", rosters, want, func(r *testRoster) ([]string, error) { return r.Users(context.Background(), room) })
+}
+
+// waitAll waits until get gives want for every one of items (what names
+// them in the failure).
+func waitAll[T any](t *testing.T, what string, items []T, want []string, get func(T) ([]string, error)) {
+	t.Helper()
 	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, r := range rosters {
-			got, err := r.Users(context.Background(), room)
+		for i, it := range items {
+			got, err := get(it)
 			if err != nil {
-				return fmt.Errorf("roster %d: %v", i, err)
+				return fmt.Errorf("%s %d: %v", what, i, err)
 			}
 			if !slices.Equal(got, want) {
-				return fmt.Errorf("roster %d lists %q in %s; want %q", i, got, room, want)
+				return fmt.Errorf("%s %d: %q; want %q", what, i, got, want)
 			}
 		}
 		return nil

@@ -302,13 +302,7 @@ func TestTasksTakeOverWithLostAnswer(t *testing.T) {
 			if got, err := b.Srv().Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
 				t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
 			}
-			testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-				if len(finals(b.streamTask(t, task.ID))) == 0 {
-					return errors.New("no final event for the orphan")
-				}
-				return nil
-			})
-			if f := finals(b.streamTask(t, task.ID)); len(f) != 1 || f[0].State != protocol.TaskFailed {
+			if f := b.waitFinals(t, task.ID); len(f) != 1 || f[0].State != protocol.TaskFailed {
 				t.Fatalf("final events %+v, want one: failed", f)
 			}
 		})
