@@ -428,9 +428,7 @@ func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i := range 400 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				return
@@ -440,7 +438,7 @@ func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
 			_ = c.(*net.TCPConn).CloseWrite()
 			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			_, _ = bufio.NewReader(c).ReadString('\n')
-		}()
+		})
 	}
 	wg.Wait()
 	if status, _ := call(t, s, "POST", "/v1/rooms/half/messages", "", `{"user":"u","text":"still up"}`); status != 201 {

@@ -88,9 +88,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 		sub := c.Subscribe(ctx, room, client.SubscribeOptions{Transport: f.transport, Since: start.String(),
 			MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, LongPollWait: 2 * time.Second})
 		defer sub.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for ev := range sub.Events() {
 				f.mu.Lock()
 				if ev.Type == protocol.TypeReset {
@@ -100,7 +98,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 				}
 				f.mu.Unlock()
 			}
-		}()
+		})
 	}
 
 	// Publishers post while the server is killed twice; a publish counts
@@ -111,9 +109,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	stop := make(chan struct{})
 	var pubs sync.WaitGroup
 	for w := range 4 {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
+		pubs.Go(func() {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -130,7 +126,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 				acked.Store(ev.Seq, ev.Text)
 				posted.Add(1)
 			}
-		}()
+		})
 	}
 	waitPosted := func(n int64) {
 		t.Helper()
@@ -212,9 +208,7 @@ func TestChaosReconnectStorm(t *testing.T) {
 	var wg sync.WaitGroup
 	release := make(chan struct{})
 	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			tr := []client.Transport{client.TransportWebSocket, client.TransportSSE}[i%2]
 			cc, err := client.New(p.URL)
 			if err != nil {
@@ -239,7 +233,7 @@ func TestChaosReconnectStorm(t *testing.T) {
 			if err := sub.Err(); err != nil && ctx.Err() == nil {
 				refused.Add(1)
 			}
-		}()
+		})
 	}
 	close(release)
 	testwait.Until(t, time.Minute, 10*time.Millisecond, func() error {
@@ -293,9 +287,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var flood sync.WaitGroup
 	for w := range 8 {
-		flood.Add(1)
-		go func() {
-			defer flood.Done()
+		flood.Go(func() {
 			for i := range 150 {
 				if w%2 == 0 {
 					b := bad[(i+w)%len(bad)]
@@ -331,7 +323,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 				}
 				conn.Close()
 			}
-		}()
+		})
 	}
 	// Meanwhile the legitimate client keeps receiving.
 	const legitMessages = 50

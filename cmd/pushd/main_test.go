@@ -41,16 +41,14 @@ func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 15 {
 				ev := p.Publish(t, "durable", "tester", fmt.Sprintf("w%d-%d", w, i))
 				mu.Lock()
 				acked = append(acked, ev)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	old, _ := p.Poll(t, "/v1/rooms/durable/events", "since=0&wait=0")

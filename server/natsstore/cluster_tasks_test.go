@@ -48,6 +48,15 @@ func startTaskCluster(t *testing.T, natsURL string, n int, nodeTTL time.Duration
 	return startCluster(t, natsURL, n, natsstore.Options{Prefix: "t" + server.NewEpoch()}, withTasks(nodeTTL))
 }
 
+// startTaskPair starts two servers with tasks on a new embedded NATS,
+// which no server is taken for gone on.
+func startTaskPair(t *testing.T) (ns *natstest.Server, a, b *clusterNode) {
+	t.Helper()
+	ns = natstest.Start(t)
+	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
+	return ns, nodes[0], nodes[1]
+}
+
 // startTaskNode starts server i of a cluster under prefix.
 func startTaskNode(t *testing.T, natsURL, prefix string, i int, nodeTTL time.Duration) *clusterNode {
 	t.Helper()
@@ -159,9 +168,7 @@ func listed(tasks []protocol.Task, id string) (protocol.Task, bool) {
 }
 
 func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
+	_, a, b := startTaskPair(t)
 
 	task := a.StartTask(t, `{"kind":"external","name":"backup","total":10}`)
 	id := task.ID
@@ -231,7 +238,7 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 	b.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":5}`)
 
 	// A task no server has: 404 everywhere, for every request.
-	for _, n := range nodes {
+	for _, n := range []*clusterNode{a, b} {
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodGet, "/v1/tasks/tnosuchtask", "")
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodPost, "/v1/tasks/tnosuchtask/cancel", "")
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodPost, "/v1/tasks/tnosuchtask/progress", `{"done":1}`)
@@ -241,9 +248,7 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 }
 
 func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
+	_, a, b := startTaskPair(t)
 	id := a.StartTask(t, `{"kind":"external","name":"copy"}`).ID
 	b.WaitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
 	b.Report(t, id, `{"percent":50}`)
@@ -259,9 +264,7 @@ func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
 }
 
 func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
+	_, a, b := startTaskPair(t)
 	id := a.StartTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"10ms"}`).ID
 
 	// Its progress reaches B through the record.
@@ -365,9 +368,7 @@ func wantClean(t *testing.T, path, msg string) {
 }
 
 func TestClusterTasksNATSUnreachable(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
+	ns, a, b := startTaskPair(t)
 	id := a.StartTask(t, `{"kind":"external","name":"ext"}`).ID
 	b.WaitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
 

@@ -118,16 +118,14 @@ func Run(t *testing.T, open Factory) {
 		s := open(t, 0, 0)
 		var wg sync.WaitGroup
 		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range 25 {
 					if _, err := s.Append(ctx, fmt.Sprintf("room/%d", w), []protocol.Event{msg(fmt.Sprint(i))}); err != nil {
 						t.Error(err)
 						return
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		for w := range 4 {
