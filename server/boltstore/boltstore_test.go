@@ -20,24 +20,28 @@ import (
 	"github.com/pushd/push/server/storetest"
 )
 
+// open opens the store in dir with opts; it is closed when the test ends
+// (again, if the test closed it: a second Close does nothing).
+func open(t testing.TB, dir string, opts boltstore.Options) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, maxEvents int, maxAge time.Duration) server.Store {
-		s, err := boltstore.Open(t.TempDir(), boltstore.Options{MaxEvents: maxEvents, MaxAge: maxAge})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return open(t, t.TempDir(), boltstore.Options{MaxEvents: maxEvents, MaxAge: maxAge})
 	})
 }
 
 func TestReopenKeepsEventsAndEpoch(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, err := boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, boltstore.Options{})
 	stored, err := s.Append(ctx, "room/a", []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "kept", Time: time.Now().UTC()}})
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +49,7 @@ func TestReopenKeepsEventsAndEpoch(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open(t, dir, boltstore.Options{})
 	evs, in, err := s.Read(ctx, "room/a", 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -102,12 +102,8 @@ func TestRefusesForeignFiles(t *testing.T) {
 	})
 	t.Run("locked", func(t *testing.T) {
 		dir := t.TempDir()
-		s, err := boltstore.Open(dir, boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		_, err = boltstore.Open(dir, boltstore.Options{})
+		open(t, dir, boltstore.Options{})
+		_, err := boltstore.Open(dir, boltstore.Options{})
 		if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 			t.Fatalf("second Open: %v; want a locked error", err)
 		}
@@ -117,10 +113,7 @@ func TestRefusesForeignFiles(t *testing.T) {
 // After Close the store says so in the Store contract's terms, and a
 // request that reaches it gets 503, not 500.
 func TestClosedIsUnavailable(t *testing.T) {
-	bs, err := boltstore.Open(t.TempDir(), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := open(t, t.TempDir(), boltstore.Options{})
 	ctx := context.Background()
 	if _, err := bs.Info(ctx, "room/a"); err != nil {
 		t.Fatal(err)
@@ -171,11 +164,6 @@ func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
 // bolt store.
 func BenchmarkAppend(b *testing.B) {
 	storetest.BenchmarkPublish(b, func(b *testing.B) server.Store {
-		s, err := boltstore.Open(b.TempDir(), boltstore.Options{MaxEvents: 10000})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		return open(b, b.TempDir(), boltstore.Options{MaxEvents: 10000})
 	})
 }
