@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -267,17 +266,7 @@ func TestTokenNamesTheUser(t *testing.T) {
 // PUSH_TOKEN) is sent.
 func TestTokens(t *testing.T) {
 	secret := []byte("a-test-secret-of-enough-length")
-	srv, err := server.New(server.Config{AuthSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		srv.Shutdown(ctx)
-		ts.Close()
-	}()
+	ts := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
 	_, errOut, code := pushtui(t, nil, "--server", ts.URL, "task", "list")
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
