@@ -2,10 +2,8 @@ package boltstore_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
@@ -125,25 +124,8 @@ func TestClosedIsUnavailable(t *testing.T) {
 	if _, _, err := bs.Read(ctx, "room/a", 0, 1); !errors.Is(err, server.ErrStoreClosed) {
 		t.Fatalf("Read after Close: %v; want ErrStoreClosed", err)
 	}
-	srv, err := server.New(server.Config{Store: bs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.Shutdown(ctx)
-	resp, err := http.Post(ts.URL+"/v1/rooms/b/messages", "application/json", strings.NewReader(`{"user":"u","text":"hi"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e protocol.ErrorBody
-	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error.Message == "" {
-		t.Fatalf("publish with the store closed: %d without the JSON error body (%v)", resp.StatusCode, err)
-	}
-	if status, code := resp.StatusCode, e.Error.Code; status != 503 || code != protocol.CodeUnavailable {
-		t.Fatalf("publish with the store closed: %d %s; want 503 unavailable", status, code)
-	}
+	s := pushdtest.Start(t, server.Config{Store: bs})
+	s.Post(t, "/v1/rooms/b/messages", `{"user":"u","text":"hi"}`).WantError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable)
 }
 
 func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
