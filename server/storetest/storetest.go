@@ -70,10 +70,7 @@ func Run(t *testing.T, open Factory) {
 	t.Run("read after cursor with limit", func(t *testing.T) {
 		s := open(t, 0, 0)
 		appendN(t, s, "tasks", 10)
-		evs, in, err := s.Read(ctx, "tasks", 4, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := read(t, s, "tasks", 4, 3)
 		if len(evs) != 3 || evs[0].Seq != 5 || evs[2].Seq != 7 || in.Last != 10 {
 			t.Fatalf("Read(after 4, limit 3) = %d events from %v, info %+v", len(evs), seqs(evs), in)
 		}
@@ -86,10 +83,7 @@ func Run(t *testing.T, open Factory) {
 	t.Run("retention by count", func(t *testing.T) {
 		s := open(t, 3, 0)
 		appendN(t, s, "room/a", 5)
-		evs, in, err := s.Read(ctx, "room/a", 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := read(t, s, "room/a", 0, 10)
 		if in.First != 3 || in.Last != 5 || len(evs) != 3 || evs[0].Seq != 3 {
 			t.Fatalf("after 5 appends keeping 3: info %+v, events %v", in, seqs(evs))
 		}
@@ -105,10 +99,7 @@ func Run(t *testing.T, open Factory) {
 		if _, err := s.Append(ctx, "room/a", []protocol.Event{msg("new")}); err != nil {
 			t.Fatal(err)
 		}
-		evs, in, err := s.Read(ctx, "room/a", 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := read(t, s, "room/a", 0, 10)
 		if in.First != 3 || len(evs) != 1 || evs[0].Text != "new" {
 			t.Fatalf("after age retention: info %+v, events %v", in, seqs(evs))
 		}
@@ -151,6 +142,17 @@ func appendN(t *testing.T, s server.Store, stream string, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// read reads stream after a seq, at most limit events, failing the test
+// on an error.
+func read(t *testing.T, s server.Store, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo) {
+	t.Helper()
+	evs, in, err := s.Read(context.Background(), stream, after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, in
 }
 
 func seqs(evs []protocol.Event) []uint64 {
