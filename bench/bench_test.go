@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -138,22 +139,11 @@ func TestRunReconnectsAfterDrops(t *testing.T) {
 // bytes, cuts times in all. It returns the server's URL.
 func startCuttingServer(t *testing.T, limit int, cuts int64) string {
 	t.Helper()
-	srv, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{h: srv, limit: limit}
-	c.budget.Store(cuts)
-	ts := httptest.NewServer(c)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.Close()
-	})
-	return ts.URL
+	return pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(h http.Handler) http.Handler {
+		c := &cutter{h: h, limit: limit}
+		c.budget.Store(cuts)
+		return c
+	})).URL
 }
 
 type cutter struct {
@@ -238,20 +228,7 @@ func TestRunReportsLossAndDuplicates(t *testing.T) {
 	o := small(LongPoll)
 	o.Subscribers, o.Messages = 5, 20
 	o.Drain = 300 * time.Millisecond
-	srv, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(&faultyPolls{h: srv})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.Close()
-	}()
-	o.Target = ts.URL
+	o.Target = pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(h http.Handler) http.Handler { return &faultyPolls{h: h} })).URL
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -302,20 +279,9 @@ func (f *faultyPolls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestRunRefusedByTarget(t *testing.T) {
-	srv, err := server.New(server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	}()
 	o := small(WebSocket)
-	o.Target = ts.URL
-	_, err = Run(context.Background(), o)
+	o.Target = pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 1}}).URL
+	_, err := Run(context.Background(), o)
 	var perr *protocol.Error
 	if !errors.As(err, &perr) || perr.Code != protocol.CodeRateLimited || !strings.Contains(err.Error(), "--publish-rate 0") {
 		t.Fatalf("Run against a rate-limited target: %v; want rate_limited with a hint", err)

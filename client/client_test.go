@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -38,7 +41,7 @@ func TestNewChecksTheURLAndOptions(t *testing.T) {
 }
 
 func TestPublishReturnsTheStoredEvent(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	first, err := c.Publish(ctx, "lobby", "hello <world> & \"you\"")
@@ -81,7 +84,7 @@ func TestPublishReturnsTheStoredEvent(t *testing.T) {
 }
 
 func TestServerErrorsAreProtocolErrors(t *testing.T) {
-	s := startServer(t, server.Config{MaxTextBytes: 10}, nil)
+	s := pushdtest.Start(t, server.Config{MaxTextBytes: 10})
 	alice := newClient(t, s, "alice")
 	nobody := newClient(t, s, "")
 	ctx := context.Background()
@@ -121,7 +124,7 @@ func TestServerErrorsAreProtocolErrors(t *testing.T) {
 }
 
 func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/presence") {
 				http.Error(w, "bad gateway", http.StatusBadGateway)
@@ -129,7 +132,7 @@ func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
 			}
 			next.ServeHTTP(w, r)
 		})
-	})
+	}))
 	_, err := newClient(t, s, "alice").Presence(context.Background(), "lobby")
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Status != http.StatusBadGateway || pe.Code != "" || !strings.Contains(pe.Message, "bad gateway") {
@@ -138,7 +141,7 @@ func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
 }
 
 func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case r.Method == http.MethodPost:
@@ -152,7 +155,7 @@ func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
 				next.ServeHTTP(w, r)
 			}
 		})
-	})
+	}))
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	_, err := c.Publish(ctx, "lobby", "hi")
@@ -209,9 +212,9 @@ func TestTokenUser(t *testing.T) {
 }
 
 func TestNetworkErrorsNameTheOperation(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	url := s.URL
-	s.ts.Close() // nothing listens there any more
+	s.Stop(t) // nothing listens there any more
 	c, err := client.New(url, client.WithUser("alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +227,7 @@ func TestNetworkErrorsNameTheOperation(t *testing.T) {
 }
 
 func TestPresence(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	users, err := c.Presence(ctx, "lobby")
@@ -234,14 +237,16 @@ func TestPresence(t *testing.T) {
 	for _, u := range []string{"zed", "bob"} {
 		subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{User: u})
 	}
-	waitFor(t, waitTimeout, "bob and zed to be present", func() bool {
-		users, err = c.Presence(ctx, "lobby")
-		return err == nil && slices.Equal(users, []string{"bob", "zed"})
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if users, err = c.Presence(ctx, "lobby"); err != nil || !slices.Equal(users, []string{"bob", "zed"}) {
+			return fmt.Errorf("present: %q, %v; want bob and zed", users, err)
+		}
+		return nil
 	})
 }
 
 func TestRateLimitSaysWhenToRetry(t *testing.T) {
-	s := startServer(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: 1}}, nil)
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: 1}})
 	c := newClient(t, s, "alice")
 	publish(t, c, "lobby", "one")
 	_, err := c.Publish(context.Background(), "lobby", "two")
@@ -256,7 +261,7 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 
 func TestTokensAreSent(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	s := startServer(t, server.Config{AuthSecret: secret}, nil)
+	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
 	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -282,9 +287,9 @@ func TestTokensAreSent(t *testing.T) {
 }
 
 func TestBaseURLWithPathPrefix(t *testing.T) {
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.StripPrefix("/push", next)
-	})
+	}))
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	c, err := client.New(s.URL+"/push/", client.WithUser("alice"), client.WithHTTPClient(&http.Client{Transport: tr}))
@@ -338,7 +343,7 @@ func TestParseTransport(t *testing.T) {
 }
 
 func TestCutSuccessIsErrAnswerBody(t *testing.T) {
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
 				next.ServeHTTP(w, r)
@@ -348,7 +353,7 @@ func TestCutSuccessIsErrAnswerBody(t *testing.T) {
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, `{"stream":"room/lobby","se`)
 		})
-	})
+	}))
 	c := newClient(t, s, "alice")
 	_, err := c.Publish(context.Background(), "lobby", "hi")
 	if !errors.Is(err, client.ErrAnswerBody) || !strings.Contains(err.Error(), "decode 201 answer") {

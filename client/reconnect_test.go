@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -14,9 +15,9 @@ import (
 func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{}, nil)
+			s := pushdtest.Start(t, server.Config{})
 			c := newClient(t, s, "alice")
-			var states stateLog
+			var states record[client.StateChange]
 			opts := tc.opts
 			opts.OnState = states.add
 			sub := subscribe(t, c, client.Room("lobby"), opts)
@@ -25,12 +26,12 @@ func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 			// Publish from the server side while the test cuts every client
 			// connection again and again; the subscriber reads meanwhile.
 			const total, dropEvery = 60, 15
-			hub := s.server().Hub()
+			hub := s.Srv().Hub()
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
 			for i := range total {
 				if i > 0 && i%dropEvery == 0 {
-					s.dropConns()
+					s.DropConns()
 				}
 				if _, err := hub.Publish(ctx, protocol.RoomStream("lobby"), protocol.Event{Type: protocol.TypeMessage, User: "bot", Text: fmt.Sprintf("m%02d", i)}); err != nil {
 					t.Fatalf("hub publish: %v", err)
@@ -64,7 +65,7 @@ func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 func TestResetAfterServerRestart(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{}, nil)
+			s := pushdtest.Start(t, server.Config{})
 			c := newClient(t, s, "alice")
 			opts := tc.opts
 			opts.Since = "0"
@@ -77,7 +78,7 @@ func TestResetAfterServerRestart(t *testing.T) {
 				sameEvent(t, ev, before[i])
 			}
 
-			s.restart()
+			s.Restart(t)
 			reset := recv(t, sub)
 			if reset.Type != protocol.TypeReset || reset.Reason != protocol.ResetEpochChanged {
 				t.Fatalf("after restart got %+v, want a reset (epoch_changed)", reset)
@@ -96,7 +97,7 @@ func TestResetAfterServerRestart(t *testing.T) {
 }
 
 func TestPermanentErrorsEndTheSubscription(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	cases := []struct {
 		name   string
@@ -139,7 +140,7 @@ func TestPermanentErrorsEndTheSubscription(t *testing.T) {
 }
 
 func TestCancelledContextEndsTheSubscription(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	ctx, cancel := context.WithCancel(context.Background())
 	sub := c.Subscribe(ctx, client.Room("lobby"), client.SubscribeOptions{})

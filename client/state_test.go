@@ -7,20 +7,21 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/server"
 )
 
 func TestStatesAreReported(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := c.Subscribe(context.Background(), client.Room("lobby"), client.SubscribeOptions{
 		Transport: client.TransportWebSocket, OnState: states.add,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
 	})
 	defer sub.Close()
 	waitState(t, sub, connectedWith(client.TransportWebSocket))
-	s.dropConns()
+	s.DropConns()
 	rec := waitState(t, sub, func(sc client.StateChange) bool { return sc.State == client.StateReconnecting })
 	if rec.Attempt != 1 || rec.RetryIn < 0 || rec.RetryIn > 400*time.Millisecond || rec.Err == nil || rec.Transport != client.TransportWebSocket {
 		t.Fatalf("reconnecting state %+v: want attempt 1, a wait within the bounds, the error, ws", rec)
@@ -60,7 +61,7 @@ func TestStatesAreReported(t *testing.T) {
 func TestConnectedReportedOnAQuietStream(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{LongPollWait: time.Minute}, nil)
+			s := pushdtest.Start(t, server.Config{LongPollWait: time.Minute})
 			c := newClient(t, s, "alice")
 			opts := tc.opts
 			opts.LongPollWait = time.Minute // past waitTimeout

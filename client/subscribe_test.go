@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -51,7 +53,7 @@ func sameEvent(t *testing.T, got, want protocol.Event) {
 func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{}, nil)
+			s := pushdtest.Start(t, server.Config{})
 			c := newClient(t, s, "alice")
 			sub := subscribe(t, c, client.Room("lobby"), tc.opts)
 			waitState(t, sub, connectedWith(tc.want))
@@ -87,7 +89,7 @@ func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 }
 
 func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	first := publish(t, c, "lobby", "before")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Since: "0"})
@@ -97,7 +99,7 @@ func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
 }
 
 func TestSinceCursorStartsAfterIt(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	a := publish(t, c, "lobby", "a")
 	b := publish(t, c, "lobby", "b")
@@ -106,7 +108,7 @@ func TestSinceCursorStartsAfterIt(t *testing.T) {
 }
 
 func TestLiveEndSkipsOlderEvents(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	publish(t, c, "lobby", "old")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{})
@@ -118,38 +120,41 @@ func TestLiveEndSkipsOlderEvents(t *testing.T) {
 func TestSubscriptionUserIsPresent(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{PresenceGrace: 100 * time.Millisecond}, nil)
+			s := pushdtest.Start(t, server.Config{PresenceGrace: 100 * time.Millisecond})
 			c := newClient(t, s, "alice")
 			opts := tc.opts
 			opts.User = "bob"
 			sub := c.Subscribe(context.Background(), client.Room("lobby"), opts)
 			defer sub.Close()
-			present := func(want bool) func() bool {
-				return func() bool {
+			present := func(want bool) func() error {
+				return func() error {
 					users, err := c.Presence(context.Background(), "lobby")
 					if err != nil {
 						t.Fatalf("presence: %v", err)
 					}
-					return slices.Contains(users, "bob") == want
+					if slices.Contains(users, "bob") != want {
+						return fmt.Errorf("present: %q; want bob there: %v", users, want)
+					}
+					return nil
 				}
 			}
-			waitFor(t, waitTimeout, "bob to be present", present(true))
+			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(true))
 			ev := recv(t, sub)
 			if ev.Type != protocol.TypeLogin || ev.User != "bob" {
 				t.Fatalf("first event %+v, want bob's login", ev)
 			}
 			sub.Close()
-			waitFor(t, waitTimeout, "bob to leave", present(false))
+			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(false))
 		})
 	}
 }
 
 func TestSlowReaderLosesNothing(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Buffer: 1, Transport: client.TransportWebSocket})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))
-	hub := s.server().Hub()
+	hub := s.Srv().Hub()
 	text := strings.Repeat("x", 1000)
 	const total = 300
 	for i := range total {

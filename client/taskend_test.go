@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -29,16 +31,9 @@ func taskEndClient(t *testing.T, srv *pushdtest.Server) *client.Client {
 
 // checkEnded checks that the subscription ended by itself, as the server
 // ended the stream: closed with Err nil, never reconnecting.
-func checkEnded(t *testing.T, sub *client.Subscription, log *stateLog) {
+func checkEnded(t *testing.T, sub *client.Subscription, log *record[client.StateChange]) {
 	t.Helper()
-	waitFor(t, waitTimeout, "the subscription's end", func() bool {
-		select {
-		case <-sub.Done():
-			return true
-		default:
-			return false
-		}
-	})
+	testwait.Recv(t, pushdtest.Timeout, sub.Done(), "the subscription's end")
 	if err := sub.Err(); err != nil {
 		t.Errorf("Err() = %v; want nil once the server ended the stream", err)
 	}
@@ -54,10 +49,10 @@ func checkEnded(t *testing.T, sub *client.Subscription, log *stateLog) {
 }
 
 // readAll reads sub's events until Events is closed, failing the test if
-// that takes longer than waitTimeout.
+// that takes longer than pushdtest.Timeout.
 func readAll(t *testing.T, sub *client.Subscription) []protocol.Event {
 	t.Helper()
-	timer := time.NewTimer(waitTimeout)
+	timer := time.NewTimer(pushdtest.Timeout)
 	defer timer.Stop()
 	var evs []protocol.Event
 	for {
@@ -79,13 +74,16 @@ func TestSubscribeTaskEndsAfterFinalEvent(t *testing.T) {
 			srv := pushdtest.Start(t, server.Config{})
 			c := taskEndClient(t, srv)
 			task := startTask(t, c, client.TaskSpec{Kind: "external", Params: map[string]any{"total": 2}})
-			var log stateLog
+			var log record[client.StateChange]
 			opts := tc.opts
 			opts.OnState = log.add
 			sub := c.Subscribe(t.Context(), client.Task(task.ID), opts)
 			defer sub.Close()
-			waitFor(t, waitTimeout, "connected", func() bool {
-				return log.has(func(sc client.StateChange) bool { return sc.State == client.StateConnected })
+			testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
+				if !log.has(func(sc client.StateChange) bool { return sc.State == client.StateConnected }) {
+					return errors.New("not connected")
+				}
+				return nil
 			})
 			srv.Expect(t, http.MethodPost, "/v1/tasks/"+task.ID+"/progress", `{"done":1}`, http.StatusOK, nil)
 			srv.Expect(t, http.MethodPost, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`, http.StatusOK, nil)
@@ -110,7 +108,7 @@ func TestSubscribeTaskAlreadyEnded(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			// From the live end: the final event, then the end.
-			var log stateLog
+			var log record[client.StateChange]
 			opts := tc.opts
 			opts.OnState = log.add
 			sub := c.Subscribe(t.Context(), client.Task(task.ID), opts)
@@ -122,7 +120,7 @@ func TestSubscribeTaskAlreadyEnded(t *testing.T) {
 			}
 
 			// From the final event: the end alone.
-			log = stateLog{}
+			log = record[client.StateChange]{}
 			opts.Since = final.String()
 			sub = c.Subscribe(t.Context(), client.Task(task.ID), opts)
 			defer sub.Close()

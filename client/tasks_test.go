@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/tasks"
@@ -24,24 +27,6 @@ func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.T
 	return task
 }
 
-// progressLog records what FollowTask reports.
-type progressLog struct {
-	mu    sync.Mutex
-	tasks []protocol.Task
-}
-
-func (l *progressLog) add(t protocol.Task) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.tasks = append(l.tasks, t)
-}
-
-func (l *progressLog) all() []protocol.Task {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]protocol.Task(nil), l.tasks...)
-}
-
 func followCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -52,13 +37,13 @@ func followCtx(t *testing.T) context.Context {
 func TestFollowTaskUntilItSucceeds(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}}, nil)
+			s := pushdtest.Start(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}})
 			c := newClient(t, s, "alice")
 			task := startTask(t, c, client.TaskSpec{Kind: "demo", Name: "count to five", Params: map[string]any{"total": 5, "interval": "20ms"}})
 			if task.ID == "" || task.Kind != "demo" || task.Name != "count to five" || task.State.Final() {
 				t.Fatalf("StartTask = %+v", task)
 			}
-			var seen progressLog
+			var seen record[protocol.Task]
 			opts := client.FollowOptions{SubscribeOptions: tc.opts, OnProgress: seen.add}
 			final, err := c.FollowTask(followCtx(t), task.ID, opts)
 			if err != nil {
@@ -81,7 +66,7 @@ func TestFollowTaskUntilItSucceeds(t *testing.T) {
 }
 
 func TestFollowTaskThatFails(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 10, "interval": "5ms", "fail_at": 3}})
 	final, err := c.FollowTask(followCtx(t), task.ID, client.FollowOptions{})
@@ -94,13 +79,15 @@ func TestFollowTaskThatFails(t *testing.T) {
 }
 
 func TestFollowTaskAlreadyFinished(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 1, "interval": "1ms"}})
 	ctx := followCtx(t)
-	waitFor(t, waitTimeout, "the task to end", func() bool {
-		got, err := c.GetTask(ctx, task.ID)
-		return err == nil && got.State.Final()
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if got, err := c.GetTask(ctx, task.ID); err != nil || !got.State.Final() {
+			return fmt.Errorf("the task has not ended: %+v, %v", got, err)
+		}
+		return nil
 	})
 	final, err := c.FollowTask(ctx, task.ID, client.FollowOptions{})
 	if err != nil || final.State != protocol.TaskSucceeded {
@@ -109,7 +96,7 @@ func TestFollowTaskAlreadyFinished(t *testing.T) {
 }
 
 func TestCancelTask(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 100000, "interval": "10ms"}})
 	ctx := followCtx(t)
@@ -150,7 +137,7 @@ func TestCancelTask(t *testing.T) {
 }
 
 func TestFollowTaskEndsWithItsContext(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "external"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,7 +153,7 @@ func TestFollowTaskEndsWithItsContext(t *testing.T) {
 }
 
 func TestExternalTaskReportsProgress(t *testing.T) {
-	s := startServer(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}}, nil)
+	s := pushdtest.Start(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}})
 	c := newClient(t, s, "alice")
 	ctx := followCtx(t)
 	task := startTask(t, c, client.TaskSpec{Kind: "external", Name: "backup", Params: map[string]any{"total": 3}})
@@ -178,9 +165,11 @@ func TestExternalTaskReportsProgress(t *testing.T) {
 		followed <- final
 	}()
 
-	waitFor(t, waitTimeout, "the task to run", func() bool {
-		got, err := c.GetTask(ctx, task.ID)
-		return err == nil && got.State == protocol.TaskRunning
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if got, err := c.GetTask(ctx, task.ID); err != nil || got.State != protocol.TaskRunning {
+			return fmt.Errorf("the task is not running: %+v, %v", got, err)
+		}
+		return nil
 	})
 	for i := int64(1); i <= 3; i++ {
 		got, err := c.ReportProgress(ctx, task.ID, client.Progress{Done: &i, Message: "copied one"})
@@ -230,7 +219,7 @@ func TestExternalTaskReportsProgress(t *testing.T) {
 }
 
 func TestStartTaskErrors(t *testing.T) {
-	s := startServer(t, server.Config{}, nil)
+	s := pushdtest.Start(t, server.Config{})
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	_, err := c.StartTask(ctx, client.TaskSpec{Kind: "no-such-kind"})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -40,9 +41,9 @@ func wantsEventStream(r *http.Request) bool {
 
 func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 	var refused atomic.Int64
-	s := startServer(t, server.Config{}, refuse(isUpgrade, &refused))
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(isUpgrade, &refused)))
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 	waitState(t, sub, connectedWith(client.TransportSSE))
 	want := publish(t, c, "lobby", "via sse")
@@ -63,7 +64,7 @@ func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 
 	// After a drop it goes back to what worked, without asking for an
 	// upgrade again.
-	s.dropConns()
+	s.DropConns()
 	waitState(t, sub, func(sc client.StateChange) bool { return sc.State == client.StateReconnecting })
 	waitState(t, sub, connectedWith(client.TransportSSE))
 	want = publish(t, c, "lobby", "still sse")
@@ -75,9 +76,9 @@ func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 
 func TestAutoFallsBackToLongPollingWhenSSEIsRefusedToo(t *testing.T) {
 	var refused atomic.Int64
-	s := startServer(t, server.Config{}, refuse(func(r *http.Request) bool { return isUpgrade(r) || wantsEventStream(r) }, &refused))
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(func(r *http.Request) bool { return isUpgrade(r) || wantsEventStream(r) }, &refused)))
 	c := newClient(t, s, "alice")
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, LongPollWait: 2 * time.Second})
 	waitState(t, sub, connectedWith(client.TransportLongPoll))
 	for _, text := range []string{"one", "two", "three"} {
@@ -91,7 +92,7 @@ func TestAutoFallsBackToLongPollingWhenSSEIsRefusedToo(t *testing.T) {
 
 func TestExplicitTransportDoesNotFallBack(t *testing.T) {
 	var refused atomic.Int64
-	s := startServer(t, server.Config{}, refuse(isUpgrade, &refused))
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(isUpgrade, &refused)))
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Transport: client.TransportWebSocket})
 	sc := waitState(t, sub, func(sc client.StateChange) bool { return sc.State == client.StateClosed })
@@ -106,14 +107,14 @@ func TestExplicitTransportDoesNotFallBack(t *testing.T) {
 
 func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 	var asked atomic.Value
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isUpgrade(r) {
 				asked.Store(r.Header.Get("Sec-WebSocket-Protocol"))
 			}
 			next.ServeHTTP(w, r)
 		})
-	})
+	}))
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Batch: true})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))
@@ -121,7 +122,7 @@ func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 		t.Fatalf("Sec-WebSocket-Protocol %q, want %q", got, protocol.BatchSubprotocol)
 	}
 	// A burst, so that messages carry several events.
-	hub := s.server().Hub()
+	hub := s.Srv().Hub()
 	for i := range 500 {
 		if _, err := hub.Publish(context.Background(), protocol.RoomStream("lobby"), protocol.Event{Type: protocol.TypeMessage, User: "bot", Text: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
@@ -136,7 +137,7 @@ func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 
 func TestTokenIsSentOnEveryTransport(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	s := startServer(t, server.Config{AuthSecret: secret}, nil)
+	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
 	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func countTransports(ws, sse, poll *atomic.Int64) func(http.Handler) http.Handle
 func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	var ws, sse, poll atomic.Int64
-	s := startServer(t, server.Config{AuthSecret: secret}, countTransports(&ws, &sse, &poll))
+	s := pushdtest.Start(t, server.Config{AuthSecret: secret}, pushdtest.Wrap(countTransports(&ws, &sse, &poll)))
 	carol, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 				if tc.name == "another room" {
 					room = client.Room("elsewhere")
 				}
-				var states stateLog
+				var states record[client.StateChange]
 				opts := tc.opts
 				opts.Transport, opts.Since, opts.OnState = tr, "0", states.add
 				opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
@@ -266,7 +267,7 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
 	// A 403 that is not pushd's (no error body of its own) may be a proxy
 	// that blocks WebSocket only: auto mode tries SSE.
-	s := startServer(t, server.Config{}, func(next http.Handler) http.Handler {
+	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isUpgrade(r) {
 				http.Error(w, "<html>Forbidden by policy</html>", http.StatusForbidden)
@@ -274,7 +275,7 @@ func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
 			}
 			next.ServeHTTP(w, r)
 		})
-	})
+	}))
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Since: "0"})
 	waitState(t, sub, connectedWith(client.TransportSSE))

@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -56,14 +57,14 @@ func startUpstream(t *testing.T, handlers ...http.HandlerFunc) *upstream {
 func (u *upstream) request(t *testing.T, n int) *http.Request {
 	t.Helper()
 	var r *http.Request
-	waitFor(t, waitTimeout, fmt.Sprintf("request %d", n), func() bool {
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
 		u.mu.Lock()
 		defer u.mu.Unlock()
-		if len(u.reqs) > n {
-			r = u.reqs[n]
-			return true
+		if len(u.reqs) <= n {
+			return fmt.Errorf("no request %d yet", n)
 		}
-		return false
+		r = u.reqs[n]
+		return nil
 	})
 	return r
 }
@@ -112,7 +113,7 @@ func TestSSEDedupeResetLastEventIDAndClose(t *testing.T) {
 		},
 	)
 	c := upstreamClient(t, u)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportSSE, Since: "0", OnState: states.add,
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
@@ -167,7 +168,7 @@ func TestIdleConnectionIsReplaced(t *testing.T) {
 		<-r.Context().Done()
 	}
 	u := startUpstream(t, silent, silent)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportSSE, Since: "0", IdleTimeout: 100 * time.Millisecond,
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnState: states.add,
@@ -242,7 +243,7 @@ func TestServerErrorsAreRetriedAndRetryAfterIsHonoured(t *testing.T) {
 		io.WriteString(w, `{"events":[{"seq":1,"epoch":"E","stream":"room/r","type":"message","time":"2026-01-02T03:04:05Z"}],"cursor":"E:1"}`)
 	}
 	u := startUpstream(t, unavailable, tooMany, poll)
-	var states stateLog
+	var states record[client.StateChange]
 	sub := subscribe(t, upstreamClient(t, u), client.Room("r"), client.SubscribeOptions{
 		Transport: client.TransportLongPoll, Since: "0", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnState: states.add,
 	})

@@ -1,16 +1,14 @@
 package server_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -18,19 +16,10 @@ import (
 var authSecret = []byte("a-test-secret-of-32-bytes-length")
 
 // authServer starts a server that needs tokens signed with authSecret.
-func authServer(t *testing.T, cfg server.Config) string {
+func authServer(t *testing.T, cfg server.Config) *pushdtest.Server {
 	t.Helper()
 	cfg.AuthSecret = authSecret
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(t.Context())
-		ts.Close()
-	})
-	return ts.URL
+	return pushdtest.Start(t, cfg)
 }
 
 func mint(t *testing.T, user string, c server.Claims) string {
@@ -42,38 +31,20 @@ func mint(t *testing.T, user string, c server.Claims) string {
 	return tok
 }
 
-// call makes a request and returns the status and the decoded error code
-// ("" for a success).
-func call(t *testing.T, method, url, token, body string, header ...string) (int, string) {
+// call makes a request with token as a bearer token ("": none) and
+// returns the status and the error code ("" for a success).
+func call(t *testing.T, s *pushdtest.Server, method, path, token, body string, header ...string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	bearer := ""
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		bearer = "Bearer " + token
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode < 400 {
-		return resp.StatusCode, ""
-	}
-	var e protocol.ErrorBody
-	if err := json.Unmarshal(b, &e); err != nil || e.Error.Message == "" {
-		t.Fatalf("%s %s: %d with body %q; want the JSON error body", method, url, resp.StatusCode, b)
-	}
-	return resp.StatusCode, e.Error.Code
+	a := s.Request(t, t.Context(), method, path, body, append([]string{"Authorization", bearer}, header...)...)
+	return a.Status, a.Code(t)
 }
 
 func TestAuth(t *testing.T) {
-	base := authServer(t, server.Config{})
+	s := authServer(t, server.Config{})
 	alice := mint(t, "alice", server.Claims{Rooms: []string{"lobby", "dev-*"}, Publish: true})
 	reader := mint(t, "rita", server.Claims{Rooms: []string{"lobby"}})
 	tasker := mint(t, "tom", server.Claims{Tasks: true})
@@ -113,7 +84,7 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, code := call(t, tc.method, base+tc.path, tc.token, tc.body, tc.header...)
+			status, code := call(t, s, tc.method, tc.path, tc.token, tc.body, tc.header...)
 			if status != tc.status || code != tc.code {
 				t.Fatalf("%s %s: %d %q; want %d %q", tc.method, tc.path, status, code, tc.status, tc.code)
 			}
@@ -121,17 +92,9 @@ func TestAuth(t *testing.T) {
 	}
 
 	// The posted message is alice's, whatever the body said.
-	resp, err := http.Get(base + "/v1/rooms/lobby/events?since=0&wait=0&token=" + alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var poll protocol.Poll
-	if err := json.NewDecoder(resp.Body).Decode(&poll); err != nil {
-		t.Fatal(err)
-	}
+	evs, _ := s.Poll(t, "/v1/rooms/lobby/events", "since=0&wait=0&token="+alice)
 	var texts []string
-	for _, ev := range poll.Events {
+	for _, ev := range evs {
 		if ev.Type == protocol.TypeMessage {
 			texts = append(texts, ev.User+":"+ev.Text)
 		}
@@ -161,16 +124,8 @@ func TestMintTokenRefusesBadInput(t *testing.T) {
 }
 
 func TestOrigins(t *testing.T) {
-	srv, err := server.New(server.Config{AllowOrigins: []string{"*.example.com", "https://app.example.org"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		_ = srv.Shutdown(t.Context())
-		ts.Close()
-	})
-	own := "http://" + strings.TrimPrefix(ts.URL, "http://")
+	s := pushdtest.Start(t, server.Config{AllowOrigins: []string{"*.example.com", "https://app.example.org"}})
+	own := s.URL
 	for _, tc := range []struct {
 		origin string
 		status int
@@ -187,22 +142,15 @@ func TestOrigins(t *testing.T) {
 		if tc.origin != "" {
 			hdr = []string{"Origin", tc.origin}
 		}
-		status, _ := call(t, "GET", ts.URL+"/v1/rooms/lobby/presence", "", "", hdr...)
+		status, _ := call(t, s, "GET", "/v1/rooms/lobby/presence", "", "", hdr...)
 		if status != tc.status {
 			t.Errorf("Origin %q: %d; want %d", tc.origin, status, tc.status)
 		}
 	}
 	// A preflight from an allowed origin gets the CORS answer.
-	req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/v1/rooms/lobby/messages", nil)
-	req.Header.Set("Origin", "https://chat.example.com")
-	req.Header.Set("Access-Control-Request-Method", "POST")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.com" ||
-		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
-		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	a := s.Request(t, t.Context(), http.MethodOptions, "/v1/rooms/lobby/messages", "", "Origin", "https://chat.example.com", "Access-Control-Request-Method", "POST")
+	if a.Status != http.StatusNoContent || a.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.com" ||
+		!strings.Contains(a.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", a.Status, a.Header)
 	}
 }

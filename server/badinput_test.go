@@ -1,12 +1,17 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -14,8 +19,8 @@ import (
 // Every bad request gets its documented status, code and JSON error body,
 // and changes nothing: the stream's cursor stays where it was.
 func TestBadInputAnswers(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	p.publish(t, "lobby", "alice", "before")
+	p := pushdtest.Start(t, server.Config{})
+	p.Publish(t, "lobby", "alice", "before")
 
 	const (
 		msgs   = "/v1/rooms/lobby/messages"
@@ -119,19 +124,16 @@ func TestBadInputAnswers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := p.head(t, "lobby")
-			status, hdr, body := p.do(t, tc.method, tc.path, tc.ctype, tc.body, tc.header...)
-			if status != tc.status {
-				t.Fatalf("%s %s: %d %s; want %d %s", tc.method, tc.path, status, body, tc.status, tc.code)
+			before := p.Head(t, pushdtest.RoomPath("lobby"))
+			a := send(t, p, tc.method, tc.path, tc.ctype, tc.body, tc.header...)
+			a.WantError(t, tc.status, tc.code)
+			if tc.allow != "" && a.Header.Get("Allow") != tc.allow {
+				t.Fatalf("Allow: %q; want %q", a.Header.Get("Allow"), tc.allow)
 			}
-			checkErrorBody(t, hdr, body, tc.code)
-			if tc.allow != "" && hdr.Get("Allow") != tc.allow {
-				t.Fatalf("Allow: %q; want %q", hdr.Get("Allow"), tc.allow)
-			}
-			if after := p.head(t, "lobby"); after != before {
+			if after := p.Head(t, pushdtest.RoomPath("lobby")); after != before {
 				t.Fatalf("the stream moved from %s to %s; a refused request must change nothing", before, after)
 			}
-			if got := p.presence(t, "lobby"); len(got) != 0 {
+			if got := p.Presence(t, "lobby"); len(got) != 0 {
 				t.Fatalf("present after a refused request: %q", got)
 			}
 		})
@@ -142,7 +144,7 @@ func TestBadInputAnswers(t *testing.T) {
 // kind in JSON's words, not the server's types; for a message, the limit
 // on its text, not only the body's.
 func TestRefusalMessagesInTheSendersTerms(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	const msgs, tasks = "/v1/rooms/lobby/messages", "/v1/tasks"
 	for _, tc := range []struct{ path, body, want string }{
 		{msgs, `[{"user":"a","text":"hi"}]`, "the body must be a JSON object, not array"},
@@ -153,20 +155,15 @@ func TestRefusalMessagesInTheSendersTerms(t *testing.T) {
 		{tasks, `{"kind":"demo","total":1e30}`, `task params: field "total" must be a whole number in range, not number 1e30`},
 		{tasks, `{"kind":"demo","interval":5}`, `task params: field "interval" must be a JSON string, not number`},
 	} {
-		_, _, body := p.do(t, "POST", tc.path, "application/json", tc.body)
-		var e protocol.ErrorBody
-		if err := json.Unmarshal(body, &e); err != nil {
-			t.Fatalf("%s: answer %s: %v", tc.body, body, err)
-		}
-		if e.Error.Message != tc.want {
-			t.Fatalf("%s: message %q; want %q", tc.body, e.Error.Message, tc.want)
+		if msg := p.Post(t, tc.path, tc.body).Error(t).Message; msg != tc.want {
+			t.Fatalf("%s: message %q; want %q", tc.body, msg, tc.want)
 		}
 	}
 }
 
 // Requests at the edge of the limits are accepted.
 func TestPublishLimitsAccepted(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	for _, tc := range []struct{ name, ctype, body, text string }{
 		{"text of exactly 4 KiB", "application/json", `{"user":"a","text":"` + strings.Repeat("x", 4096) + `"}`, strings.Repeat("x", 4096)},
 		{"charset parameter", "application/json; charset=utf-8", `{"user":"a","text":"hi"}`, "hi"},
@@ -176,39 +173,90 @@ func TestPublishLimitsAccepted(t *testing.T) {
 		{"user of 64", "application/json", `{"user":"` + strings.Repeat("u", 64) + `","text":"hi"}`, "hi"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, _, body := p.do(t, "POST", "/v1/rooms/lobby/messages", tc.ctype, tc.body)
-			if status != http.StatusCreated {
-				t.Fatalf("%d %s; want 201", status, body)
+			a := send(t, p, "POST", "/v1/rooms/lobby/messages", tc.ctype, tc.body)
+			if a.Status != http.StatusCreated {
+				t.Fatalf("%d %s; want 201", a.Status, a.Body)
 			}
-			if ev := checkEventJSON(t, body); ev.Text != tc.text {
+			if ev := pushdtest.CheckEvent(t, a.Body); ev.Text != tc.text {
 				t.Fatalf("stored text %q; want %q", ev.Text, tc.text)
 			}
 		})
 	}
 	// A room name of 64 characters works.
-	p.publish(t, strings.Repeat("r", 64), "a", "hi")
+	p.Publish(t, strings.Repeat("r", 64), "a", "hi")
 }
 
-// do makes a request and returns the answer.
-func (p *pushd) do(t testing.TB, method, path, ctype, body string, header ...string) (int, http.Header, []byte) {
+// send makes a request with a Content-Type of ctype ("": none) and
+// returns the answer.
+func send(t testing.TB, p *pushdtest.Server, method, path, ctype, body string, header ...string) pushdtest.Answer {
 	t.Helper()
-	return p.request(t, context.Background(), method, path, ctype, body, header...)
+	return p.Request(t, context.Background(), method, path, body, append([]string{"Content-Type", ctype}, header...)...)
 }
 
-// checkErrorBody checks an error answer: JSON, exactly
-// {"error":{"code":...,"message":...}}, the code wanted, a message.
-func checkErrorBody(t testing.TB, hdr http.Header, body []byte, code string) {
-	t.Helper()
-	if ct := hdr.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("error answer Content-Type %q; want application/json", ct)
+// A WebSocket upgrade that cannot be accepted (no Sec-WebSocket-Key, a
+// version other than 13, a bad key) gets the JSON error body like every
+// other refusal, and changes nothing: no login for its ?user=.
+func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
+	p := pushdtest.Start(t, server.Config{})
+	p.Publish(t, "lobby", "alice", "before")
+	base := []string{"Connection", "Upgrade", "Upgrade", "websocket"}
+	for _, tc := range []struct {
+		name, user string
+		header     []string
+	}{
+		{"no key", "mallory1", []string{"Sec-WebSocket-Version", "13"}},
+		{"version 8", "mallory2", []string{"Sec-WebSocket-Version", "8", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}},
+		{"short key", "mallory3", []string{"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "c2hvcnQ="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.Head(t, pushdtest.RoomPath("lobby"))
+			a := p.Request(t, t.Context(), "GET", "/v1/rooms/lobby/events?user="+tc.user, "", append(append([]string{}, base...), tc.header...)...)
+			status, hdr, body := a.Status, a.Header, a.Body
+			if status < 400 || status >= 500 {
+				t.Fatalf("refused handshake answered %d %s; want a 4xx", status, body)
+			}
+			after := p.Head(t, pushdtest.RoomPath("lobby"))
+			present := p.Presence(t, "lobby")
+			if after != before || slices.Contains(present, tc.user) {
+				t.Errorf("a refused handshake moved the stream from %s to %s (%s) and left %q present; it must change nothing",
+					before, after, pushdtest.Summary(p.History(t, pushdtest.RoomPath("lobby"))[before.Seq:]), present)
+			}
+			var e protocol.ErrorBody
+			if hdr.Get("Content-Type") != "application/json" || json.Unmarshal(body, &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
+				t.Errorf("refused handshake answered %d with Content-Type %q and body %q; want the JSON error body", status, hdr.Get("Content-Type"), body)
+			}
+		})
 	}
-	var e protocol.ErrorBody
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		t.Fatalf("error body %s: %v", body, err)
+}
+
+// A WebSocket upgrade over HTTP/1.0 or with two keys is refused with the
+// error body, and its ?user= never logs in.
+func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for name, req := range map[string]string{
+		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte(req))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: %d %s; want 400 with the JSON error body", name, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 	}
-	if e.Error.Code != code || e.Error.Message == "" {
-		t.Fatalf("error body %s; want code %s and a message", body, code)
+	if status, _ := call(t, s, "GET", "/v1/rooms/hs/events?since=0&wait=0", "", ""); status != 200 {
+		t.Fatalf("poll: %d", status)
+	}
+	if evs := s.History(t, "/v1/rooms/hs/events"); len(evs) != 0 {
+		t.Fatalf("the refused upgrades left %d events (logins?) in the room", len(evs))
 	}
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -23,14 +23,14 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 		perPub     = 40
 		total      = publishers * perPub
 	)
-	p := startPushd(t, server.Config{})
-	head := p.head(t, "busy")
-	kinds := []string{kindWS, kindWSBatch, kindSSE, kindLongPoll}
-	var subs []subscriber
+	p := pushdtest.Start(t, server.Config{})
+	head := p.Head(t, pushdtest.RoomPath("busy"))
+	kinds := []string{pushdtest.WS, pushdtest.WSBatch, pushdtest.SSE, pushdtest.LongPoll}
+	var subs []*pushdtest.Subscriber
 	var names []string
 	for i := range 30 {
 		kind := kinds[i%len(kinds)]
-		subs = append(subs, p.subscribe(t, kind, "busy", subOpts{since: head.String()}))
+		subs = append(subs, p.Subscribe(t, kind, pushdtest.RoomPath("busy"), pushdtest.SubOptions{Since: head.String()}))
 		names = append(names, kind+"#"+strconv.Itoa(i))
 	}
 
@@ -38,14 +38,14 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 	results := make([][]protocol.Event, len(subs))
 	for i, sub := range subs {
 		wg.Go(func() {
-			results[i] = nextN(goTB{t}, sub, total)
+			results[i] = sub.NextN(pushdtest.GoTB{TB: t}, total)
 		})
 	}
 	stored := make([][]protocol.Event, publishers)
 	for pub := range publishers {
 		wg.Go(func() {
 			for j := range perPub {
-				stored[pub] = append(stored[pub], p.publish(goTB{t}, "busy", "pub"+strconv.Itoa(pub), fmt.Sprintf("%d-%d", pub, j)))
+				stored[pub] = append(stored[pub], p.Publish(pushdtest.GoTB{TB: t}, "busy", "pub"+strconv.Itoa(pub), fmt.Sprintf("%d-%d", pub, j)))
 			}
 		})
 	}
@@ -80,7 +80,7 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 		for k, ev := range evs {
 			want := head.Seq + uint64(k) + 1
 			if ev.Type != protocol.TypeMessage || ev.Epoch != head.Epoch || ev.Seq != want || ev.Text != bySeq[want] {
-				t.Fatalf("%s: event %d is %s; want %q at seq %d", names[i], k, oneLine(ev), bySeq[want], want)
+				t.Fatalf("%s: event %d is %s; want %q at seq %d", names[i], k, pushdtest.OneLine(ev), bySeq[want], want)
 			}
 			pub, j, _ := strings.Cut(ev.Text, "-")
 			pi, _ := strconv.Atoi(pub)
@@ -94,22 +94,22 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 	// Clients leave; the server's cleanup shuts it down and TestMain checks
 	// for leaked goroutines.
 	for _, sub := range subs {
-		sub.close()
+		sub.Close()
 	}
-	p.waitGauge(t, "ws", 0)
-	p.waitGauge(t, "sse", 0)
+	p.WaitConnections(t, "ws", 0)
+	p.WaitConnections(t, "sse", 0)
 }
 
 // Two final reports at once: one ends the task, the other gets 409.
 func TestConcurrentFinalReports(t *testing.T) {
-	base := limitServer(t, server.Config{})
+	s := pushdtest.Start(t, server.Config{})
 	for range 20 {
 		var task protocol.Task
-		postJSON(t, base+"/v1/tasks", `{"kind":"external"}`, &task)
+		s.Expect(t, http.MethodPost, "/v1/tasks", `{"kind":"external"}`, http.StatusCreated, &task)
 		codes := make(chan int, 2)
 		for _, state := range []string{"succeeded", "failed"} {
 			go func() {
-				status, _ := call(t, "POST", base+"/v1/tasks/"+task.ID+"/progress", "", `{"state":"`+state+`"}`)
+				status, _ := call(t, s, "POST", "/v1/tasks/"+task.ID+"/progress", "", `{"state":"`+state+`"}`)
 				codes <- status
 			}()
 		}
@@ -117,17 +117,5 @@ func TestConcurrentFinalReports(t *testing.T) {
 		if min(a, b) != 200 || max(a, b) != 409 {
 			t.Fatalf("two final reports answered %d and %d; want 200 and 409", a, b)
 		}
-	}
-}
-
-func postJSON(t *testing.T, url, body string, v any) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
 	}
 }

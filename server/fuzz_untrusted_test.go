@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -59,16 +61,7 @@ func FuzzWebSocketFromClient(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	srv, err := server.New(server.Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	f.Cleanup(func() {
-		ts.CloseClientConnections()
-		_ = srv.Shutdown(context.Background())
-		ts.Close()
-	})
+	ts := pushdtest.Start(f, server.Config{}, pushdtest.LogLevel(slog.LevelWarn))
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	f.Fuzz(func(t *testing.T, frames []byte) {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -88,13 +81,8 @@ func FuzzWebSocketFromClient(f *testing.F) {
 		}
 		_, _ = c.Write(frames)
 		// The server still serves: a publish goes through.
-		post, err := http.Post(ts.URL+"/v1/rooms/fuzz/messages", "application/json", strings.NewReader(`{"user":"f","text":"still here"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		post.Body.Close()
-		if post.StatusCode != http.StatusCreated {
-			t.Fatalf("publish after %x: %d", frames, post.StatusCode)
+		if a := ts.Post(t, "/v1/rooms/fuzz/messages", `{"user":"f","text":"still here"}`); a.Status != http.StatusCreated {
+			t.Fatalf("publish after %x: %d %s", frames, a.Status, a.Body)
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,30 +15,16 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
-func limitServer(t *testing.T, cfg server.Config) string {
-	t.Helper()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ts.CloseClientConnections()
-		_ = srv.Shutdown(context.Background())
-		ts.Close()
-	})
-	return ts.URL
-}
-
 func TestPublishRateLimit(t *testing.T) {
-	base := limitServer(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 3}})
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 3}})
 	post := func(user string) *http.Response {
-		resp, err := http.Post(base+"/v1/rooms/lobby/messages", "application/json", strings.NewReader(`{"user":"`+user+`","text":"hi"}`))
+		resp, err := http.Post(s.URL+"/v1/rooms/lobby/messages", "application/json", strings.NewReader(`{"user":"`+user+`","text":"hi"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,13 +43,13 @@ func TestPublishRateLimit(t *testing.T) {
 	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || secs < 1 {
 		t.Fatalf("Retry-After = %q; want whole seconds", resp.Header.Get("Retry-After"))
 	}
-	if status, code := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`); status != 429 || code != protocol.CodeRateLimited {
+	if status, code := call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`); status != 429 || code != protocol.CodeRateLimited {
 		t.Fatalf("post over the burst: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
 	}
 	if resp := post("bob"); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("another user's post: %d; the limit is per user", resp.StatusCode)
 	}
-	status, code := call(t, "GET", base+"/v1/rooms/lobby/events?since=0&wait=0", "", "")
+	status, code := call(t, s, "GET", "/v1/rooms/lobby/events?since=0&wait=0", "", "")
 	if status != 200 || code != "" {
 		t.Fatalf("poll: %d %s", status, code)
 	}
@@ -74,12 +59,12 @@ func TestPublishRateLimit(t *testing.T) {
 // whole of it: the limit holds under concurrency.
 func TestPublishRateLimitConcurrent(t *testing.T) {
 	const burst, posts = 5, 40
-	base := limitServer(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: burst}})
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: burst}})
 	statuses := make(chan int, posts)
 	var wg sync.WaitGroup
 	for range posts {
 		wg.Go(func() {
-			status, _ := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`)
+			status, _ := call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"alice","text":"hi"}`)
 			statuses <- status
 		})
 	}
@@ -95,8 +80,8 @@ func TestPublishRateLimitConcurrent(t *testing.T) {
 }
 
 func TestConnectionLimits(t *testing.T) {
-	base := limitServer(t, server.Config{Limits: server.Limits{ConnsPerIP: 3, ConnsPerUser: 2}})
-	ws := "ws" + strings.TrimPrefix(base, "http")
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{ConnsPerIP: 3, ConnsPerUser: 2}})
+	ws := s.WS
 	ctx := t.Context()
 	dial := func(user string) (*websocket.Conn, int) {
 		c, resp, err := websocket.Dial(ctx, ws+"/v1/rooms/lobby/events?user="+user, nil)
@@ -135,88 +120,54 @@ func TestConnectionLimits(t *testing.T) {
 		t.Cleanup(func() { c.CloseNow() })
 		return nil
 	})
-	status, code := call(t, "GET", base+"/v1/rooms/lobby/presence", "", "")
+	status, code := call(t, s, "GET", "/v1/rooms/lobby/presence", "", "")
 	if status != 200 || code != "" {
 		t.Fatalf("presence: %d %s", status, code)
 	}
 }
 
-// waitMetric waits until base's /metrics has the line want.
-func waitMetric(t *testing.T, base, want string) {
-	t.Helper()
-	testwait.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if !strings.Contains(scrape(t, base), want) {
-			return fmt.Errorf("/metrics lacks %q", want)
-		}
-		return nil
-	})
-}
-
 func TestLongPollAndRoomLimits(t *testing.T) {
-	base := limitServer(t, server.Config{LongPollWait: 5 * time.Second, Limits: server.Limits{LongPollsPerIP: 2, MaxStreams: 3}})
+	s := pushdtest.Start(t, server.Config{LongPollWait: 5 * time.Second, Limits: server.Limits{LongPollsPerIP: 2, MaxStreams: 3}})
 	// Two long polls wait; a third from the same address is refused.
-	done := make(chan struct{}, 2)
+	var polls []<-chan pushdtest.Polled
 	for _, room := range []string{"a", "b"} {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			resp, err := http.Get(base + "/v1/rooms/" + room + "/events?wait=5s")
-			if err == nil {
-				resp.Body.Close()
-			}
-		}()
+		polls = append(polls, s.PollAsync(t, pushdtest.RoomPath(room), "wait=5s"))
 	}
-	waitMetric(t, base, `pushd_connections{transport="longpoll"} 2`)
-	if status, code := call(t, "GET", base+"/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
+	s.WaitConnections(t, "longpoll", 2)
+	if status, code := call(t, s, "GET", "/v1/rooms/a/events?wait=5s", "", ""); status != 429 || code != protocol.CodeRateLimited {
 		t.Fatalf("a third long poll: %d %s; want 429 %s", status, code, protocol.CodeRateLimited)
 	}
 	// Rooms a and b are in use; a third may be made, and once it is idle
 	// a fourth takes its place: the limit counts rooms in use.
-	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/c/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
 		t.Fatalf("publish to a third room: %d", status)
 	}
-	if status, _ := call(t, "POST", base+"/v1/rooms/d/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/d/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
 		t.Fatalf("publish to a fourth room while the third is idle: %d; want 201", status)
 	}
 	// With a subscriber in c as well, three rooms are in use and a new
 	// one is refused.
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/rooms/c/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	sse, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sse.Body.Close()
-	if sse.StatusCode != http.StatusOK {
-		t.Fatalf("subscribe to room c: %d", sse.StatusCode)
-	}
-	if status, code := call(t, "POST", base+"/v1/rooms/e/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("c"), pushdtest.SubOptions{})
+	if status, code := call(t, s, "POST", "/v1/rooms/e/messages", "", `{"user":"u","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a new room with three in use: %d %s; want 503 %s", status, code, protocol.CodeUnavailable)
 	}
-	if status, _ := call(t, "POST", base+"/v1/rooms/c/messages", "", `{"user":"u","text":"again"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/c/messages", "", `{"user":"u","text":"again"}`); status != 201 {
 		t.Fatalf("publish to a room in use at the limit: %d", status)
 	}
 	// Release the long polls.
 	for _, room := range []string{"a", "b"} {
-		call(t, "POST", base+"/v1/rooms/"+room+"/messages", "", `{"user":"u","text":"wake"}`)
+		call(t, s, "POST", "/v1/rooms/"+room+"/messages", "", `{"user":"u","text":"wake"}`)
 	}
-	<-done
-	<-done
+	for _, polled := range polls {
+		testwait.Recv(t, pushdtest.Timeout, polled, "answer of a long poll")
+	}
 }
 
 func TestSlowBodyAndLargeClientMessage(t *testing.T) {
-	srv, err := server.New(server.Config{ReadTimeout: 200 * time.Millisecond, Limits: server.Limits{WSReadLimit: 1024}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ts.CloseClientConnections()
-		_ = srv.Shutdown(context.Background())
-		ts.Close()
-	})
+	s := pushdtest.Start(t, server.Config{ReadTimeout: 200 * time.Millisecond, Limits: server.Limits{WSReadLimit: 1024}})
 
 	// A body that does not arrive in time: 408 with the error body.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +186,7 @@ func TestSlowBodyAndLargeClientMessage(t *testing.T) {
 
 	// A WebSocket message over the read limit closes that connection with 1009.
 	ctx := t.Context()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/v1/rooms/lobby/events", nil)
+	c, _, err := websocket.Dial(ctx, s.WS+"/v1/rooms/lobby/events", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,50 +206,28 @@ func TestSlowBodyAndLargeClientMessage(t *testing.T) {
 // use up the room limit; and a publish refused after its rate check costs
 // no token.
 func TestRefusedRequestsCreateNothing(t *testing.T) {
-	base := limitServer(t, server.Config{Limits: server.Limits{ConnsPerIP: 1, MaxStreams: 2, PublishRate: 1, PublishBurst: 1}})
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{ConnsPerIP: 1, MaxStreams: 2, PublishRate: 1, PublishBurst: 1}})
 	// One SSE subscription uses the address's only place.
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/rooms/one/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("one"), pushdtest.SubOptions{})
 	for i := range 5 {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/rooms/refused%d/events", base, i), nil)
-		req.Header.Set("Accept", "text/event-stream")
-		r2, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r2.Body.Close()
-		if r2.StatusCode != http.StatusTooManyRequests {
-			t.Fatalf("a second subscription: %d; want 429", r2.StatusCode)
+		if a := s.Get(t, fmt.Sprintf("/v1/rooms/refused%d/events", i), "Accept", "text/event-stream"); a.Status != http.StatusTooManyRequests {
+			t.Fatalf("a second subscription: %d; want 429", a.Status)
 		}
 	}
 	// The refusals made no rooms: a second room can still be made.
-	if status, _ := call(t, "POST", base+"/v1/rooms/two/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/two/messages", "", `{"user":"u","text":"hi"}`); status != 201 {
 		t.Fatalf("publish to a second room: %d; want 201 (refused subscriptions must not use up the room limit)", status)
 	}
 	// With both rooms in use (a long poll waits in room two), the room
 	// limit refuses a third room with 503; that refusal costs no token,
 	// so the user may still post at once.
-	pollCtx, stopPoll := context.WithCancel(t.Context())
-	defer stopPoll()
-	polling := make(chan struct{})
-	go func() {
-		defer close(polling)
-		req, _ := http.NewRequestWithContext(pollCtx, http.MethodGet, base+"/v1/rooms/two/events?wait=30s", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	defer func() { stopPoll(); <-polling }()
-	waitMetric(t, base, `pushd_connections{transport="longpoll"} 1`)
-	if status, code := call(t, "POST", base+"/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
+	polling := s.PollAsync(t, pushdtest.RoomPath("two"), "wait=30s")
+	s.WaitConnections(t, "longpoll", 1)
+	if status, code := call(t, s, "POST", "/v1/rooms/three/messages", "", `{"user":"v","text":"hi"}`); status != 503 || code != protocol.CodeUnavailable {
 		t.Fatalf("publish to a third room: %d %s; want 503", status, code)
 	}
-	if status, _ := call(t, "POST", base+"/v1/rooms/two/messages", "", `{"user":"v","text":"hi"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/two/messages", "", `{"user":"v","text":"hi"}`); status != 201 {
 		t.Fatalf("publish after a refused one: %d; want 201 (the refusal cost no token)", status)
 	}
+	testwait.Recv(t, pushdtest.Timeout, polling, "answer of the long poll in room two") // the publish wakes it
 }

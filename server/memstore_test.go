@@ -9,8 +9,10 @@ import (
 	"time"
 	"weak"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
+	"github.com/pushd/push/server/storetest"
 )
 
 func memMsg(text string, at time.Time) protocol.Event {
@@ -28,23 +30,6 @@ func memAppend(t *testing.T, s *server.MemoryStore, stream string, evs ...protoc
 		stored[i] = a.Event
 	}
 	return stored
-}
-
-func memRead(t *testing.T, s *server.MemoryStore, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo) {
-	t.Helper()
-	evs, info, err := s.Read(context.Background(), stream, after, limit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs, info
-}
-
-func seqsOf(evs []protocol.Event) []uint64 {
-	out := make([]uint64, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.Seq
-	}
-	return out
 }
 
 func TestMemoryStoreAppendReadInfo(t *testing.T) {
@@ -79,8 +64,8 @@ func TestMemoryStoreAppendReadInfo(t *testing.T) {
 		{99, 10, []uint64{}},
 		{0, 0, []uint64{}},
 	} {
-		evs, got := memRead(t, s, "room/a", tc.after, tc.limit)
-		if seqs := seqsOf(evs); len(seqs) != len(tc.want) || (len(seqs) > 0 && (seqs[0] != tc.want[0] || seqs[len(seqs)-1] != tc.want[len(tc.want)-1])) {
+		evs, got := storetest.Read(t, s, "room/a", tc.after, tc.limit)
+		if seqs := storetest.Seqs(evs); len(seqs) != len(tc.want) || (len(seqs) > 0 && (seqs[0] != tc.want[0] || seqs[len(seqs)-1] != tc.want[len(tc.want)-1])) {
 			t.Errorf("Read(after %d, limit %d) = %v; want %v", tc.after, tc.limit, seqs, tc.want)
 		}
 		if got != info {
@@ -96,9 +81,9 @@ func TestMemoryStoreAppendReadInfo(t *testing.T) {
 		t.Fatalf("two streams share the epoch %s", bi.Epoch)
 	}
 	// What Read returns is the caller's: changing it changes nothing stored.
-	evs, _ := memRead(t, s, "room/a", 0, 10)
+	evs, _ := storetest.Read(t, s, "room/a", 0, 10)
 	evs[0].Text = "changed"
-	if again, _ := memRead(t, s, "room/a", 0, 1); again[0].Text != "1" {
+	if again, _ := storetest.Read(t, s, "room/a", 0, 1); again[0].Text != "1" {
 		t.Fatalf("a change to Read's result reached the store: %q", again[0].Text)
 	}
 }
@@ -110,16 +95,16 @@ func TestMemoryStoreRetentionByCount(t *testing.T) {
 	for i := range 12 {
 		memAppend(t, s, "room/a", memMsg(strconv.Itoa(i+1), now))
 	}
-	evs, info := memRead(t, s, "room/a", 0, 100)
+	evs, info := storetest.Read(t, s, "room/a", 0, 100)
 	if info.First != 8 || info.Last != 12 {
 		t.Fatalf("info after 12 appends keeping 5: %+v; want First 8, Last 12", info)
 	}
-	if seqs := seqsOf(evs); len(seqs) != 5 || seqs[0] != 8 || seqs[4] != 12 || evs[0].Text != "8" {
+	if seqs := storetest.Seqs(evs); len(seqs) != 5 || seqs[0] != 8 || seqs[4] != 12 || evs[0].Text != "8" {
 		t.Fatalf("Read from 0 = %v; want 8..12", seqs)
 	}
 	// Reading from inside the dropped part starts at the first kept event.
-	if evs, _ := memRead(t, s, "room/a", 3, 2); len(evs) != 2 || evs[0].Seq != 8 {
-		t.Fatalf("Read(after 3, limit 2) = %v; want 8, 9", seqsOf(evs))
+	if evs, _ := storetest.Read(t, s, "room/a", 3, 2); len(evs) != 2 || evs[0].Seq != 8 {
+		t.Fatalf("Read(after 3, limit 2) = %v; want 8, 9", storetest.Seqs(evs))
 	}
 	// One large append keeps only its newest events.
 	var batch []protocol.Event
@@ -128,16 +113,16 @@ func TestMemoryStoreRetentionByCount(t *testing.T) {
 	}
 	out := memAppend(t, s, "room/a", batch...)
 	if out[0].Seq != 13 || out[8].Seq != 21 {
-		t.Fatalf("seqs of a batch: %v", seqsOf(out))
+		t.Fatalf("seqs of a batch: %v", storetest.Seqs(out))
 	}
-	if _, info := memRead(t, s, "room/a", 0, 100); info.First != 17 || info.Last != 21 {
+	if _, info := storetest.Read(t, s, "room/a", 0, 100); info.First != 17 || info.Last != 21 {
 		t.Fatalf("info after a large batch: %+v; want 17..21", info)
 	}
 	// Many more appends keep the bound.
 	for i := range 1000 {
 		memAppend(t, s, "room/a", memMsg(strconv.Itoa(i), now))
 	}
-	if evs, info := memRead(t, s, "room/a", 0, 100); len(evs) != 5 || info.Last != 1021 || info.First != 1017 {
+	if evs, info := storetest.Read(t, s, "room/a", 0, 100); len(evs) != 5 || info.Last != 1021 || info.First != 1017 {
 		t.Fatalf("after 1,000 more: %d events, %+v", len(evs), info)
 	}
 }
@@ -148,16 +133,16 @@ func TestMemoryStoreRetentionByAge(t *testing.T) {
 	now := time.Now().UTC()
 	memAppend(t, s, "room/a", memMsg("old1", now.Add(-3*time.Hour)), memMsg("old2", now.Add(-2*time.Hour)))
 	memAppend(t, s, "room/a", memMsg("new1", now.Add(-time.Minute)), memMsg("new2", now))
-	evs, info := memRead(t, s, "room/a", 0, 10)
+	evs, info := storetest.Read(t, s, "room/a", 0, 10)
 	if info.First != 3 || info.Last != 4 || len(evs) != 2 || evs[0].Text != "new1" {
-		t.Fatalf("after old and new events: %v %+v; want 3..4 only", seqsOf(evs), info)
+		t.Fatalf("after old and new events: %v %+v; want 3..4 only", storetest.Seqs(evs), info)
 	}
 	// An age limit and a count limit together: the stricter wins.
 	both := server.NewMemoryStore(server.MemoryOptions{MaxEvents: 1, MaxAge: time.Hour})
 	defer both.Close()
 	memAppend(t, both, "room/a", memMsg("old", now.Add(-2*time.Hour)), memMsg("a", now), memMsg("b", now))
-	if evs, info := memRead(t, both, "room/a", 0, 10); len(evs) != 1 || evs[0].Text != "b" || info.First != 3 {
-		t.Fatalf("count and age: %v %+v; want only b at 3", seqsOf(evs), info)
+	if evs, info := storetest.Read(t, both, "room/a", 0, 10); len(evs) != 1 || evs[0].Text != "b" || info.First != 3 {
+		t.Fatalf("count and age: %v %+v; want only b at 3", storetest.Seqs(evs), info)
 	}
 }
 
@@ -207,12 +192,12 @@ func TestMemoryStoreRetentionByAgeOnAppendAlone(t *testing.T) {
 		t.Fatalf("seqs %d %d %d %d, epochs %s %s; want 1..4 in one epoch", seq1, seq2, seq3, seq4, epoch, epoch4)
 	}
 	// Reads see the same: the first seq moved on, the epoch did not.
-	evs, info := memRead(t, s, "room/a", 0, 10)
+	evs, info := storetest.Read(t, s, "room/a", 0, 10)
 	if info.Epoch != epoch || info.First != 3 || info.Last != 4 || len(evs) != 2 || evs[0].Text != "fresh" || evs[1].Text != "last" {
-		t.Fatalf("Read after appends alone: %v %+v; want fresh and last at 3..4 in epoch %s", seqsOf(evs), info, epoch)
+		t.Fatalf("Read after appends alone: %v %+v; want fresh and last at 3..4 in epoch %s", storetest.Seqs(evs), info, epoch)
 	}
-	if evs, _ := memRead(t, s, "room/a", 1, 10); len(evs) != 2 || evs[0].Seq != 3 {
-		t.Fatalf("Read(after 1) = %v; want 3, 4", seqsOf(evs))
+	if evs, _ := storetest.Read(t, s, "room/a", 1, 10); len(evs) != 2 || evs[0].Seq != 3 {
+		t.Fatalf("Read(after 1) = %v; want 3, 4", storetest.Seqs(evs))
 	}
 }
 
@@ -230,7 +215,7 @@ func TestMemoryStoreEpochsDiffer(t *testing.T) {
 		if seen[info.Epoch] {
 			t.Fatalf("epoch %s given twice", info.Epoch)
 		}
-		if !epochRE.MatchString(info.Epoch) {
+		if !pushdtest.ValidEpoch(info.Epoch) {
 			t.Fatalf("epoch %q is not 1 to 64 of [A-Za-z0-9._-]", info.Epoch)
 		}
 		seen[info.Epoch] = true

@@ -2,50 +2,31 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/server"
 )
 
-func scrape(t *testing.T, base string) string {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
 func TestMetricsAndReadiness(t *testing.T) {
-	srv, err := server.New(server.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	base := ts.URL
+	s := pushdtest.Start(t, server.Config{})
 
-	if status, _ := call(t, "GET", base+"/readyz", "", ""); status != 200 {
+	if status, _ := call(t, s, "GET", "/readyz", "", ""); status != 200 {
 		t.Fatalf("readyz: %d", status)
 	}
 	for range 2 {
-		if status, _ := call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"a","text":"hi"}`); status != 201 {
+		if status, _ := call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"a","text":"hi"}`); status != 201 {
 			t.Fatalf("publish: %d", status)
 		}
 	}
-	if status, _ := call(t, "GET", base+"/v1/rooms/lobby/events?since=0&wait=0", "", ""); status != 200 {
+	if status, _ := call(t, s, "GET", "/v1/rooms/lobby/events?since=0&wait=0", "", ""); status != 200 {
 		t.Fatalf("poll: %d", status)
 	}
-	call(t, "POST", base+"/v1/rooms/lobby/messages", "", `{"user":"a","text":""}`)
-	call(t, "POST", base+"/v1/tasks", "", `{"kind":"nope"}`)
+	call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"a","text":""}`)
+	call(t, s, "POST", "/v1/tasks", "", `{"kind":"nope"}`)
 
-	text := scrape(t, base)
+	text := string(s.Get(t, "/metrics").Body)
 	for _, want := range []string{
 		"pushd_events_published_total 2",
 		`pushd_events_delivered_total{transport="longpoll"} 2`,
@@ -62,10 +43,10 @@ func TestMetricsAndReadiness(t *testing.T) {
 		}
 	}
 
-	if err := srv.Shutdown(context.Background()); err != nil {
+	if err := s.Srv().Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if status, code := call(t, "GET", base+"/readyz", "", ""); status != 503 || code != "unavailable" {
+	if status, code := call(t, s, "GET", "/readyz", "", ""); status != 503 || code != "unavailable" {
 		t.Fatalf("readyz during shutdown: %d %s; want 503 unavailable", status, code)
 	}
 }

@@ -6,16 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
 // presenceEvents returns a room's login and logout events as "login alice".
-func presenceEvents(t testing.TB, p *pushd, room string) []string {
+func presenceEvents(t testing.TB, p *pushdtest.Server, room string) []string {
 	t.Helper()
 	var out []string
-	for _, ev := range p.history(t, room) {
+	for _, ev := range p.History(t, pushdtest.RoomPath(room)) {
 		switch ev.Type {
 		case protocol.TypeLogin, protocol.TypeLogout:
 			out = append(out, string(ev.Type)+" "+ev.User)
@@ -26,17 +27,17 @@ func presenceEvents(t testing.TB, p *pushd, room string) []string {
 	return out
 }
 
-func wantPresence(t testing.TB, p *pushd, room string, want ...string) {
+func wantPresence(t testing.TB, p *pushdtest.Server, room string, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
 	}
-	if got := p.presence(t, room); !slices.Equal(got, want) {
+	if got := p.Presence(t, room); !slices.Equal(got, want) {
 		t.Fatalf("presence in %s = %q; want %q", room, got, want)
 	}
 }
 
-func wantPresenceEvents(t testing.TB, p *pushd, room string, want ...string) {
+func wantPresenceEvents(t testing.TB, p *pushdtest.Server, room string, want ...string) {
 	t.Helper()
 	if got := presenceEvents(t, p, room); !slices.Equal(got, want) {
 		t.Fatalf("events of %s = %q; want %q", room, got, want)
@@ -46,24 +47,24 @@ func wantPresenceEvents(t testing.TB, p *pushd, room string, want ...string) {
 // Two connections of one user log in once; the user logs out only when the
 // last has closed and the grace period has passed.
 func TestPresenceTwoConnectionsOneLogin(t *testing.T) {
-	p := startPushd(t, server.Config{PresenceGrace: 200 * time.Millisecond})
-	ws := p.subscribe(t, kindWS, "lobby", subOpts{user: "alice"})
-	sse := p.subscribe(t, kindSSE, "lobby", subOpts{user: "alice"})
+	p := pushdtest.Start(t, server.Config{PresenceGrace: 200 * time.Millisecond})
+	ws := p.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"})
+	sse := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"})
 	wantPresence(t, p, "lobby", "alice")
-	p.publish(t, "lobby", "bob", "one")
+	p.Publish(t, "lobby", "bob", "one")
 	wantPresenceEvents(t, p, "lobby", "login alice", "message one")
 
 	// Closing one of the two changes nothing, however long we wait: the
 	// second connection keeps alice in.
-	ws.close()
-	p.waitGauge(t, "ws", 0)
-	p.publish(t, "lobby", "bob", "two")
+	ws.Close()
+	p.WaitConnections(t, "ws", 0)
+	p.Publish(t, "lobby", "bob", "two")
 	wantPresence(t, p, "lobby", "alice")
 	wantPresenceEvents(t, p, "lobby", "login alice", "message one", "message two")
 
-	sse.close()
-	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
-		if got := p.presence(t, "lobby"); len(got) != 0 {
+	sse.Close()
+	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+		if got := p.Presence(t, "lobby"); len(got) != 0 {
 			return fmt.Errorf("present: %q", got)
 		}
 		return nil
@@ -74,17 +75,17 @@ func TestPresenceTwoConnectionsOneLogin(t *testing.T) {
 // A user whose connection drops and comes back within the grace period
 // neither logs out nor logs in again.
 func TestPresenceReconnectWithinGraceDoesNotFlap(t *testing.T) {
-	for _, kind := range []string{kindWS, kindSSE} {
+	for _, kind := range []string{pushdtest.WS, pushdtest.SSE} {
 		t.Run(kind, func(t *testing.T) {
-			p := startPushd(t, server.Config{PresenceGrace: time.Minute})
-			sub := p.subscribe(t, kind, "lobby", subOpts{user: "alice"})
-			sub.close()
+			p := pushdtest.Start(t, server.Config{PresenceGrace: time.Minute})
+			sub := p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"})
+			sub.Close()
 			// The server has seen the connection end (and started the
 			// grace period) once the connection is no longer counted.
-			p.waitGauge(t, transportOf(kind), 0)
+			p.WaitConnections(t, transportOf(kind), 0)
 			wantPresence(t, p, "lobby", "alice")
-			p.subscribe(t, kind, "lobby", subOpts{user: "alice"})
-			p.publish(t, "lobby", "bob", "marker")
+			p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"})
+			p.Publish(t, "lobby", "bob", "marker")
 			wantPresence(t, p, "lobby", "alice")
 			wantPresenceEvents(t, p, "lobby", "login alice", "message marker")
 		})
@@ -93,27 +94,27 @@ func TestPresenceReconnectWithinGraceDoesNotFlap(t *testing.T) {
 
 // After the grace period without a connection the user logs out, once.
 func TestPresenceLogoutAfterGrace(t *testing.T) {
-	p := startPushd(t, server.Config{PresenceGrace: 200 * time.Millisecond})
-	watcher := p.subscribe(t, kindWS, "lobby", subOpts{since: "0"})
-	alice := p.subscribe(t, kindWS, "lobby", subOpts{user: "alice"})
-	bob := p.subscribe(t, kindSSE, "lobby", subOpts{user: "bob"})
-	alice.close()
-	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
-		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"bob"}) {
+	p := pushdtest.Start(t, server.Config{PresenceGrace: 200 * time.Millisecond})
+	watcher := p.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: "0"})
+	alice := p.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"})
+	bob := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "bob"})
+	alice.Close()
+	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+		if got := p.Presence(t, "lobby"); !slices.Equal(got, []string{"bob"}) {
 			return fmt.Errorf("present: %q; want bob alone", got)
 		}
 		return nil
 	})
-	bob.close()
-	testwait.Until(t, readTimeout, 10*time.Millisecond, func() error {
-		if got := p.presence(t, "lobby"); len(got) != 0 {
+	bob.Close()
+	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+		if got := p.Presence(t, "lobby"); len(got) != 0 {
 			return fmt.Errorf("present: %q; want nobody", got)
 		}
 		return nil
 	})
 	var got []string
 	for len(got) < 4 {
-		ev := watcher.next(t)
+		ev := watcher.Next(t)
 		got = append(got, string(ev.Type)+" "+ev.User)
 	}
 	if want := []string{"login alice", "login bob", "logout alice", "logout bob"}; !slices.Equal(got, want) {
@@ -125,31 +126,26 @@ func TestPresenceLogoutAfterGrace(t *testing.T) {
 // A long-poll client with user= is present while it keeps polling, without
 // a login per poll.
 func TestPresenceLongPollUser(t *testing.T) {
-	p := startPushd(t, server.Config{PresenceGrace: time.Minute})
-	head := p.head(t, "lobby")
-	done := make(chan struct{})
-	var evs []protocol.Event
-	var cur string
-	go func() {
-		defer close(done)
-		evs, cur = p.poll(goTB{t}, "lobby", "user=carol&wait=20s&since="+head.String())
-	}()
-	testwait.Until(t, readTimeout, 5*time.Millisecond, func() error {
-		if got := p.presence(t, "lobby"); !slices.Equal(got, []string{"carol"}) {
+	p := pushdtest.Start(t, server.Config{PresenceGrace: time.Minute})
+	head := p.Head(t, pushdtest.RoomPath("lobby"))
+	polling := p.PollAsync(t, pushdtest.RoomPath("lobby"), "user=carol&wait=20s&since="+head.String())
+	testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
+		if got := p.Presence(t, "lobby"); !slices.Equal(got, []string{"carol"}) {
 			return fmt.Errorf("present: %q; want carol", got)
 		}
 		return nil
 	})
-	<-done // its own login ends the wait
+	first, _ := testwait.Recv(t, pushdtest.Timeout, polling, "answer of the poll") // its own login ends the wait
+	evs, cur := first.Events, first.Cursor
 	if len(evs) != 1 || evs[0].Type != protocol.TypeLogin || evs[0].User != "carol" {
-		t.Fatalf("the poll got %s; want carol's login", summary(evs))
+		t.Fatalf("the poll got %s; want carol's login", pushdtest.Summary(evs))
 	}
 	// Between polls, and on the next poll, carol stays; no second login.
 	wantPresence(t, p, "lobby", "carol")
-	p.publish(t, "lobby", "bob", "hi")
-	evs, _ = p.poll(t, "lobby", "user=carol&wait=20s&since="+cur)
+	p.Publish(t, "lobby", "bob", "hi")
+	evs, _ = p.Poll(t, pushdtest.RoomPath("lobby"), "user=carol&wait=20s&since="+cur)
 	if len(evs) != 1 || evs[0].Text != "hi" {
-		t.Fatalf("second poll got %s; want the message", summary(evs))
+		t.Fatalf("second poll got %s; want the message", pushdtest.Summary(evs))
 	}
 	wantPresence(t, p, "lobby", "carol")
 	wantPresenceEvents(t, p, "lobby", "login carol", "message hi")
@@ -157,16 +153,16 @@ func TestPresenceLongPollUser(t *testing.T) {
 
 // GET presence lists users sorted, and an empty room as [].
 func TestPresenceSorted(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	wantPresence(t, p, "lobby")
 	wantPresence(t, p, "never-used")
 	users := []string{"zed", "alice", "Bob", "bob", "_x", "9lives", "carol.b"}
 	for i, u := range users {
-		kind := kindWS
+		kind := pushdtest.WS
 		if i%2 == 1 {
-			kind = kindSSE
+			kind = pushdtest.SSE
 		}
-		p.subscribe(t, kind, "lobby", subOpts{user: u})
+		p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: u})
 	}
 	wantPresence(t, p, "lobby", "9lives", "Bob", "_x", "alice", "bob", "carol.b", "zed")
 	wantPresence(t, p, "other")

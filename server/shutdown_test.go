@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -19,36 +20,30 @@ import (
 // close event, an answer to a waiting long poll), waits for them, and
 // returns; new subscriptions are refused meanwhile.
 func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	last := p.publish(t, "lobby", "alice", "before")
-	ws := p.dialWS(t, "/v1/rooms/lobby/events?user=alice")
-	sse := p.subscribe(t, kindSSE, "lobby", subOpts{since: last.Cursor().String(), user: "bob"}).(*sseSub)
+	p := pushdtest.Start(t, server.Config{})
+	last := p.Publish(t, "lobby", "alice", "before")
+	ws := p.DialWS(t, "/v1/rooms/lobby/events?user=alice", nil)
+	sse := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: last.Cursor().String(), User: "bob"})
 	// Both logins are in before the poll starts, so it waits.
-	testwait.Until(t, readTimeout, 5*time.Millisecond, func() error {
-		if got := p.presence(t, "lobby"); len(got) != 2 {
+	testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
+		if got := p.Presence(t, "lobby"); len(got) != 2 {
 			return errors.New("alice and bob not both present yet")
 		}
 		return nil
 	})
-	head := p.head(t, "lobby")
-	pollDone := make(chan struct{})
-	var pollEvents []protocol.Event
-	var pollCursor string
-	go func() {
-		defer close(pollDone)
-		pollEvents, pollCursor = p.poll(goTB{t}, "lobby", "wait=25s&since="+head.String())
-	}()
-	p.waitGauge(t, "longpoll", 1)
+	head := p.Head(t, pushdtest.RoomPath("lobby"))
+	polling := p.PollAsync(t, pushdtest.RoomPath("lobby"), "wait=25s&since="+head.String())
+	p.WaitConnections(t, "longpoll", 1)
 
 	shutdownDone := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 		defer cancel()
-		shutdownDone <- p.srv.Shutdown(ctx)
+		shutdownDone <- p.Srv().Shutdown(ctx)
 	}()
 
 	// The WebSocket gets the two logins, then close 1012 server_shutdown.
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 	defer cancel()
 	var closeErr error
 	for {
@@ -57,7 +52,7 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 			closeErr = err
 			break
 		}
-		checkEventJSON(t, msg)
+		pushdtest.CheckEvent(t, msg)
 	}
 	if code := websocket.CloseStatus(closeErr); code != protocol.CloseCodeServiceRestart {
 		t.Fatalf("WebSocket ended with %v; want close %d", closeErr, protocol.CloseCodeServiceRestart)
@@ -72,61 +67,48 @@ func TestShutdownTellsSubscribersToReconnect(t *testing.T) {
 	// frame without an id.
 	logins := map[string]bool{}
 	for range 2 {
-		ev := sse.next(t)
+		ev := sse.Next(t)
 		if ev.Type != protocol.TypeLogin || (ev.User != "alice" && ev.User != "bob") || logins[ev.User] {
-			t.Fatalf("SSE got %s; want alice's and bob's logins", oneLine(ev))
+			t.Fatalf("SSE got %s; want alice's and bob's logins", pushdtest.OneLine(ev))
 		}
 		logins[ev.User] = true
 	}
-	var f sseFrame
+	var f pushdtest.SSEFrame
 	for {
-		if f = sse.frame(t); len(f.comments) == 0 {
+		if f = sse.SSE().Frame(t); len(f.Comments) == 0 {
 			break
 		}
 	}
 	var body struct{ Reason, Message string }
-	if err := json.Unmarshal([]byte(f.data), &body); f.event != "close" || f.hasID || err != nil ||
+	if err := json.Unmarshal([]byte(f.Data), &body); f.Event != "close" || f.HasID || err != nil ||
 		body.Reason != protocol.CloseShutdown || body.Message == "" {
 		t.Fatalf("SSE frame %+v at shutdown; want event: close with reason %s and no id", f, protocol.CloseShutdown)
 	}
 
 	// The long poll is answered: no events, the cursor where it was.
-	select {
-	case <-pollDone:
-	case <-time.After(readTimeout):
-		t.Fatal("the waiting long poll was not answered")
-	}
-	if len(pollEvents) != 0 || pollCursor != head.String() {
-		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", summary(pollEvents), pollCursor, head)
+	polled, _ := testwait.Recv(t, pushdtest.Timeout, polling, "answer of the waiting long poll")
+	if len(polled.Events) != 0 || polled.Cursor != head.String() {
+		t.Fatalf("long poll at shutdown: %s, cursor %s; want none and %s", pushdtest.Summary(polled.Events), polled.Cursor, head)
 	}
 
-	select {
-	case err := <-shutdownDone:
-		if err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-	case <-time.After(readTimeout):
-		t.Fatal("Shutdown did not return")
+	if err, _ := testwait.Recv(t, pushdtest.Timeout, shutdownDone, "return from Shutdown"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 
 	// New subscriptions are refused with 503 while the server stops.
-	status, hdr, raw := p.do(t, "GET", "/v1/rooms/lobby/events?wait=1s", "", "")
-	if status != http.StatusServiceUnavailable {
-		t.Fatalf("subscribe after Shutdown: %d %s; want 503", status, raw)
-	}
-	checkErrorBody(t, hdr, raw, protocol.CodeUnavailable)
+	p.Get(t, "/v1/rooms/lobby/events?wait=1s").WantError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable)
 }
 
 // Shutdown with nobody connected returns at once, and twice is harmless.
 func TestShutdownIdle(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	p.publish(t, "lobby", "alice", "hi")
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	p := pushdtest.Start(t, server.Config{})
+	p.Publish(t, "lobby", "alice", "hi")
+	ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 	defer cancel()
-	if err := p.srv.Shutdown(ctx); err != nil {
+	if err := p.Srv().Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.srv.Shutdown(ctx); err != nil {
+	if err := p.Srv().Shutdown(ctx); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
 }
@@ -134,16 +116,16 @@ func TestShutdownIdle(t *testing.T) {
 // Shutdown gives up when ctx ends before the subscribers have gone, and
 // says so.
 func TestShutdownHonoursContext(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	// A subscriber whose writes block cannot be told in time; an expired
 	// context makes Shutdown return anyway.
-	p.dialWS(t, "/v1/rooms/lobby/events")
-	p.waitGauge(t, "ws", 1)
+	p.DialWS(t, "/v1/rooms/lobby/events", nil)
+	p.WaitConnections(t, "ws", 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.srv.Shutdown(ctx); err == nil {
+	if err := p.Srv().Shutdown(ctx); err == nil {
 		// The subscriber may already have gone; then nil is right.
-		if n, _ := p.gauge(t, "ws"); n != 0 {
+		if n, _ := p.Connections(t, "ws"); n != 0 {
 			t.Fatal("Shutdown with a cancelled context returned nil while a subscriber was still connected")
 		}
 	} else if !errors.Is(err, context.Canceled) {

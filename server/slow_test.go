@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -35,27 +36,27 @@ func bigTexts(n int) []string {
 // A subscriber that never reads fills its socket buffers and its writer
 // blocks; every other subscriber still gets every event while it is stuck.
 func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
-	p := startPushd(t, server.Config{WriteTimeout: time.Minute})
-	head := p.head(t, "lobby")
-	stuck := p.rawSSE(t, "/v1/rooms/lobby/events?since="+head.String())
-	p.waitGauge(t, "sse", 1)
+	p := pushdtest.Start(t, server.Config{WriteTimeout: time.Minute})
+	head := p.Head(t, pushdtest.RoomPath("lobby"))
+	stuck := rawSSE(t, p, "/v1/rooms/lobby/events?since="+head.String())
+	p.WaitConnections(t, "sse", 1)
 
-	kinds := []string{kindWS, kindWSBatch, kindSSE, kindLongPoll}
-	subs := make([]subscriber, len(kinds))
+	kinds := []string{pushdtest.WS, pushdtest.WSBatch, pushdtest.SSE, pushdtest.LongPoll}
+	subs := make([]*pushdtest.Subscriber, len(kinds))
 	for i, kind := range kinds {
-		subs[i] = p.subscribe(t, kind, "lobby", subOpts{since: head.String()})
+		subs[i] = p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: head.String()})
 	}
 	const n = 100 // 6.25 MiB, over the socket buffers of the stuck one
 	want := bigTexts(n)
 	var wg sync.WaitGroup
 	for i, sub := range subs {
 		wg.Go(func() {
-			checkMessages(goTB{t}, nextN(goTB{t}, sub, n), head.Epoch, 1, want)
+			pushdtest.CheckMessages(pushdtest.GoTB{TB: t}, sub.NextN(pushdtest.GoTB{TB: t}, n), head.Epoch, 1, want)
 			t.Logf("%s got all %d events", kinds[i], n)
 		})
 	}
 	for _, text := range want {
-		p.publishDirect(t, "lobby", "alice", text)
+		p.PublishDirect(t, "lobby", "alice", text)
 	}
 	wg.Wait()
 	if t.Failed() {
@@ -64,26 +65,26 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	// The stuck one was still connected all along, and still is: it has
 	// not been dropped, only left behind. Once it reads, it gets
 	// everything in order.
-	if got, err := p.gauge(t, "sse"); err != nil || got != 2 {
+	if got, err := p.Connections(t, "sse"); err != nil || got != 2 {
 		t.Fatalf("%d SSE connections (%v); want the stuck one and the reader", got, err)
 	}
 	resp, br := readRawSSE(t, stuck)
 	defer resp.Body.Close()
-	if f, err := readFrame(br); err != nil || f.retry != "2000" {
+	if f, err := pushdtest.ReadSSEFrame(br); err != nil || f.Retry != "2000" {
 		t.Fatalf("first frame %+v, %v", f, err)
 	}
 	var got []protocol.Event
 	for len(got) < n {
-		f, err := readFrame(br)
+		f, err := pushdtest.ReadSSEFrame(br)
 		if err != nil {
 			t.Fatalf("after %d events: %v", len(got), err)
 		}
-		if len(f.comments) > 0 {
+		if len(f.Comments) > 0 {
 			continue
 		}
-		got = append(got, checkSSEEvent(t, f))
+		got = append(got, pushdtest.CheckSSEEvent(t, f))
 	}
-	checkMessages(t, got, head.Epoch, 1, want)
+	pushdtest.CheckMessages(t, got, head.Epoch, 1, want)
 }
 
 // A subscriber that reads too slowly and falls more than MaxLag events
@@ -91,45 +92,45 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 // frame (SSE), reason slow_consumer; it reconnects from its cursor and
 // loses nothing.
 func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
-	for _, kind := range []string{kindWS, kindSSE} {
+	for _, kind := range []string{pushdtest.WS, pushdtest.SSE} {
 		t.Run(kind, func(t *testing.T) {
-			p := startPushd(t, server.Config{MaxLag: 16, WriteTimeout: time.Minute})
+			p := pushdtest.Start(t, server.Config{MaxLag: 16, WriteTimeout: time.Minute})
 			const n = 100
 			want := bigTexts(n + 1)
 			var got []protocol.Event
 			var closed error
 			var readFirst, read func() (protocol.Event, error)
 			switch kind {
-			case kindWS:
-				c := p.dialWSWith(t, "/v1/rooms/lobby/events", smallBufferClient(t))
+			case pushdtest.WS:
+				c := p.DialWS(t, "/v1/rooms/lobby/events", smallBufferClient(t))
 				read = func() (protocol.Event, error) {
-					ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+					ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 					defer cancel()
 					_, msg, err := c.Read(ctx)
 					if err != nil {
 						return protocol.Event{}, err
 					}
-					return checkEventJSON(t, msg), nil
+					return pushdtest.CheckEvent(t, msg), nil
 				}
 				readFirst = read
-			case kindSSE:
-				conn := p.rawSSE(t, "/v1/rooms/lobby/events")
-				p.waitGauge(t, "sse", 1)
+			case pushdtest.SSE:
+				conn := rawSSE(t, p, "/v1/rooms/lobby/events")
+				p.WaitConnections(t, "sse", 1)
 				var br *bufio.Reader
 				read = func() (protocol.Event, error) {
-					_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+					_ = conn.SetReadDeadline(time.Now().Add(pushdtest.Timeout))
 					for {
-						f, err := readFrame(br)
+						f, err := pushdtest.ReadSSEFrame(br)
 						if err != nil {
 							return protocol.Event{}, err
 						}
 						switch {
-						case f.event == "close":
+						case f.Event == "close":
 							return protocol.Event{}, sseClose{f}
-						case len(f.comments) > 0 || f.retry != "":
+						case len(f.Comments) > 0 || f.Retry != "":
 							continue
 						}
-						return checkSSEEvent(t, f), nil
+						return pushdtest.CheckSSEEvent(t, f), nil
 					}
 				}
 				readFirst = func() (protocol.Event, error) {
@@ -138,7 +139,7 @@ func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
 				}
 			}
 			// One event while the subscriber keeps up: it is live.
-			p.publishDirect(t, "lobby", "alice", want[0])
+			p.PublishDirect(t, "lobby", "alice", want[0])
 			ev, err := readFirst()
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +148,7 @@ func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
 			// Then a burst it does not read: its writer blocks on the full
 			// socket, and the stream runs ahead.
 			for _, text := range want[1:n] {
-				p.publishDirect(t, "lobby", "alice", text)
+				p.PublishDirect(t, "lobby", "alice", text)
 			}
 			// Now it reads what reached it, and then the close.
 			for {
@@ -159,18 +160,18 @@ func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
 				got = append(got, ev)
 			}
 			switch kind {
-			case kindWS:
+			case pushdtest.WS:
 				var ce websocket.CloseError
 				if !errors.As(closed, &ce) || ce.Code != protocol.CloseCodeSlowConsumer || !strings.HasPrefix(ce.Reason, protocol.CloseSlowConsumer) {
 					t.Fatalf("the slow WebSocket ended with %v; want close %d %s", closed, protocol.CloseCodeSlowConsumer, protocol.CloseSlowConsumer)
 				}
-			case kindSSE:
+			case pushdtest.SSE:
 				var sc sseClose
 				if !errors.As(closed, &sc) {
 					t.Fatalf("the slow SSE stream ended with %v; want an \"event: close\" frame", closed)
 				}
 				var body struct{ Reason, Message string }
-				if err := json.Unmarshal([]byte(sc.f.data), &body); err != nil || body.Reason != protocol.CloseSlowConsumer || body.Message == "" || sc.f.hasID {
+				if err := json.Unmarshal([]byte(sc.f.Data), &body); err != nil || body.Reason != protocol.CloseSlowConsumer || body.Message == "" || sc.f.HasID {
 					t.Fatalf("close frame %+v; want no id and data {\"reason\":\"slow_consumer\",\"message\":...}", sc.f)
 				}
 			}
@@ -179,57 +180,45 @@ func TestSlowConsumerCutOffResumesWithoutLoss(t *testing.T) {
 			}
 			t.Logf("cut off after %d of %d events", len(got), n)
 			epoch := got[0].Epoch
-			checkMessages(t, got, epoch, 1, want[:len(got)])
+			pushdtest.CheckMessages(t, got, epoch, 1, want[:len(got)])
 
 			// It resumes from its cursor: exactly the rest, then live ones.
-			rest := p.subscribe(t, kind, "lobby", resumeOpts(kind, got[len(got)-1].Cursor().String()))
-			checkMessages(t, nextN(t, rest, n-len(got)), epoch, uint64(len(got)+1), want[len(got):n])
-			p.publishDirect(t, "lobby", "alice", want[n])
-			checkMessages(t, nextN(t, rest, 1), epoch, n+1, want[n:])
-			p.waitGauge(t, transportOf(kind), 1)
-			if m := metric(t, p, "pushd_slow_consumer_drops_total"); m != "1" {
-				t.Fatalf("pushd_slow_consumer_drops_total %s; want 1", m)
+			rest := p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), resumeOpts(kind, got[len(got)-1].Cursor().String()))
+			pushdtest.CheckMessages(t, rest.NextN(t, n-len(got)), epoch, uint64(len(got)+1), want[len(got):n])
+			p.PublishDirect(t, "lobby", "alice", want[n])
+			pushdtest.CheckMessages(t, rest.NextN(t, 1), epoch, n+1, want[n:])
+			p.WaitConnections(t, transportOf(kind), 1)
+			if m, err := p.Metric(t, "pushd_slow_consumer_drops_total"); err != nil || m != 1 {
+				t.Fatalf("pushd_slow_consumer_drops_total %v (%v); want 1", m, err)
 			}
 		})
 	}
 }
 
 // sseClose is an "event: close" frame, as an error of the reader.
-type sseClose struct{ f sseFrame }
+type sseClose struct{ f pushdtest.SSEFrame }
 
-func (e sseClose) Error() string { return "SSE close: " + e.f.data }
-
-// metric returns a metric's value from /metrics, "" if absent.
-func metric(t testing.TB, p *pushd, name string) string {
-	t.Helper()
-	_, _, body := p.get(t, context.Background(), "/metrics")
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return v
-		}
-	}
-	return ""
-}
+func (e sseClose) Error() string { return "SSE close: " + e.f.Data }
 
 // With a small WriteTimeout a subscriber that never reads is dropped.
 func TestWriteTimeoutDropsStuckSubscriber(t *testing.T) {
-	for _, kind := range []string{kindWS, kindSSE} {
+	for _, kind := range []string{pushdtest.WS, pushdtest.SSE} {
 		t.Run(kind, func(t *testing.T) {
-			p := startPushd(t, server.Config{WriteTimeout: 100 * time.Millisecond, History: 100, TailSize: 8})
-			head := p.head(t, "lobby")
+			p := pushdtest.Start(t, server.Config{WriteTimeout: 100 * time.Millisecond, History: 100, TailSize: 8})
+			head := p.Head(t, pushdtest.RoomPath("lobby"))
 			path := "/v1/rooms/lobby/events?since=" + head.String()
 			var ws *websocket.Conn
-			if kind == kindWS {
-				ws = p.dialWSWith(t, path, smallBufferClient(t))
+			if kind == pushdtest.WS {
+				ws = p.DialWS(t, path, smallBufferClient(t))
 			} else {
-				p.rawSSE(t, path)
+				rawSSE(t, p, path)
 			}
-			p.waitGauge(t, transportOf(kind), 1)
+			p.WaitConnections(t, transportOf(kind), 1)
 			published := 0
-			testwait.Until(t, readTimeout, time.Millisecond, func() error {
-				p.publishDirect(t, "lobby", "alice", bigText)
+			testwait.Until(t, pushdtest.Timeout, time.Millisecond, func() error {
+				p.PublishDirect(t, "lobby", "alice", bigText)
 				published++
-				n, err := p.gauge(t, transportOf(kind))
+				n, err := p.Connections(t, transportOf(kind))
 				if err != nil {
 					return err
 				}
@@ -241,7 +230,7 @@ func TestWriteTimeoutDropsStuckSubscriber(t *testing.T) {
 			t.Logf("dropped after %d events of %d bytes", published, len(bigText))
 			if ws != nil {
 				// What it reads now is what reached it, then the end.
-				ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 				defer cancel()
 				var last protocol.Event
 				for {
@@ -249,7 +238,7 @@ func TestWriteTimeoutDropsStuckSubscriber(t *testing.T) {
 					if err != nil {
 						break
 					}
-					last = checkEventJSON(t, msg)
+					last = pushdtest.CheckEvent(t, msg)
 				}
 				if last.Seq >= uint64(published) {
 					t.Fatalf("the dropped subscriber got all %d events", published)

@@ -1,15 +1,14 @@
 package server_test
 
 import (
-	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -18,19 +17,13 @@ import (
 
 // The task API over HTTP: start, list, get, cancel, external reports, and
 // the errors of each, also as task peers carry them to other servers.
-// What watchers see is in tasks_test.go; the helpers are in
-// tasks_harness_test.go and tasks_watch_test.go.
+// What watchers see is in tasks_test.go; the helpers are pushdtest's and
+// tasks_harness_test.go's.
 
 func TestTaskStartAnswer(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	status, header, body := ts.do(http.MethodPost, "/v1/tasks", `{"kind":"external","name":"nightly backup","total":7}`)
-	if status != http.StatusCreated {
-		t.Fatalf("POST /v1/tasks: %d %s; want 201", status, body)
-	}
 	var task protocol.Task
-	if err := json.Unmarshal(body, &task); err != nil {
-		t.Fatalf("answer %q: %v", body, err)
-	}
+	header := ts.Expect(t, http.MethodPost, "/v1/tasks", `{"kind":"external","name":"nightly backup","total":7}`, http.StatusCreated, &task).Header
 	if ct := header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q; want application/json", ct)
 	}
@@ -41,85 +34,77 @@ func TestTaskStartAnswer(t *testing.T) {
 		task.Total != 7 || task.Created.IsZero() || task.Started != nil || task.Finished != nil {
 		t.Errorf("start answered %+v; want a queued external task \"nightly backup\" of 7, created, not started", task)
 	}
-	if got := ts.getTask(task.ID); got.ID != task.ID || got.Kind != "external" || got.Total != 7 {
+	if got := ts.Task(t, task.ID); got.ID != task.ID || got.Kind != "external" || got.Total != 7 {
 		t.Errorf("GET shows %s; want the task just started", tasktest.String(got))
 	}
 }
 
 func TestTaskExternalReports(t *testing.T) {
-	for _, tr := range taskTransports {
-		t.Run(tr, func(t *testing.T) {
-			t.Parallel()
-			ts := startTaskServer(t, server.Config{})
-			task := ts.startTask(`{"kind":"external","name":"copy","total":10}`)
-			w := ts.watch(tr, "/v1/tasks/"+task.ID+"/events?since=0")
-			ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	forEachTransport(t, server.Config{}, func(t *testing.T, tr string, ts *pushdtest.Server) {
+		task, w := startWatched(t, ts, tr, `{"kind":"external","name":"copy","total":10}`)
+		ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 
-			steps := []struct {
-				report string
-				check  func(protocol.Task) bool
-			}{
-				{`{"done":3,"message":"copying"}`, func(tk protocol.Task) bool {
-					return tk.Done == 3 && tk.Percent == 30 && tk.Message == "copying" && tk.State == protocol.TaskRunning
-				}},
-				{`{"percent":50}`, func(tk protocol.Task) bool { return tk.Done == 3 && tk.Percent == 50 && tk.Message == "copying" }},
-				{`{"message":"halfway"}`, func(tk protocol.Task) bool { return tk.Percent == 50 && tk.Message == "halfway" }},
-				{`{"total":20}`, func(tk protocol.Task) bool { return tk.Total == 20 && tk.Percent == 50 }},
-				{`{"done":12}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Total == 20 && tk.Percent == 60 }},
-				{`{"done":12,"message":"same done again"}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Message == "same done again" }},
+		steps := []struct {
+			report string
+			check  func(protocol.Task) bool
+		}{
+			{`{"done":3,"message":"copying"}`, func(tk protocol.Task) bool {
+				return tk.Done == 3 && tk.Percent == 30 && tk.Message == "copying" && tk.State == protocol.TaskRunning
+			}},
+			{`{"percent":50}`, func(tk protocol.Task) bool { return tk.Done == 3 && tk.Percent == 50 && tk.Message == "copying" }},
+			{`{"message":"halfway"}`, func(tk protocol.Task) bool { return tk.Percent == 50 && tk.Message == "halfway" }},
+			{`{"total":20}`, func(tk protocol.Task) bool { return tk.Total == 20 && tk.Percent == 50 }},
+			{`{"done":12}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Total == 20 && tk.Percent == 60 }},
+			{`{"done":12,"message":"same done again"}`, func(tk protocol.Task) bool { return tk.Done == 12 && tk.Message == "same done again" }},
+		}
+		for _, s := range steps {
+			if got := ts.Report(t, task.ID, s.report); !s.check(got) {
+				t.Errorf("report %s answered %s", s.report, tasktest.String(got))
 			}
-			for _, s := range steps {
-				if got := ts.report(task.ID, s.report); !s.check(got) {
-					t.Errorf("report %s answered %s", s.report, tasktest.String(got))
-				}
-			}
-			w.waitFor("done 12", func(evs []protocol.Event) bool {
-				return tasktest.Seen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
-			})
-
-			// Going backwards is a conflict, and changes nothing.
-			before := ts.taskSnapshot()
-			for _, rep := range []string{`{"done":11}`, `{"percent":59}`, `{"done":2,"message":"rewound"}`} {
-				status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
-				taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
-			}
-			if after := ts.taskSnapshot(); after != before {
-				t.Errorf("refused reports changed the tasks:\n%s\nbecame\n%s", before, after)
-			}
-
-			got := ts.report(task.ID, `{"state":"succeeded","message":"all done"}`)
-			if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
-				t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", tasktest.String(got))
-			}
-			final := w.waitFinal(task.ID)
-			tasktest.CheckSame(t, ts.getTask(task.ID), final)
-			evs, _, _ := w.seen()
-			tasktest.CheckOrder(t, evs)
-
-			// A finished task takes no more reports, and cannot be cancelled.
-			before = ts.taskSnapshot()
-			for _, rep := range []string{`{"done":20}`, `{"message":"late"}`, `{"state":"failed"}`} {
-				status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", rep)
-				taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
-			}
-			status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/cancel", "")
-			taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
-			// The same final report again (its answer was lost) is taken
-			// as what it was, and changes nothing.
-			status, _, body = ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`)
-			if status != http.StatusOK {
-				t.Errorf("the final report again: %d %s; want 200", status, body)
-			}
-			if after := ts.taskSnapshot(); after != before {
-				t.Errorf("refused and repeated requests changed the tasks:\n%s\nbecame\n%s", before, after)
-			}
+		}
+		w.WaitFor(t, "done 12", func(evs []protocol.Event) bool {
+			return tasktest.Seen(evs, task.ID, func(tk protocol.Task) bool { return tk.Message == "same done again" })
 		})
-	}
+
+		// Going backwards is a conflict, and changes nothing.
+		before := taskSnapshot(t, ts)
+		for _, rep := range []string{`{"done":11}`, `{"percent":59}`, `{"done":2,"message":"rewound"}`} {
+			ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
+		}
+		if after := taskSnapshot(t, ts); after != before {
+			t.Errorf("refused reports changed the tasks:\n%s\nbecame\n%s", before, after)
+		}
+
+		got := ts.Report(t, task.ID, `{"state":"succeeded","message":"all done"}`)
+		if got.State != protocol.TaskSucceeded || got.Done != 20 || got.Percent != 100 || got.Message != "all done" || got.Finished == nil {
+			t.Errorf("report succeeded answered %s; want succeeded 20/20 \"all done\"", tasktest.String(got))
+		}
+		final := w.WaitFinal(t, task.ID)
+		tasktest.CheckSame(t, ts.Task(t, task.ID), final)
+		evs, _, _ := w.Seen()
+		tasktest.CheckOrder(t, evs)
+
+		// A finished task takes no more reports, and cannot be cancelled.
+		before = taskSnapshot(t, ts)
+		for _, rep := range []string{`{"done":20}`, `{"message":"late"}`, `{"state":"failed"}`} {
+			ts.Post(t, "/v1/tasks/"+task.ID+"/progress", rep).WantError(t, http.StatusConflict, protocol.CodeConflict)
+		}
+		ts.Post(t, "/v1/tasks/"+task.ID+"/cancel", "").WantError(t, http.StatusConflict, protocol.CodeConflict)
+		// The same final report again (its answer was lost) is taken
+		// as what it was, and changes nothing.
+		a := ts.Post(t, "/v1/tasks/"+task.ID+"/progress", `{"state":"succeeded"}`)
+		if a.Status != http.StatusOK {
+			t.Errorf("the final report again: %d %s; want 200", a.Status, a.Body)
+		}
+		if after := taskSnapshot(t, ts); after != before {
+			t.Errorf("refused and repeated requests changed the tasks:\n%s\nbecame\n%s", before, after)
+		}
+	})
 }
 
 func TestTaskExternalEnds(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	w := ts.watch("sse", "/v1/tasks/events?since=0")
+	w := ts.Watch(t, "sse", pushdtest.TasksPath, pushdtest.SubOptions{Since: "0"})
 	cases := []struct {
 		name, report string
 		state        protocol.TaskState
@@ -131,29 +116,29 @@ func TestTaskExternalEnds(t *testing.T) {
 		{"cancelled", "", protocol.TaskCancelled, "cancelled on request"},
 	}
 	for _, c := range cases {
-		task := ts.startTask(`{"kind":"external","total":5}`)
-		ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+		task := ts.StartTask(t, `{"kind":"external","total":5}`)
+		ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 		if c.report == "" {
-			ts.cancelTask(task.ID)
+			ts.CancelTask(t, task.ID)
 		} else {
-			ts.report(task.ID, c.report)
+			ts.Report(t, task.ID, c.report)
 		}
-		final := w.waitFinal(task.ID)
+		final := w.WaitFinal(t, task.ID)
 		if final.State != c.state || final.Message != c.message {
 			t.Errorf("%s: ended %s; want %s %q", c.name, tasktest.String(final), c.state, c.message)
 		}
 		if c.state == protocol.TaskSucceeded && (final.Done != 5 || final.Percent != 100) {
 			t.Errorf("%s: ended %s; want 5/5", c.name, tasktest.String(final))
 		}
-		tasktest.CheckSame(t, ts.getTask(task.ID), final)
+		tasktest.CheckSame(t, ts.Task(t, task.ID), final)
 	}
-	evs, _, _ := w.seen()
+	evs, _, _ := w.Seen()
 	tasktest.CheckOrder(t, evs)
 }
 
 func TestTaskStartBadRequests(t *testing.T) {
 	ts := startTaskServer(t, server.Config{MaxBodyBytes: 1024})
-	ts.startTask(`{"kind":"external","name":"already here"}`)
+	ts.StartTask(t, `{"kind":"external","name":"already here"}`)
 	cases := []struct {
 		name        string
 		body        string
@@ -194,7 +179,7 @@ func TestTaskStartBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := ts.taskSnapshot()
+			before := taskSnapshot(t, ts)
 			ct := "application/json"
 			switch c.contentType {
 			case "none":
@@ -203,16 +188,15 @@ func TestTaskStartBadRequests(t *testing.T) {
 			default:
 				ct = c.contentType
 			}
-			status, _, body := ts.do(http.MethodPost, "/v1/tasks", c.body, "Content-Type", ct)
-			taskWantError(t, status, body, c.status, c.code)
-			if after := ts.taskSnapshot(); after != before {
+			ts.Post(t, "/v1/tasks", c.body, "Content-Type", ct).WantError(t, c.status, c.code)
+			if after := taskSnapshot(t, ts); after != before {
 				t.Errorf("a refused start changed the tasks:\n%s\nbecame\n%s", before, after)
 			}
 		})
 	}
-	status, _, body := ts.do(http.MethodPost, "/v1/tasks", `{"kind":"nope"}`)
-	if status == http.StatusBadRequest && (!strings.Contains(string(body), "demo") || !strings.Contains(string(body), "external")) {
-		t.Errorf("the answer to an unknown kind does not list the known ones: %s", body)
+	a := ts.Post(t, "/v1/tasks", `{"kind":"nope"}`)
+	if a.Status == http.StatusBadRequest && (!strings.Contains(string(a.Body), "demo") || !strings.Contains(string(a.Body), "external")) {
+		t.Errorf("the answer to an unknown kind does not list the known ones: %s", a.Body)
 	}
 	// Refused params say why: the kind's check, and the wrong type in
 	// JSON's words.
@@ -220,18 +204,18 @@ func TestTaskStartBadRequests(t *testing.T) {
 		`{"kind":"demo","total":1000001}`: "total must be from 1 to 1000000",
 		`{"kind":"demo","total":"ten"}`:   `field \"total\" must be a whole number in range, not string`,
 	} {
-		if status, _, answer := ts.do(http.MethodPost, "/v1/tasks", body); status != http.StatusBadRequest || !strings.Contains(string(answer), says) {
-			t.Errorf("POST /v1/tasks %s: %d %s; want 400 saying %s", body, status, answer, says)
+		if a := ts.Post(t, "/v1/tasks", body); a.Status != http.StatusBadRequest || !strings.Contains(string(a.Body), says) {
+			t.Errorf("POST /v1/tasks %s: %d %s; want 400 saying %s", body, a.Status, a.Body, says)
 		}
 	}
 }
 
 func TestTaskReportBadRequests(t *testing.T) {
 	ts := startTaskServer(t, server.Config{MaxBodyBytes: 4096})
-	task := ts.startTask(`{"kind":"external","total":10}`)
-	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
-	ts.report(task.ID, `{"done":5,"message":"half"}`)
-	ts.waitQuiet(task.ID, "done 5", func(tk protocol.Task) bool { return tk.Done == 5 })
+	task := ts.StartTask(t, `{"kind":"external","total":10}`)
+	ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	ts.Report(t, task.ID, `{"done":5,"message":"half"}`)
+	waitQuiet(t, ts, task.ID, "done 5", func(tk protocol.Task) bool { return tk.Done == 5 })
 
 	cases := []struct {
 		name        string
@@ -263,43 +247,41 @@ func TestTaskReportBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := ts.taskSnapshot()
+			before := taskSnapshot(t, ts)
 			ct := "application/json"
 			if c.contentType != "" {
 				ct = c.contentType
 			}
-			status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+task.ID+"/progress", c.body, "Content-Type", ct)
-			taskWantError(t, status, body, c.status, c.code)
-			if after := ts.taskSnapshot(); after != before {
+			ts.Post(t, "/v1/tasks/"+task.ID+"/progress", c.body, "Content-Type", ct).WantError(t, c.status, c.code)
+			if after := taskSnapshot(t, ts); after != before {
 				t.Errorf("a refused report changed the tasks:\n%s\nbecame\n%s", before, after)
 			}
 		})
 	}
 
 	t.Run("a task that reports its own progress", func(t *testing.T) {
-		demo := ts.startTask(`{"kind":"demo","total":3,"interval":"1h"}`)
+		demo := ts.StartTask(t, `{"kind":"demo","total":3,"interval":"1h"}`)
 		// Its events: queued, running (with the total its params gave) and
 		// the total it reports, which may go out a moment later, coalesced.
-		testwait.Until(t, taskWait, taskPollEvery, func() error {
-			if evs, _ := ts.streamEvents(); len(tasktest.Of(evs, demo.ID)) < 3 {
+		testwait.Until(t, pushdtest.Timeout, 2*time.Millisecond, func() error {
+			if evs := ts.History(t, pushdtest.TasksPath); len(tasktest.Of(evs, demo.ID)) < 3 {
 				return fmt.Errorf("the demo's three events are not all out: %s", tasktest.EventsString(evs))
 			}
 			return nil
 		})
-		before := ts.taskSnapshot()
-		status, _, body := ts.do(http.MethodPost, "/v1/tasks/"+demo.ID+"/progress", `{"done":2}`)
-		taskWantError(t, status, body, http.StatusConflict, protocol.CodeConflict)
-		if after := ts.taskSnapshot(); after != before {
+		before := taskSnapshot(t, ts)
+		ts.Post(t, "/v1/tasks/"+demo.ID+"/progress", `{"done":2}`).WantError(t, http.StatusConflict, protocol.CodeConflict)
+		if after := taskSnapshot(t, ts); after != before {
 			t.Errorf("a refused report changed the tasks:\n%s\nbecame\n%s", before, after)
 		}
-		ts.cancelTask(demo.ID)
+		ts.CancelTask(t, demo.ID)
 	})
 }
 
 func TestTaskWrongMethod(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	task := ts.startTask(`{"kind":"external"}`)
-	ts.waitTask(task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	task := ts.StartTask(t, `{"kind":"external"}`)
+	ts.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 	cases := []struct {
 		method, path, allow string
 	}{
@@ -316,17 +298,17 @@ func TestTaskWrongMethod(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.method+" "+strings.ReplaceAll(c.path, task.ID, "{id}"), func(t *testing.T) {
-			before := ts.taskSnapshot()
+			before := taskSnapshot(t, ts)
 			body := ""
 			if c.method != http.MethodGet && c.method != http.MethodDelete {
 				body = `{"kind":"demo","done":1}`
 			}
-			status, header, answer := ts.do(c.method, c.path, body)
-			taskWantError(t, status, answer, http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed)
-			if got := header.Get("Allow"); got != c.allow {
+			a := ts.Request(t, t.Context(), c.method, c.path, body)
+			a.WantError(t, http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed)
+			if got := a.Header.Get("Allow"); got != c.allow {
 				t.Errorf("Allow %q; want %q", got, c.allow)
 			}
-			if after := ts.taskSnapshot(); after != before {
+			if after := taskSnapshot(t, ts); after != before {
 				t.Errorf("a refused request changed the tasks:\n%s\nbecame\n%s", before, after)
 			}
 		})
@@ -347,21 +329,18 @@ func TestTaskUnknownID(t *testing.T) {
 		{http.MethodGet, "/v1/tasks/" + id + "/events?since=0", "", []string{"Accept", "text/event-stream"}},
 		{http.MethodGet, "/v1/tasks/" + id + "/nothing", "", nil},
 	}
-	before := ts.taskSnapshot()
+	before := taskSnapshot(t, ts)
 	for _, c := range cases {
-		status, _, body := ts.do(c.method, c.path, c.body, c.header...)
-		taskWantError(t, status, body, http.StatusNotFound, protocol.CodeNotFound)
+		ts.Request(t, t.Context(), c.method, c.path, c.body, c.header...).WantError(t, http.StatusNotFound, protocol.CodeNotFound)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), taskWait)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"/v1/tasks/"+id+"/events?since=0", nil)
-	if err == nil {
-		c.CloseNow()
+	var refused *pushdtest.RefusedError
+	if sub, err := ts.TrySubscribe(pushdtest.WS, pushdtest.TaskPath(id), pushdtest.SubOptions{Since: "0"}); err == nil {
+		sub.Close()
 		t.Error("a WebSocket to the events of an unknown task was accepted")
-	} else if resp == nil || resp.StatusCode != http.StatusNotFound {
+	} else if !errors.As(err, &refused) || refused.Status != http.StatusNotFound {
 		t.Errorf("a WebSocket to the events of an unknown task: %v; want 404", err)
 	}
-	if after := ts.taskSnapshot(); after != before {
+	if after := taskSnapshot(t, ts); after != before {
 		t.Errorf("requests for an unknown task changed the tasks:\n%s\nbecame\n%s", before, after)
 	}
 }
@@ -374,10 +353,10 @@ func TestTaskListNewestFirst(t *testing.T) {
 		if i == 1 {
 			kind = `"kind":"demo","total":1,"interval":"1ms"`
 		}
-		task := ts.startTask(fmt.Sprintf(`{%s,"name":"task %d"}`, kind, i))
+		task := ts.StartTask(t, fmt.Sprintf(`{%s,"name":"task %d"}`, kind, i))
 		want = append([]string{task.ID}, want...)
 	}
-	list := ts.listTasks()
+	list := ts.Tasks(t)
 	var got []string
 	for i, tk := range list {
 		got = append(got, tk.ID)
@@ -395,17 +374,17 @@ func TestTaskListNewestFirst(t *testing.T) {
 // be those the HTTP API gives for the same request.
 func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
-	local := ts.srv.Tasks().Local()
+	local := ts.Srv().Tasks().Local()
 	ctx := t.Context()
-	ext := ts.startTask(`{"kind":"external","total":10}`)
-	demo := ts.startTask(`{"kind":"demo","total":10,"interval":"1h"}`)
+	ext := ts.StartTask(t, `{"kind":"external","total":10}`)
+	demo := ts.StartTask(t, `{"kind":"demo","total":10,"interval":"1h"}`)
 	one, zero, over := int64(1), int64(0), 101.0
 
 	got, err := local.Report(ctx, ext.ID, protocol.ProgressReport{Done: &one})
 	if err != nil || got.ID != ext.ID || got.Done != 1 {
 		t.Fatalf("Local().Report: %+v, %v; want done 1", got, err)
 	}
-	if shown := ts.getTask(ext.ID); shown.Done != 1 {
+	if shown := ts.Task(t, ext.ID); shown.Done != 1 {
 		t.Fatalf("after Local().Report the API shows %s", tasktest.String(shown))
 	}
 
@@ -436,14 +415,12 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 	}
 	for _, c := range refusals {
 		pe := server.TaskPeerErrorOf(c.call())
-		status, _, body := ts.do(c.method, c.path, c.body)
-		var eb protocol.ErrorBody
-		_ = json.Unmarshal(body, &eb)
-		if pe.Status != c.status || pe.Code != c.code || status != c.status || eb.Error.Code != c.code {
-			t.Errorf("%s: peers get %d %s, the API %d %s; want %d %s", c.name, pe.Status, pe.Code, status, eb.Error.Code, c.status, c.code)
+		api := ts.Request(t, t.Context(), c.method, c.path, c.body).WantError(t, c.status, c.code)
+		if pe.Status != c.status || pe.Code != c.code {
+			t.Errorf("%s: peers get %d %s, the API %d %s; want %d %s", c.name, pe.Status, pe.Code, c.status, api.Code, c.status, c.code)
 		}
-		if pe.Message != eb.Error.Message {
-			t.Errorf("%s: peers get %q, the API %q", c.name, pe.Message, eb.Error.Message)
+		if pe.Message != api.Message {
+			t.Errorf("%s: peers get %q, the API %q", c.name, pe.Message, api.Message)
 		}
 	}
 
@@ -451,7 +428,7 @@ func TestTaskLocalAnswersAsTheAPI(t *testing.T) {
 	if got, err := local.Cancel(ctx, demo.ID); err != nil || got.ID != demo.ID {
 		t.Fatalf("Local().Cancel: %+v, %v", got, err)
 	}
-	ts.waitTask(demo.ID, "cancelled", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
+	ts.WaitTask(t, demo.ID, "cancelled", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
 	_, err = local.Cancel(ctx, demo.ID)
 	if pe := server.TaskPeerErrorOf(err); pe.Status != http.StatusConflict || pe.Code != protocol.CodeConflict {
 		t.Errorf("cancel of a finished task: peers get %+v; want 409 conflict", pe)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -27,33 +29,33 @@ var messageTexts = []string{"hi", "<b>&amp;</b>", `quote " backslash \ tab` + "\
 // Every transport delivers published events in order, each with exactly
 // the fields of its type, starting at the live end without since.
 func TestTransportsDeliverEventsInOrder(t *testing.T) {
-	for _, kind := range append(streamingKinds, kindShort) {
+	for _, kind := range append(pushdtest.Transports, pushdtest.ShortPoll) {
 		t.Run(kind, func(t *testing.T) {
-			p := startPushd(t, server.Config{})
-			p.publish(t, "lobby", "early", "before anyone listened")
-			o := subOpts{user: "watcher"}
-			if kind == kindLongPoll || kind == kindShort {
+			p := pushdtest.Start(t, server.Config{})
+			p.Publish(t, "lobby", "early", "before anyone listened")
+			o := pushdtest.SubOptions{User: "watcher"}
+			if kind == pushdtest.LongPoll || kind == pushdtest.ShortPoll {
 				// A poll must name where it continues from; the live end
 				// is where the server says "now" is.
-				o.since = p.head(t, "lobby").String()
+				o.Since = p.Head(t, pushdtest.RoomPath("lobby")).String()
 			}
-			sub := p.subscribe(t, kind, "lobby", o)
+			sub := p.Subscribe(t, kind, pushdtest.RoomPath("lobby"), o)
 			// Polls join the room when they are made; wait for the login of
 			// WebSocket and SSE watchers, which exists once they are open.
 			var want []protocol.Event
-			if kind != kindLongPoll && kind != kindShort {
-				login := sub.next(t)
+			if kind != pushdtest.LongPoll && kind != pushdtest.ShortPoll {
+				login := sub.Next(t)
 				if login.Type != protocol.TypeLogin || login.User != "watcher" || login.Seq != 2 || login.Stream != "room/lobby" {
-					t.Fatalf("first event %s; want watcher's login at seq 2", oneLine(login))
+					t.Fatalf("first event %s; want watcher's login at seq 2", pushdtest.OneLine(login))
 				}
 			}
 			for i, text := range messageTexts {
-				want = append(want, p.publish(t, "lobby", "user"+strconv.Itoa(i), text))
+				want = append(want, p.Publish(t, "lobby", "user"+strconv.Itoa(i), text))
 			}
 			got := make([]protocol.Event, 0, len(want))
 			for len(got) < len(want) {
-				ev := sub.next(t)
-				if ev.Type == protocol.TypeLogin && ev.User == "watcher" && (kind == kindLongPoll || kind == kindShort) {
+				ev := sub.Next(t)
+				if ev.Type == protocol.TypeLogin && ev.User == "watcher" && (kind == pushdtest.LongPoll || kind == pushdtest.ShortPoll) {
 					continue // a poll's own login lands wherever its first request did
 				}
 				got = append(got, ev)
@@ -61,7 +63,7 @@ func TestTransportsDeliverEventsInOrder(t *testing.T) {
 			for i := range want {
 				if !got[i].Time.Equal(want[i].Time) || got[i].Seq != want[i].Seq || got[i].Epoch != want[i].Epoch ||
 					got[i].User != want[i].User || got[i].Text != want[i].Text || got[i].Stream != "room/lobby" {
-					t.Fatalf("event %d: got %s at %v; want %s at %v", i, oneLine(got[i]), got[i].Time, oneLine(want[i]), want[i].Time)
+					t.Fatalf("event %d: got %s at %v; want %s at %v", i, pushdtest.OneLine(got[i]), got[i].Time, pushdtest.OneLine(want[i]), want[i].Time)
 				}
 				if i > 0 && got[i].Seq <= got[i-1].Seq {
 					t.Fatalf("seq %d after %d", got[i].Seq, got[i-1].Seq)
@@ -74,32 +76,32 @@ func TestTransportsDeliverEventsInOrder(t *testing.T) {
 // Without the batch subprotocol every WebSocket message is one event; with
 // it, a backlog arrives packed into messages of several events.
 func TestWebSocketBatchSubprotocol(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	const n = 50
 	var last protocol.Event
 	for i := range n {
-		last = p.publishDirect(t, "lobby", "alice", "m"+strconv.Itoa(i+1))
+		last = p.PublishDirect(t, "lobby", "alice", "m"+strconv.Itoa(i+1))
 	}
 
-	plain := p.dialWS(t, "/v1/rooms/lobby/events?since=0")
+	plain := p.DialWS(t, "/v1/rooms/lobby/events?since=0", nil)
 	for i := range n {
-		msg := readWS(t, plain)
+		msg := pushdtest.ReadWS(t, plain)
 		if strings.Contains(string(msg), "\n") {
 			t.Fatalf("message %d %q holds more than one event without the batch subprotocol", i, msg)
 		}
-		if ev := checkEventJSON(t, msg); ev.Seq != uint64(i+1) {
+		if ev := pushdtest.CheckEvent(t, msg); ev.Seq != uint64(i+1) {
 			t.Fatalf("message %d is seq %d", i, ev.Seq)
 		}
 	}
 
 	// An unknown subprotocol is not agreed to; nor is batching then.
-	other := p.dialWSWith(t, "/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), p.client)
-	if ev := checkEventJSON(t, readWS(t, other)); ev.Seq != n {
+	other := p.DialWS(t, "/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), p.Client)
+	if ev := pushdtest.CheckEvent(t, pushdtest.ReadWS(t, other)); ev.Seq != n {
 		t.Fatalf("got seq %d; want %d", ev.Seq, n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 	defer cancel()
-	odd, _, err := websocket.Dial(ctx, p.ws+"/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), &websocket.DialOptions{HTTPClient: p.client, Subprotocols: []string{"pushd.batch.v2"}})
+	odd, _, err := websocket.Dial(ctx, p.WS+"/v1/rooms/lobby/events?since="+strconv.Itoa(n-1), &websocket.DialOptions{HTTPClient: p.Client, Subprotocols: []string{"pushd.batch.v2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +110,18 @@ func TestWebSocketBatchSubprotocol(t *testing.T) {
 		t.Fatalf("server agreed to %q, which it does not speak", odd.Subprotocol())
 	}
 
-	batched := p.dialWS(t, "/v1/rooms/lobby/events?since=0", protocol.BatchSubprotocol)
+	batched := p.DialWS(t, "/v1/rooms/lobby/events?since=0", nil, protocol.BatchSubprotocol)
 	var seqs []uint64
 	messages, multi := 0, 0
 	for len(seqs) < n {
-		msg := readWS(t, batched)
+		msg := pushdtest.ReadWS(t, batched)
 		messages++
 		lines := strings.Split(string(msg), "\n")
 		if len(lines) > 1 {
 			multi++
 		}
 		for _, line := range lines {
-			seqs = append(seqs, checkEventJSON(t, []byte(line)).Seq)
+			seqs = append(seqs, pushdtest.CheckEvent(t, []byte(line)).Seq)
 		}
 	}
 	for i, seq := range seqs {
@@ -138,39 +140,39 @@ func TestWebSocketBatchSubprotocol(t *testing.T) {
 // An SSE stream starts with retry:, carries id/event/data frames, and gets
 // a heartbeat comment while idle.
 func TestSSEFramesAndHeartbeat(t *testing.T) {
-	p := startPushd(t, server.Config{Heartbeat: 20 * time.Millisecond})
-	ev := p.publish(t, "lobby", "alice", "hello")
-	s := p.dialSSE(t, "/v1/rooms/lobby/events?since=0")
-	if xab := s.resp.Header.Get("X-Accel-Buffering"); xab != "no" {
+	p := pushdtest.Start(t, server.Config{Heartbeat: 20 * time.Millisecond})
+	ev := p.Publish(t, "lobby", "alice", "hello")
+	s := p.DialSSE(t, "/v1/rooms/lobby/events?since=0")
+	if xab := s.Resp.Header.Get("X-Accel-Buffering"); xab != "no" {
 		t.Errorf("X-Accel-Buffering %q; want no", xab)
 	}
-	if f := s.frame(t); f.retry != "2000" || f.hasID || f.event != "" || f.data != "" || len(f.comments) != 0 {
+	if f := s.Frame(t); f.Retry != "2000" || f.HasID || f.Event != "" || f.Data != "" || len(f.Comments) != 0 {
 		t.Fatalf("first frame %+v; want retry: 2000 alone", f)
 	}
 	// The event frame may follow a heartbeat if the test is slow, but it
 	// must come, and as one frame.
 	var got protocol.Event
 	for {
-		f := s.frame(t)
-		if len(f.comments) > 0 {
-			if f.comments[0] != "heartbeat" || f.hasID || f.data != "" {
+		f := s.Frame(t)
+		if len(f.Comments) > 0 {
+			if f.Comments[0] != "heartbeat" || f.HasID || f.Data != "" {
 				t.Fatalf("comment frame %+v; want \": heartbeat\" alone", f)
 			}
 			continue
 		}
-		got = checkSSEEvent(t, f)
-		if f.id != ev.Epoch+":1" || f.event != "message" {
-			t.Fatalf("frame id %q event %q; want %s:1 message", f.id, f.event, ev.Epoch)
+		got = pushdtest.CheckSSEEvent(t, f)
+		if f.ID != ev.Epoch+":1" || f.Event != "message" {
+			t.Fatalf("frame id %q event %q; want %s:1 message", f.ID, f.Event, ev.Epoch)
 		}
 		break
 	}
 	if got.Text != "hello" || got.Seq != 1 {
-		t.Fatalf("got %s; want alice's hello at 1", oneLine(got))
+		t.Fatalf("got %s; want alice's hello at 1", pushdtest.OneLine(got))
 	}
 	// Idle now: heartbeats come, several of them.
 	for i := range 3 {
-		f := s.frame(t)
-		if len(f.comments) != 1 || f.comments[0] != "heartbeat" || f.hasID || f.event != "" || f.data != "" {
+		f := s.Frame(t)
+		if len(f.Comments) != 1 || f.Comments[0] != "heartbeat" || f.HasID || f.Event != "" || f.Data != "" {
 			t.Fatalf("idle frame %d: %+v; want \": heartbeat\"", i, f)
 		}
 	}
@@ -178,68 +180,59 @@ func TestSSEFramesAndHeartbeat(t *testing.T) {
 
 // Last-Event-ID, which a reconnecting EventSource sends, wins over ?since=.
 func TestSSELastEventIDWinsOverSince(t *testing.T) {
-	p := startPushd(t, server.Config{})
+	p := pushdtest.Start(t, server.Config{})
 	var evs []protocol.Event
 	for i := range 5 {
-		evs = append(evs, p.publish(t, "lobby", "alice", "m"+strconv.Itoa(i+1)))
+		evs = append(evs, p.Publish(t, "lobby", "alice", "m"+strconv.Itoa(i+1)))
 	}
-	sub := p.subscribe(t, kindSSE, "lobby", subOpts{since: "1", lastEventID: evs[2].Cursor().String()})
-	checkMessages(t, nextN(t, sub, 2), evs[0].Epoch, 4, []string{"m4", "m5"})
+	sub := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: "1", LastEventID: evs[2].Cursor().String()})
+	pushdtest.CheckMessages(t, sub.NextN(t, 2), evs[0].Epoch, 4, []string{"m4", "m5"})
 
 	// A bare seq works as Last-Event-ID too, and ?since= alone is honoured.
-	sub = p.subscribe(t, kindSSE, "lobby", subOpts{since: "0", lastEventID: "4"})
-	checkMessages(t, nextN(t, sub, 1), evs[0].Epoch, 5, []string{"m5"})
-	sub = p.subscribe(t, kindSSE, "lobby", subOpts{since: evs[3].Cursor().String()})
-	checkMessages(t, nextN(t, sub, 1), evs[0].Epoch, 5, []string{"m5"})
+	sub = p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: "0", LastEventID: "4"})
+	pushdtest.CheckMessages(t, sub.NextN(t, 1), evs[0].Epoch, 5, []string{"m5"})
+	sub = p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{Since: evs[3].Cursor().String()})
+	pushdtest.CheckMessages(t, sub.NextN(t, 1), evs[0].Epoch, 5, []string{"m5"})
 }
 
 // Long polling: an answer as soon as there is an event, an empty answer
 // with the same cursor when wait runs out, at most 1,000 events per answer.
 func TestLongPoll(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	head := p.head(t, "lobby")
+	p := pushdtest.Start(t, server.Config{})
+	head := p.Head(t, pushdtest.RoomPath("lobby"))
 	if head.Seq != 0 || head.Epoch == "" {
 		t.Fatalf("head of an empty room %s; want <epoch>:0", head)
 	}
 
 	// A poll that waits gets the event published while it waits.
-	done := make(chan struct{})
-	var woken []protocol.Event
-	go func() {
-		defer close(done)
-		woken, _ = p.poll(goTB{t}, "lobby", "since="+head.String()+"&wait=20s")
-	}()
-	p.waitGauge(t, "longpoll", 1)
-	ev := p.publish(t, "lobby", "alice", "wake up")
-	select {
-	case <-done:
-		checkMessages(t, woken, head.Epoch, 1, []string{"wake up"})
-	case <-time.After(readTimeout):
-		t.Fatal("the waiting poll did not answer after a publish")
-	}
+	waiting := p.PollAsync(t, pushdtest.RoomPath("lobby"), "since="+head.String()+"&wait=20s")
+	p.WaitConnections(t, "longpoll", 1)
+	ev := p.Publish(t, "lobby", "alice", "wake up")
+	woken, _ := testwait.Recv(t, pushdtest.Timeout, waiting, "answer of the waiting poll after a publish")
+	pushdtest.CheckMessages(t, woken.Events, head.Epoch, 1, []string{"wake up"})
 
 	// Nothing new: the wait runs out, with no events and the same cursor.
-	evs, cur := p.poll(t, "lobby", "since="+ev.Cursor().String()+"&wait=30ms")
+	evs, cur := p.Poll(t, pushdtest.RoomPath("lobby"), "since="+ev.Cursor().String()+"&wait=30ms")
 	if len(evs) != 0 || cur != ev.Cursor().String() {
 		t.Fatalf("idle poll: %d events, cursor %s; want none and %s", len(evs), cur, ev.Cursor())
 	}
 	// Whole seconds work as wait too, and a bare seq as since.
-	evs, cur = p.poll(t, "lobby", "since=0&wait=1")
+	evs, cur = p.Poll(t, pushdtest.RoomPath("lobby"), "since=0&wait=1")
 	if len(evs) != 1 || cur != ev.Cursor().String() {
-		t.Fatalf("poll since 0: %s, cursor %s", summary(evs), cur)
+		t.Fatalf("poll since 0: %s, cursor %s", pushdtest.Summary(evs), cur)
 	}
 
 	// A backlog over 1,000 comes in pages.
 	for i := range 1204 {
-		p.publishDirect(t, "lobby", "bob", "b-"+strconv.Itoa(i+1))
+		p.PublishDirect(t, "lobby", "bob", "b-"+strconv.Itoa(i+1))
 	}
-	evs, cur = p.poll(t, "lobby", "since="+ev.Cursor().String()+"&wait=0")
-	checkMessages(t, evs, head.Epoch, 2, texts("b", 1000))
+	evs, cur = p.Poll(t, pushdtest.RoomPath("lobby"), "since="+ev.Cursor().String()+"&wait=0")
+	pushdtest.CheckMessages(t, evs, head.Epoch, 2, pushdtest.Texts("b", 1000))
 	if want := (protocol.Cursor{Epoch: head.Epoch, Seq: 1001}).String(); cur != want {
 		t.Fatalf("cursor after a full page %s; want %s", cur, want)
 	}
-	evs, cur = p.poll(t, "lobby", "since="+cur+"&wait=0")
-	checkMessages(t, evs, head.Epoch, 1002, texts("b", 1204)[1000:])
+	evs, cur = p.Poll(t, pushdtest.RoomPath("lobby"), "since="+cur+"&wait=0")
+	pushdtest.CheckMessages(t, evs, head.Epoch, 1002, pushdtest.Texts("b", 1204)[1000:])
 	if want := (protocol.Cursor{Epoch: head.Epoch, Seq: 1205}).String(); cur != want {
 		t.Fatalf("cursor after the last page %s; want %s", cur, want)
 	}
@@ -248,12 +241,12 @@ func TestLongPoll(t *testing.T) {
 // wait is capped at the server's LongPollWait, which is also the wait of a
 // poll that names none.
 func TestLongPollWaitCapped(t *testing.T) {
-	p := startPushd(t, server.Config{LongPollWait: 50 * time.Millisecond})
-	head := p.head(t, "lobby")
+	p := pushdtest.Start(t, server.Config{LongPollWait: 50 * time.Millisecond})
+	head := p.Head(t, pushdtest.RoomPath("lobby"))
 	for _, q := range []string{"wait=1h", "wait=3600", ""} {
-		evs, cur := p.poll(t, "lobby", "since="+head.String()+"&"+q)
+		evs, cur := p.Poll(t, pushdtest.RoomPath("lobby"), "since="+head.String()+"&"+q)
 		if len(evs) != 0 || cur != head.String() {
-			t.Fatalf("poll %q on an idle room: %s, cursor %s", q, summary(evs), cur)
+			t.Fatalf("poll %q on an idle room: %s, cursor %s", q, pushdtest.Summary(evs), cur)
 		}
 	}
 }
@@ -261,28 +254,29 @@ func TestLongPollWaitCapped(t *testing.T) {
 // A short poll (wait=0) answers at once: without since, no events and the
 // current cursor; with since, what there is.
 func TestShortPoll(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	a := p.publish(t, "lobby", "alice", "one")
-	b := p.publish(t, "lobby", "bob", "two")
-	evs, cur := p.poll(t, "lobby", "wait=0")
+	p := pushdtest.Start(t, server.Config{})
+	a := p.Publish(t, "lobby", "alice", "one")
+	b := p.Publish(t, "lobby", "bob", "two")
+	evs, cur := p.Poll(t, pushdtest.RoomPath("lobby"), "wait=0")
 	if len(evs) != 0 || cur != b.Cursor().String() {
-		t.Fatalf("short poll without since: %s, cursor %s; want none and %s", summary(evs), cur, b.Cursor())
+		t.Fatalf("short poll without since: %s, cursor %s; want none and %s", pushdtest.Summary(evs), cur, b.Cursor())
 	}
-	evs, cur = p.poll(t, "lobby", "wait=0&since="+a.Cursor().String())
-	checkMessages(t, evs, a.Epoch, 2, []string{"two"})
+	evs, cur = p.Poll(t, pushdtest.RoomPath("lobby"), "wait=0&since="+a.Cursor().String())
+	pushdtest.CheckMessages(t, evs, a.Epoch, 2, []string{"two"})
 	if cur != b.Cursor().String() {
 		t.Fatalf("cursor %s; want %s", cur, b.Cursor())
 	}
-	evs, cur = p.poll(t, "lobby", "wait=0s&since="+cur)
+	evs, cur = p.Poll(t, pushdtest.RoomPath("lobby"), "wait=0s&since="+cur)
 	if len(evs) != 0 || cur != b.Cursor().String() {
-		t.Fatalf("short poll at the head: %s, cursor %s", summary(evs), cur)
+		t.Fatalf("short poll at the head: %s, cursor %s", pushdtest.Summary(evs), cur)
 	}
 }
 
 // The health check answers while the server serves.
 func TestHealth(t *testing.T) {
-	p := startPushd(t, server.Config{})
-	status, hdr, body := p.get(t, context.Background(), "/healthz")
+	p := pushdtest.Start(t, server.Config{})
+	a := p.Get(t, "/healthz")
+	status, hdr, body := a.Status, a.Header, a.Body
 	if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
 		t.Fatalf("healthz: %d %q %s", status, hdr.Get("Content-Type"), body)
 	}
@@ -296,15 +290,15 @@ type rawWS struct {
 }
 
 // dialRawWS makes the upgrade by hand.
-func (p *pushd) dialRawWS(t testing.TB, path string) *rawWS {
+func dialRawWS(t testing.TB, p *pushdtest.Server, path string) *rawWS {
 	t.Helper()
-	addr := strings.TrimPrefix(p.url, "http://")
-	c, err := net.DialTimeout("tcp", addr, readTimeout)
+	addr := strings.TrimPrefix(p.URL, "http://")
+	c, err := net.DialTimeout("tcp", addr, pushdtest.Timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	_ = c.SetDeadline(time.Now().Add(readTimeout))
+	_ = c.SetDeadline(time.Now().Add(pushdtest.Timeout))
 	_, err = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	if err != nil {
@@ -320,7 +314,7 @@ func (p *pushd) dialRawWS(t testing.TB, path string) *rawWS {
 
 // frame reads one frame: its opcode and payload.
 func (w *rawWS) frame() (byte, []byte, error) {
-	_ = w.c.SetReadDeadline(time.Now().Add(readTimeout))
+	_ = w.c.SetReadDeadline(time.Now().Add(pushdtest.Timeout))
 	var h [2]byte
 	if _, err := io.ReadFull(w.br, h[:]); err != nil {
 		return 0, nil, err
@@ -372,8 +366,8 @@ const (
 // An idle WebSocket gets pings; a client that answers them keeps its
 // connection and its events, one that does not is dropped.
 func TestWebSocketHeartbeatPings(t *testing.T) {
-	p := startPushd(t, server.Config{Heartbeat: 20 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
-	w := p.dialRawWS(t, "/v1/rooms/lobby/events")
+	p := pushdtest.Start(t, server.Config{Heartbeat: 20 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	w := dialRawWS(t, p, "/v1/rooms/lobby/events")
 	pings := 0
 	for pings < 3 {
 		op, payload, err := w.frame()
@@ -387,7 +381,7 @@ func TestWebSocketHeartbeatPings(t *testing.T) {
 		w.pong(t, payload)
 	}
 	// Still connected, still served.
-	ev := p.publish(t, "lobby", "alice", "still here")
+	ev := p.Publish(t, "lobby", "alice", "still here")
 	for {
 		op, payload, err := w.frame()
 		if err != nil {
@@ -400,8 +394,8 @@ func TestWebSocketHeartbeatPings(t *testing.T) {
 		if op != opText {
 			t.Fatalf("opcode %#x %q; want the event", op, payload)
 		}
-		if got := checkEventJSON(t, payload); got.Seq != ev.Seq || got.Text != "still here" {
-			t.Fatalf("got %s", oneLine(got))
+		if got := pushdtest.CheckEvent(t, payload); got.Seq != ev.Seq || got.Text != "still here" {
+			t.Fatalf("got %s", pushdtest.OneLine(got))
 		}
 		break
 	}
@@ -419,24 +413,22 @@ func TestWebSocketHeartbeatPings(t *testing.T) {
 			t.Fatalf("opcode %#x %q while not answering pings", op, payload)
 		}
 	}
-	p.waitGauge(t, "ws", 0)
+	p.WaitConnections(t, "ws", 0)
 }
 
 // Clients that send a subscribe request and at once close their side must
 // never take the server down (the pusher starts with its connection's
 // context already ended).
 func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
-	base := limitServer(t, server.Config{})
-	addr := strings.TrimPrefix(base, "http://")
+	s := pushdtest.Start(t, server.Config{})
+	addr := strings.TrimPrefix(s.URL, "http://")
 	requests := []string{
 		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
 		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	}
 	var wg sync.WaitGroup
 	for i := range 400 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				return
@@ -446,10 +438,10 @@ func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
 			_ = c.(*net.TCPConn).CloseWrite()
 			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			_, _ = bufio.NewReader(c).ReadString('\n')
-		}()
+		})
 	}
 	wg.Wait()
-	if status, _ := call(t, "POST", base+"/v1/rooms/half/messages", "", `{"user":"u","text":"still up"}`); status != 201 {
+	if status, _ := call(t, s, "POST", "/v1/rooms/half/messages", "", `{"user":"u","text":"still up"}`); status != 201 {
 		t.Fatalf("publish after the half-closed clients: %d", status)
 	}
 }

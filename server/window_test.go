@@ -3,6 +3,8 @@ package server
 import (
 	"testing"
 	"time"
+
+	"github.com/pushd/push/internal/testwait"
 )
 
 // newWindowHub returns a hub with the given batch window on a memory store.
@@ -88,11 +90,7 @@ func TestBatchWindowAnnouncesTogetherAtItsEnd(t *testing.T) {
 	if !sub.park(w) {
 		t.Fatal("could not park a caught-up subscriber")
 	}
-	select {
-	case <-w.woken:
-	case <-time.After(10 * time.Second):
-		t.Fatal("parked subscriber not woken after the window")
-	}
+	testwait.Recv(t, 10*time.Second, w.woken, "wake of the parked subscriber after the window")
 	if got := sub.st.published.Load(); got != 21 {
 		t.Fatalf("announced up to %d, want 21", got)
 	}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -87,10 +89,7 @@ func TestChatScreen(t *testing.T) {
 		}},
 		{"scrolled", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
 			connect(m)
-			var us []Update
-			for i := uint64(1); i <= 30; i++ {
-				us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("message %d", i)))
-			}
+			us := messages(30, "message")
 			m.Update(updates(us...))
 			m.Update(keyMsg("pgup"))
 			m.Update(updates(roomEv(31, protocol.TypeMessage, "carol", "new one"), roomEv(32, protocol.TypeMessage, "bob", "and another")))
@@ -323,19 +322,14 @@ func TestChatKeys(t *testing.T) {
 		}
 	})
 	t.Run("a failed send stays in the input", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "keep me")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, conn := failedSend(t, "keep me")
 		if m.input.Value() != "keep me" {
 			t.Fatalf("input = %q", m.input.Value())
 		}
 		contains(t, m.View(), "✗ not sent: boom; enter to retry")
 		// Retrying works once the server is back.
 		conn.sendErr = nil
-		_, cmd = m.Update(keyMsg("enter"))
+		_, cmd := m.Update(keyMsg("enter"))
 		m.Update(cmd())
 		if len(conn.sent) != 1 || conn.sent[0] != "keep me" || m.input.Value() != "" {
 			t.Fatalf("retry: sent %v, input %q", conn.sent, m.input.Value())
@@ -379,12 +373,7 @@ func TestChatKeys(t *testing.T) {
 		}
 	})
 	t.Run("editing clears the send error", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "x")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, _ := failedSend(t, "x")
 		typeText(m, "y")
 		lacks(t, m.View(), "not sent")
 	})
@@ -421,10 +410,7 @@ func TestChatKeys(t *testing.T) {
 	t.Run("pgup and pgdn scroll; new lines while scrolled up are counted", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		contains(t, m.View(), "line 40")
 		m.Update(keyMsg("pgup"))
@@ -442,10 +428,7 @@ func TestChatKeys(t *testing.T) {
 	})
 	t.Run("mouse wheel scrolls", func(t *testing.T) {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		m.Update(tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
 		if m.pane.AtBottom() {
@@ -549,10 +532,7 @@ func TestChatBurst(t *testing.T) {
 	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
 	m.Init()
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
-	var us []Update
-	for i := uint64(1); i <= 5000; i++ {
-		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("burst %d", i)))
-	}
+	us := messages(5000, "burst")
 	m.Update(updates(us[:2500]...))
 	m.Update(updates(us[2500:]...))
 	if got := m.pane.Len(); got != 500 {
@@ -599,10 +579,7 @@ func TestWaitForUpdatesBatches(t *testing.T) {
 func TestChatSendScrollsToTheBottom(t *testing.T) {
 	m, _ := newChat(t, newFakeConn(), 80, 20)
 	connect(m)
-	var us []Update
-	for i := uint64(1); i <= 40; i++ {
-		us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-	}
+	us := messages(40, "line")
 	m.Update(updates(us...))
 	m.Update(keyMsg("pgup"))
 	m.Update(updates(roomEv(41, protocol.TypeMessage, "bob", "unseen")))
@@ -697,12 +674,7 @@ func TestChatTextInOneChunk(t *testing.T) {
 		}
 	})
 	t.Run("a chunk clears the send error", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "x")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, _ := failedSend(t, "x")
 		contains(t, m.View(), "not sent")
 		typeChunks(m, " more")
 		lacks(t, m.View(), "not sent")
@@ -732,28 +704,22 @@ func TestChatProgramReadsChunksAsText(t *testing.T) {
 	if _, err := typist.Write([]byte(text + "\r")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for conn.calls(func() int { return len(conn.sent) }) == 0 {
-		if time.Now().After(deadline) {
-			p.Kill()
-			t.Fatal("nothing was sent")
-		}
+	t.Cleanup(p.Kill) // ends the program if the test ends first
+	testwait.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
 		select {
 		case r := <-done:
 			t.Fatalf("the program ended before sending (err %v)", r.err)
-		case <-time.After(5 * time.Millisecond):
+		default:
 		}
-	}
+		if conn.calls(func() int { return len(conn.sent) }) == 0 {
+			return errors.New("nothing was sent")
+		}
+		return nil
+	})
 	if _, err := typist.Write([]byte{0x03}); err != nil { // ctrl+c
 		t.Fatal(err)
 	}
-	var r result
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		p.Kill()
-		t.Fatal("ctrl+c did not end the program")
-	}
+	r, _ := testwait.Recv(t, 10*time.Second, done, "end of the program after ctrl+c")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -810,12 +776,7 @@ func TestChatPresenceAfterReconnect(t *testing.T) {
 // TestChatProgramPresenceAfterReconnect: a server that comes back after a
 // restart knows only who came back; the list follows it.
 func TestChatProgramPresenceAfterReconnect(t *testing.T) {
-	conn := newFakeConn()
-	conn.users = []string{"alice", "bob"}
-	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "s", Transport: "auto", Now: c.Now}})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
-	defer close(conn.ch)
+	tm, conn := chatProgram(t, "s")
 
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
 	waitScreen(t, tm, "Here (2)", "● bob")
@@ -881,14 +842,24 @@ func TestChatLongText(t *testing.T) {
 	})
 }
 
+// failedSend returns an 80×20 chat whose send of text has failed with
+// errBoom, and its connection.
+func failedSend(t *testing.T, text string) (*ChatModel, *fakeConn) {
+	t.Helper()
+	conn := newFakeConn()
+	conn.sendErr = errBoom
+	m, _ := newChat(t, conn, 80, 20)
+	typeText(m, text)
+	_, cmd := m.Update(keyMsg("enter"))
+	m.Update(cmd())
+	return m, conn
+}
+
 func TestChatJumps(t *testing.T) {
 	setup := func(t *testing.T) *ChatModel {
 		m, _ := newChat(t, newFakeConn(), 80, 20)
 		connect(m)
-		var us []Update
-		for i := uint64(1); i <= 40; i++ {
-			us = append(us, roomEv(i, protocol.TypeMessage, "bob", fmt.Sprintf("line %d", i)))
-		}
+		us := messages(40, "line")
 		m.Update(updates(us...))
 		return m
 	}

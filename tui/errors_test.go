@@ -15,20 +15,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 )
-
-// closedAddr returns the URL of a local port nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
 
 func newClient(t *testing.T, base string) *client.Client {
 	t.Helper()
@@ -78,7 +67,7 @@ func answer(w http.ResponseWriter, status int, code, msg string) {
 // local servers that fail in the ways pushtui meets.
 func TestErrTextFromTheClient(t *testing.T) {
 	t.Run("no server: long poll and publish", func(t *testing.T) {
-		base := closedAddr(t)
+		base := "http://" + pushdtest.FreeAddr(t)
 		c := newClient(t, base)
 		_, err := c.Poll(context.Background(), client.Room("lobby"), client.PollOptions{Since: "ep1:0", Wait: 25 * time.Second, User: "cat"})
 		if err == nil {

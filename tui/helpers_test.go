@@ -131,6 +131,17 @@ func roomEv(seq uint64, typ protocol.Type, user, text string) Update {
 		Time: t0.Add(time.Duration(seq) * time.Second), User: user, Text: text}}
 }
 
+// messages returns n messages of bob, seqs 1 to n, with the texts
+// "prefix 1" to "prefix n".
+func messages(n int, prefix string) []Update {
+	us := make([]Update, n)
+	for i := range us {
+		seq := uint64(i + 1)
+		us[i] = roomEv(seq, protocol.TypeMessage, "bob", fmt.Sprintf("%s %d", prefix, seq))
+	}
+	return us
+}
+
 func resetEv(stream, epoch string, seq uint64, reason string) Update {
 	return Update{Event: &protocol.Event{Seq: seq, Epoch: epoch, Stream: stream, Type: protocol.TypeReset, Time: t0, Reason: reason}}
 }

@@ -33,16 +33,26 @@ func waitScreen(t *testing.T, tm *teatest.TestModel, wants ...string) {
 	}, waitOpts...)
 }
 
+// chatProgram runs an 80×20 chat screen of alice in lobby on server as a
+// Bubble Tea program, on a fake connection where alice and bob are
+// present; the connection's channel is closed when the test ends, which
+// ends the feed command's goroutine.
+func chatProgram(t *testing.T, server string) (*teatest.TestModel, *fakeConn) {
+	t.Helper()
+	conn := newFakeConn()
+	conn.users = []string{"alice", "bob"}
+	c := &clock{now: t0}
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: server, Transport: "auto", Now: c.Now}})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
+	t.Cleanup(func() { close(conn.ch) })
+	return tm, conn
+}
+
 // TestChatProgram runs the chat screen as a real Bubble Tea program: the
 // feed command delivers updates from the channel, keys type and send, and
 // the final screen is the one the last updates drew.
 func TestChatProgram(t *testing.T) {
-	conn := newFakeConn()
-	conn.users = []string{"alice", "bob"}
-	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC, Common: Common{Server: "http://127.0.0.1:8080", Transport: "auto", Now: c.Now}})
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 20))
-	defer close(conn.ch) // ends the feed command's goroutine
+	tm, conn := chatProgram(t, "http://127.0.0.1:8080")
 
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
 	conn.ch <- roomEv(1, protocol.TypeLogin, "bob", "")

@@ -326,23 +326,13 @@ func TestFollow(t *testing.T) {
 	t.Run("fetch error", func(t *testing.T) {
 		m := newFollow(t, newFakeConn())
 		_, cmd := m.Update(taskMsg{err: errBoom})
-		if !isQuit(cmd) {
-			t.Fatal("did not quit")
-		}
-		if _, err := m.Result(); err != errBoom {
-			t.Fatalf("Result err = %v", err)
-		}
+		wantEnd(t, m, cmd, errBoom)
 	})
 	t.Run("q stops watching", func(t *testing.T) {
 		m := newFollow(t, newFakeConn())
 		m.Update(taskMsg{task: running})
 		_, cmd := m.Update(keyMsg("q"))
-		if !isQuit(cmd) {
-			t.Fatal("did not quit")
-		}
-		if _, err := m.Result(); err != ErrStopped {
-			t.Fatalf("Result err = %v", err)
-		}
+		wantEnd(t, m, cmd, ErrStopped)
 	})
 	t.Run("text in one chunk does not stop or cancel", func(t *testing.T) {
 		conn := newFakeConn()
@@ -364,12 +354,7 @@ func TestFollow(t *testing.T) {
 		m := newFollow(t, newFakeConn())
 		m.Update(taskMsg{task: running})
 		_, cmd := m.Update(updatesMsg{Closed: true})
-		if !isQuit(cmd) {
-			t.Fatal("did not quit")
-		}
-		if _, err := m.Result(); err != ErrClosed {
-			t.Fatalf("Result err = %v", err)
-		}
+		wantEnd(t, m, cmd, ErrClosed)
 	})
 	t.Run("closed before the task's answer", func(t *testing.T) {
 		// The stream of a task that had ended ends at once; the answer
@@ -429,5 +414,17 @@ func TestTinyScreens(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// wantEnd checks that cmd quits a follow screen whose result is the
+// error want.
+func wantEnd(t *testing.T, m *FollowModel, cmd tea.Cmd, want error) {
+	t.Helper()
+	if !isQuit(cmd) {
+		t.Fatal("did not quit")
+	}
+	if _, err := m.Result(); err != want {
+		t.Fatalf("Result err = %v, want %v", err, want)
 	}
 }

@@ -1,21 +1,14 @@
 package web_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,124 +18,19 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// binDir holds the pushd binary the tests build, removed by TestMain.
-var binDir string
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	pushdtest.RemoveBuilt()
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// pushdBinary builds cmd/pushd once per test run and returns its path:
-// the tests that kill pushd run the real binary, web app included.
-func pushdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "pushd-web-test-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "pushd"), "github.com/pushd/push/cmd/pushd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/pushd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "pushd")
-}
-
-// child is a pushd serve process.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	mu     sync.Mutex
-	log    bytes.Buffer
-}
-
-var listening = regexp.MustCompile(`msg="pushd listening"`)
-
-// startChild runs pushd serve on addr with the bolt store in data, and
-// args, and waits until it listens; it is killed when the test ends.
-func startChild(t *testing.T, addr, data string, args ...string) *child {
+// startChild runs pushd serve (the binary) on addr with the bolt store in
+// data, and args, and waits until it listens; it is killed when the test
+// ends.
+func startChild(t *testing.T, addr, data string, args ...string) *pushdtest.Process {
 	t.Helper()
 	argv := append([]string{"serve", "--addr", addr, "--data", data, "--publish-rate", "0", "--presence-grace", "2s"}, args...)
-	cmd := exec.Command(pushdBinary(t), argv...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	up := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.OnceFunc(func() { close(up) })
-		for sc.Scan() {
-			c.mu.Lock()
-			c.log.WriteString(sc.Text() + "\n")
-			c.mu.Unlock()
-			if listening.MatchString(sc.Text()) {
-				once()
-			}
-		}
-		_ = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.exited
-		if t.Failed() {
-			c.mu.Lock()
-			t.Logf("pushd log:\n%s", c.log.String())
-			c.mu.Unlock()
-		}
-	})
-	select {
-	case <-up:
-	case <-c.exited:
-		t.Fatalf("pushd exited before listening:\n%s", c.log.String())
-	case <-time.After(pushdtest.Timeout):
-		t.Fatal("pushd did not listen in time")
-	}
-	return c
-}
-
-// kill ends the process with SIGKILL and waits until it is gone.
-func (c *child) kill(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.exited:
-	case <-time.After(pushdtest.Timeout):
-		t.Fatal("pushd did not die after SIGKILL")
-	}
-}
-
-// freeAddr returns a loopback address with a port free now, for a server
-// that must come back on the same one.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return pushdtest.StartProcess(t, exec.Command(pushdtest.BuildPushd(t), argv...))
 }
 
 // TestAppAcrossSIGKILL: while messages are posted, pushd on the bolt store
@@ -153,7 +41,7 @@ func TestAppAcrossSIGKILL(t *testing.T) {
 	b := newBrowser(t, 1000, 700)
 	for _, transport := range appTransports {
 		t.Run(transport, func(t *testing.T) {
-			addr, data := freeAddr(t), t.TempDir()
+			addr, data := pushdtest.FreeAddr(t), t.TempDir()
 			base := "http://" + addr
 			p := startChild(t, addr, data)
 			room := "kill-" + transport
@@ -172,9 +60,9 @@ func TestAppAcrossSIGKILL(t *testing.T) {
 				}
 				return nil
 			})
-			p.kill(t)
+			p.Kill(t)
 			page.waitFor("noticed", `document.getElementById("conn").dataset.reconnects >= 1 ? "" : "not yet"`)
-			startChild(t, addr, data)
+			p = startChild(t, addr, data)
 			select {
 			case err := <-done:
 				if err != nil {
@@ -184,7 +72,7 @@ func TestAppAcrossSIGKILL(t *testing.T) {
 				t.Fatalf("the messages were not all posted: %d acknowledged", acked.Load())
 			}
 
-			want := roomMessages(t, base, room)
+			want := roomMessages(t, p, room)
 			if len(want) < total {
 				t.Fatalf("the room has %d messages after the restart; want at least the %d acknowledged", len(want), total)
 			}
@@ -231,19 +119,10 @@ func postAll(ctx context.Context, base, room string, n int, acked *atomic.Int32)
 
 // roomMessages returns the room's messages as [seq, text] pairs, from
 // the server's log.
-func roomMessages(t *testing.T, base, room string) [][2]any {
+func roomMessages(t *testing.T, p *pushdtest.Process, room string) [][2]any {
 	t.Helper()
-	resp, err := http.Get(base + pushdtest.RoomPath(room) + "?since=0&wait=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var p protocol.Poll
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		t.Fatal(err)
-	}
 	var out [][2]any
-	for _, ev := range p.Events {
+	for _, ev := range p.History(t, pushdtest.RoomPath(room)) {
 		if ev.Type == protocol.TypeMessage {
 			out = append(out, [2]any{ev.Seq, ev.Text})
 		}
@@ -261,16 +140,10 @@ func TestServeWebFlag(t *testing.T) {
 		{nil, http.StatusOK},
 		{[]string{"--web=false"}, http.StatusNotFound},
 	} {
-		addr := freeAddr(t)
-		startChild(t, addr, t.TempDir(), c.args...)
+		p := startChild(t, pushdtest.FreeAddr(t), t.TempDir(), c.args...)
 		for _, path := range []string{"/", "/pushd.js", "/app.js"} {
-			resp, err := http.Get("http://" + addr + path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != c.want {
-				t.Errorf("pushd serve %v: GET %s: %d; want %d", c.args, path, resp.StatusCode, c.want)
+			if got := p.Get(t, path).Status; got != c.want {
+				t.Errorf("pushd serve %v: GET %s: %d; want %d", c.args, path, got, c.want)
 			}
 		}
 	}

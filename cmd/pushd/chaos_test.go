@@ -14,27 +14,43 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
 // The chaos suite: real pushd processes, crashes, storms and floods. It is
 // slower than the rest, so -short skips it; CI runs it.
 
-// freeAddr returns a loopback address that was free a moment ago, so a
-// restarted pushd can come back where its clients look for it.
-func freeAddr(t *testing.T) string {
+// chaosPushd starts pushd with args for a chaos test, without the
+// per-client limits (every test client comes from one address); -short
+// skips the test.
+func chaosPushd(t *testing.T, args ...string) *pushdtest.Process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("chaos suite: runs without -short")
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return startPushd(t, append(noLimits, args...)...)
 }
 
 // noLimits lifts the per-client limits: every test client comes from one
 // address.
 var noLimits = []string{"--publish-rate", "0", "--max-conns-per-ip", "0", "--max-conns-per-user", "0", "--max-long-polls-per-ip", "0"}
+
+// headClient returns a client of p as user, and the cursor of the head of
+// room.
+func headClient(t *testing.T, ctx context.Context, p *pushdtest.Process, user string, room client.Stream) (*client.Client, protocol.Cursor) {
+	t.Helper()
+	c, err := client.New(p.URL, client.WithUser(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.Cursor(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, head
+}
 
 // follower collects what one subscription delivers.
 type follower struct {
@@ -54,24 +70,13 @@ func (f *follower) last() uint64 {
 }
 
 func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
-	addr, data := freeAddr(t), t.TempDir()
-	args := append([]string{"--addr", addr, "--data", data, "--long-poll-wait", "2s"}, noLimits...)
-	p := startPushd(t, args...)
+	addr, data := pushdtest.FreeAddr(t), t.TempDir()
+	args := []string{"--addr", addr, "--data", data, "--long-poll-wait", "2s"}
+	p := chaosPushd(t, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	pub, err := client.New(p.url, client.WithUser("publisher"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("chaos")
-	start, err := pub.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, start := headClient(t, ctx, p, "publisher", room)
 
 	const subscribers = 200
 	transports := []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll, client.TransportAuto}
@@ -80,16 +85,14 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	for i := range followers {
 		f := &follower{transport: transports[i%len(transports)]}
 		followers[i] = f
-		c, err := client.New(p.url)
+		c, err := client.New(p.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sub := c.Subscribe(ctx, room, client.SubscribeOptions{Transport: f.transport, Since: start.String(),
 			MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, LongPollWait: 2 * time.Second})
 		defer sub.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for ev := range sub.Events() {
 				f.mu.Lock()
 				if ev.Type == protocol.TypeReset {
@@ -99,7 +102,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 				}
 				f.mu.Unlock()
 			}
-		}()
+		})
 	}
 
 	// Publishers post while the server is killed twice; a publish counts
@@ -110,9 +113,7 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 	stop := make(chan struct{})
 	var pubs sync.WaitGroup
 	for w := range 4 {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
+		pubs.Go(func() {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -129,22 +130,21 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 				acked.Store(ev.Seq, ev.Text)
 				posted.Add(1)
 			}
-		}()
+		})
 	}
 	waitPosted := func(n int64) {
 		t.Helper()
-		for range 3000 {
-			if posted.Load() >= n {
-				return
+		testwait.Until(t, 30*time.Second, 10*time.Millisecond, func() error {
+			if got := posted.Load(); got < n {
+				return fmt.Errorf("only %d publishes acknowledged, waiting for %d", got, n)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("only %d publishes acknowledged, waiting for %d", posted.Load(), n)
+			return nil
+		})
 	}
 	for range 2 {
 		waitPosted(posted.Load() + 100)
-		p.kill(t)
-		p = startPushd(t, args...)
+		p.Kill(t)
+		p = chaosPushd(t, args...)
 	}
 	waitPosted(posted.Load() + 100)
 	close(stop)
@@ -158,12 +158,14 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 		return true
 	})
 	// Every follower catches up with the last acknowledged event.
-	deadline := time.Now().Add(90 * time.Second)
-	for _, f := range followers {
-		for f.last() < maxAcked && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	testwait.Until(t, 90*time.Second, 20*time.Millisecond, func() error {
+		for i, f := range followers {
+			if last := f.last(); last < maxAcked {
+				return fmt.Errorf("follower %d (%s) is at seq %d; the last acknowledged is %d", i, f.transport, last, maxAcked)
+			}
 		}
-	}
+		return nil
+	})
 	cancel()
 	wg.Wait()
 
@@ -199,32 +201,20 @@ func TestChaosKillNineWhileSubscribersFollow(t *testing.T) {
 }
 
 func TestChaosReconnectStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
-	p := startPushd(t, append([]string{"--store", "memory"}, noLimits...)...)
+	p := chaosPushd(t, "--store", "memory")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.New(p.url, client.WithUser("storm"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("storm")
-	start, err := c.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, start := headClient(t, ctx, p, "storm", room)
 	const clients = 1000
 	var connected, got atomic.Int64
 	var refused atomic.Int64
 	var wg sync.WaitGroup
 	release := make(chan struct{})
 	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			tr := []client.Transport{client.TransportWebSocket, client.TransportSSE}[i%2]
-			cc, err := client.New(p.url)
+			cc, err := client.New(p.URL)
 			if err != nil {
 				refused.Add(1)
 				return
@@ -247,15 +237,15 @@ func TestChaosReconnectStorm(t *testing.T) {
 			if err := sub.Err(); err != nil && ctx.Err() == nil {
 				refused.Add(1)
 			}
-		}()
+		})
 	}
 	close(release)
-	for range 6000 {
-		if connected.Load() >= clients || refused.Load() > 0 {
-			break
+	testwait.Until(t, time.Minute, 10*time.Millisecond, func() error {
+		if n := connected.Load(); n < clients && refused.Load() == 0 {
+			return fmt.Errorf("%d of %d clients connected", n, clients)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := c.Publish(ctx, "storm", "after the storm"); err != nil {
 		t.Fatal(err)
 	}
@@ -266,25 +256,15 @@ func TestChaosReconnectStorm(t *testing.T) {
 }
 
 func TestChaosMalformedFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos suite: runs without -short")
-	}
-	p := startPushd(t, append([]string{"--store", "memory", "--read-timeout", "500ms", "--read-header-timeout", "500ms"}, noLimits...)...)
+	p := chaosPushd(t, "--store", "memory", "--read-timeout", "500ms", "--read-header-timeout", "500ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	legit, err := client.New(p.url, client.WithUser("legit"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	room := client.Room("calm")
-	start, err := legit.Cursor(ctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
+	legit, start := headClient(t, ctx, p, "legit", room)
 	sub := legit.Subscribe(ctx, room, client.SubscribeOptions{Transport: client.TransportSSE, Since: start.String()})
 	defer sub.Close()
 
-	host := strings.TrimPrefix(p.url, "http://")
+	host := strings.TrimPrefix(p.URL, "http://")
 	bad := []struct{ method, path, ctype, body string }{
 		{"POST", "/v1/rooms/calm/messages", "application/json", `{"user":"x","text":`},
 		{"POST", "/v1/rooms/calm/messages", "application/json", `{"user":"x","text":"hi","extra":1}`},
@@ -311,13 +291,11 @@ func TestChaosMalformedFlood(t *testing.T) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	var flood sync.WaitGroup
 	for w := range 8 {
-		flood.Add(1)
-		go func() {
-			defer flood.Done()
+		flood.Go(func() {
 			for i := range 150 {
 				if w%2 == 0 {
 					b := bad[(i+w)%len(bad)]
-					req, _ := http.NewRequestWithContext(ctx, b.method, p.url+b.path, strings.NewReader(b.body))
+					req, _ := http.NewRequestWithContext(ctx, b.method, p.URL+b.path, strings.NewReader(b.body))
 					if b.ctype != "" {
 						req.Header.Set("Content-Type", b.ctype)
 					}
@@ -349,7 +327,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 				}
 				conn.Close()
 			}
-		}()
+		})
 	}
 	// Meanwhile the legitimate client keeps receiving.
 	const legitMessages = 50
@@ -374,7 +352,7 @@ func TestChaosMalformedFlood(t *testing.T) {
 		t.Fatalf("flood: %d answers, %d of them 5xx", answered.Load(), fiveXX.Load())
 	}
 	// The server is still healthy.
-	resp, err := hc.Get(p.url + "/healthz")
+	resp, err := hc.Get(p.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz after the flood: %v %v", resp, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/push/internal/pushdtest"
 )
 
 // execute runs pushd with args in this process, as main does, and returns
@@ -37,8 +39,7 @@ func runPushd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), asPushd+"=1")
+	cmd := pushdtest.ProgramCommand(ctx, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -191,9 +192,7 @@ func TestConfigErrorsBeforeWarnings(t *testing.T) {
 
 	// A good configuration without a secret warns, then starts.
 	p := startPushd(t, "--store", "memory")
-	p.mu.Lock()
-	log := p.log.String()
-	p.mu.Unlock()
+	log := p.Log()
 	warn, listen := strings.Index(log, "running open"), strings.Index(log, "pushd listening")
 	if warn < 0 || listen < warn {
 		t.Fatalf("pushd serve without a secret: want the running-open warning, then listening:\n%s", log)
@@ -260,15 +259,8 @@ func TestTokenWorksOnTheServer(t *testing.T) {
 	token := strings.TrimSpace(stdout)
 	p := startPushd(t, "--store", "memory", "--auth-secret-file", secret)
 	for room, want := range map[string]int{"lobby": http.StatusOK, "dev-1": http.StatusOK, "dev-12": http.StatusForbidden, "ops": http.StatusForbidden} {
-		req, _ := http.NewRequest(http.MethodGet, p.url+"/v1/rooms/"+room+"/presence", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET presence of %s with the token: %d, want %d", room, resp.StatusCode, want)
+		if a := p.Get(t, "/v1/rooms/"+room+"/presence", "Authorization", "Bearer "+token); a.Status != want {
+			t.Errorf("GET presence of %s with the token: %d, want %d", room, a.Status, want)
 		}
 	}
 }

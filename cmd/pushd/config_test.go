@@ -121,7 +121,7 @@ func TestConfigMistakes(t *testing.T) {
 func TestServeFromAConfigFile(t *testing.T) {
 	file := writeConfig(t, "store = \"memory\"\nauth-secret-file = \""+writeSecret(t)+"\"\n")
 	p := startPushd(t, "--config", file)
-	resp, err := http.Get(p.url + "/v1/rooms/lobby/presence")
+	resp, err := http.Get(p.URL + "/v1/rooms/lobby/presence")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/pushd/push/internal/natstest"
 )
@@ -15,21 +14,12 @@ import (
 func TestNATSShutdownIsQuiet(t *testing.T) {
 	ns := natstest.Start(t)
 	p := startPushd(t, "--nats", ns.URL())
-	publish(t, p.url, "lobby", "hi")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	p.Publish(t, "lobby", "tester", "hi")
+	p.Signal(t, syscall.SIGTERM)
+	if err := p.Wait(t); err != nil {
+		t.Fatalf("pushd exited with %v; want 0", err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("pushd did not exit after SIGTERM")
-	}
-	if p.err != nil {
-		t.Fatalf("pushd exited with %v; want 0", p.err)
-	}
-	p.mu.Lock()
-	log := p.log.String()
-	p.mu.Unlock()
+	log := p.Log()
 	i := strings.Index(log, `msg=stopped`)
 	if i < 0 {
 		t.Fatalf("no \"stopped\" in the log:\n%s", log)

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
@@ -19,44 +18,31 @@ import (
 func TestPresenceSurvivesACrash(t *testing.T) {
 	data := t.TempDir()
 	p := startPushd(t, "--data", data, "--presence-grace", "1s")
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	subscribe := func(base, user string) {
+	subscribe := func(user string) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/rooms/r/events?user="+user, nil)
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("subscribe as %s: %d", user, resp.StatusCode)
-		}
+		p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("r"), pushdtest.SubOptions{User: user})
 	}
-	waitPresent := func(base string, want ...string) {
+	waitPresent := func(want ...string) {
 		t.Helper()
 		testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
-			var got protocol.Presence
-			getJSON(t, base+"/v1/rooms/r/presence", &got)
-			if !slices.Equal(got.Users, want) {
-				return fmt.Errorf("present: %q; want %q", got.Users, want)
+			if got := p.Presence(t, "r"); !slices.Equal(got, want) {
+				return fmt.Errorf("present: %q; want %q", got, want)
 			}
 			return nil
 		})
 	}
-	subscribe(p.url, "alice")
-	subscribe(p.url, "bob")
-	waitPresent(p.url, "alice", "bob")
-	p.kill(t)
+	subscribe("alice")
+	subscribe("bob")
+	waitPresent("alice", "bob")
+	p.Kill(t)
 
 	p = startPushd(t, "--data", data, "--presence-grace", "1s")
-	waitPresent(p.url, "alice", "bob") // within the grace period
-	subscribe(p.url, "alice")
-	waitPresent(p.url, "alice") // bob's grace is over
+	waitPresent("alice", "bob") // within the grace period
+	subscribe("alice")
+	waitPresent("alice") // bob's grace is over
 
 	logins, logouts := map[string]int{}, map[string]int{}
-	for _, ev := range poll(t, p.url+"/v1/rooms/r/events?since=0&wait=0").Events {
+	for _, ev := range p.History(t, pushdtest.RoomPath("r")) {
 		switch ev.Type {
 		case protocol.TypeLogin:
 			logins[ev.User]++

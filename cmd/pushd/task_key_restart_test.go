@@ -36,18 +36,18 @@ func TestTaskKeyAcrossKill(t *testing.T) {
 	data := t.TempDir()
 	p := startPushd(t, "--data", data)
 	const body = `{"kind":"external","name":"nightly","total":10}`
-	status, first := keyedStart(t, p.url, body, "nightly:2026-12-01")
+	status, first := keyedStart(t, p.URL, body, "nightly:2026-12-01")
 	if status != http.StatusCreated {
 		t.Fatalf("start: %d", status)
 	}
-	p.kill(t)
+	p.Kill(t)
 
 	p = startPushd(t, "--data", data)
-	status, again := keyedStart(t, p.url, body, "nightly:2026-12-01")
+	status, again := keyedStart(t, p.URL, body, "nightly:2026-12-01")
 	if status != http.StatusOK || again.ID != first.ID {
 		t.Fatalf("the start again after kill -9: %d, task %s; want 200 and %s", status, again.ID, first.ID)
 	}
-	if status, _ := keyedStart(t, p.url, `{"kind":"external","name":"other"}`, "nightly:2026-12-01"); status != http.StatusConflict {
+	if status, _ := keyedStart(t, p.URL, `{"kind":"external","name":"other"}`, "nightly:2026-12-01"); status != http.StatusConflict {
 		t.Fatalf("another start with the key after kill -9: %d; want 409", status)
 	}
 }

@@ -67,7 +67,7 @@ func TestTLS(t *testing.T) {
 	}
 	secret = []byte(strings.TrimSpace(string(secret)))
 	p := startPushd(t, append([]string{"--store", "memory", "--tls-cert", certFile, "--tls-key", keyFile, "--auth-secret-file", secretFile}, noLimits...)...)
-	addr := strings.TrimPrefix(p.url, "http://")
+	addr := strings.TrimPrefix(p.URL, "http://")
 	base := "https://" + addr
 	token, err := server.MintToken(secret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
 	if err != nil {
@@ -151,9 +151,7 @@ func TestTLS(t *testing.T) {
 	if got, err := servedSerial(ca, addr); err != nil || got.Cmp(first.SerialNumber) != 0 {
 		t.Fatalf("before SIGHUP: serial %v (%v); want %v", got, err, first.SerialNumber)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGHUP)
 	testwait.Until(t, pushdtest.Timeout, 20*time.Millisecond, func() error {
 		got, err := servedSerial(ca, addr)
 		if err != nil || got.Cmp(second.SerialNumber) != 0 {
@@ -179,25 +177,10 @@ func TestTLS(t *testing.T) {
 	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	p.waitLog(t, "TLS certificate not reloaded")
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLog(t, "TLS certificate not reloaded")
 	if got, err := servedSerial(ca, addr); err != nil || got.Cmp(second.SerialNumber) != 0 {
 		t.Fatalf("after a broken certificate: serial %v (%v); want the last good one, %v", got, err, second.SerialNumber)
 	}
-	p.waitLog(t, "SIGHUP: TLS certificate reloaded")
-}
-
-// waitLog waits until the process has logged a line holding s.
-func (p *proc) waitLog(t *testing.T, s string) {
-	t.Helper()
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if !strings.Contains(p.log.String(), s) {
-			return fmt.Errorf("pushd has not logged %q", s)
-		}
-		return nil
-	})
+	p.WaitLog(t, "SIGHUP: TLS certificate reloaded")
 }

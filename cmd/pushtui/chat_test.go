@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,20 +9,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
+
+// followRoom starts pushd and a chat of bob that follows room r1 over tr,
+// printing as format says (--plain, --json), and waits until it is in.
+func followRoom(t *testing.T, tr, format string) (*pushdtest.Server, *running) {
+	t.Helper()
+	srv := startServer(t)
+	chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", format, "--follow")
+	chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+	return srv, chat
+}
 
 // TestChatPlainOverEachTransport: a plain chat prints the room's events,
 // one line each, as another client sends.
 func TestChatPlainOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--plain", "--follow")
-			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+			srv, chat := followRoom(t, tr, "--plain")
 			if _, errOut, code := pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", "hello", "bob"); code != 0 {
 				t.Fatalf("send: exit %d: %s", code, errOut)
 			}
@@ -43,9 +50,7 @@ func TestChatPlainOverEachTransport(t *testing.T) {
 func TestChatJSONOverEachTransport(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			srv := startServer(t)
-			chat := start(t, nil, env("USER=bob"), "--server", srv.URL, "--transport", tr, "chat", "--room", "r1", "--json", "--follow")
-			chat.errOut.waitContains(t, "connected to room/r1 over "+tr)
+			srv, chat := followRoom(t, tr, "--json")
 			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "--room", "r1", `quote " and <tag>`)
 			out := chat.out.waitContains(t, `"text":"quote \" and <tag>"`)
 			var msgs int
@@ -121,7 +126,7 @@ func TestChatResumesAcrossServerRestart(t *testing.T) {
 			pushtui(t, nil, "--server", srv.URL, "--user", "alice", "send", "before")
 			chat.out.waitContains(t, "message alice before")
 
-			srv.restart(t)
+			srv.Restart(t)
 			if tr == "ws" || tr == "sse" {
 				// Streams drop and come back; polls just go on.
 				chat.errOut.waitContains(t, "reconnecting to room/lobby")
@@ -180,26 +185,13 @@ func TestChatRefusedRoom(t *testing.T) {
 }
 
 // roomLog returns the room's stored events as eventTypes gives them.
-func roomLog(t *testing.T, srv *testServer, room string) []string {
+func roomLog(t *testing.T, srv *pushdtest.Server, room string) []string {
 	t.Helper()
-	c, err := client.New(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var evs []string
-	for since := "0"; ; {
-		p, err := c.Poll(context.Background(), client.Room(room), client.PollOptions{Since: since})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range p.Events {
-			evs = append(evs, strings.TrimSpace(string(e.Type)+" "+e.User+" "+e.Text))
-		}
-		if len(p.Events) < 1000 { // an answer holds at most 1,000
-			return evs
-		}
-		since = p.Cursor
+	for _, e := range srv.History(t, pushdtest.RoomPath(room)) {
+		evs = append(evs, strings.TrimSpace(string(e.Type)+" "+e.User+" "+e.Text))
 	}
+	return evs
 }
 
 // refuseSubscriptions stands in front of pushd as an authorizing proxy
@@ -261,9 +253,9 @@ func TestReconnectReportedOverEachTransport(t *testing.T) {
 				chat := start(t, nil, nil, "--server", srv.URL, "--transport", tr, "chat", "--room", "q", mode, "--follow")
 				connected := "pushtui: connected to room/q over " + tr + "\n"
 				chat.errOut.waitContains(t, connected)
-				srv.down(t)
+				srv.Down(t)
 				chat.errOut.waitContains(t, "reconnecting to room/q")
-				srv.up(t)
+				srv.Up(t)
 				chat.errOut.waitFor(t, "connected again", func(s string) bool { return strings.Count(s, connected) == 2 })
 				if code := chat.stop(t); code != cli.ExitInterrupted {
 					t.Fatalf("exit %d after interrupt", code)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -28,7 +29,11 @@ func TestChatPipedExactlyOnceThroughFaultsAndKill(t *testing.T) {
 		fault pushdtest.Fault
 	}{{"answers lost", pushdtest.LoseAnswer}, {"requests cut", pushdtest.CutRequest}} {
 		t.Run(tc.name, func(t *testing.T) {
-			pd := pushdtest.StartProcess(t, "--data", t.TempDir(), "--publish-rate", "0")
+			addr, data := pushdtest.FreeAddr(t), t.TempDir()
+			startPushd := func() *pushdtest.Process {
+				return pushdtest.StartProcess(t, exec.Command(pushdtest.BuildPushd(t), "serve", "--addr", addr, "--data", data, "--publish-rate", "0"))
+			}
+			pd := startPushd()
 			proxy := pushdtest.StartFaultyProxy(t, func(_ *http.Request, n int) pushdtest.Fault {
 				if n%3 == 0 {
 					return tc.fault
@@ -47,7 +52,7 @@ func TestChatPipedExactlyOnceThroughFaultsAndKill(t *testing.T) {
 				if i == killAt {
 					chat.out.waitContains(t, "message tester line-5")
 					pd.Kill(t)
-					pd.Start(t)
+					pd = startPushd()
 				}
 			}
 			keys.Close()

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -42,34 +41,27 @@ func TestFlagMistakes(t *testing.T) {
 		{"bad duration", nil, []string{"task", "start", "--interval", "soon"}, `invalid argument "soon"`},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := start(t, nil, tc.env, tc.args...)
-			code := r.wait(t)
-			errOut := r.errOut.String()
-			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
-				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsage(t, tc.env, tc.want, tc.args...) })
 	}
 }
 
-// deadAddress returns an address nothing listens on.
-func deadAddress(t *testing.T) string {
+// wantUsage runs pushtui with args and getenv, and checks it exits 2
+// with one line on stderr that holds want.
+func wantUsage(t *testing.T, getenv func(string) string, want string, args ...string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	r := start(t, nil, getenv, args...)
+	code := r.wait(t)
+	errOut := r.errOut.String()
+	if code != cli.ExitUsage || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, want)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestMistakesFoundBeforeAnyRequest: values pushtui can check itself are
 // usage errors (exit 2, one line) said before any request: the server named
 // is not there, so a request would have been exit 1.
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
-	dead := deadAddress(t)
+	dead := pushdtest.FreeAddr(t)
 	secret := []byte("a-test-secret-of-enough-length")
 	alice, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if err != nil {
@@ -128,14 +120,7 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 			"--user qa, but the token is for alice and the server would refuse any other name: leave out --user, or pass --user alice"})
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := start(t, nil, nil, append([]string{"--server", dead}, tc.args...)...)
-			code := r.wait(t)
-			errOut := r.errOut.String()
-			if code != cli.ExitUsage || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
-				t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantUsage(t, nil, tc.want, append([]string{"--server", dead}, tc.args...)...) })
 	}
 }
 
@@ -143,7 +128,7 @@ func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 // said, before any request, whether $USER is set or not, and before a
 // --user that is empty; from --token or PUSH_TOKEN.
 func TestUnreadableTokenFirst(t *testing.T) {
-	dead := deadAddress(t)
+	dead := pushdtest.FreeAddr(t)
 	for _, user := range []string{"USER=tester", "USER="} {
 		for _, tok := range []struct{ flag, env, want string }{
 			{"garbage", "", "--token: the token is malformed: not a JWT"},
@@ -157,12 +142,7 @@ func TestUnreadableTokenFirst(t *testing.T) {
 				}
 				all = append(all, args...)
 				t.Run(fmt.Sprintf("%s %v", user, all[2:]), func(t *testing.T) {
-					r := start(t, nil, env(user, "PUSH_TOKEN="+tok.env), all...)
-					code := r.wait(t)
-					errOut := r.errOut.String()
-					if code != cli.ExitUsage || !strings.Contains(errOut, tok.want) || strings.Count(errOut, "\n") != 1 {
-						t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, errOut, tok.want)
-					}
+					wantUsage(t, env(user, "PUSH_TOKEN="+tok.env), tok.want, all...)
 				})
 			}
 		}
@@ -172,12 +152,7 @@ func TestUnreadableTokenFirst(t *testing.T) {
 // TestUnreachableServer: a server that is not there is one line that says
 // what to do, for every command.
 func TestUnreachableServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := pushdtest.FreeAddr(t)
 	for _, args := range [][]string{
 		{"chat"}, {"chat", "--plain"}, {"watch-progress"}, {"watch-progress", "--task", "t1"},
 		{"send", "hi"}, {"task", "list"}, {"task", "start"},
@@ -291,17 +266,7 @@ func TestTokenNamesTheUser(t *testing.T) {
 // PUSH_TOKEN) is sent.
 func TestTokens(t *testing.T) {
 	secret := []byte("a-test-secret-of-enough-length")
-	srv, err := server.New(server.Config{AuthSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		srv.Shutdown(ctx)
-		ts.Close()
-	}()
+	ts := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
 	_, errOut, code := pushtui(t, nil, "--server", ts.URL, "task", "list")
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
@@ -74,7 +75,7 @@ func TestChatFollowAfterInput(t *testing.T) {
 
 // messages returns the texts of the room's stored messages by user, in
 // order.
-func messages(t *testing.T, srv *testServer, room, user string) []string {
+func messages(t *testing.T, srv *pushdtest.Server, room, user string) []string {
 	t.Helper()
 	var texts []string
 	for _, e := range roomLog(t, srv, room) {
@@ -98,13 +99,13 @@ func TestChatPipedLinesWaitForReconnect(t *testing.T) {
 			io.WriteString(keys, "a1\n")
 			chat.out.waitContains(t, "message tester a1")
 
-			srv.down(t)
+			srv.Down(t)
 			errOut := chat.errOut.waitContains(t, "reconnecting to room/pr")
 			io.WriteString(keys, "b1\n") // returns once the chat has read it
 			// A reconnect more: a line sent at once would have failed by now.
 			n := strings.Count(errOut, "reconnecting to room/pr")
 			chat.errOut.waitFor(t, "another reconnect", func(s string) bool { return strings.Count(s, "reconnecting to room/pr") > n })
-			srv.up(t)
+			srv.Up(t)
 
 			chat.out.waitContains(t, "message tester b1")
 			io.WriteString(keys, "c1\n")
@@ -134,7 +135,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	defer keys.Close()
 	chat := start(t, in, nil, "--server", srv.URL, "chat", "--room", "q", "--history", "0")
 	chat.errOut.waitContains(t, "connected to room/q")
-	srv.down(t)
+	srv.Down(t)
 	chat.errOut.waitContains(t, "reconnecting to room/q")
 	const total = sendQueue + 10
 	full := make(chan struct{})
@@ -153,11 +154,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 		}
 		keys.Close()
 	}()
-	select {
-	case <-full:
-	case <-time.After(wait):
-		t.Fatalf("the chat read fewer than %d lines while pushd was away", sendQueue+2)
-	}
+	testwait.Recv(t, wait, full, fmt.Sprintf("read of %d lines while pushd was away", sendQueue+2))
 	// While pushd stays away (another try to reconnect goes by), the chat
 	// reads no further: the writer waits.
 	tries := strings.Count(chat.errOut.String(), "reconnecting to room/q")
@@ -170,7 +167,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	if n := written.Load(); n > sendQueue+3 {
 		t.Fatalf("%d lines read while pushd was away; want at most %d", n, sendQueue+3)
 	}
-	srv.up(t)
+	srv.Up(t)
 	if code := chat.wait(t); code != 0 {
 		t.Fatalf("exit %d: %s", code, chat.errOut.String())
 	}
@@ -393,7 +390,7 @@ func TestChatPipedLinesGivenUpWhileUnreachable(t *testing.T) {
 	chat := start(t, in, nil, "--server", srv.URL, "chat", "--room", "u", "--history", "0")
 	io.WriteString(keys, "a\n")
 	chat.out.waitContains(t, "message tester a")
-	srv.down(t)
+	srv.Down(t)
 	chat.errOut.waitContains(t, "reconnecting to room/u")
 	begun := time.Now()
 	io.WriteString(keys, "b\n")
@@ -408,7 +405,7 @@ func TestChatPipedLinesGivenUpWhileUnreachable(t *testing.T) {
 	if !strings.Contains(errOut, "pushtui: not sent: 2 lines:") || !strings.HasSuffix(errOut, "pushtui: 2 of 3 lines were not sent\n") {
 		t.Fatalf("stderr:\n%s", errOut)
 	}
-	srv.up(t)
+	srv.Up(t)
 	if got, want := messages(t, srv, "u", "tester"), []string{"a"}; !slices.Equal(got, want) {
 		t.Fatalf("the room holds %q, want %q", got, want)
 	}
@@ -439,25 +436,25 @@ func TestChatPipedLineCappedAcrossReconnects(t *testing.T) {
 	}
 	chat := start(t, strings.NewReader("a\nb\nc\n"), nil, "--server", srv.URL, "--transport", "ws", "chat", "--room", "d", "--history", "0")
 	var code int
-	deadline := time.After(4 * wait)
-wait:
-	for {
-		select {
-		case <-failed:
-			// Drop the connection; a message once it is back keeps its
-			// reconnects quick.
-			srv.down(t)
-			srv.up(t)
-			if _, err := alice.Publish(context.Background(), "d", "ping"); err != nil {
-				t.Fatal(err)
+	testwait.Until(t, 4*wait, time.Millisecond, func() error {
+		for {
+			select {
+			case <-failed:
+				// Drop the connection; a message once it is back keeps
+				// its reconnects quick.
+				srv.Down(t)
+				srv.Up(t)
+				if _, err := alice.Publish(context.Background(), "d", "ping"); err != nil {
+					t.Fatal(err)
+				}
+			case code = <-chat.done:
+				chat.done <- code
+				return nil
+			default:
+				return fmt.Errorf("b still tried after %d tries: %s", tries.Load(), chat.errOut.String())
 			}
-		case code = <-chat.done:
-			chat.done <- code
-			break wait
-		case <-deadline:
-			t.Fatalf("b still tried after %d tries: %s", tries.Load(), chat.errOut.String())
 		}
-	}
+	})
 	errOut := chat.errOut.String()
 	// b was never stored. A drop may cut one of its tries before the 429
 	// is read, and the chat cannot know that try did not store it: it
@@ -483,11 +480,11 @@ func TestChatFollowOutlastsAnOutage(t *testing.T) {
 	srv := startServer(t)
 	chat := start(t, strings.NewReader(""), nil, "--server", srv.URL, "chat", "--room", "f", "--history", "0", "--follow")
 	chat.errOut.waitContains(t, "connected to room/f")
-	srv.down(t)
+	srv.Down(t)
 	chat.errOut.waitContains(t, "reconnecting to room/f")
 	// Longer than maxOffline: what is checked is that nothing gave up.
 	time.Sleep(3 * maxOffline)
-	srv.up(t)
+	srv.Up(t)
 	alice, err := client.New(srv.URL, client.WithUser("alice"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 	"github.com/creack/pty"
+	"github.com/pushd/push/internal/pushdtest"
 )
 
 // terminal is pushtui running as its own process in a pseudo-terminal,
@@ -31,9 +33,9 @@ type terminal struct {
 // startTerminal runs the test binary as pushtui with args in a w×h pty.
 func startTerminal(t *testing.T, w, h int, environ []string, args ...string) *terminal {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd := pushdtest.ProgramCommand(context.Background(), args...)
 	// CI in the environment makes the colour library assume no terminal.
-	cmd.Env = append(os.Environ(), asPushtui+"=1", "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=")
+	cmd.Env = append(cmd.Env, "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=")
 	cmd.Env = append(cmd.Env, environ...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(w), Rows: uint16(h)})
 	if err != nil {

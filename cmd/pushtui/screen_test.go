@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/pushd/push/internal/cli"
+	"github.com/pushd/push/internal/pushdtest"
 )
 
 // screen is pushtui drawing its screens in-process: keys go in through a
@@ -104,13 +105,21 @@ func TestFollowScreen(t *testing.T) {
 	s.waitScreen(t, "✓ build succeeded after", "20/20")
 }
 
-// TestFollowScreenCancelled exits 1 when the task is cancelled, here with
-// the c key.
-func TestFollowScreenCancelled(t *testing.T) {
+// followLongTask starts pushd, a long demo task on it and a screen that
+// follows the task, and waits until the screen shows it running.
+func followLongTask(t *testing.T) (*pushdtest.Server, string, *screen) {
+	t.Helper()
 	srv := startServer(t)
 	id := startTask(t, srv, "--name", "long", "--total", "100000", "--interval", "10ms")
 	s := startScreen(t, nil, 80, 24, "--server", srv.URL, "watch-progress", "--task", id)
 	s.waitScreen(t, "running")
+	return srv, id, s
+}
+
+// TestFollowScreenCancelled exits 1 when the task is cancelled, here with
+// the c key.
+func TestFollowScreenCancelled(t *testing.T) {
+	_, _, s := followLongTask(t)
 	s.press(t, "c")
 	if code := s.wait(t); code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, s.errOut.String())
@@ -120,10 +129,7 @@ func TestFollowScreenCancelled(t *testing.T) {
 
 // TestFollowScreenStopped: q before the end exits 130.
 func TestFollowScreenStopped(t *testing.T) {
-	srv := startServer(t)
-	id := startTask(t, srv, "--name", "long", "--total", "100000", "--interval", "10ms")
-	s := startScreen(t, nil, 80, 24, "--server", srv.URL, "watch-progress", "--task", id)
-	s.waitScreen(t, "running")
+	srv, id, s := followLongTask(t)
 	s.press(t, "q")
 	if code := s.wait(t); code != cli.ExitInterrupted {
 		t.Fatalf("exit %d, want %d", code, cli.ExitInterrupted)

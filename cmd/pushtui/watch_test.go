@@ -5,11 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 )
 
 // startTask starts a demo task with pushtui task start and returns its ID.
-func startTask(t *testing.T, srv *testServer, args ...string) string {
+func startTask(t *testing.T, srv *pushdtest.Server, args ...string) string {
 	t.Helper()
 	out, errOut, code := pushtui(t, nil, append([]string{"--server", srv.URL, "task", "start"}, args...)...)
 	if code != 0 {

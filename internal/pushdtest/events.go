@@ -32,6 +32,10 @@ var eventFields = map[protocol.Type][]string{
 
 var epochRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// ValidEpoch reports whether epoch is as the protocol has epochs: 1 to 64
+// of [A-Za-z0-9._-].
+func ValidEpoch(epoch string) bool { return epochRE.MatchString(epoch) }
+
 // CheckEvent checks one event's JSON against the protocol (the fields of
 // its type and no others, an epoch, the time in RFC 3339 UTC) and returns
 // it decoded.
@@ -67,7 +71,7 @@ func checkEvent(raw []byte) (protocol.Event, error) {
 	if got := slices.Sorted(maps.Keys(fields)); !slices.Equal(got, want) {
 		return ev, fmt.Errorf("event %s has fields %v; a %s event has exactly %v", raw, got, ev.Type, want)
 	}
-	if !epochRE.MatchString(ev.Epoch) {
+	if !ValidEpoch(ev.Epoch) {
 		return ev, fmt.Errorf("event %s: epoch %q is not 1 to 64 of [A-Za-z0-9._-]", raw, ev.Epoch)
 	}
 	var ts string

@@ -17,7 +17,7 @@ func pollFinal(a Answer) bool {
 
 // PollFinal makes a poll like Poll and also returns whether the answer
 // ends the stream.
-func (s *Server) PollFinal(t testing.TB, path, query string) ([]protocol.Event, string, bool) {
+func (s *Remote) PollFinal(t testing.TB, path, query string) ([]protocol.Event, string, bool) {
 	t.Helper()
 	a := s.Get(t, path+"?"+query)
 	if a.Status != http.StatusOK {

@@ -44,12 +44,46 @@ func (a Answer) Error(t testing.TB) protocol.ErrorDetail {
 	return eb.Error
 }
 
+// Code returns the answer's error code, "" for a success (a status below
+// 400), failing the test if an error has no error body.
+func (a Answer) Code(t testing.TB) string {
+	t.Helper()
+	if a.Status < 400 {
+		return ""
+	}
+	return a.Error(t).Code
+}
+
+// WantError fails the test unless the answer is an error of status with
+// code, in the protocol's error body: JSON, exactly
+// {"error":{"code":...,"message":...}}, with a message. It returns the
+// error.
+func (a Answer) WantError(t testing.TB, status int, code string) protocol.ErrorDetail {
+	t.Helper()
+	if a.Status != status {
+		t.Fatalf("answer %d %s; want %d %s", a.Status, a.Body, status, code)
+	}
+	if ct := a.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error answer Content-Type %q; want application/json", ct)
+	}
+	var eb protocol.ErrorBody
+	dec := json.NewDecoder(bytes.NewReader(a.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&eb); err != nil {
+		t.Fatalf("error body %s: %v", a.Body, err)
+	}
+	if eb.Error.Code != code || eb.Error.Message == "" {
+		t.Fatalf("error body %s; want code %s and a message", a.Body, code)
+	}
+	return eb.Error
+}
+
 // Request sends a request to path (with its query) and returns the answer.
 // A body that is not empty is sent as application/json unless header
 // (name, value pairs) sets another Content-Type; an empty value removes a
 // header. The request is bounded by ctx and Timeout beyond any wait it
 // asks for.
-func (s *Server) Request(t testing.TB, ctx context.Context, method, path, body string, header ...string) Answer {
+func (s *Remote) Request(t testing.TB, ctx context.Context, method, path, body string, header ...string) Answer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, Timeout+time.Minute)
 	defer cancel()
@@ -79,7 +113,7 @@ func (s *Server) Request(t testing.TB, ctx context.Context, method, path, body s
 }
 
 // do sends req and reads the whole answer.
-func (s *Server) do(req *http.Request) (Answer, error) {
+func (s *Remote) do(req *http.Request) (Answer, error) {
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return Answer{}, err
@@ -93,20 +127,20 @@ func (s *Server) do(req *http.Request) (Answer, error) {
 }
 
 // Get is a GET of path.
-func (s *Server) Get(t testing.TB, path string, header ...string) Answer {
+func (s *Remote) Get(t testing.TB, path string, header ...string) Answer {
 	t.Helper()
 	return s.Request(t, context.Background(), http.MethodGet, path, "", header...)
 }
 
 // Post is a POST of a JSON body to path.
-func (s *Server) Post(t testing.TB, path, body string, header ...string) Answer {
+func (s *Remote) Post(t testing.TB, path, body string, header ...string) Answer {
 	t.Helper()
 	return s.Request(t, context.Background(), http.MethodPost, path, body, header...)
 }
 
 // Expect sends a request, fails the test unless the answer has status
 // want, and decodes its body into out unless out is nil.
-func (s *Server) Expect(t testing.TB, method, path, body string, want int, out any) Answer {
+func (s *Remote) Expect(t testing.TB, method, path, body string, want int, out any) Answer {
 	t.Helper()
 	a := s.Request(t, context.Background(), method, path, body)
 	if a.Status != want {
@@ -120,7 +154,7 @@ func (s *Server) Expect(t testing.TB, method, path, body string, want int, out a
 
 // Publish posts a message to room as user and returns the stored event,
 // failing the test unless it was stored (201) as sent.
-func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
+func (s *Remote) Publish(t testing.TB, room, user, text string) protocol.Event {
 	t.Helper()
 	body, err := json.Marshal(protocol.PublishRequest{User: user, Text: text})
 	if err != nil {
@@ -137,14 +171,44 @@ func (s *Server) Publish(t testing.TB, room, user, text string) protocol.Event {
 	return ev
 }
 
+// PublishDirect appends a message to room through the hub, not over
+// HTTP, for tests that need many events or large ones quickly.
+func (s *Server) PublishDirect(t testing.TB, room, user, text string) protocol.Event {
+	t.Helper()
+	ev, err := s.Srv().Hub().Publish(context.Background(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: user, Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
 // Poll makes a long or short poll of a stream's events path (such as
 // "/v1/rooms/lobby/events", or "/v1/tasks/events") with query (no
 // leading "?"), and returns its events, each checked against the
 // protocol, and its cursor.
-func (s *Server) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
+func (s *Remote) Poll(t testing.TB, path, query string) ([]protocol.Event, string) {
 	t.Helper()
 	evs, cur, _ := s.PollFinal(t, path, query)
 	return evs, cur
+}
+
+// Polled is a poll's answer: its events and cursor.
+type Polled struct {
+	Events []protocol.Event
+	Cursor string
+}
+
+// PollAsync makes a poll (as Poll does) on a goroutine of its own, for a
+// long poll the test answers meanwhile. Its answer comes on the channel,
+// which is closed after it, or without it if the poll failed the test.
+func (s *Remote) PollAsync(t testing.TB, path, query string) <-chan Polled {
+	ch := make(chan Polled, 1)
+	go func() {
+		defer close(ch)
+		evs, cur := s.Poll(GoTB{TB: t}, path, query)
+		ch <- Polled{Events: evs, Cursor: cur}
+	}()
+	return ch
 }
 
 // parsePoll checks a poll's answer (JSON with exactly events and cursor,
@@ -182,7 +246,7 @@ func parsePoll(a Answer) ([]protocol.Event, string, error) {
 func RoomPath(room string) string { return "/v1/rooms/" + url.PathEscape(room) + "/events" }
 
 // Head returns a stream's current cursor (a short poll without since).
-func (s *Server) Head(t testing.TB, path string) protocol.Cursor {
+func (s *Remote) Head(t testing.TB, path string) protocol.Cursor {
 	t.Helper()
 	evs, cur := s.Poll(t, path, "wait=0")
 	if len(evs) != 0 {
@@ -196,7 +260,7 @@ func (s *Server) Head(t testing.TB, path string) protocol.Cursor {
 }
 
 // History returns every event a stream holds (short polls from 0).
-func (s *Server) History(t testing.TB, path string) []protocol.Event {
+func (s *Remote) History(t testing.TB, path string) []protocol.Event {
 	t.Helper()
 	var all []protocol.Event
 	since := "0"
@@ -213,7 +277,7 @@ func (s *Server) History(t testing.TB, path string) []protocol.Event {
 }
 
 // Presence returns the users present in room.
-func (s *Server) Presence(t testing.TB, room string) []string {
+func (s *Remote) Presence(t testing.TB, room string) []string {
 	t.Helper()
 	var p protocol.Presence
 	s.Expect(t, http.MethodGet, "/v1/rooms/"+room+"/presence", "", http.StatusOK, &p)
@@ -225,7 +289,7 @@ func (s *Server) Presence(t testing.TB, room string) []string {
 
 // Metric returns the value of one sample of /metrics: name with its
 // labels as they stand there, such as `pushd_connections{transport="sse"}`.
-func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
+func (s *Remote) Metric(t testing.TB, sample string) (float64, error) {
 	t.Helper()
 	a := s.Get(t, "/metrics")
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindSubmatch(a.Body)
@@ -235,18 +299,25 @@ func (s *Server) Metric(t testing.TB, sample string) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-// WaitConnections waits until the server counts n open connections over
-// transport ("ws", "sse", "longpoll"), as /metrics says.
-func (s *Server) WaitConnections(t testing.TB, transport string, n int) {
+// Connections returns how many open connections over transport ("ws",
+// "sse", "longpoll") the server counts, as /metrics says.
+func (s *Remote) Connections(t testing.TB, transport string) (int, error) {
 	t.Helper()
-	sample := `pushd_connections{transport="` + transport + `"}`
+	n, err := s.Metric(t, `pushd_connections{transport="`+transport+`"}`)
+	return int(n), err
+}
+
+// WaitConnections waits until the server counts n open connections over
+// transport.
+func (s *Remote) WaitConnections(t testing.TB, transport string, n int) {
+	t.Helper()
 	testwait.Until(t, Timeout, 5*time.Millisecond, func() error {
-		got, err := s.Metric(t, sample)
+		got, err := s.Connections(t, transport)
 		if err != nil {
 			return err
 		}
-		if int(got) != n {
-			return fmt.Errorf("%v %s connections; want %d", got, transport, n)
+		if got != n {
+			return fmt.Errorf("%d %s connections; want %d", got, transport, n)
 		}
 		return nil
 	})

@@ -3,7 +3,21 @@ package pushdtest
 import (
 	"net"
 	"sync"
+	"testing"
 )
+
+// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago:
+// nothing listens there, and a server started there can come back on it
+// after it dies, where its clients look for it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
 
 // switchListener is a server's listener that can be taken off the network
 // (down: its socket is closed, so connections are refused, and the

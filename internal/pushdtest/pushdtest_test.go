@@ -120,3 +120,74 @@ func TestAnswersAndErrors(t *testing.T) {
 		t.Fatal("a metric that does not exist was found")
 	}
 }
+
+func TestErrorAnswersAreStrict(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	a := s.Post(t, "/v1/rooms/r/messages", `{"user":"ann"}`)
+	if d := a.WantError(t, http.StatusBadRequest, protocol.CodeEmptyText); d.Message == "" {
+		t.Fatalf("error %+v without a message", d)
+	}
+	if code := a.Code(t); code != protocol.CodeEmptyText {
+		t.Fatalf("Code = %q", code)
+	}
+	if code := s.Get(t, "/healthz").Code(t); code != "" {
+		t.Fatalf("Code of a success = %q", code)
+	}
+}
+
+func TestTrySubscribeReturnsARefusal(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	for _, kind := range []string{pushdtest.WS, pushdtest.SSE} {
+		var refused *pushdtest.RefusedError
+		if sub, err := s.TrySubscribe(kind, pushdtest.TaskPath("tnosuchtask"), pushdtest.SubOptions{Since: "0"}); err == nil {
+			sub.Close()
+			t.Fatalf("%s: a subscription to an unknown task was taken", kind)
+		} else if !errors.As(err, &refused) || refused.Status != http.StatusNotFound {
+			t.Fatalf("%s: %v; want a 404 refusal", kind, err)
+		}
+	}
+}
+
+func TestPollAsyncAnswersWhenPublished(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	head := s.Head(t, pushdtest.RoomPath("r"))
+	polling := s.PollAsync(t, pushdtest.RoomPath("r"), "wait=20s&since="+head.String())
+	s.WaitConnections(t, "longpoll", 1)
+	ev := s.Publish(t, "r", "ann", "wake")
+	got, ok := testwait.Recv(t, pushdtest.Timeout, polling, "answer of the poll")
+	if !ok {
+		t.Fatal("the poll failed")
+	}
+	pushdtest.CheckMessages(t, got.Events, ev.Epoch, ev.Seq, []string{"wake"})
+}
+
+func TestTasksAndWatchers(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	task := s.StartTask(t, `{"kind":"external","total":4}`)
+	w := s.Watch(t, pushdtest.LongPoll, pushdtest.TaskPath(task.ID), pushdtest.SubOptions{Since: "0"})
+	s.WaitTask(t, task.ID, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	w.WaitInFlight(t, "the running state", func(evs []protocol.Event) bool {
+		return len(evs) > 0 && evs[len(evs)-1].Task.State == protocol.TaskRunning
+	})
+	s.Report(t, task.ID, `{"done":4,"state":"succeeded"}`)
+	if final := w.WaitFinal(t, task.ID); final.State != protocol.TaskSucceeded || final.Done != 4 {
+		t.Fatalf("final state %+v", final)
+	}
+	if got := s.Task(t, task.ID); got.State != protocol.TaskSucceeded {
+		t.Fatalf("GET shows %+v", got)
+	}
+}
+
+func TestStopTakesTheServerAway(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	s.Stop(t)
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/healthz", nil)
+	if resp, err := s.Client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request after Stop got %d", resp.StatusCode)
+	}
+	addr := pushdtest.FreeAddr(t)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("FreeAddr = %q; want a loopback address", addr)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,22 +16,21 @@ import (
 // Server is a pushd under test: a server.Server behind a listener on
 // 127.0.0.1.
 type Server struct {
-	// URL is the server's base URL, http://127.0.0.1:port.
-	URL string
-	// WS is the same as a WebSocket URL, ws://127.0.0.1:port.
-	WS string
-	// Client is an HTTP client for this server alone; its idle
-	// connections are closed when the test ends.
-	Client *http.Client
+	// Remote is the server as its clients reach it, at
+	// http://127.0.0.1:port; its Client's idle connections are closed
+	// when the test ends.
+	*Remote
 
 	t   testing.TB
 	cfg server.Config
 
-	mu      sync.Mutex
-	entered map[string]int // requests that reached the server, by SubOptions.Name
-	cur     atomic.Pointer[server.Server]
-	hs      *httptest.Server
-	ln      *switchListener
+	mu        sync.Mutex
+	enteredBy map[string]int // requests that reached the server, by SubOptions.Name
+	cur       atomic.Pointer[server.Server]
+	hs        *httptest.Server
+	ln        *switchListener
+	tr        *http.Transport
+	stopped   sync.Once
 }
 
 // Option changes how Start runs a server.
@@ -43,7 +41,8 @@ type options struct {
 	logLevel slog.Level
 }
 
-// Wrap puts h in front of the server, as a proxy would stand.
+// Wrap puts h in front of the server, as a proxy would stand; a nil h is
+// no proxy.
 func Wrap(h func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.wrap = h }
 }
@@ -64,21 +63,19 @@ func Start(t testing.TB, cfg server.Config, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	logs := testlog.New(t)
-	t.Cleanup(logs.Stop) // registered first, so it runs last
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: o.logLevel}))
+		cfg.Logger = testlog.Logger(t, o.logLevel) // its cleanup runs after the server's
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	s := &Server{t: t, cfg: cfg, entered: make(map[string]int)}
+	s := &Server{t: t, cfg: cfg, enteredBy: make(map[string]int)}
 	s.cur.Store(srv)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if name := r.Header.Get(watcherHeader); name != "" {
 			s.mu.Lock()
-			s.entered[name]++
+			s.enteredBy[name]++
 			s.mu.Unlock()
 		}
 		s.cur.Load().ServeHTTP(w, r)
@@ -90,20 +87,30 @@ func Start(t testing.TB, cfg server.Config, opts ...Option) *Server {
 	s.ln = newSwitchListener(s.hs.Listener)
 	s.hs.Listener = s.ln
 	s.hs.Start()
-	s.URL = s.hs.URL
-	s.WS = "ws" + strings.TrimPrefix(s.URL, "http")
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	s.Client = &http.Client{Transport: tr}
-	t.Cleanup(func() {
+	s.tr = &http.Transport{MaxIdleConnsPerHost: 64}
+	s.Remote = newRemote(s.hs.URL, &http.Client{Transport: s.tr})
+	s.Remote.entered = s.Entered
+	t.Cleanup(s.stop)
+	return s
+}
+
+// Stop shuts the server down and takes it off the network for good, as a
+// pushd that has gone away; the test's end does nothing more.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.stop()
+}
+
+func (s *Server) stop() {
+	s.stopped.Do(func() {
 		if err := s.ln.up(); err != nil { // a test may have left it down
-			t.Errorf("listen again on %s: %v", s.ln.addr, err)
+			s.t.Errorf("listen again on %s: %v", s.ln.addr, err)
 		}
 		s.shutdown(s.cur.Load(), "shutdown")
-		tr.CloseIdleConnections()
+		s.tr.CloseIdleConnections()
 		s.hs.CloseClientConnections()
 		s.hs.Close()
 	})
-	return s
 }
 
 // Srv returns the server.Server serving now.
@@ -172,7 +179,7 @@ const watcherHeader = "X-Pushdtest-Subscriber"
 func (s *Server) Entered(name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.entered[name]
+	return s.enteredBy[name]
 }
 
 // DropConns cuts every connection clients have open to the server,

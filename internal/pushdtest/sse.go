@@ -9,7 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/push/protocol"
 )
+
+// SSERetry is the retry field that opens every event stream.
+const SSERetry = "2000"
 
 // SSEFrame is one frame of an event stream as pushd writes it.
 type SSEFrame struct {
@@ -29,7 +34,7 @@ type SSEConn struct {
 // header (name, value pairs), checks the answer is a stream with the
 // headers the protocol gives it, and returns it; it is closed when the
 // test ends.
-func (s *Server) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
+func (s *Remote) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
 	t.Helper()
 	c, err := s.dialSSE(path, header...)
 	if err != nil {
@@ -40,7 +45,7 @@ func (s *Server) DialSSE(t testing.TB, path string, header ...string) *SSEConn {
 }
 
 // dialSSE is DialSSE for any goroutine; the caller closes the stream.
-func (s *Server) dialSSE(path string, header ...string) (*SSEConn, error) {
+func (s *Remote) dialSSE(path string, header ...string) (*SSEConn, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
 	if err != nil {
@@ -140,4 +145,31 @@ func ReadSSEFrame(br *bufio.Reader) (SSEFrame, error) {
 			return f, fmt.Errorf("unknown field in line %q", line)
 		}
 	}
+}
+
+// CheckSSEEvent checks an event frame (id <epoch>:<seq>, event <type>,
+// data the event's JSON on one line, checked as CheckEvent does) and
+// returns the event.
+func CheckSSEEvent(t testing.TB, f SSEFrame) protocol.Event {
+	t.Helper()
+	ev, err := checkSSEEvent(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// checkSSEEvent is CheckSSEEvent for any goroutine.
+func checkSSEEvent(f SSEFrame) (protocol.Event, error) {
+	if f.Event == "close" {
+		return protocol.Event{}, fmt.Errorf("SSE stream closed by the server: %s", f.Data)
+	}
+	ev, err := checkEvent([]byte(f.Data))
+	if err != nil {
+		return ev, err
+	}
+	if !f.HasID || f.ID != ev.Cursor().String() || f.Event != string(ev.Type) {
+		return ev, fmt.Errorf("SSE frame id %q event %q for %s; want id %s and event %s", f.ID, f.Event, f.Data, ev.Cursor(), ev.Type)
+	}
+	return ev, nil
 }

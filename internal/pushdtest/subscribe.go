@@ -63,7 +63,7 @@ func (e *RefusedError) Error() string {
 // Subscriber reads a stream over one transport, checking each event
 // against the protocol. Its methods are for one goroutine at a time.
 type Subscriber struct {
-	s       *Server
+	s       *Remote
 	kind    string
 	path    string
 	o       SubOptions
@@ -78,9 +78,9 @@ type Subscriber struct {
 // path (see RoomPath). WebSocket and SSE subscriptions are open when it
 // returns; polls are made as events are read. It is closed when the test
 // ends.
-func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subscriber {
+func (s *Remote) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subscriber {
 	t.Helper()
-	sub, err := s.subscribe(kind, path, o)
+	sub, err := s.TrySubscribe(kind, path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +88,10 @@ func (s *Server) Subscribe(t testing.TB, kind, path string, o SubOptions) *Subsc
 	return sub
 }
 
-// subscribe is Subscribe for any goroutine; the caller closes it.
-func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error) {
+// TrySubscribe is Subscribe for any goroutine, and for a subscription the
+// server may refuse (a *RefusedError): it returns the error, and the
+// caller closes the subscriber.
+func (s *Remote) TrySubscribe(kind, path string, o SubOptions) (*Subscriber, error) {
 	if o.Wait == 0 {
 		o.Wait = 5 * time.Second
 	}
@@ -122,8 +124,8 @@ func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error)
 			return nil, err
 		}
 		f, ferr := sub.sse.frame()
-		if ferr == nil && (f.Retry == "" || f.HasID || f.Event != "" || f.Data != "") {
-			ferr = fmt.Errorf("first SSE frame %+v; want a retry field alone", f)
+		if ferr == nil && (f.Retry != SSERetry || f.HasID || f.Event != "" || f.Data != "" || len(f.Comments) != 0) {
+			ferr = fmt.Errorf("first SSE frame %+v; want retry: %s alone", f, SSERetry)
 		}
 		if ferr != nil {
 			sub.sse.Close()
@@ -138,6 +140,10 @@ func (s *Server) subscribe(kind, path string, o SubOptions) (*Subscriber, error)
 	}
 	return sub, nil
 }
+
+// SSE returns an SSE subscriber's stream, for reading it frame by frame;
+// nil for the other kinds.
+func (sub *Subscriber) SSE() *SSEConn { return sub.sse }
 
 // Kind returns how the subscriber reads.
 func (sub *Subscriber) Kind() string { return sub.kind }
@@ -208,10 +214,7 @@ func (sub *Subscriber) readWS(ctx context.Context) error {
 		if errors.As(err, &ce) {
 			return &Ended{How: fmt.Sprintf("ws close %d %s", ce.Code, ce.Reason)}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: "ws: " + err.Error()}
+		return ended(ctx, "ws", err)
 	}
 	if typ != websocket.MessageText {
 		return fmt.Errorf("WebSocket message of type %v; want text", typ)
@@ -239,10 +242,7 @@ func (sub *Subscriber) readSSE(ctx context.Context) error {
 	defer stop()
 	f, err := sub.sse.frame()
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: "sse: " + err.Error()}
+		return ended(ctx, "sse", err)
 	}
 	if len(f.Comments) > 0 && f.Event == "" && f.Data == "" {
 		return nil // a heartbeat
@@ -252,15 +252,21 @@ func (sub *Subscriber) readSSE(ctx context.Context) error {
 		_ = json.Unmarshal([]byte(f.Data), &c)
 		return &Ended{How: "sse close " + c.Reason}
 	}
-	ev, err := checkEvent([]byte(f.Data))
+	ev, err := checkSSEEvent(f)
 	if err != nil {
 		return err
 	}
-	if !f.HasID || f.ID != ev.Cursor().String() || f.Event != string(ev.Type) {
-		return fmt.Errorf("SSE frame id %q event %q for %s; want id %s and event %s", f.ID, f.Event, f.Data, ev.Cursor(), ev.Type)
-	}
 	sub.pending = append(sub.pending, ev)
 	return nil
+}
+
+// ended is the error of a read over kind that failed with err: ctx's
+// error if ctx has ended, else the end of the stream.
+func ended(ctx context.Context, kind string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &Ended{How: kind + ": " + err.Error()}
 }
 
 // poll makes one poll: a long one, or for ShortPoll a short one after a
@@ -295,10 +301,7 @@ func (sub *Subscriber) poll(ctx context.Context) error {
 	}
 	a, err := sub.s.do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &Ended{How: sub.kind + ": " + err.Error()}
+		return ended(ctx, sub.kind, err)
 	}
 	if a.Status != http.StatusOK {
 		var eb protocol.ErrorBody
@@ -329,7 +332,7 @@ func (sub *Subscriber) Close() {
 // DialWS opens a WebSocket to path (with its query) over client (nil: the
 // server's), asking for subprotocols, and checks the server took the batch
 // subprotocol exactly when asked for it. It is closed when the test ends.
-func (s *Server) DialWS(t testing.TB, path string, client *http.Client, subprotocols ...string) *websocket.Conn {
+func (s *Remote) DialWS(t testing.TB, path string, client *http.Client, subprotocols ...string) *websocket.Conn {
 	t.Helper()
 	if client == nil {
 		client = s.Client
@@ -342,7 +345,23 @@ func (s *Server) DialWS(t testing.TB, path string, client *http.Client, subproto
 	return c
 }
 
-func (s *Server) dialWS(path string, client *http.Client, subprotocols ...string) (*websocket.Conn, error) {
+// ReadWS reads one message of a WebSocket, failing the test unless it is
+// a text message that comes within Timeout.
+func ReadWS(t testing.TB, c *websocket.Conn) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	typ, msg, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read WebSocket: %v", err)
+	}
+	if typ != websocket.MessageText {
+		t.Fatalf("WebSocket message of type %v; want text", typ)
+	}
+	return msg
+}
+
+func (s *Remote) dialWS(path string, client *http.Client, subprotocols ...string) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, s.WS+path, &websocket.DialOptions{HTTPClient: client, Subprotocols: subprotocols})

@@ -32,7 +32,7 @@ var watchers atomic.Int64
 // WebSocket or SSE watcher is subscribed when Watch returns; a polling one
 // polls continually, its requests named (Name) so that Server.Entered
 // counts them. It stops when the test ends.
-func (s *Server) Watch(t testing.TB, kind, path string, o SubOptions) *Watcher {
+func (s *Remote) Watch(t testing.TB, kind, path string, o SubOptions) *Watcher {
 	t.Helper()
 	if o.Name == "" {
 		o.Name = fmt.Sprintf("%s-%d", kind, watchers.Add(1))
@@ -133,4 +133,27 @@ func (w *Watcher) WaitEnded(t testing.TB) ([]protocol.Event, string) {
 		return nil
 	})
 	return evs, end
+}
+
+// WaitInFlight waits until cond holds for the events seen so far and the
+// watcher is subscribed after them: its WebSocket or SSE stream is open,
+// or a poll made after them has reached the server.
+func (w *Watcher) WaitInFlight(t testing.TB, what string, cond func([]protocol.Event) bool) {
+	t.Helper()
+	testwait.Until(t, Timeout, 2*time.Millisecond, func() error {
+		seen, ended, end := w.Seen()
+		polls := w.Polls() // read after the events: every poll they came in is counted
+		switch {
+		case ended:
+			t.Fatalf("%s watcher: the stream ended (%s) before %s; it saw %s", w.sub.kind, end, what, Summary(seen))
+		case !cond(seen):
+			return fmt.Errorf("%s watcher: no %s; it saw %s", w.sub.kind, what, Summary(seen))
+		case w.sub.kind != LongPoll && w.sub.kind != ShortPoll:
+		case w.sub.s.entered == nil:
+			t.Fatalf("%s watcher: whether a poll has reached the server cannot be seen from outside it", w.sub.kind)
+		case w.sub.s.entered(w.Name()) <= polls:
+			return fmt.Errorf("%s watcher: %s seen, and no poll after it at the server yet", w.sub.kind, what)
+		}
+		return nil
+	})
 }

@@ -4,6 +4,7 @@
 package testlog
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -35,4 +36,14 @@ func (w *Writer) Stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stopped = true
+}
+
+// Logger returns a text logger of lines at level and above that writes to
+// t.Log until the test ends. Call it before starting what logs to it:
+// its Stop is a cleanup of t, and cleanups run last first, so it then
+// runs after that thing's own.
+func Logger(t testing.TB, level slog.Level) *slog.Logger {
+	w := New(t)
+	t.Cleanup(w.Stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

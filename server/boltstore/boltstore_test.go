@@ -2,10 +2,8 @@ package boltstore_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,30 +12,35 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/boltstore"
 	"github.com/pushd/push/server/storetest"
 )
 
+// open opens the store in dir with opts; it is closed when the test ends
+// (again, if the test closed it: a second Close does nothing).
+func open(t testing.TB, dir string, opts boltstore.Options) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) server.Store {
-		s, err := boltstore.Open(t.TempDir(), boltstore.Options{MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, DedupeWindow: o.DedupeWindow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return open(t, t.TempDir(), boltstore.Options{MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, DedupeWindow: o.DedupeWindow})
 	})
 }
 
 func TestReopenKeepsEventsAndEpoch(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, err := boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, boltstore.Options{})
 	stored, err := s.Append(ctx, "room/a", []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "kept", Time: time.Now().UTC()}})
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +48,7 @@ func TestReopenKeepsEventsAndEpoch(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open(t, dir, boltstore.Options{})
 	evs, in, err := s.Read(ctx, "room/a", 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -102,12 +101,8 @@ func TestRefusesForeignFiles(t *testing.T) {
 	})
 	t.Run("locked", func(t *testing.T) {
 		dir := t.TempDir()
-		s, err := boltstore.Open(dir, boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		_, err = boltstore.Open(dir, boltstore.Options{})
+		open(t, dir, boltstore.Options{})
+		_, err := boltstore.Open(dir, boltstore.Options{})
 		if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 			t.Fatalf("second Open: %v; want a locked error", err)
 		}
@@ -117,10 +112,7 @@ func TestRefusesForeignFiles(t *testing.T) {
 // After Close the store says so in the Store contract's terms, and a
 // request that reaches it gets 503, not 500.
 func TestClosedIsUnavailable(t *testing.T) {
-	bs, err := boltstore.Open(t.TempDir(), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bs := open(t, t.TempDir(), boltstore.Options{})
 	ctx := context.Background()
 	if _, err := bs.Info(ctx, "room/a"); err != nil {
 		t.Fatal(err)
@@ -132,25 +124,8 @@ func TestClosedIsUnavailable(t *testing.T) {
 	if _, _, err := bs.Read(ctx, "room/a", 0, 1); !errors.Is(err, server.ErrStoreClosed) {
 		t.Fatalf("Read after Close: %v; want ErrStoreClosed", err)
 	}
-	srv, err := server.New(server.Config{Store: bs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.Shutdown(ctx)
-	resp, err := http.Post(ts.URL+"/v1/rooms/b/messages", "application/json", strings.NewReader(`{"user":"u","text":"hi"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e protocol.ErrorBody
-	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error.Message == "" {
-		t.Fatalf("publish with the store closed: %d without the JSON error body (%v)", resp.StatusCode, err)
-	}
-	if status, code := resp.StatusCode, e.Error.Code; status != 503 || code != protocol.CodeUnavailable {
-		t.Fatalf("publish with the store closed: %d %s; want 503 unavailable", status, code)
-	}
+	s := pushdtest.Start(t, server.Config{Store: bs})
+	s.Post(t, "/v1/rooms/b/messages", `{"user":"u","text":"hi"}`).WantError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable)
 }
 
 func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
@@ -167,30 +142,10 @@ func writeBolt(t *testing.T, dir string, fn func(*bolt.Tx) error) {
 	}
 }
 
+// BenchmarkAppend measures acknowledged publishes through a server on the
+// bolt store.
 func BenchmarkAppend(b *testing.B) {
-	for _, parallel := range []int{1, 64} {
-		b.Run(map[int]string{1: "publishers=1", 64: "publishers=64"}[parallel], func(b *testing.B) {
-			s, err := boltstore.Open(b.TempDir(), boltstore.Options{MaxEvents: 10000})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			srv, err := server.New(server.Config{Store: s})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Shutdown(context.Background())
-			hub := srv.Hub()
-			b.SetParallelism(parallel)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := hub.Publish(context.Background(), "room/bench", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: "hello"}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		})
-	}
+	storetest.BenchmarkPublish(b, func(b *testing.B) server.Store {
+		return open(b, b.TempDir(), boltstore.Options{MaxEvents: 10000})
+	})
 }

@@ -13,10 +13,7 @@ import (
 func TestPresenceKeptAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
-	s, err := boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, boltstore.Options{})
 	if got, err := s.LoadPresent(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("a new store's presence: %v %v; want none", got, err)
 	}
@@ -33,11 +30,7 @@ func TestPresenceKeptAcrossReopen(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = boltstore.Open(dir, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open(t, dir, boltstore.Options{})
 	got, err := s.LoadPresent(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -7,14 +7,10 @@ package natsstore_test
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -23,8 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -36,20 +31,17 @@ import (
 const waitTimeout = 20 * time.Second
 
 // clusterNode is one pushd server of a test cluster, on its own NATS
-// connection, listening on 127.0.0.1.
+// connection: a pushdtest server with a NATS store.
 type clusterNode struct {
-	Store  *natsstore.Store
-	Srv    *server.Server
-	URL    string // http://127.0.0.1:port
-	client *http.Client
-	stop   func()
+	*pushdtest.Server
+	Store *natsstore.Store
 }
 
 // startCluster starts n pushd servers, each with its own Store on the NATS
 // at natsURL (opts with that URL; a short timeout if opts has none). tweak,
 // if not nil, adjusts each server's config before it starts: it may set
 // Config fields, or add a roster or task peers made from the node's store.
-// The servers stop when the test ends, or earlier with Stop; their logs go
+// The servers stop when the test ends, or earlier with stop; their logs go
 // to t.Log.
 func startCluster(t *testing.T, natsURL string, n int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) []*clusterNode {
 	t.Helper()
@@ -62,203 +54,48 @@ func startCluster(t *testing.T, natsURL string, n int, opts natsstore.Options, t
 
 func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) *clusterNode {
 	t.Helper()
-	opts.URL = natsURL
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	logs := testlog.New(t)
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", i)
-	opts.Logger = log
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	st, err := natsstore.Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Store: st, Logger: log}
+	opts.Logger = testlog.Logger(t, slog.LevelInfo).With("node", i)
+	st := open(t, natsURL, opts) // closed after the server's shutdown
+	cfg := server.Config{Store: st, Logger: opts.Logger}
 	if tweak != nil {
 		tweak(t, i, st, &cfg)
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
-	node := &clusterNode{Store: st, Srv: srv, URL: hs.URL, client: &http.Client{Transport: tr}}
-	var once sync.Once
-	node.stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("node %d: shutdown: %v", i, err)
-			}
-			tr.CloseIdleConnections()
-			hs.Close()
-			st.Close()
-			logs.Stop()
-		})
-	}
-	t.Cleanup(node.stop)
-	return node
+	return &clusterNode{Server: pushdtest.Start(t, cfg), Store: st}
 }
 
-// Stop shuts the server down (its HTTP listener and its NATS connection
-// too), as if it had gone away.
-func (n *clusterNode) Stop() { n.stop() }
-
-// do makes a request (body "" sends none; otherwise JSON) and returns the
-// status and body.
-func (n *clusterNode) do(t testing.TB, method, path, body string) (int, []byte) {
+// stop shuts the server down, its HTTP listener and its NATS connection
+// too, as if it had gone away.
+func (n *clusterNode) stop(t *testing.T) {
 	t.Helper()
-	status, _, b := n.doHeader(t, method, path, body)
-	return status, b
-}
-
-// doHeader is do that returns the answer's header too.
-func (n *clusterNode) doHeader(t testing.TB, method, path, body string) (int, http.Header, []byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout+30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
-}
-
-// publish posts a message to a room and returns the stored event.
-func (n *clusterNode) publish(t testing.TB, room, user, text string) protocol.Event {
-	t.Helper()
-	body, _ := json.Marshal(protocol.PublishRequest{User: user, Text: text})
-	status, b := n.do(t, http.MethodPost, "/v1/rooms/"+room+"/messages", string(body))
-	if status != http.StatusCreated {
-		t.Fatalf("publish to %s: %d %s", room, status, b)
-	}
-	var ev protocol.Event
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("publish answer %s: %v", b, err)
-	}
-	return ev
-}
-
-// poll makes a long or short poll on a room (query without "?") and
-// returns its events and cursor.
-func (n *clusterNode) poll(t testing.TB, room, query string) ([]protocol.Event, string) {
-	t.Helper()
-	status, b := n.do(t, http.MethodGet, "/v1/rooms/"+room+"/events?"+query, "")
-	if status != http.StatusOK {
-		t.Fatalf("poll %s?%s: %d %s", room, query, status, b)
-	}
-	var p protocol.Poll
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatalf("poll answer %s: %v", b, err)
-	}
-	return p.Events, p.Cursor
-}
-
-// roomEvents returns every event a room holds, as this server has it:
-// polls from since=0 until one answers with no events after waiting wait
-// (0: a short poll).
-func (n *clusterNode) roomEvents(t testing.TB, room string, wait time.Duration) []protocol.Event {
-	t.Helper()
-	var all []protocol.Event
-	since := "0"
-	for {
-		q := url.Values{"since": {since}, "wait": {wait.String()}}
-		evs, cur := n.poll(t, room, q.Encode())
-		if len(evs) == 0 {
-			return all
-		}
-		all = append(all, evs...)
-		since = cur
-	}
+	n.Stop(t)
+	_ = n.Store.Close()
 }
 
 // presence returns the answer of GET presence: its status, and the users
 // if it is 200.
 func (n *clusterNode) presence(t testing.TB, room string) (int, []string) {
 	t.Helper()
-	status, b := n.do(t, http.MethodGet, "/v1/rooms/"+room+"/presence", "")
-	if status != http.StatusOK {
-		return status, nil
+	a := n.Get(t, "/v1/rooms/"+room+"/presence")
+	if a.Status != http.StatusOK {
+		return a.Status, nil
 	}
 	var p protocol.Presence
-	if err := json.Unmarshal(b, &p); err != nil || p.Users == nil {
-		t.Fatalf("presence answer %s: %v", b, err)
+	if a.JSON(t, &p); p.Users == nil {
+		t.Fatalf("presence answer %s: no users list", a.Body)
 	}
-	return status, p.Users
+	return a.Status, p.Users
 }
 
-// connect opens a WebSocket to a room's events, present as user if user is
-// not "", and returns a function that drops it (also called when the test
-// ends). The user has joined the room's presence when connect returns.
+// connect opens a WebSocket to a room's events as user, read in the
+// background, and returns a function that drops it (also called when the
+// test ends). The user has joined the room's presence when connect
+// returns. It may be called from any goroutine of the test.
 func (n *clusterNode) connect(t testing.TB, room, user string) (drop func()) {
 	t.Helper()
-	drop, err := n.dial(room, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(drop)
-	return drop
-}
-
-// dial is connect for any goroutine: it returns an error instead of
-// failing the test, and leaves the drop to the caller.
-func (n *clusterNode) dial(room, user string) (drop func(), err error) {
-	q := url.Values{}
-	if user != "" {
-		q.Set("user", user)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ws := "ws" + strings.TrimPrefix(n.URL, "http") + "/v1/rooms/" + room + "/events?" + q.Encode()
-	c, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPClient: n.client})
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		return nil, fmt.Errorf("connect to %s as %q: %w (status %d)", room, user, err, status)
-	}
-	// Read (and drop) what the server sends, so it never has to wait on
-	// this client, until the connection ends.
-	readCtx, stopRead := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, _, err := c.Read(readCtx); err != nil {
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			_ = c.CloseNow()
-			stopRead()
-			<-done
-		})
-	}, nil
+	return n.Watch(pushdtest.GoTB{TB: t}, pushdtest.WS, pushdtest.RoomPath(room), pushdtest.SubOptions{User: user}).Stop
 }
 
 // natsProxy stands between NATS clients and a NATS server, passing the

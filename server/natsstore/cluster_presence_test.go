@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -95,17 +96,12 @@ func presenceLog(evs []protocol.Event) []string {
 // waitPresence waits until GET presence answers want on every node.
 func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNode) {
 	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			status, got := n.presence(t, room)
-			if status != http.StatusOK || !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: presence %d %q; want %q", i, status, got, want)
-			}
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		status, got := n.presence(t, room)
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("presence %d", status)
 		}
-		return nil
+		return got, nil
 	})
 }
 
@@ -113,13 +109,8 @@ func waitPresence(t *testing.T, room string, want []string, nodes ...*clusterNod
 // logout events want, and no others.
 func waitPresenceLog(t *testing.T, room string, want []string, nodes ...*clusterNode) {
 	t.Helper()
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := presenceLog(n.roomEvents(t, room, 0)); !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, want)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		return presenceLog(n.History(t, pushdtest.RoomPath(room))), nil
 	})
 }
 
@@ -176,36 +167,17 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	for i, n := range nodes {
 		drops[i] = make([]func(), len(users))
 		for j, u := range users {
-			wg.Go(func() {
-				drop, err := n.dial("lobby", u)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				drops[i][j] = drop
-			})
+			wg.Go(func() { drops[i][j] = n.connect(t, "lobby", u) })
 		}
 	}
 	wg.Wait()
-	for _, ds := range drops {
-		for _, d := range ds {
-			if d != nil {
-				t.Cleanup(d)
-			}
-		}
-	}
 	if t.Failed() {
 		t.FailNow()
 	}
 	waitPresence(t, "lobby", users, nodes...)
 	sortedLog := func(evs []protocol.Event) []string { return slices.Sorted(slices.Values(presenceLog(evs))) }
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, logins) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, logins)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, logins, func(n *clusterNode) ([]string, error) {
+		return sortedLog(n.History(t, pushdtest.RoomPath("lobby"))), nil
 	})
 
 	for _, ds := range drops {
@@ -216,13 +188,8 @@ func TestClusterPresenceSimultaneousJoins(t *testing.T) {
 	wg.Wait()
 	waitPresence(t, "lobby", nil, nodes...)
 	want := slices.Sorted(slices.Values(append(logins, logouts...)))
-	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, n := range nodes {
-			if got := sortedLog(n.roomEvents(t, "lobby", 0)); !slices.Equal(got, want) {
-				return fmt.Errorf("node %d: %q; want %q", i, got, want)
-			}
-		}
-		return nil
+	waitAll(t, "node", nodes, want, func(n *clusterNode) ([]string, error) {
+		return sortedLog(n.History(t, pushdtest.RoomPath("lobby"))), nil
 	})
 }
 
@@ -238,7 +205,7 @@ func TestClusterPresenceServerGoesAway(t *testing.T) {
 	b.connect(t, "lobby", "bob")
 	waitPresence(t, "lobby", []string{"alice", "bob"}, a, b, c)
 
-	a.Stop()
+	a.stop(t)
 	waitPresence(t, "lobby", []string{"bob"}, b, c)
 	waitPresenceLog(t, "lobby", []string{"login alice", "login bob", "logout alice"}, b, c)
 }
@@ -284,8 +251,8 @@ func TestClusterPresenceFailedLoginOwesNoLogout(t *testing.T) {
 
 	login := px.loseRequest(events, `"type":"login"`)
 	withdraw := px.loseRequest(key+"alice", purge)
-	if drop, err := a.dial("lobby", "alice"); err == nil {
-		drop()
+	if sub, err := a.TrySubscribe(pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "alice"}); err == nil {
+		sub.Close()
 		t.Fatal("alice connected, though her login was lost")
 	}
 	lost(t, "alice's login", login)

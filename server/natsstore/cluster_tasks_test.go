@@ -7,13 +7,17 @@ package natsstore_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -44,116 +48,49 @@ func startTaskCluster(t *testing.T, natsURL string, n int, nodeTTL time.Duration
 	return startCluster(t, natsURL, n, natsstore.Options{Prefix: "t" + server.NewEpoch()}, withTasks(nodeTTL))
 }
 
+// startTaskPair starts two servers with tasks on a new embedded NATS,
+// which no server is taken for gone on.
+func startTaskPair(t *testing.T) (ns *natstest.Server, a, b *clusterNode) {
+	t.Helper()
+	ns = natstest.Start(t)
+	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
+	return ns, nodes[0], nodes[1]
+}
+
 // startTaskNode starts server i of a cluster under prefix.
 func startTaskNode(t *testing.T, natsURL, prefix string, i int, nodeTTL time.Duration) *clusterNode {
 	t.Helper()
 	return startClusterNode(t, natsURL, i, natsstore.Options{Prefix: prefix}, withTasks(nodeTTL))
 }
 
-// wantTask sends a request and fails the test unless it is answered
-// status; it decodes a task from a 2xx body.
-func (n *clusterNode) wantTask(t *testing.T, status int, method, path, body string) protocol.Task {
-	t.Helper()
-	got, b := n.do(t, method, path, body)
-	if got != status {
-		t.Fatalf("%s %s on %s: %d %s, want %d", method, path, n.URL, got, b, status)
-	}
-	var task protocol.Task
-	if status < 300 {
-		if err := json.Unmarshal(b, &task); err != nil {
-			t.Fatalf("%s %s on %s: %v in %s", method, path, n.URL, err, b)
-		}
-	}
-	return task
-}
-
 // wantTaskError sends a request and fails the test unless it is answered
 // with status and the error code; it returns the error's message.
 func (n *clusterNode) wantTaskError(t *testing.T, status int, code, method, path, body string) string {
 	t.Helper()
-	got, b := n.do(t, method, path, body)
-	var eb protocol.ErrorBody
-	if err := json.Unmarshal(b, &eb); err != nil || got != status || eb.Error.Code != code {
-		t.Fatalf("%s %s on %s: %d %s, want %d %s", method, path, n.URL, got, b, status, code)
-	}
-	return eb.Error.Message
+	return n.Request(t, t.Context(), method, path, body).WantError(t, status, code).Message
 }
 
 // wantRetry sends a request and fails the test unless it is answered 503
 // unavailable with Retry-After; it returns the error's message.
 func (n *clusterNode) wantRetry(t *testing.T, method, path, body string) string {
 	t.Helper()
-	status, h, b := n.doHeader(t, method, path, body)
-	var eb protocol.ErrorBody
-	if err := json.Unmarshal(b, &eb); err != nil || status != http.StatusServiceUnavailable || eb.Error.Code != protocol.CodeUnavailable {
-		t.Fatalf("%s %s on %s: %d %s, want 503 unavailable", method, path, n.URL, status, b)
-	}
-	if ra := h.Get("Retry-After"); ra != "1" {
+	a := n.Request(t, t.Context(), method, path, body)
+	msg := a.WantError(t, http.StatusServiceUnavailable, protocol.CodeUnavailable).Message
+	if ra := a.Header.Get("Retry-After"); ra != "1" {
 		t.Fatalf("%s %s on %s: 503 with Retry-After %q, want 1", method, path, n.URL, ra)
 	}
-	return eb.Error.Message
+	return msg
 }
 
 // getTask returns a task as the node shows it, and the status.
 func (n *clusterNode) getTask(t *testing.T, id string) (protocol.Task, int) {
 	t.Helper()
-	status, b := n.do(t, http.MethodGet, "/v1/tasks/"+id, "")
+	a := n.Get(t, "/v1/tasks/"+id)
 	var task protocol.Task
-	if status == http.StatusOK {
-		if err := json.Unmarshal(b, &task); err != nil {
-			t.Fatalf("GET task on %s: %v in %s", n.URL, err, b)
-		}
+	if a.Status == http.StatusOK {
+		a.JSON(t, &task)
 	}
-	return task, status
-}
-
-// listTasks returns the node's GET /v1/tasks.
-func (n *clusterNode) listTasks(t *testing.T) []protocol.Task {
-	t.Helper()
-	var l protocol.TaskList
-	status, b := n.do(t, http.MethodGet, "/v1/tasks", "")
-	if status != http.StatusOK {
-		t.Fatalf("GET /v1/tasks on %s: %d %s", n.URL, status, b)
-	}
-	if err := json.Unmarshal(b, &l); err != nil {
-		t.Fatalf("GET /v1/tasks on %s: %v in %s", n.URL, err, b)
-	}
-	return l.Tasks
-}
-
-// startTask starts a task on the node.
-func (n *clusterNode) startTask(t *testing.T, body string) protocol.Task {
-	t.Helper()
-	return n.wantTask(t, http.StatusCreated, http.MethodPost, "/v1/tasks", body)
-}
-
-// poll calls cond until it holds (true) or waitTimeout has passed (false).
-func poll(cond func() bool) bool {
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// waitTask polls the node until its view of the task satisfies cond.
-func (n *clusterNode) waitTask(t *testing.T, id, what string, cond func(protocol.Task) bool) protocol.Task {
-	t.Helper()
-	var last protocol.Task
-	var status int
-	ok := poll(func() bool {
-		last, status = n.getTask(t, id)
-		return status == http.StatusOK && cond(last)
-	})
-	if !ok {
-		t.Fatalf("%s: task %s never %s; last %d %+v", n.URL, id, what, status, last)
-	}
-	return last
+	return task, a.Status
 }
 
 // streamTask returns the task's states as published on the shared tasks
@@ -186,27 +123,27 @@ func (n *clusterNode) streamTask(t *testing.T, id string) []protocol.Task {
 func (n *clusterNode) taskEvents(t *testing.T, id string) []protocol.Task {
 	t.Helper()
 	var out []protocol.Task
-	since := "0"
-	for {
-		status, b := n.do(t, http.MethodGet, "/v1/tasks/"+id+"/events?wait=0&since="+since, "")
-		if status != http.StatusOK {
-			t.Fatalf("GET /v1/tasks/%s/events on %s: %d %s", id, n.URL, status, b)
+	for _, ev := range n.History(t, pushdtest.TaskPath(id)) {
+		if ev.Task == nil || ev.Task.ID != id {
+			t.Fatalf("events of %s on %s: %s", id, n.URL, pushdtest.OneLine(ev))
 		}
-		var p protocol.Poll
-		if err := json.Unmarshal(b, &p); err != nil {
-			t.Fatalf("events of %s on %s: %v in %s", id, n.URL, err, b)
-		}
-		if len(p.Events) == 0 {
-			return out
-		}
-		for _, ev := range p.Events {
-			if ev.Task == nil || ev.Task.ID != id {
-				t.Fatalf("events of %s on %s: %s", id, n.URL, b)
-			}
-			out = append(out, *ev.Task)
-		}
-		since = p.Cursor
+		out = append(out, *ev.Task)
 	}
+	return out
+}
+
+// waitFinals waits until the tasks stream has a final state of task id,
+// and returns its final states.
+func (n *clusterNode) waitFinals(t *testing.T, id string) []protocol.Task {
+	t.Helper()
+	var f []protocol.Task
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if f = finals(n.streamTask(t, id)); len(f) == 0 {
+			return fmt.Errorf("no final event for task %s on the tasks stream", id)
+		}
+		return nil
+	})
+	return f
 }
 
 // finals returns the final states among states.
@@ -231,87 +168,77 @@ func listed(tasks []protocol.Task, id string) (protocol.Task, bool) {
 }
 
 func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
+	_, a, b := startTaskPair(t)
 
-	task := a.startTask(t, `{"kind":"external","name":"backup","total":10}`)
+	task := a.StartTask(t, `{"kind":"external","name":"backup","total":10}`)
 	id := task.ID
 	running := func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning }
 
 	// B shows and lists A's task.
-	b.waitTask(t, id, "running on b", running)
-	if !poll(func() bool { tk, ok := listed(b.listTasks(t), id); return ok && tk.State == protocol.TaskRunning }) {
-		t.Fatalf("b never listed task %s as running: %+v", id, b.listTasks(t))
-	}
-	if tk, ok := listed(a.listTasks(t), id); !ok || tk.Name != "backup" {
-		t.Fatalf("a lists %+v, want its own task %s", a.listTasks(t), id)
+	b.WaitTask(t, id, "running on b", running)
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if list := b.Tasks(t); !slices.ContainsFunc(list, func(tk protocol.Task) bool { return tk.ID == id && tk.State == protocol.TaskRunning }) {
+			return fmt.Errorf("b does not list task %s as running: %+v", id, list)
+		}
+		return nil
+	})
+	if tk, ok := listed(a.Tasks(t), id); !ok || tk.Name != "backup" {
+		t.Fatalf("a lists %+v, want its own task %s", a.Tasks(t), id)
 	}
 
 	// A report POSTed to B is applied by A and answered by B as A would.
-	got := b.wantTask(t, http.StatusOK, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":4,"message":"copied four"}`)
+	got := b.Report(t, id, `{"done":4,"message":"copied four"}`)
 	if got.ID != id || got.Done != 4 || got.Percent != 40 || got.Message != "copied four" {
 		t.Fatalf("report through b answered %+v, want done 4 (40%%)", got)
 	}
 	if tk, status := a.getTask(t, id); status != http.StatusOK || tk.Done != 4 {
 		t.Fatalf("a shows %d %+v after the report through b, want done 4", status, tk)
 	}
-	b.waitTask(t, id, "at done 4 on b", func(tk protocol.Task) bool { return tk.Done == 4 })
-	if !poll(func() bool {
-		for _, s := range b.streamTask(t, id) {
-			if s.Done == 4 && s.Message == "copied four" {
-				return true
-			}
+	b.WaitTask(t, id, "at done 4 on b", func(tk protocol.Task) bool { return tk.Done == 4 })
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if states := b.streamTask(t, id); !slices.ContainsFunc(states, func(s protocol.Task) bool { return s.Done == 4 && s.Message == "copied four" }) {
+			return fmt.Errorf("the report through b is not on the tasks stream: %+v", states)
 		}
-		return false
-	}) {
-		t.Fatalf("the report through b never reached the tasks stream: %+v", b.streamTask(t, id))
-	}
+		return nil
+	})
 	// Refused as A refuses it: progress never goes backwards.
 	b.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":2}`)
 	b.wantTaskError(t, http.StatusBadRequest, protocol.CodeInvalidParam, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"percent":101}`)
 
 	// One task's events, on B: A's task exists there too.
-	if !poll(func() bool {
-		for _, s := range b.taskEvents(t, id) {
-			if s.Done == 4 {
-				return true
-			}
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if states := b.taskEvents(t, id); !slices.ContainsFunc(states, func(s protocol.Task) bool { return s.Done == 4 }) {
+			return fmt.Errorf("b's events of the task do not show the report: %+v", states)
 		}
-		return false
-	}) {
-		t.Fatalf("b's events of the task never showed the report: %+v", b.taskEvents(t, id))
-	}
+		return nil
+	})
 
 	// Cancel POSTed to B: A's task ends cancelled and says so once.
-	got = b.wantTask(t, http.StatusAccepted, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
+	got = b.CancelTask(t, id)
 	if got.ID != id {
 		t.Fatalf("cancel through b answered %+v", got)
 	}
-	end := a.waitTask(t, id, "cancelled on a", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
+	end := a.WaitTask(t, id, "cancelled on a", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
 	if end.Message != "cancelled on request" {
 		t.Fatalf("a's task ended %+v, want cancelled on request", end)
 	}
-	b.waitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
-	if !poll(func() bool { return len(finals(b.streamTask(t, id))) > 0 }) {
-		t.Fatal("no final event for the task on the tasks stream")
-	}
-	if f := finals(b.streamTask(t, id)); len(f) != 1 || f[0].State != protocol.TaskCancelled {
+	b.WaitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
+	if f := b.waitFinals(t, id); len(f) != 1 || f[0].State != protocol.TaskCancelled {
 		t.Fatalf("final events %+v, want one, cancelled", f)
 	}
-	if !poll(func() bool {
-		f := finals(b.taskEvents(t, id))
-		return len(f) == 1 && f[0].State == protocol.TaskCancelled
-	}) {
-		t.Fatalf("b's events of the task: %+v, want it to end cancelled", b.taskEvents(t, id))
-	}
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if states := b.taskEvents(t, id); len(finals(states)) != 1 || finals(states)[0].State != protocol.TaskCancelled {
+			return fmt.Errorf("b's events of the task: %+v, want it to end cancelled", states)
+		}
+		return nil
+	})
 
 	// A finished task of A: B answers 409 as A does, from its record.
 	b.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
 	b.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":5}`)
 
 	// A task no server has: 404 everywhere, for every request.
-	for _, n := range nodes {
+	for _, n := range []*clusterNode{a, b} {
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodGet, "/v1/tasks/tnosuchtask", "")
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodPost, "/v1/tasks/tnosuchtask/cancel", "")
 		n.wantTaskError(t, http.StatusNotFound, protocol.CodeNotFound, http.MethodPost, "/v1/tasks/tnosuchtask/progress", `{"done":1}`)
@@ -321,42 +248,38 @@ func TestClusterTasksExternalTaskWatchedReportedAndCancelledFromAnotherServer(t 
 }
 
 func TestClusterTasksExternalTaskSucceedsThroughAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
-	id := a.startTask(t, `{"kind":"external","name":"copy"}`).ID
-	b.waitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
-	b.wantTask(t, http.StatusOK, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"percent":50}`)
-	got := b.wantTask(t, http.StatusOK, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"state":"succeeded","message":"all copied"}`)
+	_, a, b := startTaskPair(t)
+	id := a.StartTask(t, `{"kind":"external","name":"copy"}`).ID
+	b.WaitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
+	b.Report(t, id, `{"percent":50}`)
+	got := b.Report(t, id, `{"state":"succeeded","message":"all copied"}`)
 	if got.State != protocol.TaskSucceeded || got.Percent != 100 {
 		t.Fatalf("final report through b answered %+v", got)
 	}
-	a.waitTask(t, id, "succeeded on a", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
-	b.waitTask(t, id, "succeeded on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
-	if !poll(func() bool { return len(finals(a.streamTask(t, id))) == 1 }) {
-		t.Fatalf("final events %+v, want one", finals(a.streamTask(t, id)))
+	a.WaitTask(t, id, "succeeded on a", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
+	b.WaitTask(t, id, "succeeded on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskSucceeded })
+	if f := a.waitFinals(t, id); len(f) != 1 {
+		t.Fatalf("final events %+v, want one", f)
 	}
 }
 
 func TestClusterTasksDemoTaskCancelledFromAnotherServer(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
-	id := a.startTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"10ms"}`).ID
+	_, a, b := startTaskPair(t)
+	id := a.StartTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"10ms"}`).ID
 
 	// Its progress reaches B through the record.
-	b.waitTask(t, id, "making progress on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning && tk.Done >= 3 })
+	b.WaitTask(t, id, "making progress on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning && tk.Done >= 3 })
 	// A demo reports its own progress, wherever the report goes.
 	b.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":1}`)
 
-	b.wantTask(t, http.StatusAccepted, http.MethodPost, "/v1/tasks/"+id+"/cancel", "")
-	end := a.waitTask(t, id, "cancelled on a", func(tk protocol.Task) bool { return tk.State.Final() })
+	b.CancelTask(t, id)
+	end := a.WaitTask(t, id, "cancelled on a", func(tk protocol.Task) bool { return tk.State.Final() })
 	if end.State != protocol.TaskCancelled {
 		t.Fatalf("a's demo ended %+v, want cancelled", end)
 	}
-	b.waitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
-	if !poll(func() bool { return len(finals(b.streamTask(t, id))) == 1 }) {
-		t.Fatalf("final events %+v, want one", finals(b.streamTask(t, id)))
+	b.WaitTask(t, id, "cancelled on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskCancelled })
+	if f := b.waitFinals(t, id); len(f) != 1 {
+		t.Fatalf("final events %+v, want one", f)
 	}
 }
 
@@ -364,8 +287,8 @@ func TestClusterTasksNewServerLeavesTheOthersTasksAlone(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	a := startTaskNode(t, ns.URL(), prefix, 0, steadyTTL)
-	id := a.startTask(t, `{"kind":"external","name":"ongoing"}`).ID
-	a.waitTask(t, id, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+	id := a.StartTask(t, `{"kind":"external","name":"ongoing"}`).ID
+	a.WaitTask(t, id, "running", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 
 	// A server that starts (or restarts) on the same NATS takes back
 	// nothing of another's.
@@ -373,7 +296,7 @@ func TestClusterTasksNewServerLeavesTheOthersTasksAlone(t *testing.T) {
 	if tk, status := c.getTask(t, id); status != http.StatusOK || tk.State != protocol.TaskRunning {
 		t.Fatalf("the new server shows %d %+v, want a's task running", status, tk)
 	}
-	c.wantTask(t, http.StatusOK, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":1}`)
+	c.Report(t, id, `{"done":1}`)
 	if tk, _ := a.getTask(t, id); tk.State != protocol.TaskRunning || tk.Done != 1 {
 		t.Fatalf("a shows %+v, want its task running at done 1", tk)
 	}
@@ -386,12 +309,12 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 	ns := natstest.Start(t)
 	nodes := startTaskCluster(t, ns.URL(), 3, goneTTL)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	ext := a.startTask(t, `{"kind":"external","name":"ext"}`).ID
-	demo := a.startTask(t, `{"kind":"demo","name":"demo","total":100000,"interval":"10ms"}`).ID
-	done := a.startTask(t, `{"kind":"external","name":"done"}`).ID
-	a.wantTask(t, http.StatusOK, http.MethodPost, "/v1/tasks/"+done+"/progress", `{"state":"succeeded"}`)
+	ext := a.StartTask(t, `{"kind":"external","name":"ext"}`).ID
+	demo := a.StartTask(t, `{"kind":"demo","name":"demo","total":100000,"interval":"10ms"}`).ID
+	done := a.StartTask(t, `{"kind":"external","name":"done"}`).ID
+	a.Report(t, done, `{"state":"succeeded"}`)
 	for _, id := range []string{ext, demo} {
-		b.waitTask(t, id, "running on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
+		b.WaitTask(t, id, "running on b", func(tk protocol.Task) bool { return tk.State == protocol.TaskRunning })
 	}
 
 	// A loses NATS for good: its connection closes, its liveness lapses.
@@ -406,33 +329,30 @@ func TestClusterTasksOfAVanishedServerFailOnce(t *testing.T) {
 
 	for _, id := range []string{ext, demo} {
 		for _, n := range []*clusterNode{b, c} {
-			tk := n.waitTask(t, id, "failed on "+n.URL, func(tk protocol.Task) bool { return tk.State.Final() })
+			tk := n.WaitTask(t, id, "failed on "+n.URL, func(tk protocol.Task) bool { return tk.State.Final() })
 			if tk.State != protocol.TaskFailed || !strings.Contains(tk.Message, "is gone") || tk.Finished == nil {
 				t.Fatalf("%s shows %+v, want failed: its server is gone", n.URL, tk)
 			}
 		}
-		if !poll(func() bool { return len(finals(b.streamTask(t, id))) > 0 }) {
-			t.Fatalf("no final event for task %s", id)
-		}
+		b.waitFinals(t, id)
 	}
 	// The finished task is still listed, kept by a survivor.
-	if tk, ok := listed(c.listTasks(t), done); !ok || tk.State != protocol.TaskSucceeded {
-		t.Fatalf("c lists %+v, want the finished task %s", c.listTasks(t), done)
+	if tk, ok := listed(c.Tasks(t), done); !ok || tk.State != protocol.TaskSucceeded {
+		t.Fatalf("c lists %+v, want the finished task %s", c.Tasks(t), done)
 	}
 	// Exactly once: however many reaping rounds B and C go through, each
 	// task has one final event.
-	deadline := time.Now().Add(2 * goneTTL)
-	for time.Now().Before(deadline) {
+	testwait.Holds(t, 2*goneTTL, 50*time.Millisecond, func() error {
 		for _, id := range []string{ext, demo} {
 			if f := finals(b.streamTask(t, id)); len(f) != 1 {
-				t.Fatalf("task %s: final events %+v, want one", id, f)
+				return fmt.Errorf("task %s: final events %+v, want one", id, f)
 			}
 		}
 		if f := finals(b.streamTask(t, done)); len(f) != 1 || f[0].State != protocol.TaskSucceeded {
-			t.Fatalf("finished task %s: final events %+v, want its own one", done, f)
+			return fmt.Errorf("finished task %s: final events %+v, want its own one", done, f)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	// And the survivors answer for them now.
 	for _, n := range []*clusterNode{b, c} {
 		n.wantTaskError(t, http.StatusConflict, protocol.CodeConflict, http.MethodPost, "/v1/tasks/"+ext+"/cancel", "")
@@ -448,16 +368,17 @@ func wantClean(t *testing.T, path, msg string) {
 }
 
 func TestClusterTasksNATSUnreachable(t *testing.T) {
-	ns := natstest.Start(t)
-	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
-	a, b := nodes[0], nodes[1]
-	id := a.startTask(t, `{"kind":"external","name":"ext"}`).ID
-	b.waitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
+	ns, a, b := startTaskPair(t)
+	id := a.StartTask(t, `{"kind":"external","name":"ext"}`).ID
+	b.WaitTask(t, id, "seen on b", func(protocol.Task) bool { return true })
 
 	ns.Stop()
-	if !poll(func() bool { return !b.Store.Conn().IsConnected() }) {
-		t.Fatal("b still connected to a stopped NATS")
-	}
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if b.Store.Conn().IsConnected() {
+			return errors.New("b still connected to a stopped NATS")
+		}
+		return nil
+	})
 	for path, method := range map[string]string{
 		"/v1/tasks":                     http.MethodGet,
 		"/v1/tasks/" + id:               http.MethodGet,
@@ -475,12 +396,12 @@ func TestClusterTasksNATSUnreachable(t *testing.T) {
 
 	// Back again, the cluster answers as before.
 	ns.Restart()
-	if !poll(func() bool {
-		status, _ := b.do(t, http.MethodPost, "/v1/tasks/"+id+"/progress", `{"done":2}`)
-		return status == http.StatusOK
-	}) {
-		t.Fatal("a report through b never got through after NATS came back")
-	}
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if a := b.Post(t, "/v1/tasks/"+id+"/progress", `{"done":2}`); a.Status != http.StatusOK {
+			return fmt.Errorf("a report through b after NATS came back: %d %s", a.Status, a.Body)
+		}
+		return nil
+	})
 	if tk, _ := a.getTask(t, id); tk.Done != 2 {
 		t.Fatalf("a shows %+v, want done 2", tk)
 	}

@@ -6,11 +6,9 @@ package natsstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,16 +19,16 @@ import (
 	"github.com/pushd/push/bench"
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
 
-// node is one pushd server of a test cluster.
+// node is one pushd server of a test cluster, with a client of its own.
 type node struct {
+	*pushdtest.Server
 	store *Store
-	srv   *server.Server
-	http  *httptest.Server
 	cl    *client.Client
 }
 
@@ -50,66 +48,66 @@ func startNodeWith(t *testing.T, url string, cfg server.Config) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() }) // after the server's shutdown
 	cfg.Store = st
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = time.Second
 	}
-	srv, err := server.New(cfg)
+	s := pushdtest.Start(t, cfg)
+	cl, err := client.New(s.URL, client.WithUser("tester"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	cl, err := client.New(hs.URL, client.WithUser("tester"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{store: st, srv: srv, http: hs, cl: cl}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-		st.Close()
-	})
-	return n
+	return &node{Server: s, store: st, cl: cl}
 }
 
-// collect reads n events from sub, failing the test after a deadline.
+// startPair runs two nodes on a new embedded NATS.
+func startPair(t *testing.T) (ns *natstest.Server, a, b *node) {
+	t.Helper()
+	ns = natstest.Start(t)
+	return ns, startNode(t, ns.URL()), startNode(t, ns.URL())
+}
+
+// publishN publishes count messages to room, prefix0 to
+// prefix<count-1>, and returns their texts and the last as stored.
+func (n *node) publishN(t *testing.T, room, prefix string, count int) ([]string, protocol.Event) {
+	t.Helper()
+	var texts []string
+	var last protocol.Event
+	for i := range count {
+		texts = append(texts, fmt.Sprintf("%s%d", prefix, i))
+		last = n.Publish(t, room, "tester", texts[i])
+	}
+	return texts, last
+}
+
+// collect reads n events from sub.
 func collect(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
 	t.Helper()
 	var got []protocol.Event
-	deadline := time.After(15 * time.Second)
 	for len(got) < n {
-		select {
-		case ev, ok := <-sub.Events():
-			if !ok {
-				t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, sub.Err())
-			}
-			got = append(got, ev)
-		case <-deadline:
-			t.Fatalf("got %d of %d events in time", len(got), n)
+		ev, ok := testwait.Recv(t, pushdtest.Timeout, sub.Events(), fmt.Sprintf("event %d of %d", len(got)+1, n))
+		if !ok {
+			t.Fatalf("subscription ended after %d of %d events: %v", len(got), n, sub.Err())
 		}
+		got = append(got, ev)
 	}
 	return got
 }
 
-// checkMessages checks that got are the messages want, in order, with
-// seqs that follow on from after with no gap.
+// checkMessages checks that got are the messages want, in order, in one
+// epoch, with seqs that follow on from after with no gap.
 func checkMessages(t *testing.T, got []protocol.Event, after uint64, want []string) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d events, want %d", len(got), len(want))
+	epoch := ""
+	if len(got) > 0 {
+		epoch = got[0].Epoch
 	}
-	for i, ev := range got {
-		if ev.Type != protocol.TypeMessage || ev.Text != want[i] || ev.Seq != after+uint64(i)+1 {
-			t.Fatalf("event %d: %s %q seq %d, want message %q seq %d", i, ev.Type, ev.Text, ev.Seq, want[i], after+uint64(i)+1)
-		}
-	}
+	pushdtest.CheckMessages(t, got, epoch, after+1, want)
 }
 
 func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
@@ -126,9 +124,7 @@ func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
 				if i%2 == 1 {
 					from = b // both nodes publish, interleaved
 				}
-				if _, err := from.cl.Publish(ctx, room, text); err != nil {
-					t.Fatal(err)
-				}
+				from.Publish(t, room, "tester", text)
 				want = append(want, text)
 			}
 			checkMessages(t, collect(t, onA, 20), 0, want)
@@ -138,8 +134,7 @@ func TestEventsCrossNodesOnEveryTransport(t *testing.T) {
 }
 
 func TestResumeOnAnotherNode(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const room = "moving"
@@ -147,9 +142,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 	publish := func(n *node, count int) {
 		for range count {
 			text := fmt.Sprintf("m%d", len(want))
-			if _, err := n.cl.Publish(ctx, room, text); err != nil {
-				t.Fatal(err)
-			}
+			n.Publish(t, room, "tester", text)
 			want = append(want, text)
 		}
 	}
@@ -174,25 +167,14 @@ func TestResumeOnAnotherNode(t *testing.T) {
 }
 
 func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	_, a, b := startPair(t)
 	// B opens the stream first, so it follows it from its start.
-	if _, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: "0", Wait: 0}); err != nil {
-		t.Fatal(err)
-	}
+	b.Poll(t, pushdtest.RoomPath("ahead"), "since=0&wait=0")
 	for i := range 50 {
-		ev, err := a.cl.Publish(ctx, "ahead", fmt.Sprint(i))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := a.Publish(t, "ahead", "tester", fmt.Sprint(i))
 		// Straight to B with the cursor A just gave out: never a reset.
-		p, err := b.cl.Poll(ctx, client.Room("ahead"), client.PollOptions{Since: protocol.Cursor{Epoch: ev.Epoch, Seq: ev.Seq}.String(), Wait: 0})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, got := range p.Events {
+		evs, _ := b.Poll(t, pushdtest.RoomPath("ahead"), "wait=0&since="+ev.Cursor().String())
+		for _, got := range evs {
 			if got.Type == protocol.TypeReset {
 				t.Fatalf("resume at %d on the other node: reset %s", ev.Seq, got.Reason)
 			}
@@ -201,26 +183,20 @@ func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
 }
 
 func TestNATSOutage(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	ns, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const room = "outage"
 	sub := b.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: "0", MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	defer sub.Close()
-	var acked []string
-	for i := range 5 {
-		text := fmt.Sprintf("before%d", i)
-		if _, err := a.cl.Publish(ctx, room, text); err != nil {
-			t.Fatal(err)
-		}
-		acked = append(acked, text)
+	acked, _ := a.publishN(t, room, "before", 5)
+	if a := a.Get(t, "/readyz"); a.Status != http.StatusOK {
+		t.Fatalf("GET /readyz: %d %s, want 200", a.Status, a.Body)
 	}
-	checkStatus(t, a.http.URL+"/readyz", http.StatusOK)
 
 	ns.Stop()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
-	waitStatus(t, b.http.URL+"/readyz", http.StatusServiceUnavailable)
+	a.waitReady(t, http.StatusServiceUnavailable)
+	b.waitReady(t, http.StatusServiceUnavailable)
 	// Publishes fail with a clear 503 while NATS is away.
 	for range 3 {
 		_, err := a.cl.Publish(ctx, room, "lost")
@@ -234,21 +210,16 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	ns.Restart()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusOK)
-	waitStatus(t, b.http.URL+"/readyz", http.StatusOK)
+	a.waitReady(t, http.StatusOK)
+	b.waitReady(t, http.StatusOK)
 	for i := range 5 {
 		text := fmt.Sprintf("after%d", i)
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			_, err := a.cl.Publish(ctx, room, text)
-			if err == nil {
-				break
+		testwait.Until(t, 15*time.Second, 100*time.Millisecond, func() error {
+			if _, err := a.cl.Publish(ctx, room, text); err != nil {
+				return fmt.Errorf("publish after NATS came back: %w", err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("publish after NATS came back: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 		acked = append(acked, text)
 	}
 	// The subscriber on B, which NATS's outage did not disconnect from
@@ -256,51 +227,26 @@ func TestNATSOutage(t *testing.T) {
 	checkMessages(t, collect(t, sub, len(acked)), 0, acked)
 }
 
-func checkStatus(t *testing.T, url string, want int) {
+// waitReady waits until the node's /readyz answers want.
+func (n *node) waitReady(t *testing.T, want int) {
 	t.Helper()
-	if got := status(t, url); got != want {
-		t.Fatalf("GET %s: %d, want %d", url, got, want)
-	}
-}
-
-func status(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp.StatusCode
-}
-
-// waitStatus polls url until it answers want, for at most 20 s.
-func waitStatus(t *testing.T, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := status(t, url)
-		if got == want {
-			return
+	testwait.Until(t, pushdtest.Timeout, 50*time.Millisecond, func() error {
+		if a := n.Get(t, "/readyz"); a.Status != want {
+			return fmt.Errorf("GET /readyz: %d %s, want %d", a.Status, a.Body, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: still %d after 20s, want %d", url, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // The load generator subscribes on one node and publishes on the other:
 // every subscriber gets every message once, in order, over every
 // transport.
 func TestBenchAcrossNodes(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	for _, tr := range []bench.Transport{bench.WebSocket, bench.SSE, bench.LongPoll} {
 		t.Run(string(tr), func(t *testing.T) {
 			o := bench.DefaultOptions()
-			o.Target, o.PublishTo = b.http.URL, a.http.URL
+			o.Target, o.PublishTo = b.URL, a.URL
 			o.Transport, o.Subscribers, o.Messages, o.Publishers = tr, 20, 200, 4
 			o.Timeout = 60 * time.Second
 			rep, err := bench.Run(context.Background(), o)
@@ -330,19 +276,11 @@ func TestCheckVersion(t *testing.T) {
 // a client resuming with a cursor of the old one gets a reset and the new
 // events, never a hang or a gap.
 func TestStreamMadeAnew(t *testing.T) {
-	ns := natstest.Start(t)
-	a, b := startNode(t, ns.URL()), startNode(t, ns.URL())
+	_, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const room = "anew"
-	var old *protocol.Event
-	for i := range 3 {
-		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("old%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		old = ev
-	}
+	_, old := a.publishN(t, room, "old", 3)
 	// b follows the stream from here on.
 	if p, err := b.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: "0", Wait: 5 * time.Second}); err != nil || len(p.Events) == 0 {
 		t.Fatalf("poll b: %v", err)
@@ -351,38 +289,31 @@ func TestStreamMadeAnew(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fresh []string
-	deadline := time.Now().Add(20 * time.Second)
-	for len(fresh) < 3 {
-		text := fmt.Sprintf("new%d", len(fresh))
-		if _, err := a.cl.Publish(ctx, room, text); err != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("publish into the new history: %v", err)
+	testwait.Until(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for len(fresh) < 3 {
+			text := fmt.Sprintf("new%d", len(fresh))
+			if _, err := a.cl.Publish(ctx, room, text); err != nil {
+				return fmt.Errorf("publish into the new history: %w", err)
 			}
-			time.Sleep(50 * time.Millisecond)
-			continue
+			fresh = append(fresh, text)
 		}
-		fresh = append(fresh, text)
-	}
+		return nil
+	})
 	// Each node moves to the new history when its following of the stream
 	// fails and starts again, after a backoff of up to a few seconds; a
 	// loaded machine may take longer.
-	deadline = time.Now().Add(40 * time.Second)
 	cursor := protocol.Cursor{Epoch: old.Epoch, Seq: old.Seq}.String()
 	for _, n := range []*node{a, b} {
 		var got []protocol.Event
-		for {
+		testwait.Until(t, 40*time.Second, 50*time.Millisecond, func() error {
 			p, err := n.cl.Poll(ctx, client.Room(room), client.PollOptions{Since: cursor, Wait: time.Second})
 			if err == nil && len(p.Events) > 0 && p.Events[0].Type == protocol.TypeReset && p.Events[0].Epoch != old.Epoch {
-				got = p.Events[1:]
-				if len(got) == len(fresh) {
-					break
+				if got = p.Events[1:]; len(got) == len(fresh) {
+					return nil
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("poll %s with the old cursor: %v, %+v; want a reset into the new epoch and %d events", n.http.URL, err, p, len(fresh))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return fmt.Errorf("poll %s with the old cursor: %v, %+v; want a reset into the new epoch and %d events", n.URL, err, p, len(fresh))
+		})
 		checkMessages(t, got, 0, fresh)
 	}
 }
@@ -404,7 +335,7 @@ func TestShutdownDeliversFinalTaskEvents(t *testing.T) {
 		// Wait until the subscriber is live: it has the queued event.
 		collect(t, sub, 1)
 		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := n.srv.Shutdown(sctx); err != nil {
+		if err := n.Srv().Shutdown(sctx); err != nil {
 			t.Fatal(err)
 		}
 		scancel()
@@ -438,7 +369,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	for w := range 64 {
 		wg.Go(func() {
 			for i := w; i < events; i += 64 {
-				if _, err := a.srv.Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
+				if _, err := a.Srv().Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -449,7 +380,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	url := "ws" + strings.TrimPrefix(a.http.URL, "http") + "/v1/rooms/later/events?since=0"
+	url := "ws" + strings.TrimPrefix(a.URL, "http") + "/v1/rooms/later/events?since=0"
 	c, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +391,7 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Stop()
-	waitStatus(t, a.http.URL+"/readyz", http.StatusServiceUnavailable)
+	a.waitReady(t, http.StatusServiceUnavailable)
 	got := 1
 	for {
 		_, _, err := c.Read(ctx)
@@ -492,14 +423,7 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const room = "quiet"
-	var last *protocol.Event
-	for i := range 3 {
-		ev, err := a.cl.Publish(ctx, room, fmt.Sprintf("before%d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = ev
-	}
+	_, last := a.publishN(t, room, "before", 3)
 	consumers := func() int {
 		info, err := a.store.js.Stream(ctx, a.store.streamName("room/"+room))
 		if err != nil {
@@ -525,17 +449,13 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 	collect(t, first, 3)
 	waitConsumers(1)
 	time.Sleep(300 * time.Millisecond)
-	if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
-		t.Fatal(err)
-	}
+	a.Publish(t, "other", "tester", "tick")
 	waitConsumers(1)
 	first.Close()
 
 	// Past the idle time, A's next request lets the room go.
 	testwait.Until(t, 15*time.Second, 50*time.Millisecond, func() error {
-		if _, err := a.cl.Publish(ctx, "other", "tick"); err != nil {
-			t.Fatal(err)
-		}
+		a.Publish(t, "other", "tester", "tick")
 		if n := consumers(); n != 0 {
 			return fmt.Errorf("%d consumers of the idle room's stream after its idle time; want 0", n)
 		}
@@ -544,14 +464,7 @@ func TestIdleStreamIsNoLongerFollowed(t *testing.T) {
 
 	// Events published meanwhile on B reach a subscriber on A that
 	// resumes from before them, with no reset.
-	var want []string
-	for i := range 2 {
-		text := fmt.Sprintf("after%d", i)
-		if _, err := b.cl.Publish(ctx, room, text); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, text)
-	}
+	want, _ := b.publishN(t, room, "after", 2)
 	cursor := protocol.Cursor{Epoch: last.Epoch, Seq: last.Seq}
 	sub := a.cl.Subscribe(ctx, client.Room(room), client.SubscribeOptions{Transport: client.TransportSSE, Since: cursor.String(), MaxRetries: 3})
 	defer sub.Close()

@@ -27,7 +27,7 @@ func TestPublishExactlyOnceAcrossNodes(t *testing.T) {
 			return pushdtest.LoseAnswer
 		}
 		return pushdtest.Pass
-	}, a.http.URL, b.http.URL)
+	}, a.URL, b.URL)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c, err := client.New(proxy.URL, client.WithUser("tester"), client.WithHTTPClient(&http.Client{Transport: tr}))
@@ -40,8 +40,8 @@ func TestPublishExactlyOnceAcrossNodes(t *testing.T) {
 	var want []string
 	for i := 1; i <= total; i++ {
 		if i == total/2 {
-			stopNode(t, b)
-			proxy.SetTargets(t, a.http.URL)
+			b.Down(t) // off the network for good: its connections cut, new ones refused
+			proxy.SetTargets(t, a.URL)
 		}
 		text := fmt.Sprintf("m%d", i)
 		ev, err := c.Publish(ctx, room, text)
@@ -85,12 +85,4 @@ func TestRepeatOnAnotherNodeAnswersTheFirst(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Status != http.StatusConflict {
 		t.Fatalf("other text under the same id on the other node: %v; want 409", err)
 	}
-}
-
-// stopNode takes a node off the network for good, in the middle of a
-// test: its connections are cut and its port refuses new ones.
-func stopNode(t *testing.T, n *node) {
-	t.Helper()
-	n.http.CloseClientConnections()
-	n.http.Close()
 }

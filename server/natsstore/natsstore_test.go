@@ -2,13 +2,11 @@ package natsstore_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushd/push/internal/natstest"
-	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
 	"github.com/pushd/push/server/storetest"
@@ -41,29 +39,9 @@ func TestConformance(t *testing.T) {
 // NATS store (an embedded nats-server, file storage), serial and with many
 // concurrent publishers, whose appends the hub groups.
 func BenchmarkPublish(b *testing.B) {
-	for _, parallel := range []int{1, 64} {
-		b.Run(fmt.Sprintf("publishers=%d", parallel), func(b *testing.B) {
-			ns := natstest.Start(b)
-			st := open(b, ns.URL(), natsstore.Options{})
-			srv, err := server.New(server.Config{Store: st})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Shutdown(context.Background())
-			hub := srv.Hub()
-			b.SetParallelism(parallel)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := hub.Publish(context.Background(), "room/bench", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: "hello"}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		})
-	}
+	storetest.BenchmarkPublish(b, func(b *testing.B) server.Store {
+		return open(b, natstest.Start(b).URL(), natsstore.Options{})
+	})
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -54,10 +54,7 @@ func openRoster(t *testing.T, url, node string) *testRoster {
 	st := open(t, url, natsstore.Options{Timeout: testTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	logs := testlog.New(t)
-	t.Cleanup(logs.Stop)
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: log})
+	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: node, Refresh: testRefresh, TTL: testTTL, Logger: testlog.Logger(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,17 +111,21 @@ func depart(t *testing.T, r *testRoster, room, user string) bool {
 // waitUsers waits until every roster lists want in room.
 func waitUsers(t *testing.T, room string, want []string, rosters ...*testRoster) {
 	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
+	waitAll(t, "roster", rosters, want, func(r *testRoster) ([]string, error) { return r.Users(context.Background(), room) })
+}
+
+// waitAll waits until get gives want for every one of items (what names
+// them in the failure).
+func waitAll[T any](t *testing.T, what string, items []T, want []string, get func(T) ([]string, error)) {
+	t.Helper()
 	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
-		for i, r := range rosters {
-			got, err := r.Users(context.Background(), room)
+		for i, it := range items {
+			got, err := get(it)
 			if err != nil {
-				return fmt.Errorf("roster %d: %v", i, err)
+				return fmt.Errorf("%s %d: %v", what, i, err)
 			}
 			if !slices.Equal(got, want) {
-				return fmt.Errorf("roster %d lists %q in %s; want %q", i, got, room, want)
+				return fmt.Errorf("%s %d: %q; want %q", what, i, got, want)
 			}
 		}
 		return nil
@@ -384,11 +385,7 @@ const purge = "KV-Operation: PURGE"
 // lost waits for a loss the proxy was told of.
 func lost(t *testing.T, what string, ch <-chan struct{}) {
 	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(waitTimeout):
-		t.Fatalf("the proxy never lost %s", what)
-	}
+	testwait.Recv(t, waitTimeout, ch, "loss of "+what+" by the proxy")
 }
 
 // waitGone waits until the roster has reported want gone, and no others.

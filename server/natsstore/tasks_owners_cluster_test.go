@@ -6,21 +6,14 @@ package natsstore_test
 // of a task it may not see.
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -31,27 +24,12 @@ import (
 // and the task of a 2xx answer.
 func (n *clusterNode) startKeyed(t testing.TB, body, key string) (int, protocol.Task) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/v1/tasks", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := n.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	a := n.Post(t, "/v1/tasks", body, protocol.IdempotencyKeyHeader, key)
 	var tk protocol.Task
-	if resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, &tk); err != nil {
-			t.Fatalf("start on %s: %v in %s", n.URL, err, b)
-		}
+	if a.Status < 300 {
+		a.JSON(t, &tk)
 	}
-	return resp.StatusCode, tk
+	return a.Status, tk
 }
 
 func TestClusterTasksIdempotencyKeyOnEveryServer(t *testing.T) {
@@ -89,83 +67,19 @@ func TestClusterTasksIdempotencyKeyOnEveryServer(t *testing.T) {
 	}
 }
 
-// taskWatch is a WebSocket subscription to a tasks path, keeping what it
-// reads.
-type taskWatch struct {
-	mu   sync.Mutex
-	evs  []protocol.Event
-	drop func()
-}
-
-// watchTasks subscribes over WebSocket to path (with its query) on n until
-// drop or the end of the test.
-func (n *clusterNode) watchTasks(t *testing.T, path string) *taskWatch {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+path, &websocket.DialOptions{HTTPClient: n.client})
-	if err != nil {
-		t.Fatalf("subscribe to %s on %s: %v", path, n.URL, err)
-	}
-	w := &taskWatch{}
-	readCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			_, b, err := c.Read(readCtx)
-			if err != nil {
-				return
-			}
-			var ev protocol.Event
-			if json.Unmarshal(b, &ev) == nil {
-				w.mu.Lock()
-				w.evs = append(w.evs, ev)
-				w.mu.Unlock()
-			}
-		}
-	}()
-	var once sync.Once
-	w.drop = func() {
-		once.Do(func() {
-			_ = c.CloseNow()
-			stop()
-			<-done
-		})
-	}
-	t.Cleanup(w.drop)
-	return w
-}
-
-// waitFor waits until cond holds for what w has read, and returns it.
-func (w *taskWatch) waitFor(t *testing.T, what string, cond func([]protocol.Event) bool) []protocol.Event {
-	t.Helper()
-	var evs []protocol.Event
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
-		w.mu.Lock()
-		evs = append([]protocol.Event(nil), w.evs...)
-		w.mu.Unlock()
-		if !cond(evs) {
-			return fmt.Errorf("no %s; read %s", what, tasktest.EventsString(evs))
-		}
-		return nil
-	})
-	return evs
-}
-
 func TestClusterTasksWatcherOnAnotherServerKeepsTheTask(t *testing.T) {
 	ns := natstest.Start(t)
 	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
 	a, b := nodes[0], nodes[1]
-	tk := a.startTask(t, `{"kind":"demo","total":1000,"interval":"100ms","cancel_unwatched":"1s"}`)
-	w := b.watchTasks(t, "/v1/tasks/"+tk.ID+"/events")
+	tk := a.StartTask(t, `{"kind":"demo","total":1000,"interval":"100ms","cancel_unwatched":"1s"}`)
+	w := b.Watch(t, pushdtest.WS, pushdtest.TaskPath(tk.ID), pushdtest.SubOptions{})
 	// Watched on b alone, it runs well past its second.
-	w.waitFor(t, "progress past 2.5 s", func(evs []protocol.Event) bool {
+	w.WaitFor(t, "progress past 2.5 s", func(evs []protocol.Event) bool {
 		return tasktest.Seen(evs, tk.ID, func(tk protocol.Task) bool { return tk.Done >= 25 })
 	})
-	w.drop()
+	w.Stop()
 	left := time.Now()
-	got := a.waitTask(t, tk.ID, "ended", func(tk protocol.Task) bool { return tk.State.Final() })
+	got := a.WaitTask(t, tk.ID, "ended", func(tk protocol.Task) bool { return tk.State.Final() })
 	if got.State != protocol.TaskCancelled || got.Message != protocol.MessageUnwatched {
 		t.Fatalf("ended %s; want cancelled, %q", tasktest.String(got), protocol.MessageUnwatched)
 	}
@@ -191,15 +105,20 @@ func TestClusterTasksScopesOnEveryServer(t *testing.T) {
 	}
 	ann := token("ann", server.Claims{Rooms: []string{"ops"}, Tasks: true})
 	bob := token("bob", server.Claims{Rooms: []string{"lobby"}, Tasks: true})
-	annW := b.watchTasks(t, "/v1/tasks/events?"+ann)
-	bobW := b.watchTasks(t, "/v1/tasks/events?"+bob)
-	private := a.wantTask(t, http.StatusCreated, http.MethodPost, "/v1/tasks?"+ann, `{"kind":"external","private":true}`)
-	ops := a.wantTask(t, http.StatusCreated, http.MethodPost, "/v1/tasks?"+ann, `{"kind":"external","room":"ops"}`)
-	last := a.wantTask(t, http.StatusCreated, http.MethodPost, "/v1/tasks?"+ann, `{"kind":"external","name":"for all"}`)
-	annW.waitFor(t, "ann's three tasks", func(evs []protocol.Event) bool {
+	annW := b.Watch(t, pushdtest.WS, "/v1/tasks/events?"+ann, pushdtest.SubOptions{})
+	bobW := b.Watch(t, pushdtest.WS, "/v1/tasks/events?"+bob, pushdtest.SubOptions{})
+	start := func(body string) protocol.Task {
+		var tk protocol.Task
+		a.Expect(t, http.MethodPost, "/v1/tasks?"+ann, body, http.StatusCreated, &tk)
+		return tk
+	}
+	private := start(`{"kind":"external","private":true}`)
+	ops := start(`{"kind":"external","room":"ops"}`)
+	last := start(`{"kind":"external","name":"for all"}`)
+	annW.WaitFor(t, "ann's three tasks", func(evs []protocol.Event) bool {
 		return len(tasktest.EventsOf(evs, private.ID)) > 0 && len(tasktest.EventsOf(evs, ops.ID)) > 0 && len(tasktest.EventsOf(evs, last.ID)) > 0
 	})
-	evs := bobW.waitFor(t, "the task for all", func(evs []protocol.Event) bool { return len(tasktest.EventsOf(evs, last.ID)) > 0 })
+	evs := bobW.WaitFor(t, "the task for all", func(evs []protocol.Event) bool { return len(tasktest.EventsOf(evs, last.ID)) > 0 })
 	for _, ev := range evs {
 		if ev.Task != nil && ev.Task.ID != last.ID {
 			t.Errorf("bob's subscription on b told of a task he may not see: %+v", *ev.Task)
@@ -207,22 +126,21 @@ func TestClusterTasksScopesOnEveryServer(t *testing.T) {
 	}
 	// Nor do the other answers of b.
 	for _, id := range []string{private.ID, ops.ID} {
-		if status, body := b.do(t, http.MethodGet, "/v1/tasks/"+id+"?"+bob, ""); status != http.StatusNotFound {
-			t.Errorf("GET task %s as bob on b: %d %s; want 404", id, status, body)
+		if a := b.Get(t, "/v1/tasks/"+id+"?"+bob); a.Status != http.StatusNotFound {
+			t.Errorf("GET task %s as bob on b: %d %s; want 404", id, a.Status, a.Body)
 		}
-		if status, body := b.do(t, http.MethodPost, "/v1/tasks/"+id+"/cancel?"+bob, ""); status != http.StatusNotFound {
-			t.Errorf("cancel task %s as bob on b: %d %s; want 404", id, status, body)
+		if a := b.Post(t, "/v1/tasks/"+id+"/cancel?"+bob, ""); a.Status != http.StatusNotFound {
+			t.Errorf("cancel task %s as bob on b: %d %s; want 404", id, a.Status, a.Body)
 		}
 	}
 	var l protocol.TaskList
-	status, body := b.do(t, http.MethodGet, "/v1/tasks?"+bob, "")
-	if err := json.Unmarshal(body, &l); status != http.StatusOK || err != nil || len(l.Tasks) != 1 || l.Tasks[0].ID != last.ID {
-		t.Errorf("bob lists on b: %d %s; want the task for all alone", status, body)
+	if b.Expect(t, http.MethodGet, "/v1/tasks?"+bob, "", http.StatusOK, &l); len(l.Tasks) != 1 || l.Tasks[0].ID != last.ID {
+		t.Errorf("bob lists on b: %+v; want the task for all alone", l.Tasks)
 	}
 	// The owner's rule holds on b too: bob sees the task for all, but it
 	// is ann's to cancel.
-	if status, body := b.do(t, http.MethodPost, "/v1/tasks/"+last.ID+"/cancel?"+bob, ""); status != http.StatusForbidden || !strings.Contains(string(body), "ann's") {
-		t.Errorf("cancel ann's task as bob on b: %d %s; want 403 saying it is ann's", status, body)
+	if a := b.Post(t, "/v1/tasks/"+last.ID+"/cancel?"+bob, ""); a.Status != http.StatusForbidden || !strings.Contains(string(a.Body), "ann's") {
+		t.Errorf("cancel ann's task as bob on b: %d %s; want 403 saying it is ann's", a.Status, a.Body)
 	}
-	b.wantTask(t, http.StatusAccepted, http.MethodPost, "/v1/tasks/"+last.ID+"/cancel?"+ann, "")
+	b.Expect(t, http.MethodPost, "/v1/tasks/"+last.ID+"/cancel?"+ann, "", http.StatusAccepted, nil)
 }

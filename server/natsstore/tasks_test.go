@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -160,12 +161,12 @@ func TestTasksOfAVanishedNodeAreTakenOverAndItsSavesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startTaskNode(t, ns.URL(), prefix, 0, goneTTL)
-	end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
+	end := b.WaitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
 	if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
 		t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
 	}
 	// B keeps it as one of its own finished tasks now.
-	if got, err := b.Srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
+	if got, err := b.Srv().Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
 		t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
 	}
 	// The vanished node, back, may no longer write the record.
@@ -185,8 +186,8 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	a := startTaskNode(t, ns.URL(), prefix, 0, steadyTTL)
-	id := a.startTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
-	a.waitTask(t, id, "making progress", func(tk protocol.Task) bool { return tk.Done >= 2 })
+	id := a.StartTask(t, `{"kind":"demo","name":"long","total":100000,"interval":"5ms"}`).ID
+	a.WaitTask(t, id, "making progress", func(tk protocol.Task) bool { return tk.Done >= 2 })
 
 	// Another node takes the record over, as it does when it finds a's
 	// server gone while a was only out of reach.
@@ -194,7 +195,7 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !poll(func() bool {
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
 		e, err := kv.Get(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -213,20 +214,21 @@ func TestTasksLostTaskStopsOnItsServer(t *testing.T) {
 		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			t.Fatal(err)
 		}
-		return err == nil // else a's progress came first: again
-	}) {
-		t.Fatal("never took the record over")
-	}
+		return err // a revision mismatch: a's progress came first, so again
+	})
 
 	// a's task stops there, announcing nothing, and a shows the record.
-	if !poll(func() bool { _, err := a.Srv.Tasks().Get(id); return errors.Is(err, tasks.ErrNotFound) }) {
-		t.Fatal("the task still runs on a after another node took it over")
-	}
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+		if _, err := a.Srv().Tasks().Get(id); !errors.Is(err, tasks.ErrNotFound) {
+			return fmt.Errorf("the task still runs on a after another node took it over: %v", err)
+		}
+		return nil
+	})
 	if got, status := a.getTask(t, id); status != http.StatusOK || got.State != protocol.TaskFailed || got.Message != "taken over" {
 		t.Fatalf("a shows %d %+v, want the record: failed, taken over", status, got)
 	}
-	if got, ok := listed(a.listTasks(t), id); !ok || got.State != protocol.TaskFailed {
-		t.Fatalf("a lists %+v, want the task failed", a.listTasks(t))
+	if got, ok := listed(a.Tasks(t), id); !ok || got.State != protocol.TaskFailed {
+		t.Fatalf("a lists %+v, want the task failed", a.Tasks(t))
 	}
 	if f := finals(a.streamTask(t, id)); len(f) != 0 {
 		t.Fatalf("a announced the end of a task it lost: %+v", f)
@@ -255,11 +257,11 @@ func TestTasksListIsNewestFirstAcrossServers(t *testing.T) {
 	nodes := startTaskCluster(t, ns.URL(), 2, steadyTTL)
 	var want []string
 	for i := range 6 {
-		want = append(want, nodes[i%2].startTask(t, `{"kind":"external"}`).ID)
+		want = append(want, nodes[i%2].StartTask(t, `{"kind":"external"}`).ID)
 	}
 	slices.Reverse(want)
 	for _, n := range nodes {
-		if got := ids(n.listTasks(t)); !slices.Equal(got, want) {
+		if got := ids(n.Tasks(t)); !slices.Equal(got, want) {
 			t.Fatalf("%s lists %v, want %v", n.URL, got, want)
 		}
 	}
@@ -293,17 +295,14 @@ func TestTasksTakeOverWithLostAnswer(t *testing.T) {
 				lost(t, "the read of the record", read)
 			}
 
-			end := b.waitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
+			end := b.WaitTask(t, task.ID, "failed", func(tk protocol.Task) bool { return tk.State.Final() })
 			if end.State != protocol.TaskFailed || !strings.Contains(end.Message, "node "+x.Node()+") is gone") {
 				t.Fatalf("the orphan ended %+v, want failed: its server is gone", end)
 			}
-			if got, err := b.Srv.Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
+			if got, err := b.Srv().Tasks().Get(task.ID); err != nil || got.State != protocol.TaskFailed {
 				t.Fatalf("b's own tasks have %+v, %v; want the orphan, failed", got, err)
 			}
-			if !poll(func() bool { return len(finals(b.streamTask(t, task.ID))) > 0 }) {
-				t.Fatal("no final event for the orphan")
-			}
-			if f := finals(b.streamTask(t, task.ID)); len(f) != 1 || f[0].State != protocol.TaskFailed {
+			if f := b.waitFinals(t, task.ID); len(f) != 1 || f[0].State != protocol.TaskFailed {
 				t.Fatalf("final events %+v, want one: failed", f)
 			}
 		})

@@ -73,28 +73,22 @@ func Run(t *testing.T, open Factory) {
 	t.Run("read after cursor with limit", func(t *testing.T) {
 		s := open(t, Options{})
 		appendN(t, s, "tasks", 10)
-		evs, in, err := s.Read(ctx, "tasks", 4, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := Read(t, s, "tasks", 4, 3)
 		if len(evs) != 3 || evs[0].Seq != 5 || evs[2].Seq != 7 || in.Last != 10 {
-			t.Fatalf("Read(after 4, limit 3) = %d events from %v, info %+v", len(evs), seqs(evs), in)
+			t.Fatalf("Read(after 4, limit 3) = %d events from %v, info %+v", len(evs), Seqs(evs), in)
 		}
 		evs, _, _ = s.Read(ctx, "tasks", 10, 3)
 		if len(evs) != 0 {
-			t.Fatalf("Read after the last = %v, want none", seqs(evs))
+			t.Fatalf("Read after the last = %v, want none", Seqs(evs))
 		}
 	})
 
 	t.Run("retention by count", func(t *testing.T) {
 		s := open(t, Options{MaxEvents: 3})
 		appendN(t, s, "room/a", 5)
-		evs, in, err := s.Read(ctx, "room/a", 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := Read(t, s, "room/a", 0, 10)
 		if in.First != 3 || in.Last != 5 || len(evs) != 3 || evs[0].Seq != 3 {
-			t.Fatalf("after 5 appends keeping 3: info %+v, events %v", in, seqs(evs))
+			t.Fatalf("after 5 appends keeping 3: info %+v, events %v", in, Seqs(evs))
 		}
 	})
 
@@ -108,12 +102,9 @@ func Run(t *testing.T, open Factory) {
 		if _, err := s.Append(ctx, "room/a", []protocol.Event{old, old, msg("new")}); err != nil {
 			t.Fatal(err)
 		}
-		evs, in, err := s.Read(ctx, "room/a", 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		evs, in := Read(t, s, "room/a", 0, 10)
 		if in.First != 3 || len(evs) != 1 || evs[0].Text != "new" {
-			t.Fatalf("after age retention: info %+v, events %v", in, seqs(evs))
+			t.Fatalf("after age retention: info %+v, events %v", in, Seqs(evs))
 		}
 	})
 
@@ -121,16 +112,14 @@ func Run(t *testing.T, open Factory) {
 		s := open(t, Options{})
 		var wg sync.WaitGroup
 		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := range 25 {
 					if _, err := s.Append(ctx, fmt.Sprintf("room/%d", w), []protocol.Event{msg(fmt.Sprint(i))}); err != nil {
 						t.Error(err)
 						return
 					}
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		for w := range 4 {
@@ -182,7 +171,19 @@ func appendN(t *testing.T, s server.Store, stream string, n int) {
 	}
 }
 
-func seqs(evs []protocol.Event) []uint64 {
+// Read reads stream after a seq, at most limit events, failing the test
+// on an error.
+func Read(t testing.TB, s server.Store, stream string, after uint64, limit int) ([]protocol.Event, server.StreamInfo) {
+	t.Helper()
+	evs, in, err := s.Read(context.Background(), stream, after, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs, in
+}
+
+// Seqs returns the seqs of evs, for failure messages and comparisons.
+func Seqs(evs []protocol.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.Seq

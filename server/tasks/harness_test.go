@@ -144,15 +144,14 @@ type runner struct {
 // log. Cleanup shuts it down.
 func startRunner(t *testing.T, stream *memStream, cfg tasks.Config, store tasks.Store, peers tasks.Peers) *runner {
 	t.Helper()
-	logs := testlog.New(t)
-	t.Cleanup(logs.Stop) // registered first, so it runs last
+	log := testlog.Logger(t, slog.LevelInfo) // its cleanup runs after the runner's
 	if stream == nil {
 		stream = &memStream{}
 	}
 	if cfg.MinInterval == 0 {
 		cfg.MinInterval = time.Millisecond
 	}
-	r, err := tasks.New(context.Background(), stream, cfg, store, peers, slog.New(slog.NewTextHandler(logs, nil)))
+	r, err := tasks.New(context.Background(), stream, cfg, store, peers, log)
 	if err != nil {
 		t.Fatal(err)
 	}
