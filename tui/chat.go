@@ -78,6 +78,10 @@ type ChatModel struct {
 	// messages up to it are history and ring no bell.
 	head  protocol.Cursor
 	older olderState
+	// missed is the line said above the first event after left, where
+	// the user left the room last time ("" once said, or none).
+	missed string
+	left   protocol.Cursor
 }
 
 // outgoing is the message last sent from the input line: a retry of the

@@ -80,6 +80,10 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 			if e.Type != protocol.TypeReset {
 				m.older.note(e.Cursor())
 			}
+			if m.missed != "" && e.Epoch == m.left.Epoch && e.Seq > m.left.Seq {
+				lines = append(lines, paneEntry{kind: kindSystem, at: m.Now(), text: m.missed})
+				m.missed = ""
+			}
 			switch e.Type {
 			case protocol.TypeMessage:
 				entry := m.messageEntry(e)
@@ -162,7 +166,9 @@ func (m *ChatModel) backlog(b Backlog) []paneEntry {
 	case b.Resumed && b.Missed == 0:
 		text = "nothing new since you left"
 	case b.Resumed:
-		text = fmt.Sprintf("── %d new since you left ──%s", b.Missed, skipped)
+		// Said above the first event missed.
+		m.missed, m.left = fmt.Sprintf("── %d new since you left ──%s", b.Missed, skipped), b.Last
+		return nil
 	case b.Skipped > 0:
 		text = "⟳ " + skipped[2:]
 	default:

@@ -33,9 +33,11 @@ type Backlog struct {
 	// Head is where the room stood when its subscription started: the
 	// events up to it are history, those after it are live.
 	Head protocol.Cursor
-	// Resumed: the events that follow begin where the user left the room
-	// last time; Missed of them (up to Head) came since.
+	// Resumed: the user was in the room before, and left it at Last;
+	// Missed events (up to Head) came since. The events that follow may
+	// begin a little before Last, to show what was said before.
 	Resumed bool
+	Last    protocol.Cursor
 	Missed  int
 	// Skipped events before those that follow are not sent (more were
 	// missed than are shown, or a reset would replay the whole log); they

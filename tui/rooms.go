@@ -1,0 +1,588 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pushd/push/protocol"
+)
+
+// RoomsConn is the link to the server of the chat screen with several
+// rooms.
+type RoomsConn interface {
+	// Updates carries the events and connection state changes of every
+	// joined room and of the tasks stream, and each room's Backlog before
+	// its events. The model reads it until it is closed; the
+	// implementation closes it when it is done.
+	Updates() <-chan Update
+	// Join begins following room, as the user (present there while
+	// joined); it returns at once. Joining a room already joined does
+	// nothing.
+	Join(room string)
+	// Part stops following room.
+	Part(room string)
+	// Send publishes text to room as the message id (see ChatConn.Send).
+	Send(ctx context.Context, room, id, text string) error
+	// Presence returns who is in room.
+	Presence(ctx context.Context, room string) ([]string, error)
+	// Tasks returns the tasks the server keeps, newest first.
+	Tasks(ctx context.Context) ([]protocol.Task, error)
+	// Rooms returns the rooms in use that the user may join.
+	Rooms(ctx context.Context) ([]protocol.RoomInfo, error)
+	// ReadBefore reads room's history backwards (see ChatConn.ReadBefore).
+	ReadBefore(ctx context.Context, room string, before protocol.Cursor, limit int) (*protocol.Page, error)
+}
+
+// RoomsConfig sets up a RoomsModel.
+type RoomsConfig struct {
+	Common
+	Conn RoomsConn
+	// Rooms are the rooms joined at the start, in order; the first is
+	// shown. The caller has joined them (Conn.Join).
+	Rooms []string
+	User  string
+	// Scrollback, Location and RoomTasksOnly are each room's (see
+	// ChatConfig).
+	Scrollback    int
+	Location      *time.Location
+	RoomTasksOnly bool
+}
+
+// RoomsModel is the chat screen with several rooms: a list of the rooms
+// joined, with their unread messages and mentions, and the rooms in use
+// that one may join, beside the screen of the room shown (a ChatModel
+// each: its own messages, presence, scrollback, input and history).
+// Alt+1..9 shows room 1 to 9, ctrl+n and ctrl+p the next and previous;
+// /join ROOM joins (tab completes the name), /part leaves.
+type RoomsModel struct {
+	cfg     RoomsConfig
+	conn    RoomsConn
+	keys    roomsKeys
+	tabs    []*roomTab
+	cur     int
+	width   int
+	height  int
+	others  []protocol.RoomInfo // the rooms in use, from Conn.Rooms
+	closed  bool
+	quit    bool
+	updates <-chan Update
+}
+
+// roomTab is one joined room.
+type roomTab struct {
+	chat     *ChatModel
+	unread   int // messages by others since the room was last shown
+	mentions int // of them, those that name the user
+	// resumed: the room's events began where the user left it, at left;
+	// those after it were missed, and count.
+	resumed bool
+	left    protocol.Cursor
+}
+
+// roomsKeys are the keys of the screen with several rooms.
+type roomsKeys struct {
+	Next, Prev, Quit key.Binding
+	Nth              []key.Binding // alt+1 .. alt+9
+}
+
+func defaultRoomsKeys() roomsKeys {
+	k := roomsKeys{
+		Next: key.NewBinding(key.WithKeys("ctrl+n", "alt+right"), key.WithHelp("ctrl+n", "next room")),
+		Prev: key.NewBinding(key.WithKeys("ctrl+p", "alt+left"), key.WithHelp("ctrl+p", "previous room")),
+		Quit: key.NewBinding(key.WithKeys("ctrl+c", "esc")),
+	}
+	for i := 1; i <= 9; i++ {
+		k.Nth = append(k.Nth, key.NewBinding(key.WithKeys(fmt.Sprintf("alt+%d", i))))
+	}
+	return k
+}
+
+// roomMsg is a message for the screen of one room: the answer to a
+// command that screen gave.
+type roomMsg struct {
+	room string
+	msg  tea.Msg
+}
+
+// roomListMsg is the answer to Conn.Rooms.
+type roomListMsg struct {
+	rooms []protocol.RoomInfo
+	err   error
+}
+
+// roomListTick asks for the rooms in use again.
+type roomListTick struct{}
+
+// roomListEvery is how often the list of rooms in use is fetched again.
+const roomListEvery = 30 * time.Second
+
+// NewRoomsModel returns the screen for cfg, showing cfg.Rooms[0].
+func NewRoomsModel(cfg RoomsConfig) *RoomsModel {
+	cfg.Common.defaults()
+	m := &RoomsModel{cfg: cfg, conn: cfg.Conn, keys: defaultRoomsKeys(), updates: cfg.Conn.Updates()}
+	for _, room := range cfg.Rooms {
+		m.tabs = append(m.tabs, m.newTab(room))
+	}
+	return m
+}
+
+// newTab returns the screen of room.
+func (m *RoomsModel) newTab(room string) *roomTab {
+	return &roomTab{chat: NewChatModel(ChatConfig{
+		Common: m.cfg.Common, Conn: roomLink{m.conn, room}, Room: room, User: m.cfg.User,
+		Scrollback: m.cfg.Scrollback, Location: m.cfg.Location, RoomTasksOnly: m.cfg.RoomTasksOnly,
+	})}
+}
+
+// Shown returns the room shown.
+func (m *RoomsModel) Shown() string { return m.tabs[m.cur].chat.room }
+
+// Init starts every room's screen, reads updates and lists the rooms in
+// use.
+func (m *RoomsModel) Init() tea.Cmd {
+	cmds := []tea.Cmd{waitForUpdates(m.updates), m.fetchRooms(), tea.Tick(roomListEvery, func(time.Time) tea.Msg { return roomListTick{} })}
+	for _, t := range m.tabs {
+		cmds = append(cmds, tag(t.chat.room, t.chat.Init()))
+	}
+	return tea.Batch(cmds...)
+}
+
+// tag makes cmd's message one for the screen of room.
+func tag(room string, cmd tea.Cmd) tea.Cmd {
+	if cmd == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		msg := cmd()
+		if msg == nil {
+			return nil
+		}
+		return roomMsg{room: room, msg: msg}
+	}
+}
+
+// fetchRooms begins a listing of the rooms in use.
+func (m *RoomsModel) fetchRooms() tea.Cmd {
+	conn, timeout := m.conn, m.cfg.Timeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		rooms, err := conn.Rooms(ctx)
+		return roomListMsg{rooms: rooms, err: err}
+	}
+}
+
+// tab returns the joined room's tab, or nil.
+func (m *RoomsModel) tab(room string) *roomTab {
+	for _, t := range m.tabs {
+		if t.chat.room == room {
+			return t
+		}
+	}
+	return nil
+}
+
+// Update implements tea.Model.
+func (m *RoomsModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, nil
+	case updatesMsg:
+		return m, m.apply(msg)
+	case roomMsg:
+		return m, m.forRoom(msg)
+	case roomListMsg:
+		if msg.err == nil {
+			m.others = msg.rooms
+		}
+		return m, nil
+	case roomListTick:
+		return m, tea.Batch(m.fetchRooms(), tea.Tick(roomListEvery, func(time.Time) tea.Msg { return roomListTick{} }))
+	case tea.KeyMsg:
+		return m, m.onKey(msg)
+	}
+	return m, m.toShown(msg)
+}
+
+// toShown hands msg to the room shown.
+func (m *RoomsModel) toShown(msg tea.Msg) tea.Cmd {
+	c := m.tabs[m.cur].chat
+	_, cmd := c.Update(msg)
+	return tag(c.room, cmd)
+}
+
+// forRoom hands the answer to a room's command back to that room.
+func (m *RoomsModel) forRoom(rm roomMsg) tea.Cmd {
+	switch msg := rm.msg.(type) {
+	case tea.BatchMsg:
+		cmds := make([]tea.Cmd, len(msg))
+		for i, c := range msg {
+			cmds[i] = tag(rm.room, c)
+		}
+		return tea.Batch(cmds...)
+	case tea.QuitMsg:
+		m.quit = true
+		return tea.Quit
+	}
+	t := m.tab(rm.room)
+	if t == nil {
+		return nil // parted since
+	}
+	_, cmd := t.chat.Update(rm.msg)
+	return tag(rm.room, cmd)
+}
+
+// apply hands each room its updates, the tasks stream's to every room,
+// and counts the messages of rooms not shown.
+func (m *RoomsModel) apply(msg updatesMsg) tea.Cmd {
+	byRoom := make(map[*roomTab][]Update)
+	for _, u := range msg.Updates {
+		stream := ""
+		switch {
+		case u.Event != nil:
+			stream = u.Event.Stream
+		case u.Status != nil:
+			stream = u.Status.Stream
+		case u.Backlog != nil:
+			stream = u.Backlog.Stream
+		}
+		if stream == protocol.TasksStream {
+			for _, t := range m.tabs {
+				byRoom[t] = append(byRoom[t], u)
+			}
+			continue
+		}
+		room, ok := strings.CutPrefix(stream, protocol.RoomStream(""))
+		t := m.tab(room)
+		if !ok || t == nil {
+			continue // a room parted since
+		}
+		byRoom[t] = append(byRoom[t], u)
+		m.count(t, u)
+	}
+	var cmds []tea.Cmd
+	for _, t := range m.tabs {
+		us := byRoom[t]
+		if len(us) == 0 && !msg.Closed {
+			continue
+		}
+		_, cmd := t.chat.Update(updatesMsg{Updates: us, Closed: msg.Closed})
+		cmds = append(cmds, tag(t.chat.room, cmd))
+	}
+	if msg.Closed {
+		m.closed = true
+	} else {
+		cmds = append(cmds, waitForUpdates(m.updates))
+	}
+	return tea.Batch(cmds...)
+}
+
+// count counts u in t's unread messages and mentions, when t is not
+// shown: a message by someone else, live or missed since last time.
+func (m *RoomsModel) count(t *roomTab, u Update) {
+	if b := u.Backlog; b != nil {
+		t.resumed, t.left = b.Resumed, b.Last
+		return
+	}
+	e := u.Event
+	if t == m.tabs[m.cur] || e == nil || e.Type != protocol.TypeMessage || e.User == m.cfg.User {
+		return
+	}
+	missed := t.resumed && e.Epoch == t.left.Epoch && e.Seq > t.left.Seq
+	if !missed && !t.chat.isLive(e) {
+		return // history shown on joining, not news
+	}
+	t.unread++
+	if t.chat.isMention(e) {
+		t.mentions++
+	}
+}
+
+// onKey handles the keys of the screen: switching rooms, leaving, and the
+// commands and completion that concern rooms; the rest go to the room
+// shown.
+func (m *RoomsModel) onKey(k tea.KeyMsg) tea.Cmd {
+	if isText(k) {
+		return m.toShown(k)
+	}
+	for i, b := range m.keys.Nth {
+		if key.Matches(k, b) {
+			if i < len(m.tabs) {
+				m.show(i)
+			}
+			return nil
+		}
+	}
+	c := m.tabs[m.cur].chat
+	switch {
+	case key.Matches(k, m.keys.Quit):
+		m.quit = true
+		return tea.Quit
+	case key.Matches(k, m.keys.Next):
+		m.show((m.cur + 1) % len(m.tabs))
+		return nil
+	case key.Matches(k, m.keys.Prev):
+		m.show((m.cur + len(m.tabs) - 1) % len(m.tabs))
+		return nil
+	case key.Matches(k, c.keys.Complete) && strings.HasPrefix(c.input.Value(), "/join "):
+		c.complete("", m.roomNames())
+		return nil
+	case key.Matches(k, c.keys.Send):
+		if cmd, ok := m.command(c); ok {
+			return cmd
+		}
+	}
+	return m.toShown(k)
+}
+
+// roomNames returns the rooms in use and those joined, for completion.
+func (m *RoomsModel) roomNames() []string {
+	var names []string
+	for _, r := range m.others {
+		names = append(names, r.Name)
+	}
+	for _, t := range m.tabs {
+		if !slices.Contains(names, t.chat.room) {
+			names = append(names, t.chat.room)
+		}
+	}
+	return names
+}
+
+// command runs the room commands typed in c's input (/join, /part,
+// /rooms); false when the input is not one of them.
+func (m *RoomsModel) command(c *ChatModel) (tea.Cmd, bool) {
+	text := strings.TrimSpace(c.input.Value())
+	name, arg, _ := strings.Cut(text, " ")
+	arg = strings.TrimPrefix(strings.TrimSpace(arg), "#")
+	switch name {
+	case "/join", "/j", "/part", "/leave", "/rooms":
+	default:
+		return nil, false
+	}
+	c.input.Remember(text)
+	c.input.Reset()
+	c.layout()
+	say := func(kind lineKind, format string, args ...any) {
+		c.pane.add(paneEntry{kind: kind, at: c.Now(), text: fmt.Sprintf(format, args...)})
+	}
+	switch name {
+	case "/join", "/j":
+		if err := protocol.ValidateName("room", arg); err != nil {
+			say(kindError, "/join ROOM: a room name is 1 to %d of A-Z a-z 0-9 . _ -", protocol.MaxNameLen)
+			return nil, true
+		}
+		return m.join(arg), true
+	case "/part", "/leave":
+		room := c.room
+		if arg != "" {
+			room = arg
+		}
+		if m.tab(room) == nil {
+			say(kindError, "/part: you are not in #%s", room)
+			return nil, true
+		}
+		if len(m.tabs) == 1 {
+			say(kindError, "/part: #%s is the last room you are in; /quit to leave", room)
+			return nil, true
+		}
+		m.part(room)
+		return nil, true
+	default: // /rooms
+		var list []string
+		for _, r := range m.others {
+			list = append(list, fmt.Sprintf("#%s (%d here)", r.Name, r.Present))
+		}
+		if len(list) == 0 {
+			say(kindSystem, "no rooms in use that you may join")
+		} else {
+			say(kindSystem, "rooms in use: %s · /join ROOM to join", strings.Join(list, ", "))
+		}
+		return m.fetchRooms(), true
+	}
+}
+
+// join shows room, joining it first if it is not joined.
+func (m *RoomsModel) join(room string) tea.Cmd {
+	for i, t := range m.tabs {
+		if t.chat.room == room {
+			m.show(i)
+			return nil
+		}
+	}
+	t := m.newTab(room)
+	m.tabs = append(m.tabs, t)
+	m.show(len(m.tabs) - 1)
+	conn := m.conn
+	return tea.Batch(func() tea.Msg { conn.Join(room); return nil }, tag(room, t.chat.Init()))
+}
+
+// part leaves room.
+func (m *RoomsModel) part(room string) {
+	i := slices.IndexFunc(m.tabs, func(t *roomTab) bool { return t.chat.room == room })
+	m.tabs = slices.Delete(m.tabs, i, i+1)
+	if m.cur >= i && m.cur > 0 {
+		m.cur--
+	}
+	m.show(m.cur)
+	m.conn.Part(room)
+}
+
+// show shows the i-th room: its counts are read.
+func (m *RoomsModel) show(i int) {
+	m.cur = i
+	t := m.tabs[i]
+	t.unread, t.mentions = 0, 0
+	m.layout()
+}
+
+// listWidth is the width of the room list (0: hidden, with one room).
+func (m *RoomsModel) listWidth() int {
+	if len(m.tabs) < 2 || m.width < 50 {
+		return 0
+	}
+	return min(max(14, m.width/6), 22)
+}
+
+// layout gives every room's screen the space beside the list.
+func (m *RoomsModel) layout() {
+	if m.width == 0 {
+		return
+	}
+	w := m.width
+	if lw := m.listWidth(); lw > 0 {
+		w -= lw + 1
+	}
+	for _, t := range m.tabs {
+		t.chat.Update(tea.WindowSizeMsg{Width: w, Height: m.height})
+	}
+}
+
+// View implements tea.Model.
+func (m *RoomsModel) View() string {
+	if m.quit || m.width == 0 {
+		return ""
+	}
+	screen := m.tabs[m.cur].chat.View()
+	lw := m.listWidth()
+	if lw == 0 {
+		return screen
+	}
+	list := m.listView(lw)
+	rows := strings.Split(screen, "\n")
+	var b strings.Builder
+	for i, row := range rows {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		l := ""
+		if i < len(list) {
+			l = list[i]
+		}
+		b.WriteString(pad(l, lw))
+		b.WriteString(m.cfg.Styles.Border.Render("│"))
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+// listView draws the room list, one line a room, w wide, as many lines
+// as the screen: the rooms joined with their numbers, unread messages and
+// mentions, then the rooms in use not joined, with how many are there,
+// and the keys at the bottom.
+func (m *RoomsModel) listView(w int) []string {
+	st := m.cfg.Styles
+	lines := []string{st.Dim.Bold(true).Render(pad(" Rooms", w))}
+	for i, t := range m.tabs {
+		num := " "
+		if i < 9 {
+			num = fmt.Sprint(i + 1)
+		}
+		var counts string
+		if t.mentions > 0 {
+			counts += st.Mention.Render(fmt.Sprintf("@%d", t.mentions))
+		}
+		if t.unread > 0 {
+			if counts != "" {
+				counts += " "
+			}
+			counts += st.Accent.Render(fmt.Sprint(t.unread))
+		}
+		name := "#" + clean(t.chat.room, false)
+		room := max(w-3-lipgloss.Width(counts)-1, 3)
+		name = ansi.Truncate(name, room, "…")
+		line := num + " " + name
+		switch {
+		case i == m.cur:
+			line = st.Selected.Render(pad(" "+line, w-lipgloss.Width(counts)-1)) + " " + counts
+		case t.unread > 0:
+			line = " " + st.Header.Bold(true).Render(line)
+			line = pad(line, w-lipgloss.Width(counts)-1) + " " + counts
+		default:
+			line = " " + st.Dim.Render(line)
+		}
+		lines = append(lines, line)
+	}
+	var others []protocol.RoomInfo
+	for _, r := range m.others {
+		if m.tab(r.Name) == nil {
+			others = append(others, r)
+		}
+	}
+	foot := []string{st.Dim.Render(" alt+1..9 ^n ^p")}
+	if len(others) > 0 {
+		lines = append(lines, "", st.Dim.Bold(true).Render(" /join"))
+		for _, r := range others {
+			if len(lines) >= m.height-len(foot) {
+				break
+			}
+			count := fmt.Sprint(r.Present)
+			lines = append(lines, st.Dim.Render(pad("   #"+ansi.Truncate(clean(r.Name, false), w-6-len(count), "…"), w-len(count)-1)+count))
+		}
+	}
+	for len(lines) < m.height-len(foot) {
+		lines = append(lines, "")
+	}
+	return append(lines, foot...)
+}
+
+// Result says why the screen ended: nil when the user quit.
+func (m *RoomsModel) Result() error {
+	if m.closed && !m.quit {
+		return ErrClosed
+	}
+	return nil
+}
+
+// roomLink is one room's ChatConn on a RoomsConn. Its updates come from
+// the RoomsModel, not from a channel of its own.
+type roomLink struct {
+	conn RoomsConn
+	room string
+}
+
+func (l roomLink) Updates() <-chan Update { return nil }
+
+func (l roomLink) Send(ctx context.Context, id, text string) error {
+	return l.conn.Send(ctx, l.room, id, text)
+}
+
+func (l roomLink) Presence(ctx context.Context) ([]string, error) {
+	return l.conn.Presence(ctx, l.room)
+}
+
+func (l roomLink) Tasks(ctx context.Context) ([]protocol.Task, error) { return l.conn.Tasks(ctx) }
+
+func (l roomLink) ReadBefore(ctx context.Context, before protocol.Cursor, limit int) (*protocol.Page, error) {
+	return l.conn.ReadBefore(ctx, l.room, before, limit)
+}
