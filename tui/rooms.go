@@ -63,17 +63,18 @@ type RoomsConfig struct {
 // Alt+1..9 shows room 1 to 9, ctrl+n and ctrl+p the next and previous;
 // /join ROOM joins (tab completes the name), /part leaves.
 type RoomsModel struct {
-	cfg     RoomsConfig
-	conn    RoomsConn
-	keys    roomsKeys
-	tabs    []*roomTab
-	cur     int
-	width   int
-	height  int
-	others  []protocol.RoomInfo // the rooms in use, from Conn.Rooms
-	closed  bool
-	quit    bool
-	updates <-chan Update
+	cfg      RoomsConfig
+	conn     RoomsConn
+	keys     roomsKeys
+	tabs     []*roomTab
+	cur      int
+	width    int
+	height   int
+	others   []protocol.RoomInfo // the rooms in use, from Conn.Rooms
+	listedAt time.Time           // when they were last asked for
+	closed   bool
+	quit     bool
+	updates  <-chan Update
 }
 
 // roomTab is one joined room.
@@ -118,10 +119,8 @@ type roomListMsg struct {
 	err   error
 }
 
-// roomListTick asks for the rooms in use again.
-type roomListTick struct{}
-
-// roomListEvery is how often the list of rooms in use is fetched again.
+// roomListEvery is how often, at most, the list of rooms in use is
+// fetched again: when updates arrive that long after the last fetch.
 const roomListEvery = 30 * time.Second
 
 // NewRoomsModel returns the screen for cfg, showing cfg.Rooms[0].
@@ -148,7 +147,7 @@ func (m *RoomsModel) Shown() string { return m.tabs[m.cur].chat.room }
 // Init starts every room's screen, reads updates and lists the rooms in
 // use.
 func (m *RoomsModel) Init() tea.Cmd {
-	cmds := []tea.Cmd{waitForUpdates(m.updates), m.fetchRooms(), tea.Tick(roomListEvery, func(time.Time) tea.Msg { return roomListTick{} })}
+	cmds := []tea.Cmd{waitForUpdates(m.updates), m.fetchRooms()}
 	for _, t := range m.tabs {
 		cmds = append(cmds, tag(t.chat.room, t.chat.Init()))
 	}
@@ -171,6 +170,7 @@ func tag(room string, cmd tea.Cmd) tea.Cmd {
 
 // fetchRooms begins a listing of the rooms in use.
 func (m *RoomsModel) fetchRooms() tea.Cmd {
+	m.listedAt = m.cfg.Now()
 	conn, timeout := m.conn, m.cfg.Timeout
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -206,8 +206,6 @@ func (m *RoomsModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.others = msg.rooms
 		}
 		return m, nil
-	case roomListTick:
-		return m, tea.Batch(m.fetchRooms(), tea.Tick(roomListEvery, func(time.Time) tea.Msg { return roomListTick{} }))
 	case tea.KeyMsg:
 		return m, m.onKey(msg)
 	}
@@ -283,6 +281,9 @@ func (m *RoomsModel) apply(msg updatesMsg) tea.Cmd {
 		m.closed = true
 	} else {
 		cmds = append(cmds, waitForUpdates(m.updates))
+	}
+	if m.cfg.Now().Sub(m.listedAt) >= roomListEvery {
+		cmds = append(cmds, m.fetchRooms())
 	}
 	return tea.Batch(cmds...)
 }

@@ -33,7 +33,7 @@ func startTerminal(t *testing.T, w, h int, environ []string, args ...string) *te
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
 	// CI in the environment makes the colour library assume no terminal.
-	cmd.Env = append(os.Environ(), asPushtui+"=1", "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=")
+	cmd.Env = append(os.Environ(), asPushtui+"=1", "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=", "XDG_STATE_HOME="+t.TempDir())
 	cmd.Env = append(cmd.Env, environ...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(w), Rows: uint16(h)})
 	if err != nil {

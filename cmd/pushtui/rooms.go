@@ -206,7 +206,7 @@ func (rc *roomsConn) follow(ctx context.Context, room string, rf *roomFollow) {
 		return
 	}
 	since, b := rc.start(room, head)
-	for {
+	for restarted := false; ; restarted = true {
 		rc.send(ctx, tui.Update{Backlog: &b})
 		var replaced atomic.Bool
 		sub := rc.c.Subscribe(ctx, client.Room(room), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: rc.o.transport,
@@ -218,7 +218,9 @@ func (rc *roomsConn) follow(ctx context.Context, room string, rf *roomFollow) {
 				case client.StateConnected, client.StateReconnecting:
 					rf.settle(nil)
 				}
-				if !replaced.Load() {
+				// A subscription begun again after a reset is the same
+				// connection to the reader, whose screen says connected.
+				if !replaced.Load() && !(restarted && sc.State == client.StateConnecting) {
 					rc.send(ctx, status(stream, sc))
 				}
 			}})
