@@ -86,6 +86,7 @@ type roomTab struct {
 	// those after it were missed, and count.
 	resumed bool
 	left    protocol.Cursor
+	head    protocol.Cursor // Backlog.Head: events up to it are history
 }
 
 // roomsKeys are the keys of the screen with several rooms.
@@ -292,7 +293,7 @@ func (m *RoomsModel) apply(msg updatesMsg) tea.Cmd {
 // shown: a message by someone else, live or missed since last time.
 func (m *RoomsModel) count(t *roomTab, u Update) {
 	if b := u.Backlog; b != nil {
-		t.resumed, t.left = b.Resumed, b.Last
+		t.resumed, t.left, t.head = b.Resumed, b.Last, b.Head
 		return
 	}
 	e := u.Event
@@ -300,7 +301,8 @@ func (m *RoomsModel) count(t *roomTab, u Update) {
 		return
 	}
 	missed := t.resumed && e.Epoch == t.left.Epoch && e.Seq > t.left.Seq
-	if !missed && !t.chat.isLive(e) {
+	live := e.Epoch != t.head.Epoch || e.Seq > t.head.Seq
+	if !missed && !live {
 		return // history shown on joining, not news
 	}
 	t.unread++
