@@ -3,8 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/pushd/push/client"
