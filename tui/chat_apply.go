@@ -81,7 +81,7 @@ func (m *ChatModel) apply(us []Update) []tea.Cmd {
 				m.older.note(e.Cursor())
 			}
 			if m.missed != "" && e.Epoch == m.left.Epoch && e.Seq > m.left.Seq {
-				lines = append(lines, paneEntry{kind: kindSystem, at: m.Now(), text: m.missed})
+				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: m.missed})
 				m.missed = ""
 			}
 			switch e.Type {
@@ -164,7 +164,7 @@ func (m *ChatModel) backlog(b Backlog) []paneEntry {
 	case b.Reset != "":
 		text = "⟳ the server began this room's history anew since you were last here: what was said meanwhile is gone" + skipped
 	case b.Resumed && b.Missed == 0:
-		text = "nothing new since you left"
+		return nil // the history shown ends where the user left it
 	case b.Resumed:
 		// Said above the first event missed.
 		m.missed, m.left = fmt.Sprintf("── %d new since you left ──%s", b.Missed, skipped), b.Last

@@ -527,7 +527,7 @@ func (m *RoomsModel) listView(w int) []string {
 		line := num + " " + name
 		switch {
 		case i == m.cur:
-			line = st.Selected.Render(pad(" "+line, w-lipgloss.Width(counts)-1)) + " " + counts
+			line = st.Selected.Render(pad("›"+line, w-lipgloss.Width(counts)-1)) + " " + counts
 		case t.unread > 0:
 			line = " " + st.Header.Bold(true).Render(line)
 			line = pad(line, w-lipgloss.Width(counts)-1) + " " + counts
@@ -542,7 +542,7 @@ func (m *RoomsModel) listView(w int) []string {
 			others = append(others, r)
 		}
 	}
-	foot := []string{st.Dim.Render(" alt+1..9 ^n ^p")}
+	foot := []string{st.Dim.Render(" alt+1..9"), st.Dim.Render(" ctrl+n/p")}
 	if len(others) > 0 {
 		lines = append(lines, "", st.Dim.Bold(true).Render(" /join"))
 		for _, r := range others {
