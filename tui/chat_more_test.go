@@ -147,3 +147,27 @@ func TestChatOlder(t *testing.T) {
 	m.Update(updates(Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Err: errDropped}}))
 	contains(t, m.View(), "as of 08:30:00", "○ bob")
 }
+
+// The single-task view asks before cancelling: y cancels, another key
+// does not.
+func TestFollowAsksBeforeCancelling(t *testing.T) {
+	conn := newFakeConn()
+	conn.task = task("t5", "build-42", protocol.TaskRunning, 4, 10, 0)
+	m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Common: Common{Server: "s", Transport: "ws", Now: (&clock{now: t0}).Now}})
+	m.Init()
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
+	m.Update(taskMsg{task: conn.task})
+	if _, cmd := m.Update(keyMsg("c")); cmd != nil {
+		t.Fatal("c cancelled before asking")
+	}
+	contains(t, m.View(), "cancel the task? y/n")
+	m.Update(keyMsg("n"))
+	contains(t, m.View(), "not cancelled")
+	m.Update(keyMsg("c"))
+	_, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("y")})
+	contains(t, m.View(), "cancelling…")
+	m.Update(cmd())
+	if len(conn.cancelled) != 1 {
+		t.Fatalf("cancelled %v", conn.cancelled)
+	}
+}

@@ -417,12 +417,13 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("Result err = %v", err)
 		}
 	})
-	t.Run("c cancels", func(t *testing.T) {
+	t.Run("c cancels once y confirms", func(t *testing.T) {
 		conn := newFakeConn()
 		conn.task = running
 		m := newFollow(t, conn)
 		m.Update(taskMsg{task: running})
-		_, cmd := m.Update(keyMsg("c"))
+		m.Update(keyMsg("c"))
+		_, cmd := m.Update(keyMsg("y"))
 		contains(t, m.View(), "cancelling…")
 		m.Update(cmd())
 		if len(conn.cancelled) != 1 || conn.cancelled[0] != "t5" {

@@ -186,9 +186,11 @@ func TestChatMultiLine(t *testing.T) {
 	waitTexts(t, s, "ml", want...)
 	scr.waitScreen(t, "alice first", "               second", "alice pasted one", "               pasted three")
 
-	out, errOut, code := pushtui(t, nil, "--server", s.URL, "chat", "--room", "ml", "--plain")
-	if code != 0 || !strings.Contains(out, `message alice first\nsecond`+"\n") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	for _, tr := range transports {
+		out, errOut, code := pushtui(t, nil, "--server", s.URL, "--transport", tr, "chat", "--room", "ml", "--plain")
+		if code != 0 || !strings.Contains(out, `message alice first\nsecond`+"\n") || !strings.Contains(out, `pasted one\npasted two\npasted three`+"\n") {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", tr, code, out, errOut)
+		}
 	}
 }
 
@@ -224,6 +226,16 @@ func TestPipedChatGivesUpWaiting(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	s.Up(t)
+}
+
+// Demo tasks started within one second have names of their own.
+func TestDemoNames(t *testing.T) {
+	tc := &taskConn{}
+	now := time.Date(2026, 11, 23, 15, 4, 5, 0, time.UTC)
+	got := []string{tc.demoName(now), tc.demoName(now), tc.demoName(now.Add(time.Second)), tc.demoName(now)}
+	if want := "demo-150405 demo-150405-2 demo-150406 demo-150405-3"; strings.Join(got, " ") != want {
+		t.Fatalf("names %v, want %s", got, want)
+	}
 }
 
 // task cancel says it is cancelling, and with --wait how the task ended;

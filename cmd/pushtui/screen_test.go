@@ -112,6 +112,8 @@ func TestFollowScreenCancelled(t *testing.T) {
 	s := startScreen(t, nil, 80, 24, "--server", srv.URL, "watch-progress", "--task", id)
 	s.waitScreen(t, "running")
 	s.press(t, "c")
+	s.waitScreen(t, "cancel the task? y/n")
+	s.press(t, "y")
 	if code := s.wait(t); code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, s.errOut.String())
 	}
