@@ -114,7 +114,9 @@ func (rc *roomsConn) Updates() <-chan tui.Update { return rc.ch }
 // Close stops every subscription, saves the cursors seen and closes the
 // channel of updates. It returns the error of the save.
 func (rc *roomsConn) Close() error {
-	rc.cancel()
+	rc.mu.Lock()
+	rc.cancel() // under mu: a Join after this starts nothing
+	rc.mu.Unlock()
 	go func() {
 		for range rc.ch { // let the goroutines' last sends go
 		}
