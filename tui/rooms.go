@@ -454,4 +454,3 @@ func (m *RoomsModel) Result() error {
 	}
 	return nil
 }
-
