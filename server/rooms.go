@@ -34,6 +34,9 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 	if _, err := s.roomAccess(r, room, user, false); err != nil {
 		return err
 	}
+	if q.Has("before") {
+		return s.serveHistory(w, r, protocol.RoomStream(room), q)
+	}
 	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user})
 }
 

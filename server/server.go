@@ -147,6 +147,7 @@ func (s *Server) routes() {
 	s.handle("/healthz", map[string]handlerFunc{http.MethodGet: s.handleHealth})
 	s.handle("/readyz", map[string]handlerFunc{http.MethodGet: s.handleReady})
 	s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.handle("/v1/rooms", map[string]handlerFunc{http.MethodGet: s.handleRooms})
 	s.handle("/v1/rooms/{room}/events", map[string]handlerFunc{http.MethodGet: s.handleRoomEvents})
 	s.handle("/v1/rooms/{room}/messages", map[string]handlerFunc{http.MethodPost: s.handlePublish})
 	s.handle("/v1/rooms/{room}/presence", map[string]handlerFunc{http.MethodGet: s.handlePresence})

@@ -15,11 +15,13 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// ChatConn is the chat screen's link to the server.
+// ChatConn is the chat screen's link to the server, for one room.
 type ChatConn interface {
 	// Updates carries the room's events, the tasks stream's events, and
 	// both subscriptions' connection state changes. The model reads it
 	// until it is closed; the implementation closes it when it is done.
+	// A nil channel delivers nothing: the room's updates are then handed
+	// to the model by its parent (RoomsModel).
 	Updates() <-chan Update
 	// Send publishes text to the room as the user, as the message id:
 	// sending the same id again stores the message once.
@@ -28,6 +30,9 @@ type ChatConn interface {
 	Presence(ctx context.Context) ([]string, error)
 	// Tasks returns the tasks the server keeps, newest first.
 	Tasks(ctx context.Context) ([]protocol.Task, error)
+	// ReadBefore reads the room's history backwards: at most limit events
+	// before the cursor, oldest first (see client.ReadBefore).
+	ReadBefore(ctx context.Context, before protocol.Cursor, limit int) (*protocol.Page, error)
 }
 
 // ChatConfig sets up a ChatModel.
@@ -48,15 +53,16 @@ type ChatConfig struct {
 	RoomTasksOnly bool
 }
 
-// ChatModel is the chat screen: header, messages, who is here, the live
-// tasks, and the input line.
+// ChatModel is the chat screen of one room: header, messages, who is
+// here, the live tasks, and the input. RoomsModel holds one per room.
 type ChatModel struct {
 	frame
 	conn    ChatConn
 	room    string
 	user    string
 	keys    chatKeys
-	wasUp   bool // the room has been connected at least once
+	wasUp   bool      // the room has been connected at least once
+	lostAt  time.Time // when the room's connection dropped; zero while up
 	pane    messagePane
 	people  presenceList
 	input   inputLine
@@ -68,6 +74,14 @@ type ChatModel struct {
 	sending       string // the text being sent, "" when none
 	sendErr       string
 	out           outgoing
+	// head is where the room stood when its events began (Backlog.Head):
+	// messages up to it are history and ring no bell.
+	head  protocol.Cursor
+	older olderState
+	// missed is the line said above the first event after left, where
+	// the user left the room last time ("" once said, or none).
+	missed string
+	left   protocol.Cursor
 }
 
 // outgoing is the message last sent from the input line: a retry of the
@@ -90,14 +104,15 @@ type sentMsg struct {
 func NewChatModel(cfg ChatConfig) *ChatModel {
 	f := newFrame(cfg.Common, cfg.Conn.Updates(), protocol.RoomStream(cfg.Room))
 	st := f.Styles
+	pane := newMessagePane(st, cfg.Scrollback, cfg.Location)
 	return &ChatModel{
 		frame:  f,
 		conn:   cfg.Conn,
 		room:   cfg.Room,
 		user:   cfg.User,
 		keys:   defaultChatKeys(),
-		pane:   newMessagePane(st, cfg.Scrollback, cfg.Location),
-		people: newPresenceList(st, cfg.User),
+		pane:   pane,
+		people: newPresenceList(st, cfg.User, pane.loc),
 		input:  newInputLine(st, "message #"+cfg.Room+"  (/help for commands)"),
 		tasks:  newTaskSet(),
 		strip:  newTaskStrip(st),
@@ -105,6 +120,9 @@ func NewChatModel(cfg ChatConfig) *ChatModel {
 		roomTasksOnly: cfg.RoomTasksOnly,
 	}
 }
+
+// Room returns the room's name.
+func (m *ChatModel) Room() string { return m.room }
 
 // showsTask reports whether the task strip shows t: the room's tasks,
 // and unless roomTasksOnly those shown to everyone.
@@ -122,9 +140,10 @@ func (m *ChatModel) Init() tea.Cmd {
 	)
 }
 
-// liveTasks reports whether a task is queued or running: the spinner
-// turns for them.
-func (m *ChatModel) liveTasks() bool { return len(m.tasks.Live()) > 0 }
+// liveTasks reports whether a task is queued or running while the room
+// is connected: the spinner turns for them (not for rows that may be
+// stale).
+func (m *ChatModel) liveTasks() bool { return m.lostAt.IsZero() && len(m.tasks.Live()) > 0 }
 
 // fetchPresence begins a presence fetch.
 func (m *ChatModel) fetchPresence() tea.Cmd {
@@ -153,7 +172,7 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.onKey(msg)
 	case tea.MouseMsg:
 		cmd, _ := m.pane.update(msg)
-		return m, cmd
+		return m, tea.Batch(cmd, m.olderAtTop(msg))
 	case updatesMsg:
 		cmds := m.apply(msg.Updates)
 		if m.people.retryDue(m.Now()) {
@@ -175,6 +194,9 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.layout()
 		}
 		return m, m.animate(m.liveTasks())
+	case olderMsg:
+		m.gotOlder(msg)
+		return m, nil
 	case sentMsg:
 		m.sending = ""
 		if msg.err != nil && !(m.out.id == msg.id && m.out.echoed) {
@@ -208,21 +230,36 @@ func (m *ChatModel) onKey(k tea.KeyMsg) tea.Cmd {
 		return tea.Quit
 	case key.Matches(k, m.keys.Send):
 		return m.submit()
+	case key.Matches(k, m.keys.Complete):
+		m.complete("@", m.people.Users())
+		return nil
 	}
 	if cmd, used := m.pane.update(k); used {
-		return cmd
+		return tea.Batch(cmd, m.olderAtTop(k))
 	}
 	return m.edit(k)
+}
+
+// complete finishes the word before the cursor from names (see
+// complete), when it begins with mark.
+func (m *ChatModel) complete(mark string, names []string) {
+	if text, ok := complete(m.input.Value(), mark, names); ok {
+		m.input.SetValue(text)
+		m.layout()
+	}
 }
 
 // edit hands a key to the input line; a change of the text clears the
 // last send error.
 func (m *ChatModel) edit(k tea.KeyMsg) tea.Cmd {
-	before := m.input.Value()
+	before, rows := m.input.Value(), m.input.Height()
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(k)
 	if m.sendErr != "" && m.input.Value() != before {
 		m.sendErr = ""
+		m.layout()
+	}
+	if m.input.Height() != rows {
 		m.layout()
 	}
 	return cmd
@@ -237,6 +274,7 @@ func (m *ChatModel) submit() tea.Cmd {
 	if strings.HasPrefix(text, "/") && !strings.HasPrefix(text, "//") {
 		m.input.Remember(text)
 		m.input.Reset()
+		m.layout()
 		return m.command(text)
 	}
 	if strings.HasPrefix(text, "//") {
@@ -284,241 +322,18 @@ func (m *ChatModel) command(line string) tea.Cmd {
 		m.pane.add(paneEntry{kind: kindSystem, at: now, text: text})
 	case "/help", "/?":
 		m.pane.add(
-			paneEntry{kind: kindSystem, at: now, text: "commands: /users who is here · /clear clear the screen · /help this help · /quit leave"},
-			paneEntry{kind: kindSystem, at: now, text: "keys: enter send · ↑/↓ history · pgup/pgdn or mouse wheel scroll · end newest · ctrl+home oldest · esc or ctrl+c quit · start a line with // to send a /"},
+			paneEntry{kind: kindSystem, at: now, text: "commands: /users who is here · /join ROOM join or switch to a room · /part leave this room · /rooms the rooms in use · /more older messages · /clear clear the screen · /help this help · /quit leave"},
+			paneEntry{kind: kindSystem, at: now, text: "keys: enter send · alt+enter (or ctrl+j) new line · tab complete @name or room · alt+1..9 or ctrl+n/ctrl+p switch room · ↑/↓ history · pgup/pgdn or mouse wheel scroll (at the top: older messages) · end newest · ctrl+home oldest · esc or ctrl+c quit · start a line with // to send a /"},
 		)
+	case "/more":
+		return m.loadOlder()
 	case "/clear":
 		m.pane.Clear()
+		m.older = olderState{}
 	default:
 		m.pane.add(paneEntry{kind: kindError, at: now, text: fmt.Sprintf("unknown command %s; try /help", name)})
 	}
 	return nil
-}
-
-// apply applies a batch of updates in order.
-func (m *ChatModel) apply(us []Update) []tea.Cmd {
-	var cmds []tea.Cmd
-	var lines []paneEntry
-	room := protocol.RoomStream(m.room)
-	tasksChanged := false
-	// A presence fetch starts where the batch first calls for it, so the
-	// logins and logouts after that point are applied on top of its answer
-	// (the request goes out after the whole batch, so a second fetch for a
-	// later point would get the same answer).
-	var presence tea.Cmd
-	for _, u := range us {
-		if s := u.Status; s != nil {
-			if s.Stream == protocol.TasksStream {
-				continue // the strip shows tasks; the header shows the room
-			}
-			now := m.Now()
-			switch {
-			case s.State == client.StateReconnecting && m.link.State == client.StateConnected:
-				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "connection lost: " + errText(s.Err) + "; reconnecting"})
-			case s.State == client.StateConnected && m.wasUp && m.link.State != client.StateConnected:
-				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "reconnected over " + s.Transport})
-				// Logins and logouts while the connection was down were
-				// missed, and a restarted server knows only who came back:
-				// its list is the truth.
-				if presence == nil {
-					presence = m.fetchPresence()
-				}
-			case s.State == client.StateClosed:
-				lines = append(lines, paneEntry{kind: kindError, at: now, text: "connection closed: " + errText(s.Err)})
-			}
-			if s.State == client.StateConnected {
-				m.wasUp = true
-			}
-			m.link.set(*s, now)
-			continue
-		}
-		e := u.Event
-		if e == nil || !m.seen.fresh(e) {
-			continue
-		}
-		switch {
-		case e.Stream == protocol.TasksStream:
-			switch e.Type {
-			case protocol.TypeProgress:
-				if e.Task != nil && m.showsTask(*e.Task) {
-					m.tasks.Apply(*e.Task, e.Time)
-					tasksChanged = true
-				}
-			case protocol.TypeReset:
-				cmds = append(cmds, m.fetchTasks())
-			}
-		case e.Stream == room:
-			switch e.Type {
-			case protocol.TypeMessage:
-				lines = append(lines, paneEntry{kind: kindMessage, at: e.Time, user: e.User, text: e.Text})
-				if e.ID != "" && e.ID == m.out.id && !m.out.echoed {
-					// What was sent from here is in the room, whatever
-					// its answer said or will say.
-					m.out.echoed = true
-					if m.out.failed {
-						m.sent(m.out.text)
-					}
-				}
-			case protocol.TypeLogin:
-				m.people.apply(e.User, true)
-				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "→ " + e.User + " joined"})
-			case protocol.TypeLogout:
-				m.people.apply(e.User, false)
-				lines = append(lines, paneEntry{kind: kindSystem, at: e.Time, text: "← " + e.User + " left"})
-			case protocol.TypeReset:
-				now := m.Now()
-				lines = append(lines, paneEntry{kind: kindSystem, at: now, text: "⟳ " + resetText(e.Reason)})
-				m.link.noteReset(e.Reason, now)
-				if presence == nil {
-					presence = m.fetchPresence()
-				}
-			}
-		}
-	}
-	if presence != nil {
-		cmds = append(cmds, presence)
-	}
-	m.pane.add(lines...)
-	if tasksChanged {
-		m.layout()
-	}
-	return cmds
-}
-
-// resetText explains a reset to a person.
-func resetText(reason string) string {
-	switch reason {
-	case protocol.ResetEpochChanged:
-		return "reset: the server restarted without its history, so messages sent while you were away may be missing"
-	case protocol.ResetRetention:
-		return "reset: the server had already dropped some events you missed"
-	case protocol.ResetCursorAhead:
-		return "reset: the server's history is older than what you had seen"
-	}
-	return "reset: the server could not resume exactly where you were (" + reason + ")"
-}
-
-// sideWidth is the width of the presence list (0: hidden when narrow).
-func (m *ChatModel) sideWidth() int {
-	if m.width < 60 {
-		return 0
-	}
-	return min(max(16, m.width/5), 24)
-}
-
-// paneHeight is what is left for messages after the fixed lines.
-func (m *ChatModel) paneHeight() int {
-	fixed := 1 + 1 + 1 + 1 + 1 // header, top rule, bottom rule, input, help
-	fixed += m.strip.Height(m.tasks.Live())
-	if m.sendErr != "" {
-		fixed++
-	}
-	return max(m.height-fixed, 1)
-}
-
-// layout gives each component its size.
-func (m *ChatModel) layout() {
-	if m.width == 0 {
-		return
-	}
-	side := m.sideWidth()
-	paneW := m.width
-	if side > 0 {
-		paneW = m.width - side - 3 // " │ "
-	}
-	h := m.paneHeight()
-	m.pane.SetSize(paneW, h)
-	m.people.SetSize(side, h)
-	m.strip.SetSize(m.width, 0)
-	m.input.SetSize(m.width, 1)
-}
-
-// View implements tea.Model.
-func (m *ChatModel) View() string {
-	if m.quitting || m.width == 0 {
-		return ""
-	}
-	st := m.Styles
-	var b strings.Builder
-	left := st.Title.Render("#"+clean(m.room, false)) + " " + st.User(m.user).Render(m.user) + st.Dim.Render(" @ "+m.Server)
-	b.WriteString(headerLine(m.width, left, m.linkView()))
-	b.WriteByte('\n')
-	side := m.sideWidth()
-	paneW := m.width
-	if side > 0 {
-		paneW = m.width - side - 3
-	}
-	b.WriteString(m.rule(paneW, side, "┬", ""))
-	b.WriteByte('\n')
-	paneView := m.pane.View()
-	if m.pane.Len() == 0 {
-		paneView = m.emptyPane(paneW)
-	}
-	paneLines := strings.Split(paneView, "\n")
-	var sideLines []string
-	if side > 0 {
-		sideLines = strings.Split(m.people.View(), "\n")
-	}
-	for i, l := range paneLines {
-		b.WriteString(pad(l, paneW))
-		if side > 0 {
-			b.WriteString(st.Border.Render(" │ "))
-			if i < len(sideLines) {
-				b.WriteString(sideLines[i])
-			}
-		}
-		b.WriteByte('\n')
-	}
-	marker := ""
-	if n := m.pane.Unseen(); n > 0 {
-		marker = fmt.Sprintf(" ↓ %d new (pgdn) ", n)
-	}
-	b.WriteString(m.rule(paneW, side, "┴", marker))
-	b.WriteByte('\n')
-	if live := m.tasks.Live(); len(live) > 0 {
-		b.WriteString(m.strip.View(live, m.spin.View()))
-		b.WriteByte('\n')
-	}
-	if m.sendErr != "" {
-		b.WriteString(pad(st.Error.Render("✗ "+m.sendErr), m.width))
-		b.WriteByte('\n')
-	}
-	in := m.input.View()
-	if m.sending != "" {
-		in = pad(in, m.width-10) + st.Dim.Render(" sending…")
-	}
-	b.WriteString(pad(in, m.width))
-	b.WriteByte('\n')
-	b.WriteString(pad(m.help.View(m.keys), m.width))
-	return b.String()
-}
-
-// emptyPane is what the pane shows before the first line: a hint.
-func (m *ChatModel) emptyPane(w int) string {
-	hint := "No messages in #" + clean(m.room, false) + " yet. Say hello!"
-	lines := make([]string, m.pane.height)
-	if len(lines) > 0 {
-		mid := len(lines) / 2
-		lines[mid] = m.Styles.Dim.Render(pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
-	}
-	return strings.Join(lines, "\n")
-}
-
-// rule draws a horizontal line across the screen, joining the side list's
-// border with joint, with marker (if any) near its right end.
-func (m *ChatModel) rule(paneW, side int, joint, marker string) string {
-	st := m.Styles
-	var line string
-	if marker != "" && paneW > len([]rune(marker))+4 {
-		mw := len([]rune(marker))
-		line = st.Border.Render(strings.Repeat("─", paneW-mw-2)) + st.Accent.Render(marker) + st.Border.Render("──")
-	} else {
-		line = st.Border.Render(strings.Repeat("─", paneW))
-	}
-	if side > 0 {
-		line += st.Border.Render("─" + joint + strings.Repeat("─", side+1))
-	}
-	return line
 }
 
 // Result says why the screen ended: nil when the user quit.

@@ -15,11 +15,37 @@ import (
 var ErrClosed = errors.New("the connection to the server closed")
 
 // Update is one thing that happened on a connection: an event of a stream
-// the model follows, or a change of a subscription's connection state.
-// Exactly one of Event and Status is set.
+// the model follows, a change of a subscription's connection state, or
+// where a room's events begin. Exactly one of Event, Status and Backlog
+// is set.
 type Update struct {
-	Event  *protocol.Event
-	Status *Status
+	Event   *protocol.Event
+	Status  *Status
+	Backlog *Backlog
+}
+
+// Backlog says where the events of a room that follow begin: sent when
+// its subscription starts, and again when it starts over after a reset,
+// before the events it announces.
+type Backlog struct {
+	// Stream is the room's stream ("room/lobby").
+	Stream string
+	// Head is where the room stood when its subscription started: the
+	// events up to it are history, those after it are live.
+	Head protocol.Cursor
+	// Resumed: the user was in the room before, and left it at Last;
+	// Missed events (up to Head) came since. The events that follow may
+	// begin a little before Last, to show what was said before.
+	Resumed bool
+	Last    protocol.Cursor
+	Missed  int
+	// Skipped events before those that follow are not sent (more were
+	// missed than are shown, or a reset would replay the whole log); they
+	// can be read backwards.
+	Skipped int
+	// Reset, when set, is the reason the room's history began anew since
+	// the user was last here (a reset while away).
+	Reset string
 }
 
 // Status is a change of a subscription's connection state.

@@ -48,8 +48,10 @@ type FollowModel struct {
 	tasks  taskSet
 	bars   bars
 	note   string
-	err    error // a fatal error: the task could not be read
-	done   bool
+	// confirm: c was pressed; the next key answers "cancel the task?".
+	confirm bool
+	err     error // a fatal error: the task could not be read
+	done    bool
 	// fetched: the answer to fetching the task has come. Until it has,
 	// the end of the updates does not end the view: a stream that ended
 	// at once (the task had ended) leaves the answer to say how.
@@ -121,11 +123,14 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch {
 		case isText(msg):
 			// A chunk of text ("esc") is no key press.
-		case key.Matches(msg, m.keys.Quit):
-			m.quitting = true
-			return m, tea.Quit
-		case key.Matches(msg, m.keys.Cancel):
+		case m.confirm:
+			m.confirm = false
+			if msg.String() != "y" && msg.String() != "Y" {
+				m.note = "not cancelled"
+				return m, nil
+			}
 			if v, ok := m.task(); ok && v.State.Final() {
+				m.note = ""
 				return m, nil
 			}
 			m.note = "cancelling…"
@@ -134,6 +139,15 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				t, err := conn.Cancel(ctx)
 				return cancelledMsg{t, err}
 			})
+		case key.Matches(msg, m.keys.Quit):
+			m.quitting = true
+			return m, tea.Quit
+		case key.Matches(msg, m.keys.Cancel):
+			if v, ok := m.task(); ok && v.State.Final() {
+				return m, nil
+			}
+			m.confirm = true
+			m.note = "cancel the task? y/n"
 		}
 		return m, nil
 	case updatesMsg:

@@ -25,6 +25,9 @@ type Common struct {
 	Now func() time.Time
 	// Timeout bounds each request to the server (default 10 s).
 	Timeout time.Duration
+	// Bell, when set, rings the terminal's bell (a message that names the
+	// user); it is called from Update.
+	Bell func()
 }
 
 // defaults fills in what is not set.

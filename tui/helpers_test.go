@@ -47,6 +47,9 @@ type fakeConn struct {
 	cancelled []string
 	task      protocol.Task
 	taskErr   error
+	reads     []protocol.Cursor // every ReadBefore's cursor
+	// older answers ReadBefore (nil: no events, nothing before).
+	older func(before protocol.Cursor, limit int) (*protocol.Page, error)
 }
 
 func newFakeConn() *fakeConn { return &fakeConn{ch: make(chan Update, 1024)} }
@@ -69,6 +72,16 @@ func (f *fakeConn) Presence(context.Context) ([]string, error) {
 	defer f.mu.Unlock()
 	f.presences++
 	return append([]string(nil), f.users...), nil
+}
+
+func (f *fakeConn) ReadBefore(_ context.Context, before protocol.Cursor, limit int) (*protocol.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, before)
+	if f.older == nil {
+		return &protocol.Page{Events: []protocol.Event{}}, nil
+	}
+	return f.older(before, limit)
 }
 
 func (f *fakeConn) Tasks(context.Context) ([]protocol.Task, error) {

@@ -25,27 +25,31 @@ func asText(k tea.KeyMsg) tea.KeyMsg {
 // chatKeys are the chat screen's keys. Typing goes to the input line, so
 // the screen's own keys are ones that type nothing.
 type chatKeys struct {
-	Send    key.Binding
-	History key.Binding
-	Scroll  key.Binding
-	Quit    key.Binding
-	Help    key.Binding // shown only: /help is typed
+	Send     key.Binding
+	Newline  key.Binding // shown only: the input line's
+	Complete key.Binding
+	History  key.Binding
+	Scroll   key.Binding
+	Quit     key.Binding
+	Help     key.Binding // shown only: /help is typed
 }
 
 // defaultChatKeys returns the chat screen's keys.
 func defaultChatKeys() chatKeys {
 	return chatKeys{
-		Send:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		History: defaultInputKeys().Older,
-		Scroll:  defaultMessagePaneKeys().PageUp,
-		Quit:    key.NewBinding(key.WithKeys("ctrl+c", "esc"), key.WithHelp("esc", "quit")),
-		Help:    key.NewBinding(key.WithKeys("/"), key.WithHelp("/help", "commands")),
+		Send:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
+		Newline:  defaultInputKeys().Newline,
+		Complete: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "complete")),
+		History:  defaultInputKeys().Older,
+		Scroll:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "scroll")),
+		Quit:     key.NewBinding(key.WithKeys("ctrl+c", "esc"), key.WithHelp("esc", "quit")),
+		Help:     key.NewBinding(key.WithKeys("/"), key.WithHelp("/help", "commands")),
 	}
 }
 
 // ShortHelp implements help.KeyMap.
 func (k chatKeys) ShortHelp() []key.Binding {
-	return []key.Binding{k.Send, k.History, k.Scroll, k.Help, k.Quit}
+	return []key.Binding{k.Send, k.Newline, k.Help, k.Quit, k.Scroll}
 }
 
 // FullHelp implements help.KeyMap.

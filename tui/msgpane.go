@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/pushd/push/protocol"
 )
 
 // DefaultScrollback is how many lines the message pane keeps by default.
@@ -29,7 +32,10 @@ type paneEntry struct {
 	at   time.Time
 	user string
 	text string
-	rows int // screen lines it took when last drawn
+	cur  protocol.Cursor // the event's, for lines of events
+	// mention: a message that names the reader, drawn in Mention.
+	mention bool
+	rows    int // screen lines it took when last drawn
 }
 
 // messagePane is the scrolling list of messages and system lines of the
@@ -132,14 +138,7 @@ func (p *messagePane) add(es ...paneEntry) {
 		return
 	}
 	follow := p.vp.AtBottom()
-	widen := false
-	for i := range es {
-		es[i].user = clean(es[i].user, false)
-		es[i].text = clean(es[i].text, true)
-		if w := min(ansi.StringWidth(es[i].user), maxNameW); es[i].kind == kindMessage && w > p.nameW {
-			p.nameW, widen = w, true
-		}
-	}
+	widen := p.prepare(es)
 	// A burst larger than the scrollback only needs its tail drawn.
 	if len(es) > p.max {
 		es = es[len(es)-p.max:]
@@ -174,6 +173,57 @@ func (p *messagePane) add(es ...paneEntry) {
 	} else if removed > 0 {
 		p.vp.SetYOffset(p.vp.YOffset - removed)
 	}
+}
+
+// prepare makes entries from the network safe to draw and widens the
+// user column for their names; it reports whether it widened it.
+func (p *messagePane) prepare(es []paneEntry) (widen bool) {
+	for i := range es {
+		es[i].user = clean(es[i].user, false)
+		es[i].text = clean(es[i].text, true)
+		if w := min(ansi.StringWidth(es[i].user), maxNameW); es[i].kind == kindMessage && w > p.nameW {
+			p.nameW, widen = w, true
+		}
+	}
+	return widen
+}
+
+// insertBefore puts es above the line of the event at cur (at the top
+// when no line has it), as many as the scrollback has room for, their
+// newest kept, and keeps in view what was in view. It reports false when
+// the scrollback had no room for them all.
+func (p *messagePane) insertBefore(cur protocol.Cursor, es ...paneEntry) bool {
+	at := 0
+	for i := range p.entries {
+		if p.entries[i].cur == cur && cur != (protocol.Cursor{}) {
+			at = i
+			break
+		}
+	}
+	room := p.max - len(p.entries)
+	fits := len(es) <= room
+	if !fits {
+		es = es[len(es)-max(room, 0):]
+	}
+	if len(es) == 0 {
+		return fits
+	}
+	above := 0
+	for _, e := range p.entries[:at] {
+		above += e.rows
+	}
+	p.prepare(es)
+	p.entries = slices.Insert(p.entries, at, es...)
+	offset := p.vp.YOffset
+	p.rerender()
+	if above <= offset {
+		added := 0
+		for _, e := range es {
+			added += e.rows
+		}
+		p.vp.SetYOffset(offset + added)
+	}
+	return fits
 }
 
 // rerender draws every entry again (after a resize or a wider name).
@@ -214,6 +264,10 @@ func (p *messagePane) render(e *paneEntry) []string {
 		}
 	}
 	style := st.Text
+	switch {
+	case e.mention:
+		style = st.Mention
+	}
 	switch e.kind {
 	case kindSystem:
 		style = st.System

@@ -22,8 +22,9 @@ const plainTime = "2006-01-02T15:04:05.000Z07:00"
 //	reset    <reason>
 //	progress <id> <state> <done>/<total> <percent>% <name>[: <message>]
 //
-// Text is on one line: newlines and other control characters become
-// spaces. --json gives the event exactly instead.
+// Text is on one line: a message's line breaks are written as the two
+// characters \n, other control characters as spaces. --json gives the
+// event exactly instead.
 func PlainEvent(e *protocol.Event) string {
 	var b strings.Builder
 	b.WriteString(e.Time.UTC().Format(plainTime))
@@ -33,7 +34,7 @@ func PlainEvent(e *protocol.Event) string {
 	b.WriteString(string(e.Type))
 	switch e.Type {
 	case protocol.TypeMessage:
-		fmt.Fprintf(&b, " %s %s", clean(e.User, false), clean(e.Text, false))
+		fmt.Fprintf(&b, " %s %s", clean(e.User, false), clean(strings.ReplaceAll(e.Text, "\n", `\n`), false))
 	case protocol.TypeLogin, protocol.TypeLogout:
 		fmt.Fprintf(&b, " %s", clean(e.User, false))
 	case protocol.TypeReset:

@@ -19,7 +19,10 @@ func TestPlainEvent(t *testing.T) {
 		want string
 	}{
 		{"message", protocol.Event{Stream: "room/lobby", Type: protocol.TypeMessage, Time: t0, User: "bob", Text: "hi\nthere\x1b[31m"},
-			"2026-11-23T08:30:00.000Z room/lobby message bob hi there"},
+			// A line break is written \n, so the event stays one line.
+			"2026-11-23T08:30:00.000Z room/lobby message bob hi\\nthere"},
+		{"message with a tab", protocol.Event{Stream: "room/lobby", Type: protocol.TypeMessage, Time: t0, User: "bob", Text: "a\tb\r"},
+			"2026-11-23T08:30:00.000Z room/lobby message bob a    b "},
 		{"login", protocol.Event{Stream: "room/lobby", Type: protocol.TypeLogin, Time: t0.Add(1500 * time.Millisecond), User: "bob"},
 			"2026-11-23T08:30:01.500Z room/lobby login bob"},
 		{"logout", protocol.Event{Stream: "room/lobby", Type: protocol.TypeLogout, Time: t0, User: "bob"},

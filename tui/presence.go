@@ -31,8 +31,12 @@ type presenceList struct {
 	failed  time.Time // when the last fetch failed
 	gen     int       // the fetch under way or last done
 	pending []change  // changes seen since that fetch began
-	width   int
-	height  int
+	// stale is when the room's connection dropped (zero while it is up):
+	// the list is then what it was at that time, drawn dimmed.
+	stale  time.Time
+	loc    *time.Location // of stale's time
+	width  int
+	height int
 }
 
 // change is a login (in) or logout (!in) of user.
@@ -42,8 +46,8 @@ type change struct {
 }
 
 // newPresenceList returns an empty list for the room of user me.
-func newPresenceList(st *Styles, me string) presenceList {
-	return presenceList{st: st, me: me, users: map[string]bool{}}
+func newPresenceList(st *Styles, me string, loc *time.Location) presenceList {
+	return presenceList{st: st, me: me, users: map[string]bool{}, loc: loc}
 }
 
 // SetSize sets the list's width and height.
@@ -124,6 +128,9 @@ func (p presenceList) View() string {
 		title = "Here"
 	}
 	lines = append(lines, st.Dim.Bold(true).Render(ansi.Truncate(title, p.width, "…")))
+	if !p.stale.IsZero() {
+		lines = append(lines, st.Warn.Render(ansi.Truncate("as of "+p.stale.In(p.loc).Format("15:04:05"), p.width, "…")))
+	}
 	if p.err != nil {
 		lines = append(lines, st.Error.Render(ansi.Truncate("could not load; retrying", p.width, "…")))
 	}
@@ -135,6 +142,9 @@ func (p presenceList) View() string {
 		}
 		name := ansi.Truncate(clean(u, false), p.width-2, "…")
 		line := st.User(u).Render("●") + " " + st.User(u).Render(name)
+		if !p.stale.IsZero() {
+			line = st.Dim.Render("○ " + name)
+		}
 		if u == p.me && lipgloss.Width(line)+6 <= p.width {
 			line += st.Dim.Render(" (you)")
 		}

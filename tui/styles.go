@@ -26,6 +26,7 @@ type Styles struct {
 	Warn      lipgloss.Style // reconnecting, reset, cancelled
 	Bad       lipgloss.Style // closed, failed
 	Accent    lipgloss.Style // running, the "N new" marker
+	Mention   lipgloss.Style // a message that names you, the count of them
 	Selected  lipgloss.Style // the selected row of a table
 	Border    lipgloss.Style // rules between panes
 	HelpKey   lipgloss.Style
@@ -88,6 +89,7 @@ func NewStyles(r *lipgloss.Renderer) *Styles {
 		Warn:      n().Foreground(colWarn),
 		Bad:       n().Foreground(colBad),
 		Accent:    n().Foreground(colAccent).Bold(true),
+		Mention:   n().Foreground(colWarn).Bold(true),
 		Selected:  n().Background(colSelect).Bold(true),
 		Border:    n().Foreground(colFaint),
 		HelpKey:   n().Foreground(colDim).Bold(true),
@@ -131,6 +133,7 @@ func MonoStyles(r *lipgloss.Renderer) *Styles {
 		Warn:     n().Bold(true),
 		Bad:      n().Bold(true),
 		Accent:   n().Bold(true),
+		Mention:  n().Bold(true).Underline(true),
 		Selected: n().Reverse(true),
 		Border:   n().Faint(true),
 		HelpKey:  n().Bold(true),

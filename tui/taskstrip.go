@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/progress"
 
@@ -43,6 +44,9 @@ type taskStrip struct {
 	st    *Styles
 	bars  bars
 	width int
+	// stale is when the connection dropped (zero while it is up): the
+	// rows are then as they were at that time, drawn dimmed.
+	stale time.Time
 }
 
 // newTaskStrip returns an empty strip.
@@ -60,8 +64,9 @@ func (s *taskStrip) Height(live []*TaskView) int {
 
 // View draws one line per live task, newest first: spinner, name, bar,
 // percent, done/total, rate and ETA; "+N more" on the last line when they
-// do not all fit.
-func (s taskStrip) View(live []*TaskView, spin string) string {
+// do not all fit. While stale, the rows are dimmed, without spinner, rate
+// or ETA, and the first says "as of" when, in loc.
+func (s taskStrip) View(live []*TaskView, spin string, loc *time.Location) string {
 	if len(live) == 0 || s.width <= 0 {
 		return ""
 	}
@@ -78,18 +83,34 @@ func (s taskStrip) View(live []*TaskView, spin string) string {
 			icon = "…"
 		}
 		nameW := min(20, max(8, s.width/5))
-		tail := " " + fmtPercent(t.Fraction()) + "  " + padLeft(fmtCount(t.Done, t.Total), 9) + "  " + padLeft(fmtRate(t.Rate()), 7)
-		if eta, ok := t.ETA(); ok {
-			tail += "  " + padLeft("eta "+fmtDuration(eta), 10)
-		} else {
-			tail += "  " + strings.Repeat(" ", 10)
+		tail := " " + fmtPercent(t.Fraction()) + "  " + padLeft(fmtCount(t.Done, t.Total), 9) + "  "
+		switch eta, ok := t.ETA(); {
+		case !s.stale.IsZero():
+			icon = "·"
+			asOf := ""
+			if i == 0 {
+				asOf = "as of " + s.stale.In(loc).Format("15:04:05")
+			}
+			tail += padLeft(asOf, 19)
+		case ok:
+			tail += padLeft(fmtRate(t.Rate()), 7) + "  " + padLeft("eta "+fmtDuration(eta), 10)
+		default:
+			tail += padLeft(fmtRate(t.Rate()), 7) + "  " + strings.Repeat(" ", 10)
 		}
 		tail += more
 		barW := s.width - 2 - nameW - 1 - len([]rune(tail))
 		var line string
-		if barW < 6 {
+		switch {
+		case !s.stale.IsZero():
+			bar := ""
+			if barW >= 6 {
+				full := int(clamp01(t.Fraction()) * float64(barW))
+				bar = " " + strings.Repeat("█", full) + strings.Repeat("░", barW-full)
+			}
+			line = st.Dim.Render(icon + " " + pad(clean(t.Name, false), nameW) + bar + tail)
+		case barW < 6:
 			line = st.Accent.Render(icon) + " " + pad(clean(t.Name, false), nameW) + st.Dim.Render(tail)
-		} else {
+		default:
 			line = st.Accent.Render(icon) + " " + pad(clean(t.Name, false), nameW) + " " +
 				s.bars.view(t.Fraction(), barW, t.State) + st.Dim.Render(tail)
 		}

@@ -46,6 +46,7 @@ type WatchModel struct {
 	top      int    // the first row shown
 	bars     bars
 	note     string // the outcome of the last action
+	confirm  string // the task whose cancel awaits y or n; "" when none
 	noteBad  bool
 }
 
@@ -105,7 +106,14 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			switch e.Type {
 			case protocol.TypeProgress:
 				if e.Task != nil {
+					before, had := m.tasks.Get(e.Task.ID)
+					wasFinal := had && before.State.Final()
 					m.tasks.Apply(*e.Task, e.Time)
+					if t := e.Task; t.State.Final() && !wasFinal {
+						// Its outcome stays said after its row has moved
+						// down the list.
+						m.note, m.noteBad = finishedText(t), t.State != protocol.TaskSucceeded
+					}
 				}
 			case protocol.TypeReset:
 				m.link.noteReset(e.Reason, m.Now())
@@ -163,6 +171,9 @@ func (m *WatchModel) onKey(k tea.KeyMsg) tea.Cmd {
 	}
 	all := m.tasks.All()
 	idx := m.index()
+	if m.confirm != "" {
+		return m.confirmed(k)
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		m.quitting = true
@@ -199,14 +210,42 @@ func (m *WatchModel) onKey(k tea.KeyMsg) tea.Cmd {
 			m.note, m.noteBad = fmt.Sprintf("%s already %s", taskName(&v.Task), v.State), true
 			return nil
 		}
-		conn, id := m.conn, v.ID
-		m.note, m.noteBad = fmt.Sprintf("cancelling %s…", taskName(&v.Task)), false
-		return m.request(func(ctx context.Context) tea.Msg {
-			t, err := conn.Cancel(ctx, id)
-			return actionMsg{what: "cancel " + id, task: t, err: err}
-		})
+		m.confirm = v.ID
+		m.note, m.noteBad = fmt.Sprintf("cancel %s (%s)? y/n", taskName(&v.Task), v.ID), false
 	}
 	return nil
+}
+
+// confirmed takes the answer to "cancel ...? y/n": y cancels the task,
+// any other key does not.
+func (m *WatchModel) confirmed(k tea.KeyMsg) tea.Cmd {
+	id := m.confirm
+	m.confirm = ""
+	v, ok := m.tasks.Get(id)
+	if k.String() != "y" && k.String() != "Y" || !ok {
+		m.note, m.noteBad = "not cancelled", false
+		return nil
+	}
+	if v.State.Final() {
+		m.note, m.noteBad = fmt.Sprintf("%s already %s", taskName(&v.Task), v.State), true
+		return nil
+	}
+	conn := m.conn
+	m.note, m.noteBad = fmt.Sprintf("cancelling %s…", taskName(&v.Task)), false
+	return m.request(func(ctx context.Context) tea.Msg {
+		t, err := conn.Cancel(ctx, id)
+		return actionMsg{what: "cancel " + id, task: t, err: err}
+	})
+}
+
+// finishedText says how a task ended: "build-42 succeeded", "build-42
+// failed: disk full".
+func finishedText(t *protocol.Task) string {
+	s := fmt.Sprintf("%s %s", taskName(t), t.State)
+	if t.Message != "" {
+		s += ": " + clean(t.Message, false)
+	}
+	return s
 }
 
 // index returns the selected row, or -1.

@@ -149,14 +149,37 @@ func TestWatchKeys(t *testing.T) {
 			}
 		}
 	})
-	t.Run("c cancels the selected task", func(t *testing.T) {
+	t.Run("c cancels the selected task once y confirms", func(t *testing.T) {
 		m, conn := setup(t)
-		_, cmd := m.Update(keyMsg("c"))
+		if _, cmd := m.Update(keyMsg("c")); cmd != nil {
+			t.Fatal("c cancelled before asking")
+		}
+		contains(t, m.View(), "cancel build-42 (t5)? y/n")
+		_, cmd := m.Update(keyMsg("y"))
 		contains(t, m.View(), "cancelling build-42…")
 		m.Update(cmd())
 		if len(conn.cancelled) != 1 || conn.cancelled[0] != "t5" {
 			t.Fatalf("cancelled %v", conn.cancelled)
 		}
+	})
+	t.Run("c then anything but y does not cancel", func(t *testing.T) {
+		for _, answer := range []string{"n", "esc", "q"} {
+			m, conn := setup(t)
+			m.Update(keyMsg("c"))
+			if _, cmd := m.Update(keyMsg(answer)); cmd != nil || len(conn.cancelled) != 0 {
+				t.Fatalf("%s: cancelled", answer)
+			}
+			contains(t, m.View(), "not cancelled")
+			if m.quitting {
+				t.Fatalf("%s quit instead of answering", answer)
+			}
+		}
+	})
+	t.Run("a task that ends says how, after its row moves down", func(t *testing.T) {
+		m, _ := setup(t)
+		done := protocol.Task{ID: "t5", Name: "build-42", State: protocol.TaskFailed, Message: "disk full", Total: 100, Done: 40}
+		m.Update(updatesMsg{Updates: []Update{{Event: &protocol.Event{Stream: protocol.TasksStream, Type: protocol.TypeProgress, Epoch: "e", Seq: 99, Task: &done}}}})
+		contains(t, m.View(), "build-42 failed: disk full")
 	})
 	t.Run("c on a finished task says so", func(t *testing.T) {
 		m, conn := setup(t)
@@ -379,12 +402,13 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("Result err = %v", err)
 		}
 	})
-	t.Run("c cancels", func(t *testing.T) {
+	t.Run("c cancels once y confirms", func(t *testing.T) {
 		conn := newFakeConn()
 		conn.task = running
 		m := newFollow(t, conn)
 		m.Update(taskMsg{task: running})
-		_, cmd := m.Update(keyMsg("c"))
+		m.Update(keyMsg("c"))
+		_, cmd := m.Update(keyMsg("y"))
 		contains(t, m.View(), "cancelling…")
 		m.Update(cmd())
 		if len(conn.cancelled) != 1 || conn.cancelled[0] != "t5" {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pushd/push/client"
@@ -9,34 +11,14 @@ import (
 	"github.com/pushd/push/tui"
 )
 
-// chatConn is the chat screen's link to the server: a feed of the room and
-// the tasks stream, and the client's requests.
-type chatConn struct {
-	*feed
-	c    *client.Client
-	room string
-}
-
-var _ tui.ChatConn = (*chatConn)(nil)
-
-func (cc *chatConn) Send(ctx context.Context, id, text string) error {
-	_, err := cc.c.Publish(ctx, cc.room, text, client.WithID(id))
-	return err
-}
-
-func (cc *chatConn) Presence(ctx context.Context) ([]string, error) {
-	return cc.c.Presence(ctx, cc.room)
-}
-
-func (cc *chatConn) Tasks(ctx context.Context) ([]protocol.Task, error) {
-	return cc.c.ListTasks(ctx)
-}
-
 // taskConn is the task list's link to the server.
 type taskConn struct {
 	*feed
 	c    *client.Client
 	demo demoSpec
+
+	mu    sync.Mutex
+	names map[string]bool // the demo tasks' names so far
 }
 
 var _ tui.TaskConn = (*taskConn)(nil)
@@ -46,7 +28,7 @@ func (tc *taskConn) Tasks(ctx context.Context) ([]protocol.Task, error) {
 }
 
 func (tc *taskConn) StartDemo(ctx context.Context) (protocol.Task, error) {
-	t, err := tc.c.StartTask(ctx, tc.demo.spec(time.Now()))
+	t, err := tc.c.StartTask(ctx, tc.demo.spec(tc.demoName(time.Now())))
 	if err != nil {
 		return protocol.Task{}, err
 	}
@@ -92,9 +74,26 @@ type demoSpec struct {
 	interval time.Duration
 }
 
-// spec names the task after the time it starts: "demo-150405".
-func (d demoSpec) spec(now time.Time) client.TaskSpec {
-	return client.TaskSpec{Kind: "demo", Name: "demo-" + now.Format("150405"),
+// demoName names a demo task after the time it starts, "demo-150405",
+// and tells apart those started within one second: "demo-150405-2".
+func (tc *taskConn) demoName(now time.Time) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.names == nil {
+		tc.names = map[string]bool{}
+	}
+	base := "demo-" + now.Format("150405")
+	name := base
+	for n := 2; tc.names[name]; n++ {
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+	tc.names[name] = true
+	return name
+}
+
+// spec is the demo task called name.
+func (d demoSpec) spec(name string) client.TaskSpec {
+	return client.TaskSpec{Kind: "demo", Name: name,
 		Params: map[string]any{"total": d.total, "interval": d.interval.String()}}
 }
 

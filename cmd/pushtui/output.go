@@ -46,6 +46,16 @@ func (p *printer) task(t *protocol.Task) {
 	p.line(tui.PlainTask(t))
 }
 
+// cancelling prints a task whose cancel was asked: "cancelling <task>",
+// or the task alone when it had ended already; with --json the task.
+func (p *printer) cancelling(t *protocol.Task) {
+	if p.json || t.State.Final() {
+		p.task(t)
+		return
+	}
+	p.line("cancelling " + tui.PlainTask(t))
+}
+
 // status tells standard error about connections made and lost. Not
 // about the end of a subscription: the command returns its error, which is
 // the one line printed at exit.

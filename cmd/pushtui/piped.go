@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -15,18 +16,27 @@ import (
 )
 
 // runPlain prints the room's events and sends the lines of standard input
-// once the room is joined. At the end of input, once every line is sent,
-// it prints the room up to then and returns, unless --follow: then it goes
-// on until interrupted or the server refuses the subscription.
-func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c *client.Client, room subSpec) error {
+// once the room is joined. It reads standard input from the start, and
+// waits for pushd when it is not up yet, as for a reconnect. At the end of
+// input, once every line is sent, it prints the room up to then (as far
+// as pushd can be reached) and returns, unless --follow: then it goes on
+// until interrupted or the server refuses the subscription.
+func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c *client.Client, tr client.Transport, name string) error {
+	in := readInput(a.in)
+	defer in.stop()
+	since, err := o.waitForRoom(ctx, a, c, name, in)
+	if err != nil {
+		return err
+	}
+	room := subSpec{client.Room(name), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: since, User: g.user}}
 	f := startFeed(ctx, c, room)
 	defer f.Close()
 	p := a.printer(g)
 	inputDone := make(chan sendResult, 1)
 	// The last event printed; at first, where the subscription starts.
 	last, _ := protocol.ParseCursor(room.opts.Since)
-	snd := &sender{c: c, f: f, room: o.room, waiting: make(map[string]chan struct{})}
-	go func() { inputDone <- snd.sendLines(ctx, a) }()
+	snd := &sender{c: c, f: f, room: name, waiting: make(map[string]chan struct{})}
+	go func() { inputDone <- snd.sendLines(ctx, a, in) }()
 	var (
 		sent    sendResult
 		target  *protocol.Cursor // done once the room is printed up to here
@@ -57,10 +67,12 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 			if o.follow || sent.stopped {
 				continue
 			}
-			// Everything sent is in the room by now: print up to here.
+			// Everything sent is in the room by now: print up to here,
+			// if pushd can say where that is; it may be away again, and
+			// the lines are sent whatever it is.
 			cur, err := c.Cursor(ctx, room.stream)
 			if err != nil {
-				return err
+				return sent.err()
 			}
 			target = &cur
 			t := time.NewTimer(drainWait)
@@ -202,6 +214,78 @@ const (
 	lineStopped                        // the subscription, the feed or the command ended first
 )
 
+// input reads the lines of standard input ahead, into a queue of
+// sendQueue lines, from the start of the chat: lines written before pushd
+// is up wait there as lines read while it reconnects do.
+type input struct {
+	lines chan line     // closed at the end of input
+	read  chan struct{} // closed at the end of input, after err is set
+	err   error         // why reading ended, if not at the end of input
+	done  chan struct{} // closed by stop
+}
+
+// readInput starts reading r into the queue.
+func readInput(r io.Reader) *input {
+	in := &input{lines: make(chan line, sendQueue), read: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(in.read)
+		defer close(in.lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			text := strings.TrimRight(sc.Text(), "\r")
+			if strings.TrimSpace(text) == "" {
+				continue
+			}
+			select {
+			case in.lines <- line{text: text, id: client.NewID()}:
+			case <-in.done:
+				return
+			}
+		}
+		in.err = sc.Err()
+	}()
+	return in
+}
+
+// stop stops reading (once the reader holds a line it cannot queue).
+func (in *input) stop() { close(in.done) }
+
+// ended reports whether the input has ended.
+func (in *input) ended() bool { return isClosed(in.read) }
+
+// waitForRoom returns where the room's subscription starts (--history
+// events back), waiting for pushd while it cannot be reached, with the
+// backoff of a reconnect: it says so once on standard error, and gives up
+// as a reconnect does, after maxOffline, once lines wait to be sent (or
+// the input ended without any, unless --follow). A refusal is returned at
+// once.
+func (o *chatOptions) waitForRoom(ctx context.Context, a *app, c *client.Client, room string, in *input) (string, error) {
+	bo := backoff.New(backoff.Policy{Min: client.DefaultMinBackoff, Max: maxBackoff})
+	var since time.Time
+	for {
+		cur, err := historySince(ctx, c, client.Room(room), o.history)
+		if err == nil || !client.Retryable(err) || ctx.Err() != nil {
+			return cur, err
+		}
+		now := time.Now()
+		if since.IsZero() {
+			since = now
+			fmt.Fprintf(a.errOut, "pushtui: waiting for pushd: %s\n", explain(err, c.BaseURL()))
+		}
+		if waiting := len(in.lines); now.Sub(since) >= maxOffline && (waiting > 0 || in.ended() && !o.follow) {
+			off := &offlineError{room: room, d: maxOffline}
+			if waiting > 0 {
+				fmt.Fprintf(a.errOut, "pushtui: not sent: %d %s: %v\n", waiting, plural(waiting, "line", "lines"), off)
+			}
+			return "", off
+		}
+		if !backoff.Sleep(ctx, bo.NextAfter(0, client.RetryAfter(err))) {
+			return "", ctx.Err()
+		}
+	}
+}
+
 // sendLines sends each non-empty line of standard input to the room, in
 // order, while the room's subscription is connected: the user is in the
 // room before anything they send, and a line read while it is
@@ -215,30 +299,8 @@ const (
 // line read is sent or given up, or early: stopped when the subscription,
 // the feed or ctx ends, offline when the room was out of reach for
 // maxOffline while lines waited (they are given up).
-func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
-	lines := make(chan line, sendQueue)
-	done := make(chan struct{})
-	defer close(done)
-	read := make(chan struct{}) // closed at the end of input
-	var readErr error           // set before lines is closed
-	go func() {
-		defer close(read)
-		defer close(lines)
-		sc := bufio.NewScanner(a.in)
-		sc.Buffer(make([]byte, 64<<10), 64<<10)
-		for sc.Scan() {
-			text := strings.TrimRight(sc.Text(), "\r")
-			if strings.TrimSpace(text) == "" {
-				continue
-			}
-			select {
-			case lines <- line{text: text, id: client.NewID()}:
-			case <-done:
-				return
-			}
-		}
-		readErr = sc.Err()
-	}()
+func (s *sender) sendLines(ctx context.Context, a *app, in *input) sendResult {
+	lines, read := in.lines, in.read
 	var r sendResult
 	offline := func(err error, waiting int) sendResult {
 		r.failed += waiting
@@ -289,7 +351,7 @@ func (s *sender) sendLines(ctx context.Context, a *app) sendResult {
 			fmt.Fprintln(a.errOut, "pushtui: not sent:", explain(err, s.c.BaseURL()))
 		}
 	}
-	r.readErr = readErr
+	r.readErr = in.err
 	return r
 }
 

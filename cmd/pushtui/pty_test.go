@@ -35,7 +35,7 @@ func startTerminal(t *testing.T, w, h int, environ []string, args ...string) *te
 	t.Helper()
 	cmd := pushdtest.ProgramCommand(context.Background(), args...)
 	// CI in the environment makes the colour library assume no terminal.
-	cmd.Env = append(cmd.Env, "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=")
+	cmd.Env = append(cmd.Env, "TERM=xterm-256color", "NO_COLOR=", "CI=", "PUSH_SERVER=", "PUSH_TOKEN=", "XDG_STATE_HOME="+t.TempDir())
 	cmd.Env = append(cmd.Env, environ...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(w), Rows: uint16(h)})
 	if err != nil {

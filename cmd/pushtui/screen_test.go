@@ -121,6 +121,8 @@ func followLongTask(t *testing.T) (*pushdtest.Server, string, *screen) {
 func TestFollowScreenCancelled(t *testing.T) {
 	_, _, s := followLongTask(t)
 	s.press(t, "c")
+	s.waitScreen(t, "cancel the task? y/n")
+	s.press(t, "y")
 	if code := s.wait(t); code != 1 {
 		t.Fatalf("exit %d, want 1: %s", code, s.errOut.String())
 	}

@@ -223,11 +223,15 @@ func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) err
 }
 
 func newTaskCancelCmd(a *app, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:               "cancel ID...",
-		Short:             "Cancel tasks",
-		Example:           `  pushtui task cancel t42`,
-		Args:              cobra.MinimumNArgs(1),
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "cancel ID...",
+		Short: "Cancel tasks",
+		Long: `Ask the server to cancel tasks. A task ends as cancelled soon after, not
+at once: each line says "cancelling" and the task as it was then; with
+--wait it waits until each has ended and prints how.`,
+		Example:           "  pushtui task cancel t42\n  pushtui task cancel --wait t42 t43",
+		Args:              needIDs("task cancel", false),
 		ValidArgsFunction: completeTaskIDs(a, g, true),
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			if err := checkIDs(ids); err != nil {
@@ -243,10 +247,53 @@ func newTaskCancelCmd(a *app, g *globalOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				p.cancelling(t)
+				if !wait || t.State.Final() {
+					continue
+				}
+				if t, err = finalState(cmd.Context(), c, id); err != nil {
+					return err
+				}
 				p.task(t)
 			}
 			return nil
 		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until each task has ended, and print how it ended")
+	return cmd
+}
+
+// finalState follows the task's events until its final one and returns
+// the task as it ended.
+func finalState(ctx context.Context, c *client.Client, id string) (*protocol.Task, error) {
+	sub := c.Subscribe(ctx, client.Task(id), client.SubscribeOptions{MaxBackoff: maxBackoff})
+	defer sub.Close()
+	var last *protocol.Task
+	for ev := range sub.Events() {
+		if ev.Task != nil {
+			last = ev.Task
+		}
+	}
+	if last != nil && last.State.Final() {
+		return last, nil
+	}
+	if err := sub.Err(); err != nil {
+		return nil, err
+	}
+	return c.GetTask(ctx, id)
+}
+
+// needIDs checks a command's task ids are there: at least one, or with
+// one exactly one; its errors name the command and what is missing.
+func needIDs(what string, one bool) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return cli.Usagef("%s needs a task id (pushtui task list shows them)", what)
+		case one && len(args) > 1:
+			return cli.Usagef("%s takes one task id, not %d", what, len(args))
+		}
+		return nil
 	}
 }
 
@@ -254,7 +301,7 @@ func newTaskGetCmd(a *app, g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:               "get ID",
 		Short:             "Show one task",
-		Args:              cobra.ExactArgs(1),
+		Args:              needIDs("task get", true),
 		ValidArgsFunction: completeTaskIDs(a, g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkIDs(args); err != nil {
@@ -352,7 +399,7 @@ func newTaskReportCmd(a *app, g *globalOptions) *cobra.Command {
 optional --message, and finally --state succeeded or --state failed.`,
 		Example: `  pushtui task report t42 --done 7 --message "copied 7 files"
   pushtui task report t42 --state succeeded`,
-		Args:              cobra.ExactArgs(1),
+		Args:              needIDs("task report", true),
 		ValidArgsFunction: completeTaskIDs(a, g, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd, a, g, args[0])

@@ -35,7 +35,7 @@ func TestTaskCommands(t *testing.T) {
 	// A demo task, cancelled.
 	demo := startTask(t, srv, "--name", "long", "--total", "100000", "--interval", "10ms")
 	out, _, code = pushtui(t, nil, append(s, "task", "cancel", demo)...)
-	if code != 0 || !strings.HasPrefix(out, demo+" ") {
+	if code != 0 || !strings.HasPrefix(out, "cancelling "+demo+" ") {
 		t.Fatalf("cancel: exit %d: %q", code, out)
 	}
 
@@ -62,7 +62,7 @@ func TestTaskCommands(t *testing.T) {
 		{[]string{"task", "report", id, "--state", "done"}, cli.ExitUsage, `--state "done"`},
 		{[]string{"task", "cancel", id}, cli.ExitFailed, "finished"},
 		{[]string{"task", "get", "nope"}, cli.ExitFailed, "task not found"},
-		{[]string{"task", "cancel"}, cli.ExitUsage, "requires at least 1 arg"},
+		{[]string{"task", "cancel"}, cli.ExitUsage, "task cancel needs a task id"},
 		{[]string{"task", "start", "--kind", "nosuch"}, cli.ExitFailed, "nosuch"},
 	}
 	for _, tc := range cases {

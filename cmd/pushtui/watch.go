@@ -28,7 +28,7 @@ func newWatchProgressCmd(a *app, g *globalOptions) *cobra.Command {
 		Use:   "watch-progress",
 		Short: "Watch background tasks progress live",
 		Long: `Without --task: every task, newest first, with its progress, rate and ETA.
-Keys: up/down select, c cancels the selected task, n starts a demo task,
+Keys: up/down select, c cancels the selected task (y confirms), n starts a demo task,
 q quits.
 
 With --task ID: follows that one task and exits when it ends, 0 when it
