@@ -158,6 +158,28 @@ type FollowOptions struct {
 	OnProgress func(protocol.Task)
 }
 
+// behind reports whether a is a state of a task from before b: the
+// subscription starts before the look at the task, so its first events may
+// be older than what that look saw.
+func behind(a, b protocol.Task) bool {
+	rank := func(s protocol.TaskState) int {
+		switch {
+		case s == protocol.TaskQueued:
+			return 0
+		case s.Final():
+			return 2
+		}
+		return 1
+	}
+	switch ra, rb := rank(a.State), rank(b.State); {
+	case ra != rb:
+		return ra < rb
+	case a.Done != b.Done:
+		return a.Done < b.Done
+	}
+	return a.Percent < b.Percent
+}
+
 // FollowTask waits until the task reaches a final state (succeeded,
 // failed, cancelled) and returns it. It takes the task's cursor first and
 // then the task itself, so an end that happens in between is seen either
@@ -192,7 +214,7 @@ func (c *Client) FollowTask(ctx context.Context, id string, opts FollowOptions) 
 			if next, err = c.GetTask(ctx, id); err != nil {
 				return last, fmt.Errorf("follow task %s: after a reset: %w", id, err)
 			}
-		case ev.Task != nil && ev.Task.ID == id:
+		case ev.Task != nil && ev.Task.ID == id && !behind(*ev.Task, last):
 			next = ev.Task
 		default:
 			continue

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,5 +238,54 @@ func TestStartTaskErrors(t *testing.T) {
 	_, err = c.FollowTask(ctx, "nope", client.FollowOptions{})
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeNotFound {
 		t.Fatalf("FollowTask of an unknown task: %v, want not_found", err)
+	}
+}
+
+// FollowTask's look at the task comes after the cursor its subscription
+// starts from: events between the two, older than what the look saw, are
+// not reported after it, so progress never goes back.
+func TestFollowTaskSkipsEventsOlderThanItsLook(t *testing.T) {
+	var id atomic.Value
+	var once sync.Once
+	var s *pushdtest.Server
+	s = pushdtest.Start(t, server.Config{Tasks: tasks.Config{MinInterval: time.Millisecond}}, pushdtest.Wrap(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if want, _ := id.Load().(string); want != "" && r.Method == http.MethodGet && r.URL.Path == "/v1/tasks/"+want {
+				// Progress lands between FollowTask's cursor and its look.
+				once.Do(func() {
+					s.Report(pushdtest.GoTB{TB: t}, want, `{"done":1}`)
+					s.Report(pushdtest.GoTB{TB: t}, want, `{"done":2}`)
+				})
+			}
+			h.ServeHTTP(w, r)
+		})
+	}))
+	c := newClient(t, s, "alice")
+	task := startTask(t, c, client.TaskSpec{Kind: "external", Params: map[string]any{"total": 3}})
+	id.Store(task.ID)
+	var seen record[protocol.Task]
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.FollowTask(followCtx(t), task.ID, client.FollowOptions{OnProgress: seen.add})
+		done <- err
+	}()
+	testwait.Until(t, pushdtest.Timeout, 5*time.Millisecond, func() error {
+		if all := seen.all(); len(all) == 0 || all[0].Done != 2 {
+			return fmt.Errorf("progress seen %+v; want the look's done 2 first", all)
+		}
+		return nil
+	})
+	s.Report(t, task.ID, `{"done":3,"state":"succeeded"}`)
+	if err, _ := testwait.Recv(t, pushdtest.Timeout, done, "FollowTask's end"); err != nil {
+		t.Fatal(err)
+	}
+	all := seen.all()
+	for i := 1; i < len(all); i++ {
+		if all[i].Done < all[i-1].Done {
+			t.Fatalf("progress went back: %d after %d (seen %+v)", all[i].Done, all[i-1].Done, all)
+		}
+	}
+	if last := all[len(all)-1]; last.State != protocol.TaskSucceeded {
+		t.Fatalf("last seen %+v; want succeeded", last)
 	}
 }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 
 // wait bounds every wait in these tests; nothing takes near it when all
 // is well.
-const wait = 15 * time.Second
+const wait = time.Minute
 
 // startServer starts pushd (pushdtest's) for these tests; it stops when
 // the test ends.
