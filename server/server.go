@@ -35,6 +35,9 @@ type Server struct {
 	userConns counter // open subscriptions per user
 	publishes *limiters
 	metrics   *metrics
+	tracker   *tracker // open subscriptions, for the stats
+	statsHub  *Hub     // the stats stream's, in memory only
+	sampler   *sampler
 
 	// background work that lives as long as the server: following shared
 	// stores, the presence roster, task peers. Shutdown cancels it and
@@ -88,7 +91,9 @@ func New(cfg Config) (*Server, error) {
 		streamIdle:  cfg.StreamIdle,
 		log:         cfg.Logger,
 		onPublish:   func(n int) { s.metrics.published.Add(float64(n)) },
+		onAppend:    func(d time.Duration) { s.metrics.appends.observe(d) },
 	})
+	s.tracker, s.statsHub = newTracker(), newStatsHub(cfg)
 	// Metrics first: what follows may publish, and timers it starts may
 	// fire before New returns.
 	s.metrics = newMetrics(s.hub, func() *tasks.Runner { return s.tasks })
@@ -108,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	var bgCtx context.Context
 	bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.startStats(bgCtx)
 	if cfg.Roster != nil {
 		s.bg.Go(func() { cfg.Roster.Run(bgCtx, s.presence.gone) })
 	}
@@ -142,6 +148,7 @@ func (s *Server) routes() {
 	s.handle("/v1/tasks/{id}/events", map[string]handlerFunc{http.MethodGet: s.handleTaskEvents})
 	s.handle("/v1/tasks/{id}/progress", map[string]handlerFunc{http.MethodPost: s.handleTaskProgress})
 	s.handle("/v1/tasks/{id}/cancel", map[string]handlerFunc{http.MethodPost: s.handleCancelTask})
+	s.statsRoutes()
 	s.mux.Handle("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
 	}))
@@ -245,9 +252,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.hub.shutdown()
+	s.stopStats()
 	s.presence.stop()
 	s.bgCancel()
 	s.bg.Wait()
+	s.closeStats()
 	err := terr
 	select {
 	case <-s.drained:
