@@ -229,7 +229,7 @@ func (sm *sampler) sample(ctx context.Context, now time.Time) (protocol.Stats, b
 	}
 	cur := &statsCounters{at: now, streams: make(map[string]streamCounters), cpuTime: cpuTime()}
 	var drops uint64
-	cur.published, cur.delivered, drops = s.metrics.totals()
+	cur.published, drops = s.metrics.totals()
 	appends := s.metrics.appends.read()
 	cur.appends = appends.total()
 	var dt time.Duration
@@ -243,13 +243,17 @@ func (sm *sampler) sample(ctx context.Context, now time.Time) (protocol.Stats, b
 		return float64(now-before) / dt.Seconds()
 	}
 
-	views := s.tracker.view()
+	views, delivered := s.tracker.view()
+	cur.delivered = delivered
 	streams := s.hub.list()
 	all := make([]protocol.StreamStats, 0, len(streams))
 	var lagging []protocol.SubscriberStats
 	for _, st := range streams {
 		head := st.published.Load()
-		v := views[st]
+		v, ok := views[st]
+		if !ok {
+			v.sent = st.handedGone.Load() // none open now
+		}
 		cur.streams[st.name] = streamCounters{head: head, sent: v.sent}
 		ss := protocol.StreamStats{Stream: st.name, Subscribers: len(v.subs), Head: head}
 		if prev != nil {

@@ -122,7 +122,7 @@ func TestStatsConnectionsAndRooms(t *testing.T) {
 // The rates: over the snapshots of the stats stream, each rate times the
 // time since the snapshot before adds up to what happened: events in to
 // the stream's growth, deliveries out to the events handed to its
-// subscribers, store appends to the appends made.
+// subscribers (a long poller's too), store appends to the appends made.
 func TestStatsRatesAddUp(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
 	kinds := []string{pushdtest.WS, pushdtest.WSBatch, pushdtest.SSE}
@@ -136,6 +136,9 @@ func TestStatsRatesAddUp(t *testing.T) {
 		}
 		return nil
 	})
+	// A long poller, connected only while it polls, counts too.
+	subs = append(subs, s.Subscribe(t, pushdtest.LongPoll, pushdtest.RoomPath("rates"),
+		pushdtest.SubOptions{Since: s.Head(t, pushdtest.RoomPath("rates")).String()}))
 	watch := s.Subscribe(t, pushdtest.SSE, pushdtest.StatsPath, pushdtest.SubOptions{})
 	first := watch.Next(t).Stats
 	const n = 10
@@ -146,7 +149,7 @@ func TestStatsRatesAddUp(t *testing.T) {
 		sub.NextN(t, n)
 	}
 	done := time.Now()
-	var in, out, node, appends float64
+	var in, out, node, nodeOut, appends float64
 	prev := first
 	for {
 		st := watch.Next(t).Stats
@@ -159,13 +162,15 @@ func TestStatsRatesAddUp(t *testing.T) {
 		in += ss.EventsIn * dt
 		out += ss.DeliveriesOut * dt
 		node += st.EventsIn * dt
+		nodeOut += st.DeliveriesOut * dt // not counting the stats' own watcher
 		appends += st.Nodes[0].Store.Appends * dt
 		if st.Time.After(done) {
 			break
 		}
 	}
-	if math.Round(in) != n || math.Round(out) != 3*n || math.Round(node) != n {
-		t.Errorf("events in %.3f, deliveries out %.3f, node's events in %.3f; want %d, %d and %d", in, out, node, n, 3*n, n)
+	if math.Round(in) != n || math.Round(out) != 4*n || math.Round(node) != n || math.Round(nodeOut) != 4*n {
+		t.Errorf("events in %.3f, deliveries out %.3f, node's events in %.3f and out %.3f; want %d, %d, %d and %d",
+			in, out, node, nodeOut, n, 4*n, n, 4*n)
 	}
 	if a := math.Round(appends); a < 1 || a > n {
 		t.Errorf("store appends add up to %.3f; want 1 to %d", appends, n)

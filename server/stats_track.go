@@ -19,13 +19,12 @@ type tracker struct {
 	mu      sync.Mutex
 	streams map[*stream]*trackedStream
 	byKind  map[string]int // open subscriptions by transport
+	gone    uint64         // events handed to subscriptions that have closed
 }
 
-// trackedStream is a stream's open subscriptions, and the events handed
-// to those that have closed.
+// trackedStream is a stream's open subscriptions.
 type trackedStream struct {
 	subs map[*subscription]*subInfo
-	gone uint64
 }
 
 // subInfo is what the stats show of a subscription beside its position.
@@ -79,10 +78,10 @@ func (tr *tracker) remove(sub *subscription, transport string) {
 		return
 	}
 	delete(ts.subs, sub)
-	ts.gone += sub.sent.Load()
+	sent := sub.sent.Load()
+	sub.st.handedGone.Add(sent)
+	tr.gone += sent
 	if len(ts.subs) == 0 {
-		// Its count of events handed out starts again with the next
-		// subscriber: the stats take a fall for a new start.
 		delete(tr.streams, sub.st)
 	}
 }
@@ -111,36 +110,42 @@ type streamView struct {
 	sent uint64
 }
 
-// view returns every tracked stream's subscriptions. The lock is held
-// only while they are listed; their positions are read after.
-func (tr *tracker) view() map[*stream]streamView {
+// view returns every tracked stream's subscriptions, and the events
+// handed to every subscription so far. The lock is held only while they
+// are listed; their positions are read after.
+func (tr *tracker) view() (map[*stream]streamView, uint64) {
 	tr.mu.Lock()
 	out := make(map[*stream]streamView, len(tr.streams))
 	for st, ts := range tr.streams {
-		out[st] = ts.list()
+		out[st] = ts.list(st)
 	}
+	sent := tr.gone
 	tr.mu.Unlock()
 	for st, v := range out {
-		out[st] = v.counted()
+		closed := v.sent // in tr.gone already
+		v = v.counted()
+		sent += v.sent - closed
+		out[st] = v
 	}
-	return out
+	return out, sent
 }
 
 // viewOf returns st's subscriptions, as view does.
 func (tr *tracker) viewOf(st *stream) streamView {
 	tr.mu.Lock()
-	v := tr.streams[st].list()
+	v := tr.streams[st].list(st)
 	tr.mu.Unlock()
 	return v.counted()
 }
 
-// list lists a stream's subscriptions (none for nil); the tracker's lock
-// is held.
-func (ts *trackedStream) list() streamView {
+// list lists the subscriptions of st (none for nil), with the events
+// handed to those that have closed; the tracker's lock is held.
+func (ts *trackedStream) list(st *stream) streamView {
+	v := streamView{sent: st.handedGone.Load()}
 	if ts == nil {
-		return streamView{}
+		return v
 	}
-	v := streamView{subs: make([]subView, 0, len(ts.subs)), sent: ts.gone}
+	v.subs = make([]subView, 0, len(ts.subs))
 	for sub, info := range ts.subs {
 		v.subs = append(v.subs, subView{sub: sub, info: info})
 	}

@@ -19,6 +19,6 @@ line.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd(), newTopCmd())
 	return root
 }
