@@ -165,6 +165,15 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		m.typeFilter(k)
 		return nil
 	}
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 {
+		// Keys typed faster than read arrive together ("/slow"): each
+		// is a key, and those after a "/" go into the filter.
+		var cmds []tea.Cmd
+		for _, r := range k.Runes {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}}))
+		}
+		return tea.Batch(cmds...)
+	}
 	if key.Matches(k, m.keys.Quit) {
 		return tea.Quit
 	}
