@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
 )
 
 // screen is a program running in a tmux session of its own, on a tmux
@@ -260,4 +262,88 @@ func count(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// top's command line: one snapshot as JSON or as text, and its mistakes;
+// a token without the admin right is refused with the server's reason.
+func TestTopCommandLine(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	s.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"})
+	s.WaitStats(t, func(st protocol.Stats) error {
+		if st.Connections["ws"] != 1 {
+			return fmt.Errorf("connections %v", st.Connections)
+		}
+		return nil
+	})
+
+	code, out, errOut := execute(t, "top", "--server", s.URL, "--once", "--json")
+	var st protocol.Stats
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Connections["ws"] != 1 || strings.Count(out, "\n") != 1 {
+		t.Errorf("top --once --json: %d %q %s (%v); want one line of stats with the WebSocket", code, out, errOut, err)
+	}
+	code, out, errOut = execute(t, "top", "--server", s.URL, "--once")
+	if code != 0 || !strings.Contains(out, "conns 1 · ws 1 · sse 0 · longpoll 0") || !regexp.MustCompile(`(?m)^[ ▸]lobby +1 +1 `).MatchString(out) {
+		t.Errorf("top --once: %d %s\n%s", code, errOut, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"top", "--transport", "pigeon"}, `--transport "pigeon": use auto, ws, sse, longpoll or poll`},
+		{[]string{"top", "--server", "ftp://x"}, `--server "ftp://x"`},
+		{[]string{"top", "--server", s.URL}, "this is not a terminal: use --once, or --json"},
+		{[]string{"top", "extra"}, "unknown command"},
+	} {
+		code, _, errOut := execute(t, c.args...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("pushd %v: %d %q; want %d saying %q", c.args, code, errOut, exitUsage, c.want)
+		}
+	}
+
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	locked := pushdtest.Start(t, server.Config{AuthSecret: secret})
+	user, err := server.MintToken(secret, "eve", server.Claims{Rooms: []string{"*"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = execute(t, "top", "--server", locked.URL, "--token", user, "--once")
+	if code != 1 || !strings.Contains(errOut, "not an admin") {
+		t.Errorf("a token without admin: %d %q; want 1 saying not an admin", code, errOut)
+	}
+	admin, err := server.MintToken(secret, "root", server.Claims{Admin: true}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := execute(t, "top", "--server", locked.URL, "--token", admin, "--once", "--json"); code != 0 || !strings.Contains(out, `"nodes"`) {
+		t.Errorf("an admin token: %d %q %s", code, out, errOut)
+	}
+}
+
+// top --json prints a snapshot a line, as they come.
+func TestTopJSONLines(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "top", "--server", s.URL, "--json", "--transport", "sse")
+	cmd.Env = append(os.Environ(), asPushd+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	dec := json.NewDecoder(out)
+	var first, second protocol.Stats
+	if err := dec.Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Decode(&second); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Nodes) != 1 || !second.Time.After(first.Time) {
+		t.Errorf("snapshots at %v and %v, %d nodes", first.Time, second.Time, len(first.Nodes))
+	}
 }

@@ -84,8 +84,9 @@ func (r *roomView) title(stats *protocol.Stats) string {
 }
 
 // view draws the column titles and the subscribers in h lines, w cells
-// wide; maxLag is the lag limit, for the gauges.
-func (r *roomView) view(st *tui.Styles, now time.Time, w, h, maxLag int) []string {
+// wide; maxLag is the lag limit, for the gauges, and node names nodes
+// (nil: one node).
+func (r *roomView) view(st *tui.Styles, now time.Time, w, h, maxLag int, node func(string) string) []string {
 	if h <= 0 {
 		return nil
 	}
@@ -101,7 +102,7 @@ func (r *roomView) view(st *tui.Styles, now time.Time, w, h, maxLag int) []strin
 		lines = append(lines, st.Warn.Render(pad(" not answering: "+clean(m), w)))
 		h--
 	}
-	cols := subColumns(w)
+	cols := layoutSubs(w, false, node)
 	lines = append(lines, st.Dim.Render(cols.head()))
 	h--
 	subs := r.list.Subscribers
@@ -110,28 +111,29 @@ func (r *roomView) view(st *tui.Styles, now time.Time, w, h, maxLag int) []strin
 	}
 	r.top = min(r.top, max(len(subs)-h, 0))
 	for _, s := range subs[r.top:min(len(subs), r.top+max(h, 0))] {
-		lines = append(lines, cols.row(st, s, now, maxLag, false))
+		lines = append(lines, cols.row(st, s, now, maxLag))
 	}
 	return lines
 }
 
 // subCols lays out a row of subscribers in a width: the stream's name
-// only where several streams are listed.
+// only where several streams are listed, the node where there are
+// several (names it, from a node's id).
 type subCols struct {
-	stream, addr, user, gauge int
+	stream, transport, addr, user, gauge int
+	node                                 func(id string) string
 }
 
-// subColumns returns the columns of a list of one stream's subscribers.
-func subColumns(w int) subCols {
-	return layoutSubs(w, false)
-}
-
-// layoutSubs shares w between the columns, the stream's too if withStream.
-func layoutSubs(w int, withStream bool) subCols {
-	// " TRANSPORT ADDRESS USER LAG GAUGE CONNECTED": 10 transport, 8 lag,
-	// 7 connected, and the rest shared.
-	c := subCols{}
-	rest := w - 1 - 10 - 9 - 8
+// layoutSubs shares w between the columns: the stream's too if
+// withStream, and the node's, after the transport, when node is set.
+func layoutSubs(w int, withStream bool, node func(string) string) subCols {
+	// " [STREAM] TRANSPORT ADDRESS USER LAG GAUGE SINCE": 9 for the lag,
+	// 8 for the time, and the rest shared.
+	c := subCols{transport: 10, node: node}
+	if node != nil {
+		c.transport = 20
+	}
+	rest := w - 1 - c.transport - 9 - 8
 	if withStream {
 		c.stream = min(max(rest/5, 8), 16)
 		rest -= c.stream
@@ -149,27 +151,31 @@ func (c subCols) head() string {
 	if c.stream > 0 {
 		b.WriteString(pad("STREAM", c.stream))
 	}
-	b.WriteString(pad("TRANSPORT", 10) + pad("ADDRESS", c.addr) + pad("USER", c.user) + padLeft("LAG", 8) + " ")
+	transport := "TRANSPORT"
+	if c.node != nil {
+		transport += "@NODE"
+	}
+	b.WriteString(pad(transport, c.transport) + pad("ADDRESS", c.addr) + pad("USER", c.user) + padLeft("LAG", 8) + " ")
 	b.WriteString(pad("", c.gauge) + padLeft("SINCE", 8))
 	return b.String()
 }
 
 // row draws a subscriber: how far behind it is, against the lag limit.
-func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, maxLag int, withNode bool) string {
+func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, maxLag int) string {
 	var b strings.Builder
 	b.WriteString(" ")
 	if c.stream > 0 {
 		b.WriteString(pad(label(s.Stream), c.stream))
 	}
 	transport := clean(s.Transport)
-	if withNode && s.Node != "" {
-		transport += "@" + clean(s.Node)
+	if c.node != nil && s.Node != "" {
+		transport += "@" + c.node(s.Node)
 	}
 	user := clean(s.User)
 	if user == "" {
 		user = "-"
 	}
-	b.WriteString(pad(transport, 10) + pad(clean(s.Addr), c.addr) + pad(user, c.user))
+	b.WriteString(pad(transport, c.transport) + pad(clean(s.Addr), c.addr) + pad(user, c.user))
 	style := lagStyle(st, s.Lag, maxLag)
 	b.WriteString(style.Render(padLeft(count(s.Lag), 8)) + " ")
 	if c.gauge > 0 {
@@ -179,7 +185,7 @@ func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, 
 		}
 		b.WriteString(style.Render(gauge(f, c.gauge-1)) + " ")
 	}
-	b.WriteString(padLeft(age(now.Sub(s.Since)), 7))
+	b.WriteString(padLeft(age(now.Sub(s.Since)), 8))
 	return b.String()
 }
 

@@ -3,7 +3,6 @@ package top
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -33,7 +32,7 @@ func (m *Model) View() string {
 		lines = append(lines, m.waiting(w))
 	case m.room != nil:
 		lines = append(lines, rule(m.cfg.Styles, m.room.title(m.stats), w))
-		lines = append(lines, m.room.view(m.cfg.Styles, m.cfg.Now(), w, body-1, m.maxLag())...)
+		lines = append(lines, m.room.view(m.cfg.Styles, m.cfg.Now(), w, body-1, m.maxLag(), m.nodeNames())...)
 	default:
 		lines = append(lines, m.body(w, body)...)
 	}
@@ -200,13 +199,41 @@ func (m *Model) lagging(w, n int) []string {
 	if len(s.Lagging) == 0 {
 		return []string{st.Dim.Render(" nobody is behind")}
 	}
-	cols := layoutSubs(w, true)
-	many := len(s.Nodes) > 1
+	cols := layoutSubs(w, true, m.nodeNames())
 	var lines []string
 	for _, l := range s.Lagging[:min(n, len(s.Lagging))] {
-		lines = append(lines, cols.row(st, l, m.cfg.Now(), m.maxLag(), many))
+		lines = append(lines, cols.row(st, l, m.cfg.Now(), m.maxLag()))
 	}
 	return lines
+}
+
+// nodeNames returns what names a node, from its id, when there are
+// several: its host, or host/pid where hosts repeat; nil for one node.
+func (m *Model) nodeNames() func(id string) string {
+	if m.stats == nil || len(m.stats.Nodes) < 2 {
+		return nil
+	}
+	hosts := map[string]int{}
+	for _, n := range m.stats.Nodes {
+		hosts[n.Host]++
+	}
+	names := map[string]string{}
+	for _, n := range m.stats.Nodes {
+		switch {
+		case n.Host == "":
+			names[n.Node] = clean(n.Node)
+		case hosts[n.Host] == 1:
+			names[n.Node] = clean(n.Host)
+		default:
+			names[n.Node] = fmt.Sprintf("%s/%d", clean(n.Host), n.PID)
+		}
+	}
+	return func(id string) string {
+		if name, ok := names[id]; ok {
+			return name
+		}
+		return clean(id)
+	}
 }
 
 // lagStyle colours a lag by how near it is to the limit.
@@ -287,10 +314,10 @@ func (m *Model) storePane(w, n int) []string {
 			fmt.Sprintf(" %s goroutines · cpu %s of %d", count(node.Process.Goroutines), cpu(node.Process.CPU), node.Process.Cores),
 		}
 	}
-	sorted := slices.Clone(nodes)
+	names := m.nodeNames()
 	var lines []string
-	for _, node := range sorted[:min(n, len(sorted))] {
-		name := pad(clean(node.Node), min(12, max(w/5, 4)))
+	for _, node := range nodes[:min(n, len(nodes))] {
+		name := pad(names(node.Node), min(14, max(w/5, 4)))
 		if node.Error != "" {
 			lines = append(lines, " "+name+" "+st.Bad.Render(clean(node.Error)))
 			continue
