@@ -128,7 +128,7 @@ func (c *Client) User() string { return c.user }
 func (c *Client) BaseURL() string { return c.base.String() }
 
 // Stream names something to subscribe to: a room, all tasks, or one task.
-// The zero Stream is not valid; make one with Room, Tasks or Task.
+// The zero Stream is not valid; make one with Room, Tasks, Task or Stats.
 type Stream struct {
 	kind streamKind
 	id   string // the room's name or the task's id
@@ -140,6 +140,7 @@ const (
 	kindRoom streamKind = iota + 1
 	kindTasks
 	kindTask
+	kindStats
 )
 
 // Room is the stream of a chat room.
@@ -155,8 +156,11 @@ func Task(id string) Stream { return Stream{kind: kindTask, id: id} }
 // Name returns the name of the stream the events carry ("room/lobby",
 // "tasks"); one task's stream is "tasks" too.
 func (s Stream) Name() string {
-	if s.kind == kindRoom {
+	switch s.kind {
+	case kindRoom:
 		return protocol.RoomStream(s.id)
+	case kindStats:
+		return protocol.StatsStream
 	}
 	return protocol.TasksStream
 }
@@ -171,6 +175,8 @@ func (s Stream) String() string {
 		return "tasks"
 	case kindTask:
 		return "task " + s.id
+	case kindStats:
+		return "stats"
 	}
 	return "no stream"
 }
@@ -184,8 +190,10 @@ func (s Stream) eventsPath() (string, error) {
 		return "/v1/tasks/events", nil
 	case kindTask:
 		return "/v1/tasks/" + url.PathEscape(s.id) + "/events", nil
+	case kindStats:
+		return statsPath + "/events", nil
 	}
-	return "", errors.New("no stream: make one with Room, Tasks or Task")
+	return "", errors.New("no stream: make one with Room, Tasks, Task or Stats")
 }
 
 // url returns the absolute URL of path (already escaped) with query q.

@@ -53,6 +53,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Task is the state of a task after a change, on progress events.
 	Task *Task `json:"task,omitempty"`
+	// Stats is a snapshot of the server, on the stats stream's events.
+	Stats *Stats `json:"stats,omitempty"`
 }
 
 // Cursor returns the position of e in its stream.

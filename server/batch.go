@@ -112,7 +112,11 @@ func (b *batch) result(i int) (Appended, error) {
 // returns true when the parked subscribers are to be woken now.
 func (s *stream) flush(ctx context.Context, b *batch) bool {
 	defer close(b.done)
+	start := time.Now()
 	out, err := s.hub.store.Append(ctx, s.name, b.events)
+	if s.hub.cfg.onAppend != nil {
+		s.hub.cfg.onAppend(time.Since(start))
+	}
 	b.out = out
 	if err != nil {
 		b.err = fmt.Errorf("append to %s: %w", s.name, err)

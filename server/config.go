@@ -94,7 +94,9 @@ type Config struct {
 	// Roster shares presence with other servers (nil: this server's own).
 	Roster Roster
 	// TaskPeers reaches tasks running on other servers that share the
-	// TaskStore (nil: every task is this server's).
+	// TaskStore (nil: every task is this server's). When it is a
+	// StatsPeers too (natsstore's is), the stats are every server's,
+	// merged.
 	TaskPeers tasks.Peers
 	// Logger receives the server's logs (nil: discarded).
 	Logger *slog.Logger

@@ -21,6 +21,9 @@ type eventsTarget struct {
 	viewer *identity
 	room   string // set for rooms: presence applies
 	user   string // join the room's presence while connected
+	// hub is where the stream is: nil for the server's hub, else its
+	// hub of streams kept in memory only (the stats stream).
+	hub *Hub
 }
 
 // serveEvents picks the transport from the request: a WebSocket upgrade,
@@ -129,6 +132,7 @@ func (s *Server) subscribeRequest(r *http.Request, t eventsTarget, transport str
 		return nil, nil, err
 	}
 	sub.unbounded = transport == transportLongPoll
+	cleanup = s.track(r, t, sub, transport, cleanup)
 	if t.filter != "" {
 		if err := s.settleTask(r.Context(), sub, c == nil); err != nil {
 			cleanup()
@@ -176,7 +180,11 @@ func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (clean
 // creates no stream. The returned cleanup closes the subscription, then
 // runs cleanup; on error cleanup has run.
 func (s *Server) open(ctx context.Context, t eventsTarget, c *protocol.Cursor, max int, cleanup func()) (*subscription, func(), error) {
-	sub, err := s.hub.subscribe(ctx, t.stream, c, t.filter, max)
+	h := t.hub
+	if h == nil {
+		h = s.hub
+	}
+	sub, err := h.subscribe(ctx, t.stream, c, t.filter, max)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -78,6 +78,8 @@ type hubConfig struct {
 	log        *slog.Logger  // nil: discarded
 	// onPublish, if set, is told how many events each append added.
 	onPublish func(n int)
+	// onAppend, if set, is told how long each store append took.
+	onAppend func(time.Duration)
 }
 
 func newHub(store Store, cfg hubConfig) *Hub {

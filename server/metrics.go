@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/tasks"
@@ -24,6 +25,9 @@ type metrics struct {
 	latency    prometheus.Histogram
 	deliveries map[string]prometheus.Counter // per transport, resolved once
 	connGauges map[string]prometheus.Gauge
+	// appends times the store's appends, for the stats and as the
+	// histogram pushd_store_append_seconds.
+	appends latencies
 }
 
 // Transport names, as metrics label them.
@@ -52,9 +56,10 @@ func newMetrics(hub *Hub, tasks func() *tasks.Runner) *metrics {
 		Help:    "Time from an event's publish to its write to a subscriber (the oldest event of each write).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	taskStates := prometheus.NewDesc("pushd_tasks", "Tasks kept, by state.", []string{"state"}, nil)
+	appends := prometheus.NewDesc("pushd_store_append_seconds", "Time of each store append (one append holds the publishes to a stream that came meanwhile).", nil, nil)
 	m.reg.MustRegister(m.conns, m.published, m.delivered, m.slowDrops, m.rejected, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		taskCollector{desc: taskStates, tasks: tasks},
+		taskCollector{desc: taskStates, tasks: tasks}, latencyCollector{desc: appends, l: &m.appends},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_streams",
 			Help: "Streams (rooms and the tasks stream) in memory; see --max-rooms."}, func() float64 { return float64(hub.held()) }))
 	m.deliveries = map[string]prometheus.Counter{}
@@ -75,6 +80,21 @@ func (m *metrics) wrote(transport string, batch []*entry, now time.Time) {
 	if t := batch[0].published; !t.IsZero() {
 		m.latency.Observe(now.Sub(t).Seconds())
 	}
+}
+
+// totals returns what the counters hold: events published and
+// slow-consumer drops.
+func (m *metrics) totals() (published, drops uint64) {
+	return counterValue(m.published), counterValue(m.slowDrops)
+}
+
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) uint64 {
+	var v dto.Metric
+	if err := c.Write(&v); err != nil {
+		return 0
+	}
+	return uint64(v.GetCounter().GetValue())
 }
 
 func (m *metrics) handler() http.Handler {

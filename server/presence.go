@@ -247,6 +247,19 @@ func (p *presence) users(room string) []string {
 	return users
 }
 
+// count returns how many users are present in room on this server.
+func (p *presence) count(room string) int {
+	p.mu.Lock()
+	r, ok := p.rooms[room]
+	p.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.members)
+}
+
 // stop cancels every pending logout.
 func (p *presence) stop() {
 	p.mu.Lock()

@@ -191,7 +191,7 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 				return false, news
 			}
 			continue
-		case err == nil && hubDone(s.hub):
+		case err == nil && hubDone(p.sub.st.hub):
 			p.sink.end(protocol.CloseShutdown, "the server is restarting; reconnect with your last cursor")
 			return true, nil
 		case err == nil && p.pingDue.Swap(false):

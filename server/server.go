@@ -42,6 +42,9 @@ type Server struct {
 	// upgradeLostLog logs WebSocket handshakes a proxy stripped, at most
 	// once a minute.
 	upgradeLostLog rate.Sometimes
+	tracker        *tracker // open subscriptions, for the stats
+	statsHub       *Hub     // the stats stream's, in memory only
+	sampler        *sampler
 
 	// background work that lives as long as the server: following shared
 	// stores, the presence roster, task peers. Shutdown cancels it and
@@ -101,7 +104,9 @@ func New(cfg Config) (*Server, error) {
 		streamIdle:  cfg.StreamIdle,
 		log:         cfg.Logger,
 		onPublish:   func(n int) { s.metrics.published.Add(float64(n)) },
+		onAppend:    func(d time.Duration) { s.metrics.appends.observe(d) },
 	})
+	s.tracker, s.statsHub = newTracker(), newStatsHub(cfg)
 	// Metrics first: what follows may publish, and timers it starts may
 	// fire before New returns.
 	s.metrics = newMetrics(s.hub, func() *tasks.Runner { return s.tasks })
@@ -122,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	var bgCtx context.Context
 	bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.startStats(bgCtx)
 	if cfg.Roster != nil {
 		s.bg.Go(func() { cfg.Roster.Run(bgCtx, s.presence.gone) })
 	}
@@ -157,6 +163,7 @@ func (s *Server) routes() {
 	s.handle("/v1/tasks/{id}/events", map[string]handlerFunc{http.MethodGet: s.handleTaskEvents})
 	s.handle("/v1/tasks/{id}/progress", map[string]handlerFunc{http.MethodPost: s.handleTaskProgress})
 	s.handle("/v1/tasks/{id}/cancel", map[string]handlerFunc{http.MethodPost: s.handleCancelTask})
+	s.statsRoutes()
 	s.mux.Handle("/", s.adapt(func(w http.ResponseWriter, r *http.Request) error {
 		return protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "no such endpoint: %s %s (see PROTOCOL.md)", r.Method, r.URL.Path)
 	}))
@@ -260,10 +267,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.hub.shutdown()
+	s.stopStats()
 	s.presence.stop()
 	s.bgCancel()
 	s.bg.Wait()
 	s.tokens.close()
+	s.closeStats()
 	err := terr
 	select {
 	case <-s.drained:

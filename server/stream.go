@@ -34,6 +34,9 @@ type stream struct {
 	pending   bool
 
 	pushers atomic.Int64 // streaming (WebSocket and SSE) subscribers
+	// handedGone counts the events handed to its subscriptions that have
+	// closed, for the stats (stats_track.go).
+	handedGone atomic.Uint64
 
 	// users counts the subscriptions and publishes holding the stream, and
 	// idleSince is when it last fell to none; both under hub.mu.

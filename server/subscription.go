@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -44,6 +45,12 @@ type subscription struct {
 	// its epoch match the stream's: a subscriber may park only if no new
 	// epoch has begun since.
 	epochGen uint64
+	// handed mirrors the cursor as of the last batch collect returned,
+	// and sent counts the events handed out, for the stats (stats.go),
+	// which read them from another goroutine: one atomic store and one
+	// add per batch, no lock.
+	handed atomic.Uint64
+	sent   atomic.Uint64
 }
 
 // errTaskFinished ends a subscription to one task's stream once the task's
@@ -178,6 +185,7 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 	for {
 		if sub.finished {
 			if len(sub.buf) > 0 {
+				sub.count()
 				return sub.buf, nil, nil
 			}
 			return nil, nil, errTaskFinished
@@ -237,6 +245,7 @@ func (sub *subscription) collect(ctx context.Context) ([]*entry, <-chan struct{}
 		if len(sub.buf) == 0 {
 			sub.live = true
 		}
+		sub.count()
 		return sub.buf, notify, nil
 	}
 }
@@ -329,4 +338,12 @@ func (sub *subscription) ends(e *entry) bool {
 		sub.finished = true
 	}
 	return sub.finished
+}
+
+// count records for the stats what collect is about to return.
+func (sub *subscription) count() {
+	sub.handed.Store(sub.cursor)
+	if n := len(sub.buf); n > 0 {
+		sub.sent.Add(uint64(n))
+	}
 }

@@ -44,7 +44,7 @@ export interface PushdEvent {
   seq: number;
   epoch: string;
   stream: string;
-  type: "login" | "logout" | "message" | "progress" | "reset" | string;
+  type: "login" | "logout" | "message" | "progress" | "reset" | "stats" | string;
   time: string;
   user?: string;
   text?: string;
@@ -52,6 +52,76 @@ export interface PushdEvent {
   reason?: string;
   /** progress: the task after the change. */
   task?: Task;
+  /** stats: a snapshot of the server (subscribeStats). */
+  stats?: Stats;
+}
+
+/** The server's figures (GET /v1/admin/stats, PROTOCOL.md "Stats"): rates per second, latencies in ms. */
+export interface Stats {
+  time: string;
+  nodes: NodeStats[];
+  connections: Record<"ws" | "sse" | "longpoll", number>;
+  events_in: number;
+  deliveries_out: number;
+  slow_drops: number;
+  /** The busiest streams, at most 100 of streams_total. */
+  streams: StreamStats[];
+  streams_total: number;
+  /** The subscribers furthest behind, at most 20. */
+  lagging: SubscriberStats[];
+  tasks: { by_state: Record<TaskState, number>; live: Task[] };
+}
+
+export interface NodeStats {
+  node: string;
+  host?: string;
+  pid?: number;
+  started?: string;
+  /** Set when the node did not answer; its figures are then missing. */
+  error?: string;
+  connections?: Record<string, number>;
+  events_in: number;
+  deliveries_out: number;
+  slow_drops: number;
+  max_lag?: number;
+  store: {
+    appends: number;
+    append_p50_ms: number;
+    append_p99_ms: number;
+    probe?: string;
+    probe_ms?: number;
+    probe_error?: string;
+  };
+  process: { memory_bytes: number; heap_bytes: number; goroutines: number; cpu: number; cores: number };
+}
+
+export interface StreamStats {
+  stream: string;
+  subscribers: number;
+  present: number;
+  events_in: number;
+  deliveries_out: number;
+  head: number;
+  max_lag: number;
+}
+
+export interface SubscriberStats {
+  stream: string;
+  transport: string;
+  addr: string;
+  user?: string;
+  lag: number;
+  since: string;
+  node?: string;
+}
+
+export interface SubscriberList {
+  stream: string;
+  head: number;
+  total: number;
+  subscribers: SubscriberStats[];
+  /** The nodes of a cluster that did not answer, and why. */
+  missing?: string[];
 }
 
 export type TaskState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -156,6 +226,12 @@ export class Client {
   subscribeTasks(options?: SubscribeOptions): Subscription;
   /** Follows one task; the subscription ends by itself (closed, error null) after the task's final event, which from the live end comes at once for a task that has ended. */
   subscribeTask(id: string, options?: SubscribeOptions): Subscription;
+  /** Follows the server's stats: a "stats" event a second, ev.stats the snapshot; needs an admin token (or, on a server without tokens, this machine). From since "0" it starts with the last minute the server keeps. */
+  subscribeStats(options?: SubscribeOptions): Subscription;
+  /** A snapshot of the server's stats, every node of a cluster merged. */
+  stats(options?: RequestOptions): Promise<Stats>;
+  /** A stream's subscribers ("room/lobby", "tasks"), the furthest behind first, at most limit (1000 by default). */
+  subscribers(stream: string, options?: RequestOptions & { limit?: number }): Promise<SubscriberList>;
   /** Ends every subscription this client made. */
   close(): void;
   /** Posts text as the client's user; retried safely with one Idempotency-Key. */

@@ -301,6 +301,17 @@ export class Client {
     return this.#subscribe(`/v1/tasks/${encodeURIComponent(id)}/events`, `task ${id}`, { ...options, user: "" });
   }
 
+  /**
+   * subscribeStats follows the server's stats: an event of type "stats" a
+   * second, with the snapshot in ev.stats (every node of a cluster
+   * merged). It needs an admin token, or on a server without tokens a page
+   * on the server's machine. From since "0" it starts with the last minute
+   * the server keeps; after a restart of the server, a reset.
+   */
+  subscribeStats(options = {}) {
+    return this.#subscribe("/v1/admin/stats/events", "stats", { ...options, user: "" });
+  }
+
   #subscribe(path, name, options) {
     const o = { ...this.#opts };
     for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
@@ -390,6 +401,18 @@ export class Client {
   /** task resolves to one task. */
   async task(id, { signal } = {}) {
     return this._request("GET", `/v1/tasks/${encodeURIComponent(id)}`, { signal });
+  }
+
+  /** stats resolves to a snapshot of the server's stats (GET /v1/admin/stats). */
+  async stats({ signal } = {}) {
+    return this._request("GET", "/v1/admin/stats", { signal });
+  }
+
+  /** subscribers resolves to a stream's subscribers ("room/lobby", "tasks"), the furthest behind first. */
+  async subscribers(stream, { limit, signal } = {}) {
+    const q = new URLSearchParams({ stream });
+    if (limit) q.set("limit", String(limit));
+    return this._request("GET", "/v1/admin/stats/subscribers", { query: q, signal });
   }
 
   /** _url is the absolute URL of path with query q (a URLSearchParams). Internal. */

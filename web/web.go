@@ -37,6 +37,9 @@ var assets = map[string]*asset{
 	"/":           {name: "app/index.html", ctype: "text/html; charset=utf-8", csp: true},
 	"/app.js":     {name: "app/app.js", ctype: "text/javascript; charset=utf-8"},
 	"/app.css":    {name: "app/app.css", ctype: "text/css; charset=utf-8"},
+	"/stats":      {name: "app/stats.html", ctype: "text/html; charset=utf-8", csp: true},
+	"/stats.js":   {name: "app/stats.js", ctype: "text/javascript; charset=utf-8"},
+	"/stats.css":  {name: "app/stats.css", ctype: "text/css; charset=utf-8"},
 	"/pushd.js":   {name: "pushd.js", ctype: "text/javascript; charset=utf-8", cors: true},
 	"/pushd.d.ts": {name: "pushd.d.ts", ctype: "text/plain; charset=utf-8", cors: true},
 }
@@ -52,7 +55,8 @@ func init() {
 	}
 }
 
-// Handler serves the web app at / (the exact root) and its files, and
+// Handler serves the web app at / (the exact root), its stats page at
+// /stats, their files, and
 // pushd.js and pushd.d.ts to pages of any origin (they are public and
 // carry no credentials; the API behind still checks each page's origin).
 // GET and HEAD of those paths are answered here; every other request goes

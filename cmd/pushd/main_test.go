@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 		main()
 		return 0
 	})
-	os.Exit(m.Run())
+	code := m.Run()
+	pushdtest.RemoveBuilt() // pushd top's test runs a built pushd in tmux
+	os.Exit(code)
 }
 
 // startPushd starts pushd serve (this test binary, as pushd) on a free

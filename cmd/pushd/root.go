@@ -23,6 +23,6 @@ line.`,
 	}
 	root.SetVersionTemplate("pushd {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newTokenCmd(), newBenchCmd(), newTopCmd(), newVersionCmd())
 	return root
 }

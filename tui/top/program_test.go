@@ -1,0 +1,44 @@
+package top
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/exp/teatest"
+
+	"github.com/pushd/push/tui"
+)
+
+// The screen as a Bubble Tea program: stats from the channel show, enter
+// asks for a stream's subscribers, q quits.
+func TestProgram(t *testing.T) {
+	conn := newFakeConn()
+	conn.subs["room/lobby"] = sampleSubscribers()
+	m := New(Config{Common: tui.Common{Server: "http://127.0.0.1:8080"}, Conn: conn, Location: time.UTC})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
+	conn.ch <- connected("ws")
+	conn.ch <- statsEvent(sampleStats())
+	waitFor(t, tm, "conns 201", "nightly-backup", "● live · ws")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "lobby · 2 subscribers", "10.1.2.3:40000")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	close(conn.ch)
+}
+
+// waitFor waits until the program's output holds every one of wants.
+func waitFor(t *testing.T, tm *teatest.TestModel, wants ...string) {
+	t.Helper()
+	var seen []byte
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		seen = append(seen, b...)
+		for _, w := range wants {
+			if !bytes.Contains(seen, []byte(w)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
+}
