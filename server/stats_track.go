@@ -45,7 +45,13 @@ func (s *Server) track(r *http.Request, t eventsTarget, sub *subscription, trans
 	if t.hub != nil {
 		return cleanup
 	}
-	info := &subInfo{transport: transport, addr: s.clientIP(r), user: t.user, since: time.Now()}
+	// The connection's address and port; behind a trusted proxy, the
+	// client's address it forwards.
+	addr := r.RemoteAddr
+	if ip := s.clientIP(r); ip != peerIP(r) {
+		addr = ip
+	}
+	info := &subInfo{transport: transport, addr: addr, user: t.user, since: time.Now()}
 	if info.user == "" && t.viewer != nil {
 		info.user = t.viewer.user
 	}
