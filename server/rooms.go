@@ -71,6 +71,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return protocol.Errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
+	if err := protocol.ValidateText("the message text", req.Text, true); err != nil {
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	}
 	id, err := messageID(r, req.ID)
 	if err != nil {
 		return err
