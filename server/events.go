@@ -21,6 +21,10 @@ type eventsTarget struct {
 	viewer *identity
 	room   string // set for rooms: presence applies
 	user   string // join the room's presence while connected
+	// owner is who the subscription counts against (Limits.ConnsPerUser):
+	// the token's user, or on a server without tokens the claimed user;
+	// "" for none.
+	owner string
 }
 
 // serveEvents picks the transport from the request: a WebSocket upgrade,
@@ -157,7 +161,7 @@ func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (clean
 	if !s.begin() {
 		return nil, errShuttingDown
 	}
-	release, err := s.admit(r, t.user, transport == transportLongPoll)
+	release, err := s.admit(r, t.owner, transport == transportLongPoll)
 	if err != nil {
 		s.end()
 		return nil, err

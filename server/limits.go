@@ -20,8 +20,9 @@ type Limits struct {
 	// PublishBurst how many at once (zero: as many as PublishRate).
 	PublishRate  float64
 	PublishBurst int
-	// ConnsPerIP and ConnsPerUser bound open WebSocket and SSE
-	// subscriptions.
+	// ConnsPerIP bounds open WebSocket and SSE subscriptions per client
+	// address; ConnsPerUser every subscription of one user (streams and
+	// waiting long polls, of rooms and tasks), on any address.
 	ConnsPerIP   int
 	ConnsPerUser int
 	// LongPollsPerIP bounds long polls waiting at once from one address.
@@ -150,7 +151,10 @@ func (s *Server) allowPublish(user string) (settle func(kept bool), err error) {
 
 // admit counts a subscription against the per-address and per-user limits
 // (the address is the client's, behind trusted proxies too: see clientIP);
-// the returned func releases it.
+// the returned func releases it. Every subscription of a user counts
+// against ConnsPerUser, whatever its stream and transport (a waiting long
+// poll too): the user is the token's, or on a server without tokens the
+// name the request claims (none: the address alone counts).
 func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), error) {
 	ip := s.clientIP(r)
 	byIP, maxIP, what := &s.conns, s.cfg.Limits.ConnsPerIP, "open subscriptions"
@@ -160,12 +164,12 @@ func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), err
 	if !byIP.acquire(ip, maxIP) {
 		return nil, tooMany(time.Second, "%s has %d %s, the most one address may have; close some", ip, maxIP, what)
 	}
-	if user == "" || longPoll {
+	if user == "" {
 		return func() { byIP.release(ip) }, nil
 	}
 	if !s.userConns.acquire(user, s.cfg.Limits.ConnsPerUser) {
 		byIP.release(ip)
-		return nil, tooMany(time.Second, "user %s has %d open subscriptions, the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
+		return nil, tooMany(time.Second, "user %s has %d open subscriptions (streams and waiting long polls, over every transport), the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
 	}
 	return func() {
 		s.userConns.release(user)

@@ -31,10 +31,11 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 			return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
 	}
-	if _, err := s.roomAccess(r, room, user, false); err != nil {
+	owner, err := s.roomAccess(r, room, user, false)
+	if err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user})
+	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user, owner: owner})
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {

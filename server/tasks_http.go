@@ -264,7 +264,7 @@ func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, tasks: true, viewer: taskViewer(id)})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, tasks: true, viewer: taskViewer(id), owner: id.name()})
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
@@ -278,5 +278,5 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	}
 	// The task's state is looked at again once the subscription is open
 	// (settleTask), so that an end in between is not missed.
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id)})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id), owner: id.name()})
 }
