@@ -79,6 +79,14 @@ type Config struct {
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// AllowedHosts lists the host names, besides localhost and IP
+	// addresses, that the server answers to ("chat.example.com",
+	// "*.example.com"; with ":port" to take only that port): a request
+	// for another host (its Host header, or from a trusted proxy the host
+	// it forwards) is refused with 421, so that no page can reach the
+	// server under a name of its own that resolves to the server's
+	// address (DNS rebinding).
+	AllowedHosts []string
 	// TrustedProxies lists the proxies in front of the server: from these
 	// addresses the client's address (for the per-address limits and logs)
 	// comes from Forwarded or X-Forwarded-For, and the address the page

@@ -49,7 +49,7 @@ func FuzzPublishRequest(f *testing.F) {
 	} {
 		f.Add(seed.ctype, []byte(seed.body))
 	}
-	srv, err := server.New(server.Config{History: 100, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(server.Config{History: 100, AllowedHosts: []string{newRequestHost}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.checkOrigin(w, r) {
+	if s.checkHost(w, r) || s.checkOrigin(w, r) {
 		return
 	}
 	if p := r.URL.Path; p != "/" && p != cleanPath(p) {

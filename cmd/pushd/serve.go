@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -102,12 +104,13 @@ effect and where each came from.`,
 	f.IntVar(&tasks.KeepFinished, "keep-tasks", tasks.KeepFinished, "finished tasks kept for GET /v1/tasks")
 	f.DurationVar(&tasks.KeepFor, "keep-tasks-for", tasks.KeepFor, "how long finished tasks are kept")
 	f.DurationVar(&c.DedupeWindow, "dedupe-window", c.DedupeWindow, "how long message ids and Idempotency-Keys are remembered: a publish or task start repeated with one within this time is not done again")
-	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	o.nats.addFlags(f)
 	o.auth.addFlags(f)
 	o.idp.addFlags(f)
 	o.changed = f.Changed
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
+	f.StringSliceVar(&c.AllowedHosts, "allowed-hosts", c.AllowedHosts, "host names the server answers to besides localhost and IP addresses, e.g. chat.example.com,*.example.com: a request for another (its Host, or the host a trusted proxy forwards) is refused with 421, so that no page can reach pushd under a name of its own (DNS rebinding)")
 	f.StringSliceVar(&c.AllowOrigins, "allow-origin", c.AllowOrigins, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
 	f.Float64Var(&lim.PublishRate, "publish-rate", lim.PublishRate, "messages one user may post per second (0: no limit)")
 	f.IntVar(&lim.PublishBurst, "publish-burst", lim.PublishBurst, "messages one user may post at once")
@@ -145,6 +148,14 @@ func (o *serveOptions) check() (slog.Level, error) {
 	if o.pprofAddr != "" {
 		if err := checkListenAddr("--pprof", o.pprofAddr); err != nil {
 			return level, err
+		}
+		if !isLoopback(o.pprofAddr) {
+			return level, usagef("--pprof %s: the profiles are served on loopback only, such as 127.0.0.1:6060 or [::1]:6060 (they show what the process holds)", o.pprofAddr)
+		}
+	}
+	for _, h := range o.cfg.AllowedHosts {
+		if _, err := path.Match(h, ""); err != nil || h == "" || strings.Contains(h, "/") {
+			return level, usagef("--allowed-hosts %q: give host names such as chat.example.com or *.example.com, optionally with :port", h)
 		}
 	}
 	if err := o.idp.check(o.changed); err != nil {
