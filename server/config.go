@@ -111,9 +111,9 @@ type Config struct {
 // DefaultConfig returns every default of Config, written once here:
 // pushd serve's flags start from it, and New takes a zero field of the
 // Config it is given from it. Its per-client limits (Limits.PublishRate,
-// PublishBurst, ConnsPerIP, ConnsPerUser, LongPollsPerIP) are the ones
-// pushd serve applies; in a Config passed to New, zero in those means no
-// limit.
+// PublishBurst, TaskRate, TaskBurst, ConnsPerIP, ConnsPerUser,
+// LongPollsPerIP) are the ones pushd serve applies; in a Config passed to
+// New, zero in those means no limit.
 func DefaultConfig() Config {
 	return Config{
 		History:       10_000,
@@ -132,6 +132,8 @@ func DefaultConfig() Config {
 		Limits: Limits{
 			PublishRate:    20,
 			PublishBurst:   40,
+			TaskRate:       5,
+			TaskBurst:      20,
 			ConnsPerIP:     512,
 			ConnsPerUser:   64,
 			LongPollsPerIP: 256,

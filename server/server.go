@@ -34,11 +34,12 @@ type Server struct {
 	tokens    *tokenVerifier // nil: the server runs open
 	mux       *http.ServeMux
 
-	conns     counter // open WebSocket and SSE subscriptions per address
-	polls     counter // waiting long polls per address
-	userConns counter // open subscriptions per user
-	publishes *limiters
-	metrics   *metrics
+	conns      counter // open WebSocket and SSE subscriptions per address
+	polls      counter // waiting long polls per address
+	userConns  counter // open subscriptions per user
+	publishes  *limiters
+	taskStarts *limiters
+	metrics    *metrics
 	// upgradeLostLog logs WebSocket handshakes a proxy stripped, at most
 	// once a minute.
 	upgradeLostLog rate.Sometimes

@@ -34,6 +34,8 @@ func taskAnswer(err error) error {
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
 	case errors.Is(err, tasks.ErrUnknownKind), errors.Is(err, tasks.ErrBadParams):
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	case errors.Is(err, tasks.ErrBusy):
+		return tooMany(5*time.Second, "%v", err)
 	case errors.Is(err, tasks.ErrShutdown):
 		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
 	}
@@ -78,7 +80,12 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	spec.Key = key
+	settle, err := s.allowTaskStart(r, spec.Owner)
+	if err != nil {
+		return err
+	}
 	t, repeat, err := s.tasks.Start(r.Context(), spec)
+	settle(err == nil && !repeat) // a refused or repeated start costs no token
 	if err != nil {
 		return taskAnswer(err)
 	}

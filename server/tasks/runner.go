@@ -18,6 +18,13 @@ import (
 type Config struct {
 	// MaxRunning is how many tasks run at once (default 64); the rest queue.
 	MaxRunning int
+	// MaxQueued is how many tasks may wait for a run slot (default
+	// 1,000); a start beyond it is refused with ErrBusy.
+	MaxQueued int
+	// MaxExternal is how many external tasks may be running at once
+	// (default 1,000; they take no run slot); a start beyond it is
+	// refused with ErrBusy.
+	MaxExternal int
 	// StallTimeout fails an external task that reports nothing for this
 	// long (default 10 min).
 	StallTimeout time.Duration
@@ -39,6 +46,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxRunning:   64,
+		MaxQueued:    1000,
+		MaxExternal:  1000,
 		StallTimeout: 10 * time.Minute,
 		KeepFinished: 1000,
 		KeepFor:      24 * time.Hour,
@@ -51,6 +60,12 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxRunning <= 0 {
 		c.MaxRunning = d.MaxRunning
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = d.MaxQueued
+	}
+	if c.MaxExternal <= 0 {
+		c.MaxExternal = d.MaxExternal
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = d.StallTimeout
@@ -90,6 +105,7 @@ type Runner struct {
 	finished []*task // oldest first, for forgetting
 	running  int     // tasks holding a run slot
 	queue    []*task // waiting for a slot, oldest first
+	external int     // external tasks not ended (see MaxExternal)
 	closing  bool
 	wg       sync.WaitGroup // task goroutines
 	// starting holds the idempotency keys whose start is under way here,
