@@ -21,6 +21,9 @@ type eventsTarget struct {
 	viewer *identity
 	room   string // set for rooms: presence applies
 	user   string // join the room's presence while connected
+	// quiet is set on a poll that does not wait (wait=0, HEAD): it logs
+	// no one in by itself (see presence.join).
+	quiet bool
 	// owner is who the subscription counts against (Limits.ConnsPerUser):
 	// the token's user, or on a server without tokens the claimed user;
 	// "" for none.
@@ -198,7 +201,7 @@ func (s *Server) join(ctx context.Context, t eventsTarget, cleanup func()) (func
 	if t.room == "" || t.user == "" {
 		return cleanup, nil
 	}
-	if err := s.presence.join(ctx, t.room, t.user); err != nil {
+	if err := s.presence.join(ctx, t.room, t.user, t.quiet); err != nil {
 		cleanup() // join has undone its count already
 		return nil, err
 	}
