@@ -205,13 +205,17 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 			}
 		}()
 		// Every answer must be written within the write timeout; streams
-		// set their own deadline per write.
+		// set their own deadline per write. A body must arrive within the
+		// read timeout (slowloris), and the answer then has the write
+		// timeout after it: a body that comes too late gets its 408.
 		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		now := time.Now()
+		write := now.Add(s.cfg.WriteTimeout)
 		if r.ContentLength != 0 {
-			// A body must arrive within the read timeout (slowloris).
-			_ = rc.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+			_ = rc.SetReadDeadline(now.Add(s.cfg.ReadTimeout))
+			write = write.Add(s.cfg.ReadTimeout)
 		}
+		_ = rc.SetWriteDeadline(write)
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
