@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"strings"
 )
@@ -49,15 +48,10 @@ func loopbackHostOnly(h http.Handler) http.Handler {
 // loopbackHost reports whether host (a Host header) names this machine:
 // localhost or a loopback address, with or without a port.
 func loopbackHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), "0")
 	}
-	host = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "."))
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
+	return isLoopback(host)
 }
 
 // maskedCmdline is pprof's cmdline, with the values of secret flags and
