@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -9,8 +10,8 @@ import (
 // messages) is UTF-8 without control characters: C0 (U+0000 to U+001F),
 // DEL (U+007F) and C1 (U+0080 to U+009F) are refused, so that no text
 // can move a terminal's cursor, clear its screen or retitle it. Text of
-// several lines (a message, a progress message) may hold newlines and
-// tabs; a one-line text (a task's name) may not.
+// several lines (a message, a progress message) may hold newlines (LF, or
+// CR LF) and tabs; a one-line text (a task's name) may not.
 
 // TextError is a text that ValidateText refuses: what names the field,
 // and At is the byte offset of the first character refused. It wraps
@@ -28,7 +29,7 @@ type TextError struct {
 func (e *TextError) Error() string {
 	allowed := "text on one line, without control characters"
 	if e.Lines {
-		allowed = "text that may hold newlines and tabs but no other control characters"
+		allowed = "text that may hold newlines (LF or CR LF) and tabs but no other control characters"
 	}
 	if e.Rune == utf8.RuneError {
 		return fmt.Sprintf("%v: %s is not valid UTF-8 at byte %d; give %s", ErrBadValue, e.What, e.At, allowed)
@@ -39,7 +40,8 @@ func (e *TextError) Error() string {
 func (e *TextError) Unwrap() error { return ErrBadValue }
 
 // ValidateText checks text people see: valid UTF-8 without C0 or C1
-// control characters or DEL, but for newline and tab when lines is set.
+// control characters or DEL, but for newline (LF, or CR LF; a CR alone
+// would let a line overwrite what precedes it) and tab when lines is set.
 // what names the field in the error, a *TextError.
 func ValidateText(what, s string, lines bool) error {
 	for i := 0; i < len(s); {
@@ -52,7 +54,7 @@ func ValidateText(what, s string, lines bool) error {
 		switch {
 		case r == utf8.RuneError && size <= 1:
 			return &TextError{What: what, At: i, Rune: utf8.RuneError, Lines: lines}
-		case (r == '\n' || r == '\t') && lines:
+		case (r == '\n' || r == '\t' || r == '\r' && strings.HasPrefix(s[i+1:], "\n")) && lines:
 		case IsControl(r):
 			return &TextError{What: what, At: i, Rune: r, Lines: lines}
 		}

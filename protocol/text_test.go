@@ -18,7 +18,7 @@ func TestValidateTextAllowsWhatPeopleWrite(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"two\nlines", "a\ttab", "\n\t\n"} {
+	for _, s := range []string{"two\nlines", "a\ttab", "\n\t\n", "windows\r\nline ends\r\n"} {
 		if err := protocol.ValidateText("text", s, true); err != nil {
 			t.Errorf("ValidateText(%q) of several lines: %v", s, err)
 		}
@@ -36,7 +36,9 @@ func TestValidateTextNamesTheCharacterAndItsOffset(t *testing.T) {
 	}{
 		{"\x1b]0;pwned\x07\x1b[2J", true, 0, 0x1b, "U+001B (ESC) at byte 0"},
 		{"ok\x07", true, 2, 0x07, "U+0007 (BEL) at byte 2"},
-		{"é\r\n", true, 2, '\r', "U+000D (CR) at byte 2"},
+		{"é\r", true, 2, '\r', "U+000D (CR) at byte 2"},
+		{"good\rbad\r\n", true, 4, '\r', "U+000D (CR) at byte 4"},
+		{"one\r\nline", false, 3, '\r', "U+000D (CR) at byte 3"},
 		{"nul\x00", true, 3, 0, "U+0000 (NUL) at byte 3"},
 		{"del\x7f", true, 3, 0x7f, "U+007F (DEL) at byte 3"},
 		{"c1 \u009b2J", true, 3, 0x9b, "U+009B (CSI) at byte 3"},

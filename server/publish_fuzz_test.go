@@ -132,8 +132,9 @@ func wellFormedPublish(ctype string, body []byte) (req *protocol.PublishRequest,
 	if protocol.ValidateName("user", r.User) != nil || strings.TrimSpace(r.Text) == "" || len(r.Text) > 4096 || !utf8.ValidString(r.Text) {
 		return nil, true
 	}
-	// Control characters (C0, DEL, C1) but newline and tab are refused.
-	if strings.ContainsFunc(r.Text, func(c rune) bool { return c != '\n' && c != '\t' && (c < 0x20 || c >= 0x7f && c <= 0x9f) }) {
+	// Control characters (C0, DEL, C1) but newline (LF, CR LF) and tab
+	// are refused.
+	if strings.ContainsFunc(strings.ReplaceAll(r.Text, "\r\n", "\n"), func(c rune) bool { return c != '\n' && c != '\t' && (c < 0x20 || c >= 0x7f && c <= 0x9f) }) {
 		return nil, true
 	}
 	return &r, true
