@@ -142,7 +142,8 @@ func (p *presence) forgetIfEmpty(name string, r *roomPresence) {
 // was not present. A connection that is quiet (a poll that does not wait)
 // logs no one in by itself: it counts the user in as pending, and a
 // second connection within the grace period (a client that keeps
-// polling, or any other) logs them in. On success the caller must call
+// polling, or any other), or a publish of theirs (see confirm), logs them
+// in. On success the caller must call
 // leave once the connection ends; on error nothing was counted.
 func (p *presence) join(ctx context.Context, room, user string, quiet bool) error {
 	r := p.lockRoom(room, true)
@@ -172,6 +173,24 @@ func (p *presence) join(ctx context.Context, room, user string, quiet bool) erro
 		return err
 	}
 	m.pending = false
+	return nil
+}
+
+// confirm logs in user if a quiet poll has counted them in room as
+// pending: a publish of theirs shows a client that is there, and its
+// login then comes before its message.
+func (p *presence) confirm(ctx context.Context, room, user string) error {
+	r := p.lockRoom(room, false)
+	if r == nil {
+		return nil
+	}
+	defer r.mu.Unlock()
+	if m, ok := r.members[user]; ok && m.pending {
+		if err := p.login(ctx, room, user); err != nil {
+			return err
+		}
+		m.pending = false
+	}
 	return nil
 }
 

@@ -78,3 +78,18 @@ func TestEmptyRoomsLeaveMemoryWithTheirLastReader(t *testing.T) {
 		return nil
 	})
 }
+
+// A user counted in by a quiet poll who posts is logged in first: their
+// login comes before their message, as for a client of any transport.
+func TestQuietPollerWhoPostsIsLoggedInFirst(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{PresenceGrace: time.Minute})
+	s.Poll(t, pushdtest.RoomPath("lobby"), "user=sam&wait=0")
+	wantPresenceEvents(t, s, "lobby")
+	s.Publish(t, "lobby", "sam", "hello")
+	s.Publish(t, "lobby", "sam", "again")
+	wantPresenceEvents(t, s, "lobby", "login sam", "message hello", "message again")
+	wantPresence(t, s, "lobby", "sam")
+	// Someone who has not polled posts without logging in.
+	s.Publish(t, "lobby", "tom", "drive-by")
+	wantPresenceEvents(t, s, "lobby", "login sam", "message hello", "message again", "message drive-by")
+}

@@ -83,6 +83,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.presence.confirm(r.Context(), room, req.User); err != nil {
+		settle(false)
+		return err
+	}
 	a, err := s.hub.publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text, ID: id}, true)
 	settle(err == nil && !a.Repeat) // a refused or repeated publish costs no token
 	switch {
