@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -33,6 +34,33 @@ type roomPresence struct {
 	// gone is set once the room has been let go (nobody in it): whoever
 	// locks it then takes the room's presence anew (see lockRoom).
 	gone bool
+	// pending counts the members that are pending, changed under mu, so
+	// that confirm looks at a room's members only when some are.
+	pending atomic.Int32
+}
+
+// newMember adds user to the room as pending. r.mu is held.
+func (r *roomPresence) newMember(user string) *member {
+	m := &member{pending: true}
+	r.members[user] = m
+	r.pending.Add(1)
+	return m
+}
+
+// loggedIn marks m as no longer pending. r.mu is held.
+func (r *roomPresence) loggedIn(m *member) {
+	if m.pending {
+		m.pending = false
+		r.pending.Add(-1)
+	}
+}
+
+// remove takes user's membership m out of the room. r.mu is held.
+func (r *roomPresence) remove(user string, m *member) {
+	delete(r.members, user)
+	if m.pending {
+		r.pending.Add(-1)
+	}
 }
 
 type member struct {
@@ -150,8 +178,7 @@ func (p *presence) join(ctx context.Context, room, user string, quiet bool) erro
 	defer r.mu.Unlock()
 	m, ok := r.members[user]
 	if !ok {
-		m = &member{pending: true}
-		r.members[user] = m
+		m = r.newMember(user)
 	}
 	m.conns++
 	m.gen++
@@ -167,12 +194,12 @@ func (p *presence) join(ctx context.Context, room, user string, quiet bool) erro
 		if ok {
 			p.uncount(room, user, m) // pending as it was
 		} else {
-			delete(r.members, user)
+			r.remove(user, m)
 			p.forgetIfEmpty(room, r)
 		}
 		return err
 	}
-	m.pending = false
+	r.loggedIn(m)
 	return nil
 }
 
@@ -180,8 +207,13 @@ func (p *presence) join(ctx context.Context, room, user string, quiet bool) erro
 // pending: a publish of theirs shows a client that is there, and its
 // login then comes before its message.
 func (p *presence) confirm(ctx context.Context, room, user string) error {
-	r := p.lockRoom(room, false)
-	if r == nil {
+	p.mu.Lock()
+	r := p.rooms[room]
+	p.mu.Unlock()
+	if r == nil || r.pending.Load() == 0 {
+		return nil // the common case, without waiting for the room's lock
+	}
+	if r = p.lockRoom(room, false); r == nil {
 		return nil
 	}
 	defer r.mu.Unlock()
@@ -189,7 +221,7 @@ func (p *presence) confirm(ctx context.Context, room, user string) error {
 		if err := p.login(ctx, room, user); err != nil {
 			return err
 		}
-		m.pending = false
+		r.loggedIn(m)
 	}
 	return nil
 }
@@ -264,7 +296,7 @@ func (p *presence) expire(room, user string, gen uint64) {
 		return // shutting down: the users will be back, or the store is gone
 	default:
 	}
-	delete(r.members, user)
+	r.remove(user, m)
 	defer p.forgetIfEmpty(room, r)
 	if m.pending {
 		return // never logged in: no logout is owed
