@@ -21,6 +21,7 @@ const (
 	CodeUnauthorized     = "unauthorized"       // 401: no token, or one that is expired or not valid here
 	CodeForbidden        = "forbidden"          // 403: a valid token that does not allow this
 	CodeNotFound         = "not_found"          // 404
+	CodeMisdirected      = "misdirected"        // 421: a host name the server does not answer to
 	CodeTimeout          = "timeout"            // 408: the request body did not arrive in time
 	CodeConflict         = "conflict"           // 409: the request does not fit the resource's state
 	CodeRateLimited      = "rate_limited"       // 429: too many requests or connections; see Retry-After

@@ -3,10 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Limits of the wire contract that both ends check: the server refuses
@@ -31,22 +28,26 @@ const (
 // ErrBadValue is returned (wrapped) by the validators of task fields.
 var ErrBadValue = errors.New("bad value")
 
-// ValidateTaskName checks a task's name: printable UTF-8 text of at most
-// MaxTaskNameBytes bytes (it may be empty).
+// ValidateTaskName checks a task's name: text on one line (see
+// ValidateText) of at most MaxTaskNameBytes bytes (it may be empty).
 func ValidateTaskName(name string) error {
-	if len(name) > MaxTaskNameBytes || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return fmt.Errorf("%w: name must be printable UTF-8 text of at most %d bytes", ErrBadValue, MaxTaskNameBytes)
+	if len(name) > MaxTaskNameBytes {
+		return fmt.Errorf("%w: name is %d bytes; it must be printable UTF-8 text of at most %d bytes", ErrBadValue, len(name), MaxTaskNameBytes)
+	}
+	if err := ValidateText("name", name, false); err != nil {
+		return fmt.Errorf("%w; a name must be printable UTF-8 text of at most %d bytes", err, MaxTaskNameBytes)
 	}
 	return nil
 }
 
-// ValidateTaskMessage checks the message of a progress report: UTF-8 of
-// at most MaxTaskMessageBytes bytes.
+// ValidateTaskMessage checks the message of a progress report: text that
+// may hold newlines and tabs (see ValidateText), of at most
+// MaxTaskMessageBytes bytes.
 func ValidateTaskMessage(msg string) error {
-	if len(msg) > MaxTaskMessageBytes || !utf8.ValidString(msg) {
-		return fmt.Errorf("%w: message must be valid UTF-8 of at most %d bytes", ErrBadValue, MaxTaskMessageBytes)
+	if len(msg) > MaxTaskMessageBytes {
+		return fmt.Errorf("%w: message is %d bytes; it must be valid UTF-8 of at most %d bytes", ErrBadValue, len(msg), MaxTaskMessageBytes)
 	}
-	return nil
+	return ValidateText("message", msg, true)
 }
 
 // ValidateDemo checks a demo task's steps and the time per step.

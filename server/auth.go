@@ -137,6 +137,14 @@ func (s *Server) taskAccess(r *http.Request, change bool) (*identity, error) {
 	return id, nil
 }
 
+// name is id's user, "" on a server without tokens (nil).
+func (id *identity) name() string {
+	if id == nil {
+		return ""
+	}
+	return id.user
+}
+
 // isAdmin reports whether id has the admin right; on a server without
 // tokens (nil) everyone has.
 func (id *identity) isAdmin() bool {

@@ -235,8 +235,8 @@ func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
 	addr := strings.TrimPrefix(s.URL, "http://")
 	for name, req := range map[string]string{
-		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {

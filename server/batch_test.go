@@ -136,7 +136,7 @@ func TestCancelledPublishInABatchReportsTheAppend(t *testing.T) {
 	// alice's connection joins the room; her login follows B's message.
 	joinCtx, cancel := context.WithCancel(ctx)
 	joinDone := make(chan error, 1)
-	go func() { joinDone <- p.join(joinCtx, "lobby", "alice") }()
+	go func() { joinDone <- p.join(joinCtx, "lobby", "alice", false) }()
 	testwait.Until(t, 10*time.Second, time.Millisecond, func() error { return queuedIs(st, 2, "alice's login waits in the batch") })
 	// Her client goes away before the login is stored; the join still
 	// waits for the append it is part of.

@@ -79,6 +79,14 @@ type Config struct {
 	// pages may use the server (WebSocket and CORS): host patterns such as
 	// "app.example.com" or "*.example.com", or "https://app.example.com".
 	AllowOrigins []string
+	// AllowedHosts lists the host names, besides localhost and IP
+	// addresses, that the server answers to ("chat.example.com",
+	// "*.example.com"; with ":port" to take only that port): a request
+	// for another host (its Host header, or from a trusted proxy the host
+	// it forwards) is refused with 421, so that no page can reach the
+	// server under a name of its own that resolves to the server's
+	// address (DNS rebinding).
+	AllowedHosts []string
 	// TrustedProxies lists the proxies in front of the server: from these
 	// addresses the client's address (for the per-address limits and logs)
 	// comes from Forwarded or X-Forwarded-For, and the address the page
@@ -105,9 +113,9 @@ type Config struct {
 // DefaultConfig returns every default of Config, written once here:
 // pushd serve's flags start from it, and New takes a zero field of the
 // Config it is given from it. Its per-client limits (Limits.PublishRate,
-// PublishBurst, ConnsPerIP, ConnsPerUser, LongPollsPerIP) are the ones
-// pushd serve applies; in a Config passed to New, zero in those means no
-// limit.
+// PublishBurst, TaskRate, TaskBurst, ConnsPerIP, ConnsPerUser,
+// LongPollsPerIP) are the ones pushd serve applies; in a Config passed to
+// New, zero in those means no limit.
 func DefaultConfig() Config {
 	return Config{
 		History:       10_000,
@@ -126,6 +134,8 @@ func DefaultConfig() Config {
 		Limits: Limits{
 			PublishRate:    20,
 			PublishBurst:   40,
+			TaskRate:       5,
+			TaskBurst:      20,
 			ConnsPerIP:     512,
 			ConnsPerUser:   64,
 			LongPollsPerIP: 256,

@@ -24,6 +24,13 @@ type eventsTarget struct {
 	// hub is where the stream is: nil for the server's hub, else its
 	// hub of streams kept in memory only (the stats stream).
 	hub *Hub
+	// quiet is set on a poll that does not wait (wait=0, HEAD): it logs
+	// no one in by itself (see presence.join).
+	quiet bool
+	// owner is who the subscription counts against (Limits.ConnsPerUser):
+	// the token's user, or on a server without tokens the claimed user;
+	// "" for none.
+	owner string
 }
 
 // serveEvents picks the transport from the request: a WebSocket upgrade,
@@ -161,7 +168,7 @@ func (s *Server) setUp(r *http.Request, t eventsTarget, transport string) (clean
 	if !s.begin() {
 		return nil, errShuttingDown
 	}
-	release, err := s.admit(r, t.user, transport == transportLongPoll)
+	release, err := s.admit(r, t.owner, transport == transportLongPoll)
 	if err != nil {
 		s.end()
 		return nil, err
@@ -202,7 +209,7 @@ func (s *Server) join(ctx context.Context, t eventsTarget, cleanup func()) (func
 	if t.room == "" || t.user == "" {
 		return cleanup, nil
 	}
-	if err := s.presence.join(ctx, t.room, t.user); err != nil {
+	if err := s.presence.join(ctx, t.room, t.user, t.quiet); err != nil {
 		cleanup() // join has undone its count already
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func FuzzToken(f *testing.F) {
 		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIvLi4vIiwiZXhwIjo5OTk5OTk5OTk5fQ.sig"} {
 		f.Add(seed)
 	}
-	srv, err := server.New(server.Config{AuthSecret: authSecret})
+	srv, err := server.New(server.Config{AuthSecret: authSecret, AllowedHosts: []string{newRequestHost}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func FuzzTaskRequests(f *testing.F) {
 		f.Add(seed, uint8(0))
 		f.Add(seed, uint8(1))
 	}
-	srv, err := server.New(server.Config{})
+	srv, err := server.New(server.Config{AllowedHosts: []string{newRequestHost}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -130,6 +130,10 @@ func FuzzTaskRequests(f *testing.F) {
 		}
 	})
 }
+
+// newRequestHost is the host of the requests httptest.NewRequest makes,
+// which a server must be told it answers to.
+const newRequestHost = "example.com"
 
 func jsonRequest(method, path, body string) *http.Request {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -212,16 +212,12 @@ func (h *Hub) dropIdleLocked(drop func(*stream) bool) {
 	if h.idle == 0 {
 		return
 	}
-	for name, s := range h.streams {
+	for _, s := range h.streams {
 		if s.users > 0 || !drop(s) {
 			continue
 		}
-		delete(h.streams, name)
+		h.removeLocked(s)
 		h.idle--
-		h.dropped[h.dropSlot(name)]++
-		if s.stopFollow != nil {
-			s.stopFollow()
-		}
 		if h.idle == 0 {
 			return
 		}
@@ -243,14 +239,32 @@ func (h *Hub) use(s *stream) {
 	s.users++
 }
 
-// release counts out a user of s that acquire counted in.
+// release counts out a user of s that acquire counted in. A stream that
+// has never had an event leaves memory with its last user: it holds
+// nothing that loading it again would not give back, so reading rooms
+// that nobody writes to costs nothing once the readers have gone. Others
+// stay until they have been idle for idleFor.
 func (h *Hub) release(s *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
 	if s.users--; s.users == 0 {
-		s.idleSince = now
-		h.idle++
+		if s.holdsNothing() && h.streams[s.name] == s {
+			h.removeLocked(s)
+		} else {
+			s.idleSince = now
+			h.idle++
+		}
 	}
 	h.sweepLocked(now)
+}
+
+// removeLocked takes s, which has no users and is not counted as idle,
+// out of memory. h.mu is held.
+func (h *Hub) removeLocked(s *stream) {
+	delete(h.streams, s.name)
+	h.dropped[h.dropSlot(s.name)]++
+	if s.stopFollow != nil {
+		s.stopFollow()
+	}
 }

@@ -20,8 +20,13 @@ type Limits struct {
 	// PublishBurst how many at once (zero: as many as PublishRate).
 	PublishRate  float64
 	PublishBurst int
-	// ConnsPerIP and ConnsPerUser bound open WebSocket and SSE
-	// subscriptions.
+	// TaskRate is how many tasks one user may start per second, TaskBurst
+	// how many at once (zero: as many as TaskRate).
+	TaskRate  float64
+	TaskBurst int
+	// ConnsPerIP bounds open WebSocket and SSE subscriptions per client
+	// address; ConnsPerUser every subscription of one user (streams and
+	// waiting long polls, of rooms and tasks), on any address.
 	ConnsPerIP   int
 	ConnsPerUser int
 	// LongPollsPerIP bounds long polls waiting at once from one address.
@@ -38,10 +43,13 @@ type Limits struct {
 }
 
 // withDefaults fills MaxStreams and WSReadLimit from d when zero, and a
-// zero PublishBurst from PublishRate.
+// zero PublishBurst or TaskBurst from its rate.
 func (l Limits) withDefaults(d Limits) Limits {
 	if l.PublishBurst <= 0 {
 		l.PublishBurst = max(1, int(math.Ceil(l.PublishRate)))
+	}
+	if l.TaskBurst <= 0 {
+		l.TaskBurst = max(1, int(math.Ceil(l.TaskRate)))
 	}
 	orDefault(&l.MaxStreams, d.MaxStreams)
 	orDefault(&l.WSReadLimit, d.WSReadLimit)
@@ -148,9 +156,32 @@ func (s *Server) allowPublish(user string) (settle func(kept bool), err error) {
 	return settle, nil
 }
 
+// allowTaskStart applies the per-user rate of task starts: by the
+// owner's name, or on a server without tokens for a start without one, by
+// the client's address. The caller settles the token it took: kept if a
+// task was started, given back if not.
+func (s *Server) allowTaskStart(r *http.Request, owner string) (settle func(kept bool), err error) {
+	if s.cfg.Limits.TaskRate <= 0 {
+		return func(bool) {}, nil
+	}
+	key, who := "user "+owner, "user "+owner
+	if owner == "" {
+		ip := s.clientIP(r)
+		key, who = "address "+ip, ip
+	}
+	settle, wait := s.taskStarts.allow(key, time.Now())
+	if settle == nil {
+		return nil, tooMany(wait, "%s is starting tasks faster than %g a second; retry in %s", who, s.cfg.Limits.TaskRate, wait.Round(time.Millisecond))
+	}
+	return settle, nil
+}
+
 // admit counts a subscription against the per-address and per-user limits
 // (the address is the client's, behind trusted proxies too: see clientIP);
-// the returned func releases it.
+// the returned func releases it. Every subscription of a user counts
+// against ConnsPerUser, whatever its stream and transport (a waiting long
+// poll too): the user is the token's, or on a server without tokens the
+// name the request claims (none: the address alone counts).
 func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), error) {
 	ip := s.clientIP(r)
 	byIP, maxIP, what := &s.conns, s.cfg.Limits.ConnsPerIP, "open subscriptions"
@@ -160,12 +191,12 @@ func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), err
 	if !byIP.acquire(ip, maxIP) {
 		return nil, tooMany(time.Second, "%s has %d %s, the most one address may have; close some", ip, maxIP, what)
 	}
-	if user == "" || longPoll {
+	if user == "" {
 		return func() { byIP.release(ip) }, nil
 	}
 	if !s.userConns.acquire(user, s.cfg.Limits.ConnsPerUser) {
 		byIP.release(ip)
-		return nil, tooMany(time.Second, "user %s has %d open subscriptions, the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
+		return nil, tooMany(time.Second, "user %s has %d open subscriptions (streams and waiting long polls, over every transport), the most one user may have; close some", user, s.cfg.Limits.ConnsPerUser)
 	}
 	return func() {
 		s.userConns.release(user)
@@ -175,4 +206,5 @@ func (s *Server) admit(r *http.Request, user string, longPoll bool) (func(), err
 
 func (s *Server) newLimiters() {
 	s.publishes = &limiters{every: rate.Limit(s.cfg.Limits.PublishRate), burst: s.cfg.Limits.PublishBurst}
+	s.taskStarts = &limiters{every: rate.Limit(s.cfg.Limits.TaskRate), burst: s.cfg.Limits.TaskBurst}
 }

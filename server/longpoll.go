@@ -19,6 +19,7 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request, t eventsT
 	if err != nil {
 		return err
 	}
+	t.quiet = wait == 0
 	sub, cleanup, err := s.subscribeRequest(r, t, transportLongPoll, protocol.MaxPollEvents)
 	if err != nil {
 		return err

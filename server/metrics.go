@@ -49,7 +49,7 @@ func newMetrics(hub *Hub, tasks func() *tasks.Runner) *metrics {
 	m.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_events_delivered_total",
 		Help: "Events written to subscribers, by transport."}, []string{"transport"})
 	m.slowDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_slow_consumer_drops_total",
-		Help: "Subscribers disconnected for falling too far behind (they resume from their cursor)."})
+		Help: "Subscribers disconnected as slow consumers: for falling too far behind, for a write not taken within the write timeout, or for a ping not answered within it (they resume from their cursor)."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_requests_rejected_total",
 		Help: "Requests answered with an error, by error code."}, []string{"reason"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -29,12 +31,45 @@ type presence struct {
 type roomPresence struct {
 	mu      sync.Mutex // held while a login or logout is published, to keep them in order
 	members map[string]*member
+	// gone is set once the room has been let go (nobody in it): whoever
+	// locks it then takes the room's presence anew (see lockRoom).
+	gone bool
+	// pending counts the members that are pending, changed under mu, so
+	// that confirm looks at a room's members only when some are.
+	pending atomic.Int32
+}
+
+// newMember adds user to the room as pending. r.mu is held.
+func (r *roomPresence) newMember(user string) *member {
+	m := &member{pending: true}
+	r.members[user] = m
+	r.pending.Add(1)
+	return m
+}
+
+// loggedIn marks m as no longer pending. r.mu is held.
+func (r *roomPresence) loggedIn(m *member) {
+	if m.pending {
+		m.pending = false
+		r.pending.Add(-1)
+	}
+}
+
+// remove takes user's membership m out of the room. r.mu is held.
+func (r *roomPresence) remove(user string, m *member) {
+	delete(r.members, user)
+	if m.pending {
+		r.pending.Add(-1)
+	}
 }
 
 type member struct {
 	conns  int
 	logout *time.Timer // running while conns == 0, until the grace ends
 	gen    uint64      // bumped on every join and leave; a stale timer sees a newer one
+	// pending: only a poll that does not wait has counted the user in,
+	// and they have not logged in (see join).
+	pending bool
 }
 
 func newPresence(hub *Hub, grace time.Duration, roster Roster, saved PresenceStore) *presence {
@@ -56,8 +91,7 @@ func (p *presence) adopt(ctx context.Context) error {
 		return err
 	}
 	for room, users := range byRoom {
-		r := p.room(room)
-		r.mu.Lock()
+		r := p.lockRoom(room, true)
 		for _, user := range users {
 			m := &member{gen: 1}
 			r.members[user] = m
@@ -86,37 +120,65 @@ func (p *presence) save(room, user string, present bool) {
 // through later. A user this server holds is not logged out: the roster
 // lost this server's entry for them and writes it again.
 func (p *presence) gone(room, user string) {
-	r := p.room(room)
-	r.mu.Lock()
+	r := p.lockRoom(room, true)
 	defer r.mu.Unlock()
-	if _, ok := r.members[user]; ok {
+	defer p.forgetIfEmpty(room, r)
+	if m, ok := r.members[user]; ok && !m.pending {
 		return
 	}
 	p.publishLogout(room, user)
 }
 
-func (p *presence) room(name string) *roomPresence {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r, ok := p.rooms[name]
-	if !ok {
-		r = &roomPresence{members: make(map[string]*member)}
-		p.rooms[name] = r
+// lockRoom returns the presence of the named room, locked: the one p
+// holds, or when it holds none a new one if create is set, else nil.
+func (p *presence) lockRoom(name string, create bool) *roomPresence {
+	for {
+		p.mu.Lock()
+		r, ok := p.rooms[name]
+		if !ok {
+			if !create {
+				p.mu.Unlock()
+				return nil
+			}
+			r = &roomPresence{members: make(map[string]*member)}
+			p.rooms[name] = r
+		}
+		p.mu.Unlock()
+		r.mu.Lock()
+		if !r.gone {
+			return r
+		}
+		r.mu.Unlock() // let go meanwhile: take it anew
 	}
-	return r
+}
+
+// forgetIfEmpty lets go of a room nobody is in any more, so that presence
+// holds only the rooms someone is in. r.mu is held.
+func (p *presence) forgetIfEmpty(name string, r *roomPresence) {
+	if len(r.members) > 0 {
+		return
+	}
+	r.gone = true
+	p.mu.Lock()
+	if p.rooms[name] == r {
+		delete(p.rooms, name)
+	}
+	p.mu.Unlock()
 }
 
 // join counts a connection of user to room, publishing a login if the user
-// was not present. On success the caller must call leave once the
-// connection ends; on error nothing was counted.
-func (p *presence) join(ctx context.Context, room, user string) error {
-	r := p.room(room)
-	r.mu.Lock()
+// was not present. A connection that is quiet (a poll that does not wait)
+// logs no one in by itself: it counts the user in as pending, and a
+// second connection within the grace period (a client that keeps
+// polling, or any other), or a publish of theirs (see confirm), logs them
+// in. On success the caller must call
+// leave once the connection ends; on error nothing was counted.
+func (p *presence) join(ctx context.Context, room, user string, quiet bool) error {
+	r := p.lockRoom(room, true)
 	defer r.mu.Unlock()
 	m, ok := r.members[user]
 	if !ok {
-		m = &member{}
-		r.members[user] = m
+		m = r.newMember(user)
 	}
 	m.conns++
 	m.gen++
@@ -124,14 +186,53 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 		m.logout.Stop()
 		m.logout = nil
 	}
-	if ok {
+	if !m.pending || (quiet && !ok) {
+		return nil // logged in already, or not yet
+	}
+	if err := p.login(ctx, room, user); err != nil {
+		// Not logged in; the next connection tries again.
+		if ok {
+			p.uncount(room, user, m) // pending as it was
+		} else {
+			r.remove(user, m)
+			p.forgetIfEmpty(room, r)
+		}
+		return err
+	}
+	r.loggedIn(m)
+	return nil
+}
+
+// confirm logs in user if a quiet poll has counted them in room as
+// pending: a publish of theirs shows a client that is there, and its
+// login then comes before its message.
+func (p *presence) confirm(ctx context.Context, room, user string) error {
+	p.mu.Lock()
+	r := p.rooms[room]
+	p.mu.Unlock()
+	if r == nil || r.pending.Load() == 0 {
+		return nil // the common case, without waiting for the room's lock
+	}
+	if r = p.lockRoom(room, false); r == nil {
 		return nil
 	}
+	defer r.mu.Unlock()
+	if m, ok := r.members[user]; ok && m.pending {
+		if err := p.login(ctx, room, user); err != nil {
+			return err
+		}
+		r.loggedIn(m)
+	}
+	return nil
+}
+
+// login publishes user's login to room, unless the roster says they are
+// logged in already on another server. The caller holds the room's lock.
+func (p *presence) login(ctx context.Context, room, user string) error {
 	first := true
 	if p.roster != nil {
 		var err error
 		if first, err = p.roster.Arrive(ctx, room, user); err != nil {
-			delete(r.members, user) // not here; the next connection tries again
 			return fmt.Errorf("join presence: %w", err)
 		}
 	}
@@ -140,7 +241,6 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 	}
 	_, err := p.hub.Publish(ctx, protocol.RoomStream(room), protocol.Event{Type: protocol.TypeLogin, User: user})
 	if err != nil {
-		delete(r.members, user) // not logged in; the next connection tries again
 		if p.roster != nil {
 			// The request's context may be what ended the publish.
 			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
@@ -158,13 +258,19 @@ func (p *presence) join(ctx context.Context, room, user string) error {
 // leave uncounts a connection; after the grace period without a new one the
 // user logs out.
 func (p *presence) leave(room, user string) {
-	r := p.room(room)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, ok := r.members[user]
-	if !ok {
+	r := p.lockRoom(room, false)
+	if r == nil {
 		return
 	}
+	defer r.mu.Unlock()
+	if m, ok := r.members[user]; ok {
+		p.uncount(room, user, m)
+	}
+}
+
+// uncount takes a connection off m, user's membership of room; when it
+// was the last, the grace period starts. The room's lock is held.
+func (p *presence) uncount(room, user string, m *member) {
 	if m.conns--; m.conns > 0 {
 		return
 	}
@@ -176,8 +282,10 @@ func (p *presence) leave(room, user string) {
 // expire logs user out of room if nothing changed since the leave that
 // started the timer (generation gen).
 func (p *presence) expire(room, user string, gen uint64) {
-	r := p.room(room)
-	r.mu.Lock()
+	r := p.lockRoom(room, false)
+	if r == nil {
+		return
+	}
 	defer r.mu.Unlock()
 	m, ok := r.members[user]
 	if !ok || m.conns > 0 || m.gen != gen {
@@ -188,7 +296,11 @@ func (p *presence) expire(room, user string, gen uint64) {
 		return // shutting down: the users will be back, or the store is gone
 	default:
 	}
-	delete(r.members, user)
+	r.remove(user, m)
+	defer p.forgetIfEmpty(room, r)
+	if m.pending {
+		return // never logged in: no logout is owed
+	}
 	if p.roster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 		defer cancel()
@@ -240,8 +352,10 @@ func (p *presence) users(room string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	users := make([]string, 0, len(r.members))
-	for u := range r.members {
-		users = append(users, u)
+	for u, m := range r.members {
+		if !m.pending {
+			users = append(users, u)
+		}
 	}
 	slices.Sort(users)
 	return users
@@ -263,8 +377,9 @@ func (p *presence) count(room string) int {
 // stop cancels every pending logout.
 func (p *presence) stop() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.rooms {
+	rooms := slices.Collect(maps.Values(p.rooms))
+	p.mu.Unlock()
+	for _, r := range rooms {
 		r.mu.Lock()
 		for _, m := range r.members {
 			if m.logout != nil {

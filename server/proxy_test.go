@@ -68,7 +68,7 @@ func TestWebSocketWithoutUpgradeIsRefusedWithTheProxyFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: x\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pushdtest.RoomPath("lobby"))
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pushdtest.RoomPath("lobby"))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func srvSSE(t *testing.T, srv *pushdtest.Server, header []string) int {
 func TestOriginBehindATrustedProxy(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	trusted := pushdtest.Start(t, server.Config{TrustedProxies: trustLoopback(t), Logger: log})
+	trusted := pushdtest.Start(t, server.Config{TrustedProxies: trustLoopback(t), AllowedHosts: []string{"chat.example.com"}, Logger: log})
 	untrusted := pushdtest.Start(t, server.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	xfwd := func(host, proto string) []string {
 		return []string{"X-Forwarded-Host", host, "X-Forwarded-Proto", proto}

@@ -33,6 +33,9 @@ func FuzzPublishRequest(f *testing.F) {
 		{"application/json", `{"user":"a/b","text":"x"}`},
 		{"application/json", `{"user":"alice","text":"` + strings.Repeat("x", 4097) + `"}`},
 		{"application/json", `{"user":"alice","text":"\ud800"}`},
+		{"application/json", `{"user":"alice","text":"\u001b]0;pwned\u0007\u001b[2J"}`},
+		{"application/json", `{"user":"alice","text":"two\nlines\tand a tab"}`},
+		{"application/json", `{"user":"alice","text":"c1 \u009b2J"}`},
 		{"application/json", "{\"user\":\"alice\",\"text\":\"\xff\"}"},
 		{"application/json", `null`},
 		{"application/json", `[]`},
@@ -46,7 +49,7 @@ func FuzzPublishRequest(f *testing.F) {
 	} {
 		f.Add(seed.ctype, []byte(seed.body))
 	}
-	srv, err := server.New(server.Config{History: 100, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(server.Config{History: 100, AllowedHosts: []string{newRequestHost}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -127,6 +130,11 @@ func wellFormedPublish(ctype string, body []byte) (req *protocol.PublishRequest,
 		return nil, true
 	}
 	if protocol.ValidateName("user", r.User) != nil || strings.TrimSpace(r.Text) == "" || len(r.Text) > 4096 || !utf8.ValidString(r.Text) {
+		return nil, true
+	}
+	// Control characters (C0, DEL, C1) but newline (LF, CR LF) and tab
+	// are refused.
+	if strings.ContainsFunc(strings.ReplaceAll(r.Text, "\r\n", "\n"), func(c rune) bool { return c != '\n' && c != '\t' && (c < 0x20 || c >= 0x7f && c <= 0x9f) }) {
 		return nil, true
 	}
 	return &r, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,6 +182,7 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 		switch {
 		case err == nil && len(batch) > 0:
 			if err := p.sink.send(batch); err != nil {
+				p.dropped(err)
 				return true, nil
 			}
 			s.metrics.wrote(p.transport, batch, time.Now())
@@ -199,6 +201,7 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			err := p.sink.ping(pctx)
 			cancel()
 			if err != nil {
+				p.dropped(err)
 				return true, nil
 			}
 			p.heartbeat.Reset(s.cfg.Heartbeat)
@@ -224,6 +227,22 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			return true, nil
 		}
 	}
+}
+
+// dropped counts the end of a subscriber whose write or ping failed with
+// err as a slow consumer's when the write timeout ended it: it did not
+// take what was sent (its socket did not drain, it did not answer a ping)
+// in time. A connection the client closed is no slow consumer.
+func (p *pusher) dropped(err error) {
+	if isTimeout(err) {
+		p.s.metrics.slowDrops.Inc()
+	}
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // extendDeadline makes sure the next write has the write timeout, less at

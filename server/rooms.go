@@ -31,13 +31,14 @@ func (s *Server) handleRoomEvents(w http.ResponseWriter, r *http.Request) error 
 			return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidName, "%v", err)
 		}
 	}
-	if _, err := s.roomAccess(r, room, user, false); err != nil {
+	owner, err := s.roomAccess(r, room, user, false)
+	if err != nil {
 		return err
 	}
 	if q.Has("before") {
 		return s.serveHistory(w, r, protocol.RoomStream(room), q)
 	}
-	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user})
+	return s.serveEvents(w, r, eventsTarget{query: q, stream: protocol.RoomStream(room), room: room, user: user, owner: owner})
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
@@ -74,12 +75,19 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	case len(req.Text) > s.cfg.MaxTextBytes:
 		return protocol.Errorf(http.StatusRequestEntityTooLarge, protocol.CodeTextTooLong, "the message text is %d bytes; the limit is %d", len(req.Text), s.cfg.MaxTextBytes)
 	}
+	if err := protocol.ValidateText("the message text", req.Text, true); err != nil {
+		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	}
 	id, err := messageID(r, req.ID)
 	if err != nil {
 		return err
 	}
 	settle, err := s.allowPublish(req.User)
 	if err != nil {
+		return err
+	}
+	if err := s.presence.confirm(r.Context(), room, req.User); err != nil {
+		settle(false)
 		return err
 	}
 	a, err := s.hub.publish(r.Context(), protocol.RoomStream(room), protocol.Event{Type: protocol.TypeMessage, User: req.User, Text: req.Text, ID: id}, true)

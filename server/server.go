@@ -34,11 +34,12 @@ type Server struct {
 	tokens    *tokenVerifier // nil: the server runs open
 	mux       *http.ServeMux
 
-	conns     counter // open WebSocket and SSE subscriptions per address
-	polls     counter // waiting long polls per address
-	userConns counter // open subscriptions per user
-	publishes *limiters
-	metrics   *metrics
+	conns      counter // open WebSocket and SSE subscriptions per address
+	polls      counter // waiting long polls per address
+	userConns  counter // open subscriptions per user
+	publishes  *limiters
+	taskStarts *limiters
+	metrics    *metrics
 	// upgradeLostLog logs WebSocket handshakes a proxy stripped, at most
 	// once a minute.
 	upgradeLostLog rate.Sometimes
@@ -212,13 +213,17 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 			}
 		}()
 		// Every answer must be written within the write timeout; streams
-		// set their own deadline per write.
+		// set their own deadline per write. A body must arrive within the
+		// read timeout (slowloris), and the answer then has the write
+		// timeout after it: a body that comes too late gets its 408.
 		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		now := time.Now()
+		write := now.Add(s.cfg.WriteTimeout)
 		if r.ContentLength != 0 {
-			// A body must arrive within the read timeout (slowloris).
-			_ = rc.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+			_ = rc.SetReadDeadline(now.Add(s.cfg.ReadTimeout))
+			write = write.Add(s.cfg.ReadTimeout)
 		}
+		_ = rc.SetWriteDeadline(write)
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
@@ -227,7 +232,7 @@ func (s *Server) adapt(h handlerFunc) http.Handler {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.checkOrigin(w, r) {
+	if s.checkHost(w, r) || s.checkOrigin(w, r) {
 		return
 	}
 	if p := r.URL.Path; p != "/" && p != cleanPath(p) {

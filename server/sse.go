@@ -138,12 +138,14 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscrip
 		case err == nil:
 			for _, e := range batch {
 				if _, err := w.Write(e.frame); err != nil {
+					s.streamDropped(ctx, err)
 					return
 				}
 			}
 			s.metrics.wrote(transportSSE, batch, time.Now())
 		case errors.Is(err, errIdle):
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
+				s.streamDropped(ctx, err)
 				return
 			}
 		case errors.Is(err, errTaskFinished):
@@ -174,8 +176,18 @@ func (s *Server) streamSSE(w http.ResponseWriter, r *http.Request, sub *subscrip
 			return
 		}
 		if err := rc.Flush(); err != nil {
+			s.streamDropped(ctx, err)
 			return
 		}
 		idle.Reset(s.cfg.Heartbeat)
+	}
+}
+
+// streamDropped counts the end of a stream served on its handler's
+// goroutine whose write failed with err as a slow consumer's, unless the
+// client had gone already (ctx).
+func (s *Server) streamDropped(ctx context.Context, err error) {
+	if ctx.Err() == nil || isTimeout(err) {
+		s.metrics.slowDrops.Inc()
 	}
 }

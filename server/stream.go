@@ -129,6 +129,15 @@ func (s *stream) wakeWaiters() {
 	s.waitMu.Unlock()
 }
 
+// holdsNothing reports whether the stream has never had an event and no
+// publish is under way: in memory it is only the position the store gives
+// back when it is loaded again.
+func (s *stream) holdsNothing() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tail.last == 0 && s.open == nil && !s.flushing
+}
+
 // beginEpochLocked starts the tail anew in a new history (epoch) whose
 // first event is seq first: what the tail held is of the old one.
 // Subscriptions see epochGen move and reset. s.mu is held.

@@ -34,6 +34,8 @@ func taskAnswer(err error) error {
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidJSON, "%v", err)
 	case errors.Is(err, tasks.ErrUnknownKind), errors.Is(err, tasks.ErrBadParams):
 		return protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidParam, "%v", err)
+	case errors.Is(err, tasks.ErrBusy):
+		return tooMany(5*time.Second, "%v", err)
 	case errors.Is(err, tasks.ErrShutdown):
 		return protocol.Errorf(http.StatusServiceUnavailable, protocol.CodeUnavailable, "the server is shutting down; start the task again in a moment")
 	}
@@ -78,7 +80,12 @@ func (s *Server) handleStartTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	spec.Key = key
+	settle, err := s.allowTaskStart(r, spec.Owner)
+	if err != nil {
+		return err
+	}
 	t, repeat, err := s.tasks.Start(r.Context(), spec)
+	settle(err == nil && !repeat) // a refused or repeated start costs no token
 	if err != nil {
 		return taskAnswer(err)
 	}
@@ -264,7 +271,7 @@ func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, tasks: true, viewer: taskViewer(id)})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, tasks: true, viewer: taskViewer(id), owner: id.name()})
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
@@ -278,5 +285,5 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error 
 	}
 	// The task's state is looked at again once the subscription is open
 	// (settleTask), so that an end in between is not missed.
-	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id)})
+	return s.serveEvents(w, r, eventsTarget{query: r.URL.Query(), stream: protocol.TasksStream, filter: t.ID, tasks: true, viewer: taskViewer(id), owner: id.name()})
 }

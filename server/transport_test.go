@@ -423,8 +423,8 @@ func TestHalfClosedSubscribersDoNotCrashTheServer(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
 	addr := strings.TrimPrefix(s.URL, "http://")
 	requests := []string{
-		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
+		"GET /v1/rooms/half/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	}
 	var wg sync.WaitGroup
 	for i := range 400 {

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -98,21 +100,26 @@ effect and where each came from.`,
 	f.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "on a busy stream of 1,000 or more subscribers, tell them of new events at most this often, each getting everything since in one write; smaller streams wait less (negative: every event at once)")
 	f.IntVar(&c.MaxLag, "max-lag", c.MaxLag, "events a live subscriber may fall behind before it is told to reconnect")
 	f.IntVar(&tasks.MaxRunning, "max-tasks", tasks.MaxRunning, "background tasks running at once; the rest queue")
+	f.IntVar(&tasks.MaxQueued, "max-queued-tasks", tasks.MaxQueued, "tasks waiting to run; a start beyond is refused with 429")
+	f.IntVar(&tasks.MaxExternal, "max-external-tasks", tasks.MaxExternal, "external tasks running at once (they take no --max-tasks slot); a start beyond is refused with 429")
 	f.DurationVar(&tasks.StallTimeout, "task-stall-timeout", tasks.StallTimeout, "an external task that reports nothing for this long fails as stalled")
 	f.IntVar(&tasks.KeepFinished, "keep-tasks", tasks.KeepFinished, "finished tasks kept for GET /v1/tasks")
 	f.DurationVar(&tasks.KeepFor, "keep-tasks-for", tasks.KeepFor, "how long finished tasks are kept")
 	f.DurationVar(&c.DedupeWindow, "dedupe-window", c.DedupeWindow, "how long message ids and Idempotency-Keys are remembered: a publish or task start repeated with one within this time is not done again")
-	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	o.nats.addFlags(f)
 	o.auth.addFlags(f)
 	o.idp.addFlags(f)
 	o.changed = f.Changed
 	f.BoolVar(&o.insecureOpen, "insecure-open", false, "without --auth-secret, listen on addresses other than loopback anyway")
+	f.StringSliceVar(&c.AllowedHosts, "allowed-hosts", c.AllowedHosts, "host names the server answers to besides localhost and IP addresses, e.g. chat.example.com,*.example.com: a request for another (its Host, or the host a trusted proxy forwards) is refused with 421, so that no page can reach pushd under a name of its own (DNS rebinding)")
 	f.StringSliceVar(&c.AllowOrigins, "allow-origin", c.AllowOrigins, "browser origins (besides the server's own) whose pages may use the server, e.g. app.example.com, *.example.com, https://app.example.com")
 	f.Float64Var(&lim.PublishRate, "publish-rate", lim.PublishRate, "messages one user may post per second (0: no limit)")
 	f.IntVar(&lim.PublishBurst, "publish-burst", lim.PublishBurst, "messages one user may post at once")
+	f.Float64Var(&lim.TaskRate, "task-rate", lim.TaskRate, "tasks one user may start per second (0: no limit)")
+	f.IntVar(&lim.TaskBurst, "task-burst", lim.TaskBurst, "tasks one user may start at once")
 	f.IntVar(&lim.ConnsPerIP, "max-conns-per-ip", lim.ConnsPerIP, "open WebSocket and SSE subscriptions per client address (0: no limit)")
-	f.IntVar(&lim.ConnsPerUser, "max-conns-per-user", lim.ConnsPerUser, "open WebSocket and SSE subscriptions per user (0: no limit)")
+	f.IntVar(&lim.ConnsPerUser, "max-conns-per-user", lim.ConnsPerUser, "subscriptions per user (a token's, or without tokens the ?user= name): rooms and tasks, every transport, waiting long polls too (0: no limit)")
 	f.IntVar(&lim.LongPollsPerIP, "max-long-polls-per-ip", lim.LongPollsPerIP, "waiting long polls per client address (0: no limit)")
 	f.IntVar(&lim.MaxStreams, "max-rooms", lim.MaxStreams, "rooms in use the server keeps in memory at once (its own streams and publishes are never refused); one unused for two minutes or more leaves, and at the limit an unused one makes room at once")
 	f.Int64Var(&lim.WSReadLimit, "ws-read-limit", lim.WSReadLimit, "largest WebSocket message a client may send, in bytes")
@@ -145,6 +152,14 @@ func (o *serveOptions) check() (slog.Level, error) {
 	if o.pprofAddr != "" {
 		if err := checkListenAddr("--pprof", o.pprofAddr); err != nil {
 			return level, err
+		}
+		if !isLoopback(o.pprofAddr) {
+			return level, usagef("--pprof %s: the profiles are served on loopback only, such as 127.0.0.1:6060 or [::1]:6060 (they show what the process holds)", o.pprofAddr)
+		}
+	}
+	for _, h := range o.cfg.AllowedHosts {
+		if _, err := path.Match(h, ""); err != nil || h == "" || strings.Contains(h, "/") {
+			return level, usagef("--allowed-hosts %q: give host names such as chat.example.com or *.example.com, optionally with :port", h)
 		}
 	}
 	if err := o.idp.check(o.changed); err != nil {
@@ -209,6 +224,7 @@ func (o *serveOptions) checkRanges() error {
 		n    int64
 	}{
 		{"--max-text", int64(c.MaxTextBytes)}, {"--max-lag", int64(c.MaxLag)}, {"--max-tasks", int64(tasks.MaxRunning)},
+		{"--max-queued-tasks", int64(tasks.MaxQueued)}, {"--max-external-tasks", int64(tasks.MaxExternal)},
 		{"--keep-tasks", int64(tasks.KeepFinished)}, {"--max-rooms", int64(lim.MaxStreams)},
 		{"--ws-read-limit", lim.WSReadLimit}, {"--max-body", c.MaxBodyBytes}, {"--max-header-bytes", int64(o.maxHeader)},
 	}
@@ -226,6 +242,10 @@ func (o *serveOptions) checkRanges() error {
 		return usagef("--publish-rate %g: give 0 (no limit) or more", lim.PublishRate)
 	case lim.PublishRate > 0 && lim.PublishBurst < 1:
 		return usagef("--publish-burst %d: give 1 or more", lim.PublishBurst)
+	case lim.TaskRate < 0:
+		return usagef("--task-rate %g: give 0 (no limit) or more", lim.TaskRate)
+	case lim.TaskRate > 0 && lim.TaskBurst < 1:
+		return usagef("--task-burst %d: give 1 or more", lim.TaskBurst)
 	case lim.ConnsPerIP < 0, lim.ConnsPerUser < 0, lim.LongPollsPerIP < 0:
 		return usagef("--max-conns-per-ip, --max-conns-per-user and --max-long-polls-per-ip: give 0 (no limit) or more")
 	}

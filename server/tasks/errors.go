@@ -30,6 +30,10 @@ var (
 	// value of the wrong type (the error wraps its
 	// *json.UnmarshalTypeError), trailing data.
 	ErrParamsJSON = errors.New("task params")
+	// ErrBusy: Start found the runner full: Config.MaxQueued tasks
+	// waiting for a run slot, or Config.MaxExternal external tasks
+	// running. Another start may succeed once some have ended.
+	ErrBusy = errors.New("too many tasks")
 	// ErrOwnerSilent is wrapped, along with the server's ErrUnavailable,
 	// by the errors of Peers when the server that runs a task does not
 	// answer: the API answers 503 with the error's text, which says which

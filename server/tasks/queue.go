@@ -29,6 +29,9 @@ func (r *Runner) ended(t *task, heldSlot bool) {
 		r.mu.Unlock()
 		r.deleteRecords(gone)
 	}()
+	if t.external {
+		r.external--
+	}
 	if t.lost.Load() {
 		if r.tasks[t.snap.ID] == t {
 			delete(r.tasks, t.snap.ID)

@@ -40,6 +40,7 @@ func (r *Runner) load(ctx context.Context) error {
 		if t.external && !rec.State.Final() && r.peers == nil {
 			t.reports = make(chan error, 1)
 			resume = append(resume, t)
+			r.external++
 			continue
 		}
 		t.cancel(ErrShutdown)

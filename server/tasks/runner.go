@@ -18,6 +18,13 @@ import (
 type Config struct {
 	// MaxRunning is how many tasks run at once (default 64); the rest queue.
 	MaxRunning int
+	// MaxQueued is how many tasks may wait for a run slot (default
+	// 1,000); a start beyond it is refused with ErrBusy.
+	MaxQueued int
+	// MaxExternal is how many external tasks may be running at once
+	// (default 1,000; they take no run slot); a start beyond it is
+	// refused with ErrBusy.
+	MaxExternal int
 	// StallTimeout fails an external task that reports nothing for this
 	// long (default 10 min).
 	StallTimeout time.Duration
@@ -39,6 +46,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxRunning:   64,
+		MaxQueued:    1000,
+		MaxExternal:  1000,
 		StallTimeout: 10 * time.Minute,
 		KeepFinished: 1000,
 		KeepFor:      24 * time.Hour,
@@ -51,6 +60,12 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxRunning <= 0 {
 		c.MaxRunning = d.MaxRunning
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = d.MaxQueued
+	}
+	if c.MaxExternal <= 0 {
+		c.MaxExternal = d.MaxExternal
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = d.StallTimeout
@@ -90,6 +105,7 @@ type Runner struct {
 	finished []*task // oldest first, for forgetting
 	running  int     // tasks holding a run slot
 	queue    []*task // waiting for a slot, oldest first
+	external int     // external tasks not ended (see MaxExternal)
 	closing  bool
 	wg       sync.WaitGroup // task goroutines
 	// starting holds the idempotency keys whose start is under way here,
@@ -317,6 +333,10 @@ func (r *Runner) notFound(id string) error {
 
 // Shutdown cancels every live task with the message "server shutting
 // down" and waits until their final events are published, or ctx ends.
+// The queued tasks are cancelled together, on many goroutines at once, so
+// that their records and events go to the store in a few grouped writes
+// rather than one after another; those that ctx leaves no time for stay
+// queued in the task store, and a restart ends them as interrupted.
 // An external task is kept instead when the server has a task store of
 // its own (its work goes on elsewhere and it is taken back on the next
 // start): its latest progress is published and saved, and reports and
@@ -332,20 +352,27 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 		live = append(live, t)
 	}
 	r.mu.Unlock()
-	for _, t := range queue {
+	left := eachUntil(ctx, queue, func(t *task) {
 		t.cancel(ErrShutdown)
 		t.finish(ctx, protocol.TaskCancelled, ErrShutdown.Error())
 		r.ended(t, false)
 		r.wg.Done()
+	})
+	for _, t := range left {
+		t.cancel(ErrShutdown)
+		r.wg.Done()
 	}
-	for _, t := range live {
+	if len(left) > 0 {
+		r.log.Warn("shutdown: queued tasks not cancelled in time; they end as interrupted at the next start", "tasks", len(left))
+	}
+	eachUntil(ctx, live, func(t *task) {
 		if t.external && r.keepsExternal() {
 			// Kept unless it has ended or is ending; its goroutine then
 			// ends without ending it.
 			t.keep(ctx)
 		}
 		t.cancel(ErrShutdown)
-	}
+	})
 	done := make(chan struct{})
 	go func() {
 		r.wg.Wait()
@@ -357,4 +384,46 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("tasks still running: %w", ctx.Err())
 	}
+}
+
+// shutdownWorkers is how many tasks a shutdown ends or keeps at once:
+// enough for the store and the stream to group their writes (one
+// transaction, one append for many), few enough to bound the goroutines.
+const shutdownWorkers = 256
+
+// eachUntil calls fn for each of ts on up to shutdownWorkers goroutines,
+// handing out no more once ctx has ended. It returns the tasks it did not
+// get to once the calls made have returned, or once ctx has ended: a call
+// under way then (a write to a store that is slow to answer) ends on its
+// own, and the shutdown does not wait for it.
+func eachUntil(ctx context.Context, ts []*task, fn func(*task)) (left []*task) {
+	next := make(chan *task)
+	var wg sync.WaitGroup
+	for range min(len(ts), shutdownWorkers) {
+		wg.Go(func() {
+			for t := range next {
+				fn(t)
+			}
+		})
+	}
+	i := 0
+feed:
+	for ; i < len(ts); i++ {
+		select {
+		case next <- ts[i]:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return ts[i:]
 }

@@ -122,19 +122,21 @@ func (r *Runner) start(ctx context.Context, spec Spec, k kind, parsed parsedTask
 	}
 
 	r.mu.Lock()
-	if r.closing {
+	start := t.external || r.running < r.cfg.MaxRunning
+	if err := r.admitLocked(t, start); err != nil {
 		r.mu.Unlock()
 		if r.peers != nil {
 			r.deleteRecords([]string{t.snap.ID})
 		}
-		return protocol.Task{}, ErrShutdown
+		return protocol.Task{}, err
 	}
 	r.tasks[t.snap.ID] = t
-	start := t.external || r.running < r.cfg.MaxRunning
-	if start && !t.external {
+	switch {
+	case t.external:
+		r.external++
+	case start:
 		r.running++
-	}
-	if !start {
+	default:
 		r.queue = append(r.queue, t)
 	}
 	r.wg.Add(1)
@@ -152,4 +154,20 @@ func (r *Runner) start(ctx context.Context, spec Spec, k kind, parsed parsedTask
 		go t.runTask()
 	}
 	return snap, nil
+}
+
+// admitLocked refuses a new task t (start: it would run at once, not
+// queue) once Shutdown has begun (ErrShutdown), and when the runner is full
+// (ErrBusy): MaxExternal external tasks running, or MaxQueued tasks
+// waiting. r.mu is held.
+func (r *Runner) admitLocked(t *task, start bool) error {
+	switch {
+	case r.closing:
+		return ErrShutdown
+	case t.external && r.external >= r.cfg.MaxExternal:
+		return fmt.Errorf("%w: %d external tasks are running, the most this server takes; start again once some have ended", ErrBusy, r.external)
+	case !start && len(r.queue) >= r.cfg.MaxQueued:
+		return fmt.Errorf("%w: %d tasks are waiting to run, the most this server queues; start again once some have run", ErrBusy, len(r.queue))
+	}
+	return nil
 }
