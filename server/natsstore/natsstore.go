@@ -615,6 +615,9 @@ func decode(data []byte, stream, epoch string, seq uint64) (protocol.Event, erro
 // followBatch is the most events one deliver call gets.
 const followBatch = 256
 
+// followInactive is how long NATS keeps a follow consumer no one pulls from.
+const followInactive = 5 * time.Second
+
 // Follow implements server.Follower with an ordered consumer, which
 // JetStream recreates by itself after a lost connection, from where it
 // left off. A stream deleted and made again (by an operator, or a NATS
@@ -645,6 +648,12 @@ func (s *Store) Follow(ctx context.Context, stream string, after protocol.Cursor
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after.Seq + 1,
+		// NATS drops a consumer nobody has pulled from for this long, so
+		// one this node could not delete (a timeout on the way out, or the
+		// one an ordered consumer replaces after a reset) goes soon, not
+		// after the library's five minutes. A consumer being consumed
+		// always has a pull waiting and stays.
+		InactiveThreshold: followInactive,
 	})
 	if err != nil {
 		return unavailable(fmt.Errorf("follow %s: %w", js.name, err))
