@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,9 +57,11 @@ func TestStatsAcrossNodes(t *testing.T) {
 	a := startStatsNode(t, ns.URL(), prefix, 0, cfg)
 	b := startStatsNode(t, ns.URL(), prefix, 1, cfg)
 
-	a.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"})
-	b.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "bob"})
-	b.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"})
+	// The lobby's subscribers read all along, so that each keeps taking
+	// deliveries however long the rates below take to show.
+	drain(t, a.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"}))
+	drain(t, b.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "bob"}))
+	drain(t, b.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"}))
 	stuck := pushdtest.StallSSE(t, b.URL, pushdtest.RoomPath("slow")+"?user=stuck")
 	big := strings.Repeat("0123456789abcdef", 4096)
 	var head uint64
@@ -109,6 +112,11 @@ func TestStatsAcrossNodes(t *testing.T) {
 	// its deliveries are every node's together.
 	done := make(chan struct{})
 	publishing := make(chan struct{})
+	stopPublishing := sync.OnceFunc(func() {
+		close(done)
+		<-publishing
+	})
+	defer stopPublishing()
 	go func() {
 		defer close(publishing)
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -140,8 +148,7 @@ func TestStatsAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	close(done)
-	<-publishing
+	stopPublishing()
 
 	var list protocol.SubscriberList
 	b.Expect(t, http.MethodGet, "/v1/admin/stats/subscribers?stream=room/lobby", "", http.StatusOK, &list)
@@ -165,5 +172,24 @@ func TestStatsAcrossNodes(t *testing.T) {
 			return fmt.Errorf("nodes %+v; want node %s alone once the other has stopped", st.Nodes, a.id)
 		}
 		return nil
+	})
+}
+
+// drain reads sub's events until the test ends, and waits for its reader
+// then.
+func drain(t *testing.T, sub *pushdtest.Subscriber) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := sub.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
 	})
 }

@@ -6,6 +6,7 @@ package natsstore_test
 // of a task it may not see.
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -47,16 +49,26 @@ func TestClusterTasksIdempotencyKeyOnEveryServer(t *testing.T) {
 	if status, _ := b.startKeyed(t, `{"kind":"external","name":"other","user":"ann"}`, "k:1"); status != http.StatusConflict {
 		t.Fatalf("another start with the key on b: %d; want 409", status)
 	}
-	// Starts with one key on both servers at once make one task.
+	// Starts with one key on both servers at once make one task. A start
+	// that finds the key claimed by one still under way on the other
+	// server is told to send it again in a moment (503), as a client does.
 	var wg sync.WaitGroup
 	ids := make([]string, 8)
 	for i := range ids {
 		wg.Go(func() {
-			status, tk := nodes[i%2].startKeyed(pushdtest.GoTB{TB: t}, body, "k:2")
-			if status != http.StatusCreated && status != http.StatusOK {
-				t.Errorf("start %d: %d", i, status)
-			}
-			ids[i] = tk.ID
+			gt := pushdtest.GoTB{TB: t}
+			testwait.Until(gt, pushdtest.Timeout, 50*time.Millisecond, func() error {
+				status, tk := nodes[i%2].startKeyed(gt, body, "k:2")
+				switch status {
+				case http.StatusCreated, http.StatusOK:
+					ids[i] = tk.ID
+					return nil
+				case http.StatusServiceUnavailable:
+					return fmt.Errorf("start %d: still 503", i)
+				}
+				gt.Fatalf("start %d: %d; want 201, 200 or 503", i, status)
+				return nil
+			})
 		})
 	}
 	wg.Wait()
