@@ -16,7 +16,7 @@ import (
 // and a second: the queued tasks are cancelled together, and after a
 // restart each is cancelled, "server shutting down".
 func TestShutdownWithAQueueEndsInTime(t *testing.T) {
-	const queued, timeout = 2000, 3 * time.Second
+	const queued, timeout = 2000, 20 * time.Second
 	data := t.TempDir()
 	args := []string{"--data", data, "--max-tasks", "1", "--max-queued-tasks", "3000", "--task-rate", "0", "--keep-tasks", "5000",
 		"--shutdown-timeout", timeout.String()}
