@@ -1,15 +1,12 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
@@ -233,22 +230,11 @@ func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 // error body, and its ?user= never logs in.
 func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
-	addr := strings.TrimPrefix(s.URL, "http://")
 	for name, req := range map[string]string{
 		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, _ = c.Write([]byte(req))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		c.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		resp, _ := rawAnswer(t, s, req)
 		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %s; want 400 with the JSON error body", name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -61,17 +60,7 @@ func TestWebSocketWithoutUpgradeIsRefusedWithTheProxyFix(t *testing.T) {
 		}
 	}
 	// An HTTP/1.0 request, as nginx sends by default, is told the same.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pushdtest.RoomPath("lobby"))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := rawAnswer(t, srv, "GET "+pushdtest.RoomPath("lobby")+" HTTP/1.0\r\nHost: 127.0.0.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("HTTP/1.0 handshake: %d; want 400", resp.StatusCode)
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -259,20 +257,8 @@ func TestSlowBodyGets408WithEqualTimeouts(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{ReadTimeout: timeout, WriteTimeout: timeout})
 	addr := strings.TrimPrefix(s.URL, "http://")
 	for _, path := range []string{"/v1/rooms/lobby/messages", "/v1/tasks"} {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetDeadline(time.Now().Add(pushdtest.Timeout))
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user\":", path, addr)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("%s: no answer to a slow body: %v", path, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		conn.Close()
-		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"code":"timeout"`) {
+		resp, body := rawAnswer(t, s, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user\":", path, addr))
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, `"code":"timeout"`) {
 			t.Fatalf("%s: slow body: %d %s; want 408 timeout", path, resp.StatusCode, body)
 		}
 	}
