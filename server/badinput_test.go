@@ -1,15 +1,12 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
@@ -233,22 +230,11 @@ func TestRefusedWebSocketHandshakeChangesNothing(t *testing.T) {
 // error body, and its ?user= never logs in.
 func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
-	addr := strings.TrimPrefix(s.URL, "http://")
 	for name, req := range map[string]string{
 		"http/1.0": "GET /v1/rooms/hs/events?user=alice HTTP/1.0\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 		"two keys": "GET /v1/rooms/hs/events?user=bob HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 	} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, _ = c.Write([]byte(req))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		c.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		resp, _ := rawAnswer(t, s, req)
 		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s: %d %s; want 400 with the JSON error body", name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
@@ -258,5 +244,98 @@ func TestWebSocketHandshakeRefusalsChangeNothing(t *testing.T) {
 	}
 	if evs := s.History(t, "/v1/rooms/hs/events"); len(evs) != 0 {
 		t.Fatalf("the refused upgrades left %d events (logins?) in the room", len(evs))
+	}
+}
+
+// A query parameter given twice is refused, on every endpoint and before
+// any transport is picked; one the endpoint does not know is ignored.
+func TestQueryParamRepeated(t *testing.T) {
+	srv := pushdtest.Start(t, server.Config{})
+	srv.Publish(t, "lobby", "ann", "hi")
+	var task protocol.Task
+	srv.Expect(t, http.MethodPost, "/v1/tasks", `{"kind":"external"}`, http.StatusCreated, &task)
+	sse := []string{"Accept", "text/event-stream"}
+	ws := []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+	for _, c := range []struct {
+		method, path string
+		header       []string
+		param        string
+	}{
+		{http.MethodGet, "/v1/rooms/lobby/events?since=0&since=1&wait=0", nil, "since"},
+		{http.MethodGet, "/v1/rooms/lobby/events?since=0&since=1", sse, "since"},
+		{http.MethodGet, "/v1/rooms/lobby/events?user=ann&user=bob", ws, "user"},
+		{http.MethodGet, "/v1/rooms/lobby/events?wait=0&wait=1s", nil, "wait"},
+		{http.MethodHead, "/v1/rooms/lobby/events?since=0&since=0", nil, "since"},
+		{http.MethodGet, "/v1/tasks/events?since=0&since=0&wait=0", nil, "since"},
+		{http.MethodGet, "/v1/tasks/" + task.ID + "/events?wait=0&since=0&since=1", nil, "since"},
+		{http.MethodGet, "/v1/rooms/lobby/presence?token=a&token=b", nil, "token"},
+		{http.MethodGet, "/v1/tasks?zz=1&aa=1&aa=2&zz=2", nil, "aa"}, // the first in sorted order
+		{http.MethodGet, "/v1/tasks/" + task.ID + "?x=1&x=1", nil, "x"},
+	} {
+		a := srv.Request(t, t.Context(), c.method, c.path, "", c.header...)
+		if a.Status != http.StatusBadRequest {
+			t.Errorf("%s %s: %d %s; want 400", c.method, c.path, a.Status, a.Body)
+			continue
+		}
+		if c.method == http.MethodHead {
+			continue // no body
+		}
+		e := a.Error(t)
+		if e.Code != protocol.CodeInvalidParam || !strings.Contains(e.Message, `"`+c.param+`" is given 2 times`) {
+			t.Errorf("%s %s: %s %q; want %s naming %s", c.method, c.path, e.Code, e.Message, protocol.CodeInvalidParam, c.param)
+		}
+	}
+	if got := srv.Presence(t, "lobby"); len(got) != 0 {
+		t.Errorf("refused subscriptions made %v present", got)
+	}
+
+	// Unknown parameters, given once, are ignored.
+	evs, _ := srv.Poll(t, "/v1/rooms/lobby/events", "since=0&wait=0&color=blue&v=2")
+	if len(evs) != 1 || evs[0].Text != "hi" {
+		t.Errorf("a poll with unknown parameters: %s; want the message", pushdtest.Summary(evs))
+	}
+	srv.Expect(t, http.MethodGet, "/v1/rooms/lobby/presence?color=blue", "", http.StatusOK, nil)
+}
+
+// Text people see holds no control characters but newline and tab: a
+// message that would clear a terminal and retitle it, a task name with a
+// colour, a progress message with a C1 control are refused with a 400
+// that says which character at which byte, and store nothing; newlines
+// and tabs in a message pass as they are.
+func TestTextRefusesControlCharacters(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	room := pushdtest.RoomPath("lobby")
+	head := s.Head(t, room)
+
+	for _, c := range []struct{ body, says string }{
+		{`{"user":"ann","text":"\u001b]0;pwned\u0007\u001b[2J"}`, "U+001B (ESC) at byte 0"},
+		{`{"user":"ann","text":"fine\r"}`, "U+000D (CR) at byte 4"},
+		{`{"user":"ann","text":"c1 \u009b2J"}`, "U+009B (CSI) at byte 3"},
+		{`{"user":"ann","text":"bell\u0007"}`, "U+0007 (BEL) at byte 4"},
+	} {
+		e := s.Post(t, "/v1/rooms/lobby/messages", c.body).WantError(t, http.StatusBadRequest, protocol.CodeInvalidParam)
+		if !strings.Contains(e.Message, c.says) || !strings.Contains(e.Message, "message text") {
+			t.Errorf("publish %s: %q; want it to say %q", c.body, e.Message, c.says)
+		}
+	}
+	if got := s.Head(t, room); got != head {
+		t.Fatalf("refused messages moved the room from %s to %s", head, got)
+	}
+	ev := s.Publish(t, "lobby", "ann", "two\nlines\tand a tab")
+	if ev.Text != "two\nlines\tand a tab" {
+		t.Fatalf("a message of two lines was stored as %q", ev.Text)
+	}
+
+	e := s.Post(t, "/v1/tasks", `{"kind":"external","name":"build \u001b[31mred"}`).WantError(t, http.StatusBadRequest, protocol.CodeInvalidParam)
+	if !strings.Contains(e.Message, "U+001B (ESC) at byte 6") {
+		t.Errorf("a task name with ESC: %q", e.Message)
+	}
+	task := s.StartTask(t, `{"kind":"external","name":"copy"}`)
+	e = s.Post(t, "/v1/tasks/"+task.ID+"/progress", `{"message":"\u009d0;x\u009c"}`).WantError(t, http.StatusBadRequest, protocol.CodeInvalidParam)
+	if !strings.Contains(e.Message, "U+009D (OSC) at byte 0") {
+		t.Errorf("a progress message with OSC: %q", e.Message)
+	}
+	if got := s.Report(t, task.ID, `{"message":"step 1\nstep 2"}`); got.Message != "step 1\nstep 2" {
+		t.Errorf("a progress message of two lines: %q", got.Message)
 	}
 }

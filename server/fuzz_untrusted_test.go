@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,20 +62,10 @@ func FuzzWebSocketFromClient(f *testing.F) {
 	ts := pushdtest.Start(f, server.Config{}, pushdtest.LogLevel(slog.LevelWarn))
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	f.Fuzz(func(t *testing.T, frames []byte) {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Write([]byte("GET /v1/rooms/fuzz/events HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("handshake: %v %v", resp, err)
+		c, _, resp := rawRequest(t, ts, "GET /v1/rooms/fuzz/events HTTP/1.1\r\nHost: "+addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v", resp)
 		}
 		_, _ = c.Write(frames)
 		// The server still serves: a publish goes through.

@@ -1,12 +1,11 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,20 +166,8 @@ func TestSlowBodyAndLargeClientMessage(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{ReadTimeout: 200 * time.Millisecond, Limits: server.Limits{WSReadLimit: 1024}})
 
 	// A body that does not arrive in time: 408 with the error body.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "POST /v1/rooms/lobby/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user\":")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"code":"timeout"`) {
+	resp, body := rawAnswer(t, s, "POST /v1/rooms/lobby/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user\":")
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, `"code":"timeout"`) {
 		t.Fatalf("slow body: %d %s; want 408 timeout", resp.StatusCode, body)
 	}
 
@@ -230,4 +217,84 @@ func TestRefusedRequestsCreateNothing(t *testing.T) {
 		t.Fatalf("publish after a refused one: %d; want 201 (the refusal cost no token)", status)
 	}
 	testwait.Recv(t, pushdtest.Timeout, polling, "answer of the long poll in room two") // the publish wakes it
+}
+
+// tooManySubs fails the test unless a subscription of kind to path was
+// refused with 429 rate_limited.
+func tooManySubs(t *testing.T, r *pushdtest.Remote, kind, path string, o pushdtest.SubOptions) {
+	t.Helper()
+	sub, err := r.TrySubscribe(kind, path, o)
+	if err == nil {
+		sub.Close()
+		t.Fatalf("%s %s %+v was let in; want 429", kind, path, o)
+	}
+	var re *pushdtest.RefusedError
+	if !errors.As(err, &re) || re.Status != http.StatusTooManyRequests {
+		t.Fatalf("%s %s %+v: %v; want 429", kind, path, o, err)
+	}
+}
+
+// The per-user limit counts every live subscription of a token's user,
+// whether or not the query names the user, on every stream (rooms, the
+// tasks stream, one task) and every transport (a waiting long poll too),
+// and from any address: behind a proxy, where the per-address limit is
+// lifted, it still holds.
+func TestConnsPerUserCountsEverySubscriptionOfAToken(t *testing.T) {
+	const perUser = 4
+	s := authServer(t, server.Config{LongPollWait: 5 * time.Second,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		Limits:         server.Limits{ConnsPerUser: perUser}})
+	tok := mint(t, "ann", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true})
+	// Each of ann's clients from an address of its own.
+	ann := func(i int) *pushdtest.Remote {
+		return s.WithHeader("Authorization", "Bearer "+tok, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+	}
+	task := ann(0).StartTask(t, `{"kind":"external","name":"watched"}`)
+
+	ann(1).Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{})
+	ann(2).Subscribe(t, pushdtest.WS, pushdtest.RoomPath("dev"), pushdtest.SubOptions{})
+	tasksSub := ann(3).Subscribe(t, pushdtest.SSE, pushdtest.TasksPath, pushdtest.SubOptions{})
+	poll := ann(4).PollAsync(t, pushdtest.RoomPath("lobby"), "wait=5s")
+	s.WaitConnections(t, "longpoll", 1)
+
+	tooManySubs(t, ann(5), pushdtest.WS, pushdtest.TasksPath, pushdtest.SubOptions{})
+	tooManySubs(t, ann(6), pushdtest.SSE, pushdtest.TaskPath(task.ID), pushdtest.SubOptions{})
+	tooManySubs(t, ann(7), pushdtest.WS, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"})
+	a := ann(8).Get(t, pushdtest.RoomPath("lobby")+"?wait=5s")
+	a.WantError(t, http.StatusTooManyRequests, protocol.CodeRateLimited)
+	if a.Header.Get("Retry-After") == "" {
+		t.Fatalf("429 without Retry-After: %v", a.Header)
+	}
+
+	// Another user has places of their own.
+	bob := s.WithHeader("Authorization", "Bearer "+mint(t, "bob", server.Claims{Rooms: []string{"*"}}))
+	bob.Subscribe(t, pushdtest.WS, pushdtest.TasksPath, pushdtest.SubOptions{})
+
+	// An ended subscription frees its place, and so does an answered long poll.
+	tasksSub.Close()
+	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+		sub, err := ann(9).TrySubscribe(pushdtest.WS, pushdtest.TasksPath, pushdtest.SubOptions{})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(sub.Close)
+		return nil
+	})
+	ann(0).Publish(t, "lobby", "ann", "wakes the long poll")
+	testwait.Recv(t, pushdtest.Timeout, poll, "the long poll's answer")
+	ann(10).Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{})
+}
+
+// On a server without tokens the per-user limit counts the name the
+// query claims, as well as the address.
+func TestConnsPerUserCountsTheClaimedNameOnAnOpenServer(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{Limits: server.Limits{ConnsPerUser: 2, ConnsPerIP: 4}})
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "ann"})
+	s.Subscribe(t, pushdtest.WS, pushdtest.RoomPath("dev"), pushdtest.SubOptions{User: "ann"})
+	tooManySubs(t, s.Remote, pushdtest.SSE, pushdtest.RoomPath("ops"), pushdtest.SubOptions{User: "ann"})
+	s.Get(t, pushdtest.RoomPath("ops")+"?user=ann&wait=0").WantError(t, http.StatusTooManyRequests, protocol.CodeRateLimited)
+	// Without a name only the address counts.
+	s.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{})
+	s.Subscribe(t, pushdtest.WS, pushdtest.TasksPath, pushdtest.SubOptions{})
+	tooManySubs(t, s.Remote, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{User: "bob"})
 }

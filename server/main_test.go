@@ -77,6 +77,41 @@ func readRawSSE(t testing.TB, c net.Conn) (*http.Response, *bufio.Reader) {
 	return resp, bufio.NewReader(resp.Body)
 }
 
+// rawRequest sends req as it is written on a connection of its own to p
+// (closed on cleanup) and reads the answer's head: for requests no HTTP
+// client sends, such as a body that stops short or an upgrade made by
+// hand. The reader holds what follows the head on the connection.
+func rawRequest(t testing.TB, p *pushdtest.Server, req string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(p.URL, "http://"), pushdtest.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(pushdtest.Timeout))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", strings.SplitN(req, "\r\n", 2)[0], err)
+	}
+	return c, br, resp
+}
+
+// rawAnswer is rawRequest for a request whose answer is all the test
+// needs: it returns the answer with its body read.
+func rawAnswer(t testing.TB, p *pushdtest.Server, req string) (*http.Response, string) {
+	t.Helper()
+	_, _, resp := rawRequest(t, p, req)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer to %q: %v", strings.SplitN(req, "\r\n", 2)[0], err)
+	}
+	return resp, string(body)
+}
+
 // smallBufferClient is an HTTP client (for WebSockets) whose connections
 // have a small receive buffer.
 func smallBufferClient(t testing.TB) *http.Client {

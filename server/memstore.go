@@ -232,20 +232,16 @@ func (m *MemoryStore) drop(stream string, l *memLog) string {
 	return m.empty
 }
 
-// sweepEvery is how often, at most, the store looks for streams whose
-// events have all aged out, on its next call.
-const sweepEvery = time.Minute
-
-// sweep drops the streams whose events have all aged out, at most once
-// per sweepEvery (or per quarter of the age limit, if that is less), so
-// that streams nobody uses any more leave memory too.
+// sweep drops the streams whose events have all aged out, on a call at
+// most once per SweepEvery, so that streams nobody uses any more leave
+// memory too.
 func (m *MemoryStore) sweep() {
 	if m.opts.MaxAge <= 0 {
 		return
 	}
 	now := time.Now()
 	m.mu.Lock()
-	if m.closed || now.Sub(m.lastSweep) < min(sweepEvery, m.opts.MaxAge/4) {
+	if m.closed || now.Sub(m.lastSweep) < SweepEvery(m.opts.MaxAge) {
 		m.mu.Unlock()
 		return
 	}

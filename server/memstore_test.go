@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"testing"
@@ -10,10 +11,19 @@ import (
 	"weak"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/storetest"
 )
+
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, o storetest.Options) server.Store {
+		s := server.NewMemoryStore(server.MemoryOptions{MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, DedupeWindow: o.DedupeWindow})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
 
 func memMsg(text string, at time.Time) protocol.Event {
 	return protocol.Event{Type: protocol.TypeMessage, Time: at, User: "u", Text: text}
@@ -242,4 +252,32 @@ func TestMemoryStoreClosed(t *testing.T) {
 	if _, err := s.Info(ctx, "room/b"); !errors.Is(err, server.ErrStoreClosed) {
 		t.Fatalf("Info after Close: %v; want ErrStoreClosed", err)
 	}
+}
+
+func TestMemoryStoreReadingKeepsNothing(t *testing.T) {
+	m := server.NewMemoryStore(server.MemoryOptions{})
+	defer m.Close()
+	storetest.ReadUnwritten(t, m, 2000)
+	if n := m.HeldStreams(); n != 0 {
+		t.Fatalf("after reading 2,000 rooms nobody wrote the store holds %d streams", n)
+	}
+}
+
+func TestMemoryStoreDropsStreamsThatAgedOut(t *testing.T) {
+	m := server.NewMemoryStore(server.MemoryOptions{MaxAge: 400 * time.Millisecond})
+	defer m.Close()
+	for i := range 3 {
+		memAppend(t, m, fmt.Sprintf("room/r%d", i), memMsg("x", time.Now()))
+	}
+	// Nobody uses them again; the store's next calls, of another stream,
+	// sweep them out.
+	testwait.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if _, err := m.Info(context.Background(), "room/other"); err != nil {
+			return err
+		}
+		if n := m.HeldStreams(); n != 0 {
+			return fmt.Errorf("%d of 3 streams still held", n)
+		}
+		return nil
+	})
 }

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pushd/push/internal/pushdtest"
@@ -63,17 +60,7 @@ func TestWebSocketWithoutUpgradeIsRefusedWithTheProxyFix(t *testing.T) {
 		}
 	}
 	// An HTTP/1.0 request, as nginx sends by default, is told the same.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pushdtest.RoomPath("lobby"))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := rawAnswer(t, srv, "GET "+pushdtest.RoomPath("lobby")+" HTTP/1.0\r\nHost: 127.0.0.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("HTTP/1.0 handshake: %d; want 400", resp.StatusCode)
 	}
@@ -139,7 +126,7 @@ func srvSSE(t *testing.T, srv *pushdtest.Server, header []string) int {
 // forwards (X-Forwarded-Host and -Proto, or Forwarded): a page served
 // through the proxy may use the API, wherever pushd itself listens.
 func TestOriginBehindATrustedProxy(t *testing.T) {
-	var logs syncBuffer
+	var logs pushdtest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	trusted := pushdtest.Start(t, server.Config{TrustedProxies: trustLoopback(t), AllowedHosts: []string{"chat.example.com"}, Logger: log})
 	untrusted := pushdtest.Start(t, server.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
@@ -181,22 +168,4 @@ func TestOriginBehindATrustedProxy(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "refused a page of another origin") || !strings.Contains(got, "own=https://chat.example.com:8443") {
 		t.Errorf("debug log does not record the refusal and the server's own origin:\n%s", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a logger may write from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

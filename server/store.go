@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/pushd/push/protocol"
 )
@@ -25,6 +26,33 @@ var ErrStoreClosed = errors.New("store closed")
 // behind it cannot be reached. Requests that need the store get 503 and
 // are asked to retry; the server stays up and recovers by itself.
 var ErrUnavailable = errors.New("store unavailable")
+
+// SweepEvery is how often, at most, a store with an age limit of maxAge
+// looks for streams whose events have all aged out: once a minute, or
+// four times per maxAge if that is more often.
+func SweepEvery(maxAge time.Duration) time.Duration { return min(time.Minute, maxAge/4) }
+
+// RunSweeps calls sweep at once and then, when maxAge is positive, every
+// SweepEvery(maxAge) until ctx ends, so that a store's streams nobody
+// uses any more do not stay. It returns when ctx ends (or at once, after
+// the first sweep, without an age limit); the store runs it on a
+// goroutine it owns from open to close.
+func RunSweeps(ctx context.Context, maxAge time.Duration, sweep func()) {
+	sweep()
+	if maxAge <= 0 {
+		return
+	}
+	t := time.NewTicker(SweepEvery(maxAge))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sweep()
+		}
+	}
+}
 
 // Store is the event log behind the hub: one append-only sequence of events
 // per stream.

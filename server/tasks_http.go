@@ -194,28 +194,30 @@ func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// findTask returns the task of the request's path as id may see it: one
-// it may not see is not found, like one that does not exist.
-func (s *Server) findTask(r *http.Request, id *identity) (protocol.Task, error) {
+// findTask returns the caller's identity and the task of the request's
+// path as it may see it (change: the request changes the task, so it needs
+// the right to): one it may not see is not found, like one that does not
+// exist.
+func (s *Server) findTask(r *http.Request, change bool) (*identity, protocol.Task, error) {
+	id, err := s.taskAccess(r, change)
+	if err != nil {
+		return nil, protocol.Task{}, err
+	}
 	t, err := s.tasks.Find(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return t, taskAnswer(err)
+		return nil, t, taskAnswer(err)
 	}
 	if !id.seesTask(&t) {
-		return protocol.Task{}, protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "%v: %s", tasks.ErrNotFound, t.ID)
+		return nil, protocol.Task{}, protocol.Errorf(http.StatusNotFound, protocol.CodeNotFound, "%v: %s", tasks.ErrNotFound, t.ID)
 	}
-	return t, nil
+	return id, t, nil
 }
 
 // changeTask checks that id may cancel (what) or report on the request's
 // task: its owner, an admin, or on a task without owner anyone with the
 // tasks right.
 func (s *Server) changeTask(r *http.Request, what string) error {
-	id, err := s.taskAccess(r, true)
-	if err != nil {
-		return err
-	}
-	t, err := s.findTask(r, id)
+	id, t, err := s.findTask(r, true)
 	if err != nil {
 		return err
 	}
@@ -225,12 +227,18 @@ func (s *Server) changeTask(r *http.Request, what string) error {
 	return protocol.Errorf(http.StatusForbidden, protocol.CodeForbidden, "task %s is %s's: only they or an admin may %s it", t.ID, t.Owner, what)
 }
 
-func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.taskAccess(r, false)
+// writeTask answers with the task a change left, or with the error that
+// prevented it.
+func writeTask(w http.ResponseWriter, status int, t protocol.Task, err error) error {
 	if err != nil {
-		return err
+		return taskAnswer(err)
 	}
-	t, err := s.findTask(r, id)
+	writeJSON(w, status, t)
+	return nil
+}
+
+func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) error {
+	_, t, err := s.findTask(r, false)
 	if err != nil {
 		return err
 	}
@@ -243,11 +251,7 @@ func (s *Server) handleCancelTask(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	t, err := s.tasks.Cancel(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return taskAnswer(err)
-	}
-	writeJSON(w, http.StatusAccepted, t)
-	return nil
+	return writeTask(w, http.StatusAccepted, t, err)
 }
 
 func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) error {
@@ -259,11 +263,7 @@ func (s *Server) handleTaskProgress(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	t, err := s.tasks.Report(r.Context(), r.PathValue("id"), rep)
-	if err != nil {
-		return taskAnswer(err)
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return writeTask(w, http.StatusOK, t, err)
 }
 
 func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error {
@@ -275,11 +275,7 @@ func (s *Server) handleTasksEvents(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.taskAccess(r, false)
-	if err != nil {
-		return err
-	}
-	t, err := s.findTask(r, id)
+	id, t, err := s.findTask(r, false)
 	if err != nil {
 		return err
 	}

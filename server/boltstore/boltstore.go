@@ -413,30 +413,15 @@ func dropIfEmpty(tx *bolt.Tx, stream string, b *bolt.Bucket) error {
 	return tx.Bucket(bucketMeta).Put(keyEmpty, []byte(server.NewEpoch()))
 }
 
-// sweepEvery is how often, at most, the store looks for streams whose
-// events have all aged out.
-const sweepEvery = time.Minute
-
-// sweepLoop deletes the streams that hold no events: at once, and then,
-// with an age limit, every sweepEvery (or quarter of the age limit, if
-// less) those whose events have all aged out, until ctx ends: streams
-// nobody reads or writes any more do not stay in the file.
+// sweepLoop deletes the streams that hold no events (server.RunSweeps):
+// at once, and then, with an age limit, those whose events have all aged
+// out, until ctx ends: streams nobody reads or writes any more do not
+// stay in the file.
 func (s *Store) sweepLoop(ctx context.Context) {
 	defer close(s.swept)
-	_ = s.sweep() // a failure now is tried again at the next tick
-	if s.opts.MaxAge <= 0 {
-		return
-	}
-	t := time.NewTicker(min(sweepEvery, s.opts.MaxAge/4))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = s.sweep() // a failure now is tried again at the next tick
-		}
-	}
+	server.RunSweeps(ctx, s.opts.MaxAge, func() {
+		_ = s.sweep() // a failure now is tried again at the next sweep
+	})
 }
 
 // sweep deletes the streams that hold no events, or only aged-out ones.

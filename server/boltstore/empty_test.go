@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server/storetest"
 )
 
 // streamsHeld counts the streams in the file.
@@ -33,7 +34,6 @@ func TestReadingWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
 	size := func() int64 {
 		fi, err := os.Stat(filepath.Join(dir, FileName))
 		if err != nil {
@@ -42,15 +42,7 @@ func TestReadingWritesNothing(t *testing.T) {
 		return fi.Size()
 	}
 	before := size()
-	for i := range 2000 {
-		room := fmt.Sprintf("room/r%d", i)
-		if _, err := s.Info(ctx, room); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := s.Read(ctx, room, 0, 10); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.ReadUnwritten(t, s, 2000)
 	if n := streamsHeld(t, s); n != 0 || size() != before {
 		t.Fatalf("after reading 2,000 rooms nobody wrote: %d streams in the file, %d bytes (was %d); reading writes nothing", n, size(), before)
 	}

@@ -1,45 +1,26 @@
 package natsstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pushd/push/internal/natstest"
+	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/natsstore"
 )
-
-// logLines is a slog handler's writer that keeps what it is given.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // A store closed on purpose says nothing about a lost connection, then or
 // later: Close returns once the connection's callbacks have run. A
 // connection that is really lost is still reported.
 func TestCloseIsQuiet(t *testing.T) {
 	ns := natstest.Start(t)
-	var logs logLines
+	var logs pushdtest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	url := ns.URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

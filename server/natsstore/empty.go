@@ -160,34 +160,17 @@ func (s *Store) awaitStream(ctx context.Context, stream string) error {
 	}
 }
 
-// sweepEvery is how often, at most, the store looks for JetStream streams
-// whose events have all aged out.
-const sweepEvery = time.Minute
-
 // unwrittenAge is how old a JetStream stream that never held an event
 // must be before the sweep deletes it (an earlier pushd made them on
 // reads); a younger one may be about to take its first event.
 const unwrittenAge = time.Minute
 
 // sweepLoop deletes the JetStream streams of pushd streams that hold no
-// events: at once, and then, with an age limit, every sweepEvery (or
-// quarter of the age limit, if less), until ctx ends.
+// events (server.RunSweeps): at once, and then, with an age limit, those
+// whose events have all aged out, until ctx ends.
 func (s *Store) sweepLoop(ctx context.Context) {
 	defer close(s.swept)
-	s.sweep(ctx)
-	if s.opts.MaxAge <= 0 {
-		return
-	}
-	t := time.NewTicker(min(sweepEvery, s.opts.MaxAge/4))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.sweep(ctx)
-		}
-	}
+	server.RunSweeps(ctx, s.opts.MaxAge, func() { s.sweep(ctx) })
 }
 
 // sweep deletes the JetStream streams of this store's prefix that hold no

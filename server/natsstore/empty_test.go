@@ -10,6 +10,7 @@ import (
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server/storetest"
 )
 
 // openStore opens a store on the NATS at url until the test ends.
@@ -46,15 +47,7 @@ func TestReadingMakesNoStream(t *testing.T) {
 	ns := natstest.Start(t)
 	st := openStore(t, ns.URL(), Options{Prefix: "readonly"})
 	ctx := context.Background()
-	for i := range 200 {
-		room := fmt.Sprintf("room/r%d", i)
-		if _, err := st.Info(ctx, room); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := st.Read(ctx, room, 0, 10); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.ReadUnwritten(t, st, 200)
 	if n := pushdStreams(t, st); n != 0 {
 		t.Fatalf("after reading 200 rooms nobody wrote, NATS holds %d of their streams", n)
 	}

@@ -90,22 +90,56 @@ func (tr *testRoster) goneList() []string {
 	return slices.Clone(tr.gone)
 }
 
-func arrive(t *testing.T, r *testRoster, room, user string) bool {
+// noneGone fails the test if any of rosters reported someone gone, as
+// none may while no server vanished.
+func noneGone(t *testing.T, rosters ...*testRoster) {
 	t.Helper()
-	first, err := r.Arrive(context.Background(), room, user)
-	if err != nil {
-		t.Fatalf("arrive %s in %s: %v", user, room, err)
+	for i, r := range rosters {
+		if g := r.goneList(); len(g) != 0 {
+			t.Fatalf("roster %d of %d reported %q gone; no server vanished", i+1, len(rosters), g)
+		}
 	}
-	return first
 }
 
+// wantFirst has user arrive in room on r and fails the test with
+// failure unless the arrival is first exactly when first says.
+func wantFirst(t *testing.T, r *testRoster, room, user string, first bool, failure string) {
+	t.Helper()
+	if arrive(t, r, room, user) != first {
+		t.Fatal(failure)
+	}
+}
+
+// wantLast has user depart from room on r and fails the test with
+// failure unless the departure is last exactly when last says.
+func wantLast(t *testing.T, r *testRoster, room, user string, last bool, failure string) {
+	t.Helper()
+	if depart(t, r, room, user) != last {
+		t.Fatal(failure)
+	}
+}
+
+// arrive has user arrive in room on r and returns whether it was first.
+func arrive(t *testing.T, r *testRoster, room, user string) bool {
+	t.Helper()
+	return change(t, "arrival", r.Arrive, room, user)
+}
+
+// depart has user depart from room on r and returns whether it was last.
 func depart(t *testing.T, r *testRoster, room, user string) bool {
 	t.Helper()
-	last, err := r.Depart(context.Background(), room, user)
+	return change(t, "departure", r.Depart, room, user)
+}
+
+// change calls op (Arrive or Depart: what is an arrival or a
+// departure) for user and room, failing the test on an error.
+func change(t *testing.T, what string, op func(context.Context, string, string) (bool, error), room, user string) bool {
+	t.Helper()
+	ok, err := op(context.Background(), room, user)
 	if err != nil {
-		t.Fatalf("depart %s from %s: %v", user, room, err)
+		t.Fatalf("%s of %s in %s: %v", what, user, room, err)
 	}
-	return last
+	return ok
 }
 
 // waitUsers waits until every roster lists want in room.
@@ -138,43 +172,25 @@ func TestRosterFirstAndLast(t *testing.T) {
 	ns := natstest.Start(t)
 	a, b := startRoster(t, ns.URL(), "a"), startRoster(t, ns.URL(), "b")
 
-	if !arrive(t, a, "dev.ops", "carol.b") {
-		t.Fatal("the first arrival anywhere is not first")
-	}
-	if arrive(t, b, "dev.ops", "carol.b") {
-		t.Fatal("an arrival on a second server is first")
-	}
-	if arrive(t, a, "dev.ops", "carol.b") {
-		t.Fatal("a repeated arrival is first")
-	}
-	if !arrive(t, b, "dev", "ops.carol.b") {
-		t.Fatal("a user of another room is not first")
-	}
+	wantFirst(t, a, "dev.ops", "carol.b", true, "the first arrival anywhere is not first")
+	wantFirst(t, b, "dev.ops", "carol.b", false, "an arrival on a second server is first")
+	wantFirst(t, a, "dev.ops", "carol.b", false, "a repeated arrival is first")
+	wantFirst(t, b, "dev", "ops.carol.b", true, "a user of another room is not first")
 	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
 	waitUsers(t, "dev", []string{"ops.carol.b"}, a, b)
 	waitUsers(t, "ops", nil, a, b)
 
-	if depart(t, a, "dev.ops", "carol.b") {
-		t.Fatal("a departure while another server has the user is last")
-	}
+	wantLast(t, a, "dev.ops", "carol.b", false, "a departure while another server has the user is last")
 	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
-	if depart(t, a, "dev.ops", "carol.b") {
-		t.Fatal("a repeated departure is last")
-	}
-	if !depart(t, b, "dev.ops", "carol.b") {
-		t.Fatal("the departure from the last server is not last")
-	}
+	wantLast(t, a, "dev.ops", "carol.b", false, "a repeated departure is last")
+	wantLast(t, b, "dev.ops", "carol.b", true, "the departure from the last server is not last")
 	waitUsers(t, "dev.ops", nil, a, b)
 	waitUsers(t, "dev", []string{"ops.carol.b"}, a, b)
 
 	// Back again: first again.
-	if !arrive(t, b, "dev.ops", "carol.b") {
-		t.Fatal("an arrival after the last departure is not first")
-	}
+	wantFirst(t, b, "dev.ops", "carol.b", true, "an arrival after the last departure is not first")
 	waitUsers(t, "dev.ops", []string{"carol.b"}, a, b)
-	if g := append(a.goneList(), b.goneList()...); len(g) != 0 {
-		t.Fatalf("gone called for %q; no server vanished", g)
-	}
+	noneGone(t, a, b)
 }
 
 // Servers that let the same user in at the same moment agree that one of
@@ -239,19 +255,13 @@ func TestRosterSweepsServerThatStopsRefreshing(t *testing.T) {
 		return nil
 	})
 	waitUsers(t, "lobby", []string{"bob"}, a, b)
-	if g := c.goneList(); len(g) != 0 {
-		t.Fatalf("the stale server reported %q gone", g)
-	}
+	noneGone(t, c) // the stale server
 
 	// c comes back: its users are listed again.
 	c.run(t)
 	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b, c)
-	if !depart(t, c, "lobby", "alice") {
-		t.Fatal("c's departure of alice, whom only c has, is not last")
-	}
-	if depart(t, c, "lobby", "bob") {
-		t.Fatal("c's departure of bob, whom a has too, is last")
-	}
+	wantLast(t, c, "lobby", "alice", true, "c's departure of alice, whom only c has, is not last")
+	wantLast(t, c, "lobby", "bob", false, "c's departure of bob, whom a has too, is last")
 	waitUsers(t, "lobby", []string{"bob"}, a, b, c)
 	// Many sweeps later, alice was still reported gone once.
 	if g := gone(); !slices.Equal(g, []string{"lobby alice"}) {
@@ -296,9 +306,7 @@ func TestRosterNATSOutage(t *testing.T) {
 		}
 		return nil
 	})
-	if arrive(t, b, "lobby", "alice") {
-		t.Fatal("alice, whom a had before the outage, is first on b after it")
-	}
+	wantFirst(t, b, "lobby", "alice", false, "alice, whom a had before the outage, is first on b after it")
 	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
 	testwait.Until(t, waitTimeout, 10*time.Millisecond, func() error {
 		if g := a.goneList(); !slices.Equal(g, []string{"lobby carol"}) {
@@ -306,9 +314,7 @@ func TestRosterNATSOutage(t *testing.T) {
 		}
 		return nil
 	})
-	if g := b.goneList(); len(g) != 0 {
-		t.Fatalf("b reported %q gone", g)
-	}
+	noneGone(t, b)
 }
 
 // If NATS loses the roster (here: its bucket is deleted), every running
@@ -342,16 +348,10 @@ func TestRosterWritesEntriesAgainAfterLoss(t *testing.T) {
 		return nil
 	})
 	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
-	if depart(t, a, "lobby", "alice") {
-		t.Fatal("a's departure of alice, whom b has too, is last")
-	}
-	if !depart(t, b, "lobby", "alice") {
-		t.Fatal("b's departure of alice is not last")
-	}
+	wantLast(t, a, "lobby", "alice", false, "a's departure of alice, whom b has too, is last")
+	wantLast(t, b, "lobby", "alice", true, "b's departure of alice is not last")
 	waitUsers(t, "lobby", []string{"bob"}, a, b)
-	if g := append(a.goneList(), b.goneList()...); len(g) != 0 {
-		t.Fatalf("gone reported %q", g)
-	}
+	noneGone(t, a, b)
 }
 
 func TestRosterOptions(t *testing.T) {
@@ -431,9 +431,7 @@ func TestRosterDepartWithLostAnswer(t *testing.T) {
 	departLost(t, px, a, "lobby", "bob", false)
 	waitGone(t, a, "lobby alice", "lobby bob")
 	waitUsers(t, "lobby", nil, a, b)
-	if g := b.goneList(); len(g) != 0 {
-		t.Fatalf("b reported %q gone", g)
-	}
+	noneGone(t, b)
 }
 
 // A sweep whose removal of a vanished server's last user lands but whose
@@ -464,9 +462,7 @@ func TestRosterWithdrawOwesNoLogout(t *testing.T) {
 	ns := natstest.Start(t)
 	px := startNATSProxy(t, ns.URL())
 	a, b := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
-	if !arrive(t, a, "lobby", "alice") {
-		t.Fatal("alice's arrival is not first")
-	}
+	wantFirst(t, a, "lobby", "alice", true, "alice's arrival is not first")
 	arrive(t, a, "lobby", "bob")
 	for _, answer := range []bool{false, true} {
 		ch := px.loseRequest(a.key("lobby", "alice"), purge)
@@ -505,9 +501,7 @@ func TestRosterArriveWhileDepartureUnfinished(t *testing.T) {
 		t.Fatalf("withdraw whose write is lost: %v; want ErrUnavailable", err)
 	}
 	lost(t, "the withdrawal of alice", ch)
-	if !arrive(t, a, "lobby", "alice") {
-		t.Fatal("an arrival after a withdrawal that has not gone through is not first")
-	}
+	wantFirst(t, a, "lobby", "alice", true, "an arrival after a withdrawal that has not gone through is not first")
 
 	for _, answer := range []bool{false, true} {
 		departLost(t, px, a, "lobby", "alice", answer)
@@ -516,9 +510,7 @@ func TestRosterArriveWhileDepartureUnfinished(t *testing.T) {
 		}
 	}
 	waitUsers(t, "lobby", []string{"alice"}, b)
-	if !depart(t, a, "lobby", "alice") {
-		t.Fatal("the departure of alice is not last")
-	}
+	wantLast(t, a, "lobby", "alice", true, "the departure of alice is not last")
 	a.run(t)
 	arrive(t, a, "lobby", "bob")
 	departLost(t, px, a, "lobby", "bob", false)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -89,67 +88,41 @@ func (ts *Tasks) askAll(ctx context.Context, req statsRequest, answer func(node 
 		answer("?", statsReply{}, fmt.Errorf("ask the other servers: %w", err))
 		return
 	}
-	nodes, err := ts.nodes.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return
-	}
-	if err != nil {
-		answer("?", statsReply{}, fmt.Errorf("list the servers: %w", err))
-		return
-	}
 	data, err := json.Marshal(req)
 	if err != nil {
 		answer("?", statsReply{}, fmt.Errorf("encode stats request: %w", err))
 		return
 	}
-	var wg sync.WaitGroup
-	for _, node := range nodes {
-		if node == ts.node {
-			continue
+	err = ts.eachOtherNode(ctx, func(node string) {
+		msg, err := ts.st.nc.RequestWithContext(ctx, ts.statsSubject(node), data)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return
+		case err != nil:
+			answer(node, statsReply{}, fmt.Errorf("no answer: %w", err))
+			return
 		}
-		wg.Go(func() {
-			msg, err := ts.st.nc.RequestWithContext(ctx, ts.statsSubject(node), data)
-			switch {
-			case errors.Is(err, nats.ErrNoResponders):
-				return
-			case err != nil:
-				answer(node, statsReply{}, fmt.Errorf("no answer: %w", err))
-				return
-			}
-			var r statsReply
-			if err := json.Unmarshal(msg.Data, &r); err != nil {
-				answer(node, r, fmt.Errorf("undecodable answer: %w", err))
-				return
-			}
-			if r.Error != "" {
-				answer(node, r, errors.New(r.Error))
-				return
-			}
-			answer(node, r, nil)
-		})
+		var r statsReply
+		if err := json.Unmarshal(msg.Data, &r); err != nil {
+			answer(node, r, fmt.Errorf("undecodable answer: %w", err))
+			return
+		}
+		if r.Error != "" {
+			answer(node, r, errors.New(r.Error))
+			return
+		}
+		answer(node, r, nil)
+	})
+	if err != nil {
+		answer("?", statsReply{}, err)
 	}
-	wg.Wait()
 }
 
 // ServeStats implements server.StatsPeers: it answers the other nodes'
 // requests for this node's stats from local until ctx ends.
 func (ts *Tasks) ServeStats(ctx context.Context, local server.StatsSource) error {
-	reqs := make(chan *nats.Msg, 64)
-	sub, err := ts.st.nc.ChanSubscribe(ts.statsSubject(ts.node), reqs)
-	if err != nil {
-		return unavailable(fmt.Errorf("serve stats requests: %w", err))
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer func() { _ = sub.Unsubscribe() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case msg := <-reqs:
-			wg.Go(func() { ts.answerStats(ctx, local, msg) })
-		}
-	}
+	return ts.serveRequests(ctx, "stats", ts.statsSubject(ts.node), 64,
+		func(msg *nats.Msg) { ts.answerStats(ctx, local, msg) }, nil)
 }
 
 // answerStats answers one request for this node's stats.

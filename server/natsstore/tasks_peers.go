@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -100,21 +101,56 @@ func (e ownerSilent) Unwrap() error        { return e.error }
 // vanished nodes (see Tasks), until ctx ends. On its way out it says this
 // node is gone, so that the others keep its finished tasks at once.
 func (ts *Tasks) Serve(ctx context.Context, local tasks.Local) error {
-	reqs := make(chan *nats.Msg, 256)
-	sub, err := ts.st.nc.ChanSubscribe(ts.subject(ts.node), reqs)
+	return ts.serveRequests(ctx, "task", ts.subject(ts.node), 256,
+		func(msg *nats.Msg) { ts.answer(ctx, local, msg) },
+		func() { ts.keepAlive(ctx, local) })
+}
+
+// eachOtherNode calls ask for every other live node (those of the task
+// nodes bucket), each on a goroutine of its own, and returns once all
+// have returned; with no nodes in the bucket there are none to ask. Its
+// error is one listing the nodes.
+func (ts *Tasks) eachOtherNode(ctx context.Context, ask func(node string)) error {
+	nodes, err := ts.nodes.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
 	if err != nil {
-		return unavailable(fmt.Errorf("serve task requests: %w", err))
+		return fmt.Errorf("list the servers: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, node := range nodes {
+		if node != ts.node {
+			wg.Go(func() { ask(node) })
+		}
+	}
+	wg.Wait()
+	return nil
+}
+
+// serveRequests answers the requests (what they are for, in errors) that
+// come on subject, each on a goroutine of its own, with up to buffer
+// waiting, until ctx ends; alongside, if not nil, runs on a goroutine of
+// its own once the subscription is made. On its way out it unsubscribes
+// and waits for the answers under way and for alongside.
+func (ts *Tasks) serveRequests(ctx context.Context, what, subject string, buffer int, answer func(*nats.Msg), alongside func()) error {
+	reqs := make(chan *nats.Msg, buffer)
+	sub, err := ts.st.nc.ChanSubscribe(subject, reqs)
+	if err != nil {
+		return unavailable(fmt.Errorf("serve %s requests: %w", what, err))
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer func() { _ = sub.Unsubscribe() }()
-	wg.Go(func() { ts.keepAlive(ctx, local) })
+	if alongside != nil {
+		wg.Go(alongside)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case msg := <-reqs:
-			wg.Go(func() { ts.answer(ctx, local, msg) })
+			wg.Go(func() { answer(msg) })
 		}
 	}
 }
@@ -157,4 +193,67 @@ func (ts *Tasks) answer(ctx context.Context, local tasks.Local, msg *nats.Msg) {
 	if err != nil {
 		ts.log.Warn("answer task request", "op", req.Op, "task", req.ID, "err", err)
 	}
+}
+
+// LastWatched implements tasks.Peers: it asks every other live node at
+// once, over the subject each serves its task requests on, when it last
+// had a watcher of t, and returns the latest answer. A node that has
+// stopped serving (no responders) has no watchers left; one that does not
+// answer in time is an error, so the task is not taken for unwatched.
+//
+// Asking, rather than each node keeping its watchers in a bucket, costs
+// nothing while no task has cancel_unwatched, gives exact times (no
+// renewal period to allow for), and asks only when the owner has had no
+// watcher of its own for the whole time.
+func (ts *Tasks) LastWatched(ctx context.Context, t protocol.Task) (time.Time, error) {
+	if err := ts.st.checkOpen(); err != nil {
+		return time.Time{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, ts.st.opts.Timeout)
+	defer cancel()
+	data, err := json.Marshal(peerRequest{Op: opWatched, ID: t.ID, Task: &t})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("encode task request: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		last time.Time
+		errs []error
+	)
+	err = ts.eachOtherNode(ctx, func(node string) {
+		at, err := ts.askWatched(ctx, node, data)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		} else if at.After(last) {
+			last = at
+		}
+	})
+	if err != nil {
+		return time.Time{}, unavailable(err)
+	}
+	return last, errors.Join(errs...)
+}
+
+// askWatched asks one node when it last had a watcher of a task.
+func (ts *Tasks) askWatched(ctx context.Context, node string, data []byte) (time.Time, error) {
+	msg, err := ts.st.nc.RequestWithContext(ctx, ts.subject(node), data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, unavailable(fmt.Errorf("ask server %s for the watchers of a task: %w", node, err))
+	}
+	var reply peerReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return time.Time{}, fmt.Errorf("undecodable answer from server %s: %w", node, err)
+	}
+	switch {
+	case reply.Error != nil:
+		return time.Time{}, reply.Error
+	case reply.Watched == nil:
+		return time.Time{}, fmt.Errorf("server %s did not say when the task was watched", node)
+	}
+	return *reply.Watched, nil
 }

@@ -109,32 +109,28 @@ type Reporter struct {
 
 // SetTotal sets how many units of work the task has.
 func (r *Reporter) SetTotal(total int64) {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
-	r.t.progressLocked(nil, &total, nil, nil)
-	r.t.publishLocked(r.t.ctx, false)
+	r.report(nil, &total, nil, "")
 }
 
 // Progress reports done units of the total, with an optional message.
 func (r *Reporter) Progress(done int64, message string) {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
-	var msg *string
-	if message != "" {
-		msg = &message
-	}
-	r.t.progressLocked(&done, nil, nil, msg)
-	r.t.publishLocked(r.t.ctx, false)
+	r.report(&done, nil, nil, message)
 }
 
 // Percent reports progress as a percentage, for work not counted in units.
 func (r *Reporter) Percent(percent float64, message string) {
+	r.report(nil, nil, &percent, message)
+}
+
+// report records the fields given (nil: unchanged; an empty message
+// leaves the message as it was) and publishes, coalesced.
+func (r *Reporter) report(done, total *int64, percent *float64, message string) {
 	r.t.mu.Lock()
 	defer r.t.mu.Unlock()
 	var msg *string
 	if message != "" {
 		msg = &message
 	}
-	r.t.progressLocked(nil, nil, &percent, msg)
+	r.t.progressLocked(done, total, percent, msg)
 	r.t.publishLocked(r.t.ctx, false)
 }

@@ -58,31 +58,22 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxRunning <= 0 {
-		c.MaxRunning = d.MaxRunning
-	}
-	if c.MaxQueued <= 0 {
-		c.MaxQueued = d.MaxQueued
-	}
-	if c.MaxExternal <= 0 {
-		c.MaxExternal = d.MaxExternal
-	}
-	if c.StallTimeout <= 0 {
-		c.StallTimeout = d.StallTimeout
-	}
-	if c.KeepFinished <= 0 {
-		c.KeepFinished = d.KeepFinished
-	}
-	if c.KeepFor <= 0 {
-		c.KeepFor = d.KeepFor
-	}
-	if c.MinInterval <= 0 {
-		c.MinInterval = d.MinInterval
-	}
-	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = d.DedupeWindow
-	}
+	orDefault(&c.MaxRunning, d.MaxRunning)
+	orDefault(&c.MaxQueued, d.MaxQueued)
+	orDefault(&c.MaxExternal, d.MaxExternal)
+	orDefault(&c.StallTimeout, d.StallTimeout)
+	orDefault(&c.KeepFinished, d.KeepFinished)
+	orDefault(&c.KeepFor, d.KeepFor)
+	orDefault(&c.MinInterval, d.MinInterval)
+	orDefault(&c.DedupeWindow, d.DedupeWindow)
 	return c
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Runner runs background tasks and publishes their progress on the tasks

@@ -161,10 +161,7 @@ func (t *task) keep(ctx context.Context) {
 		return
 	}
 	t.kept = true
-	if t.stall != nil {
-		t.stall.Stop()
-	}
-	t.stopWatchLocked()
+	t.stopTimersLocked()
 	if t.pending != nil {
 		t.sendLocked(ctx)
 	}
@@ -220,10 +217,7 @@ func (t *task) finishLocked(ctx context.Context, state protocol.TaskState, messa
 	}
 	t.snap.Finished = &now
 	t.finishedAt = now
-	if t.stall != nil {
-		t.stall.Stop()
-	}
-	t.stopWatchLocked()
+	t.stopTimersLocked()
 	t.changedLocked(ctx)
 	return true
 }
@@ -252,10 +246,7 @@ func (t *task) saveLocked(ctx context.Context) bool {
 			t.pending.Stop()
 			t.pending = nil
 		}
-		if t.stall != nil {
-			t.stall.Stop()
-		}
-		t.stopWatchLocked()
+		t.stopTimersLocked()
 		t.cancel(ErrTaken)
 		return false
 	}

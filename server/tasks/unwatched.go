@@ -41,6 +41,15 @@ func (t *task) watchLocked(from time.Time) {
 	t.watch = time.AfterFunc(time.Until(from.Add(d)), t.checkWatched)
 }
 
+// stopTimersLocked stops the stall timer and the watch check, as a task
+// that ends or is kept here no longer needs them. t.mu is held.
+func (t *task) stopTimersLocked() {
+	if t.stall != nil {
+		t.stall.Stop()
+	}
+	t.stopWatchLocked()
+}
+
 // stopWatchLocked stops the watch check. t.mu is held.
 func (t *task) stopWatchLocked() {
 	if t.watch != nil {
