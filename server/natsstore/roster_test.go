@@ -2,6 +2,7 @@ package natsstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -341,9 +342,18 @@ func TestRosterWritesEntriesAgainAfterLoss(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// Two heartbeats and two room keys.
+		// Two heartbeats and two room keys, alice's with both servers
+		// again (each writes itself back on its own).
 		if len(keys) != 4 {
 			return fmt.Errorf("keys %q", keys)
+		}
+		e, err := kv.Get(ctx, "r.lobby.alice")
+		if err != nil {
+			return err
+		}
+		var v struct{ Servers []string }
+		if err := json.Unmarshal(e.Value(), &v); err != nil || len(v.Servers) != 2 {
+			return fmt.Errorf("alice's key holds %s (%v); want both servers", e.Value(), err)
 		}
 		return nil
 	})
