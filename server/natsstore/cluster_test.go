@@ -360,16 +360,16 @@ func TestShutdownDeliversFinalTaskEvents(t *testing.T) {
 func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	ns := natstest.Start(t)
 	a := startNodeWith(t, ns.URL(), server.Config{TailSize: 8})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	// More than the socket buffers hold, so the catch-up is still reading
-	// the log when NATS goes.
-	const events = 40000
+	// More than the socket buffers hold (8 MiB), so the catch-up is still
+	// reading the log when NATS goes.
+	const events = 8000
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer pcancel()
 	var wg sync.WaitGroup
 	for w := range 64 {
 		wg.Go(func() {
 			for i := w; i < events; i += 64 {
-				if _, err := a.Srv().Hub().Publish(ctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%060d", i)}); err != nil {
+				if _, err := a.Srv().Hub().Publish(pctx, "room/later", protocol.Event{Type: protocol.TypeMessage, User: "u", Text: fmt.Sprintf("%01024d", i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -380,6 +380,8 @@ func TestCatchUpDuringOutageSaysTryAgain(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	url := "ws" + strings.TrimPrefix(a.URL, "http") + "/v1/rooms/later/events?since=0"
 	c, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
