@@ -1,10 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"log/slog"
-	"syscall"
-)
+import "log/slog"
 
 // filesReserve is how many open files a server keeps for what is not a
 // client's connection: its listener, store, logs, NATS, a few requests.
@@ -14,26 +10,6 @@ const filesReserve = 64
 type fileLimit struct {
 	soft, hard uint64
 	raisedFrom uint64 // the soft limit before raiseFileLimit, when it raised it
-}
-
-// raiseFileLimit raises the soft open-file limit to the hard one, as
-// servers commonly do: every subscriber is an open file, and the soft
-// limit is often 1,024 where the hard one allows many more.
-func raiseFileLimit() (fileLimit, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fileLimit{}, fmt.Errorf("read the open-file limit: %w", err)
-	}
-	fl := fileLimit{soft: rl.Cur, hard: rl.Max}
-	if rl.Cur < rl.Max {
-		raised := rl
-		raised.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
-			return fl, fmt.Errorf("raise the open-file limit from %d to %d: %w", rl.Cur, rl.Max, err)
-		}
-		fl.raisedFrom, fl.soft = rl.Cur, rl.Max
-	}
-	return fl, nil
 }
 
 // logFileLimit reports the open-file limit and how many connections it

@@ -270,8 +270,9 @@ func (o *serveOptions) run(ctx context.Context) error {
 	files, err := raiseFileLimit()
 	if err != nil {
 		log.Warn("open-file limit", "err", err)
+	} else {
+		logFileLimit(log, files, o.cfg.Limits.ConnsPerIP)
 	}
-	logFileLimit(log, files, o.cfg.Limits.ConnsPerIP)
 	if open {
 		log.Warn("running open: no --auth-secret or --auth-jwks, so anyone who can reach the server can read and post anything")
 	}
