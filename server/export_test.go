@@ -7,3 +7,18 @@ func (m *MemoryStore) HeldStreams() int {
 	defer m.mu.RUnlock()
 	return len(m.streams)
 }
+
+// ParkedSubscribers is how many streaming subscribers of the named stream
+// wait parked for its next publish, for benchmarks that time the wake of
+// a parked room.
+func ParkedSubscribers(h *Hub, name string) int {
+	h.mu.Lock()
+	st := h.streams[name]
+	h.mu.Unlock()
+	if st == nil {
+		return 0
+	}
+	st.waitMu.Lock()
+	defer st.waitMu.Unlock()
+	return len(st.waiters)
+}

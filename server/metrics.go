@@ -16,15 +16,17 @@ import (
 // metrics are the server's Prometheus metrics, on a registry of its own so
 // that several servers in one process (tests, embedding) do not clash.
 type metrics struct {
-	reg        *prometheus.Registry
-	conns      *prometheus.GaugeVec
-	published  prometheus.Counter
-	delivered  *prometheus.CounterVec
-	slowDrops  prometheus.Counter
-	rejected   *prometheus.CounterVec
-	latency    prometheus.Histogram
-	deliveries map[string]prometheus.Counter // per transport, resolved once
-	connGauges map[string]prometheus.Gauge
+	reg       *prometheus.Registry
+	conns     *prometheus.GaugeVec
+	published prometheus.Counter
+	delivered *prometheus.CounterVec
+	slowDrops prometheus.Counter
+	// acceptErrors counts connections not accepted for want of open files.
+	acceptErrors prometheus.Counter
+	rejected     *prometheus.CounterVec
+	latency      prometheus.Histogram
+	deliveries   map[string]prometheus.Counter // per transport, resolved once
+	connGauges   map[string]prometheus.Gauge
 	// appends times the store's appends, for the stats and as the
 	// histogram pushd_store_append_seconds.
 	appends latencies
@@ -50,6 +52,8 @@ func newMetrics(hub *Hub, tasks func() *tasks.Runner) *metrics {
 		Help: "Events written to subscribers, by transport."}, []string{"transport"})
 	m.slowDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_slow_consumer_drops_total",
 		Help: "Subscribers disconnected as slow consumers: for falling too far behind, for a write not taken within the write timeout, or for a ping not answered within it (they resume from their cursor)."})
+	m.acceptErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushd_accept_errors_total",
+		Help: "Connections the server could not accept because the process or the system was out of open files (see the open-file limit in the log at start)."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_requests_rejected_total",
 		Help: "Requests answered with an error, by error code."}, []string{"reason"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushd_delivery_latency_seconds",
@@ -57,7 +61,7 @@ func newMetrics(hub *Hub, tasks func() *tasks.Runner) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	taskStates := prometheus.NewDesc("pushd_tasks", "Tasks kept, by state.", []string{"state"}, nil)
 	appends := prometheus.NewDesc("pushd_store_append_seconds", "Time of each store append (one append holds the publishes to a stream that came meanwhile).", nil, nil)
-	m.reg.MustRegister(m.conns, m.published, m.delivered, m.slowDrops, m.rejected, m.latency,
+	m.reg.MustRegister(m.conns, m.published, m.delivered, m.slowDrops, m.acceptErrors, m.rejected, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		taskCollector{desc: taskStates, tasks: tasks}, latencyCollector{desc: appends, l: &m.appends},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_streams",

@@ -17,6 +17,11 @@ import (
 type sink interface {
 	// send writes a batch of events, in one system call where it can.
 	send(batch []*entry) error
+	// trySend writes a batch as send does but never waits for the socket
+	// to take it. With rest nil and no error, the batch went out. With
+	// rest set, it did not all go: rest, called on a goroutine that may
+	// wait, writes what is left, and nothing else may be written before.
+	trySend(batch []*entry) (rest func() error, err error)
 	// ping keeps an idle connection alive.
 	ping(ctx context.Context) error
 	// end tells the client why the stream ends and closes the connection.
@@ -31,6 +36,10 @@ type sink interface {
 // it has caught up it parks on the stream, and the next publish, its
 // heartbeat timer, the shutdown or the end of the connection wakes it. So
 // an idle connection costs its reader goroutine and a little memory.
+//
+// A wake queues the pusher on the server's run queue (runqueue.go), whose
+// workers send what they can without waiting (poll); what may wait goes to
+// a goroutine of the pusher's own (run), which lingers on a busy stream.
 type pusher struct {
 	s         *Server
 	sub       *subscription
@@ -47,6 +56,11 @@ type pusher struct {
 	expired     atomic.Bool
 	lingerTimer *time.Timer // used by the running goroutine only
 	deadline    time.Time   // the connection's write deadline; running goroutine only
+	// What a run queue worker leaves to run, running goroutine only: the
+	// rest of a write it began (for batch), or what collect said.
+	rest      func() error
+	restBatch []*entry
+	collected error
 
 	mu      sync.Mutex
 	running bool // a goroutine is in run
@@ -96,12 +110,79 @@ func (p *pusher) wake() {
 		p.again = true
 	default:
 		p.running = true
-		go p.run()
+		p.s.runq.push(p)
 	}
+}
+
+// poll is a run queue worker's turn: it writes what the subscriber has
+// to get with writes that never wait, and parks it once caught up. The
+// rest (a write the socket did not take whole, a ping, an end, an error,
+// the catch-up of a new subscriber, which may read the store) it hands
+// to a goroutine of the pusher's own.
+func (p *pusher) poll() {
+	for {
+		if !p.sub.live || p.ctx.Err() != nil || p.expired.Load() || p.pingDue.Load() || hubDone(p.sub.st.hub) {
+			go p.run()
+			return
+		}
+		batch, _, err := p.sub.collect(p.ctx)
+		if err != nil {
+			p.collected = err
+			go p.run()
+			return
+		}
+		if len(batch) > 0 {
+			p.extendDeadline()
+			rest, err := p.sink.trySend(batch)
+			if err != nil {
+				p.dropped(err)
+				go p.finish()
+				return
+			}
+			if rest != nil {
+				p.rest, p.restBatch = rest, batch
+				go p.run()
+				return
+			}
+			p.sent(batch)
+			if len(batch) == p.sub.max || p.s.cfg.BatchWindow <= 0 || p.sub.finished {
+				continue
+			}
+		}
+		if !p.sub.park(p) {
+			continue
+		}
+		p.mu.Lock()
+		if p.again {
+			p.again = false
+			p.mu.Unlock()
+			continue
+		}
+		p.running = false
+		p.mu.Unlock()
+		return
+	}
+}
+
+// sent records a batch that went out.
+func (p *pusher) sent(batch []*entry) {
+	p.s.metrics.wrote(p.transport, batch, time.Now())
+	p.heartbeat.Reset(p.s.cfg.Heartbeat)
 }
 
 // run sends what there is to send, then parks or ends.
 func (p *pusher) run() {
+	if p.rest != nil {
+		err := p.rest()
+		p.rest = nil
+		if err != nil {
+			p.dropped(err)
+			p.finish()
+			return
+		}
+		p.sent(p.restBatch)
+		p.restBatch = nil
+	}
 	for {
 		end, notify := p.step()
 		if end {
@@ -177,7 +258,14 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 			p.sink.end(protocol.CloseTokenExpired, tokenExpiredMessage)
 			return true, nil
 		}
-		batch, news, err := p.sub.collect(p.ctx)
+		var batch []*entry
+		var news <-chan struct{}
+		var err error
+		if p.collected != nil {
+			err, p.collected = p.collected, nil
+		} else {
+			batch, news, err = p.sub.collect(p.ctx)
+		}
 		p.extendDeadline()
 		switch {
 		case err == nil && len(batch) > 0:
@@ -185,8 +273,7 @@ func (p *pusher) step() (end bool, notify <-chan struct{}) {
 				p.dropped(err)
 				return true, nil
 			}
-			s.metrics.wrote(p.transport, batch, time.Now())
-			p.heartbeat.Reset(s.cfg.Heartbeat)
+			p.sent(batch)
 			if len(batch) < p.sub.max && s.cfg.BatchWindow > 0 && !p.sub.finished {
 				// Caught up as of the collect: wait for the stream's next
 				// announcement, which brings a window's worth at once.

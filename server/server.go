@@ -27,6 +27,7 @@ type Server struct {
 	store     Store
 	ownsStore bool
 	hub       *Hub
+	runq      *runQueue // runs woken streaming subscribers
 	presence  *presence
 	ready     *readiness
 	tasks     *tasks.Runner
@@ -90,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, drained: make(chan struct{}), tokens: tokens,
-		upgradeLostLog: rate.Sometimes{Interval: time.Minute}}
+		upgradeLostLog: rate.Sometimes{Interval: time.Minute}, runq: newRunQueue()}
 	if s.store == nil {
 		s.store = NewMemoryStore(MemoryOptions{MaxEvents: cfg.History, MaxAge: cfg.HistoryAge, DedupeWindow: cfg.DedupeWindow})
 		s.ownsStore = true

@@ -75,17 +75,43 @@ var ssePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &
 
 // send writes a batch of frames in one system call.
 func (k *sseSink) send(batch []*entry) error {
+	bp, b := sseFrames(batch)
+	_, err := k.conn.Write(b)
+	putSSEFrames(bp, b)
+	return err
+}
+
+// trySend is send without waiting for the socket (see sink).
+func (k *sseSink) trySend(batch []*entry) (rest func() error, err error) {
+	bp, b := sseFrames(batch)
+	n, ok, err := tryWrite(k.conn, b)
+	if err != nil || (ok && n == len(b)) {
+		putSSEFrames(bp, b)
+		return nil, err
+	}
+	return func() error {
+		_, err := k.conn.Write(b[n:])
+		putSSEFrames(bp, b)
+		return err
+	}, nil
+}
+
+// sseFrames gathers a batch's frames in a buffer of ssePool;
+// putSSEFrames gives it back.
+func sseFrames(batch []*entry) (*[]byte, []byte) {
 	bp := ssePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, e := range batch {
 		b = append(b, e.frame...)
 	}
-	_, err := k.conn.Write(b)
+	return bp, b
+}
+
+func putSSEFrames(bp *[]byte, b []byte) {
 	if cap(b) <= 256<<10 {
 		*bp = b[:0]
 		ssePool.Put(bp)
 	}
-	return err
 }
 
 func (k *sseSink) ping(context.Context) error {

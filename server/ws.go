@@ -95,6 +95,34 @@ type wsSink struct {
 // the library's control frames, whole frames at a time, so they never
 // interleave with a pong.
 func (k *wsSink) send(batch []*entry) error {
+	bp, b := k.frames(batch)
+	_, err := k.out.Write(b)
+	putFrames(bp, b)
+	return err
+}
+
+// trySend is send without waiting for the socket (see sink). While a
+// write is unfinished the writer stays locked, and rest unlocks it.
+func (k *wsSink) trySend(batch []*entry) (rest func() error, err error) {
+	bp, b := k.frames(batch)
+	k.out.mu.Lock()
+	n, ok, err := tryWrite(k.out.conn, b)
+	if err != nil || (ok && n == len(b)) {
+		k.out.mu.Unlock()
+		putFrames(bp, b)
+		return nil, err
+	}
+	return func() error {
+		_, err := k.out.conn.Write(b[n:])
+		k.out.mu.Unlock()
+		putFrames(bp, b)
+		return err
+	}, nil
+}
+
+// frames builds a batch's frames in a buffer of framePool; putFrames
+// gives it back.
+func (k *wsSink) frames(batch []*entry) (*[]byte, []byte) {
 	bp := framePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	if k.batching {
@@ -120,12 +148,16 @@ func (k *wsSink) send(batch []*entry) error {
 			b = append(b, e.json()...)
 		}
 	}
-	_, err := k.out.Write(b)
+	return bp, b
+}
+
+// putFrames gives a buffer of frames back to framePool, unless it grew
+// too large to keep.
+func putFrames(bp *[]byte, b []byte) {
 	if cap(b) <= 256<<10 {
 		*bp = b[:0]
 		framePool.Put(bp)
 	}
-	return err
 }
 
 // appendFrameHeader appends the header of an unmasked, final text frame of

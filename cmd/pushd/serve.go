@@ -267,6 +267,12 @@ func (o *serveOptions) run(ctx context.Context) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	files, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("open-file limit", "err", err)
+	} else {
+		logFileLimit(log, files, o.cfg.Limits.ConnsPerIP)
+	}
 	if open {
 		log.Warn("running open: no --auth-secret or --auth-jwks, so anyone who can reach the server can read and post anything")
 	}
@@ -318,6 +324,7 @@ func (o *serveOptions) run(ctx context.Context) error {
 		_ = srv.Shutdown(ctx)
 		return err
 	}
+	ln = srv.Listener(ln)
 	var handler http.Handler = srv
 	if o.web {
 		handler = web.Handler(srv)

@@ -1,8 +1,10 @@
 package pushdtest
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -136,4 +138,15 @@ func (c *trackedConn) Close() error {
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// SyscallConn gives the server the socket underneath, as an accepted
+// connection would, so that the server's writes that never wait work the
+// same under test.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("no socket underneath")
+	}
+	return sc.SyscallConn()
 }
