@@ -30,8 +30,9 @@ type Common struct {
 	Bell func()
 }
 
-// defaults fills in what is not set.
-func (c *Common) defaults() {
+// SetDefaults fills in what is not set: plain styles, time.Now, a 10 s
+// timeout and the "auto" transport.
+func (c *Common) SetDefaults() {
 	if c.Styles == nil {
 		c.Styles = plainStyles()
 	}
@@ -68,7 +69,7 @@ type frame struct {
 // newFrame returns the frame of a screen that reads updates and shows the
 // connection to stream in its header, connecting at first.
 func newFrame(c Common, updates <-chan Update, stream string) frame {
-	c.defaults()
+	c.SetDefaults()
 	f := frame{
 		Common:  c,
 		updates: updates,
