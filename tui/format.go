@@ -61,26 +61,26 @@ func fmtPercent(f float64) string {
 
 // Pad fits s to exactly w cells: cut with "…" or filled with spaces.
 func Pad(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return s + strings.Repeat(" ", w-n)
+	s, fill := cutToWidth(s, w)
+	return s + fill
 }
 
 // PadLeft fits s to exactly w cells, aligned right.
 func PadLeft(s string, w int) string {
+	s, fill := cutToWidth(s, w)
+	return fill + s
+}
+
+// cutToWidth cuts s to at most w cells with "…", and returns the spaces that
+// fill it to w.
+func cutToWidth(s string, w int) (string, string) {
 	if w <= 0 {
-		return ""
+		return "", ""
 	}
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
+	if n := lipgloss.Width(s); n <= w {
+		return s, strings.Repeat(" ", w-n)
 	}
-	return strings.Repeat(" ", w-n) + s
+	return ansi.Truncate(s, w, "…"), ""
 }
 
 // FitLines makes lines exactly h lines of exactly w cells: cut, or filled

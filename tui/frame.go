@@ -100,6 +100,17 @@ func (f *frame) endUpdates() {
 	f.setStatus(Status{Stream: f.link.Stream, State: client.StateClosed, Transport: f.link.Transport})
 }
 
+// updated is what follows a batch of updates: the wait for the next
+// batch, or, when the channel has closed, the end of the connection; and
+// the spinner for what the header now shows (more: see animate).
+func (f *frame) updated(closed, more bool) tea.Cmd {
+	if closed {
+		f.endUpdates()
+		return f.animate(more)
+	}
+	return tea.Batch(f.nextUpdates(), f.animate(more))
+}
+
 // animate starts the spinner, unless it is turning already, when the
 // header's connection is on its way or the screen has more to show turning
 // (live tasks).

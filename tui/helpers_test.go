@@ -218,6 +218,13 @@ func keyMsg(k string) tea.KeyMsg {
 	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 }
 
+// send presses enter on m and hands it what the command it returns
+// answers: the line is sent and the answer taken in.
+func send(m tea.Model) {
+	_, cmd := m.Update(keyMsg("enter"))
+	m.Update(cmd())
+}
+
 // typeText sends each rune of s as a key press.
 func typeText(m tea.Model, s string) {
 	for _, r := range s {

@@ -121,13 +121,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		m.fixSelection()
-		if msg.Closed {
-			m.endUpdates()
-		} else {
-			cmds = append(cmds, m.nextUpdates())
-		}
-		cmds = append(cmds, m.animate(m.liveTasks()))
-		return m, tea.Batch(cmds...)
+		return m, tea.Batch(append(cmds, m.updated(msg.Closed, m.liveTasks()))...)
 	case tasksMsg:
 		if msg.Gen != m.gen {
 			return m, nil
