@@ -21,21 +21,10 @@ import (
 // newChat returns a chat screen of w×h on conn, its presence fetched as
 // alice and bob, connected over ws.
 func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
-	t.Helper()
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{
-		Common: Common{
-			Server:    "http://127.0.0.1:8080",
-			Transport: "auto",
-			Now:       c.Now,
-		},
-		Conn:     conn,
-		Room:     "lobby",
-		User:     "alice",
-		Location: time.UTC,
-	})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC,
+		Common: Common{Server: "http://127.0.0.1:8080", Transport: "auto", Now: c.Now}})
+	open(m, w, h)
 	return m, c
 }
 
@@ -336,11 +325,7 @@ func TestChatKeys(t *testing.T) {
 		lacks(t, m.View(), "not sent")
 	})
 	t.Run("a retry sends the same id; another text another", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "again")
-		send(m)
+		m, conn := failedSend(t, "again")
 		send(m)
 		conn.sendErr = nil
 		send(m)
@@ -352,11 +337,7 @@ func TestChatKeys(t *testing.T) {
 		}
 	})
 	t.Run("a failed send whose message comes back is sent", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "stored after all")
-		send(m)
+		m, conn := failedSend(t, "stored after all")
 		contains(t, m.View(), "not sent")
 		ev := roomEv(1, protocol.TypeMessage, "ann", "stored after all")
 		ev.Event.ID = conn.ids[0]
@@ -523,8 +504,7 @@ func TestChatBurst(t *testing.T) {
 	conn := newFakeConn()
 	c := &clock{now: t0}
 	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
+	open(m, 80, 20)
 	us := messages(5000, "burst")
 	m.Update(updates(us[:2500]...))
 	m.Update(updates(us[2500:]...))
