@@ -170,13 +170,15 @@ func (o *globalOptions) checkUser() error {
 	return nil
 }
 
-// transportOpt returns the --transport flag as the client's type.
-func (o *globalOptions) transportOpt() (client.Transport, error) {
-	t, err := client.ParseTransport(o.transport)
+// subscriber returns, for a command that subscribes, the client and the
+// transport its subscriptions take (--transport).
+func (o *globalOptions) subscriber(a *app) (*client.Client, client.Transport, error) {
+	tr, err := client.ParseTransport(o.transport)
 	if err != nil {
-		return "", cli.Usagef("--transport %q: use auto, ws, sse, longpoll or poll", o.transport)
+		return nil, "", cli.Usagef("--transport %q: use auto, ws, sse, longpoll or poll", o.transport)
 	}
-	return t, nil
+	c, err := o.client(a)
+	return c, tr, err
 }
 
 // needUser checks --user for commands that act as someone.

@@ -61,11 +61,7 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 	if err := checkDemo("--demo-total", o.demoTotal, "--demo-interval", o.demoInterval); err != nil {
 		return err
 	}
-	tr, err := g.transportOpt()
-	if err != nil {
-		return err
-	}
-	c, err := g.client(a)
+	c, tr, err := g.subscriber(a)
 	if err != nil {
 		return err
 	}
