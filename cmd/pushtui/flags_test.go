@@ -232,18 +232,14 @@ func TestTokenNamesTheUser(t *testing.T) {
 	s := []string{"--server", srv.URL}
 
 	r := start(t, nil, qa, append(s, "--token", tok, "--json", "send", "hi")...)
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("send: exit %d: %s", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 	var e protocol.Event
 	if err := json.Unmarshal([]byte(r.out.String()), &e); err != nil || e.User != "alice" || e.Text != "hi" {
 		t.Fatalf("send stored %+v, %v; want alice's hi", e, err)
 	}
 	for _, tr := range transports {
 		r = start(t, strings.NewReader("hello\n"), qa, append(s, "--token", tok, "--transport", tr, "chat", "--history", "0")...)
-		if code := r.wait(t); code != 0 {
-			t.Fatalf("chat over %s: exit %d: %s", tr, code, r.errOut.String())
-		}
+		r.exits(t, 0)
 		if out := r.out.String(); !strings.Contains(out, "message alice hello") {
 			t.Fatalf("chat over %s printed:\n%s", tr, out)
 		}
@@ -280,9 +276,7 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("--token: exit %d: %q", code, errOut)
 	}
 	r := start(t, nil, env("PUSH_TOKEN="+tok, "PUSH_SERVER="+ts.URL), "task", "list")
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("PUSH_TOKEN and PUSH_SERVER: exit %d: %q", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 }
 
 // TestHelpAndCompletion: help exits 0; completion scripts and task IDs

@@ -78,9 +78,7 @@ func TestChatSeveralRooms(t *testing.T) {
 		return nil
 	})
 	scr.press(t, "\x03")
-	if code := scr.wait(t); code != 0 {
-		t.Fatalf("exit %d: %s", code, scr.errOut.String())
-	}
+	scr.exits(t, 0)
 }
 
 // A chat screen remembers where the user left each room: the next start
@@ -95,9 +93,7 @@ func TestChatResumesWhereItLeft(t *testing.T) {
 	quit := func(scr *screen) {
 		t.Helper()
 		scr.press(t, "\x03")
-		if code := scr.wait(t); code != 0 {
-			t.Fatalf("exit %d: %s", code, scr.errOut.String())
-		}
+		scr.exits(t, 0)
 	}
 	s.Publish(t, "r", "bob", "before-1")
 	scr := run()
@@ -208,9 +204,7 @@ func TestPipedChatWaitsForPushd(t *testing.T) {
 	waitTexts(t, s, "ci", "one", "two")
 	s.Down(t)
 	w.Close()
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 	s.Up(t)
 }
 
