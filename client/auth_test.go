@@ -11,7 +11,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -60,7 +59,7 @@ func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
 			for i := range n {
 				if i > 0 && i%4 == 0 {
 					renewals := int64(i / 4)
-					testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+					waitFor(t, func() error {
 						if got := src.given.Load(); got <= renewals {
 							return fmt.Errorf("%d tokens given; waiting for renewal %d", got, renewals)
 						}
@@ -98,7 +97,7 @@ func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitFor(t, func() error {
 		if a := srv.Get(t, "/v1/rooms/lobby/presence", "Authorization", "Bearer "+expired); a.Status != http.StatusUnauthorized {
 			return fmt.Errorf("token still valid: %d", a.Status)
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -237,7 +236,7 @@ func TestPresence(t *testing.T) {
 	for _, u := range []string{"zed", "bob"} {
 		subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{User: u})
 	}
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+	waitFor(t, func() error {
 		if users, err = c.Presence(ctx, "lobby"); err != nil || !slices.Equal(users, []string{"bob", "zed"}) {
 			return fmt.Errorf("present: %q, %v; want bob and zed", users, err)
 		}

@@ -40,21 +40,10 @@ func (d *discardWriter) Header() http.Header         { return d.header }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-func newPushdClient(t *testing.T, s *pushdtest.Server, user string) *client.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	c, err := client.New(s.URL, client.WithUser(user), client.WithHTTPClient(&http.Client{Transport: tr}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 	var posts atomic.Int64
 	s := pushdtest.Start(t, server.Config{}, loseAnswers(2, &posts))
-	c := newPushdClient(t, s, "ann")
+	c := newClient(t, s, "ann")
 	ev, err := c.Publish(context.Background(), "r", "once")
 	if err != nil {
 		t.Fatalf("Publish with two answers lost: %v", err)
@@ -71,7 +60,7 @@ func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 	var posts atomic.Int64
 	s := pushdtest.Start(t, server.Config{}, loseAnswers(1, &posts))
-	c := newPushdClient(t, s, "ann")
+	c := newClient(t, s, "ann")
 	_, err := c.Publish(context.Background(), "r", "maybe", client.WithID("line-1"), client.WithTries(1))
 	if err == nil || !client.MayHaveApplied(err) {
 		t.Fatalf("one try with its answer lost: %v; want an error that may have applied", err)
@@ -89,7 +78,7 @@ func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 func TestPublishRefusedIsNotRetried(t *testing.T) {
 	var posts atomic.Int64
 	s := pushdtest.Start(t, server.Config{}, loseAnswers(0, &posts))
-	c := newPushdClient(t, s, "ann")
+	c := newClient(t, s, "ann")
 	if _, err := c.Publish(context.Background(), "r", "first", client.WithID("k")); err != nil {
 		t.Fatal(err)
 	}

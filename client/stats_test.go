@@ -16,7 +16,7 @@ import (
 // resets and goes on.
 func TestStats(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{})
-	c := newPushdClient(t, s, "ann")
+	c := newClient(t, s, "ann")
 	ctx := t.Context()
 	sub := c.Subscribe(ctx, client.Room("lobby"), client.SubscribeOptions{User: "ann", Transport: client.TransportWebSocket})
 	defer sub.Close()

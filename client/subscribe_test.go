@@ -10,7 +10,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -138,13 +137,13 @@ func TestSubscriptionUserIsPresent(t *testing.T) {
 					return nil
 				}
 			}
-			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(true))
+			waitFor(t, present(true))
 			ev := recv(t, sub)
 			if ev.Type != protocol.TypeLogin || ev.User != "bob" {
 				t.Fatalf("first event %+v, want bob's login", ev)
 			}
 			sub.Close()
-			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(false))
+			waitFor(t, present(false))
 		})
 	}
 }
