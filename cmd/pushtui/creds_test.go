@@ -50,10 +50,7 @@ func tokenFiles(t *testing.T, secret []byte, user string, ttls ...time.Duration)
 	t.Helper()
 	dir := t.TempDir()
 	for i, ttl := range ttls {
-		tok, err := server.MintToken(secret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("token.", i)), []byte(tok+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -119,10 +116,7 @@ func TestCAAndTokenCommand(t *testing.T) {
 
 func mustToken(t *testing.T, secret []byte, user string) string {
 	t.Helper()
-	tok, err := server.MintToken(secret, user, server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
 	return tok
 }
 

@@ -63,10 +63,7 @@ func wantUsage(t *testing.T, getenv func(string) string, want string, args ...st
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 	dead := pushdtest.FreeAddr(t)
 	secret := []byte("a-test-secret-of-enough-length")
-	alice, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	cases := []struct {
 		name string
 		args []string
@@ -224,10 +221,7 @@ func TestNotPushd(t *testing.T) {
 func TestTokenNamesTheUser(t *testing.T) {
 	secret := []byte("a-test-secret-of-enough-length")
 	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
-	tok, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	qa := env("USER=qa")
 	s := []string{"--server", srv.URL}
 
@@ -268,10 +262,7 @@ func TestTokens(t *testing.T) {
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
 	}
-	tok, err := server.MintToken(secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if _, errOut, code := pushtui(t, nil, "--server", ts.URL, "--token", tok, "send", "hi"); code != 0 {
 		t.Fatalf("--token: exit %d: %q", code, errOut)
 	}
