@@ -93,10 +93,7 @@ func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
 // A call refused for its token (401) is made again with a new one.
 func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
 	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
-	expired, err := server.MintToken(tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	expired := pushdtest.Token(t, tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
 	waitFor(t, func() error {
 		if a := srv.Get(t, "/v1/rooms/lobby/presence", "Authorization", "Bearer "+expired); a.Status != http.StatusUnauthorized {
 			return fmt.Errorf("token still valid: %d", a.Status)

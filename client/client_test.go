@@ -40,7 +40,7 @@ func TestNewChecksTheURLAndOptions(t *testing.T) {
 }
 
 func TestPublishReturnsTheStoredEvent(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	first, err := c.Publish(ctx, "lobby", "hello <world> & \"you\"")
@@ -123,7 +123,7 @@ func TestServerErrorsAreProtocolErrors(t *testing.T) {
 }
 
 func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/presence") {
 				http.Error(w, "bad gateway", http.StatusBadGateway)
@@ -140,7 +140,7 @@ func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
 }
 
 func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case r.Method == http.MethodPost:
@@ -181,10 +181,7 @@ func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
 
 func TestTokenUser(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	tok, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	if user, err := client.TokenUser(tok); err != nil || user != "alice" {
 		t.Fatalf("TokenUser = %q, %v; want alice", user, err)
 	}
@@ -193,10 +190,7 @@ func TestTokenUser(t *testing.T) {
 	}
 	// Read, not verified: a token signed with another secret names its
 	// user all the same (the server is the one to refuse it).
-	other, err := server.MintToken([]byte("another-secret-another-secret!!"), "bob", server.Claims{}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := pushdtest.Token(t, []byte("another-secret-another-secret!!"), "bob", server.Claims{}, time.Hour)
 	if user, err := client.TokenUser(other); err != nil || user != "bob" {
 		t.Fatalf("TokenUser of another secret's token = %q, %v; want bob", user, err)
 	}
@@ -211,7 +205,7 @@ func TestTokenUser(t *testing.T) {
 }
 
 func TestNetworkErrorsNameTheOperation(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	url := s.URL
 	s.Stop(t) // nothing listens there any more
 	c, err := client.New(url, client.WithUser("alice"))
@@ -226,7 +220,7 @@ func TestNetworkErrorsNameTheOperation(t *testing.T) {
 }
 
 func TestPresence(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	users, err := c.Presence(ctx, "lobby")
@@ -261,12 +255,9 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 func TestTokensAreSent(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	ctx := context.Background()
-	_, err = newClient(t, s, "carol").Publish(ctx, "lobby", "no token")
+	_, err := newClient(t, s, "carol").Publish(ctx, "lobby", "no token")
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
 		t.Fatalf("without a token: %v, want unauthorized", err)
@@ -286,7 +277,7 @@ func TestTokensAreSent(t *testing.T) {
 }
 
 func TestBaseURLWithPathPrefix(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.StripPrefix("/push", next)
 	}))
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -342,7 +333,7 @@ func TestParseTransport(t *testing.T) {
 }
 
 func TestCutSuccessIsErrAnswerBody(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost {
 				next.ServeHTTP(w, r)

@@ -17,6 +17,7 @@ import (
 	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
 )
 
 // The tests run a real pushd with internal/pushdtest; what is here are
@@ -28,6 +29,13 @@ func TestMain(m *testing.M) {
 
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = pushdtest.Timeout
+
+// startPushd starts a pushd with the default config; opts are
+// pushdtest.Start's.
+func startPushd(t *testing.T, opts ...pushdtest.Option) *pushdtest.Server {
+	t.Helper()
+	return pushdtest.Start(t, server.Config{}, opts...)
+}
 
 // newClient returns a client of s for user, with its own HTTP transport
 // (closed in t.Cleanup) so tests do not share connections, logging to the

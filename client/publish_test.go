@@ -10,7 +10,6 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 // loseAnswers lets each publish reach pushd and then, for the first n,
@@ -42,7 +41,7 @@ func (d *discardWriter) WriteHeader(int)             {}
 
 func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(2, &posts))
+	s := startPushd(t, loseAnswers(2, &posts))
 	c := newClient(t, s, "ann")
 	ev, err := c.Publish(context.Background(), "r", "once")
 	if err != nil {
@@ -59,7 +58,7 @@ func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 
 func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(1, &posts))
+	s := startPushd(t, loseAnswers(1, &posts))
 	c := newClient(t, s, "ann")
 	_, err := c.Publish(context.Background(), "r", "maybe", client.WithID("line-1"), client.WithTries(1))
 	if err == nil || !client.MayHaveApplied(err) {
@@ -77,7 +76,7 @@ func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 
 func TestPublishRefusedIsNotRetried(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(0, &posts))
+	s := startPushd(t, loseAnswers(0, &posts))
 	c := newClient(t, s, "ann")
 	if _, err := c.Publish(context.Background(), "r", "first", client.WithID("k")); err != nil {
 		t.Fatal(err)

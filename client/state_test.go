@@ -12,7 +12,7 @@ import (
 )
 
 func TestStatesAreReported(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	var states record[client.StateChange]
 	sub := c.Subscribe(context.Background(), client.Room("lobby"), client.SubscribeOptions{

@@ -52,7 +52,7 @@ func sameEvent(t *testing.T, got, want protocol.Event) {
 func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := pushdtest.Start(t, server.Config{})
+			s := startPushd(t)
 			c := newClient(t, s, "alice")
 			sub := subscribe(t, c, client.Room("lobby"), tc.opts)
 			waitState(t, sub, connectedWith(tc.want))
@@ -88,7 +88,7 @@ func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 }
 
 func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	first := publish(t, c, "lobby", "before")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Since: "0"})
@@ -98,7 +98,7 @@ func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
 }
 
 func TestSinceCursorStartsAfterIt(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	a := publish(t, c, "lobby", "a")
 	b := publish(t, c, "lobby", "b")
@@ -107,7 +107,7 @@ func TestSinceCursorStartsAfterIt(t *testing.T) {
 }
 
 func TestLiveEndSkipsOlderEvents(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	publish(t, c, "lobby", "old")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{})
@@ -149,7 +149,7 @@ func TestSubscriptionUserIsPresent(t *testing.T) {
 }
 
 func TestSlowReaderLosesNothing(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Buffer: 1, Transport: client.TransportWebSocket})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))

@@ -68,7 +68,7 @@ func TestFollowTaskUntilItSucceeds(t *testing.T) {
 }
 
 func TestFollowTaskThatFails(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 10, "interval": "5ms", "fail_at": 3}})
 	final, err := c.FollowTask(followCtx(t), task.ID, client.FollowOptions{})
@@ -81,7 +81,7 @@ func TestFollowTaskThatFails(t *testing.T) {
 }
 
 func TestFollowTaskAlreadyFinished(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 1, "interval": "1ms"}})
 	ctx := followCtx(t)
@@ -98,7 +98,7 @@ func TestFollowTaskAlreadyFinished(t *testing.T) {
 }
 
 func TestCancelTask(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "demo", Params: map[string]any{"total": 100000, "interval": "10ms"}})
 	ctx := followCtx(t)
@@ -139,7 +139,7 @@ func TestCancelTask(t *testing.T) {
 }
 
 func TestFollowTaskEndsWithItsContext(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "external"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -221,7 +221,7 @@ func TestExternalTaskReportsProgress(t *testing.T) {
 }
 
 func TestStartTaskErrors(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	ctx := context.Background()
 	_, err := c.StartTask(ctx, client.TaskSpec{Kind: "no-such-kind"})
@@ -336,7 +336,7 @@ func readAll(t *testing.T, sub *client.Subscription) []protocol.Event {
 func TestSubscribeTaskEndsAfterFinalEvent(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := pushdtest.Start(t, server.Config{})
+			srv := startPushd(t)
 			c := newClient(t, srv, "alice")
 			task := startTask(t, c, client.TaskSpec{Kind: "external", Params: map[string]any{"total": 2}})
 			var log record[client.StateChange]
@@ -362,7 +362,7 @@ func TestSubscribeTaskEndsAfterFinalEvent(t *testing.T) {
 }
 
 func TestSubscribeTaskAlreadyEnded(t *testing.T) {
-	srv := pushdtest.Start(t, server.Config{})
+	srv := startPushd(t)
 	c := newClient(t, srv, "alice")
 	task := startTask(t, c, client.TaskSpec{Kind: "external"})
 	srv.Expect(t, http.MethodPost, "/v1/tasks/"+task.ID+"/progress", `{"state":"failed","message":"no disk"}`, http.StatusOK, nil)
@@ -405,7 +405,7 @@ func TestSubscribeTaskAlreadyEnded(t *testing.T) {
 func TestFollowTaskStreamEndsWithoutFinalState(t *testing.T) {
 	var stale sync.Once
 	var id string
-	srv := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(h http.Handler) http.Handler {
+	srv := startPushd(t, pushdtest.Wrap(func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			answered := false
 			if r.Method == http.MethodGet && id != "" && r.URL.Path == "/v1/tasks/"+id {
@@ -472,7 +472,7 @@ func (l *keyLog) seen() []string {
 
 func TestStartTaskRetriesWithItsKey(t *testing.T) {
 	log := &keyLog{lose: 2}
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(log.wrap))
+	s := startPushd(t, pushdtest.Wrap(log.wrap))
 	c, err := client.New(s.URL, client.WithUser("ann"))
 	if err != nil {
 		t.Fatal(err)
