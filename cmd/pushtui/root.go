@@ -213,3 +213,11 @@ func (o *globalOptions) styles(a *app) *tui.Styles {
 func (o *globalOptions) common(a *app, c *client.Client, tr client.Transport) tui.Common {
 	return tui.Common{Server: c.BaseURL(), Transport: string(tr), Styles: o.styles(a), Timeout: requestTimeout}
 }
+
+// maxBackoff caps the wait between reconnects: a person is watching, and a
+// restarted server should be back on screen within seconds.
+const maxBackoff = 5 * time.Second
+
+// startupWait bounds how long a screen waits for its first connection
+// before it is drawn (it then shows the connection's progress itself).
+const startupWait = 5 * time.Second
