@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/pushd/push/internal/pushdtest"
 )
 
