@@ -15,7 +15,6 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/server"
 )
 
@@ -92,7 +91,7 @@ func TestCAAndTokenCommand(t *testing.T) {
 	}
 	for i := range 3 {
 		// Each message after the token in use has been replaced.
-		testwait.Until(t, wait, 10*time.Millisecond, func() error {
+		waitUntil(t, func() error {
 			b, _ := os.ReadFile(runs)
 			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n < i+1 {
 				return fmt.Errorf("--token-cmd ran %d times; waiting for run %d", n, i+1)

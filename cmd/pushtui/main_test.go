@@ -67,12 +67,19 @@ type syncBuffer struct{ testlog.Buffer }
 
 func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
 
+// waitUntil waits until cond returns nil, failing the test with its last
+// error after wait.
+func waitUntil(t *testing.T, cond func() error) {
+	t.Helper()
+	testwait.Until(t, wait, 10*time.Millisecond, cond)
+}
+
 // waitFor waits until cond holds for what was written, failing after
 // wait.
 func (s *syncBuffer) waitFor(t *testing.T, what string, cond func(string) bool) string {
 	t.Helper()
 	var got string
-	testwait.Until(t, wait, 5*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got = s.String(); !cond(got) {
 			return fmt.Errorf("no %s; got:\n%s", what, got)
 		}

@@ -156,7 +156,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	// While pushd stays away (another try to reconnect goes by), the chat
 	// reads no further: the writer waits.
 	tries := strings.Count(chat.errOut.String(), "reconnecting to room/q")
-	testwait.Until(t, wait, 20*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if strings.Count(chat.errOut.String(), "reconnecting to room/q") <= tries {
 			return errors.New("no further try to reconnect")
 		}
