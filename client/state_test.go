@@ -11,6 +11,10 @@ import (
 	"github.com/pushd/push/server"
 )
 
+// A subscription reports each change of its connection's state, in order,
+// to OnState and on States: connecting, connected, reconnecting after a
+// drop (with the attempt, the wait and the error), connected again, and
+// closed without an error after Close.
 func TestStatesAreReported(t *testing.T) {
 	s := startPushd(t)
 	c := newClient(t, s, "alice")

@@ -20,6 +20,7 @@ import (
 	"github.com/pushd/push/server/tasks"
 )
 
+// startTask starts a task of spec through c, failing the test on error.
 func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.Task {
 	t.Helper()
 	task, err := c.StartTask(context.Background(), spec)
@@ -29,6 +30,8 @@ func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.T
 	return task
 }
 
+// followCtx returns a context for following a task: it ends after
+// waitTimeout, or with the test.
 func followCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
