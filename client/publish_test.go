@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
@@ -94,5 +95,48 @@ func TestPublishRefusedIsNotRetried(t *testing.T) {
 	}
 	if posts.Load() != 2 {
 		t.Fatalf("%d posts; a bad id is refused before any request", posts.Load())
+	}
+}
+
+func TestPublishReturnsTheStoredEvent(t *testing.T) {
+	s := startPushd(t)
+	c := newClient(t, s, "alice")
+	ctx := context.Background()
+	first, err := c.Publish(ctx, "lobby", "hello <world> & \"you\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Seq != 1 || first.Epoch == "" || first.Stream != "room/lobby" || first.Type != protocol.TypeMessage ||
+		first.User != "alice" || first.Text != "hello <world> & \"you\"" || first.Time.IsZero() {
+		t.Fatalf("Publish = %+v", first)
+	}
+	second, err := c.Publish(ctx, "lobby", "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Seq != 2 || second.Epoch != first.Epoch {
+		t.Fatalf("second event at %s, first at %s", second.Cursor(), first.Cursor())
+	}
+
+	cur, err := c.Cursor(ctx, client.Room("lobby"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur != second.Cursor() {
+		t.Fatalf("Cursor() = %s, want %s", cur, second.Cursor())
+	}
+	p, err := c.Poll(ctx, client.Room("lobby"), client.PollOptions{Since: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 2 || p.Events[0].Text != first.Text || p.Events[1].Text != "again" || p.Cursor != second.Cursor().String() {
+		t.Fatalf("Poll = %+v", p)
+	}
+	p, err = c.Poll(ctx, client.Room("lobby"), client.PollOptions{Since: p.Cursor, Wait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 0 || p.Cursor != second.Cursor().String() {
+		t.Fatalf("long poll with nothing new = %+v", p)
 	}
 }

@@ -273,3 +273,15 @@ func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
 	want := publish(t, c, "lobby", "past the proxy")
 	sameEvent(t, recv(t, sub), *want)
 }
+
+func TestParseTransport(t *testing.T) {
+	for in, want := range map[string]client.Transport{"": client.TransportAuto, "auto": client.TransportAuto, "ws": client.TransportWebSocket,
+		"sse": client.TransportSSE, "longpoll": client.TransportLongPoll, "poll": client.TransportPoll} {
+		if got, err := client.ParseTransport(in); err != nil || got != want {
+			t.Errorf("ParseTransport(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := client.ParseTransport("carrier-pigeon"); err == nil {
+		t.Error("ParseTransport accepted an unknown name")
+	}
+}
