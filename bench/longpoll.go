@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -47,18 +46,11 @@ func (s *subscriber) poll(ctx context.Context, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait+pollSlack)
 	defer cancel()
 	url := s.r.eventsURL(s.cursor()) + "&wait=" + wait.String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("poll: %w", err)
-	}
-	resp, err := s.r.subClient.Do(req)
+	resp, err := s.r.getEvents(ctx, url, "")
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("poll: %w", answerError(resp))
-	}
 	s.buf, err = readAll(s.buf[:0], io.LimitReader(resp.Body, maxPollBody))
 	if err != nil {
 		return fmt.Errorf("poll: read: %w", err)

@@ -404,6 +404,28 @@ func newTransport(idle int) *http.Transport {
 	}
 }
 
+// getEvents asks for url, a room's events, with the subscribers' client and
+// returns the answer when it is 200 OK, else an error that says the
+// answer; the caller closes the answer's body.
+func (r *runner) getEvents(ctx context.Context, url, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := r.subClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, answerError(resp)
+	}
+	return resp, nil
+}
+
 // answerError turns an answer other than the one wanted into an error: a
 // *protocol.Error when it has pushd's error body.
 func answerError(resp *http.Response) error {

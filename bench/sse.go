@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -20,20 +19,12 @@ const sseReadBuffer = 4 << 10
 // sseSession reads one Server-Sent Events stream until it ends. The
 // subscriber's reader, and its buffers, serve every connection.
 func (s *subscriber) sseSession(ctx context.Context, connected func()) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.r.eventsURL(s.cursor()), nil)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
 	// The Transport's ResponseHeaderTimeout bounds the wait for the answer.
-	resp, err := s.r.subClient.Do(req)
+	resp, err := s.r.getEvents(ctx, s.r.eventsURL(s.cursor()), "text/event-stream")
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("connect: %w", answerError(resp))
-	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		return fmt.Errorf("connect: the answer is %q, not text/event-stream", ct)
 	}

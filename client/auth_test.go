@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -60,7 +60,7 @@ func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
 			for i := range n {
 				if i > 0 && i%4 == 0 {
 					renewals := int64(i / 4)
-					testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+					waitFor(t, func() error {
 						if got := src.given.Load(); got <= renewals {
 							return fmt.Errorf("%d tokens given; waiting for renewal %d", got, renewals)
 						}
@@ -94,11 +94,8 @@ func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
 // A call refused for its token (401) is made again with a new one.
 func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
 	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
-	expired, err := server.MintToken(tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	expired := pushdtest.Token(t, tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
+	waitFor(t, func() error {
 		if a := srv.Get(t, "/v1/rooms/lobby/presence", "Authorization", "Bearer "+expired); a.Status != http.StatusUnauthorized {
 			return fmt.Errorf("token still valid: %d", a.Status)
 		}
@@ -133,5 +130,54 @@ func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
 	var pe *protocol.Error
 	if !errors.As(sub.Err(), &pe) || pe.Status != http.StatusUnauthorized {
 		t.Fatalf("ended with %v; want the 401", sub.Err())
+	}
+}
+
+func TestTokenUser(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
+	if user, err := client.TokenUser(tok); err != nil || user != "alice" {
+		t.Fatalf("TokenUser = %q, %v; want alice", user, err)
+	}
+	if user, err := client.TokenUser(" " + tok + "\n"); err != nil || user != "alice" {
+		t.Fatalf("TokenUser with spaces around = %q, %v; want alice", user, err)
+	}
+	// Read, not verified: a token signed with another secret names its
+	// user all the same (the server is the one to refuse it).
+	other := pushdtest.Token(t, []byte("another-secret-another-secret!!"), "bob", server.Claims{}, time.Hour)
+	if user, err := client.TokenUser(other); err != nil || user != "bob" {
+		t.Fatalf("TokenUser of another secret's token = %q, %v; want bob", user, err)
+	}
+	claims := func(json string) string {
+		return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(json)) + ".c2ln"
+	}
+	for _, bad := range []string{"", "not-a-token", "a.b", "a.!!!.c", claims(`[1]`), claims(`{"exp":1}`), claims(`{"sub":"a b"}`), claims(`{"sub":7}`)} {
+		if user, err := client.TokenUser(bad); err == nil {
+			t.Errorf("TokenUser(%q) = %q, want an error", bad, user)
+		}
+	}
+}
+
+func TestTokensAreSent(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
+	tok := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
+	ctx := context.Background()
+	_, err := newClient(t, s, "carol").Publish(ctx, "lobby", "no token")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
+		t.Fatalf("without a token: %v, want unauthorized", err)
+	}
+	c := newClient(t, s, "", client.WithToken(tok))
+	ev, err := c.Publish(ctx, "lobby", "with a token")
+	if err != nil || ev.User != "carol" {
+		t.Fatalf("with a token: %+v, %v", ev, err)
+	}
+	_, err = c.Publish(ctx, "elsewhere", "not allowed")
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
+		t.Fatalf("to a room the token does not name: %v, want forbidden", err)
+	}
+	if _, err := c.ListTasks(ctx); err != nil {
+		t.Fatalf("ListTasks with a token: %v", err)
 	}
 }

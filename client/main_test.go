@@ -17,6 +17,7 @@ import (
 	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
 )
 
 // The tests run a real pushd with internal/pushdtest; what is here are
@@ -28,6 +29,13 @@ func TestMain(m *testing.M) {
 
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = pushdtest.Timeout
+
+// startPushd starts a pushd with the default config; opts are
+// pushdtest.Start's.
+func startPushd(t *testing.T, opts ...pushdtest.Option) *pushdtest.Server {
+	t.Helper()
+	return pushdtest.Start(t, server.Config{}, opts...)
+}
 
 // newClient returns a client of s for user, with its own HTTP transport
 // (closed in t.Cleanup) so tests do not share connections, logging to the
@@ -56,7 +64,7 @@ func subscribe(t *testing.T, c *client.Client, stream client.Stream, opts client
 // recv returns the next event of sub.
 func recv(t *testing.T, sub *client.Subscription) protocol.Event {
 	t.Helper()
-	ev, ok := testwait.Recv(t, waitTimeout, sub.Events(), "event")
+	ev, ok := received(t, sub.Events(), "event")
 	if !ok {
 		t.Fatalf("subscription ended: %v", sub.Err())
 	}
@@ -73,12 +81,26 @@ func recvN(t *testing.T, sub *client.Subscription, n int) []protocol.Event {
 	return evs
 }
 
+// waitFor waits until cond returns nil, failing the test with its last
+// error after waitTimeout.
+func waitFor(t *testing.T, cond func() error) {
+	t.Helper()
+	testwait.Until(t, waitTimeout, 5*time.Millisecond, cond)
+}
+
+// received returns the next value from ch, and false if ch is closed,
+// failing the test after waitTimeout; what names the value.
+func received[T any](t *testing.T, ch <-chan T, what string) (T, bool) {
+	t.Helper()
+	return testwait.Recv(t, waitTimeout, ch, what)
+}
+
 // waitState waits for a state change on sub.States() that satisfies ok,
 // returning it.
 func waitState(t *testing.T, sub *client.Subscription, ok func(client.StateChange) bool) client.StateChange {
 	t.Helper()
 	var got client.StateChange
-	testwait.Until(t, waitTimeout, time.Millisecond, func() error {
+	waitFor(t, func() error {
 		for {
 			select {
 			case sc, open := <-sub.States():

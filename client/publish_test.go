@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 // loseAnswers lets each publish reach pushd and then, for the first n,
@@ -40,21 +40,10 @@ func (d *discardWriter) Header() http.Header         { return d.header }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-func newPushdClient(t *testing.T, s *pushdtest.Server, user string) *client.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	c, err := client.New(s.URL, client.WithUser(user), client.WithHTTPClient(&http.Client{Transport: tr}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(2, &posts))
-	c := newPushdClient(t, s, "ann")
+	s := startPushd(t, loseAnswers(2, &posts))
+	c := newClient(t, s, "ann")
 	ev, err := c.Publish(context.Background(), "r", "once")
 	if err != nil {
 		t.Fatalf("Publish with two answers lost: %v", err)
@@ -70,8 +59,8 @@ func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 
 func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(1, &posts))
-	c := newPushdClient(t, s, "ann")
+	s := startPushd(t, loseAnswers(1, &posts))
+	c := newClient(t, s, "ann")
 	_, err := c.Publish(context.Background(), "r", "maybe", client.WithID("line-1"), client.WithTries(1))
 	if err == nil || !client.MayHaveApplied(err) {
 		t.Fatalf("one try with its answer lost: %v; want an error that may have applied", err)
@@ -88,8 +77,8 @@ func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 
 func TestPublishRefusedIsNotRetried(t *testing.T) {
 	var posts atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, loseAnswers(0, &posts))
-	c := newPushdClient(t, s, "ann")
+	s := startPushd(t, loseAnswers(0, &posts))
+	c := newClient(t, s, "ann")
 	if _, err := c.Publish(context.Background(), "r", "first", client.WithID("k")); err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +95,48 @@ func TestPublishRefusedIsNotRetried(t *testing.T) {
 	}
 	if posts.Load() != 2 {
 		t.Fatalf("%d posts; a bad id is refused before any request", posts.Load())
+	}
+}
+
+func TestPublishReturnsTheStoredEvent(t *testing.T) {
+	s := startPushd(t)
+	c := newClient(t, s, "alice")
+	ctx := context.Background()
+	first, err := c.Publish(ctx, "lobby", "hello <world> & \"you\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Seq != 1 || first.Epoch == "" || first.Stream != "room/lobby" || first.Type != protocol.TypeMessage ||
+		first.User != "alice" || first.Text != "hello <world> & \"you\"" || first.Time.IsZero() {
+		t.Fatalf("Publish = %+v", first)
+	}
+	second, err := c.Publish(ctx, "lobby", "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Seq != 2 || second.Epoch != first.Epoch {
+		t.Fatalf("second event at %s, first at %s", second.Cursor(), first.Cursor())
+	}
+
+	cur, err := c.Cursor(ctx, client.Room("lobby"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur != second.Cursor() {
+		t.Fatalf("Cursor() = %s, want %s", cur, second.Cursor())
+	}
+	p, err := c.Poll(ctx, client.Room("lobby"), client.PollOptions{Since: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 2 || p.Events[0].Text != first.Text || p.Events[1].Text != "again" || p.Cursor != second.Cursor().String() {
+		t.Fatalf("Poll = %+v", p)
+	}
+	p, err = c.Poll(ctx, client.Room("lobby"), client.PollOptions{Since: p.Cursor, Wait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events) != 0 || p.Cursor != second.Cursor().String() {
+		t.Fatalf("long poll with nothing new = %+v", p)
 	}
 }

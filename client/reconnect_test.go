@@ -7,15 +7,13 @@ import (
 	"testing"
 
 	"github.com/pushd/push/client"
-	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := pushdtest.Start(t, server.Config{})
+			s := startPushd(t)
 			c := newClient(t, s, "alice")
 			var states record[client.StateChange]
 			opts := tc.opts
@@ -65,7 +63,7 @@ func TestResumeAfterDropDeliversEachEventOnce(t *testing.T) {
 func TestResetAfterServerRestart(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := pushdtest.Start(t, server.Config{})
+			s := startPushd(t)
 			c := newClient(t, s, "alice")
 			opts := tc.opts
 			opts.Since = "0"
@@ -97,7 +95,7 @@ func TestResetAfterServerRestart(t *testing.T) {
 }
 
 func TestPermanentErrorsEndTheSubscription(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	cases := []struct {
 		name   string
@@ -140,7 +138,7 @@ func TestPermanentErrorsEndTheSubscription(t *testing.T) {
 }
 
 func TestCancelledContextEndsTheSubscription(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	ctx, cancel := context.WithCancel(context.Background())
 	sub := c.Subscribe(ctx, client.Room("lobby"), client.SubscribeOptions{})

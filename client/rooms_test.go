@@ -10,13 +10,12 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 // Rooms lists the rooms in use; ReadBefore reads a room back page by
 // page to its start.
 func TestRoomsAndReadBefore(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	for i := 1; i <= 5; i++ {
 		s.Publish(t, "lobby", "ann", fmt.Sprintf("m-%d", i))
 	}

@@ -11,8 +11,12 @@ import (
 	"github.com/pushd/push/server"
 )
 
+// A subscription reports each change of its connection's state, in order,
+// to OnState and on States: connecting, connected, reconnecting after a
+// drop (with the attempt, the wait and the error), connected again, and
+// closed without an error after Close.
 func TestStatesAreReported(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	var states record[client.StateChange]
 	sub := c.Subscribe(context.Background(), client.Room("lobby"), client.SubscribeOptions{

@@ -8,15 +8,14 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 // The operators' view through the client: a snapshot, the stream on each
 // transport, and a room's subscribers; across a server restart the stream
 // resets and goes on.
 func TestStats(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
-	c := newPushdClient(t, s, "ann")
+	s := startPushd(t)
+	c := newClient(t, s, "ann")
 	ctx := t.Context()
 	sub := c.Subscribe(ctx, client.Room("lobby"), client.SubscribeOptions{User: "ann", Transport: client.TransportWebSocket})
 	defer sub.Close()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -53,7 +52,7 @@ func sameEvent(t *testing.T, got, want protocol.Event) {
 func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			s := pushdtest.Start(t, server.Config{})
+			s := startPushd(t)
 			c := newClient(t, s, "alice")
 			sub := subscribe(t, c, client.Room("lobby"), tc.opts)
 			waitState(t, sub, connectedWith(tc.want))
@@ -89,7 +88,7 @@ func TestEachTransportDeliversEventsInOrder(t *testing.T) {
 }
 
 func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	first := publish(t, c, "lobby", "before")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Since: "0"})
@@ -99,7 +98,7 @@ func TestSinceZeroStartsAtTheBeginning(t *testing.T) {
 }
 
 func TestSinceCursorStartsAfterIt(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	a := publish(t, c, "lobby", "a")
 	b := publish(t, c, "lobby", "b")
@@ -108,7 +107,7 @@ func TestSinceCursorStartsAfterIt(t *testing.T) {
 }
 
 func TestLiveEndSkipsOlderEvents(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	publish(t, c, "lobby", "old")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{})
@@ -138,19 +137,19 @@ func TestSubscriptionUserIsPresent(t *testing.T) {
 					return nil
 				}
 			}
-			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(true))
+			waitFor(t, present(true))
 			ev := recv(t, sub)
 			if ev.Type != protocol.TypeLogin || ev.User != "bob" {
 				t.Fatalf("first event %+v, want bob's login", ev)
 			}
 			sub.Close()
-			testwait.Until(t, waitTimeout, 5*time.Millisecond, present(false))
+			waitFor(t, present(false))
 		})
 	}
 }
 
 func TestSlowReaderLosesNothing(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
+	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Buffer: 1, Transport: client.TransportWebSocket})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))

@@ -41,7 +41,7 @@ func wantsEventStream(r *http.Request) bool {
 
 func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 	var refused atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(isUpgrade, &refused)))
+	s := startPushd(t, pushdtest.Wrap(refuse(isUpgrade, &refused)))
 	c := newClient(t, s, "alice")
 	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
@@ -76,7 +76,7 @@ func TestAutoFallsBackToSSEWhenUpgradeIsRefused(t *testing.T) {
 
 func TestAutoFallsBackToLongPollingWhenSSEIsRefusedToo(t *testing.T) {
 	var refused atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(func(r *http.Request) bool { return isUpgrade(r) || wantsEventStream(r) }, &refused)))
+	s := startPushd(t, pushdtest.Wrap(refuse(func(r *http.Request) bool { return isUpgrade(r) || wantsEventStream(r) }, &refused)))
 	c := newClient(t, s, "alice")
 	var states record[client.StateChange]
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{OnState: states.add, LongPollWait: 2 * time.Second})
@@ -92,7 +92,7 @@ func TestAutoFallsBackToLongPollingWhenSSEIsRefusedToo(t *testing.T) {
 
 func TestExplicitTransportDoesNotFallBack(t *testing.T) {
 	var refused atomic.Int64
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(refuse(isUpgrade, &refused)))
+	s := startPushd(t, pushdtest.Wrap(refuse(isUpgrade, &refused)))
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Transport: client.TransportWebSocket})
 	sc := waitState(t, sub, func(sc client.StateChange) bool { return sc.State == client.StateClosed })
@@ -107,7 +107,7 @@ func TestExplicitTransportDoesNotFallBack(t *testing.T) {
 
 func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 	var asked atomic.Value
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isUpgrade(r) {
 				asked.Store(r.Header.Get("Sec-WebSocket-Protocol"))
@@ -138,10 +138,7 @@ func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 func TestTokenIsSentOnEveryTransport(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	tok, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	c := newClient(t, s, "", client.WithToken(tok))
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,14 +186,8 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	var ws, sse, poll atomic.Int64
 	s := pushdtest.Start(t, server.Config{AuthSecret: secret}, pushdtest.Wrap(countTransports(&ws, &sse, &poll)))
-	carol, err := server.MintToken(secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign, err := server.MintToken([]byte("not-this-servers-secret-at-all!!"), "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	carol := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
+	foreign := pushdtest.Token(t, []byte("not-this-servers-secret-at-all!!"), "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	cases := []struct {
 		name   string
 		token  string
@@ -267,7 +258,7 @@ func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
 func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
 	// A 403 that is not pushd's (no error body of its own) may be a proxy
 	// that blocks WebSocket only: auto mode tries SSE.
-	s := pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(next http.Handler) http.Handler {
+	s := startPushd(t, pushdtest.Wrap(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isUpgrade(r) {
 				http.Error(w, "<html>Forbidden by policy</html>", http.StatusForbidden)
@@ -281,4 +272,16 @@ func TestProxyForbiddingTheUpgradeStillFallsBack(t *testing.T) {
 	waitState(t, sub, connectedWith(client.TransportSSE))
 	want := publish(t, c, "lobby", "past the proxy")
 	sameEvent(t, recv(t, sub), *want)
+}
+
+func TestParseTransport(t *testing.T) {
+	for in, want := range map[string]client.Transport{"": client.TransportAuto, "auto": client.TransportAuto, "ws": client.TransportWebSocket,
+		"sse": client.TransportSSE, "longpoll": client.TransportLongPoll, "poll": client.TransportPoll} {
+		if got, err := client.ParseTransport(in); err != nil || got != want {
+			t.Errorf("ParseTransport(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := client.ParseTransport("carrier-pigeon"); err == nil {
+		t.Error("ParseTransport accepted an unknown name")
+	}
 }

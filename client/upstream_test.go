@@ -20,7 +20,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pushd/push/client"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -57,7 +56,7 @@ func startUpstream(t *testing.T, handlers ...http.HandlerFunc) *upstream {
 func (u *upstream) request(t *testing.T, n int) *http.Request {
 	t.Helper()
 	var r *http.Request
-	testwait.Until(t, waitTimeout, 5*time.Millisecond, func() error {
+	waitFor(t, func() error {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		if len(u.reqs) <= n {

@@ -178,13 +178,7 @@ func (m *ChatModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if m.people.retryDue(m.Now()) {
 			cmds = append(cmds, m.fetchPresence())
 		}
-		if msg.Closed {
-			m.endUpdates()
-		} else {
-			cmds = append(cmds, m.nextUpdates())
-		}
-		cmds = append(cmds, m.animate(m.liveTasks()))
-		return m, tea.Batch(cmds...)
+		return m, tea.Batch(append(cmds, m.updated(msg.Closed, m.liveTasks()))...)
 	case presenceMsg:
 		m.people.set(msg, m.Now())
 		return m, nil

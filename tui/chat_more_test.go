@@ -154,8 +154,7 @@ func TestFollowAsksBeforeCancelling(t *testing.T) {
 	conn := newFakeConn()
 	conn.task = task("t5", "build-42", protocol.TaskRunning, 4, 10, 0)
 	m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Common: Common{Server: "s", Transport: "ws", Now: (&clock{now: t0}).Now}})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
+	open(m, 80, 20)
 	m.Update(taskMsg{task: conn.task})
 	if _, cmd := m.Update(keyMsg("c")); cmd != nil {
 		t.Fatal("c cancelled before asking")

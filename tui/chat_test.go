@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/screentest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
@@ -20,21 +21,10 @@ import (
 // newChat returns a chat screen of w×h on conn, its presence fetched as
 // alice and bob, connected over ws.
 func newChat(t *testing.T, conn *fakeConn, w, h int) (*ChatModel, *clock) {
-	t.Helper()
 	c := &clock{now: t0}
-	m := NewChatModel(ChatConfig{
-		Common: Common{
-			Server:    "http://127.0.0.1:8080",
-			Transport: "auto",
-			Now:       c.Now,
-		},
-		Conn:     conn,
-		Room:     "lobby",
-		User:     "alice",
-		Location: time.UTC,
-	})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Location: time.UTC,
+		Common: Common{Server: "http://127.0.0.1:8080", Transport: "auto", Now: c.Now}})
+	open(m, w, h)
 	return m, c
 }
 
@@ -98,8 +88,7 @@ func TestChatScreen(t *testing.T) {
 			conversation(m)
 			conn.sendErr = fmt.Errorf("publish to room lobby: %w", errRefused)
 			typeText(m, "are you there?")
-			_, cmd := m.Update(keyMsg("enter"))
-			m.Update(cmd())
+			send(m)
 		}},
 		{"narrow", 44, 16, func(m *ChatModel, c *clock, conn *fakeConn) { conversation(m) }},
 		{"closed", w, h, func(m *ChatModel, c *clock, conn *fakeConn) {
@@ -329,40 +318,26 @@ func TestChatKeys(t *testing.T) {
 		contains(t, m.View(), "✗ not sent: boom; enter to retry")
 		// Retrying works once the server is back.
 		conn.sendErr = nil
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		if len(conn.sent) != 1 || conn.sent[0] != "keep me" || m.input.Value() != "" {
 			t.Fatalf("retry: sent %v, input %q", conn.sent, m.input.Value())
 		}
 		lacks(t, m.View(), "not sent")
 	})
 	t.Run("a retry sends the same id; another text another", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "again")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
-		_, cmd = m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, conn := failedSend(t, "again")
+		send(m)
 		conn.sendErr = nil
-		_, cmd = m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		typeText(m, "next")
-		_, cmd = m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		ids := conn.ids
 		if len(ids) != 4 || ids[0] == "" || ids[1] != ids[0] || ids[2] != ids[0] || ids[3] == ids[0] {
 			t.Fatalf("ids %q; want the three tries of one text under one id, the next text under another", ids)
 		}
 	})
 	t.Run("a failed send whose message comes back is sent", func(t *testing.T) {
-		conn := newFakeConn()
-		conn.sendErr = errBoom
-		m, _ := newChat(t, conn, 80, 20)
-		typeText(m, "stored after all")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		m, conn := failedSend(t, "stored after all")
 		contains(t, m.View(), "not sent")
 		ev := roomEv(1, protocol.TypeMessage, "ann", "stored after all")
 		ev.Event.ID = conn.ids[0]
@@ -393,8 +368,7 @@ func TestChatKeys(t *testing.T) {
 		m, _ := newChat(t, conn, 80, 20)
 		for _, s := range []string{"one", "two"} {
 			typeText(m, s)
-			_, cmd := m.Update(keyMsg("enter"))
-			m.Update(cmd())
+			send(m)
 		}
 		typeText(m, "draft")
 		steps := []struct{ key, want string }{
@@ -530,8 +504,7 @@ func TestChatBurst(t *testing.T) {
 	conn := newFakeConn()
 	c := &clock{now: t0}
 	m := NewChatModel(ChatConfig{Conn: conn, Room: "lobby", User: "alice", Scrollback: 500, Location: time.UTC, Common: Common{Server: "s", Now: c.Now}})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: 80, Height: 20})
+	open(m, 80, 20)
 	us := messages(5000, "burst")
 	m.Update(updates(us[:2500]...))
 	m.Update(updates(us[2500:]...))
@@ -779,16 +752,16 @@ func TestChatProgramPresenceAfterReconnect(t *testing.T) {
 	tm, conn := chatProgram(t, "s")
 
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
-	waitScreen(t, tm, "Here (2)", "● bob")
+	screentest.WaitFor(t, tm, "Here (2)", "● bob")
 	conn.mu.Lock()
 	conn.users = []string{"alice"}
 	conn.mu.Unlock()
 	conn.ch <- Update{Status: &Status{Stream: "room/lobby", State: client.StateReconnecting, Transport: "ws", Attempt: 1, RetryIn: time.Second, Err: errDropped}}
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
-	waitScreen(t, tm, "connection lost", "reconnected over ws", "Here (1)")
+	screentest.WaitFor(t, tm, "connection lost", "reconnected over ws", "Here (1)")
 
 	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
-	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(screentest.Timeout))
 	final := tm.FinalModel(t).(*ChatModel)
 	if got := strings.Join(final.people.Users(), ","); got != "alice" {
 		t.Fatalf("users = %s, want alice", got)
@@ -807,8 +780,7 @@ func TestChatLongText(t *testing.T) {
 		if n := len(m.input.Value()); n != len(long) {
 			t.Fatalf("input holds %d characters, want %d", n, len(long))
 		}
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		if len(conn.sent) != 1 || conn.sent[0] != long {
 			t.Fatalf("sent %d messages, the first of %d bytes", len(conn.sent), len(conn.sent[0]))
 		}
@@ -820,8 +792,7 @@ func TestChatLongText(t *testing.T) {
 		m, _ := newChat(t, conn, 80, 20)
 		long := strings.Repeat("x", 5000)
 		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(long), Paste: true})
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		v := m.View()
 		contains(t, v, "✗ not sent: the message text is 5000 bytes; the limit is 4096")
 		lacks(t, v, "enter to retry")
@@ -834,8 +805,7 @@ func TestChatLongText(t *testing.T) {
 		conn.sendErr = fmt.Errorf("publish to room lobby: %w", &protocol.Error{Status: 404, Message: "unexpected answer 404 Not Found"})
 		m, _ := newChat(t, conn, 80, 20)
 		typeText(m, "hi")
-		_, cmd := m.Update(keyMsg("enter"))
-		m.Update(cmd())
+		send(m)
 		v := m.View()
 		contains(t, v, "✗ not sent: unexpected answer from the server (404 Not Found)")
 		lacks(t, v, "enter to retry")
@@ -850,8 +820,7 @@ func failedSend(t *testing.T, text string) (*ChatModel, *fakeConn) {
 	conn.sendErr = errBoom
 	m, _ := newChat(t, conn, 80, 20)
 	typeText(m, text)
-	_, cmd := m.Update(keyMsg("enter"))
-	m.Update(cmd())
+	send(m)
 	return m, conn
 }
 

@@ -68,7 +68,7 @@ func (m *ChatModel) View() string {
 		sideLines = strings.Split(m.people.View(), "\n")
 	}
 	for i, l := range paneLines {
-		b.WriteString(pad(l, paneW))
+		b.WriteString(Pad(l, paneW))
 		if side > 0 {
 			b.WriteString(st.Border.Render(" │ "))
 			if i < len(sideLines) {
@@ -90,17 +90,17 @@ func (m *ChatModel) View() string {
 		b.WriteByte('\n')
 	}
 	if m.sendErr != "" {
-		b.WriteString(pad(st.Error.Render("✗ "+m.sendErr), m.width))
+		b.WriteString(Pad(st.Error.Render("✗ "+m.sendErr), m.width))
 		b.WriteByte('\n')
 	}
 	for i, in := range strings.Split(m.input.View(), "\n") {
 		if i == 0 && m.sending != "" {
-			in = pad(in, m.width-10) + st.Dim.Render(" sending…")
+			in = Pad(in, m.width-10) + st.Dim.Render(" sending…")
 		}
-		b.WriteString(pad(in, m.width))
+		b.WriteString(Pad(in, m.width))
 		b.WriteByte('\n')
 	}
-	b.WriteString(pad(m.help.View(m.keys), m.width))
+	b.WriteString(Pad(m.help.View(m.keys), m.width))
 	return b.String()
 }
 
@@ -110,7 +110,7 @@ func (m *ChatModel) emptyPane(w int) string {
 	lines := make([]string, m.pane.height)
 	if len(lines) > 0 {
 		mid := len(lines) / 2
-		lines[mid] = m.Styles.Dim.Render(pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
+		lines[mid] = m.Styles.Dim.Render(Pad(strings.Repeat(" ", max(0, (w-len([]rune(hint)))/2))+hint, w))
 	}
 	return strings.Join(lines, "\n")
 }

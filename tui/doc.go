@@ -8,7 +8,9 @@
 // interface (ChatConn, TaskConn, FollowConn) whose Updates channel carries
 // the events of the streams it follows and the changes of their connection
 // state, and whose methods send messages or act on tasks. cmd/pushtui
-// implements them with the Go client; tests implement them with values.
+// implements them with the Go client, their Updates from a Feed (the
+// subscriptions of the streams a screen follows, merged into one channel;
+// pushd top's screen reads one too); tests implement them with values.
 //
 // The screens share a frame: their configs embed Common (the server, the
 // transport asked for, the styles, the clock, the request timeout), and

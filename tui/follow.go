@@ -240,7 +240,7 @@ func (m *FollowModel) View() string {
 	}
 	lines = append(lines, headerLine(m.width, left, right))
 
-	state := st.TaskState(v.State).Render(pad(stateIcon(v.State, m.spin.View())+" "+string(v.State), colState))
+	state := st.TaskState(v.State).Render(Pad(stateIcon(v.State, m.spin.View())+" "+string(v.State), colState))
 	eta := ""
 	if d, ok := v.ETA(); ok {
 		eta = "eta " + fmtDuration(d)
@@ -266,7 +266,7 @@ func (m *FollowModel) View() string {
 		lines = append(lines, m.help.View(m.keys))
 	}
 	for i, l := range lines {
-		lines[i] = pad(l, m.width)
+		lines[i] = Pad(l, m.width)
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

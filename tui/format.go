@@ -59,30 +59,33 @@ func fmtPercent(f float64) string {
 	return fmt.Sprintf("%3.0f%%", math.Floor(clamp01(f)*100))
 }
 
-// pad fits s to exactly w cells: cut with "…" or filled with spaces.
-func pad(s string, w int) string {
+// Pad fits s to exactly w cells: cut with "…" or filled with spaces.
+func Pad(s string, w int) string {
+	s, fill := cutToWidth(s, w)
+	return s + fill
+}
+
+// PadLeft fits s to exactly w cells, aligned right.
+func PadLeft(s string, w int) string {
+	s, fill := cutToWidth(s, w)
+	return fill + s
+}
+
+// cutToWidth cuts s to at most w cells with "…", and returns the spaces that
+// fill it to w.
+func cutToWidth(s string, w int) (string, string) {
 	if w <= 0 {
-		return ""
+		return "", ""
 	}
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
+	if n := lipgloss.Width(s); n <= w {
+		return s, strings.Repeat(" ", w-n)
 	}
-	return s + strings.Repeat(" ", w-n)
+	return ansi.Truncate(s, w, "…"), ""
 }
 
-// padLeft fits s to w cells, aligned right.
-func padLeft(s string, w int) string {
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return strings.Repeat(" ", w-n) + s
-}
-
-// fitLines makes a block exactly w wide and h high.
-func fitLines(s string, w, h int) string {
-	lines := strings.Split(s, "\n")
+// FitLines makes lines exactly h lines of exactly w cells: cut, or filled
+// with blank lines and spaces.
+func FitLines(lines []string, w, h int) []string {
 	if len(lines) > h {
 		lines = lines[:h]
 	}
@@ -90,7 +93,7 @@ func fitLines(s string, w, h int) string {
 		lines = append(lines, "")
 	}
 	for i, l := range lines {
-		lines[i] = pad(l, w)
+		lines[i] = Pad(l, w)
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }

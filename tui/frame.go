@@ -30,8 +30,9 @@ type Common struct {
 	Bell func()
 }
 
-// defaults fills in what is not set.
-func (c *Common) defaults() {
+// SetDefaults fills in what is not set: plain styles, time.Now, a 10 s
+// timeout and the "auto" transport.
+func (c *Common) SetDefaults() {
 	if c.Styles == nil {
 		c.Styles = plainStyles()
 	}
@@ -68,7 +69,7 @@ type frame struct {
 // newFrame returns the frame of a screen that reads updates and shows the
 // connection to stream in its header, connecting at first.
 func newFrame(c Common, updates <-chan Update, stream string) frame {
-	c.defaults()
+	c.SetDefaults()
 	f := frame{
 		Common:  c,
 		updates: updates,
@@ -97,6 +98,17 @@ func (f *frame) setStatus(s Status) { f.link.set(s, f.Now()) }
 func (f *frame) endUpdates() {
 	f.closed = true
 	f.setStatus(Status{Stream: f.link.Stream, State: client.StateClosed, Transport: f.link.Transport})
+}
+
+// updated is what follows a batch of updates: the wait for the next
+// batch, or, when the channel has closed, the end of the connection; and
+// the spinner for what the header now shows (more: see animate).
+func (f *frame) updated(closed, more bool) tea.Cmd {
+	if closed {
+		f.endUpdates()
+		return f.animate(more)
+	}
+	return tea.Batch(f.nextUpdates(), f.animate(more))
 }
 
 // animate starts the spinner, unless it is turning already, when the

@@ -218,6 +218,20 @@ func keyMsg(k string) tea.KeyMsg {
 	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 }
 
+// open starts m and gives it a w×h window, as a program does; the
+// commands Init returns are not run.
+func open(m tea.Model, w, h int) {
+	m.Init()
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+}
+
+// send presses enter on m and hands it what the command it returns
+// answers: the line is sent and the answer taken in.
+func send(m tea.Model) {
+	_, cmd := m.Update(keyMsg("enter"))
+	m.Update(cmd())
+}
+
 // typeText sends each rune of s as a key press.
 func typeText(m tea.Model, s string) {
 	for _, r := range s {

@@ -30,9 +30,7 @@ type inputLine struct {
 
 // inputKeys are the input line's own keys (editing keys are textarea's).
 type inputKeys struct {
-	Older   key.Binding
-	Newer   key.Binding
-	Newline key.Binding
+	Older, Newer, Newline key.Binding
 }
 
 // defaultInputKeys returns Up and Down for the history, Alt+Enter for a

@@ -62,10 +62,7 @@ type messagePane struct {
 // is ctrl+home; End both scrolls to the newest line and moves the cursor to
 // the end of the input.
 type messagePaneKeys struct {
-	PageUp   key.Binding
-	PageDown key.Binding
-	Top      key.Binding
-	Bottom   key.Binding
+	PageUp, PageDown, Top, Bottom key.Binding
 }
 
 // defaultMessagePaneKeys returns PgUp and PgDn, ctrl+home for the oldest

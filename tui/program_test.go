@@ -11,27 +11,9 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/screentest"
 	"github.com/pushd/push/protocol"
 )
-
-// waitOpts bound every wait for the screen.
-var waitOpts = []teatest.WaitForOption{teatest.WithDuration(10 * time.Second), teatest.WithCheckInterval(5 * time.Millisecond)}
-
-// waitScreen waits until the program's output so far holds every one of
-// wants.
-func waitScreen(t *testing.T, tm *teatest.TestModel, wants ...string) {
-	t.Helper()
-	var seen []byte
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
-		seen = append(seen, b...)
-		for _, w := range wants {
-			if !bytes.Contains(seen, []byte(w)) {
-				return false
-			}
-		}
-		return true
-	}, waitOpts...)
-}
 
 // chatProgram runs an 80×20 chat screen of alice in lobby on server as a
 // Bubble Tea program, on a fake connection where alice and bob are
@@ -57,19 +39,19 @@ func TestChatProgram(t *testing.T) {
 	conn.ch <- status("room/lobby", client.StateConnected, "ws")
 	conn.ch <- roomEv(1, protocol.TypeLogin, "bob", "")
 	conn.ch <- roomEv(2, protocol.TypeMessage, "bob", "hi alice")
-	waitScreen(t, tm, "hi alice", "connected")
+	screentest.WaitFor(t, tm, "hi alice", "connected")
 
 	tm.Type("hello bob")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	teatest.WaitFor(t, tm.Output(), func([]byte) bool {
+	screentest.Until(t, tm, func([]byte) bool {
 		return conn.calls(func() int { return len(conn.sent) }) == 1
-	}, waitOpts...)
+	})
 	// The server echoes what was sent, as it does to every subscriber.
 	conn.ch <- roomEv(3, protocol.TypeMessage, "alice", "hello bob")
-	waitScreen(t, tm, "hello bob")
+	screentest.WaitFor(t, tm, "hello bob")
 
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
-	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(screentest.Timeout))
 	final := tm.FinalModel(t).(*ChatModel)
 	if final.Result() != nil {
 		t.Fatalf("Result = %v", final.Result())
@@ -95,11 +77,11 @@ func TestWatchProgram(t *testing.T) {
 	defer close(conn.ch)
 
 	conn.ch <- status("tasks", client.StateConnected, "ws")
-	waitScreen(t, tm, "warm-cache", "connected")
+	screentest.WaitFor(t, tm, "warm-cache", "connected")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("n")})
-	waitScreen(t, tm, "started demo-9")
+	screentest.WaitFor(t, tm, "started demo-9")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
-	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(screentest.Timeout))
 	final := tm.FinalModel(t).(*WatchModel)
 	if final.Selected() != "t9" {
 		t.Fatalf("selected %s", final.Selected())
@@ -117,9 +99,9 @@ func TestFollowProgram(t *testing.T) {
 
 	conn.ch <- status("tasks", client.StateConnected, "sse")
 	conn.ch <- taskEv(1, t0.Add(time.Second), task("t5", "build-42", protocol.TaskRunning, 50, 100, 0))
-	waitScreen(t, tm, "50/100")
+	screentest.WaitFor(t, tm, "50/100")
 	conn.ch <- taskEv(2, t0.Add(2*time.Second), task("t5", "build-42", protocol.TaskSucceeded, 100, 100, 0))
-	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(screentest.Timeout))
 	got, err := tm.FinalModel(t).(*FollowModel).Result()
 	if err != nil || got.State != protocol.TaskSucceeded {
 		t.Fatalf("Result = %v, %v", got.State, err)

@@ -124,7 +124,7 @@ const roomListEvery = 30 * time.Second
 
 // NewRoomsModel returns the screen for cfg, showing cfg.Rooms[0].
 func NewRoomsModel(cfg RoomsConfig) *RoomsModel {
-	cfg.Common.defaults()
+	cfg.Common.SetDefaults()
 	m := &RoomsModel{cfg: cfg, conn: cfg.Conn, keys: defaultRoomsKeys(), updates: cfg.Conn.Updates()}
 	for _, room := range cfg.Rooms {
 		m.tabs = append(m.tabs, m.newTab(room))

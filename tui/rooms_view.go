@@ -55,7 +55,7 @@ func (m *RoomsModel) View() string {
 		if i < len(list) {
 			l = list[i]
 		}
-		b.WriteString(pad(l, lw))
+		b.WriteString(Pad(l, lw))
 		b.WriteString(m.cfg.Styles.Border.Render("│"))
 		b.WriteString(row)
 	}
@@ -68,7 +68,7 @@ func (m *RoomsModel) View() string {
 // and the keys at the bottom.
 func (m *RoomsModel) listView(w int) []string {
 	st := m.cfg.Styles
-	lines := []string{st.Dim.Bold(true).Render(pad(" Rooms", w))}
+	lines := []string{st.Dim.Bold(true).Render(Pad(" Rooms", w))}
 	for i, t := range m.tabs {
 		num := " "
 		if i < 9 {
@@ -90,10 +90,10 @@ func (m *RoomsModel) listView(w int) []string {
 		line := num + " " + name
 		switch {
 		case i == m.cur:
-			line = st.Selected.Render(pad("›"+line, w-lipgloss.Width(counts)-1)) + " " + counts
+			line = st.Selected.Render(Pad("›"+line, w-lipgloss.Width(counts)-1)) + " " + counts
 		case t.unread > 0:
 			line = " " + st.Header.Bold(true).Render(line)
-			line = pad(line, w-lipgloss.Width(counts)-1) + " " + counts
+			line = Pad(line, w-lipgloss.Width(counts)-1) + " " + counts
 		default:
 			line = " " + st.Dim.Render(line)
 		}
@@ -113,7 +113,7 @@ func (m *RoomsModel) listView(w int) []string {
 				break
 			}
 			count := fmt.Sprint(r.Present)
-			lines = append(lines, st.Dim.Render(pad("   #"+ansi.Truncate(clean(r.Name, false), w-6-len(count), "…"), w-len(count)-1)+count))
+			lines = append(lines, st.Dim.Render(Pad("   #"+ansi.Truncate(clean(r.Name, false), w-6-len(count), "…"), w-len(count)-1)+count))
 		}
 	}
 	for len(lines) < m.height-len(foot) {

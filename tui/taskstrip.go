@@ -83,7 +83,7 @@ func (s taskStrip) View(live []*TaskView, spin string, loc *time.Location) strin
 			icon = "…"
 		}
 		nameW := min(20, max(8, s.width/5))
-		tail := " " + fmtPercent(t.Fraction()) + "  " + padLeft(fmtCount(t.Done, t.Total), 9) + "  "
+		tail := " " + fmtPercent(t.Fraction()) + "  " + PadLeft(fmtCount(t.Done, t.Total), 9) + "  "
 		switch eta, ok := t.ETA(); {
 		case !s.stale.IsZero():
 			icon = "·"
@@ -91,11 +91,11 @@ func (s taskStrip) View(live []*TaskView, spin string, loc *time.Location) strin
 			if i == 0 {
 				asOf = "as of " + s.stale.In(loc).Format("15:04:05")
 			}
-			tail += padLeft(asOf, 19)
+			tail += PadLeft(asOf, 19)
 		case ok:
-			tail += padLeft(fmtRate(t.Rate()), 7) + "  " + padLeft("eta "+fmtDuration(eta), 10)
+			tail += PadLeft(fmtRate(t.Rate()), 7) + "  " + PadLeft("eta "+fmtDuration(eta), 10)
 		default:
-			tail += padLeft(fmtRate(t.Rate()), 7) + "  " + strings.Repeat(" ", 10)
+			tail += PadLeft(fmtRate(t.Rate()), 7) + "  " + strings.Repeat(" ", 10)
 		}
 		tail += more
 		barW := s.width - 2 - nameW - 1 - len([]rune(tail))
@@ -107,14 +107,14 @@ func (s taskStrip) View(live []*TaskView, spin string, loc *time.Location) strin
 				full := int(clamp01(t.Fraction()) * float64(barW))
 				bar = " " + strings.Repeat("█", full) + strings.Repeat("░", barW-full)
 			}
-			line = st.Dim.Render(icon + " " + pad(clean(t.Name, false), nameW) + bar + tail)
+			line = st.Dim.Render(icon + " " + Pad(clean(t.Name, false), nameW) + bar + tail)
 		case barW < 6:
-			line = st.Accent.Render(icon) + " " + pad(clean(t.Name, false), nameW) + st.Dim.Render(tail)
+			line = st.Accent.Render(icon) + " " + Pad(clean(t.Name, false), nameW) + st.Dim.Render(tail)
 		default:
-			line = st.Accent.Render(icon) + " " + pad(clean(t.Name, false), nameW) + " " +
+			line = st.Accent.Render(icon) + " " + Pad(clean(t.Name, false), nameW) + " " +
 				s.bars.view(t.Fraction(), barW, t.State) + st.Dim.Render(tail)
 		}
-		lines = append(lines, pad(line, s.width))
+		lines = append(lines, Pad(line, s.width))
 	}
 	return strings.Join(lines, "\n")
 }

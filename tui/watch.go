@@ -121,13 +121,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		m.fixSelection()
-		if msg.Closed {
-			m.endUpdates()
-		} else {
-			cmds = append(cmds, m.nextUpdates())
-		}
-		cmds = append(cmds, m.animate(m.liveTasks()))
-		return m, tea.Batch(cmds...)
+		return m, tea.Batch(append(cmds, m.updated(msg.Closed, m.liveTasks()))...)
 	case tasksMsg:
 		if msg.Gen != m.gen {
 			return m, nil
@@ -333,18 +327,18 @@ func (m *WatchModel) View() string {
 	lines = append(lines, headerLine(m.width, left, m.linkView()))
 	lines = append(lines, "")
 	cols := m.columns()
-	title := "  " + pad("NAME", cols.nameW) + " " + pad("STATE", colState) + " " + pad("PROGRESS", cols.barW) +
+	title := "  " + Pad("NAME", cols.nameW) + " " + Pad("STATE", colState) + " " + Pad("PROGRESS", cols.barW) +
 		cols.numbers("%", "DONE/TOTAL", "RATE", "ETA")
-	lines = append(lines, st.Dim.Bold(true).Render(pad(title, m.width)))
+	lines = append(lines, st.Dim.Bold(true).Render(Pad(title, m.width)))
 	all := m.tasks.All()
 	n := m.rows()
 	switch {
 	case len(all) == 0 && m.loadErr != nil:
-		lines = append(lines, st.Error.Render(pad("  could not list tasks: "+errText(m.loadErr), m.width)))
+		lines = append(lines, st.Error.Render(Pad("  could not list tasks: "+errText(m.loadErr), m.width)))
 	case len(all) == 0 && !m.loaded:
-		lines = append(lines, st.Dim.Render(pad("  loading…", m.width)))
+		lines = append(lines, st.Dim.Render(Pad("  loading…", m.width)))
 	case len(all) == 0:
-		lines = append(lines, st.Dim.Render(pad("  no tasks yet: press n to start a demo task", m.width)))
+		lines = append(lines, st.Dim.Render(Pad("  no tasks yet: press n to start a demo task", m.width)))
 	}
 	end := min(m.top+n, len(all))
 	for _, v := range all[m.top:end] {
@@ -354,8 +348,8 @@ func (m *WatchModel) View() string {
 		lines = append(lines, "")
 	}
 	lines = append(lines, m.detail())
-	lines = append(lines, m.help.View(m.keys))
-	return fitLines(strings.Join(lines, "\n"), m.width, m.height)
+	lines = append(lines, strings.Split(m.help.View(m.keys), "\n")...)
+	return strings.Join(FitLines(lines, m.width, m.height), "\n")
 }
 
 // tableLayout is which columns of the task table fit, and how wide the
@@ -398,15 +392,15 @@ func (m *WatchModel) columns() tableLayout {
 
 // numbers lays out the right-hand columns of the table.
 func (l tableLayout) numbers(pct, count, rate, eta string) string {
-	s := padLeft(pct, colPct)
+	s := PadLeft(pct, colPct)
 	if l.count {
-		s += padLeft(count, colCount)
+		s += PadLeft(count, colCount)
 	}
 	if l.rate {
-		s += padLeft(rate, colRate)
+		s += PadLeft(rate, colRate)
 	}
 	if l.eta {
-		s += padLeft(eta, colETA)
+		s += PadLeft(eta, colETA)
 	}
 	return s
 }
@@ -420,8 +414,8 @@ func (m *WatchModel) row(v *TaskView, cols tableLayout) string {
 		mark = st.Accent.Render("› ")
 	}
 	icon := stateIcon(v.State, m.spin.View())
-	state := st.TaskState(v.State).Render(pad(icon+" "+string(v.State), colState))
-	name := pad(taskName(&v.Task), cols.nameW)
+	state := st.TaskState(v.State).Render(Pad(icon+" "+string(v.State), colState))
+	name := Pad(taskName(&v.Task), cols.nameW)
 	if sel {
 		name = st.Selected.Render(name)
 	} else if v.State.Final() {
@@ -437,7 +431,7 @@ func (m *WatchModel) row(v *TaskView, cols tableLayout) string {
 	if v.State.Final() {
 		nums = st.TaskState(v.State).Render(nums)
 	}
-	return pad(mark+name+" "+state+" "+m.bars.view(v.Fraction(), cols.barW, v.State)+nums, m.width)
+	return Pad(mark+name+" "+state+" "+m.bars.view(v.Fraction(), cols.barW, v.State)+nums, m.width)
 }
 
 // detail is the line under the table: the outcome of the last action, or

@@ -14,11 +14,9 @@ import (
 )
 
 func newWatch(t *testing.T, conn *fakeConn, w, h int) (*WatchModel, *clock) {
-	t.Helper()
 	c := &clock{now: t0}
 	m := NewWatchModel(WatchConfig{Conn: conn, Common: Common{Server: "http://127.0.0.1:8080", Transport: "sse", Now: c.Now}})
-	m.Init()
-	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	open(m, w, h)
 	return m, c
 }
 
@@ -283,8 +281,7 @@ func TestFollow(t *testing.T) {
 	newFollow := func(t *testing.T, conn *fakeConn) *FollowModel {
 		c := &clock{now: t0}
 		m := NewFollowModel(FollowConfig{Conn: followConn{conn}, TaskID: "t5", Common: Common{Server: "s", Transport: "ws", Now: c.Now}})
-		m.Init()
-		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+		open(m, 80, 24)
 		return m
 	}
 	running := task("t5", "build-42", protocol.TaskRunning, 52, 100, 0)

@@ -71,10 +71,7 @@ func TestAppAsksForAToken(t *testing.T) {
 	p.waitFor("asked for a token", `(() => !document.getElementById("join").hidden && !document.getElementById("token-label").hidden &&
 		/needs a token/.test(document.getElementById("join-error").textContent) ? "" : "not asked")()`)
 
-	tok, err := server.MintToken(secret, "zoe", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "zoe", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	z := b.open(t, "zoe", srv.URL+"/?room=lobby#token="+tok)
 	z.waitFor("connected", connectedOver("ws"))
 	z.expect("the token gone from the address bar", `location.hash === "" ? "" : location.href`)

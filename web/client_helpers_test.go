@@ -124,10 +124,7 @@ func startCrossOrigin(t *testing.T, cfg server.Config, network func(http.Handler
 // tasks.
 func (co *crossOrigin) token(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := server.MintToken(co.secret, user, server.Claims{Rooms: []string{"r*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, co.secret, user, server.Claims{Rooms: []string{"r*"}, Publish: true, Tasks: true}, time.Hour)
 	return tok
 }
 
@@ -143,6 +140,20 @@ func (co *crossOrigin) publish(t *testing.T, room, user, text string) protocol.E
 	var ev protocol.Event
 	a.JSON(t, &ev)
 	return ev
+}
+
+// onEveryTransport runs test once for each of pushd.js's transports, in a
+// subtest with a pushd of its own served cross-origin (startCrossOrigin)
+// and a page of ann's in room r1 open in one browser.
+func onEveryTransport(t *testing.T, test func(t *testing.T, transport string, co *crossOrigin, p *page)) {
+	t.Helper()
+	b := newBrowser(t, 800, 600)
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) {
+			co := startCrossOrigin(t, server.Config{}, nil)
+			test(t, transport, co, co.open(t, b, "r1", "ann"))
+		})
+	}
 }
 
 // open opens the harness page for user in room, with a token, and waits

@@ -32,62 +32,57 @@ func metricTransport(transport string) string {
 // server's status and code; close() leaves no timer, request or socket, and
 // the server sees the connection go.
 func TestClientCrossOrigin(t *testing.T) {
-	b := newBrowser(t, 800, 600)
-	for _, transport := range transports {
-		t.Run(transport, func(t *testing.T) {
-			co := startCrossOrigin(t, server.Config{}, nil)
-			p := co.open(t, b, "r1", "ann")
-			want := transport
-			if transport == "auto" {
-				want = "ws"
-			}
-			co.publish(t, "r1", "bob", "before")
-			p.must(`start(`+js(transport)+`, {since: "0"})`, nil)
-			p.waitFor("connected", harnessConnected(want))
-			co.publish(t, "r1", "bob", "one")
-			var ev struct {
-				Seq  int    `json:"seq"`
-				User string `json:"user"`
-			}
-			p.must(`client.publish("r1", "two")`, &ev)
-			if ev.User != "ann" || ev.Seq == 0 {
-				t.Fatalf("publish from the page gave %+v; want an event of ann's", ev)
-			}
-			p.waitFor("the messages", harnessGot("before", "one", "two"))
-			var users []string
-			p.must(`client.presence("r1")`, &users)
-			if len(users) != 1 || users[0] != "ann" {
-				t.Fatalf("presence %v; want [ann]", users)
-			}
+	onEveryTransport(t, func(t *testing.T, transport string, co *crossOrigin, p *page) {
+		want := transport
+		if transport == "auto" {
+			want = "ws"
+		}
+		co.publish(t, "r1", "bob", "before")
+		p.must(`start(`+js(transport)+`, {since: "0"})`, nil)
+		p.waitFor("connected", harnessConnected(want))
+		co.publish(t, "r1", "bob", "one")
+		var ev struct {
+			Seq  int    `json:"seq"`
+			User string `json:"user"`
+		}
+		p.must(`client.publish("r1", "two")`, &ev)
+		if ev.User != "ann" || ev.Seq == 0 {
+			t.Fatalf("publish from the page gave %+v; want an event of ann's", ev)
+		}
+		p.waitFor("the messages", harnessGot("before", "one", "two"))
+		var users []string
+		p.must(`client.presence("r1")`, &users)
+		if len(users) != 1 || users[0] != "ann" {
+			t.Fatalf("presence %v; want [ann]", users)
+		}
 
-			co.srv.DropConns()
-			co.srv.Client.CloseIdleConnections() // the test's own were cut too
-			co.publish(t, "r1", "bob", "three")
-			p.waitFor("resumed after the drop", harnessGot("before", "one", "two", "three"))
-			p.waitFor("reconnected", harnessConnected(want))
-			if transport != "longpoll" && transport != "poll" {
-				// A poll cut on a kept-alive connection before its answer
-				// is sent again by the browser itself, unseen.
-				p.expect("said it was reconnecting", `states.some(s => s.state === "reconnecting") ? "" : JSON.stringify(states)`)
-			}
+		co.srv.DropConns()
+		co.srv.Client.CloseIdleConnections() // the test's own were cut too
+		co.publish(t, "r1", "bob", "three")
+		p.waitFor("resumed after the drop", harnessGot("before", "one", "two", "three"))
+		p.waitFor("reconnected", harnessConnected(want))
+		if transport != "longpoll" && transport != "poll" {
+			// A poll cut on a kept-alive connection before its answer
+			// is sent again by the browser itself, unseen.
+			p.expect("said it was reconnecting", `states.some(s => s.state === "reconnecting") ? "" : JSON.stringify(states)`)
+		}
 
-			co.srv.Restart(t) // the memory store: a new epoch
-			co.publish(t, "r1", "bob", "four")
-			p.waitFor("after the restart", harnessGot("before", "one", "two", "three", "four"))
-			p.waitFor("the reset", `(() => { const i = events.findIndex(e => e.type === "reset");
-				return i >= 0 && events[i].reason === "epoch_changed" && events.slice(i + 1).some(e => e.text === "four") ? "" : "no reset before four"; })()`)
+		co.srv.Restart(t) // the memory store: a new epoch
+		co.publish(t, "r1", "bob", "four")
+		p.waitFor("after the restart", harnessGot("before", "one", "two", "three", "four"))
+		p.waitFor("the reset", `(() => { const i = events.findIndex(e => e.type === "reset");
+			return i >= 0 && events[i].reason === "epoch_changed" && events.slice(i + 1).some(e => e.text === "four") ? "" : "no reset before four"; })()`)
 
-			checkErrors(t, p)
-			checkTasks(t, p)
+		checkErrors(t, p)
+		checkTasks(t, p)
 
-			p.must(`client.close()`, nil)
-			p.waitFor("nothing left after close()", closedClean)
-			if mt := metricTransport(transport); mt != "" {
-				co.srv.WaitConnections(t, mt, 0)
-			}
-			checkKeys(t, co.publishKeys(), 3) // "two" and the two refused in checkErrors
-		})
-	}
+		p.must(`client.close()`, nil)
+		p.waitFor("nothing left after close()", closedClean)
+		if mt := metricTransport(transport); mt != "" {
+			co.srv.WaitConnections(t, mt, 0)
+		}
+		checkKeys(t, co.publishKeys(), 3) // "two" and the two refused in checkErrors
+	})
 }
 
 // checkKeys: pushd.js sent n publishes, each with an Idempotency-Key of

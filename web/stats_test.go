@@ -75,17 +75,11 @@ func TestStatsPageNeedsAnAdminToken(t *testing.T) {
 	p := b.open(t, "anon", srv.URL+"/stats")
 	p.waitFor("asked for a token", `(() => !document.getElementById("ask").hidden && /needs an admin token/.test(document.getElementById("ask-why").textContent) ? "" : "not asked")()`)
 
-	user, err := server.MintToken(secret, "zoe", server.Claims{Rooms: []string{"*"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := pushdtest.Token(t, secret, "zoe", server.Claims{Rooms: []string{"*"}}, time.Hour)
 	p.must(`(() => { const f = document.getElementById("token-form"); f.token.value = `+js(user)+`; f.requestSubmit(); })()`, nil)
 	p.waitFor("refused", `/not an admin/.test(document.getElementById("ask-why").textContent) ? "" : document.getElementById("ask-why").textContent`)
 
-	admin, err := server.MintToken(secret, "root", server.Claims{Admin: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := pushdtest.Token(t, secret, "root", server.Claims{Admin: true}, time.Hour)
 	a := b.open(t, "root", srv.URL+"/stats#token="+admin)
 	a.waitFor("connected", connectedOver("ws"))
 	a.expect("the token gone from the address bar", `location.hash === "" ? "" : location.href`)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/pushd/push/protocol"
-	"github.com/pushd/push/server"
 )
 
 // followTaskJS starts a subscription of the page to one task's stream over
@@ -52,42 +51,37 @@ func taskEndedJS(want int, last protocol.TaskState) string {
 // that has ended gives its final event from the live end, and nothing
 // after it.
 func TestClientTaskStreamEnds(t *testing.T) {
-	b := newBrowser(t, 800, 600)
-	for _, transport := range transports {
-		t.Run(transport, func(t *testing.T) {
-			co := startCrossOrigin(t, server.Config{}, nil)
-			p := co.open(t, b, "r1", "ann")
-			auth := []string{"Authorization", "Bearer " + co.token(t, "ann")}
-			var task protocol.Task
-			a := co.srv.Request(t, context.Background(), http.MethodPost, "/v1/tasks", `{"kind":"external","total":2}`, auth...)
-			if a.Status != http.StatusCreated {
-				t.Fatalf("start a task: %d %s", a.Status, a.Body)
+	onEveryTransport(t, func(t *testing.T, transport string, co *crossOrigin, p *page) {
+		auth := []string{"Authorization", "Bearer " + co.token(t, "ann")}
+		var task protocol.Task
+		a := co.srv.Request(t, context.Background(), http.MethodPost, "/v1/tasks", `{"kind":"external","total":2}`, auth...)
+		if a.Status != http.StatusCreated {
+			t.Fatalf("start a task: %d %s", a.Status, a.Body)
+		}
+		a.JSON(t, &task)
+		report := func(body string) {
+			t.Helper()
+			if a := co.srv.Request(t, context.Background(), http.MethodPost, "/v1/tasks/"+task.ID+"/progress", body, auth...); a.Status != http.StatusOK {
+				t.Fatalf("report %s: %d %s", body, a.Status, a.Body)
 			}
-			a.JSON(t, &task)
-			report := func(body string) {
-				t.Helper()
-				if a := co.srv.Request(t, context.Background(), http.MethodPost, "/v1/tasks/"+task.ID+"/progress", body, auth...); a.Status != http.StatusOK {
-					t.Fatalf("report %s: %d %s", body, a.Status, a.Body)
-				}
-			}
+		}
 
-			p.must(followTaskJS(transport, task.ID, ""), nil)
-			p.waitFor("connected", `tstates.some(s => s.state === "connected") ? "" : JSON.stringify(tstates)`)
-			report(`{"done":1}`)
-			report(`{"state":"succeeded"}`)
-			p.waitFor("the end after the final event", `(() => {
-				const s = tstates[tstates.length - 1];
-				return s && s.state === "closed" ? "" : JSON.stringify(tstates); })()`)
-			var n int
-			p.must(`tevents.length`, &n)
-			p.expect("the end, as it should be", taskEndedJS(n, protocol.TaskSucceeded))
-			var final string
-			p.must(`(() => { const e = tevents[tevents.length - 1]; return e.epoch + ":" + e.seq; })()`, &final)
+		p.must(followTaskJS(transport, task.ID, ""), nil)
+		p.waitFor("connected", `tstates.some(s => s.state === "connected") ? "" : JSON.stringify(tstates)`)
+		report(`{"done":1}`)
+		report(`{"state":"succeeded"}`)
+		p.waitFor("the end after the final event", `(() => {
+			const s = tstates[tstates.length - 1];
+			return s && s.state === "closed" ? "" : JSON.stringify(tstates); })()`)
+		var n int
+		p.must(`tevents.length`, &n)
+		p.expect("the end, as it should be", taskEndedJS(n, protocol.TaskSucceeded))
+		var final string
+		p.must(`(() => { const e = tevents[tevents.length - 1]; return e.epoch + ":" + e.seq; })()`, &final)
 
-			p.must(followTaskJS(transport, task.ID, ""), nil)
-			p.waitFor("the final event, then the end", taskEndedJS(1, protocol.TaskSucceeded))
-			p.must(followTaskJS(transport, task.ID, final), nil)
-			p.waitFor("the end alone", taskEndedJS(0, ""))
-		})
-	}
+		p.must(followTaskJS(transport, task.ID, ""), nil)
+		p.waitFor("the final event, then the end", taskEndedJS(1, protocol.TaskSucceeded))
+		p.must(followTaskJS(transport, task.ID, final), nil)
+		p.waitFor("the end alone", taskEndedJS(0, ""))
+	})
 }

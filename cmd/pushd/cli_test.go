@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -261,6 +263,29 @@ func TestTokenWorksOnTheServer(t *testing.T) {
 	for room, want := range map[string]int{"lobby": http.StatusOK, "dev-1": http.StatusOK, "dev-12": http.StatusForbidden, "ops": http.StatusForbidden} {
 		if a := p.Get(t, "/v1/rooms/"+room+"/presence", "Authorization", "Bearer "+token); a.Status != want {
 			t.Errorf("GET presence of %s with the token: %d, want %d", room, a.Status, want)
+		}
+	}
+}
+
+// pushd token --admin mints a token with the admin claim.
+func TestTokenAdmin(t *testing.T) {
+	secret := writeSecret(t)
+	for _, admin := range []bool{false, true} {
+		args := []string{"token", "--auth-secret-file", secret, "--user", "root"}
+		if admin {
+			args = append(args, "--admin")
+		}
+		code, stdout, stderr := execute(t, args...)
+		parts := strings.Split(strings.TrimSpace(stdout), ".")
+		if code != exitOK || len(parts) != 3 {
+			t.Fatalf("pushd %v: exit %d, %q %q", args, code, stdout, stderr)
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims struct {
+			Admin bool `json:"admin"`
+		}
+		if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Admin != admin {
+			t.Errorf("pushd %v: claims %s; want admin %v", args, payload, admin)
 		}
 	}
 }

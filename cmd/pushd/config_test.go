@@ -121,13 +121,8 @@ func TestConfigMistakes(t *testing.T) {
 func TestServeFromAConfigFile(t *testing.T) {
 	file := writeConfig(t, "store = \"memory\"\nauth-secret-file = \""+writeSecret(t)+"\"\n")
 	p := startPushd(t, "--config", file)
-	resp, err := http.Get(p.URL + "/v1/rooms/lobby/presence")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("a request without a token to a server whose config file has a secret: %d; want 401", resp.StatusCode)
+	if a := p.Get(t, "/v1/rooms/lobby/presence"); a.Status != http.StatusUnauthorized {
+		t.Fatalf("a request without a token to a server whose config file has a secret: %d; want 401", a.Status)
 	}
 }
 

@@ -2,19 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/protocol"
 )
 
 // The test binary doubles as pushd (pushdtest.ProgramCommand), so tests
@@ -34,69 +26,6 @@ func TestMain(m *testing.M) {
 func startPushd(t *testing.T, args ...string) *pushdtest.Process {
 	t.Helper()
 	return pushdtest.StartProcess(t, pushdtest.ProgramCommand(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
-}
-
-func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
-	data := t.TempDir()
-	p := startPushd(t, "--data", data, "--publish-rate", "0")
-	var acked []protocol.Event
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := range 15 {
-				ev := p.Publish(t, "durable", "tester", fmt.Sprintf("w%d-%d", w, i))
-				mu.Lock()
-				acked = append(acked, ev)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	old, _ := p.Poll(t, "/v1/rooms/durable/events", "since=0&wait=0")
-	p.Kill(t)
-
-	p = startPushd(t, "--data", data, "--publish-rate", "0")
-	after, _ := p.Poll(t, "/v1/rooms/durable/events", "since=0&wait=0")
-	if len(after) != len(acked) {
-		t.Fatalf("after SIGKILL and restart: %d events, want the %d acknowledged", len(after), len(acked))
-	}
-	bySeq := map[uint64]string{}
-	for _, ev := range acked {
-		bySeq[ev.Seq] = ev.Text
-	}
-	for i, ev := range after {
-		if ev.Seq != uint64(i+1) || ev.Text != bySeq[ev.Seq] || ev.Epoch != acked[0].Epoch {
-			t.Fatalf("event %d after restart = %+v; want seq %d %q in epoch %s", i, ev, i+1, bySeq[uint64(i+1)], acked[0].Epoch)
-		}
-	}
-	// A client resumes with a cursor from before the crash: no reset, the rest in order.
-	mid := old[9].Cursor().String()
-	resumed, _ := p.Poll(t, "/v1/rooms/durable/events", "wait=0&since="+mid)
-	if len(resumed) != len(acked)-10 || resumed[0].Type == protocol.TypeReset || resumed[0].Seq != 11 {
-		t.Fatalf("resume from %s: %d events starting %+v; want %d from seq 11 without a reset", mid, len(resumed), resumed[0], len(acked)-10)
-	}
-}
-
-func TestGracefulShutdownTellsClientsToReconnect(t *testing.T) {
-	p := startPushd(t, "--store", "memory")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ws := p.DialWS(t, "/v1/rooms/lobby/events", nil)
-	sse := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{}) // open: its retry: frame came
-
-	p.Signal(t, syscall.SIGTERM)
-	_, _, err := ws.Read(ctx)
-	if code := websocket.CloseStatus(err); code != protocol.CloseCodeServiceRestart {
-		t.Fatalf("WebSocket read after SIGTERM: %v; want close code 1012", err)
-	}
-	var ended *pushdtest.Ended
-	if _, err := sse.Read(ctx); !errors.As(err, &ended) || ended.How != "sse close "+protocol.CloseShutdown {
-		t.Fatalf("SSE after SIGTERM: %v; want a close event with reason %s", err, protocol.CloseShutdown)
-	}
-	if err := p.Wait(t); err != nil {
-		t.Fatalf("pushd exited with %v after SIGTERM; want 0", err)
-	}
 }
 
 func TestServeFlagErrors(t *testing.T) {

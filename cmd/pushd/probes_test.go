@@ -47,10 +47,7 @@ func probeCtx(t *testing.T) context.Context {
 // publish and tasks.
 func probeToken(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := server.MintToken([]byte(probeSecret), user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, []byte(probeSecret), user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	return tok
 }
 

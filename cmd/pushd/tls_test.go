@@ -69,10 +69,7 @@ func TestTLS(t *testing.T) {
 	p := startPushd(t, append([]string{"--store", "memory", "--tls-cert", certFile, "--tls-key", keyFile, "--auth-secret-file", secretFile}, noLimits...)...)
 	addr := strings.TrimPrefix(p.URL, "http://")
 	base := "https://" + addr
-	token, err := server.MintToken(secret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := pushdtest.Token(t, secret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
 
 	c, err := client.New(base, client.WithRootCAs(ca.Pool), client.WithToken(token))
 	if err != nil {
@@ -86,19 +83,24 @@ func TestTLS(t *testing.T) {
 		defer sub.Close()
 		subs = append(subs, sub)
 	}
-	if _, err := c.Publish(ctx, "tls", "over TLS"); err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range subs {
-		select {
-		case ev := <-sub.Events():
-			if ev.Text != "over TLS" {
-				t.Fatalf("%s: %+v", sub.Transport(), ev)
+	// everyGets publishes text and checks that every subscription reads it.
+	everyGets := func(text string) {
+		t.Helper()
+		if _, err := c.Publish(ctx, "tls", text); err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range subs {
+			select {
+			case ev := <-sub.Events():
+				if ev.Text != text {
+					t.Fatalf("%s: %+v; want %q", sub.Transport(), ev, text)
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s: no %q: %v", sub.Transport(), text, sub.Err())
 			}
-		case <-ctx.Done():
-			t.Fatalf("nothing over TLS: %v", sub.Err())
 		}
 	}
+	everyGets("over TLS")
 	if got := subs[0].Transport(); got != client.TransportWebSocket {
 		t.Fatalf("first subscription's transport %s; want ws", got)
 	}
@@ -126,10 +128,7 @@ func TestTLS(t *testing.T) {
 	}
 	one, _ := sse(token)
 	defer one.Body.Close()
-	short, err := server.MintToken(secret, "ann", server.Claims{Rooms: []string{"*"}}, 1500*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	short := pushdtest.Token(t, secret, "ann", server.Claims{Rooms: []string{"*"}}, 1500*time.Millisecond)
 	two, reused := sse(short)
 	defer two.Body.Close()
 	if !reused {
@@ -160,19 +159,7 @@ func TestTLS(t *testing.T) {
 		return nil
 	})
 	// Streams that were open go on.
-	if _, err := c.Publish(ctx, "tls", "after SIGHUP"); err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range subs {
-		select {
-		case ev := <-sub.Events():
-			if ev.Text != "after SIGHUP" {
-				t.Fatalf("%s: %+v", sub.Transport(), ev)
-			}
-		case <-ctx.Done():
-			t.Fatalf("nothing after SIGHUP: %v", sub.Err())
-		}
-	}
+	everyGets("after SIGHUP")
 	// A broken certificate is not taken: the last one stays.
 	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)

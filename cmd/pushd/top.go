@@ -155,8 +155,10 @@ const topMaxBackoff = 5 * time.Second
 // screen runs the screen until q, or ctx ends.
 func (o *topOptions) screen(ctx context.Context, c *client.Client, tr client.Transport, in io.Reader, out io.Writer) error {
 	conn := watchStats(ctx, c, tr)
-	defer conn.close()
-	if err := conn.started(ctx); err != nil {
+	defer conn.Close()
+	// The screen is drawn once the first try has an outcome, or after a
+	// few seconds; a refusal fails the command with one line instead.
+	if err := conn.Started(ctx, 5*time.Second); err != nil {
 		return err
 	}
 	styles := tui.NewStyles(lipgloss.NewRenderer(out))
@@ -175,76 +177,17 @@ func (o *topOptions) screen(ctx context.Context, c *client.Client, tr client.Tra
 // statsConn is the screen's link to the server: the stats stream, from
 // the snapshots the server keeps, and requests for subscribers.
 type statsConn struct {
-	c       *client.Client
-	sub     *client.Subscription
-	ch      chan tui.Update
-	ctx     context.Context
-	cancel  context.CancelFunc
-	settled chan struct{} // closed when the first try has an outcome
-	done    chan struct{} // closed when the forwarding goroutine has ended
+	*tui.Feed
+	c *client.Client
 }
 
 var _ top.Conn = (*statsConn)(nil)
 
-// watchStats subscribes to the stats stream; close stops it.
+// watchStats subscribes to the stats stream; Close stops it.
 func watchStats(ctx context.Context, c *client.Client, tr client.Transport) *statsConn {
-	ctx, cancel := context.WithCancel(ctx)
-	sc := &statsConn{c: c, ch: make(chan tui.Update, 16), ctx: ctx, cancel: cancel, settled: make(chan struct{}), done: make(chan struct{})}
-	settled := false
-	opts := client.SubscribeOptions{Transport: tr, Since: "0", MaxBackoff: topMaxBackoff,
-		// On the subscription's goroutine, in order with its events.
-		OnState: func(s client.StateChange) {
-			if s.State != client.StateConnecting && !settled {
-				settled = true
-				close(sc.settled)
-			}
-			sc.send(tui.Update{Status: &tui.Status{Stream: protocol.StatsStream, State: s.State,
-				Transport: string(s.Transport), Attempt: s.Attempt, RetryIn: s.RetryIn, Err: s.Err}})
-		}}
-	sc.sub = c.Subscribe(ctx, client.Stats(), opts)
-	go func() {
-		defer close(sc.done)
-		defer close(sc.ch)
-		for ev := range sc.sub.Events() {
-			sc.send(tui.Update{Event: &ev})
-		}
-	}()
-	return sc
+	stats := tui.FeedStream{Stream: client.Stats(), Opts: client.SubscribeOptions{Transport: tr, Since: "0", MaxBackoff: topMaxBackoff}}
+	return &statsConn{Feed: tui.StartFeed(ctx, c, stats), c: c}
 }
-
-// send passes u on unless the screen has gone.
-func (sc *statsConn) send(u tui.Update) {
-	select {
-	case sc.ch <- u:
-	case <-sc.ctx.Done():
-	}
-}
-
-// started waits until the first try has an outcome, at most a few
-// seconds, and returns the error that ended the subscription if the server
-// refused it: the command then fails with one line instead of drawing a
-// screen that can only say it is closed.
-func (sc *statsConn) started(ctx context.Context) error {
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-sc.settled:
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return sc.sub.Err() // set before the closed state is reported
-}
-
-// close stops the subscription and waits for the forwarding goroutine.
-func (sc *statsConn) close() {
-	sc.cancel()
-	sc.sub.Close()
-	<-sc.done
-}
-
-func (sc *statsConn) Updates() <-chan tui.Update { return sc.ch }
 
 func (sc *statsConn) Subscribers(ctx context.Context, stream string) (*protocol.SubscriberList, error) {
 	return sc.c.Subscribers(ctx, stream, subscribersShown)

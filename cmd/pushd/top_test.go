@@ -308,18 +308,12 @@ func TestTopCommandLine(t *testing.T) {
 
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	locked := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	user, err := server.MintToken(secret, "eve", server.Claims{Rooms: []string{"*"}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := pushdtest.Token(t, secret, "eve", server.Claims{Rooms: []string{"*"}}, time.Hour)
 	code, _, errOut = execute(t, "top", "--server", locked.URL, "--token", user, "--once")
 	if code != 1 || !strings.Contains(errOut, "not an admin") {
 		t.Errorf("a token without admin: %d %q; want 1 saying not an admin", code, errOut)
 	}
-	admin, err := server.MintToken(secret, "root", server.Claims{Admin: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := pushdtest.Token(t, secret, "root", server.Claims{Admin: true}, time.Hour)
 	if code, out, errOut := execute(t, "top", "--server", locked.URL, "--token", admin, "--once", "--json"); code != 0 || !strings.Contains(out, `"nodes"`) {
 		t.Errorf("an admin token: %d %q %s", code, out, errOut)
 	}

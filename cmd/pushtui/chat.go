@@ -99,11 +99,7 @@ func (o *chatOptions) run(ctx context.Context, a *app, g *globalOptions) error {
 	if o.history < 0 || o.scrollback < 0 || o.missed < 0 {
 		return cli.Usagef("--history, --scrollback and --missed cannot be negative")
 	}
-	tr, err := g.transportOpt()
-	if err != nil {
-		return err
-	}
-	c, err := g.client(a)
+	c, tr, err := g.subscriber(a)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 // taskConn is the task list's link to the server.
 type taskConn struct {
-	*feed
+	*tui.Feed
 	c    *client.Client
 	demo demoSpec
 
@@ -45,7 +45,7 @@ func (tc *taskConn) Cancel(ctx context.Context, id string) (protocol.Task, error
 
 // followConn is the single-task view's link to the server.
 type followConn struct {
-	*feed
+	*tui.Feed
 	c  *client.Client
 	id string
 }

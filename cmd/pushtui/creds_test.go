@@ -15,7 +15,6 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/server"
 )
 
@@ -50,10 +49,7 @@ func tokenFiles(t *testing.T, secret []byte, user string, ttls ...time.Duration)
 	t.Helper()
 	dir := t.TempDir()
 	for i, ttl := range ttls {
-		tok, err := server.MintToken(secret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("token.", i)), []byte(tok+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -82,9 +78,7 @@ func TestCAAndTokenCommand(t *testing.T) {
 		t.Fatalf("with --ca: exit %d %q", code, errOut)
 	}
 	r := start(t, nil, env("PUSH_CA="+ca.File, "PUSH_SERVER="+url, "PUSH_TOKEN_CMD="+cmd), "send", "--room", "tls", "from the environment")
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("PUSH_CA and PUSH_TOKEN_CMD: exit %d %q", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 
 	// Tokens of a second, three seconds, then an hour: the chat renews
 	// twice and misses nothing.
@@ -97,7 +91,7 @@ func TestCAAndTokenCommand(t *testing.T) {
 	}
 	for i := range 3 {
 		// Each message after the token in use has been replaced.
-		testwait.Until(t, wait, 10*time.Millisecond, func() error {
+		waitUntil(t, func() error {
 			b, _ := os.ReadFile(runs)
 			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n < i+1 {
 				return fmt.Errorf("--token-cmd ran %d times; waiting for run %d", n, i+1)
@@ -121,10 +115,7 @@ func TestCAAndTokenCommand(t *testing.T) {
 
 func mustToken(t *testing.T, secret []byte, user string) string {
 	t.Helper()
-	tok, err := server.MintToken(secret, user, server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
 	return tok
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
 
@@ -84,7 +83,7 @@ func roomTexts(t *testing.T, base, room, user string) []string {
 		t.Fatal(err)
 	}
 	var texts []string
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		texts = nil
 		since := "0"
 		for range 100 {

@@ -63,10 +63,7 @@ func wantUsage(t *testing.T, getenv func(string) string, want string, args ...st
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 	dead := pushdtest.FreeAddr(t)
 	secret := []byte("a-test-secret-of-enough-length")
-	alice, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	cases := []struct {
 		name string
 		args []string
@@ -224,26 +221,19 @@ func TestNotPushd(t *testing.T) {
 func TestTokenNamesTheUser(t *testing.T) {
 	secret := []byte("a-test-secret-of-enough-length")
 	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
-	tok, err := server.MintToken(secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
 	qa := env("USER=qa")
 	s := []string{"--server", srv.URL}
 
 	r := start(t, nil, qa, append(s, "--token", tok, "--json", "send", "hi")...)
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("send: exit %d: %s", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 	var e protocol.Event
 	if err := json.Unmarshal([]byte(r.out.String()), &e); err != nil || e.User != "alice" || e.Text != "hi" {
 		t.Fatalf("send stored %+v, %v; want alice's hi", e, err)
 	}
 	for _, tr := range transports {
 		r = start(t, strings.NewReader("hello\n"), qa, append(s, "--token", tok, "--transport", tr, "chat", "--history", "0")...)
-		if code := r.wait(t); code != 0 {
-			t.Fatalf("chat over %s: exit %d: %s", tr, code, r.errOut.String())
-		}
+		r.exits(t, 0)
 		if out := r.out.String(); !strings.Contains(out, "message alice hello") {
 			t.Fatalf("chat over %s printed:\n%s", tr, out)
 		}
@@ -272,17 +262,12 @@ func TestTokens(t *testing.T) {
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
 	}
-	tok, err := server.MintToken(secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := pushdtest.Token(t, secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
 	if _, errOut, code := pushtui(t, nil, "--server", ts.URL, "--token", tok, "send", "hi"); code != 0 {
 		t.Fatalf("--token: exit %d: %q", code, errOut)
 	}
 	r := start(t, nil, env("PUSH_TOKEN="+tok, "PUSH_SERVER="+ts.URL), "task", "list")
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("PUSH_TOKEN and PUSH_SERVER: exit %d: %q", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 }
 
 // TestHelpAndCompletion: help exits 0; completion scripts and task IDs

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,13 +8,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/server"
 )
@@ -64,23 +63,15 @@ func startServerWith(t *testing.T, config func(*server.Config), wrap func(http.H
 }
 
 // syncBuffer is an output that tests read while the program writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer struct{ testlog.Buffer }
 
 func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// waitUntil waits until cond returns nil, failing the test with its last
+// error after wait.
+func waitUntil(t *testing.T, cond func() error) {
+	t.Helper()
+	testwait.Until(t, wait, 10*time.Millisecond, cond)
 }
 
 // waitFor waits until cond holds for what was written, failing after
@@ -88,7 +79,7 @@ func (s *syncBuffer) String() string {
 func (s *syncBuffer) waitFor(t *testing.T, what string, cond func(string) bool) string {
 	t.Helper()
 	var got string
-	testwait.Until(t, wait, 5*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got = s.String(); !cond(got) {
 			return fmt.Errorf("no %s; got:\n%s", what, got)
 		}
@@ -161,6 +152,15 @@ func (r *running) wait(t *testing.T) int {
 	case <-time.After(wait):
 		t.Fatalf("pushtui did not end within %v; stderr:\n%s", wait, r.errOut.String())
 		return -1
+	}
+}
+
+// exits waits for the run to end, and fails the test unless its exit code
+// is want.
+func (r *running) exits(t *testing.T, want int) {
+	t.Helper()
+	if code := r.wait(t); code != want {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, want, r.errOut.String())
 	}
 }
 

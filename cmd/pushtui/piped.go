@@ -13,6 +13,7 @@ import (
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/backoff"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/tui"
 )
 
 // runPlain prints the room's events and sends the lines of standard input
@@ -28,13 +29,13 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 	if err != nil {
 		return err
 	}
-	room := subSpec{client.Room(name), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: since, User: g.user}}
-	f := startFeed(ctx, c, room)
+	room := tui.FeedStream{Stream: client.Room(name), Opts: client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: since, User: g.user}}
+	f := tui.StartFeed(ctx, c, room)
 	defer f.Close()
 	p := a.printer(g)
 	inputDone := make(chan sendResult, 1)
 	// The last event printed; at first, where the subscription starts.
-	last, _ := protocol.ParseCursor(room.opts.Since)
+	last, _ := protocol.ParseCursor(room.Opts.Since)
 	snd := &sender{c: c, f: f, room: name, waiting: make(map[string]chan struct{})}
 	go func() { inputDone <- snd.sendLines(ctx, a, in) }()
 	var (
@@ -70,7 +71,7 @@ func (o *chatOptions) runPlain(ctx context.Context, a *app, g *globalOptions, c 
 			// Everything sent is in the room by now: print up to here,
 			// if pushd can say where that is; it may be away again, and
 			// the lines are sent whatever it is.
-			cur, err := c.Cursor(ctx, room.stream)
+			cur, err := c.Cursor(ctx, room.Stream)
 			if err != nil {
 				return sent.err()
 			}
@@ -156,7 +157,7 @@ type line struct {
 // sender sends the lines of standard input to a room.
 type sender struct {
 	c    *client.Client
-	f    *feed // its main subscription is the room's
+	f    *tui.Feed // its main subscription is the room's
 	room string
 
 	mu sync.Mutex
@@ -403,8 +404,8 @@ func (s *sender) sendLine(ctx context.Context, l line) (lineOutcome, error) {
 		select {
 		case <-t.C:
 		case <-echoed:
-		case <-s.f.subs[0].Done():
-		case <-s.f.ctx.Done():
+		case <-s.f.Done():
+		case <-s.f.Context().Done():
 		case <-ctx.Done():
 		}
 		t.Stop()
@@ -416,7 +417,7 @@ func (s *sender) sendLine(ctx context.Context, l line) (lineOutcome, error) {
 func (s *sender) publish(ctx context.Context, l line, echoed <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.f.ctx, cancel)
+	stop := context.AfterFunc(s.f.Context(), cancel)
 	defer stop()
 	go func() {
 		select {
@@ -456,15 +457,15 @@ func (s *sender) connected(ctx context.Context, echoed <-chan struct{}) (n int, 
 			}
 		}()
 	}
-	n, ok := s.f.connected(wctx)
+	n, ok := s.f.Connected(wctx)
 	switch {
 	case ok:
 		return n, false, nil
 	case isClosed(echoed):
 		return 0, false, nil
-	case ctx.Err() == nil && s.f.ctx.Err() == nil && wctx.Err() != nil:
+	case ctx.Err() == nil && s.f.Context().Err() == nil && wctx.Err() != nil:
 		select {
-		case <-s.f.subs[0].Done():
+		case <-s.f.Done():
 		default:
 			return 0, false, &offlineError{room: s.room, d: maxOffline}
 		}

@@ -110,9 +110,7 @@ func TestChatPipedLinesWaitForReconnect(t *testing.T) {
 			chat.out.waitContains(t, "message tester b1")
 			io.WriteString(keys, "c1\n")
 			keys.Close()
-			if code := chat.wait(t); code != 0 {
-				t.Fatalf("exit %d: %s", code, chat.errOut.String())
-			}
+			chat.exits(t, 0)
 			if strings.Contains(chat.errOut.String(), "not sent") {
 				t.Fatalf("a line reported not sent:\n%s", chat.errOut.String())
 			}
@@ -158,7 +156,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 	// While pushd stays away (another try to reconnect goes by), the chat
 	// reads no further: the writer waits.
 	tries := strings.Count(chat.errOut.String(), "reconnecting to room/q")
-	testwait.Until(t, wait, 20*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if strings.Count(chat.errOut.String(), "reconnecting to room/q") <= tries {
 			return errors.New("no further try to reconnect")
 		}
@@ -168,9 +166,7 @@ func TestChatPipedInputWhenTheQueueIsFull(t *testing.T) {
 		t.Fatalf("%d lines read while pushd was away; want at most %d", n, sendQueue+3)
 	}
 	srv.Up(t)
-	if code := chat.wait(t); code != 0 {
-		t.Fatalf("exit %d: %s", code, chat.errOut.String())
-	}
+	chat.exits(t, 0)
 	got := messages(t, srv, "q", "tester")
 	if len(got) != total {
 		t.Fatalf("%d messages in the room, want %d", len(got), total)
@@ -395,9 +391,7 @@ func TestChatPipedLinesGivenUpWhileUnreachable(t *testing.T) {
 	begun := time.Now()
 	io.WriteString(keys, "b\n")
 	io.WriteString(keys, "c\n") // returns once the chat has read it
-	if code := chat.wait(t); code != cli.ExitFailed {
-		t.Fatalf("exit %d: %s", code, chat.errOut.String())
-	}
+	chat.exits(t, cli.ExitFailed)
 	if d := time.Since(begun); d < maxOffline {
 		t.Fatalf("gave up after %v, before maxOffline (%v)", d, maxOffline)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 )
@@ -32,7 +31,7 @@ func texts(t *testing.T, s *pushdtest.Server, room string) []string {
 // waitTexts waits until room's messages are want.
 func waitTexts(t *testing.T, s *pushdtest.Server, room string, want ...string) {
 	t.Helper()
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got := texts(t, s, room); strings.Join(got, "|") != strings.Join(want, "|") {
 			return fmt.Errorf("room %s has %q, want %q", room, got, want)
 		}
@@ -48,7 +47,7 @@ func TestChatSeveralRooms(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{PresenceGrace: 50 * time.Millisecond})
 	scr := startScreen(t, env("USER=alice"), 100, 24, "--server", s.URL, "chat", "--room", "a,b,c")
 	scr.waitScreen(t, " Rooms", "1 #a", "2 #b", "3 #c", "#a  alice @", "● connected")
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		for _, room := range []string{"a", "b", "c"} {
 			if got := s.Presence(t, room); len(got) != 1 || got[0] != "alice" {
 				return fmt.Errorf("present in %s: %v", room, got)
@@ -64,23 +63,21 @@ func TestChatSeveralRooms(t *testing.T) {
 
 	scr.press(t, "/join d\r")
 	scr.waitScreen(t, "4 #d", "#d  alice @")
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got := s.Presence(t, "d"); len(got) != 1 {
 			return fmt.Errorf("present in d: %v", got)
 		}
 		return nil
 	})
 	scr.press(t, "/part\r")
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got := s.Presence(t, "d"); len(got) != 0 {
 			return fmt.Errorf("still present in d: %v", got)
 		}
 		return nil
 	})
 	scr.press(t, "\x03")
-	if code := scr.wait(t); code != 0 {
-		t.Fatalf("exit %d: %s", code, scr.errOut.String())
-	}
+	scr.exits(t, 0)
 }
 
 // A chat screen remembers where the user left each room: the next start
@@ -95,9 +92,7 @@ func TestChatResumesWhereItLeft(t *testing.T) {
 	quit := func(scr *screen) {
 		t.Helper()
 		scr.press(t, "\x03")
-		if code := scr.wait(t); code != 0 {
-			t.Fatalf("exit %d: %s", code, scr.errOut.String())
-		}
+		scr.exits(t, 0)
 	}
 	s.Publish(t, "r", "bob", "before-1")
 	scr := run()
@@ -176,7 +171,7 @@ func TestChatMultiLine(t *testing.T) {
 	// until the message goes (once it has, the input is empty, and Enter
 	// sends nothing more).
 	want := []string{"first\nsecond", "pasted one\npasted two\npasted three"}
-	testwait.Until(t, pushdtest.Timeout, 50*time.Millisecond, func() error {
+	waitUntil(t, func() error {
 		if got := texts(t, s, "ml"); len(got) < 2 {
 			scr.press(t, "\r")
 			return fmt.Errorf("room ml has %q", got)
@@ -208,9 +203,7 @@ func TestPipedChatWaitsForPushd(t *testing.T) {
 	waitTexts(t, s, "ci", "one", "two")
 	s.Down(t)
 	w.Close()
-	if code := r.wait(t); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, r.errOut.String())
-	}
+	r.exits(t, 0)
 	s.Up(t)
 }
 

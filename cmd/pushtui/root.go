@@ -170,13 +170,15 @@ func (o *globalOptions) checkUser() error {
 	return nil
 }
 
-// transportOpt returns the --transport flag as the client's type.
-func (o *globalOptions) transportOpt() (client.Transport, error) {
-	t, err := client.ParseTransport(o.transport)
+// subscriber returns, for a command that subscribes, the client and the
+// transport its subscriptions take (--transport).
+func (o *globalOptions) subscriber(a *app) (*client.Client, client.Transport, error) {
+	tr, err := client.ParseTransport(o.transport)
 	if err != nil {
-		return "", cli.Usagef("--transport %q: use auto, ws, sse, longpoll or poll", o.transport)
+		return nil, "", cli.Usagef("--transport %q: use auto, ws, sse, longpoll or poll", o.transport)
 	}
-	return t, nil
+	c, err := o.client(a)
+	return c, tr, err
 }
 
 // needUser checks --user for commands that act as someone.
@@ -211,3 +213,11 @@ func (o *globalOptions) styles(a *app) *tui.Styles {
 func (o *globalOptions) common(a *app, c *client.Client, tr client.Transport) tui.Common {
 	return tui.Common{Server: c.BaseURL(), Transport: string(tr), Styles: o.styles(a), Timeout: requestTimeout}
 }
+
+// maxBackoff caps the wait between reconnects: a person is watching, and a
+// restarted server should be back on screen within seconds.
+const maxBackoff = 5 * time.Second
+
+// startupWait bounds how long a screen waits for its first connection
+// before it is drawn (it then shows the connection's progress itself).
+const startupWait = 5 * time.Second

@@ -83,14 +83,10 @@ func TestChatScreensSeeEachOther(t *testing.T) {
 	alice.waitScreen(t, "bob   hello alice")
 
 	bob.press(t, "/quit\r")
-	if code := bob.wait(t); code != 0 {
-		t.Fatalf("bob: exit %d: %s", code, bob.errOut.String())
-	}
+	bob.exits(t, 0)
 	alice.waitScreen(t, "← bob left")
 	alice.press(t, "\x03")
-	if code := alice.wait(t); code != 0 {
-		t.Fatalf("alice: exit %d", code)
-	}
+	alice.exits(t, 0)
 }
 
 // TestFollowScreen follows a task on a "terminal" to the end: exit 0, and
@@ -99,9 +95,7 @@ func TestFollowScreen(t *testing.T) {
 	srv := startServer(t)
 	id := startTask(t, srv, "--name", "build", "--total", "20", "--interval", "10ms")
 	s := startScreen(t, nil, 80, 24, "--server", srv.URL, "watch-progress", "--task", id)
-	if code := s.wait(t); code != 0 {
-		t.Fatalf("exit %d: %s", code, s.errOut.String())
-	}
+	s.exits(t, 0)
 	s.waitScreen(t, "✓ build succeeded after", "20/20")
 }
 
@@ -123,9 +117,7 @@ func TestFollowScreenCancelled(t *testing.T) {
 	s.press(t, "c")
 	s.waitScreen(t, "cancel the task? y/n")
 	s.press(t, "y")
-	if code := s.wait(t); code != 1 {
-		t.Fatalf("exit %d, want 1: %s", code, s.errOut.String())
-	}
+	s.exits(t, 1)
 	s.waitScreen(t, "long cancelled")
 }
 
@@ -133,9 +125,7 @@ func TestFollowScreenCancelled(t *testing.T) {
 func TestFollowScreenStopped(t *testing.T) {
 	srv, id, s := followLongTask(t)
 	s.press(t, "q")
-	if code := s.wait(t); code != cli.ExitInterrupted {
-		t.Fatalf("exit %d, want %d", code, cli.ExitInterrupted)
-	}
+	s.exits(t, cli.ExitInterrupted)
 	pushtui(t, nil, "--server", srv.URL, "task", "cancel", id)
 }
 
@@ -148,7 +138,5 @@ func TestWatchScreen(t *testing.T) {
 	s.press(t, "n")
 	s.waitScreen(t, "started demo-", "✓ succeeded", "10/10")
 	s.press(t, "q")
-	if code := s.wait(t); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	s.exits(t, 0)
 }

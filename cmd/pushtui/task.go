@@ -187,6 +187,14 @@ func checkIDs(ids []string) error {
 	return nil
 }
 
+// taskClient checks the task IDs given, then returns the client.
+func taskClient(a *app, g *globalOptions, ids []string) (*client.Client, error) {
+	if err := checkIDs(ids); err != nil {
+		return nil, err
+	}
+	return g.client(a)
+}
+
 func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) error {
 	if err := o.check(cmd.Flags()); err != nil {
 		return err
@@ -234,10 +242,7 @@ at once: each line says "cancelling" and the task as it was then; with
 		Args:              needIDs("task cancel", false),
 		ValidArgsFunction: completeTaskIDs(a, g, true),
 		RunE: func(cmd *cobra.Command, ids []string) error {
-			if err := checkIDs(ids); err != nil {
-				return err
-			}
-			c, err := g.client(a)
+			c, err := taskClient(a, g, ids)
 			if err != nil {
 				return err
 			}
@@ -304,10 +309,7 @@ func newTaskGetCmd(a *app, g *globalOptions) *cobra.Command {
 		Args:              needIDs("task get", true),
 		ValidArgsFunction: completeTaskIDs(a, g, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkIDs(args); err != nil {
-				return err
-			}
-			c, err := g.client(a)
+			c, err := taskClient(a, g, args)
 			if err != nil {
 				return err
 			}

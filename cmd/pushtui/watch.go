@@ -61,11 +61,7 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 	if err := checkDemo("--demo-total", o.demoTotal, "--demo-interval", o.demoInterval); err != nil {
 		return err
 	}
-	tr, err := g.transportOpt()
-	if err != nil {
-		return err
-	}
-	c, err := g.client(a)
+	c, tr, err := g.subscriber(a)
 	if err != nil {
 		return err
 	}
@@ -75,24 +71,24 @@ func (o *watchOptions) run(ctx context.Context, a *app, g *globalOptions) error 
 	if _, err := c.ListTasks(ctx); err != nil {
 		return err
 	}
-	f := startFeed(ctx, c, subSpec{client.Tasks(), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr}})
+	f := tui.StartFeed(ctx, c, tui.FeedStream{Stream: client.Tasks(), Opts: client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr}})
 	defer f.Close()
 	if !g.screen(a) {
 		return printFeed(ctx, a.printer(g), f)
 	}
-	if err := f.started(ctx, startupWait); err != nil {
+	if err := f.Started(ctx, startupWait); err != nil {
 		return err
 	}
 	m := tui.NewWatchModel(tui.WatchConfig{
 		Common: g.common(a, c, tr),
-		Conn:   &taskConn{feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
+		Conn:   &taskConn{Feed: f, c: c, demo: demoSpec{total: o.demoTotal, interval: o.demoInterval}},
 	})
 	err = a.runProgram(ctx, m, tea.WithAltScreen())
 	return screenErr(ctx, err)
 }
 
 // printFeed prints every update until interrupted or the feed ends.
-func printFeed(ctx context.Context, p *printer, f *feed) error {
+func printFeed(ctx context.Context, p *printer, f *tui.Feed) error {
 	for u := range f.Updates() {
 		p.update(u)
 		if p.err != nil {
@@ -113,18 +109,18 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 	if err != nil {
 		return err
 	}
-	sub := subSpec{client.Task(o.task), client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: cur.String()}}
+	sub := tui.FeedStream{Stream: client.Task(o.task), Opts: client.SubscribeOptions{MaxBackoff: maxBackoff, Transport: tr, Since: cur.String()}}
 	if !g.screen(a) {
 		return o.followPlain(ctx, a.printer(g), c, sub, cur)
 	}
-	f := startFeed(ctx, c, sub)
+	f := tui.StartFeed(ctx, c, sub)
 	defer f.Close()
-	if err := f.started(ctx, startupWait); err != nil {
+	if err := f.Started(ctx, startupWait); err != nil {
 		return err
 	}
 	m := tui.NewFollowModel(tui.FollowConfig{
 		Common: g.common(a, c, tr),
-		Conn:   &followConn{feed: f, c: c, id: o.task},
+		Conn:   &followConn{Feed: f, c: c, id: o.task},
 		TaskID: o.task,
 	})
 	err = a.runProgram(ctx, m)
@@ -148,7 +144,7 @@ func (o *watchOptions) follow(ctx context.Context, a *app, g *globalOptions, c *
 
 // followPlain prints the task as it is, then each of its events, until it
 // ends.
-func (o *watchOptions) followPlain(ctx context.Context, p *printer, c *client.Client, sub subSpec, cur protocol.Cursor) error {
+func (o *watchOptions) followPlain(ctx context.Context, p *printer, c *client.Client, sub tui.FeedStream, cur protocol.Cursor) error {
 	snapshot := func(at protocol.Cursor) (*protocol.Task, error) {
 		t, err := c.GetTask(ctx, o.task)
 		if err != nil {
@@ -166,7 +162,7 @@ func (o *watchOptions) followPlain(ctx context.Context, p *printer, c *client.Cl
 	if t.State.Final() {
 		return outcome(*t)
 	}
-	f := startFeed(ctx, c, sub)
+	f := tui.StartFeed(ctx, c, sub)
 	defer f.Close()
 	for u := range f.Updates() {
 		if u.Status != nil {

@@ -82,9 +82,7 @@ func TestFollowCancelledTaskExits1(t *testing.T) {
 			if out, errOut, code := pushtui(t, nil, "--server", srv.URL, "task", "cancel", id); code != 0 {
 				t.Fatalf("cancel: exit %d: %s %s", code, out, errOut)
 			}
-			if code := follow.wait(t); code != 1 {
-				t.Fatalf("exit %d, want 1; stderr %s", code, follow.errOut.String())
-			}
+			follow.exits(t, 1)
 			if !strings.Contains(lastLine(follow.out.String()), id+" cancelled") {
 				t.Fatalf("last line %q", lastLine(follow.out.String()))
 			}

@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
@@ -51,63 +50,33 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// readmeBlock returns a code block of README's section.
-func readmeBlock(t *testing.T, heading, lang string) string {
+// readmeSite returns the code block in lang of README's section heading,
+// with each old of the pairs (old, new) in it replaced by new; an old the
+// block no longer has fails the test.
+func readmeSite(t *testing.T, heading, lang string, oldNew ...string) string {
 	t.Helper()
 	md, err := Readme(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ReadmeBlock(md, heading, lang, 0)
+	site, err := ReadmeBlock(md, heading, lang, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
-}
-
-// freeAddr returns an address of 127.0.0.1 that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(site, oldNew[i]) {
+			t.Fatalf("README's block no longer has %q:\n%s", oldNew[i], site)
+		}
+		site = strings.ReplaceAll(site, oldNew[i], oldNew[i+1])
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// replace replaces old in s, failing the test if s does not hold it.
-func replace(t *testing.T, s, old, new string) string {
-	t.Helper()
-	if !strings.Contains(s, old) {
-		t.Fatalf("README's block no longer has %q:\n%s", old, s)
-	}
-	return strings.ReplaceAll(s, old, new)
-}
-
-// logBuffer keeps what a child process writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return site
 }
 
 // run starts a proxy process until the test ends and waits until addr
 // accepts connections.
 func run(t *testing.T, addr string, cmd *exec.Cmd, logs ...string) {
 	t.Helper()
-	var out logBuffer
+	var out testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = pushdtest.Timeout
@@ -261,11 +230,11 @@ func checkThrough(t *testing.T, srv *pushdtest.Server, url string, idle time.Dur
 // heartbeats keep quiet streams within.
 func TestNginxAsDocumented(t *testing.T) {
 	srv := startPushd(t)
-	addr := freeAddr(t)
-	site := readmeBlock(t, "### Behind nginx", "nginx")
-	site = replace(t, site, "listen 80;", "listen "+addr+";")
-	site = replace(t, site, "server 127.0.0.1:8080;", "server "+strings.TrimPrefix(srv.URL, "http://")+";")
-	site = replace(t, site, "proxy_read_timeout 1h;", "proxy_read_timeout 1s;")
+	addr := pushdtest.FreeAddr(t)
+	site := readmeSite(t, "### Behind nginx", "nginx",
+		"listen 80;", "listen "+addr+";",
+		"server 127.0.0.1:8080;", "server "+strings.TrimPrefix(srv.URL, "http://")+";",
+		"proxy_read_timeout 1h;", "proxy_read_timeout 1s;")
 	startNginx(t, site, addr)
 	checkThrough(t, srv, "http://"+addr, 3*time.Second)
 }
@@ -274,7 +243,7 @@ func TestNginxAsDocumented(t *testing.T) {
 // pushd answers the handshake with a 400 that names the settings to fix.
 func TestNginxMinimalRefusesWebSocketClearly(t *testing.T) {
 	srv := startPushd(t)
-	addr := freeAddr(t)
+	addr := pushdtest.FreeAddr(t)
 	startNginx(t, fmt.Sprintf("server {\n    listen %s;\n    location / { proxy_pass %s; }\n}\n", addr, srv.URL), addr)
 	ctx, cancel := context.WithTimeout(context.Background(), pushdtest.Timeout)
 	defer cancel()
@@ -292,10 +261,10 @@ func TestNginxMinimalRefusesWebSocketClearly(t *testing.T) {
 // transport.
 func TestCaddyAsDocumented(t *testing.T) {
 	srv := startPushd(t)
-	addr := freeAddr(t)
-	site := readmeBlock(t, "### Behind Caddy", "caddyfile")
-	site = replace(t, site, "chat.example.com {", "http://"+addr+" {")
-	site = replace(t, site, "reverse_proxy 127.0.0.1:8080", "reverse_proxy "+strings.TrimPrefix(srv.URL, "http://"))
+	addr := pushdtest.FreeAddr(t)
+	site := readmeSite(t, "### Behind Caddy", "caddyfile",
+		"chat.example.com {", "http://"+addr+" {",
+		"reverse_proxy 127.0.0.1:8080", "reverse_proxy "+strings.TrimPrefix(srv.URL, "http://"))
 	startCaddy(t, site, addr)
 	checkThrough(t, srv, "http://"+addr, time.Second)
 }

@@ -2,7 +2,6 @@ package pushdtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 )
 
@@ -30,9 +30,7 @@ type Process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error // how it ended, once exited is closed
-
-	mu  sync.Mutex
-	log bytes.Buffer
+	log    testlog.Buffer
 }
 
 // listening is the log line of a pushd that listens, with its address.
@@ -57,9 +55,7 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
+			_, _ = p.log.Write([]byte(line + "\n"))
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
@@ -117,8 +113,6 @@ func (p *Process) Wait(t testing.TB) error {
 
 // Log returns what the process has logged so far.
 func (p *Process) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.log.String()
 }
 

@@ -1,9 +1,11 @@
 // Package testlog passes a server's log lines to a test's log, and stops
 // doing so when the test ends, so a line logged late cannot reach a
-// finished test.
+// finished test; and keeps what a logger or a process writes for a test
+// to read (Buffer).
 package testlog
 
 import (
+	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -46,4 +48,26 @@ func Logger(t testing.TB, level slog.Level) *slog.Logger {
 	w := New(t)
 	t.Cleanup(w.Stop)
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Buffer keeps what is written to it, from any goroutine, for a test to
+// read while the writing goes on: a logger's lines, a process's output.
+// The zero Buffer is empty and ready.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns all that has been written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

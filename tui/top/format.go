@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -142,30 +141,6 @@ func gauge(f float64, width int) string {
 		full = 1 // anything behind shows
 	}
 	return strings.Repeat("█", full) + strings.Repeat("░", width-full)
-}
-
-// pad fits s to exactly w cells: cut with "…", or filled with spaces.
-func pad(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return s + strings.Repeat(" ", w-n)
-}
-
-// padLeft fits s to w cells, aligned right.
-func padLeft(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	n := lipgloss.Width(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return strings.Repeat(" ", w-n) + s
 }
 
 // clean makes text from the network safe to draw on one line: escape

@@ -2,14 +2,11 @@ package top
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
 
 	"github.com/pushd/push/client"
 	"github.com/pushd/push/protocol"
@@ -69,21 +66,7 @@ type tickMsg time.Time
 
 // New returns the screen for cfg.
 func New(cfg Config) *Model {
-	if cfg.Styles == nil {
-		r := lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))
-		r.SetColorProfile(termenv.Ascii)
-		r.SetHasDarkBackground(true)
-		cfg.Styles = tui.NewStyles(r)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.Transport == "" {
-		cfg.Transport = "auto"
-	}
+	cfg.Common.SetDefaults()
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
@@ -177,30 +160,19 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Quit) {
 		return tea.Quit
 	}
+	delta, moves := m.step(k)
 	if m.room != nil {
 		switch {
 		case key.Matches(k, m.keys.Back):
 			m.room = nil
-		case key.Matches(k, m.keys.Up):
-			m.room.scroll(-1)
-		case key.Matches(k, m.keys.Down):
-			m.room.scroll(1)
-		case key.Matches(k, m.keys.PageUp):
-			m.room.scroll(-m.pageRows())
-		case key.Matches(k, m.keys.PageDown):
-			m.room.scroll(m.pageRows())
+		case moves:
+			m.room.scroll(delta)
 		}
 		return nil
 	}
 	switch {
-	case key.Matches(k, m.keys.Up):
-		m.table.move(-1)
-	case key.Matches(k, m.keys.Down):
-		m.table.move(1)
-	case key.Matches(k, m.keys.PageUp):
-		m.table.move(-m.pageRows())
-	case key.Matches(k, m.keys.PageDown):
-		m.table.move(m.pageRows())
+	case moves:
+		m.table.move(delta)
 	case key.Matches(k, m.keys.Home):
 		m.table.move(-len(m.table.rows))
 	case key.Matches(k, m.keys.End):
@@ -222,6 +194,22 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		m.table.refresh()
 	}
 	return nil
+}
+
+// step says how far k moves the selection or the scroll: a row with up
+// and down, a page with page up and page down.
+func (m *Model) step(k tea.KeyMsg) (delta int, moves bool) {
+	switch {
+	case key.Matches(k, m.keys.Up):
+		return -1, true
+	case key.Matches(k, m.keys.Down):
+		return 1, true
+	case key.Matches(k, m.keys.PageUp):
+		return -m.pageRows(), true
+	case key.Matches(k, m.keys.PageDown):
+		return m.pageRows(), true
+	}
+	return 0, false
 }
 
 // typeFilter takes a key while the filter is typed: text goes in,

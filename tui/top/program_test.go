@@ -1,13 +1,13 @@
 package top
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/exp/teatest"
 
+	"github.com/pushd/push/internal/screentest"
 	"github.com/pushd/push/tui"
 )
 
@@ -20,25 +20,10 @@ func TestProgram(t *testing.T) {
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	conn.ch <- connected("ws")
 	conn.ch <- statsEvent(sampleStats())
-	waitFor(t, tm, "conns 201", "nightly-backup", "● live · ws")
+	screentest.WaitFor(t, tm, "conns 201", "nightly-backup", "● live · ws")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
-	waitFor(t, tm, "lobby · 2 subscribers", "10.1.2.3:40000")
+	screentest.WaitFor(t, tm, "lobby · 2 subscribers", "10.1.2.3:40000")
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
-	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(screentest.Timeout))
 	close(conn.ch)
-}
-
-// waitFor waits until the program's output holds every one of wants.
-func waitFor(t *testing.T, tm *teatest.TestModel, wants ...string) {
-	t.Helper()
-	var seen []byte
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
-		seen = append(seen, b...)
-		for _, w := range wants {
-			if !bytes.Contains(seen, []byte(w)) {
-				return false
-			}
-		}
-		return true
-	}, teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
 }

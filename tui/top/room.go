@@ -92,14 +92,14 @@ func (r *roomView) view(st *tui.Styles, now time.Time, w, h, maxLag int, node fu
 	}
 	var lines []string
 	if r.err != nil {
-		lines = append(lines, st.Error.Render(pad(" "+clean(r.err.Error()), w)))
+		lines = append(lines, st.Error.Render(tui.Pad(" "+clean(r.err.Error()), w)))
 		h--
 	}
 	if r.list == nil {
 		return append(lines, st.Dim.Render(" asking for the subscribers…"))
 	}
 	for _, m := range r.list.Missing {
-		lines = append(lines, st.Warn.Render(pad(" not answering: "+clean(m), w)))
+		lines = append(lines, st.Warn.Render(tui.Pad(" not answering: "+clean(m), w)))
 		h--
 	}
 	cols := layoutSubs(w, false, node)
@@ -149,14 +149,14 @@ func (c subCols) head() string {
 	var b strings.Builder
 	b.WriteString(" ")
 	if c.stream > 0 {
-		b.WriteString(pad("STREAM", c.stream))
+		b.WriteString(tui.Pad("STREAM", c.stream))
 	}
 	transport := "TRANSPORT"
 	if c.node != nil {
 		transport += "@NODE"
 	}
-	b.WriteString(pad(transport, c.transport) + pad("ADDRESS", c.addr) + pad("USER", c.user) + padLeft("LAG", 8) + " ")
-	b.WriteString(pad("", c.gauge) + padLeft("SINCE", 8))
+	b.WriteString(tui.Pad(transport, c.transport) + tui.Pad("ADDRESS", c.addr) + tui.Pad("USER", c.user) + tui.PadLeft("LAG", 8) + " ")
+	b.WriteString(tui.Pad("", c.gauge) + tui.PadLeft("SINCE", 8))
 	return b.String()
 }
 
@@ -165,7 +165,7 @@ func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, 
 	var b strings.Builder
 	b.WriteString(" ")
 	if c.stream > 0 {
-		b.WriteString(pad(label(s.Stream), c.stream))
+		b.WriteString(tui.Pad(label(s.Stream), c.stream))
 	}
 	transport := clean(s.Transport)
 	if c.node != nil && s.Node != "" {
@@ -175,9 +175,9 @@ func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, 
 	if user == "" {
 		user = "-"
 	}
-	b.WriteString(pad(transport, c.transport) + pad(clean(s.Addr), c.addr) + pad(user, c.user))
+	b.WriteString(tui.Pad(transport, c.transport) + tui.Pad(clean(s.Addr), c.addr) + tui.Pad(user, c.user))
 	style := lagStyle(st, s.Lag, maxLag)
-	b.WriteString(style.Render(padLeft(count(s.Lag), 8)) + " ")
+	b.WriteString(style.Render(tui.PadLeft(count(s.Lag), 8)) + " ")
 	if c.gauge > 0 {
 		f := 0.0
 		if maxLag > 0 {
@@ -185,7 +185,7 @@ func (c subCols) row(st *tui.Styles, s protocol.SubscriberStats, now time.Time, 
 		}
 		b.WriteString(style.Render(gauge(f, c.gauge-1)) + " ")
 	}
-	b.WriteString(padLeft(age(now.Sub(s.Since)), 8))
+	b.WriteString(tui.PadLeft(age(now.Sub(s.Since)), 8))
 	return b.String()
 }
 

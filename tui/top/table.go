@@ -24,18 +24,20 @@ type column struct {
 var columns = []column{
 	{title: "STREAM", cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(label(a.Stream), label(b.Stream)) },
 		cell: func(s protocol.StreamStats) string { return label(s.Stream) }},
-	{title: "SUBS", width: 7, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.Subscribers, b.Subscribers) },
-		cell: func(s protocol.StreamStats) string { return count(s.Subscribers) }},
-	{title: "USERS", width: 7, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.Present, b.Present) },
-		cell: func(s protocol.StreamStats) string { return count(s.Present) }},
-	{title: "IN/s", width: 7, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.EventsIn, b.EventsIn) },
-		cell: func(s protocol.StreamStats) string { return rate(s.EventsIn) }},
-	{title: "OUT/s", width: 7, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.DeliveriesOut, b.DeliveriesOut) },
-		cell: func(s protocol.StreamStats) string { return rate(s.DeliveriesOut) }},
-	{title: "HEAD", width: 10, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.Head, b.Head) },
-		cell: func(s protocol.StreamStats) string { return count(s.Head) }},
-	{title: "MAX LAG", width: 9, desc: true, cmp: func(a, b protocol.StreamStats) int { return cmp.Compare(a.MaxLag, b.MaxLag) },
-		cell: func(s protocol.StreamStats) string { return count(s.MaxLag) }},
+	figure("SUBS", 7, func(s protocol.StreamStats) int { return s.Subscribers }, count),
+	figure("USERS", 7, func(s protocol.StreamStats) int { return s.Present }, count),
+	figure("IN/s", 7, func(s protocol.StreamStats) float64 { return s.EventsIn }, rate),
+	figure("OUT/s", 7, func(s protocol.StreamStats) float64 { return s.DeliveriesOut }, rate),
+	figure("HEAD", 10, func(s protocol.StreamStats) uint64 { return s.Head }, count),
+	figure("MAX LAG", 9, func(s protocol.StreamStats) uint64 { return s.MaxLag }, count),
+}
+
+// figure is a column of one figure of a stream, width cells wide, sorted
+// largest first unless reversed and shown with show.
+func figure[T cmp.Ordered](title string, width int, of func(protocol.StreamStats) T, show func(T) string) column {
+	return column{title: title, width: width, desc: true,
+		cmp:  func(a, b protocol.StreamStats) int { return cmp.Compare(of(a), of(b)) },
+		cell: func(s protocol.StreamStats) string { return show(of(s)) }}
 }
 
 const (
@@ -156,9 +158,9 @@ func (t *table) view(st *tui.Styles, w, h, maxLag int) []string {
 			title = st.Accent.Render(title)
 		}
 		if c.width == 0 {
-			head.WriteString(pad(title, nameW))
+			head.WriteString(tui.Pad(title, nameW))
 		} else {
-			head.WriteString(padLeft(title, c.width))
+			head.WriteString(tui.PadLeft(title, c.width))
 		}
 	}
 	lines := []string{st.Dim.Render(head.String())}
@@ -183,10 +185,10 @@ func (t *table) view(st *tui.Styles, w, h, maxLag int) []string {
 		for j, c := range columns {
 			cell := c.cell(s)
 			if c.width == 0 {
-				b.WriteString(pad(cell, nameW))
+				b.WriteString(tui.Pad(cell, nameW))
 				continue
 			}
-			cell = padLeft(cell, c.width)
+			cell = tui.PadLeft(cell, c.width)
 			if j == colLag && i != sel {
 				cell = lagStyle(st, s.MaxLag, maxLag).Render(cell)
 			}
@@ -194,7 +196,7 @@ func (t *table) view(st *tui.Styles, w, h, maxLag int) []string {
 		}
 		line := b.String()
 		if i == sel {
-			line = st.Selected.Render(pad(line, w))
+			line = st.Selected.Render(tui.Pad(line, w))
 		}
 		lines = append(lines, line)
 	}

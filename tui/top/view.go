@@ -36,22 +36,8 @@ func (m *Model) View() string {
 	default:
 		lines = append(lines, m.body(w, body)...)
 	}
-	lines = fit(lines, w, h-1)
+	lines = tui.FitLines(lines, w, h-1)
 	return strings.Join(append(lines, m.helpLine(w)), "\n")
-}
-
-// fit makes lines exactly h lines of at most w cells.
-func fit(lines []string, w, h int) []string {
-	if len(lines) > h {
-		lines = lines[:h]
-	}
-	for len(lines) < h {
-		lines = append(lines, "")
-	}
-	for i, l := range lines {
-		lines[i] = pad(l, w)
-	}
-	return lines
 }
 
 // waiting is what shows before the first stats.
@@ -60,7 +46,7 @@ func (m *Model) waiting(w int) string {
 	if m.link.Err != nil {
 		s += " (" + clean(m.link.Err.Error()) + ")"
 	}
-	return m.cfg.Styles.Dim.Render(pad(s, w))
+	return m.cfg.Styles.Dim.Render(tui.Pad(s, w))
 }
 
 // header draws three lines: who and how connected; connections with
@@ -137,14 +123,14 @@ func headerLine(w int, left, right string) string {
 	rw := lipgloss.Width(right)
 	room := w - rw - 1
 	if room < 1 {
-		return pad(right, w)
+		return tui.Pad(right, w)
 	}
-	return pad(left, room) + " " + right
+	return tui.Pad(left, room) + " " + right
 }
 
 // rule draws a section's title in a line across the screen.
 func rule(st *tui.Styles, title string, w int) string {
-	t := pad(" "+title+" ", min(lipgloss.Width(title)+2, w-1))
+	t := tui.Pad(" "+title+" ", min(lipgloss.Width(title)+2, w-1))
 	return st.Border.Render("─") + st.Header.Render(t) + st.Border.Render(strings.Repeat("─", max(w-1-lipgloss.Width(t), 0)))
 }
 
@@ -166,15 +152,15 @@ func (m *Model) body(w, h int) []string {
 	}
 	lines := []string{rule(st, "streams · "+m.table.describe(s.StreamsTotal), w)}
 	table := m.table.view(st, w, tableRows-1, m.maxLag())
-	lines = append(lines, fit(table, w, tableRows-1)...)
+	lines = append(lines, tui.FitLines(table, w, tableRows-1)...)
 	if lagRows > 0 {
 		lines = append(lines, rule(st, "furthest behind", w))
-		lines = append(lines, fit(m.lagging(w, lagRows), w, lagRows)...)
+		lines = append(lines, tui.FitLines(m.lagging(w, lagRows), w, lagRows)...)
 	}
 	if paneRows > 0 {
 		left := (w - 1) / 2
 		lines = append(lines, rule(st, m.tasksTitle(), left)+" "+rule(st, m.storeTitle(), w-left-1))
-		tasks, store := fit(m.tasksPane(left, paneRows), left, paneRows), fit(m.storePane(w-left-1, paneRows), w-left-1, paneRows)
+		tasks, store := tui.FitLines(m.tasksPane(left, paneRows), left, paneRows), tui.FitLines(m.storePane(w-left-1, paneRows), w-left-1, paneRows)
 		for i := range paneRows {
 			lines = append(lines, tasks[i]+" "+store[i])
 		}
@@ -276,11 +262,11 @@ func (m *Model) tasksPane(w, n int) []string {
 		}
 		state := st.TaskState(t.State)
 		if t.State == protocol.TaskQueued {
-			lines = append(lines, " "+state.Render("○ ")+pad(name, w-11)+state.Render(padLeft("queued", 8)))
+			lines = append(lines, " "+state.Render("○ ")+tui.Pad(name, w-11)+state.Render(tui.PadLeft("queued", 8)))
 			continue
 		}
 		bar := max(w/4, 4)
-		lines = append(lines, " "+state.Render("▶ ")+pad(name, w-9-bar)+" "+state.Render(gauge(t.Percent/100, bar))+padLeft(fmt.Sprintf("%.0f%%", t.Percent), 5))
+		lines = append(lines, " "+state.Render("▶ ")+tui.Pad(name, w-9-bar)+" "+state.Render(gauge(t.Percent/100, bar))+tui.PadLeft(fmt.Sprintf("%.0f%%", t.Percent), 5))
 	}
 	return lines
 }
@@ -317,7 +303,7 @@ func (m *Model) storePane(w, n int) []string {
 	names := m.nodeNames()
 	var lines []string
 	for _, node := range nodes[:min(n, len(nodes))] {
-		name := pad(names(node.Node), min(14, max(w/5, 4)))
+		name := tui.Pad(names(node.Node), min(14, max(w/5, 4)))
 		if node.Error != "" {
 			lines = append(lines, " "+name+" "+st.Bad.Render(clean(node.Error)))
 			continue
@@ -351,5 +337,5 @@ func (m *Model) helpLine(w int) string {
 	default:
 		bindings = m.keys.mainHelp()
 	}
-	return pad(" "+m.help.ShortHelpView(bindings), w)
+	return tui.Pad(" "+m.help.ShortHelpView(bindings), w)
 }

@@ -1,4 +1,4 @@
-package main
+package tui
 
 import (
 	"context"
@@ -7,21 +7,20 @@ import (
 	"time"
 
 	"github.com/pushd/push/client"
-	"github.com/pushd/push/tui"
 )
 
-// feed merges the events and state changes of some subscriptions into one
-// channel of tui.Update, which is what the screens and the plain printers
-// read. Close stops the subscriptions and closes the channel; so does the
-// end of every subscription. The first subscription is the feed's main
-// one (the room of a chat, the stream of a screen): started and connected
-// follow it.
-type feed struct {
-	ch     chan tui.Update
+// Feed merges the events and state changes of some subscriptions into one
+// channel of Update: the Updates of a screen's Conn, and what the plain
+// printers read. Close stops the subscriptions and closes the channel; so
+// does the end of every subscription. The first subscription is the
+// feed's main one (the room of a chat, the stream of a screen): Started,
+// Connected and Done follow it.
+type Feed struct {
+	ch     chan Update
 	ctx    context.Context
 	cancel context.CancelFunc
 	subs   []*client.Subscription
-	// conn follows whether the first subscription is connected; settled
+	// conn follows whether the main subscription is connected; settled
 	// is closed when its first try has an outcome: connected, failed (it
 	// will retry), or ended.
 	conn    *connWatch
@@ -30,23 +29,21 @@ type feed struct {
 	once    sync.Once
 }
 
-// maxBackoff caps the wait between reconnects: a person is watching, and a
-// restarted server should be back on screen within seconds.
-const maxBackoff = 5 * time.Second
-
-// subSpec is one stream to follow.
-type subSpec struct {
-	stream client.Stream
-	opts   client.SubscribeOptions
+// FeedStream is one stream a Feed follows, and the options of its
+// subscription; the Feed sets their OnState.
+type FeedStream struct {
+	Stream client.Stream
+	Opts   client.SubscribeOptions
 }
 
-// startFeed subscribes to every spec with c.
-func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
+// StartFeed subscribes with c to every one of streams, the first the
+// main one, until ctx ends or Close.
+func StartFeed(ctx context.Context, c *client.Client, streams ...FeedStream) *Feed {
 	ctx, cancel := context.WithCancel(ctx)
-	f := &feed{ch: make(chan tui.Update, 256), ctx: ctx, cancel: cancel, conn: newConnWatch(), settled: make(chan struct{})}
-	for i, sp := range specs {
-		name := sp.stream.Name()
-		opts := sp.opts
+	f := &Feed{ch: make(chan Update, 256), ctx: ctx, cancel: cancel, conn: newConnWatch(), settled: make(chan struct{})}
+	for i, fs := range streams {
+		name := fs.Stream.Name()
+		opts := fs.Opts
 		main, isSettled := i == 0, false
 		// State changes go out on the subscription's goroutine, in order
 		// with its events; a full channel makes it wait, as a full Events
@@ -61,17 +58,17 @@ func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 				}
 				f.conn.set(sc.State == client.StateConnected)
 			}
-			st := tui.Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
+			st := Status{Stream: name, State: sc.State, Transport: string(sc.Transport),
 				Attempt: sc.Attempt, RetryIn: sc.RetryIn, Err: sc.Err}
-			f.send(tui.Update{Status: &st})
+			f.send(Update{Status: &st})
 		}
-		sub := c.Subscribe(ctx, sp.stream, opts)
+		sub := c.Subscribe(ctx, fs.Stream, opts)
 		f.subs = append(f.subs, sub)
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
 			for ev := range sub.Events() {
-				f.send(tui.Update{Event: &ev})
+				f.send(Update{Event: &ev})
 			}
 		}()
 	}
@@ -83,7 +80,7 @@ func startFeed(ctx context.Context, c *client.Client, specs ...subSpec) *feed {
 }
 
 // send passes u on unless the feed is closed.
-func (f *feed) send(u tui.Update) {
+func (f *Feed) send(u Update) {
 	select {
 	case f.ch <- u:
 	case <-f.ctx.Done():
@@ -92,11 +89,11 @@ func (f *feed) send(u tui.Update) {
 
 // Updates returns the merged channel; it is closed once every subscription
 // has ended.
-func (f *feed) Updates() <-chan tui.Update { return f.ch }
+func (f *Feed) Updates() <-chan Update { return f.ch }
 
 // Close stops every subscription and waits until their goroutines and the
 // feed's are gone.
-func (f *feed) Close() {
+func (f *Feed) Close() {
 	f.once.Do(func() {
 		f.cancel()
 		for _, s := range f.subs {
@@ -108,9 +105,16 @@ func (f *feed) Close() {
 	})
 }
 
+// Context is done once the feed is closed, or the context it started
+// with has ended.
+func (f *Feed) Context() context.Context { return f.ctx }
+
+// Done is closed when the main subscription has ended.
+func (f *Feed) Done() <-chan struct{} { return f.subs[0].Done() }
+
 // Err returns the first error a subscription ended with by itself (a
 // refusal by the server), not counting Close.
-func (f *feed) Err() error {
+func (f *Feed) Err() error {
 	for _, s := range f.subs {
 		if err := s.Err(); err != nil && !errors.Is(err, context.Canceled) {
 			return err
@@ -119,16 +123,12 @@ func (f *feed) Err() error {
 	return nil
 }
 
-// startupWait bounds how long a screen waits for its first connection
-// before it is drawn (it then shows the connection's progress itself).
-const startupWait = 5 * time.Second
-
-// started waits, at most d, until the main subscription's first try has
+// Started waits, at most d, until the main subscription's first try has
 // an outcome, and returns the error that ended the subscription if the
 // server refused it at once: a command then fails with one line instead of
 // drawing a screen that can only say it is closed. It returns nil once the
 // subscription is connected or retrying, or still trying after d.
-func (f *feed) started(ctx context.Context, d time.Duration) error {
+func (f *Feed) Started(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -142,10 +142,10 @@ func (f *feed) started(ctx context.Context, d time.Duration) error {
 	return f.subs[0].Err()
 }
 
-// connected waits until the main subscription is connected (at once if it
+// Connected waits until the main subscription is connected (at once if it
 // is) and returns the number of its connections so far; false when it
 // ended first, or the feed or ctx did.
-func (f *feed) connected(ctx context.Context) (int, bool) {
+func (f *Feed) Connected(ctx context.Context) (int, bool) {
 	up, n := f.conn.now()
 	select {
 	case <-up:

@@ -1,16 +1,43 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
 )
+
+func TestGracefulShutdownTellsClientsToReconnect(t *testing.T) {
+	p := startPushd(t, "--store", "memory")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws := p.DialWS(t, "/v1/rooms/lobby/events", nil)
+	sse := p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("lobby"), pushdtest.SubOptions{}) // open: its retry: frame came
+
+	p.Signal(t, syscall.SIGTERM)
+	_, _, err := ws.Read(ctx)
+	if code := websocket.CloseStatus(err); code != protocol.CloseCodeServiceRestart {
+		t.Fatalf("WebSocket read after SIGTERM: %v; want close code 1012", err)
+	}
+	var ended *pushdtest.Ended
+	if _, err := sse.Read(ctx); !errors.As(err, &ended) || ended.How != "sse close "+protocol.CloseShutdown {
+		t.Fatalf("SSE after SIGTERM: %v; want a close event with reason %s", err, protocol.CloseShutdown)
+	}
+	if err := p.Wait(t); err != nil {
+		t.Fatalf("pushd exited with %v after SIGTERM; want 0", err)
+	}
+}
 
 // A SIGTERM with thousands of tasks queued ends within --shutdown-timeout
 // and a second: the queued tasks are cancelled together, and after a
@@ -63,5 +90,31 @@ func TestShutdownWithAQueueEndsInTime(t *testing.T) {
 	}
 	if len(list.Tasks) != queued+1 || cancelled != queued+1 {
 		t.Fatalf("after the restart: %d tasks, %d cancelled by the shutdown; want all %d", len(list.Tasks), cancelled, queued+1)
+	}
+}
+
+// A clean shutdown of a server on NATS says nothing about a lost NATS
+// connection, and nothing at all after "stopped" but what closing the
+// connection quietly leaves: no warning or error.
+func TestNATSShutdownIsQuiet(t *testing.T) {
+	ns := natstest.Start(t)
+	p := startPushd(t, "--nats", ns.URL())
+	p.Publish(t, "lobby", "tester", "hi")
+	p.Signal(t, syscall.SIGTERM)
+	if err := p.Wait(t); err != nil {
+		t.Fatalf("pushd exited with %v; want 0", err)
+	}
+	log := p.Log()
+	i := strings.Index(log, `msg=stopped`)
+	if i < 0 {
+		t.Fatalf("no \"stopped\" in the log:\n%s", log)
+	}
+	if strings.Contains(log, "lost NATS connection") {
+		t.Errorf("a clean shutdown logged a lost NATS connection:\n%s", log)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(log[i:]), "\n")[1:] {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("after \"stopped\": %s", line)
+		}
 	}
 }

@@ -1,9 +1,17 @@
 package main
 
+// What pushd keeps across a crash (kill -9) of its process on the bolt
+// store: the events it acknowledged, message IDs, who was present, tasks
+// and their start keys.
+
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +19,147 @@ import (
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 )
+
+func TestKillNineKeepsAcknowledgedEvents(t *testing.T) {
+	data := t.TempDir()
+	p := startPushd(t, "--data", data, "--publish-rate", "0")
+	var acked []protocol.Event
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 15 {
+				ev := p.Publish(t, "durable", "tester", fmt.Sprintf("w%d-%d", w, i))
+				mu.Lock()
+				acked = append(acked, ev)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	old, _ := p.Poll(t, "/v1/rooms/durable/events", "since=0&wait=0")
+	p.Kill(t)
+
+	p = startPushd(t, "--data", data, "--publish-rate", "0")
+	after, _ := p.Poll(t, "/v1/rooms/durable/events", "since=0&wait=0")
+	if len(after) != len(acked) {
+		t.Fatalf("after SIGKILL and restart: %d events, want the %d acknowledged", len(after), len(acked))
+	}
+	bySeq := map[uint64]string{}
+	for _, ev := range acked {
+		bySeq[ev.Seq] = ev.Text
+	}
+	for i, ev := range after {
+		if ev.Seq != uint64(i+1) || ev.Text != bySeq[ev.Seq] || ev.Epoch != acked[0].Epoch {
+			t.Fatalf("event %d after restart = %+v; want seq %d %q in epoch %s", i, ev, i+1, bySeq[uint64(i+1)], acked[0].Epoch)
+		}
+	}
+	// A client resumes with a cursor from before the crash: no reset, the rest in order.
+	mid := old[9].Cursor().String()
+	resumed, _ := p.Poll(t, "/v1/rooms/durable/events", "wait=0&since="+mid)
+	if len(resumed) != len(acked)-10 || resumed[0].Type == protocol.TypeReset || resumed[0].Seq != 11 {
+		t.Fatalf("resume from %s: %d events starting %+v; want %d from seq 11 without a reset", mid, len(resumed), resumed[0], len(acked)-10)
+	}
+}
+
+func TestMessageIDsOutliveKillNine(t *testing.T) {
+	data := t.TempDir()
+	post := func(p *pushdtest.Process, text string) pushdtest.Answer {
+		return p.Post(t, "/v1/rooms/ids/messages", fmt.Sprintf(`{"user":"tester","text":%q,"id":"msg-1"}`, text))
+	}
+	p := startPushd(t, "--data", data, "--publish-rate", "0")
+	first := post(p, "hello")
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first publish: %d %s", first.Status, first.Body)
+	}
+	ev := pushdtest.CheckEvent(t, first.Body)
+	p.Kill(t)
+
+	p = startPushd(t, "--data", data, "--publish-rate", "0")
+	if again := post(p, "hello"); again.Status != http.StatusOK || string(again.Body) != string(first.Body) {
+		t.Fatalf("after SIGKILL and restart, a repeat of msg-1: %d %s; want 200 and the first answer %s", again.Status, again.Body, first.Body)
+	}
+	if other := post(p, "other"); other.Status != http.StatusConflict {
+		t.Fatalf("other text under msg-1 after restart: %d %s; want 409", other.Status, other.Body)
+	}
+	pushdtest.CheckMessages(t, p.History(t, pushdtest.RoomPath("ids")), ev.Epoch, ev.Seq, []string{"hello"})
+}
+
+// Who was present survives a crash: after the restart they have the grace
+// period to come back. One who does stays logged in (no second login); one
+// who does not is logged out, so the room's log has a logout for every
+// login.
+func TestPresenceSurvivesACrash(t *testing.T) {
+	data := t.TempDir()
+	p := startPushd(t, "--data", data, "--presence-grace", "1s")
+	subscribe := func(user string) {
+		t.Helper()
+		p.Subscribe(t, pushdtest.SSE, pushdtest.RoomPath("r"), pushdtest.SubOptions{User: user})
+	}
+	waitPresent := func(want ...string) {
+		t.Helper()
+		testwait.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if got := p.Presence(t, "r"); !slices.Equal(got, want) {
+				return fmt.Errorf("present: %q; want %q", got, want)
+			}
+			return nil
+		})
+	}
+	subscribe("alice")
+	subscribe("bob")
+	waitPresent("alice", "bob")
+	p.Kill(t)
+
+	p = startPushd(t, "--data", data, "--presence-grace", "1s")
+	waitPresent("alice", "bob") // within the grace period
+	subscribe("alice")
+	waitPresent("alice") // bob's grace is over
+
+	logins, logouts := map[string]int{}, map[string]int{}
+	for _, ev := range p.History(t, pushdtest.RoomPath("r")) {
+		switch ev.Type {
+		case protocol.TypeLogin:
+			logins[ev.User]++
+		case protocol.TypeLogout:
+			logouts[ev.User]++
+		}
+	}
+	if logins["alice"] != 1 || logouts["alice"] != 0 || logins["bob"] != 1 || logouts["bob"] != 1 {
+		t.Fatalf("room log: logins %v, logouts %v; want alice logged in once and still there, bob in and out once", logins, logouts)
+	}
+}
+
+// keyedStart starts a task with an Idempotency-Key and returns the
+// status and the task.
+func keyedStart(t *testing.T, p *pushdtest.Process, body, key string) (int, protocol.Task) {
+	t.Helper()
+	a := p.Post(t, "/v1/tasks", body, "Idempotency-Key", key)
+	var tk protocol.Task
+	_ = json.Unmarshal(a.Body, &tk)
+	return a.Status, tk
+}
+
+// A start's idempotency key outlives a crash of its server (kill -9) on
+// the bolt store: the start sent again afterwards starts nothing.
+func TestTaskKeyAcrossKill(t *testing.T) {
+	data := t.TempDir()
+	p := startPushd(t, "--data", data)
+	const body = `{"kind":"external","name":"nightly","total":10}`
+	status, first := keyedStart(t, p, body, "nightly:2026-12-01")
+	if status != http.StatusCreated {
+		t.Fatalf("start: %d", status)
+	}
+	p.Kill(t)
+
+	p = startPushd(t, "--data", data)
+	status, again := keyedStart(t, p, body, "nightly:2026-12-01")
+	if status != http.StatusOK || again.ID != first.ID {
+		t.Fatalf("the start again after kill -9: %d, task %s; want 200 and %s", status, again.ID, first.ID)
+	}
+	if status, _ := keyedStart(t, p, `{"kind":"external","name":"other"}`, "nightly:2026-12-01"); status != http.StatusConflict {
+		t.Fatalf("another start with the key after kill -9: %d; want 409", status)
+	}
+}
 
 // A task killed with its server ends failed, interrupted by the restart,
 // at the progress its watchers last saw, never less: progress does not go
