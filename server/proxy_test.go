@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/server"
 )
 
@@ -126,7 +127,7 @@ func srvSSE(t *testing.T, srv *pushdtest.Server, header []string) int {
 // forwards (X-Forwarded-Host and -Proto, or Forwarded): a page served
 // through the proxy may use the API, wherever pushd itself listens.
 func TestOriginBehindATrustedProxy(t *testing.T) {
-	var logs pushdtest.LogBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	trusted := pushdtest.Start(t, server.Config{TrustedProxies: trustLoopback(t), AllowedHosts: []string{"chat.example.com"}, Logger: log})
 	untrusted := pushdtest.Start(t, server.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/push/internal/natstest"
-	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/internal/testlog"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server/natsstore"
@@ -20,7 +20,7 @@ import (
 // connection that is really lost is still reported.
 func TestCloseIsQuiet(t *testing.T) {
 	ns := natstest.Start(t)
-	var logs pushdtest.LogBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	url := ns.URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
