@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,24 +97,4 @@ func TestConcurrentPublishersAndSubscribers(t *testing.T) {
 	}
 	p.WaitConnections(t, "ws", 0)
 	p.WaitConnections(t, "sse", 0)
-}
-
-// Two final reports at once: one ends the task, the other gets 409.
-func TestConcurrentFinalReports(t *testing.T) {
-	s := pushdtest.Start(t, server.Config{})
-	for range 20 {
-		var task protocol.Task
-		s.Expect(t, http.MethodPost, "/v1/tasks", `{"kind":"external"}`, http.StatusCreated, &task)
-		codes := make(chan int, 2)
-		for _, state := range []string{"succeeded", "failed"} {
-			go func() {
-				status, _ := call(t, s, "POST", "/v1/tasks/"+task.ID+"/progress", "", `{"state":"`+state+`"}`)
-				codes <- status
-			}()
-		}
-		a, b := <-codes, <-codes
-		if min(a, b) != 200 || max(a, b) != 409 {
-			t.Fatalf("two final reports answered %d and %d; want 200 and 409", a, b)
-		}
-	}
 }
