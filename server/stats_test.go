@@ -31,10 +31,10 @@ var statsPaths = []string{
 func TestStatsNeedAdminToken(t *testing.T) {
 	s := startOwned(t, server.Config{})
 	for _, path := range statsPaths {
-		if a := s.Get(t, as("root", path)); a.Status != http.StatusOK {
+		if a := s.as["root"].Get(t, path); a.Status != http.StatusOK {
 			t.Errorf("GET %s as an admin: %d %s", path, a.Status, a.Body)
 		}
-		refused(t, s, "eve", http.MethodGet, path, "", http.StatusForbidden, protocol.CodeForbidden, "pushd token --admin")
+		refused(t, s.as["eve"], http.MethodGet, path, "", http.StatusForbidden, protocol.CodeForbidden, "pushd token --admin")
 		if a := s.Get(t, path); a.Status != http.StatusUnauthorized {
 			t.Errorf("GET %s without a token: %d %s; want 401", path, a.Status, a.Body)
 		}

@@ -103,6 +103,26 @@ func TestTaskExternalReports(t *testing.T) {
 	})
 }
 
+// Two final reports at once: one ends the task, the other gets 409.
+func TestConcurrentFinalReports(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+	for range 20 {
+		task := s.StartTask(t, `{"kind":"external"}`)
+		codes := make(chan int, 2)
+		for _, state := range []string{"succeeded", "failed"} {
+			go func() {
+				status := 0
+				defer func() { codes <- status }()
+				status = s.Post(pushdtest.GoTB{TB: t}, "/v1/tasks/"+task.ID+"/progress", `{"state":"`+state+`"}`).Status
+			}()
+		}
+		a, b := <-codes, <-codes
+		if min(a, b) != 200 || max(a, b) != 409 {
+			t.Fatalf("two final reports answered %d and %d; want 200 and 409", a, b)
+		}
+	}
+}
+
 func TestTaskExternalEnds(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})
 	w := ts.Watch(t, "sse", pushdtest.TasksPath, pushdtest.SubOptions{Since: "0"})

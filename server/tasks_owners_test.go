@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
-	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/tasks/tasktest"
@@ -27,71 +26,56 @@ var taskUsers = map[string]server.Claims{
 	"eve":   {Rooms: []string{"*"}},
 }
 
-// startOwned starts a server that needs tokens, and lets a request act as
-// a user of taskUsers through its path: as(user, path) is path with that
-// user's token.
-func startOwned(t *testing.T, cfg server.Config) *pushdtest.Server {
+// owned is a server that needs tokens, and the same server as each user
+// of taskUsers reaches it: as[user] sends that user's token.
+type owned struct {
+	*pushdtest.Server
+	as map[string]*pushdtest.Remote
+}
+
+// startOwned starts a server that needs tokens.
+func startOwned(t *testing.T, cfg server.Config) owned {
 	t.Helper()
 	cfg.AuthSecret = authSecret
-	tokens := make(map[string]string)
+	s := owned{Server: pushdtest.Start(t, cfg), as: make(map[string]*pushdtest.Remote)}
 	for user, c := range taskUsers {
-		tokens[user] = mint(t, user, c)
+		s.as[user] = s.WithHeader("Authorization", "Bearer "+mint(t, user, c))
 	}
-	return pushdtest.Start(t, cfg, pushdtest.Wrap(func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/as/"); ok {
-				user, path, _ := strings.Cut(rest, "/")
-				r.URL.Path, r.URL.RawPath = "/"+path, ""
-				r.Header.Set("Authorization", "Bearer "+tokens[user])
-			}
-			h.ServeHTTP(w, r)
-		})
-	}))
+	return s
 }
 
-// as is path for a request as user (see startOwned).
-func as(user, path string) string { return "/as/" + user + path }
-
-// startAs starts a task as user, failing the test unless it is created.
-func startAs(t *testing.T, s *pushdtest.Server, user, body string) protocol.Task {
-	t.Helper()
-	var tk protocol.Task
-	s.Expect(t, http.MethodPost, as(user, "/v1/tasks"), body, http.StatusCreated, &tk)
-	return tk
-}
-
-// refused checks that a request as user is refused with status and code,
+// refused checks that a request of r is refused with status and code,
 // with a message that says says.
-func refused(t *testing.T, s *pushdtest.Server, user, method, path, body string, status int, code, says string) {
+func refused(t *testing.T, r *pushdtest.Remote, method, path, body string, status int, code, says string) {
 	t.Helper()
-	a := s.Request(t, t.Context(), method, as(user, path), body)
+	a := r.Request(t, t.Context(), method, path, body)
 	if a.Status != status {
-		t.Errorf("%s %s %s as %s: %d %s; want %d", method, path, body, user, a.Status, a.Body, status)
+		t.Errorf("%s %s %s: %d %s; want %d", method, path, body, a.Status, a.Body, status)
 		return
 	}
 	if e := a.Error(t); e.Code != code || !strings.Contains(e.Message, says) {
-		t.Errorf("%s %s as %s: %s %q; want %s saying %q", method, path, user, e.Code, e.Message, code, says)
+		t.Errorf("%s %s: %s %q; want %s saying %q", method, path, e.Code, e.Message, code, says)
 	}
 }
 
 func TestTaskOwnerAndAdminOnly(t *testing.T) {
 	s := startOwned(t, server.Config{})
-	tk := startAs(t, s, "ann", `{"kind":"external","name":"backup","total":10}`)
+	tk := s.as["ann"].StartTask(t, `{"kind":"external","name":"backup","total":10}`)
 	if tk.Owner != "ann" {
 		t.Fatalf("started as ann, the task's owner is %q", tk.Owner)
 	}
 	id := "/v1/tasks/" + tk.ID
-	refused(t, s, "bob", http.MethodPost, id+"/cancel", "", http.StatusForbidden, protocol.CodeForbidden, "task "+tk.ID+" is ann's")
-	refused(t, s, "bob", http.MethodPost, id+"/progress", `{"done":1}`, http.StatusForbidden, protocol.CodeForbidden, "is ann's: only they or an admin may report on it")
-	refused(t, s, "eve", http.MethodPost, id+"/cancel", "", http.StatusForbidden, protocol.CodeForbidden, "may watch tasks but not")
-	refused(t, s, "bob", http.MethodPost, "/v1/tasks", `{"kind":"external","user":"ann"}`, http.StatusForbidden, protocol.CodeForbidden, "cannot start a task as ann")
-	s.Expect(t, http.MethodPost, as("ann", id+"/progress"), `{"done":2}`, http.StatusOK, nil)
-	s.Expect(t, http.MethodPost, as("root", id+"/progress"), `{"done":3}`, http.StatusOK, nil)
-	s.Expect(t, http.MethodPost, as("root", id+"/cancel"), "", http.StatusAccepted, nil)
-	mine := startAs(t, s, "bob", `{"kind":"external"}`)
-	s.Expect(t, http.MethodPost, as("bob", "/v1/tasks/"+mine.ID+"/cancel"), "", http.StatusAccepted, nil)
+	refused(t, s.as["bob"], http.MethodPost, id+"/cancel", "", http.StatusForbidden, protocol.CodeForbidden, "task "+tk.ID+" is ann's")
+	refused(t, s.as["bob"], http.MethodPost, id+"/progress", `{"done":1}`, http.StatusForbidden, protocol.CodeForbidden, "is ann's: only they or an admin may report on it")
+	refused(t, s.as["eve"], http.MethodPost, id+"/cancel", "", http.StatusForbidden, protocol.CodeForbidden, "may watch tasks but not")
+	refused(t, s.as["bob"], http.MethodPost, "/v1/tasks", `{"kind":"external","user":"ann"}`, http.StatusForbidden, protocol.CodeForbidden, "cannot start a task as ann")
+	s.as["ann"].Report(t, tk.ID, `{"done":2}`)
+	s.as["root"].Report(t, tk.ID, `{"done":3}`)
+	s.as["root"].CancelTask(t, tk.ID)
+	mine := s.as["bob"].StartTask(t, `{"kind":"external"}`)
+	s.as["bob"].CancelTask(t, mine.ID)
 	// The admin right is enough to start a task, too.
-	if adm := startAs(t, s, "root", `{"kind":"external"}`); adm.Owner != "root" {
+	if adm := s.as["root"].StartTask(t, `{"kind":"external"}`); adm.Owner != "root" {
 		t.Errorf("the admin's task is %q's", adm.Owner)
 	}
 }
@@ -113,22 +97,22 @@ func TestTaskOwnerOnAnOpenServer(t *testing.T) {
 
 func TestTaskScopes(t *testing.T) {
 	s := startOwned(t, server.Config{})
-	cur := s.Head(t, as("root", "/v1/tasks/events")).String()
+	cur := s.as["root"].Head(t, "/v1/tasks/events").String()
 	// Every transport, for bob (lobby only) and carol (every room): what
 	// they see of the tasks stream, from before the tasks.
 	var bobs, carols []*pushdtest.Watcher
 	for _, tr := range pushdtest.Transports {
-		bobs = append(bobs, s.Watch(t, tr, as("bob", "/v1/tasks/events"), pushdtest.SubOptions{Since: cur}))
-		carols = append(carols, s.Watch(t, tr, as("carol", "/v1/tasks/events"), pushdtest.SubOptions{Since: cur}))
+		bobs = append(bobs, s.as["bob"].Watch(t, tr, "/v1/tasks/events", pushdtest.SubOptions{Since: cur}))
+		carols = append(carols, s.as["carol"].Watch(t, tr, "/v1/tasks/events", pushdtest.SubOptions{Since: cur}))
 	}
-	ops := startAs(t, s, "ann", `{"kind":"external","name":"deploy","room":"ops"}`)
-	private := startAs(t, s, "ann", `{"kind":"external","name":"diary","private":true}`)
-	open := startAs(t, s, "ann", `{"kind":"external","name":"for all"}`)
+	ops := s.as["ann"].StartTask(t, `{"kind":"external","name":"deploy","room":"ops"}`)
+	private := s.as["ann"].StartTask(t, `{"kind":"external","name":"diary","private":true}`)
+	open := s.as["ann"].StartTask(t, `{"kind":"external","name":"for all"}`)
 	if ops.Room != "ops" || !private.Private || open.Room != "" || open.Private {
 		t.Fatalf("started %+v, %+v, %+v; want scoped to ops, private, and neither", ops, private, open)
 	}
 	for _, id := range []string{ops.ID, private.ID, open.ID} {
-		s.Expect(t, http.MethodPost, as("ann", "/v1/tasks/"+id+"/progress"), `{"state":"succeeded"}`, http.StatusOK, nil)
+		s.as["ann"].Report(t, id, `{"state":"succeeded"}`)
 	}
 	// Newest first.
 	sees := map[string][]string{
@@ -139,10 +123,8 @@ func TestTaskScopes(t *testing.T) {
 		"root":  {open.ID, private.ID, ops.ID},
 	}
 	for user, want := range sees {
-		var l protocol.TaskList
-		s.Expect(t, http.MethodGet, as(user, "/v1/tasks"), "", http.StatusOK, &l)
 		var got []string
-		for _, tk := range l.Tasks {
+		for _, tk := range s.as[user].Tasks(t) {
 			got = append(got, tk.ID)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -151,21 +133,21 @@ func TestTaskScopes(t *testing.T) {
 		for _, id := range []string{ops.ID, private.ID} {
 			should := strings.Contains(fmt.Sprint(want), id)
 			for _, path := range []string{"/v1/tasks/" + id, "/v1/tasks/" + id + "/events?wait=0"} {
-				if a := s.Get(t, as(user, path)); (a.Status == http.StatusOK) != should || !should && a.Status != http.StatusNotFound {
+				if a := s.as[user].Get(t, path); (a.Status == http.StatusOK) != should || !should && a.Status != http.StatusNotFound {
 					t.Errorf("GET %s as %s: %d %s; want %v", path, user, a.Status, a.Body, map[bool]string{true: "200", false: "404"}[should])
 				}
 			}
 		}
 	}
-	refused(t, s, "ann", http.MethodPost, "/v1/tasks/"+private.ID+"/cancel", "", http.StatusConflict, protocol.CodeConflict, "already finished")
-	refused(t, s, "bob", http.MethodPost, "/v1/tasks/"+private.ID+"/cancel", "", http.StatusNotFound, protocol.CodeNotFound, "task not found")
-	refused(t, s, "bob", http.MethodPost, "/v1/tasks", `{"kind":"demo","room":"ops"}`, http.StatusForbidden, protocol.CodeForbidden, "may not use room ops")
-	refused(t, s, "ann", http.MethodPost, "/v1/tasks", `{"kind":"demo","room":"ops","private":true}`, http.StatusBadRequest, protocol.CodeInvalidParam, "not both")
-	refused(t, s, "ann", http.MethodPost, "/v1/tasks", `{"kind":"demo","private":"yes"}`, http.StatusBadRequest, protocol.CodeInvalidJSON, "private")
+	refused(t, s.as["ann"], http.MethodPost, "/v1/tasks/"+private.ID+"/cancel", "", http.StatusConflict, protocol.CodeConflict, "already finished")
+	refused(t, s.as["bob"], http.MethodPost, "/v1/tasks/"+private.ID+"/cancel", "", http.StatusNotFound, protocol.CodeNotFound, "task not found")
+	refused(t, s.as["bob"], http.MethodPost, "/v1/tasks", `{"kind":"demo","room":"ops"}`, http.StatusForbidden, protocol.CodeForbidden, "may not use room ops")
+	refused(t, s.as["ann"], http.MethodPost, "/v1/tasks", `{"kind":"demo","room":"ops","private":true}`, http.StatusBadRequest, protocol.CodeInvalidParam, "not both")
+	refused(t, s.as["ann"], http.MethodPost, "/v1/tasks", `{"kind":"demo","private":"yes"}`, http.StatusBadRequest, protocol.CodeInvalidJSON, "private")
 
 	// A last task for everyone marks the end: what a watcher has not seen
 	// by then it never sees.
-	last := startAs(t, s, "root", `{"kind":"external","name":"last"}`)
+	last := s.as["root"].StartTask(t, `{"kind":"external","name":"last"}`)
 	check := func(who string, ws []*pushdtest.Watcher, want []string) {
 		for i, w := range ws {
 			evs := w.WaitFor(t, "the last task", func(evs []protocol.Event) bool { return tasktest.Seen(evs, last.ID, isQueued) })
@@ -187,8 +169,8 @@ func TestTaskScopes(t *testing.T) {
 
 	// A poll from where bob started answers nothing of ann's scoped tasks,
 	// with a cursor past them: skipped events move it on.
-	evs, next := s.Poll(t, as("bob", "/v1/tasks/events"), "since="+cur+"&wait=0")
-	if c, _ := protocol.ParseCursor(next); c.Seq != s.Head(t, as("root", "/v1/tasks/events")).Seq {
+	evs, next := s.as["bob"].Poll(t, "/v1/tasks/events", "since="+cur+"&wait=0")
+	if c, _ := protocol.ParseCursor(next); c.Seq != s.as["root"].Head(t, "/v1/tasks/events").Seq {
 		t.Errorf("bob's poll ends at %s; want the head of the stream", next)
 	}
 	for _, ev := range evs {
@@ -200,23 +182,7 @@ func TestTaskScopes(t *testing.T) {
 
 func isQueued(tk protocol.Task) bool { return tk.State == protocol.TaskQueued }
 
-// finalOf waits until task id has ended, as user sees it, and returns it.
-func finalOf(t *testing.T, s *pushdtest.Server, user, id string) protocol.Task {
-	t.Helper()
-	var tk protocol.Task
-	testwait.Until(t, pushdtest.Timeout, 10*time.Millisecond, func() error {
-		a := s.Get(t, as(user, "/v1/tasks/"+id))
-		if a.Status != http.StatusOK {
-			return fmt.Errorf("GET task %s: %d %s", id, a.Status, a.Body)
-		}
-		a.JSON(t, &tk)
-		if !tk.State.Final() {
-			return fmt.Errorf("task %s has not ended: %s", id, tasktest.String(tk))
-		}
-		return nil
-	})
-	return tk
-}
+func isFinal(tk protocol.Task) bool { return tk.State.Final() }
 
 // wantUnwatched checks that tk was cancelled as unwatched, no sooner than
 // after it was last watched.
@@ -236,39 +202,39 @@ func TestTaskCancelledWhenNobodyWatches(t *testing.T) {
 	const long = `"kind":"demo","total":1000,"interval":"100ms"`
 	t.Run("never watched", func(t *testing.T) {
 		t.Parallel()
-		tk := startAs(t, s, "ann", `{`+long+`,"cancel_unwatched":"1s"}`)
+		tk := s.as["ann"].StartTask(t, `{`+long+`,"cancel_unwatched":"1s"}`)
 		if tk.CancelUnwatched != "1s" {
 			t.Errorf("started with cancel_unwatched 1s, the task says %q", tk.CancelUnwatched)
 		}
-		wantUnwatched(t, finalOf(t, s, "ann", tk.ID), tk.Created, time.Second)
+		wantUnwatched(t, s.as["ann"].WaitTask(t, tk.ID, "the end", isFinal), tk.Created, time.Second)
 	})
 	for _, tr := range []string{pushdtest.WS, pushdtest.SSE} {
 		t.Run("watcher leaves over "+tr, func(t *testing.T) {
 			t.Parallel()
-			tk := startAs(t, s, "ann", `{`+long+`,"cancel_unwatched":"1s","private":true}`)
-			w := s.Watch(t, tr, as("ann", "/v1/tasks/"+tk.ID+"/events"), pushdtest.SubOptions{})
+			tk := s.as["ann"].StartTask(t, `{`+long+`,"cancel_unwatched":"1s","private":true}`)
+			w := s.as["ann"].Watch(t, tr, "/v1/tasks/"+tk.ID+"/events", pushdtest.SubOptions{})
 			w.WaitFor(t, "progress", func(evs []protocol.Event) bool {
 				return tasktest.Seen(evs, tk.ID, func(tk protocol.Task) bool { return tk.Done >= 15 })
 			})
 			w.Stop()
 			left := time.Now()
-			wantUnwatched(t, finalOf(t, s, "ann", tk.ID), left, time.Second)
+			wantUnwatched(t, s.as["ann"].WaitTask(t, tk.ID, "the end", isFinal), left, time.Second)
 		})
 	}
 	t.Run("a watcher comes back in time", func(t *testing.T) {
 		t.Parallel()
 		// 3 s of work; each watcher is there for a part of it, and the
 		// next comes well within the 2 s.
-		tk := startAs(t, s, "ann", `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"2s"}`)
+		tk := s.as["ann"].StartTask(t, `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"2s"}`)
 		for _, at := range []int64{5, 15} {
-			w := s.Watch(t, pushdtest.WS, as("ann", "/v1/tasks/"+tk.ID+"/events"), pushdtest.SubOptions{})
+			w := s.as["ann"].Watch(t, pushdtest.WS, "/v1/tasks/"+tk.ID+"/events", pushdtest.SubOptions{})
 			w.WaitFor(t, "progress", func(evs []protocol.Event) bool {
 				return tasktest.Seen(evs, tk.ID, func(tk protocol.Task) bool { return tk.Done >= at })
 			})
 			w.Stop()
 		}
-		w := s.Watch(t, pushdtest.SSE, as("ann", "/v1/tasks/"+tk.ID+"/events"), pushdtest.SubOptions{})
-		if got := finalOf(t, s, "ann", tk.ID); got.State != protocol.TaskSucceeded {
+		w := s.as["ann"].Watch(t, pushdtest.SSE, "/v1/tasks/"+tk.ID+"/events", pushdtest.SubOptions{})
+		if got := s.as["ann"].WaitTask(t, tk.ID, "the end", isFinal); got.State != protocol.TaskSucceeded {
 			t.Errorf("a task whose watcher came back in time ended %s; want succeeded", tasktest.String(got))
 		}
 		w.Stop()
@@ -277,12 +243,12 @@ func TestTaskCancelledWhenNobodyWatches(t *testing.T) {
 		t.Parallel()
 		// carol's stream sees ann's ops task but not her private one;
 		// bob's sees neither.
-		carol := s.Watch(t, pushdtest.SSE, as("carol", "/v1/tasks/events"), pushdtest.SubOptions{})
-		bob := s.Watch(t, pushdtest.WS, as("bob", "/v1/tasks/events"), pushdtest.SubOptions{})
-		ops := startAs(t, s, "ann", `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"1s","room":"ops"}`)
-		private := startAs(t, s, "ann", `{`+long+`,"cancel_unwatched":"1s","private":true}`)
-		wantUnwatched(t, finalOf(t, s, "ann", private.ID), private.Created, time.Second)
-		if got := finalOf(t, s, "ann", ops.ID); got.State != protocol.TaskSucceeded {
+		carol := s.as["carol"].Watch(t, pushdtest.SSE, "/v1/tasks/events", pushdtest.SubOptions{})
+		bob := s.as["bob"].Watch(t, pushdtest.WS, "/v1/tasks/events", pushdtest.SubOptions{})
+		ops := s.as["ann"].StartTask(t, `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"1s","room":"ops"}`)
+		private := s.as["ann"].StartTask(t, `{`+long+`,"cancel_unwatched":"1s","private":true}`)
+		wantUnwatched(t, s.as["ann"].WaitTask(t, private.ID, "the end", isFinal), private.Created, time.Second)
+		if got := s.as["ann"].WaitTask(t, ops.ID, "the end", isFinal); got.State != protocol.TaskSucceeded {
 			t.Errorf("a room task watched on the tasks stream by one who may use the room ended %s; want succeeded", tasktest.String(got))
 		}
 		carol.Stop()
@@ -290,17 +256,17 @@ func TestTaskCancelledWhenNobodyWatches(t *testing.T) {
 	})
 	t.Run("a long poll counts until the long-poll wait after it", func(t *testing.T) {
 		t.Parallel()
-		tk := startAs(t, s, "ann", `{`+long+`,"cancel_unwatched":"1s"}`)
+		tk := s.as["ann"].StartTask(t, `{`+long+`,"cancel_unwatched":"1s"}`)
 		polled := time.Now()
-		s.Poll(t, as("ann", "/v1/tasks/"+tk.ID+"/events"), "wait=0")
+		s.as["ann"].Poll(t, "/v1/tasks/"+tk.ID+"/events", "wait=0")
 		// One poll, then none: watched until 2 s (the long-poll wait)
 		// after it, then cancelled 1 s later.
-		wantUnwatched(t, finalOf(t, s, "ann", tk.ID), polled, 3*time.Second)
+		wantUnwatched(t, s.as["ann"].WaitTask(t, tk.ID, "the end", isFinal), polled, 3*time.Second)
 	})
 	t.Run("a long-poll watcher keeps it", func(t *testing.T) {
 		t.Parallel()
-		tk := startAs(t, s, "bob", `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"1s"}`)
-		w := s.Watch(t, pushdtest.LongPoll, as("bob", "/v1/tasks/"+tk.ID+"/events"), pushdtest.SubOptions{Since: "0", Wait: 500 * time.Millisecond})
+		tk := s.as["bob"].StartTask(t, `{"kind":"demo","total":30,"interval":"100ms","cancel_unwatched":"1s"}`)
+		w := s.as["bob"].Watch(t, pushdtest.LongPoll, "/v1/tasks/"+tk.ID+"/events", pushdtest.SubOptions{Since: "0", Wait: 500 * time.Millisecond})
 		evs := w.WaitFor(t, "the end", func(evs []protocol.Event) bool { return tasktest.Final(evs, tk.ID) != nil })
 		if got := tasktest.Final(evs, tk.ID); got.State != protocol.TaskSucceeded {
 			t.Errorf("a task with a long-poll watcher ended %s; want succeeded", tasktest.String(*got))
@@ -313,7 +279,7 @@ func TestTaskStartIdempotencyKey(t *testing.T) {
 	bs := openTaskBolt(t, dir)
 	s := startOwned(t, server.Config{Store: bs, TaskStore: bs})
 	post := func(user, body, key string) pushdtest.Answer {
-		return s.Request(t, t.Context(), http.MethodPost, as(user, "/v1/tasks"), body, "Idempotency-Key", key)
+		return s.as[user].Request(t, t.Context(), http.MethodPost, "/v1/tasks", body, "Idempotency-Key", key)
 	}
 	const body = `{"kind":"demo","name":"once","total":1000,"interval":"100ms","room":"ops"}`
 	a := post("ann", body, "deploy:42")
@@ -347,9 +313,7 @@ func TestTaskStartIdempotencyKey(t *testing.T) {
 	}
 	s.RestartWith(t, s.Config())
 	again("after a restart")
-	var l protocol.TaskList
-	s.Expect(t, http.MethodGet, as("root", "/v1/tasks"), "", http.StatusOK, &l)
-	if len(l.Tasks) != 1 {
-		t.Errorf("%d tasks after the starts; want 1", len(l.Tasks))
+	if l := s.as["root"].Tasks(t); len(l) != 1 {
+		t.Errorf("%d tasks after the starts; want 1", len(l))
 	}
 }

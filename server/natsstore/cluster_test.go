@@ -238,6 +238,71 @@ func (n *node) waitReady(t *testing.T, want int) {
 	})
 }
 
+// On a three-server NATS cluster that loses the server leading a room's
+// stream (cut off at once, as a crash is, without handing its leaderships
+// over), publishes to the room fail until JetStream elects another leader.
+// All that while /readyz answers 503, and it answers 200 again only once a
+// publish succeeds.
+func TestReadyzFollowsPublishesWhenANATSServerIsLost(t *testing.T) {
+	nc := natstest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := Open(ctx, Options{URL: nc.URL(), Replicas: 3, Timeout: 2 * time.Second, Prefix: "ready"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := pushdtest.Start(t, server.Config{Store: st}, pushdtest.LogLevel(0))
+	readyz := func() int { return srv.Get(t, "/readyz").Status }
+	publish := func(room string) int {
+		return srv.Post(t, "/v1/rooms/"+room+"/messages", `{"user":"ann","text":"hi"}`).Status
+	}
+	if got := readyz(); got != http.StatusOK {
+		t.Fatalf("readyz of a whole cluster: %d", got)
+	}
+	// A room whose stream has the readiness probe's leader: losing that
+	// server stops both.
+	probeLeader := nc.StreamLeader(st.streamName("pushd-readyz"))
+	room := ""
+	for i := 0; room == "" && i < 60; i++ {
+		r := fmt.Sprint("room", i)
+		if got := publish(r); got != http.StatusCreated {
+			t.Fatalf("publish to %s: %d", r, got)
+		}
+		if nc.StreamLeader(st.streamName("room/"+r)) == probeLeader {
+			room = r
+		}
+	}
+	if probeLeader < 0 || room == "" {
+		t.Fatalf("no room led by the probe stream's leader %d", probeLeader)
+	}
+	nc.Isolate(probeLeader)
+	t.Logf("isolated NATS server %d, leader of the readiness stream and of %s", probeLeader+1, room)
+
+	failed := 0
+	testwait.Until(t, time.Minute, 0, func() error {
+		before := readyz()
+		pub := publish(room)
+		after := readyz()
+		switch {
+		case before == http.StatusOK && pub != http.StatusCreated:
+			t.Fatalf("readyz said 200, then a publish failed with %d", pub)
+		case pub != http.StatusCreated && after != http.StatusServiceUnavailable:
+			t.Fatalf("a publish failed with %d, and readyz then said %d; want 503", pub, after)
+		case pub != http.StatusCreated:
+			failed++
+			return fmt.Errorf("publishes fail (%d) and readyz says %d", pub, after)
+		case after != http.StatusOK:
+			return fmt.Errorf("a publish succeeded; readyz says %d", after)
+		}
+		return nil
+	})
+	if failed == 0 {
+		t.Fatal("no publish failed after the loss of the stream's leader; the test did not test anything")
+	}
+	t.Logf("%d publishes failed before JetStream recovered; readyz said 503 meanwhile", failed)
+}
+
 // The load generator subscribes on one node and publishes on the other:
 // every subscriber gets every message once, in order, over every
 // transport.
