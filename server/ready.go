@@ -20,8 +20,10 @@ import (
 //     unreachable, no quorum for the stream, a bolt file that cannot be
 //     written); checks that come while a probe is under way take its
 //     outcome;
-//   - the last append to any stream failed, within the last 10 s, and none
-//     to that stream has succeeded since (with several servers on one
+//   - the last append to any stream failed (or, for a stream not open
+//     yet, reading its head failed because the store was unavailable),
+//     within the last 10 s, and none to that stream has succeeded since
+//     (with several servers on one
 //     NATS, each stream has a leader of its own, which the probe's stream
 //     may not share: a stream whose leader was lost fails until another
 //     is elected).
@@ -88,6 +90,16 @@ func (w *watchedStore) Append(ctx context.Context, stream string, events []proto
 	out, err := w.Store.Append(ctx, stream, events)
 	w.rd.noteAppend(stream, err)
 	return out, err
+}
+
+// Info notes a stream the store cannot reach as failing: a publish to it
+// opens it with Info first, and fails there, before any append.
+func (w *watchedStore) Info(ctx context.Context, stream string) (StreamInfo, error) {
+	info, err := w.Store.Info(ctx, stream)
+	if errors.Is(err, ErrUnavailable) {
+		w.rd.noteAppend(stream, err)
+	}
+	return info, err
 }
 
 // noteAppend records an append's outcome: a failure, or a success that
