@@ -149,19 +149,27 @@ func (p *pusher) poll() {
 				continue
 			}
 		}
-		if !p.sub.park(p) {
-			continue
+		if p.parked() {
+			return
 		}
-		p.mu.Lock()
-		if p.again {
-			p.again = false
-			p.mu.Unlock()
-			continue
-		}
-		p.running = false
-		p.mu.Unlock()
-		return
 	}
+}
+
+// parked parks the subscriber on its stream and lets the running
+// goroutine go; false when there is more to do first (the stream moved
+// on before it parked, or a wake came meanwhile).
+func (p *pusher) parked() bool {
+	if !p.sub.park(p) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.again {
+		p.again = false
+		return false
+	}
+	p.running = false
+	return true
 }
 
 // sent records a batch that went out.
@@ -192,18 +200,9 @@ func (p *pusher) run() {
 		if p.linger(notify) {
 			continue
 		}
-		if !p.sub.park(p) {
-			continue
+		if p.parked() {
+			return
 		}
-		p.mu.Lock()
-		if p.again {
-			p.again = false
-			p.mu.Unlock()
-			continue
-		}
-		p.running = false
-		p.mu.Unlock()
-		return
 	}
 }
 
