@@ -6,7 +6,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pushd/push/internal/backoff"
 )
+
+// acceptRetry is how a listener out of open files tries again: from a few
+// milliseconds, up to a second apart.
+var acceptRetry = backoff.Policy{Min: 5 * time.Millisecond, Max: time.Second}
 
 // Listener wraps ln for the server's http.Server: when the process is out
 // of open files (EMFILE, ENFILE), Accept waits and tries again itself, up
@@ -31,7 +37,7 @@ type filesListener struct {
 }
 
 func (l *filesListener) Accept() (net.Conn, error) {
-	wait := 5 * time.Millisecond
+	retry := backoff.New(acceptRetry)
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
@@ -52,14 +58,13 @@ func (l *filesListener) Accept() (net.Conn, error) {
 				"err", err)
 		}
 		l.failed++
-		t := time.NewTimer(wait)
+		t := time.NewTimer(retry.Next())
 		select {
 		case <-t.C:
 		case <-l.closed:
 			t.Stop()
 			return nil, net.ErrClosed
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
 
