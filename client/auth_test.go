@@ -16,8 +16,6 @@ import (
 	"github.com/pushd/push/server"
 )
 
-var tokenSecret = []byte("a-client-test-secret-32-bytes-ok")
-
 // shortTokens is a token source whose tokens for user last ttl; it counts
 // the tokens it gave.
 type shortTokens struct {
@@ -35,7 +33,7 @@ func (s *shortTokens) token(context.Context) (string, error) {
 // and resumes from its cursor: every event arrives once and in order, and
 // the subscription never ends.
 func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
-	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
+	srv := startAuthPushd(t)
 	for _, tr := range []client.Transport{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
 		t.Run(string(tr), func(t *testing.T) {
 			room := "renew-" + string(tr)
@@ -93,7 +91,7 @@ func TestTokenSourceRenewsExpiredSubscriptions(t *testing.T) {
 
 // A call refused for its token (401) is made again with a new one.
 func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
-	srv := pushdtest.Start(t, server.Config{AuthSecret: tokenSecret})
+	srv := startAuthPushd(t)
 	expired := pushdtest.Token(t, tokenSecret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Millisecond)
 	waitFor(t, func() error {
 		if a := srv.Get(t, "/v1/rooms/lobby/presence", "Authorization", "Bearer "+expired); a.Status != http.StatusUnauthorized {
@@ -134,8 +132,7 @@ func TestTokenSourceRenewsRefusedCalls(t *testing.T) {
 }
 
 func TestTokenUser(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
+	tok := token(t, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true})
 	if user, err := client.TokenUser(tok); err != nil || user != "alice" {
 		t.Fatalf("TokenUser = %q, %v; want alice", user, err)
 	}
@@ -159,10 +156,9 @@ func TestTokenUser(t *testing.T) {
 }
 
 func TestTokensAreSent(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	tok := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
-	ctx := context.Background()
+	s := startAuthPushd(t)
+	tok := token(t, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true})
+	ctx := t.Context()
 	_, err := newClient(t, s, "carol").Publish(ctx, "lobby", "no token")
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
@@ -179,5 +175,31 @@ func TestTokensAreSent(t *testing.T) {
 	}
 	if _, err := c.ListTasks(ctx); err != nil {
 		t.Fatalf("ListTasks with a token: %v", err)
+	}
+}
+
+func TestTokenIsSentOnEveryTransport(t *testing.T) {
+	s := startAuthPushd(t)
+	tok := token(t, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true})
+	c := newClient(t, s, "", client.WithToken(tok))
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := subscribe(t, c, client.Room("lobby"), tc.opts)
+			waitState(t, sub, connectedWith(tc.want))
+			want := publish(t, c, "lobby", "with a token")
+			got := recv(t, sub)
+			sameEvent(t, got, *want)
+			if got.User != "carol" {
+				t.Fatalf("user %q, want the token's carol", got.User)
+			}
+		})
+	}
+
+	anon := newClient(t, s, "")
+	sub := subscribe(t, anon, client.Room("lobby"), client.SubscribeOptions{})
+	<-sub.Done()
+	var pe *protocol.Error
+	if err := sub.Err(); !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
+		t.Fatalf("without a token: Err() = %v, want unauthorized", err)
 	}
 }

@@ -207,6 +207,15 @@ func (c *Client) url(path string, q url.Values) string {
 	return u.String()
 }
 
+// withLimit returns q asking for at most limit items; 0 leaves the number
+// to the server.
+func withLimit(q url.Values, limit int) url.Values {
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
 // header returns the headers every request carries, with the token to
 // send now (see tokens).
 func (c *Client) header(ctx context.Context) (http.Header, error) {

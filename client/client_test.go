@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -36,7 +35,7 @@ func TestNewChecksTheURLAndOptions(t *testing.T) {
 func TestPresence(t *testing.T) {
 	s := startPushd(t)
 	c := newClient(t, s, "alice")
-	ctx := context.Background()
+	ctx := t.Context()
 	users, err := c.Presence(ctx, "lobby")
 	if err != nil || users == nil || len(users) != 0 {
 		t.Fatalf("Presence of an empty room = %q, %v; want an empty list", users, err)
@@ -64,7 +63,7 @@ func TestBaseURLWithPathPrefix(t *testing.T) {
 	}
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))
-	want, err := c.Publish(context.Background(), "lobby", "behind a prefix")
+	want, err := c.Publish(t.Context(), "lobby", "behind a prefix")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +88,7 @@ func TestStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := c.Subscribe(context.Background(), client.Stream{}, client.SubscribeOptions{})
+	sub := c.Subscribe(t.Context(), client.Stream{}, client.SubscribeOptions{})
 	<-sub.Done()
 	if sub.Err() == nil {
 		t.Fatal("a zero Stream was accepted")

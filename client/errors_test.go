@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -18,7 +17,7 @@ func TestServerErrorsAreProtocolErrors(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{MaxTextBytes: 10})
 	alice := newClient(t, s, "alice")
 	nobody := newClient(t, s, "")
-	ctx := context.Background()
+	ctx := t.Context()
 	cases := []struct {
 		name   string
 		call   func() error
@@ -64,7 +63,7 @@ func TestAnswersFromSomethingElseAreProtocolErrorsToo(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}))
-	_, err := newClient(t, s, "alice").Presence(context.Background(), "lobby")
+	_, err := newClient(t, s, "alice").Presence(t.Context(), "lobby")
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Status != http.StatusBadGateway || pe.Code != "" || !strings.Contains(pe.Message, "bad gateway") {
 		t.Fatalf("error %v, want a 502 *protocol.Error without a code, quoting the body", err)
@@ -88,7 +87,7 @@ func TestNotPushdTellsAnotherServersAnswers(t *testing.T) {
 		})
 	}))
 	c := newClient(t, s, "alice")
-	ctx := context.Background()
+	ctx := t.Context()
 	_, err := c.Publish(ctx, "lobby", "hi")
 	if status, ok := client.NotPushd(err); !ok || status != http.StatusNotImplemented {
 		t.Errorf("publish answered by another server: NotPushd(%v) = %d, %v; want 501, true", err, status, ok)
@@ -119,7 +118,7 @@ func TestNetworkErrorsNameTheOperation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Publish(context.Background(), "lobby", "hi")
+	_, err = c.Publish(t.Context(), "lobby", "hi")
 	var pe *protocol.Error
 	if err == nil || errors.As(err, &pe) || !strings.HasPrefix(err.Error(), "publish to room lobby: ") {
 		t.Fatalf("error %v, want a network error naming the operation", err)
@@ -130,7 +129,7 @@ func TestRateLimitSaysWhenToRetry(t *testing.T) {
 	s := pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 0.01, PublishBurst: 1}})
 	c := newClient(t, s, "alice")
 	publish(t, c, "lobby", "one")
-	_, err := c.Publish(context.Background(), "lobby", "two")
+	_, err := c.Publish(t.Context(), "lobby", "two")
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Status != http.StatusTooManyRequests || pe.Code != protocol.CodeRateLimited {
 		t.Fatalf("second publish: %v, want 429 rate_limited", err)
@@ -153,11 +152,11 @@ func TestCutSuccessIsErrAnswerBody(t *testing.T) {
 		})
 	}))
 	c := newClient(t, s, "alice")
-	_, err := c.Publish(context.Background(), "lobby", "hi")
+	_, err := c.Publish(t.Context(), "lobby", "hi")
 	if !errors.Is(err, client.ErrAnswerBody) || !strings.Contains(err.Error(), "decode 201 answer") {
 		t.Fatalf("publish with its 201 cut short: %v; want ErrAnswerBody", err)
 	}
-	if _, err := c.Presence(context.Background(), "lobby"); errors.Is(err, client.ErrAnswerBody) {
+	if _, err := c.Presence(t.Context(), "lobby"); errors.Is(err, client.ErrAnswerBody) {
 		t.Fatalf("a whole answer: %v", err)
 	}
 }

@@ -37,6 +37,23 @@ func startPushd(t *testing.T, opts ...pushdtest.Option) *pushdtest.Server {
 	return pushdtest.Start(t, server.Config{}, opts...)
 }
 
+// tokenSecret signs the tokens of the tests that run pushd with tokens.
+var tokenSecret = []byte("a-client-test-secret-32-bytes-ok")
+
+// startAuthPushd starts a pushd that takes only tokens signed with
+// tokenSecret; opts are pushdtest.Start's.
+func startAuthPushd(t *testing.T, opts ...pushdtest.Option) *pushdtest.Server {
+	t.Helper()
+	return pushdtest.Start(t, server.Config{AuthSecret: tokenSecret}, opts...)
+}
+
+// token returns a token of tokenSecret for user with claims, valid for
+// an hour.
+func token(t *testing.T, user string, claims server.Claims) string {
+	t.Helper()
+	return pushdtest.Token(t, tokenSecret, user, claims, time.Hour)
+}
+
 // newClient returns a client of s for user, with its own HTTP transport
 // (closed in t.Cleanup) so tests do not share connections, logging to the
 // test's log.

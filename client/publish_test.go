@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sync/atomic"
@@ -44,7 +43,7 @@ func TestPublishRetriesALostAnswerWithTheSameID(t *testing.T) {
 	var posts atomic.Int64
 	s := startPushd(t, loseAnswers(2, &posts))
 	c := newClient(t, s, "ann")
-	ev, err := c.Publish(context.Background(), "r", "once")
+	ev, err := c.Publish(t.Context(), "r", "once")
 	if err != nil {
 		t.Fatalf("Publish with two answers lost: %v", err)
 	}
@@ -61,12 +60,12 @@ func TestPublishWithTriesOnceGivesUpAtOnce(t *testing.T) {
 	var posts atomic.Int64
 	s := startPushd(t, loseAnswers(1, &posts))
 	c := newClient(t, s, "ann")
-	_, err := c.Publish(context.Background(), "r", "maybe", client.WithID("line-1"), client.WithTries(1))
+	_, err := c.Publish(t.Context(), "r", "maybe", client.WithID("line-1"), client.WithTries(1))
 	if err == nil || !client.MayHaveApplied(err) {
 		t.Fatalf("one try with its answer lost: %v; want an error that may have applied", err)
 	}
 	// Sending again with the same id settles it: stored once.
-	ev, err := c.Publish(context.Background(), "r", "maybe", client.WithID("line-1"))
+	ev, err := c.Publish(t.Context(), "r", "maybe", client.WithID("line-1"))
 	if err != nil || ev.ID != "line-1" {
 		t.Fatalf("the same id again: %v, %+v", err, ev)
 	}
@@ -79,10 +78,10 @@ func TestPublishRefusedIsNotRetried(t *testing.T) {
 	var posts atomic.Int64
 	s := startPushd(t, loseAnswers(0, &posts))
 	c := newClient(t, s, "ann")
-	if _, err := c.Publish(context.Background(), "r", "first", client.WithID("k")); err != nil {
+	if _, err := c.Publish(t.Context(), "r", "first", client.WithID("k")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Publish(context.Background(), "r", "other text", client.WithID("k"))
+	_, err := c.Publish(t.Context(), "r", "other text", client.WithID("k"))
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Status != http.StatusConflict || client.MayHaveApplied(err) {
 		t.Fatalf("another message under the same id: %v; want a 409 that did not apply", err)
@@ -90,7 +89,7 @@ func TestPublishRefusedIsNotRetried(t *testing.T) {
 	if posts.Load() != 2 {
 		t.Fatalf("%d posts; a refused publish is not tried again", posts.Load())
 	}
-	if _, err := c.Publish(context.Background(), "r", "x", client.WithID("not an id")); err == nil {
+	if _, err := c.Publish(t.Context(), "r", "x", client.WithID("not an id")); err == nil {
 		t.Fatal("an id with a space was sent")
 	}
 	if posts.Load() != 2 {
@@ -101,7 +100,7 @@ func TestPublishRefusedIsNotRetried(t *testing.T) {
 func TestPublishReturnsTheStoredEvent(t *testing.T) {
 	s := startPushd(t)
 	c := newClient(t, s, "alice")
-	ctx := context.Background()
+	ctx := t.Context()
 	first, err := c.Publish(ctx, "lobby", "hello <world> & \"you\"")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/pushd/push/protocol"
 )
@@ -26,10 +25,7 @@ func (c *Client) Rooms(ctx context.Context) ([]protocol.RoomInfo, error) {
 // none is left). A cursor past the end reads the newest events; one of an
 // epoch the room no longer has is refused with 409 conflict.
 func (c *Client) ReadBefore(ctx context.Context, room string, before protocol.Cursor, limit int) (*protocol.Page, error) {
-	q := url.Values{"before": {before.String()}}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	q := withLimit(url.Values{"before": {before.String()}}, limit)
 	var p protocol.Page
 	if err := c.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/events", q, nil, 0, http.StatusOK, &p); err != nil {
 		return nil, fmt.Errorf("read room %s before %s: %w", room, before, err)

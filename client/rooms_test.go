@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,7 +22,7 @@ func TestRoomsAndReadBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	rooms, err := c.Rooms(ctx)
 	if err != nil || len(rooms) != 1 || rooms[0] != (protocol.RoomInfo{Name: "lobby"}) {
 		t.Fatalf("Rooms = %+v, %v", rooms, err)

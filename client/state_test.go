@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ func TestStatesAreReported(t *testing.T) {
 	s := startPushd(t)
 	c := newClient(t, s, "alice")
 	var states record[client.StateChange]
-	sub := c.Subscribe(context.Background(), client.Room("lobby"), client.SubscribeOptions{
+	sub := c.Subscribe(t.Context(), client.Room("lobby"), client.SubscribeOptions{
 		Transport: client.TransportWebSocket, OnState: states.add,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
 	})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/pushd/push/protocol"
 )
@@ -36,10 +35,7 @@ func (c *Client) Stats(ctx context.Context) (*protocol.Stats, error) {
 // on every node, the limit furthest behind first (0: the server's most,
 // protocol.MaxSubscribers).
 func (c *Client) Subscribers(ctx context.Context, stream string, limit int) (*protocol.SubscriberList, error) {
-	q := url.Values{"stream": {stream}}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	q := withLimit(url.Values{"stream": {stream}}, limit)
 	var list protocol.SubscriberList
 	if err := c.do(ctx, http.MethodGet, statsPath+"/subscribers", q, nil, 0, http.StatusOK, &list); err != nil {
 		return nil, fmt.Errorf("subscribers of %s: %w", stream, err)

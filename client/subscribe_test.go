@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -123,11 +122,11 @@ func TestSubscriptionUserIsPresent(t *testing.T) {
 			c := newClient(t, s, "alice")
 			opts := tc.opts
 			opts.User = "bob"
-			sub := c.Subscribe(context.Background(), client.Room("lobby"), opts)
+			sub := c.Subscribe(t.Context(), client.Room("lobby"), opts)
 			defer sub.Close()
 			present := func(want bool) func() error {
 				return func() error {
-					users, err := c.Presence(context.Background(), "lobby")
+					users, err := c.Presence(t.Context(), "lobby")
 					if err != nil {
 						t.Fatalf("presence: %v", err)
 					}
@@ -153,13 +152,10 @@ func TestSlowReaderLosesNothing(t *testing.T) {
 	c := newClient(t, s, "alice")
 	sub := subscribe(t, c, client.Room("lobby"), client.SubscribeOptions{Buffer: 1, Transport: client.TransportWebSocket})
 	waitState(t, sub, connectedWith(client.TransportWebSocket))
-	hub := s.Srv().Hub()
 	text := strings.Repeat("x", 1000)
 	const total = 300
 	for i := range total {
-		if _, err := hub.Publish(context.Background(), protocol.RoomStream("lobby"), protocol.Event{Type: protocol.TypeMessage, User: "bot", Text: fmt.Sprint(i, text)}); err != nil {
-			t.Fatal(err)
-		}
+		s.PublishDirect(t, "lobby", "bot", fmt.Sprint(i, text))
 	}
 	for i, ev := range recvN(t, sub, total) {
 		if ev.Text != fmt.Sprint(i, text) {

@@ -23,7 +23,7 @@ import (
 // startTask starts a task of spec through c, failing the test on error.
 func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.Task {
 	t.Helper()
-	task, err := c.StartTask(context.Background(), spec)
+	task, err := c.StartTask(t.Context(), spec)
 	if err != nil {
 		t.Fatalf("StartTask: %v", err)
 	}
@@ -34,7 +34,7 @@ func startTask(t *testing.T, c *client.Client, spec client.TaskSpec) *protocol.T
 // waitTimeout, or with the test.
 func followCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -226,7 +226,7 @@ func TestExternalTaskReportsProgress(t *testing.T) {
 func TestStartTaskErrors(t *testing.T) {
 	s := startPushd(t)
 	c := newClient(t, s, "alice")
-	ctx := context.Background()
+	ctx := t.Context()
 	_, err := c.StartTask(ctx, client.TaskSpec{Kind: "no-such-kind"})
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidParam || !strings.HasPrefix(err.Error(), "start no-such-kind task: ") {

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -122,43 +121,13 @@ func TestBatchSubprotocolIsAskedFor(t *testing.T) {
 		t.Fatalf("Sec-WebSocket-Protocol %q, want %q", got, protocol.BatchSubprotocol)
 	}
 	// A burst, so that messages carry several events.
-	hub := s.Srv().Hub()
 	for i := range 500 {
-		if _, err := hub.Publish(context.Background(), protocol.RoomStream("lobby"), protocol.Event{Type: protocol.TypeMessage, User: "bot", Text: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
+		s.PublishDirect(t, "lobby", "bot", fmt.Sprint(i))
 	}
 	for i, ev := range recvN(t, sub, 500) {
 		if ev.Text != fmt.Sprint(i) {
 			t.Fatalf("event %d: %q", i, ev.Text)
 		}
-	}
-}
-
-func TestTokenIsSentOnEveryTransport(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	s := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	tok := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
-	c := newClient(t, s, "", client.WithToken(tok))
-	for _, tc := range transportCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			sub := subscribe(t, c, client.Room("lobby"), tc.opts)
-			waitState(t, sub, connectedWith(tc.want))
-			want := publish(t, c, "lobby", "with a token")
-			got := recv(t, sub)
-			sameEvent(t, got, *want)
-			if got.User != "carol" {
-				t.Fatalf("user %q, want the token's carol", got.User)
-			}
-		})
-	}
-
-	anon := newClient(t, s, "")
-	sub := subscribe(t, anon, client.Room("lobby"), client.SubscribeOptions{})
-	<-sub.Done()
-	var pe *protocol.Error
-	if err := sub.Err(); !errors.As(err, &pe) || pe.Code != protocol.CodeUnauthorized {
-		t.Fatalf("without a token: Err() = %v, want unauthorized", err)
 	}
 }
 
@@ -183,10 +152,9 @@ func countTransports(ws, sse, poll *atomic.Int64) func(http.Handler) http.Handle
 }
 
 func TestRefusedCredentialsEndTheSubscriptionWithoutFallingBack(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
 	var ws, sse, poll atomic.Int64
-	s := pushdtest.Start(t, server.Config{AuthSecret: secret}, pushdtest.Wrap(countTransports(&ws, &sse, &poll)))
-	carol := pushdtest.Token(t, secret, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
+	s := startAuthPushd(t, pushdtest.Wrap(countTransports(&ws, &sse, &poll)))
+	carol := token(t, "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true})
 	foreign := pushdtest.Token(t, []byte("not-this-servers-secret-at-all!!"), "carol", server.Claims{Rooms: []string{"lobby"}, Publish: true}, time.Hour)
 	cases := []struct {
 		name   string

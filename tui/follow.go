@@ -151,19 +151,11 @@ func (m *FollowModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case updatesMsg:
-		for _, u := range msg.Updates {
-			if u.Status != nil {
-				m.setStatus(*u.Status)
-				continue
-			}
-			e := u.Event
-			if e == nil || !m.seen.fresh(e) {
-				continue
-			}
+		m.eachFresh(msg.Updates, func(e *protocol.Event) {
 			if e.Type == protocol.TypeProgress && e.Task != nil && e.Task.ID == m.taskID {
 				m.tasks.Apply(*e.Task, e.Time)
 			}
-		}
+		})
 		if cmd := m.finish(); cmd != nil {
 			return m, cmd
 		}

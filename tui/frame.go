@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pushd/push/client"
+	"github.com/pushd/push/protocol"
 )
 
 // Common is the part of every screen's config that all screens share; the
@@ -92,6 +93,20 @@ func (f *frame) setSize(w, h int) {
 
 // setStatus records a change of the header's connection.
 func (f *frame) setStatus(s Status) { f.link.set(s, f.Now()) }
+
+// eachFresh goes through a batch of updates in order: it records each
+// change of the header's connection and hands fn each event not applied
+// before.
+func (f *frame) eachFresh(us []Update, fn func(e *protocol.Event)) {
+	for _, u := range us {
+		switch {
+		case u.Status != nil:
+			f.setStatus(*u.Status)
+		case u.Event != nil && f.seen.fresh(u.Event):
+			fn(u.Event)
+		}
+	}
+}
 
 // endUpdates records that the updates channel closed: the connection has
 // ended for good.

@@ -94,15 +94,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.onKey(msg)
 	case updatesMsg:
 		var cmds []tea.Cmd
-		for _, u := range msg.Updates {
-			if u.Status != nil {
-				m.setStatus(*u.Status)
-				continue
-			}
-			e := u.Event
-			if e == nil || !m.seen.fresh(e) {
-				continue
-			}
+		m.eachFresh(msg.Updates, func(e *protocol.Event) {
 			switch e.Type {
 			case protocol.TypeProgress:
 				if e.Task != nil {
@@ -119,7 +111,7 @@ func (m *WatchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				m.link.noteReset(e.Reason, m.Now())
 				cmds = append(cmds, m.list())
 			}
-		}
+		})
 		m.fixSelection()
 		return m, tea.Batch(append(cmds, m.updated(msg.Closed, m.liveTasks()))...)
 	case tasksMsg:

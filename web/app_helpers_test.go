@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/server"
@@ -16,6 +17,16 @@ import (
 func startApp(t *testing.T, cfg server.Config) *pushdtest.Server {
 	t.Helper()
 	return pushdtest.Start(t, cfg, pushdtest.Wrap(web.Handler), pushdtest.LogLevel(slog.LevelWarn))
+}
+
+// testSecret signs the tokens of the tests whose server needs them.
+var testSecret = []byte("a secret for the browser tests, 32+")
+
+// token mints a token of testSecret for user with claims, valid for an
+// hour.
+func token(t *testing.T, user string, claims server.Claims) string {
+	t.Helper()
+	return pushdtest.Token(t, testSecret, user, claims, time.Hour)
 }
 
 // appURL is the app's address for user in room over transport.

@@ -3,7 +3,6 @@ package web_test
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/protocol"
@@ -64,14 +63,13 @@ func TestAppOnEveryTransport(t *testing.T) {
 // takes one from #token= (and drops it from the address bar), and acts as
 // the token's user.
 func TestAppAsksForAToken(t *testing.T) {
-	secret := []byte("a secret for the browser tests, 32+")
-	srv := startApp(t, server.Config{AuthSecret: secret})
+	srv := startApp(t, server.Config{AuthSecret: testSecret})
 	b := newBrowser(t, 1000, 700)
 	p := b.open(t, "anon", appURL(srv.URL, "lobby", "ann", "auto"))
 	p.waitFor("asked for a token", `(() => !document.getElementById("join").hidden && !document.getElementById("token-label").hidden &&
 		/needs a token/.test(document.getElementById("join-error").textContent) ? "" : "not asked")()`)
 
-	tok := pushdtest.Token(t, secret, "zoe", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
+	tok := token(t, "zoe", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true})
 	z := b.open(t, "zoe", srv.URL+"/?room=lobby#token="+tok)
 	z.waitFor("connected", connectedOver("ws"))
 	z.expect("the token gone from the address bar", `location.hash === "" ? "" : location.href`)

@@ -75,9 +75,8 @@ window.ready = true;
 // crossOrigin is pushd with the web handler in front, and a harness page
 // on another origin (another port) that pushd allows.
 type crossOrigin struct {
-	srv    *pushdtest.Server
-	page   *httptest.Server
-	secret []byte
+	srv  *pushdtest.Server
+	page *httptest.Server
 
 	mu   sync.Mutex
 	keys []keyed // Idempotency-Key of every publish that reached pushd, in order
@@ -94,14 +93,14 @@ type keyed struct {
 // and pushd (a proxy that refuses some transports).
 func startCrossOrigin(t *testing.T, cfg server.Config, network func(http.Handler) http.Handler) *crossOrigin {
 	t.Helper()
-	co := &crossOrigin{secret: []byte("a secret for the browser tests, 32+")}
+	co := &crossOrigin{}
 	co.page = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, harnessPage)
 	}))
 	t.Cleanup(co.page.Close)
 	pu, _ := url.Parse(co.page.URL)
-	cfg.AuthSecret = co.secret
+	cfg.AuthSecret = testSecret
 	cfg.AllowOrigins = []string{pu.Host}
 	co.srv = pushdtest.Start(t, cfg, pushdtest.LogLevel(slog.LevelWarn), pushdtest.Wrap(func(api http.Handler) http.Handler {
 		h := web.Handler(api)
@@ -124,8 +123,7 @@ func startCrossOrigin(t *testing.T, cfg server.Config, network func(http.Handler
 // tasks.
 func (co *crossOrigin) token(t *testing.T, user string) string {
 	t.Helper()
-	tok := pushdtest.Token(t, co.secret, user, server.Claims{Rooms: []string{"r*"}, Publish: true, Tasks: true}, time.Hour)
-	return tok
+	return token(t, user, server.Claims{Rooms: []string{"r*"}, Publish: true, Tasks: true})
 }
 
 // publish posts text to room as user, with a token, as curl would.

@@ -69,17 +69,16 @@ func TestStatsPage(t *testing.T) {
 // admin right is refused with the server's reason, an admin's is taken
 // from #token= and works.
 func TestStatsPageNeedsAnAdminToken(t *testing.T) {
-	secret := []byte("a secret for the browser tests, 32+")
-	srv := startApp(t, server.Config{AuthSecret: secret})
+	srv := startApp(t, server.Config{AuthSecret: testSecret})
 	b := newBrowser(t, 1000, 700)
 	p := b.open(t, "anon", srv.URL+"/stats")
 	p.waitFor("asked for a token", `(() => !document.getElementById("ask").hidden && /needs an admin token/.test(document.getElementById("ask-why").textContent) ? "" : "not asked")()`)
 
-	user := pushdtest.Token(t, secret, "zoe", server.Claims{Rooms: []string{"*"}}, time.Hour)
+	user := token(t, "zoe", server.Claims{Rooms: []string{"*"}})
 	p.must(`(() => { const f = document.getElementById("token-form"); f.token.value = `+js(user)+`; f.requestSubmit(); })()`, nil)
 	p.waitFor("refused", `/not an admin/.test(document.getElementById("ask-why").textContent) ? "" : document.getElementById("ask-why").textContent`)
 
-	admin := pushdtest.Token(t, secret, "root", server.Claims{Admin: true}, time.Hour)
+	admin := token(t, "root", server.Claims{Admin: true})
 	a := b.open(t, "root", srv.URL+"/stats#token="+admin)
 	a.waitFor("connected", connectedOver("ws"))
 	a.expect("the token gone from the address bar", `location.hash === "" ? "" : location.href`)

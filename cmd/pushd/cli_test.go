@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -56,15 +55,6 @@ func runPushd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-func writeSecret(t *testing.T) string {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(file, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
-}
-
 // The process exits 2 for a mistake on the command line and 1 for a
 // failure while running, with one line that says what is wrong.
 func TestExitCodes(t *testing.T) {
@@ -73,7 +63,7 @@ func TestExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	secret := writeSecret(t)
+	secret := secretFile(t)
 	missing := filepath.Join(t.TempDir(), "missing")
 	tests := []struct {
 		args []string
@@ -202,7 +192,7 @@ func TestConfigErrorsBeforeWarnings(t *testing.T) {
 }
 
 func TestTokenRooms(t *testing.T) {
-	secret := writeSecret(t)
+	secret := secretFile(t)
 	bad := []struct {
 		rooms string
 		want  string
@@ -253,7 +243,7 @@ func TestTokenRooms(t *testing.T) {
 // A token minted for a pattern opens the rooms it matches on a server with
 // the same secret, and no other.
 func TestTokenWorksOnTheServer(t *testing.T) {
-	secret := writeSecret(t)
+	secret := secretFile(t)
 	code, stdout, stderr := runPushd(t, "token", "--auth-secret-file", secret, "--user", "alice", "--rooms", "lobby, dev-?")
 	if code != exitOK {
 		t.Fatalf("pushd token: exit %d: %s", code, stderr)
@@ -269,7 +259,7 @@ func TestTokenWorksOnTheServer(t *testing.T) {
 
 // pushd token --admin mints a token with the admin claim.
 func TestTokenAdmin(t *testing.T) {
-	secret := writeSecret(t)
+	secret := secretFile(t)
 	for _, admin := range []bool{false, true} {
 		args := []string{"token", "--auth-secret-file", secret, "--user", "root"}
 		if admin {

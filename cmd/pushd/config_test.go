@@ -119,7 +119,7 @@ func TestConfigMistakes(t *testing.T) {
 
 // A server started from a config file runs as the file says.
 func TestServeFromAConfigFile(t *testing.T) {
-	file := writeConfig(t, "store = \"memory\"\nauth-secret-file = \""+writeSecret(t)+"\"\n")
+	file := writeConfig(t, "store = \"memory\"\nauth-secret-file = \""+secretFile(t)+"\"\n")
 	p := startPushd(t, "--config", file)
 	if a := p.Get(t, "/v1/rooms/lobby/presence"); a.Status != http.StatusUnauthorized {
 		t.Fatalf("a request without a token to a server whose config file has a secret: %d; want 401", a.Status)
@@ -158,7 +158,7 @@ func TestReadmeDeployingSettings(t *testing.T) {
 		args := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "pushd "))
 		for i, a := range args {
 			if a == "/etc/pushd/secret" {
-				args[i] = writeSecret(t)
+				args[i] = secretFile(t)
 			}
 		}
 		if code, _, errOut := execute(t, append(args, "--print-config")...); code != exitOK {

@@ -5,7 +5,6 @@ package main
 // and their start keys.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -135,7 +134,7 @@ func keyedStart(t *testing.T, p *pushdtest.Process, body, key string) (int, prot
 	t.Helper()
 	a := p.Post(t, "/v1/tasks", body, "Idempotency-Key", key)
 	var tk protocol.Task
-	_ = json.Unmarshal(a.Body, &tk)
+	a.JSON(t, &tk)
 	return a.Status, tk
 }
 

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/internal/pushdtest"
+	"github.com/pushd/push/server"
 )
 
 // The test binary doubles as pushd (pushdtest.ProgramCommand), so tests
@@ -26,6 +29,28 @@ func TestMain(m *testing.M) {
 func startPushd(t *testing.T, args ...string) *pushdtest.Process {
 	t.Helper()
 	return pushdtest.StartProcess(t, pushdtest.ProgramCommand(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...))
+}
+
+// testSecret is the token secret of the servers in these tests that
+// need one.
+const testSecret = "a-test-secret-of-at-least-32-bytes"
+
+// secretFile writes testSecret to a file, with the final newline files
+// people write have, and returns its path.
+func secretFile(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// token mints a token of testSecret for user with claims, valid for an
+// hour.
+func token(t *testing.T, user string, claims server.Claims) string {
+	t.Helper()
+	return pushdtest.Token(t, []byte(testSecret), user, claims, time.Hour)
 }
 
 func TestServeFlagErrors(t *testing.T) {

@@ -32,9 +32,6 @@ import (
 // probeTime bounds each probe.
 const probeTime = time.Minute
 
-// probeSecret is the token secret of the probed servers that need one.
-const probeSecret = "a-probe-secret-of-at-least-32-bytes"
-
 // probeCtx is a context that ends after probeTime or with the test.
 func probeCtx(t *testing.T) context.Context {
 	t.Helper()
@@ -43,22 +40,11 @@ func probeCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// probeToken mints a token for user on probeSecret, for every room, with
-// publish and tasks.
+// probeToken mints a token for user, for every room, with publish and
+// tasks.
 func probeToken(t *testing.T, user string) string {
 	t.Helper()
-	tok := pushdtest.Token(t, []byte(probeSecret), user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
-	return tok
-}
-
-// secretFile writes probeSecret to a file and returns its path.
-func secretFile(t *testing.T) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(f, []byte(probeSecret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return token(t, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true})
 }
 
 // concurrently runs fn(i) for i in [0, n) on 16 goroutines.
@@ -145,7 +131,7 @@ func TestProbeDNSRebinding(t *testing.T) {
 	}
 
 	pprofAddr := pushdtest.FreeAddr(t)
-	startPushd(t, "--store", "memory", "--auth-secret", probeSecret, "--pprof", pprofAddr)
+	startPushd(t, "--store", "memory", "--auth-secret", testSecret, "--pprof", pprofAddr)
 	for _, c := range []struct {
 		host string
 		want int
@@ -161,7 +147,7 @@ func TestProbeDNSRebinding(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != c.want || strings.Contains(string(body), probeSecret) {
+		if resp.StatusCode != c.want || strings.Contains(string(body), testSecret) {
 			t.Fatalf("/debug/pprof/cmdline for Host %s: %d %q; want %d without the secret", c.host, resp.StatusCode, body, c.want)
 		}
 	}

@@ -60,18 +60,12 @@ func TestTLS(t *testing.T) {
 	c1, k1, first := ca.Issue(t)
 	copyFile(t, c1, certFile)
 	copyFile(t, k1, keyFile)
-	secretFile := writeSecret(t)
-	secret, err := os.ReadFile(secretFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret = []byte(strings.TrimSpace(string(secret)))
-	p := startPushd(t, append([]string{"--store", "memory", "--tls-cert", certFile, "--tls-key", keyFile, "--auth-secret-file", secretFile}, noLimits...)...)
+	p := startPushd(t, append([]string{"--store", "memory", "--tls-cert", certFile, "--tls-key", keyFile, "--auth-secret-file", secretFile(t)}, noLimits...)...)
 	addr := strings.TrimPrefix(p.URL, "http://")
 	base := "https://" + addr
-	token := pushdtest.Token(t, secret, "ann", server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
+	tok := token(t, "ann", server.Claims{Rooms: []string{"*"}, Publish: true})
 
-	c, err := client.New(base, client.WithRootCAs(ca.Pool), client.WithToken(token))
+	c, err := client.New(base, client.WithRootCAs(ca.Pool), client.WithToken(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +120,9 @@ func TestTLS(t *testing.T) {
 		}
 		return resp, reused
 	}
-	one, _ := sse(token)
+	one, _ := sse(tok)
 	defer one.Body.Close()
-	short := pushdtest.Token(t, secret, "ann", server.Claims{Rooms: []string{"*"}}, 1500*time.Millisecond)
+	short := pushdtest.Token(t, []byte(testSecret), "ann", server.Claims{Rooms: []string{"*"}}, 1500*time.Millisecond)
 	two, reused := sse(short)
 	defer two.Body.Close()
 	if !reused {

@@ -306,14 +306,13 @@ func TestTopCommandLine(t *testing.T) {
 		}
 	}
 
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	locked := pushdtest.Start(t, server.Config{AuthSecret: secret})
-	user := pushdtest.Token(t, secret, "eve", server.Claims{Rooms: []string{"*"}}, time.Hour)
+	locked := pushdtest.Start(t, server.Config{AuthSecret: []byte(testSecret)})
+	user := token(t, "eve", server.Claims{Rooms: []string{"*"}})
 	code, _, errOut = execute(t, "top", "--server", locked.URL, "--token", user, "--once")
 	if code != 1 || !strings.Contains(errOut, "not an admin") {
 		t.Errorf("a token without admin: %d %q; want 1 saying not an admin", code, errOut)
 	}
-	admin := pushdtest.Token(t, secret, "root", server.Claims{Admin: true}, time.Hour)
+	admin := token(t, "root", server.Claims{Admin: true})
 	if code, out, errOut := execute(t, "top", "--server", locked.URL, "--token", admin, "--once", "--json"); code != 0 || !strings.Contains(out, `"nodes"`) {
 		t.Errorf("an admin token: %d %q %s", code, out, errOut)
 	}

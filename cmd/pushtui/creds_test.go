@@ -19,10 +19,10 @@ import (
 )
 
 // startTLSServer runs pushd over HTTPS (HTTP/2 offered) with a certificate
-// of ca, needing tokens of secret.
-func startTLSServer(t *testing.T, ca *pushdtest.CA, secret []byte) string {
+// of ca, needing tokens of testSecret.
+func startTLSServer(t *testing.T, ca *pushdtest.CA) string {
 	t.Helper()
-	srv, err := server.New(server.Config{AuthSecret: secret})
+	srv, err := server.New(server.Config{AuthSecret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func startTLSServer(t *testing.T, ca *pushdtest.CA, secret []byte) string {
 // tokenFiles writes tokens for user that last each of ttls, in turn, and
 // returns a --token-cmd that prints the next of them each time it runs
 // (the last again once all are used), and the file that counts the runs.
-func tokenFiles(t *testing.T, secret []byte, user string, ttls ...time.Duration) (cmd, runs string) {
+func tokenFiles(t *testing.T, user string, ttls ...time.Duration) (cmd, runs string) {
 	t.Helper()
 	dir := t.TempDir()
 	for i, ttl := range ttls {
-		tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
+		tok := pushdtest.Token(t, testSecret, user, server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, ttl)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("token.", i)), []byte(tok+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -68,9 +68,8 @@ func tokenFiles(t *testing.T, secret []byte, user string, ttls ...time.Duration)
 // token whenever one expires, and a chat shows every message once.
 func TestCAAndTokenCommand(t *testing.T) {
 	ca := pushdtest.NewCA(t)
-	secret := []byte("a-test-secret-of-enough-length")
-	url := startTLSServer(t, ca, secret)
-	cmd, runs := tokenFiles(t, secret, "tester", time.Hour)
+	url := startTLSServer(t, ca)
+	cmd, runs := tokenFiles(t, "tester", time.Hour)
 	if _, errOut, code := pushtui(t, nil, "--server", url, "--token-cmd", cmd, "send", "--room", "tls", "hi"); code != cli.ExitFailed || !strings.Contains(errOut, "certificate") {
 		t.Fatalf("without --ca: exit %d %q; want 1 saying the certificate is not trusted", code, errOut)
 	}
@@ -82,10 +81,10 @@ func TestCAAndTokenCommand(t *testing.T) {
 
 	// Tokens of a second, three seconds, then an hour: the chat renews
 	// twice and misses nothing.
-	cmd, runs = tokenFiles(t, secret, "tester", 1500*time.Millisecond, 3500*time.Millisecond, time.Hour)
+	cmd, runs = tokenFiles(t, "tester", 1500*time.Millisecond, 3500*time.Millisecond, time.Hour)
 	chat := start(t, nil, nil, "--server", url, "--ca", ca.File, "--token-cmd", cmd, "--transport", "ws", "chat", "--room", "tls", "--plain", "--follow")
 	chat.out.waitContains(t, "from the environment")
-	pub, err := client.New(url, client.WithRootCAs(ca.Pool), client.WithToken(mustToken(t, secret, "pub")))
+	pub, err := client.New(url, client.WithRootCAs(ca.Pool), client.WithToken(token(t, "pub", server.Claims{Rooms: []string{"*"}, Publish: true})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +110,6 @@ func TestCAAndTokenCommand(t *testing.T) {
 			t.Fatalf("message %d shown %d times:\n%s", i, n, chat.out.String())
 		}
 	}
-}
-
-func mustToken(t *testing.T, secret []byte, user string) string {
-	t.Helper()
-	tok := pushdtest.Token(t, secret, user, server.Claims{Rooms: []string{"*"}, Publish: true}, time.Hour)
-	return tok
 }
 
 func TestVersion(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -87,7 +86,7 @@ func roomTexts(t *testing.T, base, room, user string) []string {
 		texts = nil
 		since := "0"
 		for range 100 {
-			p, err := c.Poll(context.Background(), client.Room(room), client.PollOptions{Since: since})
+			p, err := c.Poll(t.Context(), client.Room(room), client.PollOptions{Since: since})
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -62,8 +61,7 @@ func wantUsage(t *testing.T, getenv func(string) string, want string, args ...st
 // is not there, so a request would have been exit 1.
 func TestMistakesFoundBeforeAnyRequest(t *testing.T) {
 	dead := pushdtest.FreeAddr(t)
-	secret := []byte("a-test-secret-of-enough-length")
-	alice := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
+	alice := token(t, "alice", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true})
 	cases := []struct {
 		name string
 		args []string
@@ -219,9 +217,8 @@ func TestNotPushd(t *testing.T) {
 // unless --user names one, over $USER; a --user that is the token's is
 // fine.
 func TestTokenNamesTheUser(t *testing.T) {
-	secret := []byte("a-test-secret-of-enough-length")
-	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
-	tok := pushdtest.Token(t, secret, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true}, time.Hour)
+	srv := startServerWith(t, func(c *server.Config) { c.AuthSecret = testSecret }, nil)
+	tok := token(t, "alice", server.Claims{Rooms: []string{"lobby"}, Publish: true, Tasks: true})
 	qa := env("USER=qa")
 	s := []string{"--server", srv.URL}
 
@@ -256,13 +253,12 @@ func TestTokenNamesTheUser(t *testing.T) {
 // TestTokens: a server that needs a token says so, and --token (or
 // PUSH_TOKEN) is sent.
 func TestTokens(t *testing.T) {
-	secret := []byte("a-test-secret-of-enough-length")
-	ts := startServerWith(t, func(c *server.Config) { c.AuthSecret = secret }, nil)
+	ts := startServerWith(t, func(c *server.Config) { c.AuthSecret = testSecret }, nil)
 	_, errOut, code := pushtui(t, nil, "--server", ts.URL, "task", "list")
 	if code != cli.ExitFailed || !strings.Contains(errOut, "pass --token (or set PUSH_TOKEN)") {
 		t.Fatalf("without a token: exit %d: %q", code, errOut)
 	}
-	tok := pushdtest.Token(t, secret, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true}, time.Hour)
+	tok := token(t, "tester", server.Claims{Rooms: []string{"*"}, Publish: true, Tasks: true})
 	if _, errOut, code := pushtui(t, nil, "--server", ts.URL, "--token", tok, "send", "hi"); code != 0 {
 		t.Fatalf("--token: exit %d: %q", code, errOut)
 	}

@@ -62,6 +62,16 @@ func startServerWith(t *testing.T, config func(*server.Config), wrap func(http.H
 	return pushdtest.Start(t, cfg, pushdtest.Wrap(wrap), pushdtest.LogLevel(slog.LevelWarn))
 }
 
+// testSecret signs the tokens of the tests whose server needs them.
+var testSecret = []byte("a-test-secret-of-enough-length")
+
+// token mints a token of testSecret for user with claims, valid for an
+// hour.
+func token(t *testing.T, user string, claims server.Claims) string {
+	t.Helper()
+	return pushdtest.Token(t, testSecret, user, claims, time.Hour)
+}
+
 // syncBuffer is an output that tests read while the program writes it.
 type syncBuffer struct{ testlog.Buffer }
 

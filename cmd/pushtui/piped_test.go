@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -331,7 +330,7 @@ func TestChatPipedLineNotTakenForAnOlderCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 300 {
-			if _, err := alice.Publish(context.Background(), "ci", fmt.Sprint("step ", i)); err != nil {
+			if _, err := alice.Publish(t.Context(), "ci", fmt.Sprint("step ", i)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -438,7 +437,7 @@ func TestChatPipedLineCappedAcrossReconnects(t *testing.T) {
 				// its reconnects quick.
 				srv.Down(t)
 				srv.Up(t)
-				if _, err := alice.Publish(context.Background(), "d", "ping"); err != nil {
+				if _, err := alice.Publish(t.Context(), "d", "ping"); err != nil {
 					t.Fatal(err)
 				}
 			case code = <-chat.done:
@@ -483,7 +482,7 @@ func TestChatFollowOutlastsAnOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.Publish(context.Background(), "f", "after the outage"); err != nil {
+	if _, err := alice.Publish(t.Context(), "f", "after the outage"); err != nil {
 		t.Fatal(err)
 	}
 	chat.out.waitContains(t, "after the outage")

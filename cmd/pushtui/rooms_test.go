@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -139,11 +138,8 @@ func TestChatResetShowsHistoryOnly(t *testing.T) {
 	scr.waitScreen(t, "old", "● connected")
 	s.Down(t)
 	s.Restart(t) // a new memory store: a new epoch
-	ctx := context.Background()
 	for i := 1; i <= 30; i++ {
-		if _, err := s.Srv().Hub().Publish(ctx, protocol.RoomStream("r"), protocol.Event{Type: protocol.TypeMessage, User: "bob", Text: fmt.Sprintf("new-%02d", i)}); err != nil {
-			t.Fatal(err)
-		}
+		s.PublishDirect(t, "r", "bob", fmt.Sprintf("new-%02d", i))
 	}
 	s.Up(t)
 	// The 3 latest: new-29, new-30 and alice's login.
