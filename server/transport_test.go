@@ -24,11 +24,14 @@ import (
 )
 
 // messageTexts are texts that must reach subscribers unchanged: HTML
-// characters are not escaped, non-ASCII and JSON specials survive.
-var messageTexts = []string{"hi", "<b>&amp;</b>", `quote " backslash \ tab` + "\t", "line\nbreak", "üñí©ødé ✓ 😀", strings.Repeat("x", 4096)}
+// characters are not escaped, non-ASCII and JSON specials survive, and line
+// breaks and tabs stay (SSE's data line carries the newline escaped by
+// JSON, so the frame stays one line).
+var messageTexts = []string{"hi", "<b>&amp;</b>", `quote " backslash \ tab` + "\t", "first line\nsecond line\n\tindented\n\nafter a blank line", "üñí©ødé ✓ 😀", strings.Repeat("x", 4096)}
 
 // Every transport delivers published events in order, each with exactly
-// the fields of its type, starting at the live end without since.
+// the fields of its type, starting at the live end without since; a
+// backwards read then returns the texts as they were sent.
 func TestTransportsDeliverEventsInOrder(t *testing.T) {
 	for _, kind := range append(pushdtest.Transports, pushdtest.ShortPoll) {
 		t.Run(kind, func(t *testing.T) {
@@ -68,6 +71,17 @@ func TestTransportsDeliverEventsInOrder(t *testing.T) {
 				}
 				if i > 0 && got[i].Seq <= got[i-1].Seq {
 					t.Fatalf("seq %d after %d", got[i].Seq, got[i-1].Seq)
+				}
+			}
+			var page protocol.Page
+			p.Expect(t, http.MethodGet, pushdtest.RoomPath("lobby")+"?before=100", "", http.StatusOK, &page)
+			stored := map[uint64]string{}
+			for _, ev := range page.Events {
+				stored[ev.Seq] = ev.Text
+			}
+			for i, ev := range want {
+				if stored[ev.Seq] != messageTexts[i] {
+					t.Errorf("backwards read at seq %d: %q; want %q", ev.Seq, stored[ev.Seq], messageTexts[i])
 				}
 			}
 		})
