@@ -40,19 +40,10 @@ func presenceCluster(t *testing.T, ns *natstest.Server, n int) ([]*clusterNode, 
 // presenceNode starts server i of a presence cluster on the NATS at url.
 func presenceNode(t *testing.T, url string, i int) (*clusterNode, *natsstore.Roster) {
 	t.Helper()
-	var roster *natsstore.Roster
-	node := startClusterNode(t, url, i, natsstore.Options{Timeout: testTimeout}, func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		r, err := st.Roster(ctx, natsstore.RosterOptions{Node: fmt.Sprintf("node%d", i), Refresh: testRefresh, TTL: testTTL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		roster = r
-		cfg.Roster = r
+	node := startClusterNode(t, url, i, natsstore.Options{Timeout: testTimeout}, withRoster, func(_ *testing.T, _ int, _ *natsstore.Store, cfg *server.Config) {
 		cfg.PresenceGrace = 100 * time.Millisecond
 	})
-	return node, roster
+	return node, node.Roster
 }
 
 // serversOf returns the servers the roster lists for user in room, as

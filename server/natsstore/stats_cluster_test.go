@@ -3,7 +3,6 @@ package natsstore_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,34 +17,6 @@ import (
 	"github.com/pushd/push/server/natsstore"
 )
 
-// statsNode is one pushd of a cluster for the stats tests: a server on
-// NATS with its presence roster and task peers (which answer for its
-// stats), and its node id.
-type statsNode struct {
-	*pushdtest.Server
-	id string
-}
-
-// startStatsNode starts server i of a cluster under prefix. Its store,
-// roster and tasks close after the server when the test ends.
-func startStatsNode(t *testing.T, natsURL, prefix string, i int, cfg server.Config) statsNode {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	st, err := natsstore.Open(ctx, natsstore.Options{URL: natsURL, Prefix: prefix, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	roster, err := st.Roster(ctx, natsstore.RosterOptions{Node: fmt.Sprintf("node%d", i), Refresh: testRefresh, TTL: testTTL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks := openTasks(t, st, natsstore.TaskOptions{})
-	cfg.Store, cfg.Roster, cfg.TaskStore, cfg.TaskPeers = st, roster, tasks, tasks
-	return statsNode{Server: pushdtest.Start(t, cfg, pushdtest.LogLevel(slog.LevelInfo)), id: tasks.Node()}
-}
-
 // With NATS, each node's figures come from every node, merged: the
 // nodes, connections, rooms (subscribers and deliveries summed, events in
 // counted once, presence across the cluster), the lagging subscribers of
@@ -54,8 +25,10 @@ func TestStatsAcrossNodes(t *testing.T) {
 	ns := natstest.Start(t)
 	prefix := "t" + server.NewEpoch()
 	cfg := server.Config{WriteTimeout: time.Minute, MaxTextBytes: 70 << 10, MaxBodyBytes: 1 << 20}
-	a := startStatsNode(t, ns.URL(), prefix, 0, cfg)
-	b := startStatsNode(t, ns.URL(), prefix, 1, cfg)
+	// Each has its presence roster and task peers, which answer for its
+	// stats.
+	nodes := startCluster(t, ns.URL(), 2, natsstore.Options{Prefix: prefix}, withConfig(cfg), withRoster, withTasks(steadyTTL))
+	a, b := nodes[0], nodes[1]
 
 	// The lobby's subscribers read all along, so that each keeps taking
 	// deliveries however long the rates below take to show.
@@ -77,7 +50,7 @@ func TestStatsAcrossNodes(t *testing.T) {
 			}
 			nodes = append(nodes, n.Node)
 		}
-		if want := []string{a.id, b.id}; !slices.Equal(nodes, slices.Sorted(slices.Values(want))) {
+		if want := []string{a.TaskStore.Node(), b.TaskStore.Node()}; !slices.Equal(nodes, slices.Sorted(slices.Values(want))) {
 			return fmt.Errorf("nodes %v; want %v", nodes, want)
 		}
 		if want := map[string]int{"ws": 2, "sse": 2, "longpoll": 0}; fmt.Sprint(st.Connections) != fmt.Sprint(want) {
@@ -90,8 +63,8 @@ func TestStatsAcrossNodes(t *testing.T) {
 		if lobby.Subscribers != 3 || lobby.Present != 2 {
 			return fmt.Errorf("lobby %+v; want 3 subscribers and 2 present (ann on both nodes, bob)", lobby)
 		}
-		if len(st.Lagging) != 1 || st.Lagging[0].Node != b.id || st.Lagging[0].Addr != stuck.LocalAddr().String() {
-			return fmt.Errorf("lagging %+v; want the stuck one of node %s", st.Lagging, b.id)
+		if len(st.Lagging) != 1 || st.Lagging[0].Node != b.TaskStore.Node() || st.Lagging[0].Addr != stuck.LocalAddr().String() {
+			return fmt.Errorf("lagging %+v; want the stuck one of node %s", st.Lagging, b.TaskStore.Node())
 		}
 		slow, err := pushdtest.StreamStats(st, "room/slow")
 		if err != nil {
@@ -139,7 +112,7 @@ func TestStatsAcrossNodes(t *testing.T) {
 			return fmt.Errorf("lobby %+v; want events in, and more deliveries out (3 subscribers)", lobby)
 		}
 		for _, n := range st.Nodes {
-			if n.DeliveriesOut <= 0 || (n.Node == b.id) != (n.EventsIn > 0) {
+			if n.DeliveriesOut <= 0 || (n.Node == b.TaskStore.Node()) != (n.EventsIn > 0) {
 				return fmt.Errorf("node %s: %.1f events in, %.1f deliveries out; want deliveries on both, events in on the publishing one", n.Node, n.EventsIn, n.DeliveriesOut)
 			}
 		}
@@ -157,7 +130,7 @@ func TestStatsAcrossNodes(t *testing.T) {
 		where = append(where, s.Node+" "+s.Transport+" "+s.User)
 	}
 	slices.Sort(where)
-	want := []string{a.id + " ws ann", b.id + " sse bob", b.id + " ws ann"}
+	want := []string{a.TaskStore.Node() + " ws ann", b.TaskStore.Node() + " sse bob", b.TaskStore.Node() + " ws ann"}
 	slices.Sort(want)
 	if list.Total != 3 || !slices.Equal(where, want) || len(list.Missing) != 0 {
 		t.Errorf("subscribers of the lobby from node b: %+v; want %v", list, want)
@@ -168,8 +141,8 @@ func TestStatsAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.WaitStats(t, func(st protocol.Stats) error {
-		if len(st.Nodes) != 1 || st.Nodes[0].Node != a.id {
-			return fmt.Errorf("nodes %+v; want node %s alone once the other has stopped", st.Nodes, a.id)
+		if len(st.Nodes) != 1 || st.Nodes[0].Node != a.TaskStore.Node() {
+			return fmt.Errorf("nodes %+v; want node %s alone once the other has stopped", st.Nodes, a.TaskStore.Node())
 		}
 		return nil
 	})
