@@ -127,6 +127,10 @@ func TestCursorFromAnotherNodeAheadOfItsTail(t *testing.T) {
 	}
 }
 
+// While NATS is away both nodes answer /readyz with 503 and refuse
+// publishes with 503 unavailable and a Retry-After; once it is back, a
+// subscriber that stayed connected gets every acknowledged event once, in
+// order.
 func TestNATSOutage(t *testing.T) {
 	ns, a, b := startPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
