@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +21,8 @@ import (
 )
 
 // The operators' view: GET /v1/admin/stats, its stream and the
-// subscribers of a stream, who may see them, and each figure in them.
+// subscribers of a stream, who may see them, and each figure in them; the
+// Prometheus figures at /metrics; and /readyz.
 
 // statsPaths are the admin endpoints, each answered at once when allowed.
 var statsPaths = []string{
@@ -383,4 +387,102 @@ func TestStatsSubscribers(t *testing.T) {
 			t.Errorf("?%s: %d %s; want 400", q, a.Status, a.Body)
 		}
 	}
+}
+
+// /metrics counts publishes, deliveries and refusals by reason; /readyz
+// answers 503 once shutdown has begun.
+func TestMetricsAndReadiness(t *testing.T) {
+	s := pushdtest.Start(t, server.Config{})
+
+	if status, _ := call(t, s, "GET", "/readyz", "", ""); status != 200 {
+		t.Fatalf("readyz: %d", status)
+	}
+	for range 2 {
+		if status, _ := call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"a","text":"hi"}`); status != 201 {
+			t.Fatalf("publish: %d", status)
+		}
+	}
+	if status, _ := call(t, s, "GET", "/v1/rooms/lobby/events?since=0&wait=0", "", ""); status != 200 {
+		t.Fatalf("poll: %d", status)
+	}
+	call(t, s, "POST", "/v1/rooms/lobby/messages", "", `{"user":"a","text":""}`)
+	call(t, s, "POST", "/v1/tasks", "", `{"kind":"nope"}`)
+
+	text := string(s.Get(t, "/metrics").Body)
+	for _, want := range []string{
+		"pushd_events_published_total 2",
+		`pushd_events_delivered_total{transport="longpoll"} 2`,
+		`pushd_requests_rejected_total{reason="empty_text"} 1`,
+		`pushd_requests_rejected_total{reason="invalid_param"} 1`,
+		`pushd_connections{transport="ws"} 0`,
+		"pushd_delivery_latency_seconds_count 1",
+		`pushd_tasks{state="running"} 0`,
+		"pushd_slow_consumer_drops_total 0",
+		"pushd_streams 1", // the room; the failed task start opened no stream
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	if err := s.Srv().Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if status, code := call(t, s, "GET", "/readyz", "", ""); status != 503 || code != "unavailable" {
+		t.Fatalf("readyz during shutdown: %d %s; want 503 unavailable", status, code)
+	}
+}
+
+// brokenStore is a memory store whose appends fail, to the streams named
+// (all, for "*"), as a disk that cannot be written does.
+type brokenStore struct {
+	*server.MemoryStore
+	mu     sync.Mutex
+	broken map[string]bool
+}
+
+func (b *brokenStore) breakStream(stream string, broken bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.broken[stream] = broken
+}
+
+func (b *brokenStore) Append(ctx context.Context, stream string, events []protocol.Event) ([]server.Appended, error) {
+	b.mu.Lock()
+	broken := b.broken[stream] || b.broken["*"]
+	b.mu.Unlock()
+	if broken {
+		return nil, errors.New("write data file: no space left on device")
+	}
+	return b.MemoryStore.Append(ctx, stream, events)
+}
+
+// /readyz answers 503 while an append would fail: the probe's own, or the
+// last publish to a stream, until one to that stream succeeds.
+func TestReadyzJudgesByAppends(t *testing.T) {
+	store := &brokenStore{MemoryStore: server.NewMemoryStore(server.MemoryOptions{MaxEvents: 100}), broken: map[string]bool{}}
+	srv := pushdtest.Start(t, server.Config{Store: store})
+	t.Cleanup(func() { store.Close() })
+	ready := func(want int, says string) {
+		t.Helper()
+		a := srv.Get(t, "/readyz")
+		if a.Status != want || want != http.StatusOK && !strings.Contains(a.Error(t).Message, says) {
+			t.Fatalf("readyz: %d %s; want %d saying %q", a.Status, a.Body, want, says)
+		}
+	}
+	ready(http.StatusOK, "")
+	store.breakStream("*", true)
+	ready(http.StatusServiceUnavailable, "no space left on device")
+	store.breakStream("*", false)
+	ready(http.StatusOK, "")
+
+	store.breakStream("room/lobby", true)
+	if a := srv.Post(t, "/v1/rooms/lobby/messages", `{"user":"ann","text":"hi"}`); a.Status < 500 {
+		t.Fatalf("publish to a broken stream: %d", a.Status)
+	}
+	ready(http.StatusServiceUnavailable, "publishes to room/lobby fail")
+	store.breakStream("room/lobby", false)
+	ready(http.StatusServiceUnavailable, "publishes to room/lobby fail")
+	srv.Publish(t, "lobby", "ann", "hi again")
+	ready(http.StatusOK, "")
 }

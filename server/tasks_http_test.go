@@ -18,8 +18,8 @@ import (
 
 // The task API over HTTP: start, list, get, cancel, external reports, and
 // the errors of each, also as task peers carry them to other servers.
-// What watchers see is in tasks_test.go; the helpers are pushdtest's and
-// tasks_harness_test.go's.
+// What watchers see is in tasks_test.go, with the helpers these tests
+// share beside pushdtest's.
 
 func TestTaskStartAnswer(t *testing.T) {
 	ts := startTaskServer(t, server.Config{})

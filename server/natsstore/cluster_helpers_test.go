@@ -7,6 +7,8 @@ package natsstore_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,8 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/push/client"
+	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/pushdtest"
 	"github.com/pushd/push/internal/testlog"
+	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
 	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/natsstore"
@@ -31,28 +36,36 @@ import (
 const waitTimeout = 20 * time.Second
 
 // clusterNode is one pushd server of a test cluster, on its own NATS
-// connection: a pushdtest server with a NATS store.
+// connection: a pushdtest server with a NATS store, the roster and tasks
+// a tweak gave it if any, and a client of its own as "tester".
 type clusterNode struct {
 	*pushdtest.Server
-	Store *natsstore.Store
+	Store     *natsstore.Store
+	Roster    *natsstore.Roster
+	TaskStore *natsstore.Tasks
+	Client    *client.Client
 }
 
+// tweak adjusts the config of server i of a test cluster before it
+// starts: it may set Config fields, or add a roster or task peers made
+// from the server's store.
+type tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)
+
 // startCluster starts n pushd servers, each with its own Store on the NATS
-// at natsURL (opts with that URL; a short timeout if opts has none). tweak,
-// if not nil, adjusts each server's config before it starts: it may set
-// Config fields, or add a roster or task peers made from the node's store.
-// The servers stop when the test ends, or earlier with stop; their logs go
-// to t.Log.
-func startCluster(t *testing.T, natsURL string, n int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) []*clusterNode {
+// at natsURL (opts with that URL; a short timeout if opts has none),
+// adjusted by tweaks in order. The servers stop when the test ends, or
+// earlier with stop; their logs go to t.Log.
+func startCluster(t *testing.T, natsURL string, n int, opts natsstore.Options, tweaks ...tweak) []*clusterNode {
 	t.Helper()
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
-		nodes[i] = startClusterNode(t, natsURL, i, opts, tweak)
+		nodes[i] = startClusterNode(t, natsURL, i, opts, tweaks...)
 	}
 	return nodes
 }
 
-func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Options, tweak func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config)) *clusterNode {
+// startClusterNode starts server i of a cluster, as startCluster does.
+func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Options, tweaks ...tweak) *clusterNode {
 	t.Helper()
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Second
@@ -60,10 +73,91 @@ func startClusterNode(t *testing.T, natsURL string, i int, opts natsstore.Option
 	opts.Logger = testlog.Logger(t, slog.LevelInfo).With("node", i)
 	st := open(t, natsURL, opts) // closed after the server's shutdown
 	cfg := server.Config{Store: st, Logger: opts.Logger}
-	if tweak != nil {
-		tweak(t, i, st, &cfg)
+	for _, tw := range tweaks {
+		tw(t, i, st, &cfg)
 	}
-	return &clusterNode{Server: pushdtest.Start(t, cfg), Store: st}
+	n := &clusterNode{Server: pushdtest.Start(t, cfg), Store: st}
+	n.Roster, _ = cfg.Roster.(*natsstore.Roster)
+	n.TaskStore, _ = cfg.TaskStore.(*natsstore.Tasks)
+	cl, err := client.New(n.URL, client.WithUser("tester"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Client = cl
+	return n
+}
+
+// withConfig starts servers with cfg's fields; their Store and Logger
+// stay the cluster's.
+func withConfig(cfg server.Config) tweak {
+	return func(_ *testing.T, _ int, _ *natsstore.Store, c *server.Config) {
+		cfg.Store, cfg.Logger = c.Store, c.Logger
+		*c = cfg
+	}
+}
+
+// withRoster gives server i a roster named node<i> with the tests' refresh
+// and TTL.
+func withRoster(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	r, err := st.Roster(ctx, natsstore.RosterOptions{Node: fmt.Sprintf("node%d", i), Refresh: testRefresh, TTL: testTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Roster = r
+}
+
+// withTasks gives each server of a test cluster a natsstore.Tasks on its
+// store as its task store and task peers, and progress events at most
+// 1 ms apart.
+func withTasks(nodeTTL time.Duration) tweak {
+	return func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
+		shared := openTasks(t, st, natsstore.TaskOptions{NodeTTL: nodeTTL, Logger: cfg.Logger})
+		cfg.TaskStore, cfg.TaskPeers = shared, shared
+		cfg.Tasks.MinInterval = time.Millisecond
+	}
+}
+
+// startNode starts one server with cfg on the NATS at url, with a
+// heartbeat of a second if cfg has none.
+func startNode(t *testing.T, url string, cfg server.Config) *clusterNode {
+	t.Helper()
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = time.Second
+	}
+	return startClusterNode(t, url, 0, natsstore.Options{}, withConfig(cfg))
+}
+
+// startPair starts two servers on a new embedded NATS, as startNode does.
+func startPair(t *testing.T) (ns *natstest.Server, a, b *clusterNode) {
+	t.Helper()
+	ns = natstest.Start(t)
+	return ns, startNode(t, ns.URL(), server.Config{}), startNode(t, ns.URL(), server.Config{})
+}
+
+// publishN publishes count messages to room, prefix0 to
+// prefix<count-1>, and returns their texts and the last as stored.
+func (n *clusterNode) publishN(t *testing.T, room, prefix string, count int) ([]string, protocol.Event) {
+	t.Helper()
+	var texts []string
+	var last protocol.Event
+	for i := range count {
+		texts = append(texts, fmt.Sprintf("%s%d", prefix, i))
+		last = n.Publish(t, room, "tester", texts[i])
+	}
+	return texts, last
+}
+
+// waitReady waits until the node's /readyz answers want.
+func (n *clusterNode) waitReady(t *testing.T, want int) {
+	t.Helper()
+	testwait.Until(t, pushdtest.Timeout, 50*time.Millisecond, func() error {
+		if a := n.Get(t, "/readyz"); a.Status != want {
+			return fmt.Errorf("GET /readyz: %d %s, want %d", a.Status, a.Body, want)
+		}
+		return nil
+	})
 }
 
 // stop shuts the server down, its HTTP listener and its NATS connection

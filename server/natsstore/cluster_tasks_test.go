@@ -32,17 +32,6 @@ const (
 	goneTTL   = 2 * time.Second
 )
 
-// withTasks gives each server of a test cluster a natsstore.Tasks on its
-// store as its task store and task peers, and progress events at most
-// 1 ms apart.
-func withTasks(nodeTTL time.Duration) func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
-	return func(t *testing.T, i int, st *natsstore.Store, cfg *server.Config) {
-		shared := openTasks(t, st, natsstore.TaskOptions{NodeTTL: nodeTTL, Logger: cfg.Logger})
-		cfg.TaskStore, cfg.TaskPeers = shared, shared
-		cfg.Tasks.MinInterval = time.Millisecond
-	}
-}
-
 // startTaskCluster starts n servers with tasks on one NATS, under a prefix
 // of the test's own.
 func startTaskCluster(t *testing.T, natsURL string, n int, nodeTTL time.Duration) []*clusterNode {

@@ -409,6 +409,16 @@ func waitGone(t *testing.T, r *testRoster, want ...string) {
 	})
 }
 
+// startLossyPair starts, on a new embedded NATS, roster a, whose
+// connection goes through a proxy that can lose its writes, and roster b,
+// whose connection does not.
+func startLossyPair(t *testing.T) (px *natsProxy, a, b *testRoster) {
+	t.Helper()
+	ns := natstest.Start(t)
+	px = startNATSProxy(t, ns.URL())
+	return px, startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
+}
+
 // departLost makes a Depart whose request (or, with answer, its answer)
 // the proxy loses, as fails then.
 func departLost(t *testing.T, px *natsProxy, r *testRoster, room, user string, answer bool) {
@@ -427,9 +437,7 @@ func departLost(t *testing.T, px *natsProxy, r *testRoster, room, user string, a
 // A departure whose removal lands but whose answer is lost still owes the
 // logout: Run announces it once, when it finds the key gone.
 func TestRosterDepartWithLostAnswer(t *testing.T) {
-	ns := natstest.Start(t)
-	px := startNATSProxy(t, ns.URL())
-	a, b := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
+	px, a, b := startLossyPair(t)
 	arrive(t, a, "lobby", "alice")
 	arrive(t, a, "lobby", "bob")
 
@@ -447,16 +455,14 @@ func TestRosterDepartWithLostAnswer(t *testing.T) {
 // A sweep whose removal of a vanished server's last user lands but whose
 // answer is lost still reports the user gone, once.
 func TestRosterSweepWithLostAnswer(t *testing.T) {
-	ns := natstest.Start(t)
-	px := startNATSProxy(t, ns.URL())
-	a, c := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "c")
-	arrive(t, c, "lobby", "alice")
+	px, a, b := startLossyPair(t)
+	arrive(t, b, "lobby", "alice")
 	arrive(t, a, "lobby", "bob")
-	waitUsers(t, "lobby", []string{"alice", "bob"}, a, c)
+	waitUsers(t, "lobby", []string{"alice", "bob"}, a, b)
 
-	// c vanishes; a is the only server left to sweep it.
+	// b vanishes; a is the only server left to sweep it.
 	ch := px.loseAnswer(a.key("lobby", "alice"), purge)
-	c.stopRun()
+	b.stopRun()
 	lost(t, "the sweep of alice", ch)
 	waitUsers(t, "lobby", []string{"bob"}, a)
 	waitGone(t, a, "lobby alice")
@@ -469,9 +475,7 @@ func TestRosterSweepWithLostAnswer(t *testing.T) {
 // An arrival taken back because its login was never published owes no
 // logout, even if taking it out fails at first.
 func TestRosterWithdrawOwesNoLogout(t *testing.T) {
-	ns := natstest.Start(t)
-	px := startNATSProxy(t, ns.URL())
-	a, b := startRoster(t, px.URL(), "a"), startRoster(t, ns.URL(), "b")
+	px, a, b := startLossyPair(t)
 	wantFirst(t, a, "lobby", "alice", true, "alice's arrival is not first")
 	arrive(t, a, "lobby", "bob")
 	for _, answer := range []bool{false, true} {
