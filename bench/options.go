@@ -83,6 +83,27 @@ type Options struct {
 	// ConnectConcurrency is how many subscribers connect at once (zero:
 	// DefaultOptions').
 	ConnectConcurrency int
+	// ServerCommand, with Target, is the command of Target's server (the
+	// program and its arguments): Run starts it, waits until Target
+	// answers /healthz, measures its memory as PID would, and ends it with
+	// SIGTERM when the run is over. The server must listen at Target's
+	// address and keep its store across a restart to resume subscribers
+	// exactly (pushd serve --data DIR, or --nats).
+	ServerCommand []string
+	// ServerEnv is the environment of ServerCommand's process (nil: this
+	// process's); ServerOutput receives its standard output and error
+	// (nil: discarded).
+	ServerEnv    []string
+	ServerOutput io.Writer
+	// RestartAfter, with ServerCommand, restarts the server once this many
+	// messages are acknowledged: SIGTERM, wait for it to exit, start it
+	// again. The publishers go on meanwhile, sending a publish that failed
+	// in a way that trying again may fix (no answer, 5xx) again, with the
+	// same message id, until it is acknowledged; the subscribers reconnect
+	// from their cursors. The report says how long the server was away
+	// and how long after it accepted again every subscriber was
+	// connected. Zero: no restart.
+	RestartAfter int
 	// Progress, when set, receives a line at each phase and every few
 	// seconds while messages flow.
 	Progress io.Writer
@@ -159,6 +180,16 @@ func (o Options) checked() (Options, string, error) {
 		return o, "", badOption("pid", o.PID, "must not be negative")
 	case o.PID > 0 && o.Target == "":
 		return o, "", badOption("pid", o.PID, "only with --target (the in-process server is measured directly)")
+	case len(o.ServerCommand) > 0 && o.Target == "":
+		return o, "", badOption("server-cmd", strconv.Quote(strings.Join(o.ServerCommand, " ")), "only with --target, the address the server listens at")
+	case len(o.ServerCommand) > 0 && o.PID > 0:
+		return o, "", badOption("pid", o.PID, "not with --server-cmd (its process is measured)")
+	case o.RestartAfter < 0:
+		return o, "", badOption("restart-after", o.RestartAfter, "must not be negative")
+	case o.RestartAfter > 0 && len(o.ServerCommand) == 0:
+		return o, "", badOption("restart-after", o.RestartAfter, "only with --server-cmd, the server to restart")
+	case o.RestartAfter >= o.Messages && o.RestartAfter > 0:
+		return o, "", badOption("restart-after", o.RestartAfter, "must be less than --messages %d, so that messages follow the restart", o.Messages)
 	}
 	switch o.WSSubprotocol {
 	case "":

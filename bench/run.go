@@ -36,6 +36,13 @@ type runner struct {
 
 	wg       sync.WaitGroup // the subscribers' goroutines
 	stopSubs context.CancelFunc
+
+	// With ServerCommand: the server's process, and with RestartAfter the
+	// restart, which the publishers trigger by closing restartNow.
+	server     *serverProc
+	storm      *storm
+	restartNow chan struct{}
+	retries    atomic.Int64 // publishes sent again after a failure
 }
 
 // gaugeWait bounds the wait for the server to count every long poll.
@@ -73,8 +80,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}()
 		base, rep.Target = local.url, "in-process"
 	}
+	var server *serverProc
+	if len(o.ServerCommand) > 0 {
+		if server, err = startServer(ctx, o, base); err != nil {
+			return nil, err
+		}
+		defer func() {
+			// Runs last, after the subscribers and the restart.
+			if err := server.stop(); err != nil {
+				rep.Notes = append(rep.Notes, err.Error())
+			}
+		}()
+		o.PID = server.pid()
+	}
 
-	r := &runner{o: o, base: base, room: o.Room, runID: randomID(8), allDone: make(chan struct{}), stopSubs: func() {}}
+	r := &runner{o: o, base: base, room: o.Room, runID: randomID(8), allDone: make(chan struct{}), stopSubs: func() {}, server: server}
+	if o.RestartAfter > 0 {
+		r.storm, r.restartNow = newStorm(), make(chan struct{})
+		rctx, stopRestart := context.WithCancel(ctx)
+		go r.restart(rctx, r.restartNow)
+		defer func() {
+			stopRestart()
+			<-r.storm.restarted
+		}()
+	}
 	rep.Room = r.room
 	subTransport := newTransport(o.Subscribers + 16)
 	pubTransport := newTransport(o.Publishers + 4)
@@ -116,7 +145,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.PublishTime = time.Since(pubStart)
 	rep.PublishRate = float64(o.Messages) / rep.PublishTime.Seconds()
-	if o.Rate > 0 && rep.PublishRate < 0.9*o.Rate {
+	if o.Rate > 0 && o.RestartAfter == 0 && rep.PublishRate < 0.9*o.Rate {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the publishers reached %.0f of the %g msgs/s asked for: the server or the bench (or both) could not keep up", rep.PublishRate, o.Rate))
 	}
 	r.progressf("published in %s; waiting for deliveries", seconds(rep.PublishTime))
@@ -126,6 +155,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	stopProgress()
 	r.stopSubscribers()
 	r.tally(rep, firstSent)
+	rep.PublishRetries = r.retries.Load()
+	if r.storm != nil {
+		r.stormReport(rep)
+	}
 	return rep, nil
 }
 
@@ -267,7 +300,14 @@ func (r *runner) drain(ctx context.Context) string {
 	for {
 		select {
 		case <-r.allDone:
-			return ""
+			if r.storm == nil {
+				return ""
+			}
+			select {
+			case <-r.storm.all:
+				return ""
+			default: // everything arrived; some subscriber has yet to reconnect
+			}
 		case <-ctx.Done():
 			return fmt.Sprintf("%s while deliveries were missing", r.ended(ctx))
 		case now := <-tick.C:

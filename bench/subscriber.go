@@ -49,6 +49,7 @@ type subscriber struct {
 	lastRecv                    int64  // unix nanos of the last new message
 	lat                         []int64
 
+	resumed      bool // connected to the restarted server (RestartAfter)
 	stallPending bool // stall at the first message
 	stallNow     bool // stall before reading on
 
@@ -103,8 +104,8 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 	}
 	retry := backoff.New(reconnectBackoff)
 	for attempt := 1; ; attempt++ {
-		before, started := s.unique.Load(), time.Now()
-		err := s.session(ctx, connected)
+		before, started, gen := s.unique.Load(), time.Now(), s.r.serverGen()
+		err := s.session(ctx, func() { connected(); s.r.resumed(s, gen) })
 		if ctx.Err() != nil {
 			if !up {
 				<-connect

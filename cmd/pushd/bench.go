@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 type benchOptions struct {
 	opts      bench.Options
 	transport string
+	serverCmd string
 	json      bool
 }
 
@@ -45,7 +47,9 @@ same time rooms of their own, as they would slow each other down.`,
 		Example: `  pushd bench
   pushd bench --transport sse --subscribers 5000 --messages 200 --rate 100
   pushd bench --transport ws --ws-subprotocol pushd.batch.v1 --size 1024 --json
-  pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"`,
+  pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"
+  pushd bench --target http://127.0.0.1:8080 --messages 200 --rate 20 --restart-after 100 \
+    --server-cmd "pushd serve --addr 127.0.0.1:8080 --data /tmp/storm --publish-rate 0 --max-conns-per-ip 0"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd)
@@ -55,6 +59,8 @@ same time rooms of their own, as they would slow each other down.`,
 	f.StringVar(&o.opts.Target, "target", "", "base URL of a running pushd, e.g. http://127.0.0.1:8080 (default: start one in this process)")
 	f.StringVar(&o.opts.PublishTo, "publish-to", "", "base URL the publishers post to, when not --target: another node of the same cluster, to measure delivery across nodes")
 	f.IntVar(&o.opts.PID, "pid", 0, "process id of the --target server, to measure its resident memory per connection (Linux)")
+	f.StringVar(&o.serverCmd, "server-cmd", "", "command of the --target server, which the bench then starts, measures and stops itself (split at spaces)")
+	f.IntVar(&o.opts.RestartAfter, "restart-after", 0, "with --server-cmd, restart the server once this many messages are acknowledged, and measure how the subscribers come back")
 	f.StringVar(&o.transport, "transport", string(d.Transport), "how subscribers receive: ws, sse or longpoll")
 	f.StringVar(&o.opts.WSSubprotocol, "ws-subprotocol", "", "WebSocket subprotocol to ask for: pushd.batch.v1 packs several events per message")
 	f.IntVar(&o.opts.Subscribers, "subscribers", d.Subscribers, "subscribers to connect")
@@ -78,6 +84,8 @@ func (o *benchOptions) run(cmd *cobra.Command) error {
 		return flagError(err)
 	}
 	o.opts.Transport = t
+	o.opts.ServerCommand = strings.Fields(o.serverCmd)
+	o.opts.ServerOutput = cmd.ErrOrStderr()
 	o.opts.Progress = cmd.ErrOrStderr()
 	rep, err := bench.Run(cmd.Context(), o.opts)
 	if err != nil {
