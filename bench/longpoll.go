@@ -46,7 +46,7 @@ func (s *subscriber) pollSession(ctx context.Context, connected func()) error {
 func (s *subscriber) poll(ctx context.Context, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait+pollSlack)
 	defer cancel()
-	url := s.r.eventsURL(s.cursor()) + "&wait=" + wait.String()
+	url := s.eventsURL() + "&wait=" + wait.String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)

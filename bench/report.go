@@ -11,7 +11,7 @@ import (
 // Report is what a run measured. Durations are in nanoseconds in JSON.
 type Report struct {
 	// What ran.
-	Target        string        `json:"target"` // the URL, or "in-process"
+	Target        string        `json:"target"` // the URLs, comma-separated, or "in-process"
 	Transport     Transport     `json:"transport"`
 	WSSubprotocol string        `json:"ws_subprotocol,omitempty"`
 	Room          string        `json:"room"`
@@ -60,8 +60,9 @@ type Report struct {
 
 	// RestartAfter is how many messages were acknowledged when the server
 	// was restarted (zero: no restart). Outage runs from SIGTERM to the
-	// new server answering /healthz, ResumeTime from then until every
-	// subscriber was connected to it; Resumed counts those that were.
+	// new server's first answer (to /healthz or a subscriber), ResumeTime
+	// from then until every subscriber was connected to it; Resumed
+	// counts those that were.
 	RestartAfter int           `json:"restart_after,omitempty"`
 	Outage       time.Duration `json:"outage_ns,omitempty"`
 	ResumeTime   time.Duration `json:"resume_ns,omitempty"`

@@ -65,11 +65,12 @@ func (p *serverProc) start(ctx context.Context) error {
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
 
 // waitAccepting asks /healthz every 5 ms until it answers 200, the
-// process exits, or serverStartTimeout passes.
+// process exits, or serverStartTimeout passes. In a reconnect storm its
+// connection waits in the kernel's queue like the subscribers' do.
 func (p *serverProc) waitAccepting(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, serverStartTimeout)
 	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
 	for {
 		select {
@@ -117,12 +118,13 @@ func (p *serverProc) stop() error {
 // how the subscribers came back. Subscribers call resumed; the rest is
 // read once the run is over.
 type storm struct {
-	gen       atomic.Int32  // 0 before the new server starts, 1 after
+	gen       atomic.Int32  // 0 until the old server has exited, 1 after
 	resumedN  atomic.Int64  // subscribers connected to the new server
 	all       chan struct{} // closed when every subscriber has
+	firstAt   atomic.Int64  // unix nanos when the first one did
 	allAt     atomic.Int64  // unix nanos when the last one did
 	stopAt    time.Time     // SIGTERM sent to the old server
-	acceptAt  time.Time     // the new server answered /healthz
+	healthyAt time.Time     // the new server answered /healthz
 	err       error         // why the restart failed, if it did
 	restarted chan struct{} // closed once the restart is over, failed or not
 }
@@ -131,24 +133,20 @@ func newStorm() *storm {
 	return &storm{all: make(chan struct{}), restarted: make(chan struct{})}
 }
 
-// serverGen is 1 once the restarted server has been started, else 0.
-func (r *runner) serverGen() int32 {
-	if r.storm == nil {
-		return 0
-	}
-	return r.storm.gen.Load()
-}
-
 // resumed is called by subscriber s each time a connection of its comes
-// up that it began to make in server generation gen.
-func (r *runner) resumed(s *subscriber, gen int32) {
+// up. One that comes up once the old server has exited is to the new one,
+// however long ago it began: in a storm a connection may wait out SYN
+// retransmissions while the kernel's accept queue is full.
+func (r *runner) resumed(s *subscriber) {
 	st := r.storm
-	if st == nil || gen == 0 || s.resumed {
+	if st == nil || s.resumed || st.gen.Load() == 0 {
 		return
 	}
 	s.resumed = true
+	now := time.Now().UnixNano()
+	st.firstAt.CompareAndSwap(0, now)
 	if st.resumedN.Add(1) == int64(r.o.Subscribers) {
-		st.allAt.Store(time.Now().UnixNano())
+		st.allAt.Store(now)
 		close(st.all)
 	}
 }
@@ -175,8 +173,8 @@ func (r *runner) restart(ctx context.Context, trigger <-chan struct{}) {
 		st.err = err
 		return
 	}
-	st.acceptAt = time.Now()
-	r.progressf("the server accepts again after %s (pid %d); waiting for every subscriber to resume", seconds(st.acceptAt.Sub(st.stopAt)), r.server.pid())
+	st.healthyAt = time.Now()
+	r.progressf("the server answered /healthz %s after SIGTERM (pid %d)", seconds(st.healthyAt.Sub(st.stopAt)), r.server.pid())
 }
 
 // stormReport puts what the restart measured in rep, once the run is over.
@@ -189,9 +187,15 @@ func (r *runner) stormReport(rep *Report) {
 		rep.Notes = append(rep.Notes, "restart: "+st.err.Error())
 		return
 	}
-	rep.Outage = st.acceptAt.Sub(st.stopAt)
+	// The server accepted again when it first answered anyone: /healthz
+	// or a subscriber, whichever was first.
+	accept := st.healthyAt.UnixNano()
+	if first := st.firstAt.Load(); first > 0 && first < accept {
+		accept = first
+	}
+	rep.Outage = time.Duration(accept - st.stopAt.UnixNano())
 	if at := st.allAt.Load(); at > 0 {
-		rep.ResumeTime = time.Duration(at - st.acceptAt.UnixNano())
+		rep.ResumeTime = time.Duration(at - accept)
 	} else {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("restart: %d of %d subscribers resumed", rep.Resumed, r.o.Subscribers))
 	}

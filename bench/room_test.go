@@ -17,7 +17,7 @@ func TestRunsShareTheDefaultRoom(t *testing.T) {
 	for range runs {
 		o := small(WebSocket)
 		o.Room = ""
-		o.Target = srv.URL
+		o.Targets = []string{srv.URL}
 		if rep := runOK(t, o); rep.Room != DefaultRoom {
 			t.Fatalf("room %q; want %q", rep.Room, DefaultRoom)
 		}

@@ -20,7 +20,7 @@ const sseReadBuffer = 4 << 10
 // sseSession reads one Server-Sent Events stream until it ends. The
 // subscriber's reader, and its buffers, serve every connection.
 func (s *subscriber) sseSession(ctx context.Context, connected func()) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.r.eventsURL(s.cursor()), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.eventsURL(), nil)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

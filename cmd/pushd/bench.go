@@ -56,7 +56,7 @@ same time rooms of their own, as they would slow each other down.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.opts.Target, "target", "", "base URL of a running pushd, e.g. http://127.0.0.1:8080 (default: start one in this process)")
+	f.StringSliceVar(&o.opts.Targets, "target", nil, "base URL of a running pushd, e.g. http://127.0.0.1:8080, or several nodes of one cluster (comma-separated or repeated) to spread the subscribers over in turn (default: start one in this process)")
 	f.StringVar(&o.opts.PublishTo, "publish-to", "", "base URL the publishers post to, when not --target: another node of the same cluster, to measure delivery across nodes")
 	f.IntVar(&o.opts.PID, "pid", 0, "process id of the --target server, to measure its resident memory per connection (Linux)")
 	f.StringVar(&o.serverCmd, "server-cmd", "", "command of the --target server, which the bench then starts, measures and stops itself (split at spaces)")

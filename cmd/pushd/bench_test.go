@@ -27,10 +27,12 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "--stall", "1", "--stall-for", "0s"}, "--stall-for 0s: must be positive"},
 		{[]string{"bench", "--room", "a/b"}, `--room "a/b"`},
 		{[]string{"bench", "--target", "127.0.0.1:8080"}, `--target "127.0.0.1:8080": want the server's base URL`},
-		{[]string{"bench", "--pid", "1"}, "--pid 1: only with --target"},
+		{[]string{"bench", "--pid", "1"}, "--pid 1: only with one --target"},
 		{[]string{"bench", "--transport", "sse", "--ws-subprotocol", "pushd.batch.v1"}, "--ws-subprotocol pushd.batch.v1: only with --transport ws"},
 		{[]string{"bench", "--subscribers", "many"}, `invalid argument "many" for "--subscribers"`},
-		{[]string{"bench", "--server-cmd", "pushd serve"}, `--server-cmd "pushd serve": only with --target`},
+		{[]string{"bench", "--server-cmd", "pushd serve"}, `--server-cmd "pushd serve": only with one --target`},
+		{[]string{"bench", "--target", "http://127.0.0.1:1,http://127.0.0.1:2", "--pid", "1"}, "--pid 1: only with one --target"},
+		{[]string{"bench", "--target", "http://127.0.0.1:1", "--target", "127.0.0.1:2"}, `--target "127.0.0.1:2": want the server's base URL`},
 		{[]string{"bench", "--restart-after", "5"}, "--restart-after 5: only with --server-cmd"},
 		{[]string{"bench", "--target", "http://127.0.0.1:1", "--server-cmd", "pushd serve", "--restart-after", "5", "--messages", "5"}, "--restart-after 5: must be less than --messages 5"},
 		{[]string{"bench", "--target", "http://127.0.0.1:1", "--server-cmd", "pushd serve", "--pid", "1"}, "--pid 1: not with --server-cmd"},
@@ -83,7 +85,7 @@ func TestBenchRestartLosesNothing(t *testing.T) {
 		"--publish-rate", "0", "--max-conns-per-ip", "0", "--max-conns-per-user", "0")
 	var serverLog, progress bytes.Buffer
 	o := bench.DefaultOptions()
-	o.Target = "http://" + addr
+	o.Targets = []string{"http://" + addr}
 	o.ServerCommand, o.ServerEnv, o.ServerOutput = server.Args, server.Env, &serverLog
 	o.Subscribers, o.Messages, o.Publishers, o.Rate, o.RestartAfter = 50, 60, 2, 40, 20
 	o.Room = "storm"
@@ -104,5 +106,34 @@ func TestBenchRestartLosesNothing(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "restarting the server") || !strings.Contains(serverLog.String(), "pushd listening") {
 		t.Fatalf("no restart in the progress or the server's log:\n%s\nserver:\n%s", progress.String(), serverLog.String())
+	}
+}
+
+// Subscribers spread over two nodes of one NATS, publishing on the second
+// (--publish-to): every subscriber
+// gets every message, and both nodes hold subscribers.
+func TestBenchSeveralTargets(t *testing.T) {
+	a, b := startPair(t)
+	var out, progress bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"bench", "--target", a.URL + "," + b.URL, "--publish-to", b.URL, "--subscribers", "6",
+		"--messages", "30", "--room", "spread", "--json", "--timeout", "1m"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&progress)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("pushd bench: %v\n%s", err, progress.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("pushd bench --json: %v\n%s", err, out.String())
+	}
+	if rep.Deliveries != 180 || rep.Target != a.URL+","+b.URL {
+		t.Fatalf("report %+v: want 180 deliveries from the targets %s,%s", rep, a.URL, b.URL)
+	}
+	for _, p := range []*pushdtest.Process{a, b} {
+		got, err := p.Metric(t, `pushd_events_delivered_total{transport="ws"}`)
+		if err != nil || got != 90 {
+			t.Errorf("%s delivered %g events (%v); want 90, the 30 messages to each of its 3 subscribers", p.URL, got, err)
+		}
 	}
 }
