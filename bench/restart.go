@@ -118,13 +118,14 @@ func (p *serverProc) stop() error {
 // how the subscribers came back. Subscribers call resumed; the rest is
 // read once the run is over.
 type storm struct {
-	gen       atomic.Int32  // 0 until the old server has exited, 1 after
+	oldGone   atomic.Bool   // the old server has exited
 	resumedN  atomic.Int64  // subscribers connected to the new server
 	all       chan struct{} // closed when every subscriber has
 	firstAt   atomic.Int64  // unix nanos when the first one did
 	allAt     atomic.Int64  // unix nanos when the last one did
 	stopAt    time.Time     // SIGTERM sent to the old server
 	healthyAt time.Time     // the new server answered /healthz
+	stopErr   error         // how the old server did not stop cleanly, if it did not
 	err       error         // why the restart failed, if it did
 	restarted chan struct{} // closed once the restart is over, failed or not
 }
@@ -139,7 +140,7 @@ func newStorm() *storm {
 // retransmissions while the kernel's accept queue is full.
 func (r *runner) resumed(s *subscriber) {
 	st := r.storm
-	if st == nil || s.resumed || st.gen.Load() == 0 {
+	if st == nil || s.resumed || !st.oldGone.Load() {
 		return
 	}
 	s.resumed = true
@@ -152,7 +153,7 @@ func (r *runner) resumed(s *subscriber) {
 }
 
 // restart stops the server and starts it again, once RestartAfter
-// messages are acknowledged. Subscribers' connections that begin after
+// messages are acknowledged. Subscribers' connections that come up after
 // the old process has exited count as resumed.
 func (r *runner) restart(ctx context.Context, trigger <-chan struct{}) {
 	st := r.storm
@@ -165,10 +166,8 @@ func (r *runner) restart(ctx context.Context, trigger <-chan struct{}) {
 	}
 	r.progressf("%d messages acknowledged; restarting the server", r.published.Load())
 	st.stopAt = time.Now()
-	if err := r.server.stop(); err != nil {
-		r.progressf("%v", err)
-	}
-	st.gen.Store(1)
+	st.stopErr = r.server.stop()
+	st.oldGone.Store(true)
 	if err := r.server.start(ctx); err != nil {
 		st.err = err
 		return
@@ -183,6 +182,9 @@ func (r *runner) stormReport(rep *Report) {
 	<-st.restarted
 	rep.RestartAfter = r.o.RestartAfter
 	rep.Resumed = st.resumedN.Load()
+	if st.stopErr != nil {
+		rep.Notes = append(rep.Notes, "restart: "+st.stopErr.Error())
+	}
 	if st.err != nil {
 		rep.Notes = append(rep.Notes, "restart: "+st.err.Error())
 		return
