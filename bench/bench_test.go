@@ -119,7 +119,7 @@ func TestRunReconnectsAfterDrops(t *testing.T) {
 		t.Run(string(tr), func(t *testing.T) {
 			o := small(tr)
 			o.Size = 2000 // every event is longer than the cut-off
-			o.Target = startCuttingServer(t, 1024, int64(o.Subscribers))
+			o.Targets = []string{startCuttingServer(t, 1024, int64(o.Subscribers))}
 			if runtime.GOOS == "linux" {
 				o.PID = os.Getpid()
 			}
@@ -228,7 +228,7 @@ func TestRunReportsLossAndDuplicates(t *testing.T) {
 	o := small(LongPoll)
 	o.Subscribers, o.Messages = 5, 20
 	o.Drain = 300 * time.Millisecond
-	o.Target = pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(h http.Handler) http.Handler { return &faultyPolls{h: h} })).URL
+	o.Targets = []string{pushdtest.Start(t, server.Config{}, pushdtest.Wrap(func(h http.Handler) http.Handler { return &faultyPolls{h: h} })).URL}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -280,7 +280,7 @@ func (f *faultyPolls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestRunRefusedByTarget(t *testing.T) {
 	o := small(WebSocket)
-	o.Target = pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 1}}).URL
+	o.Targets = []string{pushdtest.Start(t, server.Config{Limits: server.Limits{PublishRate: 1, PublishBurst: 1}}).URL}
 	_, err := Run(context.Background(), o)
 	var perr *protocol.Error
 	if !errors.As(err, &perr) || perr.Code != protocol.CodeRateLimited || !strings.Contains(err.Error(), "--publish-rate 0") {
@@ -299,7 +299,7 @@ func TestRunRejectsOptions(t *testing.T) {
 		"stall":          func(o *Options) { o.Stall = 2000 },
 		"stall-for":      func(o *Options) { o.Stall, o.StallFor = 1, 0 },
 		"room":           func(o *Options) { o.Room = "no spaces" },
-		"target":         func(o *Options) { o.Target = "ftp://x" },
+		"target":         func(o *Options) { o.Targets = []string{"ftp://x"} },
 		"pid":            func(o *Options) { o.PID = 1 },
 		"publish-to":     func(o *Options) { o.PublishTo = "http://127.0.0.1:1" },
 		"ws-subprotocol": func(o *Options) { o.WSSubprotocol = "chat" },
@@ -326,7 +326,7 @@ func TestRunsShareTheDefaultRoom(t *testing.T) {
 	for range runs {
 		o := small(WebSocket)
 		o.Room = ""
-		o.Target = srv.URL
+		o.Targets = []string{srv.URL}
 		if rep := runOK(t, o); rep.Room != DefaultRoom {
 			t.Fatalf("room %q; want %q", rep.Room, DefaultRoom)
 		}

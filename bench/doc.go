@@ -19,6 +19,12 @@
 // to; the report counts those reconnects. Report.Check says whether any
 // acknowledged message was lost, duplicated or delivered out of order.
 //
+// With ServerCommand Run starts the target's server as a process of its
+// own, and with RestartAfter restarts it in the middle of the publishing:
+// the publishers send what failed again with the same message ids, and the
+// report says how long the server was away and how long every subscriber
+// took to come back (a reconnect storm), besides what Check checks.
+//
 // Latency is the subscriber's receive time minus the publisher's send time,
 // both read from this process's clock, so the bench and the server it
 // measures must share a clock (run them on one machine).

@@ -45,7 +45,7 @@ func (s *subscriber) pollSession(ctx context.Context, connected func()) error {
 func (s *subscriber) poll(ctx context.Context, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait+pollSlack)
 	defer cancel()
-	url := s.r.eventsURL(s.cursor()) + "&wait=" + wait.String()
+	url := s.eventsURL() + "&wait=" + wait.String()
 	resp, err := s.r.getEvents(ctx, url, "")
 	if err != nil {
 		return fmt.Errorf("poll: %w", err)

@@ -33,17 +33,22 @@ func ParseTransport(s string) (Transport, error) {
 // Options say what to run. Start from DefaultOptions; Run refuses values
 // that make no sense with an *OptionError.
 type Options struct {
-	// Target is the base URL of a running pushd, e.g. http://127.0.0.1:8080.
-	// Empty starts a server in this process on 127.0.0.1 with the memory
-	// store and no limits.
-	Target string
+	// Targets are the base URLs of running pushd servers, e.g.
+	// http://127.0.0.1:8080: one, or several nodes of one cluster (on
+	// NATS), over which the subscribers are spread in turn (subscriber i
+	// on Targets[i%len(Targets)]). The first is where the room's cursor
+	// is learned, the publishers post unless PublishTo says otherwise,
+	// and PID, ServerCommand and the long-poll gauge apply. None starts
+	// a server in this process on 127.0.0.1 with the memory store and no
+	// limits.
+	Targets []string
 	// PublishTo is the base URL the publishers post to, when it is not
-	// Target: another node of a cluster, to measure delivery across nodes.
+	// the first of Targets: another node of a cluster, to measure delivery across nodes.
 	// Empty posts to Target.
 	PublishTo string
-	// PID is the process id of Target's server, whose resident memory
+	// PID is the process id of the target's server, whose resident memory
 	// (VmRSS in /proc, so Linux only) is read before and after the
-	// subscribers connect. Zero measures nothing; only with Target.
+	// subscribers connect. Zero measures nothing; only with one target.
 	PID int
 	// Transport is how subscribers receive events.
 	Transport Transport
@@ -83,6 +88,27 @@ type Options struct {
 	// ConnectConcurrency is how many subscribers connect at once (zero:
 	// DefaultOptions').
 	ConnectConcurrency int
+	// ServerCommand, with one target, is the command of its server (the
+	// program and its arguments): Run starts it, waits until the target
+	// answers /healthz, measures its memory as PID would, and ends it with
+	// SIGTERM when the run is over. The server must listen at the target's
+	// address and keep its store across a restart to resume subscribers
+	// exactly (pushd serve --data DIR, or --nats).
+	ServerCommand []string
+	// ServerEnv is the environment of ServerCommand's process (nil: this
+	// process's); ServerOutput receives its standard output and error
+	// (nil: discarded).
+	ServerEnv    []string
+	ServerOutput io.Writer
+	// RestartAfter, with ServerCommand, restarts the server once this many
+	// messages are acknowledged: SIGTERM, wait for it to exit, start it
+	// again. The publishers go on meanwhile, sending a publish that failed
+	// in a way that trying again may fix (no answer, 5xx) again, with the
+	// same message id, until it is acknowledged; the subscribers reconnect
+	// from their cursors. The report says how long the server was away
+	// and how long after it accepted again every subscriber was
+	// connected. Zero: no restart.
+	RestartAfter int
 	// Progress, when set, receives a line at each phase and every few
 	// seconds while messages flow.
 	Progress io.Writer
@@ -126,68 +152,79 @@ func badOption(option string, value any, format string, args ...any) error {
 }
 
 // checked returns o with defaults for zero durations and concurrency and
-// an empty room, and the base URL of the target (empty for an in-process
-// server), or an *OptionError.
-func (o Options) checked() (Options, string, error) {
+// an empty room, and the targets' base URLs without a final slash, or an
+// *OptionError.
+func (o Options) checked() (Options, error) {
 	if _, err := ParseTransport(string(o.Transport)); err != nil {
-		return o, "", err
+		return o, err
 	}
 	switch {
 	case o.Subscribers < 1:
-		return o, "", badOption("subscribers", o.Subscribers, "need at least 1")
+		return o, badOption("subscribers", o.Subscribers, "need at least 1")
 	case o.Messages < 1:
-		return o, "", badOption("messages", o.Messages, "need at least 1")
+		return o, badOption("messages", o.Messages, "need at least 1")
 	case o.Publishers < 1:
-		return o, "", badOption("publishers", o.Publishers, "need at least 1")
+		return o, badOption("publishers", o.Publishers, "need at least 1")
 	case o.Publishers > o.Messages:
-		return o, "", badOption("publishers", o.Publishers, "more publishers than --messages %d", o.Messages)
+		return o, badOption("publishers", o.Publishers, "more publishers than --messages %d", o.Messages)
 	case o.Rate < 0:
-		return o, "", badOption("rate", o.Rate, "must not be negative (0 publishes as fast as possible)")
+		return o, badOption("rate", o.Rate, "must not be negative (0 publishes as fast as possible)")
 	case o.Size < 1:
-		return o, "", badOption("size", o.Size, "need at least 1 byte")
+		return o, badOption("size", o.Size, "need at least 1 byte")
 	case o.Stall < 0 || o.Stall > o.Subscribers:
-		return o, "", badOption("stall", o.Stall, "must be between 0 and --subscribers %d", o.Subscribers)
+		return o, badOption("stall", o.Stall, "must be between 0 and --subscribers %d", o.Subscribers)
 	case o.Stall > 0 && o.StallFor <= 0:
-		return o, "", badOption("stall-for", o.StallFor, "must be positive when --stall is set")
+		return o, badOption("stall-for", o.StallFor, "must be positive when --stall is set")
 	case o.Timeout < 0:
-		return o, "", badOption("timeout", o.Timeout, "must not be negative")
+		return o, badOption("timeout", o.Timeout, "must not be negative")
 	case o.Drain < 0:
-		return o, "", badOption("drain", o.Drain, "must not be negative")
+		return o, badOption("drain", o.Drain, "must not be negative")
 	case o.ConnectConcurrency < 0:
-		return o, "", badOption("connect-concurrency", o.ConnectConcurrency, "must not be negative")
+		return o, badOption("connect-concurrency", o.ConnectConcurrency, "must not be negative")
 	case o.PID < 0:
-		return o, "", badOption("pid", o.PID, "must not be negative")
-	case o.PID > 0 && o.Target == "":
-		return o, "", badOption("pid", o.PID, "only with --target (the in-process server is measured directly)")
+		return o, badOption("pid", o.PID, "must not be negative")
+	case o.PID > 0 && len(o.Targets) != 1:
+		return o, badOption("pid", o.PID, "only with one --target (the in-process server is measured directly)")
+	case len(o.ServerCommand) > 0 && len(o.Targets) != 1:
+		return o, badOption("server-cmd", strconv.Quote(strings.Join(o.ServerCommand, " ")), "only with one --target, the address the server listens at")
+	case len(o.ServerCommand) > 0 && o.PID > 0:
+		return o, badOption("pid", o.PID, "not with --server-cmd (its process is measured)")
+	case o.RestartAfter < 0:
+		return o, badOption("restart-after", o.RestartAfter, "must not be negative")
+	case o.RestartAfter > 0 && len(o.ServerCommand) == 0:
+		return o, badOption("restart-after", o.RestartAfter, "only with --server-cmd, the server to restart")
+	case o.RestartAfter >= o.Messages && o.RestartAfter > 0:
+		return o, badOption("restart-after", o.RestartAfter, "must be less than --messages %d, so that messages follow the restart", o.Messages)
 	}
 	switch o.WSSubprotocol {
 	case "":
 	case protocol.BatchSubprotocol:
 		if o.Transport != WebSocket {
-			return o, "", badOption("ws-subprotocol", o.WSSubprotocol, "only with --transport ws")
+			return o, badOption("ws-subprotocol", o.WSSubprotocol, "only with --transport ws")
 		}
 	default:
-		return o, "", badOption("ws-subprotocol", strconv.Quote(o.WSSubprotocol), "pushd knows only %s", protocol.BatchSubprotocol)
+		return o, badOption("ws-subprotocol", strconv.Quote(o.WSSubprotocol), "pushd knows only %s", protocol.BatchSubprotocol)
 	}
 	if o.Room != "" {
 		if err := protocol.ValidateName("room", o.Room); err != nil {
-			return o, "", badOption("room", strconv.Quote(o.Room), "use 1 to %d of A-Z a-z 0-9 . _ -", protocol.MaxNameLen)
+			return o, badOption("room", strconv.Quote(o.Room), "use 1 to %d of A-Z a-z 0-9 . _ -", protocol.MaxNameLen)
 		}
 	}
-	base := ""
-	if o.Target != "" {
+	targets := make([]string, len(o.Targets))
+	for i, t := range o.Targets {
 		var err error
-		if base, err = baseURL("target", o.Target, "want the server's base URL, e.g. http://127.0.0.1:8080"); err != nil {
-			return o, "", err
+		if targets[i], err = baseURL("target", t, "want the server's base URL, e.g. http://127.0.0.1:8080"); err != nil {
+			return o, err
 		}
 	}
+	o.Targets = targets
 	if o.PublishTo != "" {
 		u, err := baseURL("publish-to", o.PublishTo, "want a server's base URL, e.g. http://127.0.0.1:8081")
 		if err != nil {
-			return o, "", err
+			return o, err
 		}
-		if o.Target == "" {
-			return o, "", badOption("publish-to", strconv.Quote(o.PublishTo), "only with --target (another node of the same cluster)")
+		if len(o.Targets) == 0 {
+			return o, badOption("publish-to", strconv.Quote(o.PublishTo), "only with --target (another node of the same cluster)")
 		}
 		o.PublishTo = u
 	}
@@ -204,7 +241,7 @@ func (o Options) checked() (Options, string, error) {
 	if o.ConnectConcurrency == 0 {
 		o.ConnectConcurrency = d.ConnectConcurrency
 	}
-	return o, base, nil
+	return o, nil
 }
 
 // baseURL checks raw, the value of option, as the base URL of a server,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pushd/push/client"
 	"github.com/pushd/push/internal/backoff"
 )
 
@@ -74,16 +75,41 @@ func (r *runner) publisher(ctx context.Context, pub int, start time.Time) (first
 		}
 		body = append(body[:0], `{"user":"bench","text":"`...)
 		body = appendPayload(body, r.runID, pub, seq, sent.UnixNano(), r.o.Size)
-		body = append(body, `"}`...)
-		if err := r.post(ctx, url, body); err != nil {
+		body = append(body, '"')
+		if r.o.RestartAfter > 0 {
+			body = fmt.Appendf(body, `,"id":"%s-%d-%d"`, r.runID, pub, seq)
+		}
+		body = append(body, '}')
+		if err := r.postRetrying(ctx, url, body); err != nil {
 			return first, fmt.Errorf("publisher %d: message %d: %w", pub, seq, err)
 		}
-		r.published.Add(1)
+		if n := r.published.Add(1); n == int64(r.o.RestartAfter) {
+			close(r.restartNow)
+		}
 	}
 	return first, nil
 }
 
-// post sends one message and wants 201.
+// publishRetry paces the publishes sent again across a restart.
+var publishRetry = backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+
+// postRetrying posts body; with RestartAfter (the body then has an id) it
+// sends it again after a failure that trying again may fix
+// (client.Retryable), until it is acknowledged or ctx ends.
+func (r *runner) postRetrying(ctx context.Context, url string, body []byte) error {
+	retry := backoff.New(publishRetry)
+	for {
+		err := r.post(ctx, url, body)
+		if err == nil || r.o.RestartAfter == 0 || !client.Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		r.retries.Add(1)
+		backoff.Sleep(ctx, retry.Next())
+	}
+}
+
+// post sends one message and wants 201, or 200 for a message id the
+// server already stored.
 func (r *runner) post(ctx context.Context, url string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
@@ -97,7 +123,7 @@ func (r *runner) post(ctx context.Context, url string, body []byte) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return answerError(resp)
 	}
 	_, err = io.Copy(io.Discard, resp.Body) // so the connection is reused

@@ -11,7 +11,7 @@ import (
 // Report is what a run measured. Durations are in nanoseconds in JSON.
 type Report struct {
 	// What ran.
-	Target        string        `json:"target"` // the URL, or "in-process"
+	Target        string        `json:"target"` // the URLs, comma-separated, or "in-process"
 	Transport     Transport     `json:"transport"`
 	WSSubprotocol string        `json:"ws_subprotocol,omitempty"`
 	Room          string        `json:"room"`
@@ -58,6 +58,19 @@ type Report struct {
 	SlowConsumer int64 `json:"slow_consumer"`
 	Resets       int64 `json:"resets"`
 
+	// RestartAfter is how many messages were acknowledged when the server
+	// was restarted (zero: no restart). Outage runs from SIGTERM to the
+	// new server's first answer (to /healthz or a subscriber), ResumeTime
+	// from then until every subscriber was connected to it; Resumed
+	// counts those that were.
+	RestartAfter int           `json:"restart_after,omitempty"`
+	Outage       time.Duration `json:"outage_ns,omitempty"`
+	ResumeTime   time.Duration `json:"resume_ns,omitempty"`
+	Resumed      int64         `json:"resumed,omitempty"`
+	// PublishRetries counts publishes sent again after a failure (only
+	// with RestartAfter).
+	PublishRetries int64 `json:"publish_retries,omitempty"`
+
 	// MemPerConn is memory per subscriber connection in bytes, measured as
 	// MemSource says; zero with MemSource empty when not measured.
 	MemPerConn int64  `json:"mem_per_conn_bytes"`
@@ -73,7 +86,8 @@ var ErrDelivery = errors.New("delivery failed")
 
 // Check returns an error wrapping ErrDelivery that says what went wrong if
 // any acknowledged message was lost, duplicated or delivered out of order,
-// or an event could not be read; nil otherwise.
+// an event could not be read, or after a restart some subscriber never
+// connected to the new server; nil otherwise.
 func (r *Report) Check() error {
 	var problems []string
 	if r.Lost > 0 {
@@ -84,6 +98,9 @@ func (r *Report) Check() error {
 	}
 	if r.OutOfOrder > 0 {
 		problems = append(problems, fmt.Sprintf("%d deliveries out of order", r.OutOfOrder))
+	}
+	if r.RestartAfter > 0 && r.Resumed < int64(r.Subscribers) {
+		problems = append(problems, fmt.Sprintf("%d of %d subscribers resumed after the restart", r.Resumed, r.Subscribers))
 	}
 	if r.Malformed > 0 {
 		problems = append(problems, fmt.Sprintf("%d events the bench could not read", r.Malformed))
@@ -117,6 +134,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  latency       p50 %s  p99 %s  max %s\n", millis(r.Latency.P50), millis(r.Latency.P99), millis(r.Latency.Max))
 	fmt.Fprintf(&b, "  lost %d  dup %d  out-of-order %d  reconnects %d (slow consumer %d)  resets %d\n",
 		r.Lost, r.Duplicates, r.OutOfOrder, r.Reconnects, r.SlowConsumer, r.Resets)
+	if r.RestartAfter > 0 {
+		fmt.Fprintf(&b, "  restart       after %d messages: away %s, then %d of %d subscribers resumed in %s; %d publishes sent again\n",
+			r.RestartAfter, seconds(r.Outage), r.Resumed, r.Subscribers, seconds(r.ResumeTime), r.PublishRetries)
+	}
 	if r.MemSource != "" {
 		fmt.Fprintf(&b, "  memory        %s per connection (%s)\n", kib(r.MemPerConn), r.MemSource)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,7 +23,8 @@ import (
 // runner is one run: its options, clients, subscribers and shared tallies.
 type runner struct {
 	o         Options
-	base      string // the server's base URL
+	base      string   // the first server's base URL
+	bases     []string // every server's: subscriber i connects to bases[i%len(bases)]
 	room      string
 	runID     string // starts every message text of this run
 	since     protocol.Cursor
@@ -36,6 +38,13 @@ type runner struct {
 
 	wg       sync.WaitGroup // the subscribers' goroutines
 	stopSubs context.CancelFunc
+
+	// With ServerCommand: the server's process, and with RestartAfter the
+	// restart, which the publishers trigger by closing restartNow.
+	server     *serverProc
+	storm      *storm
+	restartNow chan struct{}
+	retries    atomic.Int64 // publishes sent again after a failure
 }
 
 // gaugeWait bounds the wait for the server to count every long poll.
@@ -48,19 +57,20 @@ const gaugeWait = 5 * time.Second
 // duplicated messages is not an error of Run: see Report.Check. Everything
 // Run starts has stopped when it returns.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	o, base, err := o.checked()
+	o, err := o.checked()
 	if err != nil {
 		return nil, err
 	}
+	bases := o.Targets
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	rep := &Report{Target: base, Transport: o.Transport, WSSubprotocol: o.WSSubprotocol,
+	rep := &Report{Target: strings.Join(bases, ","), Transport: o.Transport, WSSubprotocol: o.WSSubprotocol,
 		Subscribers: o.Subscribers, Messages: o.Messages, Publishers: o.Publishers, Rate: o.Rate,
 		Size: o.Size, Stall: o.Stall, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
 	if o.Stall > 0 {
 		rep.StallFor = o.StallFor
 	}
-	if base == "" {
+	if len(bases) == 0 {
 		local, err := startLocal(o)
 		if err != nil {
 			return nil, err
@@ -71,10 +81,32 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				rep.Notes = append(rep.Notes, "in-process server: "+err.Error())
 			}
 		}()
-		base, rep.Target = local.url, "in-process"
+		bases, rep.Target = []string{local.url}, "in-process"
+	}
+	var server *serverProc
+	if len(o.ServerCommand) > 0 {
+		if server, err = startServer(ctx, o, bases[0]); err != nil {
+			return nil, err
+		}
+		defer func() {
+			// Runs last, after the subscribers and the restart.
+			if err := server.stop(); err != nil {
+				rep.Notes = append(rep.Notes, err.Error())
+			}
+		}()
+		o.PID = server.pid()
 	}
 
-	r := &runner{o: o, base: base, room: o.Room, runID: randomID(8), allDone: make(chan struct{}), stopSubs: func() {}}
+	r := &runner{o: o, base: bases[0], bases: bases, room: o.Room, runID: randomID(8), allDone: make(chan struct{}), stopSubs: func() {}, server: server}
+	if o.RestartAfter > 0 {
+		r.storm, r.restartNow = newStorm(), make(chan struct{})
+		rctx, stopRestart := context.WithCancel(ctx)
+		go r.restart(rctx, r.restartNow)
+		defer func() {
+			stopRestart()
+			<-r.storm.restarted
+		}()
+	}
 	rep.Room = r.room
 	subTransport := newTransport(o.Subscribers + 16)
 	pubTransport := newTransport(o.Publishers + 4)
@@ -95,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.progressf("connecting %d %s subscribers to %s, room %s", o.Subscribers, o.Transport, base, r.room)
+	r.progressf("connecting %d %s subscribers to %s, room %s", o.Subscribers, o.Transport, strings.Join(bases, ", "), r.room)
 	if err := r.connect(ctx, rep); err != nil {
 		return nil, err
 	}
@@ -116,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.PublishTime = time.Since(pubStart)
 	rep.PublishRate = float64(o.Messages) / rep.PublishTime.Seconds()
-	if o.Rate > 0 && rep.PublishRate < 0.9*o.Rate {
+	if o.Rate > 0 && o.RestartAfter == 0 && rep.PublishRate < 0.9*o.Rate {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the publishers reached %.0f of the %g msgs/s asked for: the server or the bench (or both) could not keep up", rep.PublishRate, o.Rate))
 	}
 	r.progressf("published in %s; waiting for deliveries", seconds(rep.PublishTime))
@@ -126,6 +158,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	stopProgress()
 	r.stopSubscribers()
 	r.tally(rep, firstSent)
+	rep.PublishRetries = r.retries.Load()
+	if r.storm != nil {
+		r.stormReport(rep)
+	}
 	return rep, nil
 }
 
@@ -163,7 +199,9 @@ func (r *runner) connect(ctx context.Context, rep *Report) error {
 		// server counts them all, so memory and the first deliveries
 		// see every subscriber waiting.
 		if gaugeErr == nil {
-			gaugeErr = r.waitForGauge(ctx, gaugeBefore+float64(o.Subscribers))
+			// The first target holds every len(bases)th subscriber.
+			n := (o.Subscribers + len(r.bases) - 1) / len(r.bases)
+			gaugeErr = r.waitForGauge(ctx, gaugeBefore+float64(n))
 		}
 		if gaugeErr != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("publishing began without knowing that every long poll was waiting: %v", gaugeErr))
@@ -257,24 +295,33 @@ func (r *runner) tally(rep *Report, firstSent time.Time) {
 	}
 }
 
-// drain waits until every subscriber has every message, until Drain
-// passes without a new delivery, or until ctx ends. It returns a note when
+// drain waits until every subscriber has every message (and with a
+// restart, has connected to the new server), until Drain passes without a
+// new delivery, or until ctx ends. It returns a note when
 // it stopped waiting before everything arrived.
 func (r *runner) drain(ctx context.Context) string {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	last, since := r.delivered(), time.Now()
+	allDone, missing := r.allDone, "deliveries were missing"
+	var allResumed <-chan struct{} // with a restart, once everything arrived
 	for {
 		select {
-		case <-r.allDone:
+		case <-allDone:
+			if r.storm == nil {
+				return ""
+			}
+			allDone, allResumed = nil, r.storm.all
+			missing = "some subscribers had not reconnected since the restart"
+		case <-allResumed:
 			return ""
 		case <-ctx.Done():
-			return fmt.Sprintf("%s while deliveries were missing", r.ended(ctx))
+			return fmt.Sprintf("%s while %s", r.ended(ctx), missing)
 		case now := <-tick.C:
 			if n := r.delivered(); n != last {
 				last, since = n, now
 			} else if now.Sub(since) >= r.o.Drain {
-				return fmt.Sprintf("no delivery for %s (--drain) while deliveries were missing", r.o.Drain)
+				return fmt.Sprintf("no delivery for %s (--drain) while %s", r.o.Drain, missing)
 			}
 		}
 	}
@@ -385,9 +432,10 @@ func (r *runner) currentCursor(ctx context.Context) (protocol.Cursor, error) {
 	return c, nil
 }
 
-// eventsURL is the room's events URL continuing after cursor.
-func (r *runner) eventsURL(cursor string) string {
-	return r.base + "/v1/rooms/" + r.room + "/events?since=" + cursor
+// eventsURL is the room's events URL on the subscriber's server,
+// continuing after its cursor.
+func (s *subscriber) eventsURL() string {
+	return s.base + "/v1/rooms/" + s.r.room + "/events?since=" + s.cursor()
 }
 
 // newTransport returns an HTTP transport for the bench's clients: straight

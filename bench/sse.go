@@ -20,7 +20,7 @@ const sseReadBuffer = 4 << 10
 // subscriber's reader, and its buffers, serve every connection.
 func (s *subscriber) sseSession(ctx context.Context, connected func()) error {
 	// The Transport's ResponseHeaderTimeout bounds the wait for the answer.
-	resp, err := s.r.getEvents(ctx, s.r.eventsURL(s.cursor()), "text/event-stream")
+	resp, err := s.r.getEvents(ctx, s.eventsURL(), "text/event-stream")
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

@@ -32,8 +32,9 @@ const latencyBatch = 128
 // goroutine runs it (run); only unique is read by others while it runs,
 // everything else once it has returned.
 type subscriber struct {
-	r  *runner
-	id int
+	r    *runner
+	id   int
+	base string // the server it connects to
 
 	// The cursor of the last event read: where a reconnect continues.
 	epoch string
@@ -49,6 +50,7 @@ type subscriber struct {
 	lastRecv                    int64  // unix nanos of the last new message
 	lat                         []int64
 
+	resumed      bool // connected to the restarted server (RestartAfter)
 	stallPending bool // stall at the first message
 	stallNow     bool // stall before reading on
 
@@ -62,12 +64,16 @@ func newSubscriber(r *runner, id int) *subscriber {
 	s := &subscriber{
 		r:            r,
 		id:           id,
+		base:         r.base,
 		epoch:        r.since.Epoch,
 		seq:          r.since.Seq,
 		seen:         make([]uint64, (r.o.Messages+63)/64),
 		last:         make([]int, r.o.Publishers),
 		lat:          make([]int64, 0, latencyBatch),
 		stallPending: id < r.o.Stall,
+	}
+	if len(r.bases) > 0 {
+		s.base = r.bases[id%len(r.bases)]
 	}
 	for i := range s.last {
 		s.last[i] = -1
@@ -104,7 +110,7 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 	retry := backoff.New(reconnectBackoff)
 	for attempt := 1; ; attempt++ {
 		before, started := s.unique.Load(), time.Now()
-		err := s.session(ctx, connected)
+		err := s.session(ctx, func() { connected(); s.r.resumed(s) })
 		if ctx.Err() != nil {
 			if !up {
 				<-connect

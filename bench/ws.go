@@ -24,7 +24,7 @@ func (s *subscriber) wsSession(ctx context.Context, connected func()) error {
 		opts.Subprotocols = []string{p}
 	}
 	dctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	c, resp, err := websocket.Dial(dctx, s.r.eventsURL(s.cursor()), opts)
+	c, resp, err := websocket.Dial(dctx, s.eventsURL(), opts)
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode != 101 && resp.Body != nil {

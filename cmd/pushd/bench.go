@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 type benchOptions struct {
 	opts      bench.Options
 	transport string
+	serverCmd string
 	json      bool
 }
 
@@ -41,20 +43,39 @@ this process, so run the bench on the server's machine.
 The messages go to the room --room (default "bench") and stay in the target's
 store like any room's, up to its --history: pushd has no way to delete a room.
 Runs reuse the room, and each reads only its own messages; give runs at the
-same time rooms of their own, as they would slow each other down.`,
+same time rooms of their own, as they would slow each other down.
+
+--target takes several nodes of one cluster (comma-separated or repeated): the
+subscribers are spread over them in turn, and the publishers post to the first
+unless --publish-to names another.
+
+With --server-cmd the bench starts the --target server itself (the command is
+split at spaces, without quoting; its output goes to standard error), measures
+its memory, and stops it with SIGTERM at the end. --restart-after N then
+restarts it once N messages are acknowledged, as a deploy would: the
+subscribers reconnect all at once from their cursors, the publishers send what
+failed again with the same message ids, and the report says how long the
+server was away, how long after it accepted again every subscriber was back,
+and whether anything was lost or doubled. Give the server a store that
+outlives it (--data DIR, or --nats).`,
 		Example: `  pushd bench
   pushd bench --transport sse --subscribers 5000 --messages 200 --rate 100
   pushd bench --transport ws --ws-subprotocol pushd.batch.v1 --size 1024 --json
-  pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"`,
+  pushd bench --target http://127.0.0.1:8080 --pid "$(pgrep -n pushd)"
+  pushd bench --target http://127.0.0.1:8081,http://127.0.0.1:8082 --subscribers 10000
+  pushd bench --target http://127.0.0.1:8080 --messages 200 --rate 20 --restart-after 100 \
+    --server-cmd "pushd serve --addr 127.0.0.1:8080 --data /tmp/storm --publish-rate 0 --max-conns-per-ip 0"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.opts.Target, "target", "", "base URL of a running pushd, e.g. http://127.0.0.1:8080 (default: start one in this process)")
+	f.StringSliceVar(&o.opts.Targets, "target", nil, "base URL of a running pushd, e.g. http://127.0.0.1:8080, or several nodes of one cluster (comma-separated or repeated) to spread the subscribers over in turn (default: start one in this process)")
 	f.StringVar(&o.opts.PublishTo, "publish-to", "", "base URL the publishers post to, when not --target: another node of the same cluster, to measure delivery across nodes")
 	f.IntVar(&o.opts.PID, "pid", 0, "process id of the --target server, to measure its resident memory per connection (Linux)")
+	f.StringVar(&o.serverCmd, "server-cmd", "", "command of the --target server, which the bench then starts, measures and stops itself (split at spaces)")
+	f.IntVar(&o.opts.RestartAfter, "restart-after", 0, "with --server-cmd, restart the server once this many messages are acknowledged, and measure how the subscribers come back")
 	f.StringVar(&o.transport, "transport", string(d.Transport), "how subscribers receive: ws, sse or longpoll")
 	f.StringVar(&o.opts.WSSubprotocol, "ws-subprotocol", "", "WebSocket subprotocol to ask for: pushd.batch.v1 packs several events per message")
 	f.IntVar(&o.opts.Subscribers, "subscribers", d.Subscribers, "subscribers to connect")
@@ -78,6 +99,8 @@ func (o *benchOptions) run(cmd *cobra.Command) error {
 		return flagError(err)
 	}
 	o.opts.Transport = t
+	o.opts.ServerCommand = strings.Fields(o.serverCmd)
+	o.opts.ServerOutput = cmd.ErrOrStderr()
 	o.opts.Progress = cmd.ErrOrStderr()
 	rep, err := bench.Run(cmd.Context(), o.opts)
 	if err != nil {

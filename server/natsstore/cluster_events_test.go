@@ -184,7 +184,7 @@ func TestBenchAcrossNodes(t *testing.T) {
 	for _, tr := range []bench.Transport{bench.WebSocket, bench.SSE, bench.LongPoll} {
 		t.Run(string(tr), func(t *testing.T) {
 			o := bench.DefaultOptions()
-			o.Target, o.PublishTo = b.URL, a.URL
+			o.Targets, o.PublishTo = []string{b.URL}, a.URL
 			o.Transport, o.Subscribers, o.Messages, o.Publishers = tr, 20, 200, 4
 			o.Timeout = 60 * time.Second
 			rep, err := bench.Run(context.Background(), o)
