@@ -45,6 +45,8 @@ type runner struct {
 	storm      *storm
 	restartNow chan struct{}
 	retries    atomic.Int64 // publishes sent again after a failure
+
+	progressMu sync.Mutex // one line at a time to Options.Progress
 }
 
 // gaugeWait bounds the wait for the server to count every long poll.
@@ -369,9 +371,13 @@ func (r *runner) waitForGauge(ctx context.Context, want float64) error {
 	}
 }
 
-// progressf writes a line to Options.Progress, if set.
+// progressf writes a line to Options.Progress, if set. The run's
+// goroutines (the phases, the progress ticker, a restart) write one line
+// at a time.
 func (r *runner) progressf(format string, args ...any) {
 	if r.o.Progress != nil {
+		r.progressMu.Lock()
+		defer r.progressMu.Unlock()
 		fmt.Fprintf(r.o.Progress, "pushd bench: "+format+"\n", args...)
 	}
 }
