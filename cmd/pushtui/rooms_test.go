@@ -161,6 +161,9 @@ func TestChatMultiLine(t *testing.T) {
 	scr.waitScreen(t, "● connected")
 	scr.press(t, "first\x1b\rsecond\r")
 	waitTexts(t, s, "ml", "first\nsecond")
+	// A message is stored and shown before its send is answered, and
+	// until then the input line keeps it: a paste would join it.
+	scr.waitDrawn(t, "alice first", "› message #ml")
 	scr.press(t, "\x1b[200~pasted one\npasted two\npasted three\x1b[201~")
 	scr.waitScreen(t, "› pasted one", "  pasted three")
 	// Enter while the last send is still under way does nothing: press it

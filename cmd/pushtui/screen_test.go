@@ -67,6 +67,40 @@ func (s *screen) waitScreen(t *testing.T, wants ...string) {
 	})
 }
 
+// waitDrawn waits until the screen as last drawn (see drawn) holds wants.
+// Unlike waitScreen, it does not see what has been drawn over since.
+func (s *screen) waitDrawn(t *testing.T, wants ...string) {
+	t.Helper()
+	s.out.waitFor(t, strings.Join(wants, " and ")+" on the screen as last drawn", func(got string) bool {
+		screen := strings.Join(drawn(got), "\n")
+		for _, w := range wants {
+			if !strings.Contains(screen, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// drawn is the screen, escape codes removed, as out last drew it. Bubble
+// Tea draws each frame on the alternate screen from the top left, and a
+// row it leaves as it was is a bare "\n".
+func drawn(out string) []string {
+	var rows []string
+	frames := strings.Split(out, ansi.CursorHomePosition)
+	for _, frame := range frames[1:] {
+		for i, line := range strings.Split(frame, "\n") {
+			if i == len(rows) {
+				rows = append(rows, "")
+			}
+			if line != "" {
+				rows[i] = ansi.Strip(line)
+			}
+		}
+	}
+	return rows
+}
+
 // TestChatScreensSeeEachOther: two chat screens over different transports
 // see each other come, talk, and go.
 func TestChatScreensSeeEachOther(t *testing.T) {
@@ -81,6 +115,9 @@ func TestChatScreensSeeEachOther(t *testing.T) {
 	bob.waitScreen(t, "alice hi bob")
 	bob.press(t, "hello alice\r")
 	alice.waitScreen(t, "bob   hello alice")
+	// A message is stored and shown before its send is answered, and
+	// until then the input line keeps it: /quit would join it.
+	bob.waitDrawn(t, "bob   hello alice", "› message #r1")
 
 	bob.press(t, "/quit\r")
 	bob.exits(t, 0)
