@@ -1,0 +1,188 @@
+package main
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pushd/push/protocol"
+)
+
+// epoch is the one history every room of a floor server has.
+const epoch = "floor"
+
+// server holds the rooms and their subscribers.
+type server struct {
+	writers int
+	mux     *http.ServeMux
+
+	mu    sync.Mutex
+	rooms map[string]*room
+}
+
+// room is one room's sequence and subscribers. Its lock is held for a
+// whole publish, so events go out in order.
+type room struct {
+	mu   sync.Mutex
+	seq  uint64
+	subs []*subscriber
+}
+
+// subscriber is one streaming connection.
+type subscriber struct {
+	conn net.Conn
+	sse  bool
+	gone bool // a write failed; room.mu
+}
+
+func newServer(writers int) *server {
+	s := &server{writers: writers, mux: http.NewServeMux(), rooms: make(map[string]*room)}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /v1/rooms/{room}/events", s.events)
+	s.mux.HandleFunc("POST /v1/rooms/{room}/messages", s.publish)
+	return s
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *server) room(name string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rm := s.rooms[name]
+	if rm == nil {
+		rm = &room{}
+		s.rooms[name] = rm
+	}
+	return rm
+}
+
+// events answers a short poll with the room's cursor and no events, and
+// takes a WebSocket or SSE subscriber.
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	rm := s.room(r.PathValue("room"))
+	websocket := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if !websocket && !sse {
+		rm.mu.Lock()
+		cursor := protocol.Cursor{Epoch: epoch, Seq: rm.seq}
+		rm.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(protocol.Poll{Events: []protocol.Event{}, Cursor: cursor.String()})
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if websocket && key == "" {
+		http.Error(w, "no Sec-WebSocket-Key", http.StatusBadRequest)
+		return
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	var head string
+	if websocket {
+		sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
+	} else {
+		// No length and no chunks: the body is the stream, to the close.
+		head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+	}
+	if _, err := io.WriteString(conn, head); err != nil {
+		_ = conn.Close()
+		return
+	}
+	sub := &subscriber{conn: conn, sse: !websocket}
+	rm.mu.Lock()
+	rm.subs = append(rm.subs, sub)
+	rm.mu.Unlock()
+	// What the client sends (a WebSocket close, say) is read and dropped;
+	// the connection ends when the client closes it.
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		_ = conn.Close()
+	}()
+}
+
+// publish sends one message to every subscriber of the room, then
+// answers with its event.
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	var req protocol.PublishRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		http.Error(w, "the body is not a JSON message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	name := r.PathValue("room")
+	rm := s.room(name)
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.seq++
+	ev := protocol.Event{Seq: rm.seq, Epoch: epoch, Stream: "room:" + name, Type: protocol.TypeMessage, Time: time.Now().UTC(), User: req.User, Text: req.Text, ID: req.ID}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	ws, sse := wsFrame(body), sseFrame(ev.Cursor(), body)
+	var wg sync.WaitGroup
+	for k := range s.writers {
+		wg.Go(func() {
+			for i := k; i < len(rm.subs); i += s.writers {
+				sub := rm.subs[i]
+				frame := ws
+				if sub.sse {
+					frame = sse
+				}
+				if !sub.gone {
+					_, err := sub.conn.Write(frame)
+					sub.gone = err != nil
+				}
+			}
+		})
+	}
+	wg.Wait()
+	live := rm.subs[:0]
+	for _, sub := range rm.subs {
+		if !sub.gone {
+			live = append(live, sub)
+		}
+	}
+	clear(rm.subs[len(live):])
+	rm.subs = live
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(body)
+}
+
+// wsFrame is one unmasked WebSocket text frame holding body.
+func wsFrame(body []byte) []byte {
+	n := len(body)
+	var b []byte
+	switch {
+	case n < 126:
+		b = append(b, 0x81, byte(n))
+	case n < 1<<16:
+		b = append(b, 0x81, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x81, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, body...)
+}
+
+// sseFrame is one SSE event holding body, with its cursor as the id.
+func sseFrame(c protocol.Cursor, body []byte) []byte {
+	b := append([]byte("id: "), c.String()...)
+	b = append(b, "\ndata: "...)
+	b = append(b, body...)
+	return append(b, '\n', '\n')
+}
