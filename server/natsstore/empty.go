@@ -57,20 +57,14 @@ func (s *Store) openMeta(ctx context.Context) error {
 // latest one yet tells readers of an unwritten stream an epoch the stream
 // will not have: they get a reset with its first event, and miss nothing.
 func (s *Store) emptyBase(ctx context.Context, fresh bool) (string, error) {
-	if !fresh {
-		s.mu.Lock()
-		base := s.empty
-		s.mu.Unlock()
-		return base, nil
-	}
-	e, err := s.meta.Get(ctx, keyEmpty)
-	if err != nil {
-		return "", unavailable(fmt.Errorf("read the empty epoch: %w", err))
+	if fresh {
+		if _, err := s.emptyRevision(ctx); err != nil {
+			return "", err
+		}
 	}
 	s.mu.Lock()
-	s.empty = string(e.Value())
-	s.mu.Unlock()
-	return string(e.Value()), nil
+	defer s.mu.Unlock()
+	return s.empty, nil
 }
 
 // madeKey is the meta bucket's key that says a stream was made in the
@@ -111,18 +105,44 @@ func (s *Store) aged(state jetstream.StreamState) bool {
 // drop deletes the JetStream stream of a pushd stream whose events have
 // all aged out, and gives the store a new empty epoch.
 func (s *Store) drop(ctx context.Context, stream string) error {
+	rev, err := s.emptyRevision(ctx)
+	if err != nil {
+		return err
+	}
 	s.forget(stream)
 	if err := s.js.DeleteStream(ctx, s.streamName(stream)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return unavailable(fmt.Errorf("delete aged-out stream %s: %w", stream, err))
 	}
-	return s.renewEmpty(ctx)
+	return s.renewEmpty(ctx, rev)
 }
 
-// renewEmpty gives the store a new empty epoch.
-func (s *Store) renewEmpty(ctx context.Context) error {
+// emptyRevision reads the empty epoch afresh and returns the revision of
+// the meta bucket's key that holds it, for renewEmpty.
+func (s *Store) emptyRevision(ctx context.Context) (uint64, error) {
+	e, err := s.meta.Get(ctx, keyEmpty)
+	if err != nil {
+		return 0, unavailable(fmt.Errorf("read the empty epoch: %w", err))
+	}
+	s.mu.Lock()
+	s.empty = string(e.Value())
+	s.mu.Unlock()
+	return e.Revision(), nil
+}
+
+// renewEmpty gives the store a new empty epoch, after streams were deleted
+// that were made in the one of revision rev or earlier. When the epoch was
+// renewed after rev already (an aged-out stream seen by a read and by the
+// sweep at once, or by two servers), that renewal serves, and it takes
+// that one: one age-out makes one new epoch, so a reader told it sees the
+// next stream made in it.
+func (s *Store) renewEmpty(ctx context.Context, rev uint64) error {
 	base := server.NewEpoch()
-	if _, err := s.meta.Put(ctx, keyEmpty, []byte(base)); err != nil {
-		return unavailable(fmt.Errorf("renew the empty epoch: %w", err))
+	if _, err := s.meta.Update(ctx, keyEmpty, []byte(base), rev); err != nil {
+		now, rerr := s.meta.Get(ctx, keyEmpty)
+		if rerr != nil || now.Revision() == rev {
+			return unavailable(fmt.Errorf("renew the empty epoch: %w", err))
+		}
+		base = string(now.Value())
 	}
 	s.mu.Lock()
 	s.empty = base
@@ -182,6 +202,10 @@ func (s *Store) sweep(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
+	rev, err := s.emptyRevision(ctx)
+	if err != nil {
+		return
+	}
 	prefix := strings.ToUpper(s.opts.Prefix) + "_"
 	renew := false
 	list := s.js.ListStreams(ctx)
@@ -205,7 +229,7 @@ func (s *Store) sweep(ctx context.Context) {
 		s.log.Debug("sweep: list streams", "err", err)
 	}
 	if renew {
-		if err := s.renewEmpty(ctx); err != nil {
+		if err := s.renewEmpty(ctx, rev); err != nil {
 			s.log.Debug("sweep", "err", err)
 		}
 	}
