@@ -49,7 +49,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, t eventsTarget
 		cleanup()
 		return nil
 	}
-	s.startPusher(func() { readUntilClosed(conn) }, sub, &sseSink{conn: conn}, conn, transportSSE, t.stream, cleanup)
+	s.startPusher(func() { readUntilClosed(conn) }, sub, &sseSink{conn: conn, raw: newSocketWriter(conn)}, conn, transportSSE, t.stream, cleanup)
 	return nil
 }
 
@@ -67,6 +67,7 @@ func readUntilClosed(conn net.Conn) {
 // sseSink writes SSE frames straight to the connection.
 type sseSink struct {
 	conn net.Conn
+	raw  *socketWriter // conn's socket, for trySend
 }
 
 // ssePool holds the buffers a batch of frames is gathered in, so an idle
@@ -84,7 +85,7 @@ func (k *sseSink) send(batch []*entry) error {
 // trySend is send without waiting for the socket (see sink).
 func (k *sseSink) trySend(batch []*entry) (rest func() error, err error) {
 	bp, b := sseFrames(batch)
-	n, ok, err := tryWrite(k.conn, b)
+	n, ok, err := k.raw.tryWrite(b)
 	if err != nil || (ok && n == len(b)) {
 		putSSEFrames(bp, b)
 		return nil, err

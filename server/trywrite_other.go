@@ -4,6 +4,10 @@ package server
 
 import "net"
 
-// tryWrite writes nothing where sockets cannot be written without waiting
-// here: the caller writes the usual way.
-func tryWrite(net.Conn, []byte) (n int, ok bool, err error) { return 0, false, nil }
+// socketWriter writes nothing where sockets cannot be written without
+// waiting here: the caller writes the usual way.
+type socketWriter struct{}
+
+func newSocketWriter(net.Conn) *socketWriter { return nil }
+
+func (*socketWriter) tryWrite([]byte) (n int, ok bool, err error) { return 0, false, nil }

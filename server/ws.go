@@ -51,7 +51,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, t eventsTarget)
 	}
 	c.SetReadLimit(s.cfg.Limits.WSReadLimit)
 	// Keep the connection, not the finished request and response.
-	sk := &wsSink{c: c, out: hw.out, batching: c.Subprotocol() == protocol.BatchSubprotocol}
+	sk := &wsSink{c: c, out: hw.out, raw: newSocketWriter(hw.conn), batching: c.Subprotocol() == protocol.BatchSubprotocol}
 	s.startPusher(func() { readAndDiscard(c) }, sub, sk, hw.conn, transportWS, t.stream, cleanup)
 	return nil
 }
@@ -84,7 +84,8 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) error {
 // the raw connection.
 type wsSink struct {
 	c        *websocket.Conn
-	out      *connWriter // what c writes to; send writes to it too
+	out      *connWriter   // what c writes to; send writes to it too
+	raw      *socketWriter // out's socket, for trySend; under out.mu
 	batching bool
 }
 
@@ -106,7 +107,7 @@ func (k *wsSink) send(batch []*entry) error {
 func (k *wsSink) trySend(batch []*entry) (rest func() error, err error) {
 	bp, b := k.frames(batch)
 	k.out.mu.Lock()
-	n, ok, err := tryWrite(k.out.conn, b)
+	n, ok, err := k.raw.tryWrite(b)
 	if err != nil || (ok && n == len(b)) {
 		k.out.mu.Unlock()
 		putFrames(bp, b)
