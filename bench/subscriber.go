@@ -110,7 +110,8 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 	retry := backoff.New(reconnectBackoff)
 	for attempt := 1; ; attempt++ {
 		before, started := s.unique.Load(), time.Now()
-		err := s.session(ctx, func() { connected(); s.r.resumed(s) })
+		established := false
+		err := s.session(ctx, func() { established = true; connected(); s.r.resumed(s) })
 		if ctx.Err() != nil {
 			if !up {
 				<-connect
@@ -124,7 +125,9 @@ func (s *subscriber) run(ctx context.Context, connect chan struct{}, ready chan<
 				ready <- fmt.Errorf("subscriber %d: %w", s.id, err)
 				return
 			}
-		} else {
+		} else if established {
+			// A connection that ended; attempts that never connected
+			// (the server away) are not counted.
 			s.reconnects++
 			if s.firstDrop == "" && err != nil {
 				s.firstDrop = fmt.Sprintf("subscriber %d: %v", s.id, err)
