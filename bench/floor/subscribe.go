@@ -46,13 +46,15 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		// No length and no chunks: the body is the stream, to the close.
 		head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
 	}
+	// The head goes out under the room's lock, with the subscriber added:
+	// every publish the client can see come after it reaches it.
+	rm.mu.Lock()
 	if _, err := io.WriteString(conn, head); err != nil {
+		rm.mu.Unlock()
 		_ = conn.Close()
 		return
 	}
-	sub := &subscriber{conn: conn, sse: !websocket}
-	rm.mu.Lock()
-	rm.subs = append(rm.subs, sub)
+	rm.subs = append(rm.subs, &subscriber{conn: conn, sse: !websocket})
 	rm.mu.Unlock()
 	// What the client sends (a WebSocket close, say) is read and dropped;
 	// the connection ends when the client closes it.
