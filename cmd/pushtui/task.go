@@ -78,7 +78,7 @@ sent again with it if it fails for a passing reason: the task starts once.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.kind, "kind", "demo", "kind of work: demo, external, or one the server registered")
-	f.StringVar(&o.name, "name", "", "a name for people (default: the kind and the time)")
+	f.StringVar(&o.name, "name", "", "a name for people (default: the kind and --key, or the kind and the time)")
 	f.Int64Var(&o.total, "total", 100, "units of work (demo: steps; external: what reports count to)")
 	f.DurationVar(&o.interval, "interval", 50*time.Millisecond, "demo: time per step")
 	f.Int64Var(&o.failAt, "fail-at", 0, "demo: fail at this step")
@@ -206,7 +206,7 @@ func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) err
 	spec := client.TaskSpec{Kind: o.kind, Name: o.name, Params: map[string]any{},
 		Room: o.room, Private: o.private, CancelUnwatched: o.unwatched, Key: o.key}
 	if spec.Name == "" {
-		spec.Name = o.kind + "-" + a.now().Format("150405")
+		spec.Name = defaultTaskName(o.kind, o.key, a.now())
 	}
 	f := cmd.Flags()
 	if f.Changed("total") || o.kind == "demo" {
@@ -228,6 +228,17 @@ func (o *taskStartOptions) run(cmd *cobra.Command, a *app, g *globalOptions) err
 	}
 	fmt.Fprintln(a.out, t.ID)
 	return nil
+}
+
+// defaultTaskName names a task started without --name: after its kind
+// and --key, so that a start repeated with its key asks for the same task
+// (the server refuses a key used for another), or else after its kind and
+// the time, "demo-150405".
+func defaultTaskName(kind, key string, now time.Time) string {
+	if key != "" {
+		return kind + "-" + key
+	}
+	return kind + "-" + now.Format("150405")
 }
 
 func newTaskCancelCmd(a *app, g *globalOptions) *cobra.Command {

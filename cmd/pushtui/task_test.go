@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushd/push/internal/cli"
 	"github.com/pushd/push/protocol"
@@ -101,6 +102,19 @@ func TestSend(t *testing.T) {
 	}
 }
 
+// A task started with --key and no --name is named after the key, so that
+// the start repeated a second later asks for the same task; without a key
+// it is named after the time.
+func TestDefaultTaskName(t *testing.T) {
+	now := time.Date(2026, 11, 23, 15, 4, 5, 0, time.UTC)
+	if a, b := defaultTaskName("external", "deploy:1", now), defaultTaskName("external", "deploy:1", now.Add(time.Second)); a != b || a != "external-deploy:1" {
+		t.Fatalf("names %q and %q a second apart with one key; want external-deploy:1 both times", a, b)
+	}
+	if got := defaultTaskName("demo", "", now); got != "demo-150405" {
+		t.Fatalf("name without a key %q, want demo-150405", got)
+	}
+}
+
 // TestTaskStartScopeAndKey: task start passes --room, --private,
 // --cancel-unwatched and --key on, and refuses their mistakes itself.
 func TestTaskStartScopeAndKey(t *testing.T) {
@@ -114,9 +128,9 @@ func TestTaskStartScopeAndKey(t *testing.T) {
 	if tk.Owner != "ann" || tk.Room != "ops" || tk.Private || tk.CancelUnwatched != "30s" {
 		t.Errorf("started %+v; want ann's, in ops, cancelled after 30s unwatched", tk)
 	}
-	out, _, code = pushtui(t, nil, append(s, "task", "start", "--kind", "external", "--room", "ops", "--cancel-unwatched", "30s", "--key", "deploy:1")...)
+	out, errOut, code = pushtui(t, nil, append(s, "task", "start", "--kind", "external", "--room", "ops", "--cancel-unwatched", "30s", "--key", "deploy:1")...)
 	if code != 0 || strings.TrimSpace(out) != tk.ID {
-		t.Errorf("task start again with its key: exit %d, %q; want %s", code, out, tk.ID)
+		t.Errorf("task start again with its key: exit %d, %q %s; want %s", code, out, errOut, tk.ID)
 	}
 	out, _, _ = pushtui(t, nil, append(s, "--json", "task", "start", "--kind", "external", "--private")...)
 	if json.Unmarshal([]byte(out), &tk) != nil || !tk.Private {
