@@ -20,8 +20,9 @@ import (
 // bucket. The stream made at the first append takes that epoch, and a
 // key in the meta bucket says it did (see newStreamEpoch). A stream whose
 // events have all aged out (JetStream's MaxAge) is deleted, and the empty
-// epoch changes, so that no cursor of the history that ended is taken
-// for the next.
+// epoch changes first if it would give the stream the epoch of the
+// history that ended (renewFor), so that no cursor of that history is
+// taken for the next.
 
 // errNoStream: the pushd stream has no JetStream stream (yet, or any
 // more).
@@ -58,9 +59,11 @@ func (s *Store) openMeta(ctx context.Context) error {
 // will not have: they get a reset with its first event, and miss nothing.
 func (s *Store) emptyBase(ctx context.Context, fresh bool) (string, error) {
 	if fresh {
-		if _, err := s.emptyRevision(ctx); err != nil {
-			return "", err
+		e, err := s.meta.Get(ctx, keyEmpty)
+		if err != nil {
+			return "", unavailable(fmt.Errorf("read the empty epoch: %w", err))
 		}
+		s.setEmpty(string(e.Value()), e.Revision())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,51 +106,63 @@ func (s *Store) aged(state jetstream.StreamState) bool {
 }
 
 // drop deletes the JetStream stream of a pushd stream whose events have
-// all aged out, and gives the store a new empty epoch.
-func (s *Store) drop(ctx context.Context, stream string) error {
-	rev, err := s.emptyRevision(ctx)
-	if err != nil {
+// all aged out, which held the history of epoch ended. The empty epoch is
+// renewed first where it must be (renewFor): a failure then leaves the
+// stream in place, never an empty stream in the epoch of the history that
+// ended.
+func (s *Store) drop(ctx context.Context, stream, ended string) error {
+	if err := s.renewFor(ctx, stream, ended); err != nil {
 		return err
 	}
 	s.forget(stream)
 	if err := s.js.DeleteStream(ctx, s.streamName(stream)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return unavailable(fmt.Errorf("delete aged-out stream %s: %w", stream, err))
 	}
-	return s.renewEmpty(ctx, rev)
-}
-
-// emptyRevision reads the empty epoch afresh and returns the revision of
-// the meta bucket's key that holds it, for renewEmpty.
-func (s *Store) emptyRevision(ctx context.Context) (uint64, error) {
-	e, err := s.meta.Get(ctx, keyEmpty)
-	if err != nil {
-		return 0, unavailable(fmt.Errorf("read the empty epoch: %w", err))
-	}
-	s.mu.Lock()
-	s.empty = string(e.Value())
-	s.mu.Unlock()
-	return e.Revision(), nil
-}
-
-// renewEmpty gives the store a new empty epoch, after streams were deleted
-// that were made in the one of revision rev or earlier. When the epoch was
-// renewed after rev already (an aged-out stream seen by a read and by the
-// sweep at once, or by two servers), that renewal serves, and it takes
-// that one: one age-out makes one new epoch, so a reader told it sees the
-// next stream made in it.
-func (s *Store) renewEmpty(ctx context.Context, rev uint64) error {
-	base := server.NewEpoch()
-	if _, err := s.meta.Update(ctx, keyEmpty, []byte(base), rev); err != nil {
-		now, rerr := s.meta.Get(ctx, keyEmpty)
-		if rerr != nil || now.Revision() == rev {
-			return unavailable(fmt.Errorf("renew the empty epoch: %w", err))
-		}
-		base = string(now.Value())
-	}
-	s.mu.Lock()
-	s.empty = base
-	s.mu.Unlock()
 	return nil
+}
+
+// renewTries bounds renewFor's compare-and-set against other renewals.
+const renewTries = 5
+
+// renewFor makes sure that stream, once its JetStream stream is deleted,
+// is not told the epoch ended of the history it held, so that no cursor of
+// that history is taken for the next: it gives the store a new empty epoch
+// when the one it has would give stream that epoch again. The renewal is a
+// compare-and-set on the revision of the epoch it checked, so when a read
+// and the sweep, or two servers, drop the stream at once, the first
+// renewal serves them all.
+func (s *Store) renewFor(ctx context.Context, stream, ended string) error {
+	var err error
+	for range renewTries {
+		var e jetstream.KeyValueEntry
+		if e, err = s.meta.Get(ctx, keyEmpty); err != nil {
+			return unavailable(fmt.Errorf("read the empty epoch: %w", err))
+		}
+		s.setEmpty(string(e.Value()), e.Revision())
+		if server.EmptyEpoch(string(e.Value()), stream) != ended {
+			return nil // renewed already, or the history had an epoch of its own
+		}
+		base := server.NewEpoch()
+		var rev uint64
+		if rev, err = s.meta.Update(ctx, keyEmpty, []byte(base), e.Revision()); err == nil {
+			s.setEmpty(base, rev)
+			return nil
+		}
+		// Renewed meanwhile (look again), or NATS failed (the next read
+		// says so).
+	}
+	return unavailable(fmt.Errorf("renew the empty epoch for %s: %w", stream, err))
+}
+
+// setEmpty records the empty epoch base, read or written at revision rev
+// of its key, unless a later revision has been recorded: a slow read never
+// takes the store back to an earlier epoch.
+func (s *Store) setEmpty(base string, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev > s.emptyRev {
+		s.empty, s.emptyRev = base, rev
+	}
 }
 
 // awaitStream waits until the JetStream stream of a pushd stream exists,
@@ -202,12 +217,7 @@ func (s *Store) sweep(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	rev, err := s.emptyRevision(ctx)
-	if err != nil {
-		return
-	}
 	prefix := strings.ToUpper(s.opts.Prefix) + "_"
-	renew := false
 	list := s.js.ListStreams(ctx)
 	for info := range list.Info() {
 		if !strings.HasPrefix(info.Config.Name, prefix) || info.Config.Metadata[metaEpoch] == "" {
@@ -218,20 +228,20 @@ func (s *Store) sweep(ctx context.Context) {
 		if !s.aged(st) && !unwritten {
 			continue
 		}
+		if stream, ok := strings.CutPrefix(info.Config.Description, streamDescription); ok && st.LastSeq > 0 {
+			if err := s.renewFor(ctx, stream, info.Config.Metadata[metaEpoch]); err != nil {
+				s.log.Debug("sweep: renew the empty epoch", "stream", info.Config.Name, "err", err)
+				continue
+			}
+		}
 		if err := s.js.DeleteStream(ctx, info.Config.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			s.log.Debug("sweep: delete stream", "stream", info.Config.Name, "err", err)
 			continue
 		}
 		s.forgetName(info.Config.Name)
-		renew = renew || st.LastSeq > 0
 	}
 	if err := list.Err(); err != nil {
 		s.log.Debug("sweep: list streams", "err", err)
-	}
-	if renew {
-		if err := s.renewEmpty(ctx, rev); err != nil {
-			s.log.Debug("sweep", "err", err)
-		}
 	}
 	s.sweepMadeKeys(ctx)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pushd/push/internal/natstest"
 	"github.com/pushd/push/internal/testwait"
 	"github.com/pushd/push/protocol"
+	"github.com/pushd/push/server"
 	"github.com/pushd/push/server/storetest"
 )
 
@@ -83,5 +84,49 @@ func TestSweepDeletesStreamsThatAgedOut(t *testing.T) {
 	out, err := st.Append(ctx, "room/r2", []protocol.Event{{Type: protocol.TypeMessage, User: "u", Text: "again", Time: time.Now()}})
 	if err != nil || out[0].Event.Seq != 1 || out[0].Event.Epoch == epoch {
 		t.Fatalf("room/r2 written again: %+v, %v; want seq 1 in a new epoch", out, err)
+	}
+}
+
+// Two servers that drop the same aged-out stream at once renew the empty
+// epoch once: both then tell readers the epoch the stream's next history
+// gets. A stream whose history had an epoch the empty one no longer gives
+// renews nothing.
+func TestOneAgeOutRenewsTheEmptyEpochOnce(t *testing.T) {
+	ns := natstest.Start(t)
+	a := openStore(t, ns.URL(), Options{Prefix: "renew"})
+	b := openStore(t, ns.URL(), Options{Prefix: "renew"})
+	ctx := context.Background()
+	before, err := a.meta.Get(ctx, keyEmpty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := server.EmptyEpoch(string(before.Value()), "room/r")
+	errs := make(chan error, 2)
+	for _, st := range []*Store{a, b} {
+		go func() { errs <- st.renewFor(ctx, "room/r", ended) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := a.meta.Get(ctx, keyEmpty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision() != before.Revision()+1 {
+		t.Fatalf("the empty epoch's key went from revision %d to %d; want one renewal", before.Revision(), after.Revision())
+	}
+	for _, st := range []*Store{a, b} {
+		in, err := st.emptyInfo(ctx, "room/r")
+		if err != nil || in.Epoch == ended || in.Epoch != server.EmptyEpoch(string(after.Value()), "room/r") {
+			t.Fatalf("after the renewal a server tells readers %+v, %v; want the new empty epoch, not %s", in, err, ended)
+		}
+	}
+	if err := a.renewFor(ctx, "room/q", "an-epoch-of-its-own"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := a.meta.Get(ctx, keyEmpty); err != nil || again.Revision() != after.Revision() {
+		t.Fatalf("a history of its own renewed the empty epoch (revision %d, %v)", again.Revision(), err)
 	}
 }

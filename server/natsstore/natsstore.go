@@ -31,9 +31,10 @@ type Store struct {
 	// callback of the connection before that has run.
 	closed chan struct{}
 
-	mu      sync.Mutex
-	streams map[string]*jsStream
-	empty   string // the empty epoch, as last read (see empty.go)
+	mu       sync.Mutex
+	streams  map[string]*jsStream
+	empty    string // the empty epoch, as last read (see empty.go)
+	emptyRev uint64 // the revision of its key that empty was read at
 
 	meta      jetstream.KeyValue // the store's own settings
 	stopSweep context.CancelFunc
@@ -51,6 +52,10 @@ type jsStream struct {
 	name  string // JetStream stream name
 	epoch string
 }
+
+// streamDescription begins the description of the JetStream stream of a
+// pushd stream; the pushd stream's name follows.
+const streamDescription = "pushd stream "
 
 // metaEpoch is the JetStream stream metadata key that holds the epoch.
 const metaEpoch = "pushd_epoch"
@@ -176,7 +181,7 @@ func (s *Store) create(ctx context.Context, stream, name string) (jetstream.Stre
 	}
 	cfg := jetstream.StreamConfig{
 		Name:        name,
-		Description: "pushd stream " + stream,
+		Description: streamDescription + stream,
 		Subjects:    []string{s.subject(stream)},
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.opts.Replicas,
@@ -226,7 +231,7 @@ func (s *Store) Info(ctx context.Context, stream string) (server.StreamInfo, err
 	}
 	state := st.CachedInfo().State
 	if s.aged(state) {
-		if err := s.drop(ctx, stream); err != nil {
+		if err := s.drop(ctx, stream, js.epoch); err != nil {
 			return server.StreamInfo{}, err
 		}
 		return s.emptyInfo(ctx, stream)
