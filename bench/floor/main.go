@@ -2,8 +2,9 @@
 // machine allows before any server's own work. It speaks as much of
 // pushd's HTTP API as a load generator needs (GET /healthz, the short
 // poll for a room's cursor, WebSocket and SSE subscriptions, and POST to a
-// room's messages) and nothing else: no store, no history, no limits, no
-// authentication, no heartbeats. A publish encodes its event once and
+// room's messages) and nothing else: no store, no history, no long polls,
+// no limits, no authentication, no heartbeats. A subscriber that does not
+// read for 10 s is dropped. A publish encodes its event once and
 // writes the same frame to every subscriber of the room, on as many
 // goroutines as the machine has CPUs, then answers.
 //

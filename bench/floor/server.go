@@ -17,8 +17,9 @@ const epoch = "floor"
 
 // server holds the rooms and their subscribers.
 type server struct {
-	writers int
-	mux     *http.ServeMux
+	writers      int
+	writeTimeout time.Duration
+	mux          *http.ServeMux
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -32,15 +33,36 @@ type room struct {
 	subs []*subscriber
 }
 
-// subscriber is one streaming connection.
+// subscriber is one streaming connection. Its fields are the room's,
+// under room.mu.
 type subscriber struct {
-	conn net.Conn
-	sse  bool
-	gone bool // a write failed; room.mu
+	conn     net.Conn
+	sse      bool
+	deadline time.Time // the connection's write deadline
+	gone     bool      // a write failed or timed out
+}
+
+// writeTimeout is how long a write to a subscriber may wait for room in
+// its socket; one that does not read in time is dropped, so that it does
+// not hold up the room.
+const writeTimeout = 10 * time.Second
+
+// write sends frame, moving the write deadline to timeout from now when
+// less than nine tenths of it remain (setting it costs, so not every
+// time).
+func (sub *subscriber) write(frame []byte, now time.Time, timeout time.Duration) {
+	if sub.deadline.Sub(now) < timeout-timeout/10 {
+		sub.deadline = now.Add(timeout)
+		_ = sub.conn.SetWriteDeadline(sub.deadline)
+	}
+	if _, err := sub.conn.Write(frame); err != nil {
+		sub.gone = true
+		_ = sub.conn.Close()
+	}
 }
 
 func newServer(writers int) *server {
-	s := &server{writers: writers, mux: http.NewServeMux(), rooms: make(map[string]*room)}
+	s := &server{writers: writers, writeTimeout: writeTimeout, mux: http.NewServeMux(), rooms: make(map[string]*room)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /v1/rooms/{room}/events", s.events)
 	s.mux.HandleFunc("POST /v1/rooms/{room}/messages", s.publish)
@@ -76,10 +98,11 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 	ev := protocol.Event{Seq: rm.seq, Epoch: epoch, Stream: "room:" + name, Type: protocol.TypeMessage, Time: time.Now().UTC(), User: req.User, Text: req.Text, ID: req.ID}
 	body, err := json.Marshal(ev)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, "encode the event: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	ws, sse := wsFrame(body), sseFrame(ev.Cursor(), body)
+	now := time.Now()
 	var wg sync.WaitGroup
 	for k := range s.writers {
 		wg.Go(func() {
@@ -90,8 +113,7 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 					frame = sse
 				}
 				if !sub.gone {
-					_, err := sub.conn.Write(frame)
-					sub.gone = err != nil
+					sub.write(frame, now, s.writeTimeout)
 				}
 			}
 		})

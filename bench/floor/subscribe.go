@@ -12,13 +12,17 @@ import (
 	"github.com/pushd/push/protocol"
 )
 
-// events answers a short poll with the room's cursor and no events, and
-// takes a WebSocket or SSE subscriber.
+// events answers a short poll (wait=0) with the room's cursor and no
+// events, and takes a WebSocket or SSE subscriber. It refuses long polls.
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	rm := s.room(r.PathValue("room"))
 	websocket := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	if !websocket && !sse {
+		if wait := r.URL.Query().Get("wait"); wait != "0" {
+			http.Error(w, "floor answers only short polls (wait=0) for a room's cursor; subscribe over WebSocket or SSE", http.StatusBadRequest)
+			return
+		}
 		rm.mu.Lock()
 		cursor := protocol.Cursor{Epoch: epoch, Seq: rm.seq}
 		rm.mu.Unlock()
@@ -33,7 +37,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, "take the connection over: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
