@@ -245,13 +245,14 @@ func parsePoll(a Answer) ([]protocol.Event, string, error) {
 // RoomPath is the events path of a room.
 func RoomPath(room string) string { return "/v1/rooms/" + url.PathEscape(room) + "/events" }
 
-// Head returns a stream's current cursor (a short poll without since).
+// Head returns a stream's current cursor: where a short poll without
+// since leaves off. The poll starts at the stream's live end as this
+// server knows it; on a shared store (NATS) an event whose publish was
+// just acknowledged may reach that a moment later, and the poll then
+// returns it, with the cursor after it.
 func (s *Remote) Head(t testing.TB, path string) protocol.Cursor {
 	t.Helper()
-	evs, cur := s.Poll(t, path, "wait=0")
-	if len(evs) != 0 {
-		t.Fatalf("short poll without since returned %d events; want none", len(evs))
-	}
+	_, cur := s.Poll(t, path, "wait=0")
 	c, err := protocol.ParseCursor(cur)
 	if err != nil {
 		t.Fatal(err)
