@@ -23,15 +23,15 @@ func (r *Runner) dequeue(t *task) bool {
 // another server took over is forgotten here at once: its record is the
 // other server's now.
 func (r *Runner) ended(t *task, heldSlot bool) {
+	t.mu.Lock()
+	t.releaseLocked() // a task that ended without a final state (lost)
+	t.mu.Unlock()
 	r.mu.Lock()
 	var gone []string
 	defer func() {
 		r.mu.Unlock()
 		r.deleteRecords(gone)
 	}()
-	if t.external {
-		r.external--
-	}
 	if t.lost.Load() {
 		if r.tasks[t.snap.ID] == t {
 			delete(r.tasks, t.snap.ID)

@@ -40,7 +40,8 @@ func (r *Runner) load(ctx context.Context) error {
 		if t.external && !rec.State.Final() && r.peers == nil {
 			t.reports = make(chan error, 1)
 			resume = append(resume, t)
-			r.external++
+			r.external.Add(1)
+			t.countedExternal = true // t is not yet seen by others
 			continue
 		}
 		t.cancel(ErrShutdown)

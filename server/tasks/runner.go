@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/push/protocol"
@@ -96,7 +97,11 @@ type Runner struct {
 	finished []*task // oldest first, for forgetting
 	running  int     // tasks holding a run slot
 	queue    []*task // waiting for a slot, oldest first
-	external int     // external tasks not ended (see MaxExternal)
+	// external counts external tasks not ended (see MaxExternal). It goes
+	// up under mu, at a start that checked it, and down without mu, as
+	// the task's final state is set (task.releaseLocked), so a client told
+	// a task ended is never refused a start for it.
+	external atomic.Int64
 	closing  bool
 	wg       sync.WaitGroup // task goroutines
 	// starting holds the idempotency keys whose start is under way here,

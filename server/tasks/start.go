@@ -133,7 +133,8 @@ func (r *Runner) start(ctx context.Context, spec Spec, k kind, parsed parsedTask
 	r.tasks[t.snap.ID] = t
 	switch {
 	case t.external:
-		r.external++
+		r.external.Add(1)
+		t.countedExternal = true // t is not yet seen by others
 	case start:
 		r.running++
 	default:
@@ -164,8 +165,8 @@ func (r *Runner) admitLocked(t *task, start bool) error {
 	switch {
 	case r.closing:
 		return ErrShutdown
-	case t.external && r.external >= r.cfg.MaxExternal:
-		return fmt.Errorf("%w: %d external tasks are running, the most this server takes; start again once some have ended", ErrBusy, r.external)
+	case t.external && r.external.Load() >= int64(r.cfg.MaxExternal):
+		return fmt.Errorf("%w: %d external tasks are running, the most this server takes; start again once some have ended", ErrBusy, r.external.Load())
 	case !start && len(r.queue) >= r.cfg.MaxQueued:
 		return fmt.Errorf("%w: %d tasks are waiting to run, the most this server queues; start again once some have run", ErrBusy, len(r.queue))
 	}

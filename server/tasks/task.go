@@ -36,10 +36,12 @@ type task struct {
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
 	kept       bool        // external: kept for the next start by a shutdown (see keep)
-	watch      *time.Timer // CancelUnwatched: the next check that someone watches
-	watchFrom  time.Time   // CancelUnwatched: when the wait for a first watcher began
-	rateFrom   time.Time   // start of the rate window, for the ETA
-	rateDone   float64     // progress (in percent) at rateFrom
+	// countedExternal: the task counts in Runner.external until it ends.
+	countedExternal bool
+	watch           *time.Timer // CancelUnwatched: the next check that someone watches
+	watchFrom       time.Time   // CancelUnwatched: when the wait for a first watcher began
+	rateFrom        time.Time   // start of the rate window, for the ETA
+	rateDone        float64     // progress (in percent) at rateFrom
 }
 
 // runTask runs the task on its own goroutine until it ends, and turns its
@@ -217,9 +219,19 @@ func (t *task) finishLocked(ctx context.Context, state protocol.TaskState, messa
 	}
 	t.snap.Finished = &now
 	t.finishedAt = now
+	t.releaseLocked()
 	t.stopTimersLocked()
 	t.changedLocked(ctx)
 	return true
+}
+
+// releaseLocked lets an external task go from Runner.external, once: it
+// has ended, and takes no more of MaxExternal. t.mu is held.
+func (t *task) releaseLocked() {
+	if t.countedExternal {
+		t.countedExternal = false
+		t.runner.external.Add(-1)
+	}
 }
 
 // changedLocked records a change of state and announces it at once. t.mu
