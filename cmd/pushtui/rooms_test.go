@@ -200,6 +200,10 @@ func TestPipedChatWaitsForPushd(t *testing.T) {
 	r.errOut.waitContains(t, "pushtui: waiting for pushd: cannot reach pushd at "+s.URL)
 	s.Up(t)
 	waitTexts(t, s, "ci", "one", "two")
+	// pushtui knows "two" went out once it has it back in the room: the
+	// answer to its publish may not have reached it yet, and without it
+	// the line would wait for pushd to come back.
+	r.out.waitContains(t, "message ci two")
 	s.Down(t)
 	w.Close()
 	r.exits(t, 0)
