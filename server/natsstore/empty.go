@@ -59,11 +59,9 @@ func (s *Store) openMeta(ctx context.Context) error {
 // will not have: they get a reset with its first event, and miss nothing.
 func (s *Store) emptyBase(ctx context.Context, fresh bool) (string, error) {
 	if fresh {
-		e, err := s.meta.Get(ctx, keyEmpty)
-		if err != nil {
-			return "", unavailable(fmt.Errorf("read the empty epoch: %w", err))
+		if _, err := s.readEmpty(ctx); err != nil {
+			return "", err
 		}
-		s.setEmpty(string(e.Value()), e.Revision())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -134,11 +132,10 @@ const renewTries = 5
 func (s *Store) renewFor(ctx context.Context, stream, ended string) error {
 	var err error
 	for range renewTries {
-		var e jetstream.KeyValueEntry
-		if e, err = s.meta.Get(ctx, keyEmpty); err != nil {
-			return unavailable(fmt.Errorf("read the empty epoch: %w", err))
+		e, rerr := s.readEmpty(ctx)
+		if rerr != nil {
+			return rerr
 		}
-		s.setEmpty(string(e.Value()), e.Revision())
 		if server.EmptyEpoch(string(e.Value()), stream) != ended {
 			return nil // renewed already, or the history had an epoch of its own
 		}
@@ -152,6 +149,17 @@ func (s *Store) renewFor(ctx context.Context, stream, ended string) error {
 		// says so).
 	}
 	return unavailable(fmt.Errorf("renew the empty epoch for %s: %w", stream, err))
+}
+
+// readEmpty reads the empty epoch's key afresh and records what it holds
+// (setEmpty).
+func (s *Store) readEmpty(ctx context.Context) (jetstream.KeyValueEntry, error) {
+	e, err := s.meta.Get(ctx, keyEmpty)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("read the empty epoch: %w", err))
+	}
+	s.setEmpty(string(e.Value()), e.Revision())
+	return e, nil
 }
 
 // setEmpty records the empty epoch base, read or written at revision rev

@@ -34,7 +34,7 @@ type Store struct {
 	mu       sync.Mutex
 	streams  map[string]*jsStream
 	empty    string // the empty epoch, as last read (see empty.go)
-	emptyRev uint64 // the revision of its key that empty was read at
+	emptyRev uint64 // the revision of its key that empty was read or written at
 
 	meta      jetstream.KeyValue // the store's own settings
 	stopSweep context.CancelFunc

@@ -36,12 +36,14 @@ type task struct {
 	pending    *time.Timer // a coalesced progress event waiting to go out
 	stall      *time.Timer // external: fails the task when reports stop
 	kept       bool        // external: kept for the next start by a shutdown (see keep)
-	// countedExternal: the task counts in Runner.external until it ends.
+	watch      *time.Timer // CancelUnwatched: the next check that someone watches
+	watchFrom  time.Time   // CancelUnwatched: when the wait for a first watcher began
+	rateFrom   time.Time   // start of the rate window, for the ETA
+	rateDone   float64     // progress (in percent) at rateFrom
+
+	// countedExternal: the task counts in Runner.external until it ends
+	// (see releaseLocked). t.mu, once others can see the task.
 	countedExternal bool
-	watch           *time.Timer // CancelUnwatched: the next check that someone watches
-	watchFrom       time.Time   // CancelUnwatched: when the wait for a first watcher began
-	rateFrom        time.Time   // start of the rate window, for the ETA
-	rateDone        float64     // progress (in percent) at rateFrom
 }
 
 // runTask runs the task on its own goroutine until it ends, and turns its
